@@ -65,6 +65,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "SOURCES",
     "APIError",
     "AuthError",
     "BundleError",
@@ -84,7 +85,6 @@ __all__ = [
     "ReplayError",
     "ReplayPlan",
     "ReplayRefusedError",
-    "SOURCES",
     "SandboxError",
     "ServerError",
     "__version__",

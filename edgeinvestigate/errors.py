@@ -98,7 +98,9 @@ class ParseError(LoadError):
         text = f"{where}: {message}"
         if expected:
             text += f"; expected {expected}"
-        super().__init__(text, hint=hint or "run without --strict to skip and list bad records in the load report")
+        super().__init__(
+            text, hint=hint or "run without --strict to skip and list bad records in the load report"
+        )
         self.path = path
         self.line = line
         self.offset = offset

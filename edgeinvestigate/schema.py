@@ -175,10 +175,7 @@ def conform(data: pa.Table | pd.DataFrame, frame: str) -> pd.DataFrame:
     dtypes, with categoricals for the columns listed in :data:`CATEGORICAL`.
     """
     spec = FRAMES[frame]
-    if isinstance(data, pd.DataFrame):
-        table = pa.Table.from_pandas(data, preserve_index=False)
-    else:
-        table = data
+    table = pa.Table.from_pandas(data, preserve_index=False) if isinstance(data, pd.DataFrame) else data
     n = table.num_rows
     cols = []
     for name, typ in spec.items():

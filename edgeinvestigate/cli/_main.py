@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any
 
@@ -72,7 +73,9 @@ class LazyGroup(click.Group):
         return spec is not None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="edgeinvestigate")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 @click.pass_context
@@ -98,7 +101,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning library errors into one-line messages."""
     try:
-        return cli.main(args=argv, prog_name="edgeinvestigate", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="edgeinvestigate", standalone_mode=False)
     except EdgeInvestigateError as exc:
         click.secho(f"error: {exc.message}", fg="red", err=True)
         if exc.hint:
@@ -113,3 +116,6 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    if isinstance(rv, int) and rv != 0:
+        sys.exit(rv)
+    return rv

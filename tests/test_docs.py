@@ -1,0 +1,240 @@
+"""Every shell command in the runbooks and the README is real.
+
+Extracts the fenced shell blocks of ``runbooks/*.md`` and ``README.md``, finds each
+``edgeinvestigate`` invocation (also inside ``$(...)``, after ``&&``/``;``/``|``, across ``\\``
+continuations) and checks against click's command tree that every subcommand and every option
+exists. Then checks the other direction: every CLI command and every notebook is referenced from a
+runbook or the README, so nothing the tool can do is undocumented at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pytest
+
+from edgeinvestigate.cli._main import cli
+from edgeinvestigate.notebooks import NOTEBOOKS
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "README.md"]
+SHELL_LANGS = {"sh", "bash", "shell", "console", "zsh", ""}
+FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)[^\n]*$")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    doc: str
+    line: int
+    argv: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.doc}:{self.line}: {shlex.join(self.argv)}"
+
+
+def _blocks(path: Path) -> list[tuple[int, str]]:
+    """(first line number, text) of each fenced shell block."""
+    blocks = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        m = FENCE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        fence, lang = m["fence"], m["lang"].lower()
+        start = i + 1
+        j = start
+        while j < len(lines) and not lines[j].strip().startswith(fence):
+            j += 1
+        if lang in SHELL_LANGS:
+            blocks.append((start + 1, "\n".join(lines[start:j])))
+        i = j + 1
+    return blocks
+
+
+def _segments(command: str) -> list[str]:
+    """Split a shell line into simple commands: ``$(...)``, ``&&``, ``||``, ``;``, ``|``."""
+    inner = re.findall(r"\$\(([^()]*)\)", command)
+    outer = re.sub(r"\$\([^()]*\)", "SUBST", command)
+    parts = re.split(r"&&|\|\||;|\|", outer)
+    return [p.strip() for p in parts + inner if p.strip()]
+
+
+def invocations() -> list[Invocation]:
+    found = []
+    for doc in DOCS:
+        if not doc.is_file():
+            continue
+        for first, text in _blocks(doc):
+            logical: list[tuple[int, str]] = []
+            buf, buf_line = "", first
+            for offset, raw in enumerate(text.splitlines()):
+                line = raw.rstrip()
+                if line.startswith(("$ ", "% ")):
+                    line = line[2:]
+                if not buf:
+                    buf_line = first + offset
+                if line.endswith("\\"):
+                    buf += line[:-1] + " "
+                    continue
+                buf += line
+                logical.append((buf_line, buf))
+                buf = ""
+            for lineno, cmd in logical:
+                for seg in _segments(cmd):
+                    try:
+                        words = shlex.split(seg, comments=True)
+                    except ValueError as exc:  # unbalanced quotes
+                        raise AssertionError(f"{doc.name}:{lineno}: cannot parse {seg!r}: {exc}") from None
+                    # skip env assignments like FOO=1 edgeinvestigate ...
+                    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+                        words = words[1:]
+                    if words and words[0] == "edgeinvestigate":
+                        found.append(Invocation(doc.relative_to(ROOT).as_posix(), lineno, tuple(words[1:])))
+    return found
+
+
+INVOCATIONS = invocations()
+
+
+def _option_names(command: click.Command) -> dict[str, click.Option]:
+    names: dict[str, click.Option] = {}
+    for param in command.params:
+        if isinstance(param, click.Option):
+            for name in [*param.opts, *param.secondary_opts]:
+                names[name] = param
+    names.setdefault("--help", click.Option(["--help"], is_flag=True))
+    names.setdefault("-h", click.Option(["-h"], is_flag=True))
+    return names
+
+
+def resolve(argv: tuple[str, ...]) -> tuple[list[str], click.Command, list[str]]:
+    """Walk the command tree; return (command path, leaf command, remaining words)."""
+    ctx = click.Context(cli)
+    command: click.Command = cli
+    path: list[str] = []
+    words = list(argv)
+    while isinstance(command, click.Group):
+        # options of the group itself (e.g. edgeinvestigate -v report ...)
+        opts = _option_names(command)
+        while words and words[0].startswith("-"):
+            word = words.pop(0)
+            name = word.split("=", 1)[0]
+            assert name in opts, f"unknown option {name} for 'edgeinvestigate {' '.join(path)}'"
+            if not opts[name].is_flag and not opts[name].count and "=" not in word and words:
+                words.pop(0)
+        if not words:
+            break
+        sub = command.get_command(ctx, words[0])
+        assert sub is not None, (
+            f"'edgeinvestigate {' '.join([*path, words[0]])}' is not a command "
+            f"(have: {', '.join(command.list_commands(ctx))})"
+        )
+        path.append(words.pop(0))
+        command = sub
+        ctx = click.Context(command, parent=ctx, info_name=path[-1])
+    return path, command, words
+
+
+def check_options(command: click.Command, words: list[str], where: str) -> None:
+    opts = _option_names(command)
+    for word in words:
+        if word == "--" or not word.startswith("-") or re.fullmatch(r"-\d+[smhd]?", word):
+            continue  # an argument, or a relative time like -6h given as an option value
+        name = word.split("=", 1)[0]
+        if name in opts:
+            continue
+        if re.fullmatch(r"-[A-Za-z]{2,}", name) and all(f"-{c}" in opts for c in name[1:]):
+            continue  # bundled short flags
+        if re.fullmatch(r"-[A-Za-z].+", name) and name[:2] in opts:
+            continue  # short option with attached value, e.g. -pname=value
+        raise AssertionError(f"{where}: unknown option {name} (valid: {', '.join(sorted(opts))})")
+
+
+def test_docs_have_commands() -> None:
+    docs = {inv.doc for inv in INVOCATIONS}
+    assert "runbooks/README.md" in docs
+    assert len(INVOCATIONS) >= 30, [str(i) for i in INVOCATIONS]
+
+
+@pytest.mark.parametrize("inv", INVOCATIONS, ids=str)
+def test_command_exists(inv: Invocation) -> None:
+    _path, command, rest = resolve(inv.argv)
+    check_options(command, rest, str(inv))
+
+
+def _leaf_commands() -> list[str]:
+    out: list[str] = []
+
+    def walk(group: click.Group, prefix: list[str], ctx: click.Context) -> None:
+        for name in group.list_commands(ctx):
+            sub = group.get_command(ctx, name)
+            if sub is None:
+                continue
+            if isinstance(sub, click.Group):
+                walk(sub, [*prefix, name], click.Context(sub, parent=ctx, info_name=name))
+            else:
+                out.append(" ".join([*prefix, name]))
+
+    walk(cli, [], click.Context(cli))
+    return out
+
+
+def test_every_command_is_documented() -> None:
+    documented = set()
+    for inv in INVOCATIONS:
+        try:
+            path, _, _ = resolve(inv.argv)
+        except AssertionError:
+            continue  # reported by test_command_exists
+        documented.add(" ".join(path))
+    missing = [c for c in _leaf_commands() if c not in documented]
+    assert not missing, f"commands no runbook or README shows: {missing}"
+
+
+@pytest.mark.parametrize("notebook", list(NOTEBOOKS))
+def test_every_notebook_is_documented(notebook: str) -> None:
+    text = "\n".join(p.read_text(encoding="utf-8") for p in DOCS if p.is_file())
+    assert f"`{notebook}`" in text or f"--notebook {notebook}" in text, notebook
+    # and runnable as documented
+    used = [inv for inv in INVOCATIONS if "--notebook" in inv.argv or "-n" in inv.argv]
+    assert used, "no runbook shows how to run a notebook"
+
+
+def test_runbooks_link_to_existing_files() -> None:
+    for doc in DOCS:
+        if not doc.is_file():
+            continue
+        for target in re.findall(r"\]\(([\w./-]+\.md)(?:#[\w-]+)?\)", doc.read_text(encoding="utf-8")):
+            assert (doc.parent / target).is_file(), f"{doc.name} links to missing {target}"
+
+
+def test_runbook_index_covers_every_runbook() -> None:
+    index = (ROOT / "runbooks" / "README.md").read_text(encoding="utf-8")
+    for page in (ROOT / "runbooks").glob("*.md"):
+        if page.name != "README.md":
+            assert f"({page.name})" in index, f"runbooks/README.md does not link {page.name}"
+
+
+def test_extractor_handles_continuations_and_substitutions() -> None:
+    """The extractor itself: continuation lines, $(...), pipes and comments."""
+    sample = (
+        'edgeinvestigate a --x 1 \\\n  --y 2 | jq .  # note\njupyter lab "$(edgeinvestigate notebooks path)"'
+    )
+    cmds = []
+    buf = ""
+    for line in sample.splitlines():
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        cmds.append(buf + line)
+        buf = ""
+    segs = [s for c in cmds for s in _segments(c)]
+    words = [shlex.split(s, comments=True) for s in segs]
+    assert ["edgeinvestigate", "a", "--x", "1", "--y", "2"] in words
+    assert ["edgeinvestigate", "notebooks", "path"] in words

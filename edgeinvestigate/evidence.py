@@ -1,0 +1,433 @@
+"""Loading telemetry into an :class:`Evidence` bundle, and saving / opening bundles.
+
+>>> import edgeinvestigate as ei
+>>> ev = ei.load(["tail.json", "logpush/20261127/"], since="2026-11-27T14:00Z")  # doctest: +SKIP
+>>> ev.invocations, ev.logs, ev.exceptions, ev.dlq, ev.report                     # doctest: +SKIP
+>>> ev.save("evidence/INC-123"); ev2 = ei.Evidence.open("evidence/INC-123")       # doctest: +SKIP
+
+A bundle directory holds ``invocations.parquet``, ``logs.parquet``, ``exceptions.parquet``,
+``dlq.parquet`` and ``manifest.json`` (tool version, sources with sha256 and sizes, time window, row
+counts, the load report).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ._time import parse_time
+from ._version import __version__
+from .errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
+from .loaders._common import ALL_FRAMES, FileContext
+from .report_model import FileReport, LoadReport
+from .schema import conform, empty_frame
+from .sources import SOURCES, expand_paths, sniff_file
+
+__all__ = ["BUNDLE_FORMAT", "Evidence", "load"]
+
+BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
+FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
+#: inputs of a parallel-capable source bigger than this are read by several processes
+PARALLEL_MIN_BYTES: Final = 48 * 1024 * 1024
+
+PathLike = str | os.PathLike[str]
+PathSpec = PathLike | tuple[PathLike, str]
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+@dataclass(eq=False)
+class Evidence:
+    """The frames of one investigation plus what was loaded (``report``) and from where (``manifest``)."""
+
+    invocations: pd.DataFrame
+    logs: pd.DataFrame
+    exceptions: pd.DataFrame
+    dlq: pd.DataFrame = field(default_factory=lambda: empty_frame("dlq"))
+    report: LoadReport = field(default_factory=LoadReport)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.manifest = dict(self.manifest)
+        self.manifest.setdefault("format", BUNDLE_FORMAT)
+        self.manifest.setdefault("tool", "edgeinvestigate")
+        self.manifest.setdefault("version", __version__)
+        self.manifest.setdefault("sources", [])
+        self.manifest.setdefault("window", {"since": None, "until": None})
+        self.manifest["rows"] = {name: len(self.frame(name)) for name in FRAME_NAMES}
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """One frame by name (``invocations``, ``logs``, ``exceptions``, ``dlq``)."""
+        if name not in FRAME_NAMES:
+            raise KeyError(f"unknown frame {name!r}; one of {FRAME_NAMES}")
+        df: pd.DataFrame = getattr(self, name)
+        return df
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{k}={v}" for k, v in self.manifest["rows"].items())
+        return f"<Evidence {rows}; {self.report.skipped} records skipped>"
+
+    # --- derived bundles ---------------------------------------------------------------------
+    def with_dlq(self, df: pd.DataFrame, *, source: str | None = None) -> Evidence:
+        """A copy with ``df`` (any frame with DLQ columns) as the conformed ``dlq`` frame."""
+        manifest = dict(self.manifest)
+        if source:
+            manifest["sources"] = [*manifest["sources"], {"path": source, "source": "dlq"}]
+        return replace(self, dlq=conform(df, "dlq"), manifest=manifest)
+
+    @classmethod
+    def merge(cls, parts: Sequence[Evidence]) -> Evidence:
+        """Combine bundles. An invocation (by ``invocation_id``) or DLQ message (by ``message_id``)
+        present in several keeps its first copy, with the logs and exceptions of that copy."""
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        seen: set[str] = set()
+        tables: dict[str, list[pa.Table]] = {n: [] for n in FRAME_NAMES}
+        seen_msgs: set[str] = set()
+        for ev in parts:
+            ids = ev.invocations["invocation_id"].astype(object)
+            dup = ids.isin(seen).to_numpy(dtype=bool)
+            dup_ids = set(ids[dup])
+            seen.update(ids[~dup])
+            tables["invocations"].append(_to_arrow(ev.invocations[~dup]))
+            for name in ("logs", "exceptions"):
+                df = ev.frame(name)
+                keep = ~df["invocation_id"].astype(object).isin(dup_ids).to_numpy(dtype=bool)
+                tables[name].append(_to_arrow(df[keep]))
+            mids = ev.dlq["message_id"].astype(object)
+            mdup = (mids.isin(seen_msgs) & mids.notna()).to_numpy(dtype=bool)
+            seen_msgs.update(mids[~mdup].dropna())
+            tables["dlq"].append(_to_arrow(ev.dlq[~mdup]))
+        frames = {
+            n: conform(pa.concat_tables(ts, promote_options="permissive"), n) for n, ts in tables.items()
+        }
+        report = LoadReport()
+        sources: list[dict[str, Any]] = []
+        for ev in parts:
+            report = report.merge(ev.report)
+            sources.extend(ev.manifest.get("sources", []))
+        sinces = [p.manifest["window"].get("since") for p in parts]
+        untils = [p.manifest["window"].get("until") for p in parts]
+        window = {
+            "since": None if None in sinces else min(sinces),
+            "until": None if None in untils else max(untils),
+        }
+        manifest = {"sources": sources, "window": window, "created_at": _now()}
+        return cls(
+            invocations=frames["invocations"],
+            logs=frames["logs"],
+            exceptions=frames["exceptions"],
+            dlq=frames["dlq"],
+            report=report,
+            manifest=manifest,
+        )
+
+    @classmethod
+    def empty(cls) -> Evidence:
+        return cls(
+            invocations=empty_frame("invocations"),
+            logs=empty_frame("logs"),
+            exceptions=empty_frame("exceptions"),
+            dlq=empty_frame("dlq"),
+        )
+
+    # --- bundles on disk ---------------------------------------------------------------------
+    def save(self, path: PathLike, *, overwrite: bool = False) -> Path:
+        """Write the bundle (one Parquet file per frame + ``manifest.json``) to directory ``path``.
+
+        Refuses to replace an existing bundle or a non-empty directory unless ``overwrite=True``.
+        The bundle is written next to ``path`` first and moved into place, so a crash never leaves
+        half a bundle behind.
+        """
+        dest = Path(path)
+        if dest.exists() and not dest.is_dir():
+            raise BundleError(
+                f"cannot write an evidence bundle to {dest}: it is a file", hint="choose a directory"
+            )
+        if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+            raise BundleError(
+                f"{dest} already exists and is not empty; refusing to overwrite it",
+                hint="pass overwrite=True (CLI: --overwrite) or choose another --out directory",
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            manifest = dict(self.manifest)
+            manifest["saved_at"] = _now()
+            manifest["frames"] = {}
+            for name in FRAME_NAMES:
+                fname = f"{name}.parquet"
+                pq.write_table(_to_arrow(self.frame(name)), tmp / fname, compression="zstd")
+                manifest["frames"][name] = fname
+            manifest["report"] = self.report.to_dict()
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+                dest.rename(old)
+                tmp.rename(dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = {k: v for k, v in manifest.items() if k != "report"}
+        return dest
+
+    @classmethod
+    def open(cls, path: PathLike) -> Evidence:
+        """Read a bundle written by :meth:`save`."""
+        src = Path(path)
+        mpath = src / "manifest.json"
+        if not mpath.is_file():
+            raise BundleError(
+                f"{src} is not an evidence bundle (no manifest.json)",
+                hint="create one with `edgeinvestigate collect ... --out DIR` or Evidence.save(DIR)",
+            )
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as exc:
+            raise BundleError(
+                f"cannot read {mpath}: {exc}", hint="re-create the bundle with collect"
+            ) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(
+                f"{mpath} is not a {BUNDLE_FORMAT} manifest",
+                hint="re-create the bundle with this version of edgeinvestigate collect",
+            )
+        frames: dict[str, pd.DataFrame] = {}
+        for name in FRAME_NAMES:
+            fpath = src / manifest.get("frames", {}).get(name, f"{name}.parquet")
+            if not fpath.is_file():
+                frames[name] = empty_frame(name)
+                continue
+            try:
+                table = pq.read_table(fpath)
+            except (OSError, pa.ArrowException) as exc:
+                raise BundleError(
+                    f"cannot read {fpath}: {exc}", hint="re-create the bundle with collect"
+                ) from exc
+            frames[name] = conform(table, name)
+            expected = manifest.get("rows", {}).get(name)
+            if expected is not None and expected != len(frames[name]):
+                raise BundleError(
+                    f"{fpath} has {len(frames[name])} rows but the manifest says {expected}",
+                    hint="the bundle was changed after it was written; re-create it with collect",
+                )
+        report = LoadReport.from_dict(manifest.pop("report", {}) or {})
+        return cls(**frames, report=report, manifest=manifest)
+
+    def equals(self, other: Evidence) -> bool:
+        """Same frames (values and dtypes) and the same load report."""
+        return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
+            self.report.to_dict() == other.report.to_dict()
+        )
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    path: Path
+    source: str
+    size: int
+
+
+def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> list[_Job]:
+    if isinstance(paths, str | os.PathLike | tuple):
+        paths = [paths]
+    jobs: list[_Job] = []
+    for spec in paths:
+        name = source
+        if isinstance(spec, tuple):
+            spec, name = spec
+        if name is not None and name not in SOURCES:
+            raise ConfigError(f"unknown source {name!r}", hint=f"one of {', '.join(SOURCES)}")
+        for f in expand_paths(Path(spec)):
+            try:
+                size = f.stat().st_size
+            except OSError as exc:
+                raise LoadError(f"cannot read {f}: {exc.strerror or exc}") from exc
+            jobs.append(_Job(path=f, source=name or "", size=size))
+    return jobs
+
+
+def _ms(ts: pd.Timestamp | None) -> int | None:
+    return None if ts is None else int(ts.value // 1_000_000)
+
+
+def _load_one(
+    path: Path, source: str, since_ms: int | None, until_ms: int | None, strict: bool, frames: tuple[str, ...]
+) -> tuple[dict[str, pa.Table] | None, FileReport, tuple[str, dict[str, Any]] | None]:
+    """Load one file (in this process or a worker). Errors come back as data (they pickle badly)."""
+    st = path.stat()
+    report = FileReport(path=str(path), source=source, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    try:
+        if not source:
+            detected = sniff_file(path)
+            if detected is None:
+                report.source = "empty"
+                return None, report, None
+            source = report.source = detected
+        ctx = FileContext(
+            path=str(path),
+            source=source,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            strict=strict,
+            frames=frames,
+            report=report,
+        )
+        tables = SOURCES[source].loader(path, ctx)
+        report.sha256 = _sha256(path)
+    except ParseError as exc:
+        return None, report, ("parse", {"message": exc.message, "path": exc.path, "line": exc.line,
+                                         "offset": exc.offset, "hint": exc.hint})  # fmt: skip
+    except EdgeInvestigateError as exc:
+        return None, report, (type(exc).__name__, {"message": exc.message, "hint": exc.hint})
+    return tables, report, None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _raise(err: tuple[str, dict[str, Any]]) -> None:
+    kind, d = err
+    if kind == "parse":
+        exc: EdgeInvestigateError = ParseError("", path=d["path"], line=d["line"], offset=d["offset"])
+        exc.message = d["message"]
+        exc.args = (d["message"],)
+        exc.hint = d["hint"]
+        raise exc
+    from . import errors
+
+    cls = getattr(errors, kind, LoadError)
+    raise cls(d["message"], hint=d["hint"])
+
+
+def load(
+    paths: PathSpec | Iterable[PathSpec],
+    since: str | datetime | pd.Timestamp | None = None,
+    until: str | datetime | pd.Timestamp | None = None,
+    strict: bool = False,
+    *,
+    source: str | None = None,
+    frames: Sequence[str] = ALL_FRAMES,
+    jobs: int | None = None,
+) -> Evidence:
+    """Load telemetry files and directories into one :class:`Evidence`.
+
+    ``paths``: files or directories (read recursively); an item may be ``(path, source_name)`` to
+    skip content sniffing. ``since``/``until``: ISO-8601, epoch, ``-2h`` or datetimes; records
+    outside ``[since, until)`` are skipped while reading. ``strict``: raise
+    :class:`~edgeinvestigate.errors.ParseError` at the first malformed record instead of listing it
+    in ``ev.report``. ``frames``: build only some of ``invocations``/``logs``/``exceptions`` (the
+    others are empty; invocation counts stay exact). ``jobs``: processes for large inputs (default:
+    up to the CPU count when there is more than ~48 MB of Logpush data in several files).
+    """
+    s, u = parse_time(since, name="since"), parse_time(until, name="until")
+    if s is not None and u is not None and s >= u:
+        raise ConfigError(f"since ({s}) is not before until ({u})", hint="swap --since and --until")
+    wanted = tuple(f for f in ALL_FRAMES if f in frames)
+    unknown = set(frames) - set(ALL_FRAMES)
+    if unknown:
+        raise ConfigError(f"unknown frames {sorted(unknown)}", hint=f"choose from {ALL_FRAMES}")
+    plan = _plan(paths, source)
+    since_ms, until_ms = _ms(s), _ms(u)
+    results = _run(plan, since_ms, until_ms, strict, wanted, jobs)
+
+    report = LoadReport()
+    parts: dict[str, list[pa.Table]] = {n: [] for n in ALL_FRAMES}
+    for tables, file_report, err in results:
+        if err is not None:
+            _raise(err)
+        report.files.append(file_report)
+        if tables is not None:
+            for n in ALL_FRAMES:
+                parts[n].append(tables[n])
+    out: dict[str, pd.DataFrame] = {}
+    for n in ALL_FRAMES:
+        if n in wanted and parts[n]:
+            out[n] = conform(_concat(parts[n]), n)
+        else:
+            out[n] = empty_frame(n)
+    manifest = {
+        "created_at": _now(),
+        "window": {"since": _iso(s), "until": _iso(u)},
+        "sources": [
+            {"path": f.path, "source": f.source, "size": f.size, "sha256": f.sha256, "mtime_ns": f.mtime_ns}
+            for f in report.files
+        ],
+        "strict": strict,
+    }
+    return Evidence(**out, dlq=empty_frame("dlq"), report=report, manifest=manifest)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    # The same columns everywhere; dictionary columns may have different dictionaries.
+    return pa.concat_tables([t.select(tables[0].column_names) for t in tables], promote_options="permissive")
+
+
+def _run(
+    plan: list[_Job],
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    jobs: int | None,
+) -> list[tuple[dict[str, pa.Table] | None, FileReport, tuple[str, dict[str, Any]] | None]]:
+    big = [j for j in plan if not j.source or SOURCES[j.source].parallel]
+    n_workers = jobs if jobs is not None else min(os.cpu_count() or 1, 2 if len(big) > 1 else 1)
+    if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
+        n_workers = 1
+    if n_workers <= 1 or len(plan) <= 1:
+        return [_load_one(j.path, j.source, since_ms, until_ms, strict, frames) for j in plan]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["edgeinvestigate.evidence"])
+    order = sorted(range(len(plan)), key=lambda i: -plan[i].size)  # biggest first balances best
+    with ProcessPoolExecutor(max_workers=min(n_workers, len(plan)), mp_context=ctx) as pool:
+        futures = {
+            i: pool.submit(_load_one, plan[i].path, plan[i].source, since_ms, until_ms, strict, frames)
+            for i in order
+        }
+        return [futures[i].result() for i in range(len(plan))]
+
+
+def frames_of(ev: Evidence) -> dict[str, pd.DataFrame]:
+    """The four frames of a bundle by name."""
+    return {n: ev.frame(n) for n in FRAME_NAMES}

@@ -1,0 +1,548 @@
+"""Shared parts of the file loaders: the per-file context, the row builder, framing and coercion.
+
+Loaders return plain pyarrow tables (:class:`Rows.to_tables`); :func:`edgeinvestigate.load` conforms
+them to :mod:`edgeinvestigate.schema` once, after all files are read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import pyarrow as pa
+import xxhash
+
+from .._time import epoch_to_ms
+from ..errors import LoadError, ParseError
+from ..report_model import FileReport, Issue, Severity
+
+__all__ = [
+    "ALL_FRAMES",
+    "BLOCK_SIZE",
+    "FileContext",
+    "Rows",
+    "iter_documents",
+    "iter_line_blocks",
+    "join_args",
+    "lift_job_fields",
+    "read_bytes",
+    "record_id",
+    "to_ms",
+]
+
+ALL_FRAMES: Final = ("invocations", "logs", "exceptions")
+BLOCK_SIZE: Final = 16 * 1024 * 1024
+GZIP_MAGIC: Final = b"\x1f\x8b"
+#: longest excerpt of a bad record quoted in a report or error message
+SNIPPET: Final = 80
+
+_json_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+
+
+def snippet(data: bytes | str) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = text.strip().replace("\n", " ")
+    if len(text) > SNIPPET:
+        return repr(text[:SNIPPET]) + f"... ({len(data)} bytes)"
+    return repr(text)
+
+
+def record_id(canonical: bytes) -> str:
+    """The stable id of a record: 64-bit xxh3 of its compact JSON bytes, as 16 hex digits."""
+    return xxhash.xxh3_64_hexdigest(canonical)
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """Compact JSON in the key order of the source (what ``JSON.stringify`` writes)."""
+    return _json_encode(obj)
+
+
+@dataclass
+class FileContext:
+    """Everything a loader needs to know about the file it reads and the load it is part of."""
+
+    path: str
+    source: str
+    since_ms: int | None = None
+    until_ms: int | None = None
+    strict: bool = False
+    frames: tuple[str, ...] = ALL_FRAMES
+    report: FileReport = field(default_factory=lambda: FileReport(path="", source=""))
+
+    def __post_init__(self) -> None:
+        if not self.report.path:
+            self.report.path = self.path
+            self.report.source = self.source
+
+    def issue(
+        self,
+        kind: str,
+        message: str,
+        *,
+        line: int | None = None,
+        offset: int | None = None,
+        expected: str = "",
+        severity: Severity = "error",
+    ) -> None:
+        """Record a problem; in strict mode errors and warnings raise :class:`ParseError`."""
+        if self.strict and severity != "info":
+            raise ParseError(message, path=self.path, line=line, offset=offset, expected=expected)
+        self.report.add(
+            Issue(kind=kind, message=message, line=line, offset=offset, expected=expected, severity=severity)
+        )
+
+    def in_window(self, ts: int | None) -> bool:
+        """Whether a record at ``ts`` (ms) is inside since/until. Records without a time are kept."""
+        if ts is None:
+            return True
+        if self.since_ms is not None and ts < self.since_ms:
+            return False
+        return not (self.until_ms is not None and ts >= self.until_ms)
+
+    @property
+    def windowed(self) -> bool:
+        return self.since_ms is not None or self.until_ms is not None
+
+
+INV_COLS: Final = (
+    "invocation_id",
+    "ts",
+    "script",
+    "script_version",
+    "trigger",
+    "queue",
+    "batch_size",
+    "outcome",
+    "failed",
+    "cpu_ms",
+    "wall_ms",
+    "n_logs",
+    "n_exceptions",
+    "truncated",
+    "url",
+    "method",
+    "status",
+    "entrypoint",
+    "dispatch_namespace",
+)
+LOG_COLS: Final = (
+    "invocation_id",
+    "ts",
+    "level",
+    "message",
+    "args",
+    "job_id",
+    "job_type",
+    "attempt",
+    "message_id",
+)
+EXC_COLS: Final = ("invocation_id", "ts", "name", "message", "stack")
+
+_TS = pa.timestamp("ms", tz="UTC")
+_TYPES: Final[dict[str, pa.DataType]] = {
+    "ts": _TS,
+    "batch_size": pa.int32(),
+    "failed": pa.bool_(),
+    "cpu_ms": pa.float64(),
+    "wall_ms": pa.float64(),
+    "n_logs": pa.int32(),
+    "n_exceptions": pa.int32(),
+    "truncated": pa.bool_(),
+    "status": pa.int32(),
+    "attempt": pa.int32(),
+}
+
+
+def _array(name: str, values: list[Any]) -> pa.Array:
+    typ = _TYPES.get(name, pa.string())
+    if typ is _TS:
+        return pa.array(values, type=pa.int64()).cast(_TS)
+    return pa.array(values, type=typ)
+
+
+class Rows:
+    """Column lists for the three frames of one file, turned into pyarrow tables at the end."""
+
+    def __init__(self) -> None:
+        self.inv: dict[str, list[Any]] = {c: [] for c in INV_COLS}
+        self.log: dict[str, list[Any]] = {c: [] for c in LOG_COLS}
+        self.exc: dict[str, list[Any]] = {c: [] for c in EXC_COLS}
+
+    def add_invocation(self, **values: Any) -> None:
+        for c in INV_COLS:
+            self.inv[c].append(values.get(c))
+
+    def add_log(self, **values: Any) -> None:
+        for c in LOG_COLS:
+            self.log[c].append(values.get(c))
+
+    def add_exception(self, **values: Any) -> None:
+        for c in EXC_COLS:
+            self.exc[c].append(values.get(c))
+
+    def to_tables(self, source: str, source_file: str) -> dict[str, pa.Table]:
+        n = len(self.inv["invocation_id"])
+        inv = {c: _array(c, v) for c, v in self.inv.items()}
+        inv["source"] = constant_dictionary(source, n)
+        inv["source_file"] = constant_dictionary(source_file, n)
+        return {
+            "invocations": pa.table(inv),
+            "logs": pa.table({c: _array(c, v) for c, v in self.log.items()}),
+            "exceptions": pa.table({c: _array(c, v) for c, v in self.exc.items()}),
+        }
+
+
+def constant_dictionary(value: str, n: int) -> pa.Array:
+    """``n`` copies of one string as a dictionary array (cheap for source/source_file)."""
+    import numpy as np
+
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string())
+    )
+
+
+# --- coercion -------------------------------------------------------------------------------
+
+_BAD: Final = object()
+
+
+def to_ms(value: Any) -> int | object | None:
+    """An event time in epoch s/ms/us/ns (number or digit string) or RFC 3339 -> epoch ms.
+
+    Returns ``None`` for null and the private ``_BAD`` sentinel for a value that is not a time.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return _BAD
+    if isinstance(value, int | float):
+        if value != value or abs(value) > 1e20:  # NaN, absurd
+            return _BAD
+        return epoch_to_ms(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return epoch_to_ms(int(text))
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            return _BAD
+        if dt.tzinfo is None:
+            from datetime import UTC
+
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp() * 1000)
+    return _BAD
+
+
+def is_bad(value: object) -> bool:
+    return value is _BAD
+
+
+def join_args(args: Any) -> str | None:
+    """``console.*`` arguments joined for reading: strings as-is, everything else as compact JSON."""
+    if args is None:
+        return None
+    if isinstance(args, str):
+        return args
+    if isinstance(args, list):
+        if len(args) == 1 and isinstance(args[0], str):
+            return args[0]
+        return " ".join(a if isinstance(a, str) else _json_encode(a).decode() for a in args)
+    return _json_encode(args).decode()
+
+
+_ID_KEYS: Final = ("jobId", "job_id")
+_TYPE_KEYS: Final = ("type", "jobType", "job_type")
+_ATTEMPT_KEYS: Final = ("attempt", "attempts")
+_MSG_KEYS: Final = ("messageId", "message_id")
+
+JobFields = tuple[str | None, str | None, int | None, str | None]
+NO_JOB: Final[JobFields] = (None, None, None, None)
+
+
+def _first(d: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        v = d.get(k)
+        if v is not None:
+            return v
+    return None
+
+
+def _as_text(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    return None
+
+
+def _as_int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v if -(2**31) <= v < 2**31 else None
+    if isinstance(v, float) and v.is_integer():
+        return _as_int(int(v))
+    if isinstance(v, str) and v.strip().isdigit():
+        return _as_int(int(v))
+    return None
+
+
+def job_fields_of(d: dict[str, Any]) -> JobFields:
+    """The job fields of one structured log object (see the convention in :mod:`edgeinvestigate.schema`)."""
+    return (
+        _as_text(_first(d, _ID_KEYS)),
+        _as_text(_first(d, _TYPE_KEYS)),
+        _as_int(_first(d, _ATTEMPT_KEYS)),
+        _as_text(_first(d, _MSG_KEYS)),
+    )
+
+
+def lift_job_fields(args: Any) -> JobFields:
+    """Job fields from the arguments of one ``console.*`` call.
+
+    Looks at the first object argument, or the first string argument that is a JSON object
+    (``console.log(JSON.stringify({...}))``).
+    """
+    items = args if isinstance(args, list) else [args]
+    for a in items:
+        if isinstance(a, dict):
+            return job_fields_of(a)
+        if isinstance(a, str) and a[:1] == "{" and a.rstrip()[-1:] == "}":
+            try:
+                d = _json_decode(a)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(d, dict):
+                return job_fields_of(d)
+    return NO_JOB
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def _open_error(path: Path, exc: OSError) -> LoadError:
+    return LoadError(
+        f"cannot read {path}: {exc.strerror or exc}",
+        hint="check the path; `edgeinvestigate collect --help` lists the accepted inputs",
+    )
+
+
+def _gunzip_salvage(data: bytes, ctx: FileContext) -> bytes:
+    """Decompress every gzip member; on a truncated or corrupt stream keep what decoded and report it."""
+    from isal import isal_zlib
+
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        d = isal_zlib.decompressobj(wbits=31)
+        try:
+            out.append(d.decompress(data[pos:]))
+        except Exception as exc:  # isal_zlib.error
+            ctx.issue(
+                "gzip",
+                f"corrupt gzip data ({exc}); the records before it were loaded",
+                offset=pos,
+                expected="a complete gzip stream",
+            )
+            break
+        if not d.eof:
+            ctx.issue(
+                "gzip",
+                f"the gzip stream ends early (truncated file, {len(data)} bytes); "
+                "the records before it were loaded",
+                offset=len(data),
+                expected="a complete gzip stream (re-download the file)",
+            )
+            break
+        rest = d.unused_data
+        pos = len(data) - len(rest)
+        if not rest.strip(b"\x00"):
+            break
+    return b"".join(out)
+
+
+def read_bytes(path: Path, ctx: FileContext) -> bytes:
+    """The whole (decompressed) content of a file; gzip is recognised by its magic bytes."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    if data[:2] == GZIP_MAGIC:
+        from isal import igzip
+
+        try:
+            return igzip.decompress(data)
+        except (EOFError, OSError, ValueError, Exception):
+            return _gunzip_salvage(data, ctx)
+    return data
+
+
+def iter_line_blocks(
+    path: Path, ctx: FileContext, block_size: int = BLOCK_SIZE
+) -> Iterator[tuple[bytes, int]]:
+    """Blocks of whole lines of a (possibly gzip) file with the 1-based number of their first line.
+
+    A trailing line without newline is yielded as is (the caller decides whether it is complete).
+    """
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    with fh:
+        magic = fh.read(2)
+        fh.seek(0)
+    if magic == GZIP_MAGIC:
+        data = read_bytes(path, ctx)
+        yield from _split_blocks(data, block_size)
+        return
+    with path.open("rb") as fh:
+        line = 1
+        carry = b""
+        while True:
+            chunk = fh.read(block_size)
+            if not chunk:
+                break
+            buf = carry + chunk if carry else chunk
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                carry = buf
+                continue
+            block, carry = buf[: cut + 1], buf[cut + 1 :]
+            yield block, line
+            line += block.count(b"\n")
+        if carry:
+            yield carry, line
+
+
+def _split_blocks(data: bytes, block_size: int) -> Iterator[tuple[bytes, int]]:
+    line = 1
+    pos = 0
+    n = len(data)
+    view = memoryview(data)
+    while pos < n:
+        end = min(pos + block_size, n)
+        if end < n:
+            cut = data.rfind(b"\n", pos, end)
+            end = cut + 1 if cut >= pos else (data.find(b"\n", end) + 1 or n)
+        block = bytes(view[pos:end])
+        yield block, line
+        line += block.count(b"\n")
+        pos = end
+
+
+# --- framing of concatenated / pretty / NDJSON JSON -----------------------------------------
+
+_CLOSE_OBJ = re.compile(rb"\n\}[ \t\r]*(?:\n|$)")
+_CLOSE_ARR = re.compile(rb"\n\][ \t\r]*(?:\n|$)")
+_WS = re.compile(rb"[ \t\r\n]*")
+
+#: bare words known to appear on stdout between objects (wrangler 3.35.0-4.24.3 printed "json")
+KNOWN_STRAY: Final = frozenset({b"json"})
+
+
+def iter_documents(data: bytes, ctx: FileContext) -> Iterator[tuple[Any, int, bytes]]:
+    """JSON values of a file holding NDJSON, pretty-printed objects back to back (any indentation),
+    a JSON array, or a mix, as ``(value, line, raw_bytes)``.
+
+    It never splits pretty objects on lines: a top-level value ends at a line that starts with its
+    closing bracket (nested lines are indented), checked by decoding. Text between values (the stray
+    ``json`` line of old wrangler versions, anything else) is reported, not fatal.
+    """
+    n = len(data)
+    pos = 0
+    line = 1
+    while True:
+        m = _WS.match(data, pos)
+        end_ws = m.end() if m else pos
+        if end_ws > pos:
+            line += data.count(b"\n", pos, end_ws)
+            pos = end_ws
+        if pos >= n:
+            return
+        eol = data.find(b"\n", pos)
+        if eol < 0:
+            eol = n
+        first = data[pos:eol].rstrip()
+        ch = data[pos : pos + 1]
+        if ch in (b"{", b"["):
+            closer = b"}" if ch == b"{" else b"]"
+            if first.endswith(closer) or first.endswith(closer + b","):
+                raw = first[:-1] if first.endswith(b",") else first
+                try:
+                    value = _json_decode(raw)
+                except msgspec.DecodeError:
+                    value = _BAD
+                if value is not _BAD:
+                    yield value, line, raw
+                else:
+                    ctx.issue(
+                        "json",
+                        f"invalid JSON record {snippet(first)}",
+                        line=line,
+                        expected="one JSON value per line (NDJSON) or pretty-printed JSON objects",
+                    )
+                line += 1
+                pos = eol + 1
+                continue
+            pat = _CLOSE_OBJ if ch == b"{" else _CLOSE_ARR
+            mm = pat.search(data, eol if eol < n else pos)
+            if mm is not None:
+                # In pretty output the first closing bracket in column 0 ends the top-level value.
+                raw = data[pos : mm.start() + 2]
+                try:
+                    value = _json_decode(raw)
+                except msgspec.DecodeError as exc:
+                    ctx.issue(
+                        "json",
+                        f"invalid JSON value ({exc}) starting {snippet(data[pos : min(n, pos + 200)])}",
+                        line=line,
+                        expected="a complete JSON object",
+                    )
+                else:
+                    yield value, line, raw
+                line += data.count(b"\n", pos, mm.end())
+                pos = mm.end()
+            else:
+                # no closing line found: an unterminated value (a truncated file)
+                nxt = _next_record_start(data, eol + 1)
+                ctx.issue(
+                    "json",
+                    f"invalid or unterminated JSON value starting {snippet(data[pos : min(n, pos + 200)])}",
+                    line=line,
+                    expected="a complete JSON object",
+                )
+                line += data.count(b"\n", pos, nxt)
+                pos = nxt
+            continue
+        # stray text up to the end of the line
+        word = first.strip()
+        if word in KNOWN_STRAY:
+            ctx.issue(
+                "stray",
+                f"ignored the stray line {word.decode()!r} (printed by wrangler 3.35-4.24.3 on exit)",
+                line=line,
+                severity="info",
+            )
+        else:
+            ctx.issue(
+                "json",
+                f"not JSON: {snippet(first)}",
+                line=line,
+                expected="a JSON object or array",
+            )
+        line += 1
+        pos = eol + 1
+
+
+def _next_record_start(data: bytes, pos: int) -> int:
+    """The start of the next line that begins a top-level value (``{`` or ``[`` in column 0)."""
+    m = re.compile(rb"^[\{\[]", re.M).search(data, pos)
+    return m.start() if m else len(data)

@@ -1,0 +1,593 @@
+"""Logpush ``workers_trace_events``: NDJSON, plain or gzip, one file or a directory tree.
+
+Fields are PascalCase (cloudflare-formats.md B1); only the fields the job selected are present;
+``Exceptions`` keys come in either casing; ``<<<Logpush: ... truncated>>>`` markers replace entries
+past the 16,384-character cap; times are epoch ms, ns or s, or RFC 3339 (B2).
+
+Two paths build the same rows: a fast one that decodes each line straight into typed msgspec
+structs (the common exact shape), and a general one for everything else (markers, other casings,
+string times, wrong types), which also reports what it could not use.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+import pyarrow as pa
+
+from .._time import epoch_to_ms
+from ._common import (
+    EXC_COLS,
+    INV_COLS,
+    LOG_COLS,
+    FileContext,
+    Rows,
+    _array,
+    constant_dictionary,
+    is_bad,
+    iter_line_blocks,
+    job_fields_of,
+    join_args,
+    lift_job_fields,
+    record_id,
+    snippet,
+    to_ms,
+)
+from ._tail import failed_of
+
+__all__ = ["EVENT_TYPES", "add_logpush_record", "load_logpush"]
+
+#: Logpush EventType -> canonical trigger
+EVENT_TYPES: Final[dict[str, str]] = {
+    "fetch": "fetch",
+    "scheduled": "scheduled",
+    "cron": "scheduled",
+    "alarm": "alarm",
+    "queue": "queue",
+    "email": "email",
+    "tail": "tail",
+    "worker_rpc": "rpc",
+    "rpc": "rpc",
+    "jsrpc": "rpc",
+    "hibernatable_web_socket": "websocket",
+    "websocket": "websocket",
+    "custom": "custom",
+    "unknown": "unknown",
+}
+MARKER: Final = "<<<Logpush:"
+MARKER_B: Final = b"<<<Logpush:"
+
+_decode_any = msgspec.json.Decoder().decode
+
+
+# --- typed structs for the fast path ----------------------------------------------------------
+
+
+class _Request(msgspec.Struct, gc=False):
+    URL: str | None = None
+    Method: str | None = None
+
+
+class _Response(msgspec.Struct, gc=False):
+    Status: int | None = None
+
+
+class _Event(msgspec.Struct, gc=False):
+    Request: _Request | None = None
+    Response: _Response | None = None
+    Queue: str | None = None
+    BatchSize: int | None = None
+
+
+class _Version(msgspec.Struct, gc=False):
+    ID: str | None = None
+
+
+class _Log(msgspec.Struct, gc=False):
+    Level: str | None = None
+    Message: msgspec.Raw = msgspec.Raw()
+    TimestampMs: int | None = None
+
+
+class _Exc(msgspec.Struct, gc=False):
+    Name: str | None = None
+    Message: str | None = None
+    TimestampMs: int | None = None
+    Stack: str | None = None
+    name: str | None = None
+    message: str | None = None
+    stack: str | None = None
+
+
+class _Record(msgspec.Struct, gc=False):
+    EventTimestampMs: int | None = None
+    EventType: str | None = None
+    Outcome: str | None = None
+    ScriptName: str | None = None
+    ScriptVersion: _Version | None = None
+    CPUTimeMs: int | float | None = None
+    WallTimeMs: int | float | None = None
+    Entrypoint: str | None = None
+    DispatchNamespace: str | None = None
+    Event: _Event | None = None
+    Logs: list[_Log] | None = None
+    Exceptions: list[_Exc] | None = None
+
+
+class _RecordCounts(msgspec.Struct, gc=False):
+    """The same record when only the invocations frame is wanted: logs/exceptions only counted."""
+
+    EventTimestampMs: int | None = None
+    EventType: str | None = None
+    Outcome: str | None = None
+    ScriptName: str | None = None
+    ScriptVersion: _Version | None = None
+    CPUTimeMs: int | float | None = None
+    WallTimeMs: int | float | None = None
+    Entrypoint: str | None = None
+    DispatchNamespace: str | None = None
+    Event: _Event | None = None
+    Logs: list[msgspec.Raw] | None = None
+    Exceptions: list[msgspec.Raw] | None = None
+
+
+class _Job(msgspec.Struct, gc=False):
+    jobId: Any = None
+    job_id: Any = None
+    type: Any = None
+    jobType: Any = None
+    job_type: Any = None
+    attempt: Any = None
+    attempts: Any = None
+    messageId: Any = None
+    message_id: Any = None
+
+
+_decode_record = msgspec.json.Decoder(_Record).decode
+_decode_counts = msgspec.json.Decoder(_RecordCounts).decode
+_decode_job = msgspec.json.Decoder(_Job).decode
+_FALLBACK: Final = (msgspec.ValidationError, msgspec.DecodeError)
+
+
+def _job_from_struct(j: _Job) -> tuple[Any, Any, Any, Any]:
+    d = {k: v for k, v in msgspec.structs.asdict(j).items() if v is not None}
+    return job_fields_of(d)
+
+
+# --- the general path -------------------------------------------------------------------------
+
+
+def _get(d: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if k in d:
+            return d[k]
+    return None
+
+
+def _is_marker(v: Any) -> bool:
+    return isinstance(v, str) and MARKER in v
+
+
+def _str(v: Any, ctx: FileContext, line: int, name: str) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    ctx.issue(
+        "type",
+        f"field {name!r} is {type(v).__name__} {snippet(str(v))}; loaded as null",
+        line=line,
+        expected="a string",
+        severity="warning",
+    )
+    return None
+
+
+def _num(v: Any, ctx: FileContext, line: int, name: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return float(v)
+    ctx.issue(
+        "type",
+        f"field {name!r} is {type(v).__name__} {snippet(str(v))}; loaded as null",
+        line=line,
+        expected="a number",
+        severity="warning",
+    )
+    return None
+
+
+def _time(v: Any, ctx: FileContext, line: int, name: str) -> int | None:
+    ms = to_ms(v)
+    if is_bad(ms):
+        ctx.issue(
+            "type",
+            f"field {name!r} is not a time: {snippet(str(v))}; loaded as null",
+            line=line,
+            expected="epoch ms, ns or s, or an RFC 3339 string",
+            severity="warning",
+        )
+        return None
+    return ms  # type: ignore[return-value]
+
+
+def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line: int) -> None:
+    """Add one decoded Logpush record (any casing, markers, string times, bad types) to ``rows``."""
+    if not isinstance(rec, dict):
+        ctx.issue(
+            "type",
+            f"record is {type(rec).__name__} {snippet(raw)}, skipped",
+            line=line,
+            expected="a workers_trace_events object",
+        )
+        return
+    ctx.report.records += 1
+    ts = _time(rec.get("EventTimestampMs"), ctx, line, "EventTimestampMs")
+    if not ctx.in_window(ts):
+        ctx.report.filtered += 1
+        return
+    inv_id = record_id(raw)
+    truncated = False
+
+    event = rec.get("Event")
+    if event is not None and not isinstance(event, dict):
+        _str(event, ctx, line, "Event")  # reports a wrong type
+        event = None
+    event = event or {}
+    etype = _str(rec.get("EventType"), ctx, line, "EventType")
+    if etype is None:
+        trigger = "fetch" if "Request" in event else ("queue" if "Queue" in event else "unknown")
+    else:
+        trigger = EVENT_TYPES.get(etype, "")
+        if not trigger:
+            ctx.issue(
+                "variant",
+                f"unknown EventType {etype!r}; loaded with trigger 'unknown'",
+                line=line,
+                expected=f"one of {sorted(EVENT_TYPES)}",
+                severity="warning",
+            )
+            trigger = "unknown"
+    req = _get(event, "Request", "request")
+    req = req if isinstance(req, dict) else {}
+    resp = _get(event, "Response", "response")
+    resp = resp if isinstance(resp, dict) else {}
+    status = _get(resp, "Status", "status")
+    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+        _str(status, ctx, line, "Event.Response.Status")
+        status = None
+    batch = _get(event, "BatchSize", "batchSize")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool)):
+        batch = None
+
+    n_logs = 0
+    want_logs = "logs" in ctx.frames
+    logs = rec.get("Logs")
+    if logs is not None and not isinstance(logs, list):
+        _str(logs, ctx, line, "Logs")
+        logs = None
+    for i, entry in enumerate(logs or ()):
+        if _is_marker(entry):
+            truncated = True
+            continue
+        if not isinstance(entry, dict):
+            _str(entry, ctx, line, f"Logs[{i}]")
+            continue
+        args = _get(entry, "Message", "message")
+        if _is_marker(args) or (isinstance(args, list) and len(args) == 1 and _is_marker(args[0])):
+            truncated = True
+            continue
+        n_logs += 1
+        if want_logs:
+            job = lift_job_fields(args)
+            rows.add_log(
+                invocation_id=inv_id,
+                ts=_time(
+                    _get(entry, "TimestampMs", "timestampMs", "Timestamp", "timestamp"),
+                    ctx,
+                    line,
+                    f"Logs[{i}]",
+                ),
+                level=_str(_get(entry, "Level", "level"), ctx, line, f"Logs[{i}].Level"),
+                message=join_args(args),
+                args=None if args is None else msgspec.json.encode(args).decode(),
+                job_id=job[0],
+                job_type=job[1],
+                attempt=job[2],
+                message_id=job[3],
+            )
+
+    n_exc = 0
+    had_exc = False
+    want_exc = "exceptions" in ctx.frames
+    excs = rec.get("Exceptions")
+    if excs is not None and not isinstance(excs, list):
+        _str(excs, ctx, line, "Exceptions")
+        excs = None
+    for i, entry in enumerate(excs or ()):
+        had_exc = True
+        if _is_marker(entry):
+            truncated = True
+            continue
+        if not isinstance(entry, dict):
+            _str(entry, ctx, line, f"Exceptions[{i}]")
+            continue
+        name = _get(entry, "Name", "name")
+        message = _get(entry, "Message", "message")
+        if _is_marker(name) or _is_marker(message):
+            truncated = True
+            name = None if _is_marker(name) else name
+            message = None if _is_marker(message) else message
+        n_exc += 1
+        if want_exc:
+            if message is not None and not isinstance(message, str):
+                message = msgspec.json.encode(message).decode()
+            rows.add_exception(
+                invocation_id=inv_id,
+                ts=_time(
+                    _get(entry, "TimestampMs", "timestampMs", "Timestamp", "timestamp"),
+                    ctx,
+                    line,
+                    "Exceptions",
+                ),
+                name=_str(name, ctx, line, f"Exceptions[{i}].Name"),
+                message=message,
+                stack=_str(_get(entry, "Stack", "stack"), ctx, line, f"Exceptions[{i}].Stack"),
+            )
+
+    outcome = _str(rec.get("Outcome"), ctx, line, "Outcome")
+    version = rec.get("ScriptVersion")
+    version_id = (
+        _str(_get(version, "ID", "Id", "id"), ctx, line, "ScriptVersion.ID")
+        if isinstance(version, dict)
+        else None
+    )
+    failed = failed_of(outcome, n_exc)
+    if had_exc and not n_exc:
+        failed = True  # only a truncation marker was left of the exceptions
+    rows.add_invocation(
+        invocation_id=inv_id,
+        ts=ts,
+        script=_str(rec.get("ScriptName"), ctx, line, "ScriptName"),
+        script_version=version_id,
+        trigger=trigger,
+        queue=_str(_get(event, "Queue", "queue"), ctx, line, "Event.Queue"),
+        batch_size=batch,
+        outcome=outcome,
+        failed=failed,
+        cpu_ms=_num(rec.get("CPUTimeMs"), ctx, line, "CPUTimeMs"),
+        wall_ms=_num(rec.get("WallTimeMs"), ctx, line, "WallTimeMs"),
+        n_logs=n_logs,
+        n_exceptions=n_exc,
+        truncated=truncated,
+        url=_str(_get(req, "URL", "Url", "url"), ctx, line, "Event.Request.URL"),
+        method=_str(_get(req, "Method", "method"), ctx, line, "Event.Request.Method"),
+        status=status,
+        entrypoint=_str(rec.get("Entrypoint"), ctx, line, "Entrypoint") or None,
+        dispatch_namespace=_str(rec.get("DispatchNamespace"), ctx, line, "DispatchNamespace") or None,
+    )
+    ctx.report.invocations += 1
+    ctx.report.logs += n_logs
+    ctx.report.exceptions += n_exc
+
+
+def _general(raw: bytes, rows: Rows, ctx: FileContext, line: int, offset_hint: int | None = None) -> None:
+    text = raw.strip()
+    if not text:
+        return
+    try:
+        rec = _decode_any(text)
+    except msgspec.DecodeError as exc:
+        ctx.issue(
+            "json",
+            f"invalid JSON ({exc}): {snippet(text)}",
+            line=line,
+            expected="one workers_trace_events JSON object per line",
+        )
+        return
+    add_logpush_record(rec, raw, rows, ctx, line)
+
+
+# --- the fast path ----------------------------------------------------------------------------
+
+
+def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]]) -> None:
+    for frame, cols, names in (
+        ("invocations", rows.inv, INV_COLS),
+        ("logs", rows.log, LOG_COLS),
+        ("exceptions", rows.exc, EXC_COLS),
+    ):
+        if cols[names[0]]:
+            chunks[frame].append(pa.record_batch([_array(c, cols[c]) for c in names], names=list(names)))
+            for c in names:
+                cols[c] = []
+
+
+def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
+    """Load one Logpush ``workers_trace_events`` file (NDJSON, plain or gzip)."""
+    chunks: dict[str, list[pa.RecordBatch]] = {"invocations": [], "logs": [], "exceptions": []}
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for block, line0 in iter_line_blocks(path, ctx):
+            rows = Rows()
+            _load_block(block, line0, rows, ctx)
+            _flush(rows, chunks)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    out: dict[str, pa.Table] = {}
+    for frame, names in (("invocations", INV_COLS), ("logs", LOG_COLS), ("exceptions", EXC_COLS)):
+        if chunks[frame]:
+            table = pa.Table.from_batches(chunks[frame])
+        else:
+            table = pa.table({c: _array(c, []) for c in names})
+        out[frame] = table
+    n = out["invocations"].num_rows
+    inv = out["invocations"]
+    inv = inv.append_column("source", constant_dictionary(ctx.source, n))
+    out["invocations"] = inv.append_column("source_file", constant_dictionary(ctx.path, n))
+    return out
+
+
+def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext) -> None:
+    inv, log, exc = rows.inv, rows.log, rows.exc
+    i_id, i_ts, i_script, i_ver, i_trig = (inv[c] for c in INV_COLS[:5])
+    i_queue, i_batch, i_out, i_failed, i_cpu, i_wall = (inv[c] for c in INV_COLS[5:11])
+    i_nlogs, i_nexc, i_trunc, i_url, i_method, i_status, i_entry, i_ns = (inv[c] for c in INV_COLS[11:])
+    l_id, l_ts, l_level, l_msg, l_args, l_job, l_type, l_att, l_mid = (log[c] for c in LOG_COLS)
+    e_id, e_ts, e_name, e_msg, e_stack = (exc[c] for c in EXC_COLS)
+    want_logs = "logs" in ctx.frames
+    want_exc = "exceptions" in ctx.frames
+    decode = _decode_record if (want_logs or want_exc) else _decode_counts
+    since, until = ctx.since_ms, ctx.until_ms
+    windowed = ctx.windowed
+    report = ctx.report
+    triggers = EVENT_TYPES
+    n_records = n_inv = n_log_rows = n_exc_rows = n_filtered = 0
+    lineno = line0 - 1
+    for raw in block.split(b"\n"):
+        lineno += 1
+        if not raw:
+            continue
+        if MARKER_B in raw:
+            _general(raw, rows, ctx, lineno)
+            continue
+        try:
+            r = decode(raw)
+        except _FALLBACK:
+            _general(raw, rows, ctx, lineno)
+            continue
+        ts = r.EventTimestampMs
+        et = r.EventType
+        trig = triggers.get(et) if et is not None else None
+        if trig is None and et is not None:
+            _general(raw, rows, ctx, lineno)  # unknown variant: reported there
+            continue
+        if ts is not None and not (100_000_000_000 <= ts < 100_000_000_000_000):
+            ts = epoch_to_ms(ts)
+        n_records += 1
+        if (
+            windowed
+            and ts is not None
+            and ((since is not None and ts < since) or (until is not None and ts >= until))
+        ):
+            n_filtered += 1
+            continue
+        inv_id = record_id(raw)
+        ev = r.Event
+        if trig is None:
+            if ev is None:
+                trig = "unknown"
+            else:
+                trig = "fetch" if ev.Request is not None else ("queue" if ev.Queue is not None else "unknown")
+        logs = r.Logs
+        excs = r.Exceptions
+        nl = len(logs) if logs else 0
+        ne = len(excs) if excs else 0
+        if want_logs and nl and not all(lg.Message for lg in logs):  # type: ignore[union-attr]
+            n_records -= 1
+            _general(raw, rows, ctx, lineno)  # other casing or missing arguments
+            continue
+        if want_logs and nl:
+            for lg in logs:  # type: ignore[union-attr]
+                a = bytes(lg.Message)  # type: ignore[union-attr]
+                l_id.append(inv_id)
+                lts = lg.TimestampMs  # type: ignore[union-attr]
+                if lts is not None and not (100_000_000_000 <= lts < 100_000_000_000_000):
+                    lts = epoch_to_ms(lts)
+                l_ts.append(lts)
+                l_level.append(lg.Level)  # type: ignore[union-attr]
+                if a:
+                    l_args.append(a)
+                    args = _decode_any(a)
+                    if type(args) is list and len(args) == 1 and type(args[0]) is str:
+                        m = args[0]
+                        l_msg.append(m)
+                        if m[:1] == "{":
+                            try:
+                                j = _decode_job(m)
+                            except _FALLBACK:
+                                j = None
+                            if j is not None:
+                                jf = _job_from_struct(j)
+                                l_job.append(jf[0])
+                                l_type.append(jf[1])
+                                l_att.append(jf[2])
+                                l_mid.append(jf[3])
+                                continue
+                    else:
+                        l_msg.append(join_args(args))
+                        jf = lift_job_fields(args)
+                        l_job.append(jf[0])
+                        l_type.append(jf[1])
+                        l_att.append(jf[2])
+                        l_mid.append(jf[3])
+                        continue
+                else:
+                    l_args.append(None)
+                    l_msg.append(None)
+                l_job.append(None)
+                l_type.append(None)
+                l_att.append(None)
+                l_mid.append(None)
+        if want_exc and ne:
+            for e in excs:  # type: ignore[union-attr]
+                ets = e.TimestampMs  # type: ignore[union-attr]
+                if ets is not None and not (100_000_000_000 <= ets < 100_000_000_000_000):
+                    ets = epoch_to_ms(ets)
+                e_id.append(inv_id)
+                e_ts.append(ets)
+                nm = e.Name  # type: ignore[union-attr]
+                e_name.append(nm if nm is not None else e.name)  # type: ignore[union-attr]
+                ms = e.Message  # type: ignore[union-attr]
+                e_msg.append(ms if ms is not None else e.message)  # type: ignore[union-attr]
+                st = e.Stack  # type: ignore[union-attr]
+                e_stack.append(st if st is not None else e.stack)  # type: ignore[union-attr]
+        n_log_rows += nl
+        n_exc_rows += ne
+        out = r.Outcome
+        i_id.append(inv_id)
+        i_ts.append(ts)
+        i_script.append(r.ScriptName)
+        v = r.ScriptVersion
+        i_ver.append(v.ID if v is not None else None)
+        i_trig.append(trig)
+        if ev is not None:
+            q = ev.Queue
+            i_queue.append(q)
+            i_batch.append(ev.BatchSize)
+            rq = ev.Request
+            if rq is not None:
+                i_url.append(rq.URL)
+                i_method.append(rq.Method)
+            else:
+                i_url.append(None)
+                i_method.append(None)
+            rs = ev.Response
+            i_status.append(rs.Status if rs is not None else None)
+        else:
+            i_queue.append(None)
+            i_batch.append(None)
+            i_url.append(None)
+            i_method.append(None)
+            i_status.append(None)
+        i_out.append(out)
+        i_failed.append(True if ne else (None if out is None else out != "ok"))
+        c = r.CPUTimeMs
+        i_cpu.append(None if c is None else float(c))
+        w = r.WallTimeMs
+        i_wall.append(None if w is None else float(w))
+        i_nlogs.append(nl)
+        i_nexc.append(ne)
+        i_trunc.append(False)
+        i_entry.append(r.Entrypoint or None)
+        i_ns.append(r.DispatchNamespace or None)
+        n_inv += 1
+    report.records += n_records
+    report.filtered += n_filtered
+    report.invocations += n_inv
+    report.logs += n_log_rows
+    report.exceptions += n_exc_rows

@@ -1,0 +1,181 @@
+"""The load report: what was read, what was skipped, and why, per file.
+
+A load never drops a record silently. Every malformed record (invalid JSON, a truncated gzip stream,
+a field of the wrong type, an unknown event variant, an oversized line) is counted and listed here
+with its file and line (or byte offset), so an on-call engineer can see exactly what is missing from
+the frames. ``strict=True`` turns the first such problem into a :class:`~edgeinvestigate.errors.ParseError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["MAX_ISSUES_PER_FILE", "FileReport", "Issue", "LoadReport"]
+
+#: at most this many issues are listed per file; the rest are only counted
+MAX_ISSUES_PER_FILE = 200
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in one file.
+
+    ``severity`` is ``error`` when a record (or part of a file) could not be loaded, ``warning`` when
+    a record was loaded but a field was unusable (it became null), ``info`` for known harmless
+    artefacts (the stray ``json`` line of old wrangler versions, a sampling notice of the tail).
+    """
+
+    kind: str
+    message: str
+    line: int | None = None
+    offset: int | None = None
+    expected: str = ""
+    severity: Severity = "error"
+
+    def where(self, path: str) -> str:
+        if self.line is not None:
+            return f"{path}:{self.line}"
+        if self.offset is not None:
+            return f"{path} (byte {self.offset})"
+        return path
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class FileReport:
+    """What happened to one input file."""
+
+    path: str
+    source: str
+    size: int = 0
+    mtime_ns: int = 0
+    sha256: str = ""
+    records: int = 0
+    """records (invocations, events) read from the file"""
+    invocations: int = 0
+    logs: int = 0
+    exceptions: int = 0
+    filtered: int = 0
+    """records outside ``since``/``until`` (skipped on purpose)"""
+    skipped: int = 0
+    """records that could not be loaded (each one is an ``error`` issue)"""
+    n_issues: int = 0
+    issues: list[Issue] = field(default_factory=list)
+
+    def add(self, issue: Issue) -> None:
+        self.n_issues += 1
+        if issue.severity == "error":
+            self.skipped += 1
+        if len(self.issues) < MAX_ISSUES_PER_FILE:
+            self.issues.append(issue)
+
+    @property
+    def n_errors(self) -> int:
+        return self.skipped
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["issues"] = [i.to_dict() for i in self.issues]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileReport:
+        d = dict(d)
+        issues = [Issue(**i) for i in d.pop("issues", [])]
+        return cls(**d, issues=issues)
+
+
+@dataclass
+class LoadReport:
+    """The per-file report of one :func:`edgeinvestigate.load` call (``ev.report``)."""
+
+    files: list[FileReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """load-wide notes: tail sampling gaps, sources merged, ..."""
+
+    # --- totals -------------------------------------------------------------------------
+    @property
+    def records(self) -> int:
+        return sum(f.records for f in self.files)
+
+    @property
+    def skipped(self) -> int:
+        return sum(f.skipped for f in self.files)
+
+    @property
+    def filtered(self) -> int:
+        return sum(f.filtered for f in self.files)
+
+    @property
+    def n_issues(self) -> int:
+        return sum(f.n_issues for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing could not be loaded (warnings and info notes allowed)."""
+        return self.skipped == 0
+
+    def issues(self, severity: Severity | None = None) -> list[tuple[str, Issue]]:
+        """Every listed issue as ``(path, issue)``, optionally only one severity."""
+        return [
+            (f.path, i) for f in self.files for i in f.issues if severity is None or i.severity == severity
+        ]
+
+    def merge(self, other: LoadReport) -> LoadReport:
+        return LoadReport(files=[*self.files, *other.files], notes=[*self.notes, *other.notes])
+
+    # --- output -------------------------------------------------------------------------
+    def summary(self, max_issues: int = 10) -> str:
+        """A few lines for people: per file what was read and skipped, then the first problems."""
+        lines = []
+        for f in self.files:
+            extra = []
+            if f.filtered:
+                extra.append(f"{f.filtered} outside the time window")
+            if f.skipped:
+                extra.append(f"{f.skipped} SKIPPED")
+            warn = f.n_issues - f.skipped
+            if warn:
+                extra.append(f"{warn} notes")
+            tail = f" ({', '.join(extra)})" if extra else ""
+            lines.append(
+                f"{f.path} [{f.source}]: {f.records} records -> {f.invocations} invocations, "
+                f"{f.logs} logs, {f.exceptions} exceptions{tail}"
+            )
+        for shown, (path, issue) in enumerate(self.issues()):
+            if shown >= max_issues:
+                lines.append(f"... {self.n_issues - shown} more issues in the load report")
+                break
+            lines.append(f"  {issue.severity}: {issue.where(path)}: {issue.message}")
+        lines.extend(f"note: {n}" for n in self.notes)
+        total = (
+            f"total: {self.records} records from {len(self.files)} files, "
+            f"{self.skipped} skipped, {self.filtered} outside the time window"
+        )
+        lines.append(total)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": [f.to_dict() for f in self.files], "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LoadReport:
+        return cls(
+            files=[FileReport.from_dict(f) for f in d.get("files", [])], notes=list(d.get("notes", []))
+        )
+
+    def to_frame(self) -> Any:
+        """One row per issue (pandas DataFrame): path, severity, kind, line, offset, message, expected."""
+        import pandas as pd
+
+        rows = [{"path": p, **i.to_dict()} for p, i in self.issues()]
+        cols = ["path", "severity", "kind", "line", "offset", "message", "expected"]
+        return pd.DataFrame(rows, columns=cols)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import httpx
@@ -47,3 +48,161 @@ def fail(status: int, code: int, message: str, headers: dict[str, str] | None = 
         },
         headers=headers,
     )
+
+
+# ---------------------------------------------------------------- Workers Logs events (reference C2)
+
+SCRIPT = "jobs-consumer"
+VERSION = "6d1f0a52-3c1e-4b8a-9a55-0f3f6c1e2b7d"
+
+
+def _ulid(i: int) -> str:
+    return f"01JD{i:022d}"
+
+
+def wl_events(n_requests: int, start_ms: int, *, script: str = SCRIPT, step_ms: int = 250) -> list[dict]:
+    """Query-API events: per request one ``cf-worker-event`` invocation line and one ``cf-worker`` log
+    line (every 5th request fails with an uncaught exception line as well)."""
+    out: list[dict] = []
+    k = 0
+    for i in range(n_requests):
+        ts = start_ms + i * step_ms
+        rid = f"8e{i:030x}"
+        failed = i % 5 == 0
+        job = {
+            "event": "job.failed" if failed else "job.done",
+            "jobId": f"job-{i:05d}",
+            "type": "IMAGE_PROCESSING",
+            "attempt": 1 + i % 3,
+            "messageId": f"m{i:031x}",
+        }
+        out.append(
+            {
+                "dataset": "cloudflare-workers",
+                "timestamp": ts + 1,
+                "source": job,
+                "$metadata": {
+                    "id": _ulid(k),
+                    "requestId": rid,
+                    "service": script,
+                    "type": "cf-worker",
+                    "level": "error" if failed else "log",
+                    "message": json.dumps(job),
+                    "trigger": "queue",
+                    "origin": "queue",
+                },
+                "$workers": {
+                    "scriptName": script,
+                    "eventType": "queue",
+                    "requestId": rid,
+                    "scriptVersion": {"id": VERSION},
+                    "executionModel": "stateless",
+                    "truncated": False,
+                },
+            }
+        )
+        k += 1
+        if failed:
+            exc = {
+                "name": "Error",
+                "message": f"Image too large: {3_000_000 + i} bytes",
+                "stack": "Error: Image too large\n    at processImage (worker.js:41:11)",
+                "timestamp": ts + 2,
+            }
+            out.append(
+                {
+                    "dataset": "cloudflare-workers",
+                    "timestamp": ts + 2,
+                    "source": {"message": exc["message"], "exception": exc},
+                    "$metadata": {
+                        "id": _ulid(k),
+                        "requestId": rid,
+                        "service": script,
+                        "type": "cf-worker",
+                        "level": "error",
+                        "error": exc["message"],
+                        "message": exc["message"],
+                        "trigger": "queue",
+                    },
+                    "$workers": {
+                        "scriptName": script,
+                        "eventType": "queue",
+                        "requestId": rid,
+                        "scriptVersion": {"id": VERSION},
+                    },
+                }
+            )
+            k += 1
+        out.append(
+            {
+                "dataset": "cloudflare-workers",
+                "timestamp": ts,
+                "source": {},
+                "$metadata": {
+                    "id": _ulid(k),
+                    "requestId": rid,
+                    "service": script,
+                    "type": "cf-worker-event",
+                    "trigger": "queue",
+                    "origin": "queue",
+                    "startTime": ts,
+                    "endTime": ts + 40,
+                    "duration": 40,
+                },
+                "$workers": {
+                    "scriptName": script,
+                    "eventType": "queue",
+                    "requestId": rid,
+                    "outcome": "exception" if failed else "ok",
+                    "wallTimeMs": 40,
+                    "cpuTimeMs": 7,
+                    "scriptVersion": {"id": VERSION},
+                    "executionModel": "stateless",
+                    "truncated": False,
+                    "event": {"queue": "jobs", "batchSize": 1},
+                },
+            }
+        )
+        k += 1
+    return out
+
+
+class FakeTelemetry:
+    """A telemetry query endpoint with offset paging (newest first), used with httpx.MockTransport."""
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = sorted(events, key=lambda e: (-e["timestamp"], e["$metadata"]["id"]))
+        self.bodies: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        tf = body["timeframe"]
+        script = next(
+            f["value"] for f in body["parameters"]["filters"] if f.get("key") == "$workers.scriptName"
+        )
+        rows = [
+            e
+            for e in self.events
+            if tf["from"] <= e["timestamp"] <= tf["to"] and e["$workers"]["scriptName"] == script
+        ]
+        start = 0
+        if body.get("offset"):
+            ids = [e["$metadata"]["id"] for e in rows]
+            start = ids.index(body["offset"]) + 1
+        page = rows[start : start + int(body.get("limit", 50))]
+        result = {
+            "run": {
+                "id": "run-1",
+                "accountId": ACCOUNT,
+                "timeframe": tf,
+                "status": "COMPLETED",
+                "granularity": 0,
+                "dry": True,
+                "query": {"id": body["queryId"]},
+                "statistics": {"elapsed": 0.01, "rows_read": len(rows), "bytes_read": 1},
+            },
+            "statistics": {"elapsed": 0.01, "rows_read": len(rows), "bytes_read": 1},
+            "events": {"count": len(page), "events": page, "fields": [], "series": []},
+        }
+        return ok(result)

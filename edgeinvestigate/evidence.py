@@ -36,7 +36,7 @@ from .report_model import FileReport, LoadReport
 from .schema import conform, empty_frame
 from .sources import SOURCES, expand_paths, sniff_file
 
-__all__ = ["BUNDLE_FORMAT", "Evidence", "load"]
+__all__ = ["BUNDLE_FORMAT", "Evidence", "concat_frames", "load"]
 
 BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
@@ -239,6 +239,14 @@ class Evidence:
         return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
             self.report.to_dict() == other.report.to_dict()
         )
+
+
+def concat_frames(frames: Sequence[pd.DataFrame], name: str) -> pd.DataFrame:
+    """Stack frames of one canonical kind (categoricals with different categories are fine)."""
+    if not frames:
+        return empty_frame(name)
+    tables = [_to_arrow(conform(df, name)) for df in frames]
+    return conform(pa.concat_tables(tables, promote_options="permissive"), name)
 
 
 def _to_arrow(df: pd.DataFrame) -> pa.Table:

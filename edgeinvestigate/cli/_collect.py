@@ -1,0 +1,213 @@
+"""``edgeinvestigate collect``: load telemetry files and API sources into an evidence bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError
+
+__all__ = ["collect"]
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+_ANY = click.Path(path_type=Path)
+
+
+def _listen_address(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--listen {value!r} is not HOST:PORT", hint="for example --listen 127.0.0.1:8787")
+    return host, int(port)
+
+
+@click.command(
+    "collect",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Examples:\n\n"
+        "  edgeinvestigate collect --tail tail.json --logpush logpush/20261127/ "
+        "--since 2026-11-27T14:00Z --until 2026-11-27T16:00Z --out evidence/INC-123\n\n"
+        "  edgeinvestigate collect --workers-logs email-consumer --dlq email-dlq --since -2h "
+        "--out evidence/INC-124\n\n"
+        "  edgeinvestigate collect --listen 127.0.0.1:8787 --out traceitems.jsonl\n\n"
+        "Secrets: the API token comes from CLOUDFLARE_API_TOKEN or --token-file, never from an option value."
+    ),
+)
+@click.argument("paths", nargs=-1, type=_ANY)
+@click.option(
+    "--tail", "tail", multiple=True, type=_ANY, help="`wrangler tail --format json` output (repeatable)."
+)
+@click.option(
+    "--logpush",
+    multiple=True,
+    type=_ANY,
+    help="Logpush workers_trace_events file or directory tree (repeatable).",
+)
+@click.option(
+    "--traceitems",
+    multiple=True,
+    type=_ANY,
+    help="Tail Worker TraceItem file: array, JSONL or wrapped (repeatable).",
+)
+@click.option(
+    "--workers-logs-export",
+    "workers_logs_export",
+    multiple=True,
+    type=_ANY,
+    help="Workers Logs dashboard export or saved query events (repeatable).",
+)
+@click.option("--since", help="Start of the window (ISO-8601 like 2026-11-27T14:00Z, epoch, or -2h).")
+@click.option("--until", help="End of the window, exclusive (same forms as --since).")
+@click.option(
+    "--out",
+    type=_ANY,
+    required=True,
+    help="Bundle directory to write (with --listen: the TraceItem JSONL file to append to).",
+)
+@click.option("--strict", is_flag=True, help="Stop at the first malformed record instead of listing it.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle in --out.")
+@click.option(
+    "--workers-logs",
+    "workers_logs",
+    multiple=True,
+    metavar="SCRIPT",
+    help="Query Workers Logs of this Worker script through the API (repeatable).",
+)
+@click.option(
+    "--dlq",
+    multiple=True,
+    metavar="QUEUE",
+    help="Collect this dead-letter queue through the API (repeatable).",
+)
+@click.option(
+    "--dlq-mode",
+    type=click.Choice(["peek", "snapshot"]),
+    default="peek",
+    show_default=True,
+    help="peek reads without leasing; snapshot pulls with a lease and releases it.",
+)
+@click.option("--force", is_flag=True, help="Allow a DLQ snapshot that the safety checks would refuse.")
+@click.option("--dlq-file", multiple=True, type=_FILE, help="A saved peek/pull JSON of a DLQ (repeatable).")
+@click.option("--api-url", help="Cloudflare API base URL (default: CLOUDFLARE_API_BASE_URL or the real API).")
+@click.option("--account-id", help="Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID).")
+@click.option(
+    "--token-file",
+    type=_FILE,
+    help="File holding the API token (default: CLOUDFLARE_API_TOKEN from the environment).",
+)
+@click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Only run a collector for Tail Worker POSTs, appending TraceItems to --out (blocks until Ctrl-C).",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), help="Processes for large Logpush inputs (default: automatic)."
+)
+def collect(
+    paths: tuple[Path, ...],
+    tail: tuple[Path, ...],
+    logpush: tuple[Path, ...],
+    traceitems: tuple[Path, ...],
+    workers_logs_export: tuple[Path, ...],
+    since: str | None,
+    until: str | None,
+    out: Path,
+    strict: bool,
+    overwrite: bool,
+    workers_logs: tuple[str, ...],
+    dlq: tuple[str, ...],
+    dlq_mode: str,
+    force: bool,
+    dlq_file: tuple[Path, ...],
+    api_url: str | None,
+    account_id: str | None,
+    token_file: Path | None,
+    listen: str | None,
+    jobs: int | None,
+) -> None:
+    """Load telemetry files and API sources into an evidence bundle (Parquet + manifest.json).
+
+    PATHS are files or directories whose format is recognised from their content; the --tail,
+    --logpush, --traceitems and --workers-logs-export options name the format explicitly. Malformed
+    records are skipped and listed in the summary (and in manifest.json) unless --strict is given.
+    """
+    if listen:
+        from ..collector import serve_collector
+
+        host, port = _listen_address(listen)
+        click.echo(
+            f"collecting Tail Worker POSTs on http://{host}:{port} into {out} (Ctrl-C to stop)", err=True
+        )
+        serve_collector(host, port, out)
+        return
+
+    from .._time import parse_time
+    from ..evidence import Evidence, concat_frames, load
+
+    specs: list[Any] = list(paths)
+    for name, items in (
+        ("tail", tail),
+        ("logpush", logpush),
+        ("traceitems", traceitems),
+        ("workers_logs_export", workers_logs_export),
+    ):
+        specs.extend((p, name) for p in items)
+    if not (specs or workers_logs or dlq or dlq_file):
+        raise ConfigError(
+            "nothing to collect",
+            hint="give files (--tail, --logpush, --traceitems, --workers-logs-export, PATHS), "
+            "--workers-logs, --dlq or --dlq-file",
+        )
+    s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
+    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
+        from ..errors import BundleError
+
+        raise BundleError(
+            f"{out} already exists; refusing to overwrite it", hint="pass --overwrite or another --out"
+        )
+
+    parts = []
+    if specs:
+        parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs))
+    client: Any = None
+    if workers_logs or dlq:
+        from ..cloudflare import CloudflareClient
+
+        client = CloudflareClient.from_env(api_url=api_url, account_id=account_id, token_file=token_file)
+    if workers_logs:
+        from ..workers_logs import load_workers_logs
+
+        parts.extend(load_workers_logs(client, script, since=s, until=u) for script in workers_logs)
+    ev = Evidence.merge(parts) if parts else Evidence.empty()
+    if parts:
+        ev.manifest["window"] = {
+            "since": None if s is None else s.isoformat(),
+            "until": None if u is None else u.isoformat(),
+        }
+    dlq_frames: list[Any] = []
+    if dlq:
+        from ..dlq import load_dlq
+
+        dlq_frames.extend(load_dlq(client, queue, mode=dlq_mode, force=force) for queue in dlq)  # type: ignore[arg-type]
+    if dlq_file:
+        from ..dlq import dlq_frame_from_file
+
+        dlq_frames.extend(dlq_frame_from_file(p) for p in dlq_file)
+    if dlq_frames:
+        sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_file)]
+        ev = ev.with_dlq(concat_frames([ev.dlq, *dlq_frames], "dlq"), source=", ".join(sources))
+    dest = ev.save(out, overwrite=overwrite)
+
+    click.echo(ev.report.summary())
+    rows = ev.manifest["rows"]
+    click.echo(
+        f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
+        f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
+    )
+    if ev.report.skipped:
+        click.echo(
+            f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",
+            err=True,
+        )

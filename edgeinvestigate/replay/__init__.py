@@ -1,0 +1,36 @@
+"""Selective DLQ replay: a reviewed plan, a velocity-limited run, a crash-safe ledger, and proof.
+
+>>> plan = plan_replay(ev, "jobs-dlq", "jobs", allow_queues=["jobs"])  # doctest: +SKIP
+>>> plan.save("plan.json")  # doctest: +SKIP
+>>> run_replay("plan.json", CloudflareClient.from_env())  # doctest: +SKIP
+>>> replay_status("plan.json").counts  # doctest: +SKIP
+
+The contract is at-least-once: every message pushed carries ``metadata.replay.id``, an idempotency
+key consumers dedupe on; a DLQ message is removed only after its push was confirmed; a crash at any
+point resumes from the ledger without losing a message. See ``runbooks/replay-failed-jobs.md``.
+"""
+
+from __future__ import annotations
+
+from ._ledger import Ledger, default_ledger_path
+from ._patch import merge_patch
+from ._plan import ReplayPlan, plan_replay
+from ._runner import RunResult, run_replay
+from ._status import ReplayStatus, cancel_replay, export_replay, replay_status
+from ._verify import VerifyReport, verify_replay
+
+__all__ = [
+    "Ledger",
+    "ReplayPlan",
+    "ReplayStatus",
+    "RunResult",
+    "VerifyReport",
+    "cancel_replay",
+    "default_ledger_path",
+    "export_replay",
+    "merge_patch",
+    "plan_replay",
+    "replay_status",
+    "run_replay",
+    "verify_replay",
+]

@@ -1,0 +1,690 @@
+"""The replay plan: which DLQ messages go back, rewritten how, in which batches; a reviewed file.
+
+:func:`plan_replay` selects messages on a bundle's ``dlq`` frame, rewrites each into the body that
+will be pushed (see :mod:`._rewrite`), lists what it excluded and why, cuts the batches and
+estimates the run. The result is a :class:`ReplayPlan`, written as JSON with a content hash; the
+runner refuses a file whose hash no longer matches, so what was reviewed is what is sent.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import math
+import os
+import socket
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ConfigError, ReplayError, ReplayRefusedError
+from ._patch import Patch, diff, load_patch
+from ._rewrite import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    MESSAGE_OVERHEAD_BYTES,
+    body_size,
+    canonical_json,
+    decode_body,
+    idempotency_key,
+    replay_block,
+    rewrite,
+    sha256_hex,
+    unwrap,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DEFAULT_MAX_REQUESTS_PER_5MIN",
+    "DEFAULT_RATE",
+    "PLAN_FORMAT",
+    "Batch",
+    "Estimates",
+    "Excluded",
+    "PlanMessage",
+    "ReplayPlan",
+    "load_allow_list",
+    "plan_replay",
+]
+
+PLAN_FORMAT = "edgeinvestigate.replay-plan/1"
+DEFAULT_RATE = 100.0
+DEFAULT_MAX_REQUESTS_PER_5MIN = 1200
+RUNBOOK = "see runbooks/replay-failed-jobs.md"
+
+#: why a selected message is not replayed
+REASONS: dict[str, str] = {
+    "already_replayed": "the body already carries metadata.replay (it is a replay that failed again)",
+    "unsupported_content_type": "v8/bytes bodies cannot be pushed over the REST API",
+    "decode_error": "the body could not be decoded",
+    "not_a_job": "the body is not a QueueMessage {type, payload, metadata} nor an {original, error} envelope",
+    "patch_error": "the patch failed on this message",
+    "oversize": "the rewritten body is larger than the 128 KB message limit",
+    "duplicate": "the same message id appears twice in the bundle (kept the first)",
+    "not_found": "an --id that is not in the DLQ of the bundle",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class PlanMessage(_Model):
+    """One message to replay: the original id, its idempotency key and the exact body to push."""
+
+    message_id: str
+    replay_id: str
+    batch: int
+    job_type: str | None = None
+    job_id: str | None = None
+    cluster_id: str | None = None
+    enqueued_at: str | None = None
+    lease_id: str | None = None
+    shape: str = "raw"
+    size: int
+    patched: bool = False
+    changes: list[dict[str, Any]] = []
+    body: dict[str, Any]
+
+
+class Excluded(_Model):
+    message_id: str
+    reason: str
+    detail: str = ""
+    job_type: str | None = None
+    cluster_id: str | None = None
+
+
+class Batch(_Model):
+    index: int
+    message_ids: list[str]
+    bytes: int
+
+
+class Estimates(_Model):
+    messages: int
+    batches: int
+    push_requests: int
+    removal_requests: int
+    requests: int
+    bytes: int
+    rate: float
+    max_requests_per_5min: int
+    duration_s: float
+
+
+class ReplayPlan(_Model):
+    """A reviewed replay: the JSON file ``replay plan`` writes and ``replay run`` executes."""
+
+    format: Literal["edgeinvestigate.replay-plan/1"] = "edgeinvestigate.replay-plan/1"
+    plan_id: str
+    created_at: str
+    created_by: dict[str, str]
+    bundle: str | None = None
+    source_queue: str
+    target_queue: str
+    allow_queues: list[str]
+    selection: dict[str, Any]
+    rate: float
+    max_requests_per_5min: int
+    messages: list[PlanMessage]
+    batches: list[Batch]
+    excluded: list[Excluded]
+    by_cluster: dict[str, int]
+    by_type: dict[str, int]
+    not_selected: int
+    estimates: Estimates
+    content_hash: str = ""
+
+    # -- hashing and files -------------------------------------------------------------------------
+    def compute_hash(self) -> str:
+        data = self.model_dump(mode="json", exclude={"content_hash"})
+        return sha256_hex(canonical_json(data))
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the plan as JSON with its content hash; refuses to overwrite unless asked."""
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise ConfigError(
+                f"{p} exists already", hint="choose another --out, or delete the old plan first"
+            )
+        data = self.model_dump(mode="json", exclude={"content_hash"})
+        self.content_hash = sha256_hex(canonical_json(data))
+        data["content_hash"] = self.content_hash
+        tmp = p.with_name(p.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=1)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path, *, verify: bool = True) -> ReplayPlan:
+        """Read a plan file; with ``verify`` (the default) refuse one whose content hash does not match."""
+        p = Path(path)
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ReplayError(f"cannot read the plan {p}: {exc.strerror}", hint="check the path") from exc
+        except ValueError as exc:
+            raise ReplayRefusedError(
+                f"{p} is not valid JSON ({exc}); was it edited by hand?",
+                hint="make a new plan with: edgeinvestigate replay plan ... --out plan.json",
+            ) from exc
+        if not isinstance(raw, dict) or raw.get("format") != PLAN_FORMAT:
+            raise ReplayRefusedError(
+                f"{p} is not an edgeinvestigate replay plan (format {PLAN_FORMAT!r} expected)",
+                hint="make a plan with: edgeinvestigate replay plan",
+            )
+        stated = raw.pop("content_hash", "")
+        if verify:
+            actual = sha256_hex(canonical_json(raw))
+            if actual != stated:
+                raise ReplayRefusedError(
+                    f"{p} was changed after it was made: its content hash is {actual[:16]}..., the file says "
+                    f"{str(stated)[:16]}...; a tampered plan is never run",
+                    hint="make a new plan with: edgeinvestigate replay plan ... --out plan.json",
+                )
+        try:
+            plan = cls.model_validate(raw)
+        except ValidationError as exc:
+            raise ReplayRefusedError(f"{p} is not a valid replay plan: {exc}", hint=RUNBOOK) from exc
+        plan.content_hash = str(stated)
+        return plan
+
+    # -- review ------------------------------------------------------------------------------------
+    def message(self, message_id: str) -> PlanMessage:
+        for m in self.messages:
+            if m.message_id == message_id:
+                return m
+        raise KeyError(message_id)
+
+    def summary(self, *, samples: int = 3, diffs: int = 10) -> str:
+        """The text shown for review before a plan is written or run."""
+        est = self.estimates
+        lines = [
+            f"replay plan {self.plan_id}: {len(self.messages)} messages from {self.source_queue!r} "
+            f"to {self.target_queue!r} in {len(self.batches)} batches",
+            f"  selection: {canonical_json({k: v for k, v in self.selection.items() if v})}",
+            f"  not selected (stay in the DLQ): {self.not_selected}; excluded: {len(self.excluded)}",
+            f"  estimate: {est.requests} API requests ({est.push_requests} pushes + {est.removal_requests} "
+            f"DLQ removals), {_fmt_duration(est.duration_s)} at {est.rate:g} msg/s and "
+            f"{est.max_requests_per_5min} requests/5 min",
+            "",
+            "by cluster:",
+        ]
+        lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_cluster.items(), key=lambda kv: -kv[1])]
+        lines.append("by job type:")
+        lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_type.items(), key=lambda kv: -kv[1])]
+        if self.excluded:
+            lines.append("excluded (not replayed):")
+            reasons = Counter(e.reason for e in self.excluded)
+            for reason, n in reasons.most_common():
+                ids = [e.message_id for e in self.excluded if e.reason == reason][:3]
+                more = ", ..." if n > 3 else ""
+                lines.append(
+                    f"  {reason:<26} {n:>6}  {REASONS.get(reason, '')} (e.g. {', '.join(ids)}{more})"
+                )
+        if self.messages and samples:
+            lines.append("sample payloads (exactly as they will be pushed):")
+            for m in self.messages[:samples]:
+                lines.append(f"  {m.message_id}: {canonical_json(m.body)[:400]}")
+        patched = [m for m in self.messages if m.changes]
+        if patched:
+            lines.append(f"patch changes ({len(patched)} messages changed):")
+            for m in patched[:diffs]:
+                for ch in m.changes:
+                    before = canonical_json(ch["before"]) if "before" in ch else "(absent)"
+                    after = canonical_json(ch["after"]) if "after" in ch else "(removed)"
+                    lines.append(f"  {m.message_id} {ch['path']}: {before} -> {after}")
+            if len(patched) > diffs:
+                lines.append(f"  ... and {len(patched) - diffs} more (see the plan file)")
+        return "\n".join(lines)
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _iso(ts: Any) -> str | None:
+    """A JavaScript-style ISO time (``2026-11-27T14:00:00.000Z``) or None."""
+    if ts is None:
+        return None
+    try:
+        import pandas as pd
+
+        if pd.isna(ts):
+            return None
+        t = pd.Timestamp(ts)
+    except (TypeError, ValueError):
+        return None
+    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _now_iso() -> str:
+    t = datetime.now(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def who() -> dict[str, str]:
+    """The user and host running a command (postmortem evidence)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return {"user": user, "host": socket.gethostname()}
+
+
+def load_allow_list(config: str | Path | None) -> list[str]:
+    """Allowed target queues from a TOML config file: ``[replay] allow_queues = ["jobs", ...]``."""
+    if config is None:
+        return []
+    p = Path(config)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {p}: {exc.strerror}", hint="check --config") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}", hint="check --config") from exc
+    section = data.get("replay", {})
+    queues = section.get("allow_queues", section.get("allowed_targets", []))
+    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
+        raise ConfigError(
+            f"{p}: [replay] allow_queues must be a list of queue names",
+            hint='write: [replay]\nallow_queues = ["jobs"]',
+        )
+    return queues
+
+
+def check_target(source: str, target: str, allow: Iterable[str], *, dlq_names: Iterable[str] = ()) -> None:
+    """Refuse a target that is the DLQ itself, another DLQ, or not in the allow-list."""
+    allowed = sorted(set(allow))
+    if target == source:
+        raise ReplayRefusedError(
+            f"refusing to replay {source!r} into itself: the target queue is the DLQ the messages come from",
+            hint="--to names the work queue the consumer reads, not the dead-letter queue",
+        )
+    if target in set(dlq_names):
+        raise ReplayRefusedError(
+            f"refusing to replay into {target!r}: it is a dead-letter queue in this bundle",
+            hint="--to names the work queue the consumer reads",
+        )
+    if target not in allowed:
+        shown = ", ".join(allowed) if allowed else "none"
+        raise ReplayRefusedError(
+            f"refusing to replay into {target!r}: it is not in the allow-list of target queues "
+            f"(allowed: {shown})",
+            hint="add --allow-queue "
+            + target
+            + " (or [replay] allow_queues in --config) after checking the name",
+        )
+
+
+def _dlq_frame(ev: Any) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(ev, pd.DataFrame):
+        return ev
+    if isinstance(ev, str | Path):
+        from ..evidence import Evidence
+
+        ev = Evidence.open(ev)
+    frame = getattr(ev, "dlq", None)
+    if not isinstance(frame, pd.DataFrame):
+        raise ConfigError(
+            "the evidence has no dlq frame", hint="collect the DLQ first: edgeinvestigate collect"
+        )
+    return frame
+
+
+def _cluster_ids(ev: Any, frame: pd.DataFrame) -> pd.Series:
+    import pandas as pd
+
+    if "cluster_id" in frame.columns:
+        return frame["cluster_id"].astype("string")
+    if isinstance(ev, pd.DataFrame):
+        raise ConfigError(
+            "--cluster needs cluster ids: the dlq frame has no cluster_id column",
+            hint="pass an evidence bundle (clusters are computed with edgeinvestigate clusters)",
+        )
+    from ..clustering import cluster
+
+    clusters = cluster(ev)
+    cdf = clusters.dlq
+    mapping = dict(zip(cdf["message_id"].astype(str), cdf["cluster_id"].astype("string"), strict=False))
+    return frame["message_id"].astype(str).map(mapping).astype("string")
+
+
+def _val(row: Mapping[Any, Any], key: str) -> Any:
+    import pandas as pd
+
+    v = row.get(key)
+    try:
+        if v is None or pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        return v
+    return v
+
+
+def _job_from_columns(row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """Rebuild the job from the frame's columns when the raw body is not in the snapshot."""
+    job_type = _val(row, "job_type")
+    payload = _val(row, "payload")
+    if job_type is None or payload is None:
+        return None
+    try:
+        payload_obj = json.loads(payload)
+    except ValueError:
+        return None
+    meta: dict[str, Any] = {}
+    if _val(row, "meta_attempts") is not None:
+        meta["attempts"] = int(row["meta_attempts"])
+    if _iso(_val(row, "original_timestamp")):
+        meta["originalTimestamp"] = _iso(row["original_timestamp"])
+    if _iso(_val(row, "last_attempt")):
+        meta["lastAttempt"] = _iso(row["last_attempt"])
+    return {"type": str(job_type), "payload": payload_obj, "metadata": meta}
+
+
+def plan_replay(
+    ev: Any,
+    from_queue: str,
+    to_queue: str,
+    *,
+    clusters: Sequence[str] = (),
+    types: Sequence[str] = (),
+    since: Any = None,
+    until: Any = None,
+    ids: Sequence[str] = (),
+    where: str | None = None,
+    patch: str | Path | Patch | None = None,
+    allow_queues: Sequence[str] = (),
+    config: str | Path | None = None,
+    rate: float = DEFAULT_RATE,
+    max_requests_per_5min: int = DEFAULT_MAX_REQUESTS_PER_5MIN,
+    bundle: str | None = None,
+    now: str | None = None,
+) -> ReplayPlan:
+    """Select, rewrite and batch the DLQ messages to replay; nothing is sent.
+
+    ``ev`` is an :class:`~edgeinvestigate.evidence.Evidence`, a bundle directory, or a ``dlq``
+    frame. The target must be in ``allow_queues`` or the ``[replay] allow_queues`` of ``config``;
+    the DLQ itself is always refused (:class:`~edgeinvestigate.errors.ReplayRefusedError`).
+    """
+    from .._time import parse_time
+
+    if rate <= 0:
+        raise ConfigError(f"--rate must be positive, got {rate}", hint="messages per second, e.g. --rate 50")
+    if max_requests_per_5min <= 0:
+        raise ConfigError("--max-requests-per-5min must be positive", hint="the default is 1200")
+    allow = [*allow_queues, *load_allow_list(config)]
+    frame = _dlq_frame(ev)
+    if bundle is None and isinstance(ev, str | Path):
+        bundle = str(ev)
+    elif bundle is None:
+        manifest = getattr(ev, "manifest", None)
+        if isinstance(manifest, dict) and manifest.get("path"):
+            bundle = str(manifest["path"])
+
+    # the DLQ names in the bundle: never a target
+    queue_col = frame["queue"].astype("string") if "queue" in frame.columns else None
+    dlq_names = set(queue_col.dropna().unique()) if queue_col is not None else set()
+    check_target(from_queue, to_queue, allow, dlq_names=dlq_names - {from_queue})
+
+    if queue_col is not None and dlq_names:
+        keep = (queue_col == from_queue).fillna(False).to_numpy(dtype=bool)
+        if not keep.any():
+            raise ReplayError(
+                f"the bundle holds no DLQ messages from {from_queue!r} "
+                f"(it has: {', '.join(sorted(dlq_names))})",
+                hint="check --from, or collect that DLQ first",
+            )
+        frame = frame[keep]
+    frame = frame.reset_index(drop=True)
+
+    t_since = parse_time(since, name="--since")
+    t_until = parse_time(until, name="--until")
+    patch_obj = load_patch(patch) if isinstance(patch, str | Path) else patch
+    selection: dict[str, Any] = {
+        "clusters": sorted(set(clusters)),
+        "types": sorted(set(types)),
+        "since": _iso(t_since),
+        "until": _iso(t_until),
+        "ids": sorted(set(ids)),
+        "where": where,
+        "patch": patch_obj.describe() if patch_obj else None,
+    }
+    selection_digest = sha256_hex(
+        canonical_json({"source": from_queue, "target": to_queue, "selection": selection})
+    )
+
+    import pandas as pd
+
+    excluded: list[Excluded] = []
+    # duplicates first: a message id is replayed at most once per plan
+    dup = frame["message_id"].astype("string").duplicated(keep="first").fillna(False).to_numpy(dtype=bool)
+    for mid in frame.loc[dup, "message_id"].astype(str):
+        excluded.append(Excluded(message_id=mid, reason="duplicate"))
+    frame = frame[~dup].reset_index(drop=True)
+
+    mask = pd.Series(True, index=frame.index)
+    cluster_col: pd.Series | None = None
+    if clusters or "cluster_id" in frame.columns:
+        try:
+            cluster_col = _cluster_ids(ev, frame)
+        except ConfigError:
+            if clusters:
+                raise
+    if clusters:
+        assert cluster_col is not None
+        mask &= cluster_col.isin(list(clusters)).fillna(False)
+    if types:
+        mask &= frame["job_type"].astype("string").isin(list(types)).fillna(False)
+    if t_since is not None or t_until is not None:
+        when = frame["enqueued_at"] if "enqueued_at" in frame.columns else None
+        if when is None or when.isna().all():
+            when = frame.get("original_timestamp")
+        if when is None:
+            raise ConfigError("--since/--until need enqueued_at in the dlq frame", hint=RUNBOOK)
+        when = pd.to_datetime(when.astype(object), utc=True)
+        if t_since is not None:
+            mask &= (when >= t_since).fillna(False)
+        if t_until is not None:
+            mask &= (when < t_until).fillna(False)
+    if ids:
+        present = set(frame["message_id"].astype(str))
+        for mid in sorted(set(ids) - present):
+            excluded.append(Excluded(message_id=mid, reason="not_found"))
+        mask &= frame["message_id"].astype("string").isin(list(ids)).fillna(False)
+    if where:
+        try:
+            hit = frame.query(where)
+        except Exception as exc:
+            raise ConfigError(
+                f"--where {where!r} failed on the dlq frame: {exc}",
+                hint="a pandas query over the columns: " + ", ".join(map(str, frame.columns)),
+            ) from exc
+        mask &= frame.index.isin(hit.index)
+
+    chosen = frame[mask.to_numpy(dtype=bool)]
+    not_selected = len(frame) - len(chosen)
+    if "enqueued_at" in chosen.columns:
+        chosen = chosen.assign(_order=chosen["enqueued_at"].astype(object)).sort_values(
+            ["_order", "message_id"], kind="stable", na_position="last"
+        )
+
+    created_at = now or _now_iso()
+    plan_id = sha256_hex(
+        canonical_json({"selection": selection_digest, "at": created_at, "ids": sorted(chosen["message_id"])})
+    )[:20]
+    clusters_by_id: dict[int, Any] = {}
+    if cluster_col is not None:
+        clusters_by_id = dict(zip(frame.index, cluster_col, strict=False))
+
+    messages: list[PlanMessage] = []
+    for idx, row in zip(chosen.index, chosen.to_dict("records"), strict=True):
+        mid = str(row["message_id"])
+        ctype = _val(row, "content_type")
+        job_type = _val(row, "job_type")
+        cluster_id = clusters_by_id.get(idx)
+        cluster_id = None if cluster_id is None or pd.isna(cluster_id) else str(cluster_id)
+        common = {"message_id": mid, "job_type": job_type, "cluster_id": cluster_id}
+        if ctype in ("v8", "bytes"):
+            excluded.append(
+                Excluded(**common, reason="unsupported_content_type", detail=f"content type {ctype}")
+            )
+            continue
+        job: dict[str, Any] | None = None
+        shape = "unknown"
+        raw = _val(row, "body_raw")
+        if raw is not None:
+            body, err = decode_body(str(raw), ctype)
+            if err:
+                excluded.append(Excluded(**common, reason="decode_error", detail=err))
+                continue
+            job, shape = unwrap(body)
+        else:
+            job = _job_from_columns(row)
+            shape = str(_val(row, "envelope") or "raw")
+            if job is None and _val(row, "decode_error"):
+                excluded.append(Excluded(**common, reason="decode_error", detail=str(row["decode_error"])))
+                continue
+        if job is None:
+            excluded.append(Excluded(**common, reason="not_a_job", detail=f"envelope {shape}"))
+            continue
+        meta = job.get("metadata")
+        if isinstance(meta, dict) and meta.get("replay"):
+            of = meta["replay"].get("of") if isinstance(meta["replay"], dict) else None
+            excluded.append(
+                Excluded(
+                    **common,
+                    reason="already_replayed",
+                    detail=f"replay of {of}" if of else "has metadata.replay",
+                )
+            )
+            continue
+        patched = False
+        changes: list[dict[str, Any]] = []
+        if patch_obj is not None:
+            try:
+                new_job = patch_obj.apply(job)
+            except ReplayError as exc:
+                excluded.append(Excluded(**common, reason="patch_error", detail=exc.message))
+                continue
+            changes = diff(job, new_job)
+            patched = bool(changes)
+            job = new_job
+        replay_id = idempotency_key(mid, selection_digest)
+        new_body = rewrite(
+            job,
+            replay=replay_block(replay_id=replay_id, of=mid, plan=plan_id, at=created_at),
+            original_timestamp=_iso(_val(row, "original_timestamp")) or _iso(_val(row, "enqueued_at")),
+        )
+        size = body_size(new_body)
+        if size + MESSAGE_OVERHEAD_BYTES > MAX_MESSAGE_BYTES:
+            excluded.append(
+                Excluded(
+                    **common,
+                    reason="oversize",
+                    detail=f"{size} bytes + {MESSAGE_OVERHEAD_BYTES} metadata > {MAX_MESSAGE_BYTES}",
+                )
+            )
+            continue
+        messages.append(
+            PlanMessage(
+                message_id=mid,
+                replay_id=replay_id,
+                batch=-1,
+                job_type=str(new_body.get("type")) if new_body.get("type") is not None else job_type,
+                job_id=_val(row, "job_id"),
+                cluster_id=cluster_id,
+                enqueued_at=_iso(_val(row, "enqueued_at")),
+                lease_id=_val(row, "lease_id"),
+                shape=shape,
+                size=size,
+                patched=patched,
+                changes=changes,
+                body=new_body,
+            )
+        )
+
+    batches = _cut_batches(messages)
+    leased: dict[int, bool] = {}
+    for m in messages:
+        leased[m.batch] = leased.get(m.batch, True) and m.lease_id is not None
+    # with leases a batch is removed by one ack; without, by a peek and a purge
+    n_removal = sum(1 if leased.get(b.index) else 2 for b in batches)
+    push_requests = len(batches)
+    requests = push_requests + n_removal
+    duration = max(len(messages) / rate, requests * 300.0 / max_requests_per_5min) if messages else 0.0
+    estimates = Estimates(
+        messages=len(messages),
+        batches=len(batches),
+        push_requests=push_requests,
+        removal_requests=n_removal,
+        requests=requests,
+        bytes=sum(m.size for m in messages),
+        rate=float(rate),
+        max_requests_per_5min=int(max_requests_per_5min),
+        duration_s=round(duration, 1),
+    )
+    plan = ReplayPlan(
+        plan_id=plan_id,
+        created_at=created_at,
+        created_by=who(),
+        bundle=bundle,
+        source_queue=from_queue,
+        target_queue=to_queue,
+        allow_queues=sorted(set(allow)),
+        selection=selection,
+        rate=float(rate),
+        max_requests_per_5min=int(max_requests_per_5min),
+        messages=messages,
+        batches=batches,
+        excluded=excluded,
+        by_cluster=dict(Counter(m.cluster_id or "(none)" for m in messages)),
+        by_type=dict(Counter(m.job_type or "(none)" for m in messages)),
+        not_selected=not_selected,
+        estimates=estimates,
+    )
+    plan.content_hash = plan.compute_hash()
+    return plan
+
+
+def _cut_batches(messages: list[PlanMessage]) -> list[Batch]:
+    """Greedy batches of at most 100 messages and 256 KB (bodies plus per-message overhead)."""
+    batches: list[Batch] = []
+    ids: list[str] = []
+    size = 0
+    for m in messages:
+        cost = m.size + MESSAGE_OVERHEAD_BYTES
+        if ids and (len(ids) >= MAX_BATCH_MESSAGES or size + cost > MAX_BATCH_BYTES):
+            batches.append(Batch(index=len(batches), message_ids=ids, bytes=size))
+            ids, size = [], 0
+        m.batch = len(batches)
+        ids.append(m.message_id)
+        size += cost
+    if ids:
+        batches.append(Batch(index=len(batches), message_ids=ids, bytes=size))
+    return batches
+
+
+def min_requests(n_messages: int) -> int:
+    """The fewest push requests ``n_messages`` can take (100 per batch)."""
+    return math.ceil(n_messages / MAX_BATCH_MESSAGES)

@@ -1,0 +1,500 @@
+"""Running a replay plan: push in batches at a controlled speed, then remove the originals.
+
+The order per batch never changes: commit ``pushing`` in the ledger, push the batch, commit
+``pushed`` once the API confirmed it, and only then remove the originals from the DLQ (ack their
+lease, or peek + purge by ref) and commit ``settled``. A crash anywhere leaves the ledger saying
+what may have happened; the next run resumes from it without re-sending settled messages and
+re-sends possibly-sent ones with the *same* idempotency keys (they are counted as possible
+duplicates, never as lost).
+
+Errors: 429 waits ``Retry-After`` (or the window reset) and retries; 5xx and timeouts mark the
+batch ambiguous and retry with back-off; any other 4xx stops the run with the ledger consistent.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import APIError, NotFoundError, RateLimitedError, ReplayError, ReplayRefusedError, ServerError
+from ._ledger import Ledger, RunLock, default_ledger_path
+from ._plan import ReplayPlan, check_target, who
+from ._ratelimit import Pacer, RequestBudget, ServerBudget
+
+if TYPE_CHECKING:
+    from ..cloudflare import CloudflareClient
+
+__all__ = ["RunResult", "run_replay"]
+
+PEEK_BATCH = 100
+_RUNBOOK = "see runbooks/replay-failed-jobs.md"
+
+
+@dataclass
+class RunResult:
+    """What one ``replay run`` did (the ledger holds the full story)."""
+
+    outcome: str  # completed | cancelled | interrupted | incomplete
+    plan_id: str
+    ledger: str
+    counts: dict[str, int]
+    messages_pushed: int = 0
+    push_requests: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    ambiguous_batches: int = 0
+    possible_duplicates: int = 0
+    still_in_dlq: int = 0
+    elapsed_s: float = 0.0
+    push_elapsed_s: float = 0.0
+    configured_rate: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def achieved_rate(self) -> float:
+        return self.messages_pushed / self.push_elapsed_s if self.push_elapsed_s > 0 else 0.0
+
+    @property
+    def messages_per_push(self) -> float:
+        return self.messages_pushed / self.push_requests if self.push_requests else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["achieved_rate"] = round(self.achieved_rate, 2)
+        d["messages_per_push"] = round(self.messages_per_push, 2)
+        return d
+
+
+class _Stop(Exception):
+    """Internal: stop between batches (cancel, Ctrl-C)."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+@contextmanager
+def _graceful_interrupts(stop: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
+    """First Ctrl-C / SIGTERM: finish the in-flight batch, then stop. Second Ctrl-C: stop at once
+    (the ledger still says which batch may have been sent)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        say("stopping after the in-flight batch (Ctrl-C again to abort now; the ledger stays consistent)")
+
+    old_int = signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+class _Runner:
+    def __init__(
+        self,
+        plan: ReplayPlan,
+        ledger: Ledger,
+        client: CloudflareClient,
+        *,
+        rate: float,
+        max_requests: int,
+        stop: threading.Event,
+        progress: Any,
+        max_attempts: int,
+        max_backoff: float,
+        say: Callable[[str], None],
+    ) -> None:
+        self.plan = plan
+        self.ledger = ledger
+        self.client = client
+        self.stop = stop
+        self.progress = progress
+        self.max_attempts = max_attempts
+        self.max_backoff = max_backoff
+        self.say = say
+        self.pacer = Pacer(rate)
+        self.budget = RequestBudget(max_requests, history=ledger.request_times(time.time() - 300.0))
+        self.server = ServerBudget(reserve=0)
+        self.by_id = {m.message_id: m for m in plan.messages}
+        self.run_id = 0
+        self.source_id = ""
+        self.target_id = ""
+        self.result = RunResult(
+            outcome="incomplete",
+            plan_id=plan.plan_id,
+            ledger=str(ledger.path),
+            counts={},
+            configured_rate=rate,
+        )
+        self._first_push: float | None = None
+        self._last_push: float | None = None
+        self._last_cancel_check = 0.0
+
+    # -- waiting ---------------------------------------------------------------------------------
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _Stop("interrupted")
+        now = time.monotonic()
+        if now - self._last_cancel_check >= 0.25:
+            self._last_cancel_check = now
+            if self.ledger.cancel_requested():
+                raise _Stop("cancelled")
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, waking up for Ctrl-C and ``replay cancel``."""
+        end = time.monotonic() + seconds
+        while True:
+            self._check_stop()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 0.25))
+
+    def _request_slot(self, kind: str, n_messages: int = 0) -> None:
+        """Wait until the velocity and both budgets allow one more request."""
+        while True:
+            wait = max(
+                self.pacer.delay() if n_messages else 0.0,
+                self.budget.delay(1),
+                self.server.delay(self.client.rate_limit),
+            )
+            if wait <= 0:
+                return
+            self._sleep(wait)
+
+    def _note_request(self, kind: str) -> None:
+        ts = self.budget.note()
+        self.ledger.record_request(kind, self.run_id, ts)
+        self.result.requests += 1
+
+    def _backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.05), self.max_backoff)
+        rl = self.client.rate_limit
+        base = min(0.25 * (2**attempt), self.max_backoff)
+        if rl.reset_s is not None and rl.remaining == 0:
+            base = max(base, min(rl.reset_s, self.max_backoff))
+        return base * (0.5 + random.random() / 2)
+
+    # -- the run ---------------------------------------------------------------------------------
+    def resolve_queues(self) -> None:
+        plan = self.plan
+        check_target(plan.source_queue, plan.target_queue, plan.allow_queues)
+        ids = {}
+        for role, name in (("source", plan.source_queue), ("target", plan.target_queue)):
+            try:
+                ids[role] = self.client.queue_id(name)
+            except NotFoundError as exc:
+                raise ReplayRefusedError(
+                    f"refusing to run: the {role} queue {name!r} does not exist in account "
+                    f"{self.client.account_id} ({exc.message})",
+                    hint="check the queue names in the plan and CLOUDFLARE_ACCOUNT_ID / --api-url",
+                ) from exc
+        if ids["source"] == ids["target"]:
+            raise ReplayRefusedError(f"refusing to run: {plan.target_queue!r} and the DLQ are the same queue")
+        self.source_id, self.target_id = ids["source"], ids["target"]
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        try:
+            for batch in self.ledger.pending_batches():
+                self._check_stop()
+                self._push_batch(batch)
+                self._remove(self.ledger.ids_in(["pushed"], batch=batch))
+                self.ledger.heartbeat(self.run_id)
+                self._update_progress()
+            counts = self.ledger.counts()
+            self.result.outcome = "completed" if counts["settled"] == sum(counts.values()) else "incomplete"
+        except _Stop as stop:
+            self.result.outcome = stop.outcome
+        finally:
+            self.result.elapsed_s = time.monotonic() - started
+            if self._first_push is not None and self._last_push is not None:
+                # the last batch's own share of time is counted too, so a steady pace reads as `rate`
+                last_n = self.result.messages_pushed / max(self.result.push_requests, 1)
+                self.result.push_elapsed_s = (self._last_push - self._first_push) + last_n / self.pacer.rate
+        return self.result
+
+    def _update_progress(self) -> None:
+        if self.progress is None:
+            return
+        settled = self.ledger.counts()["settled"]
+        self.progress.n = settled
+        self.progress.set_postfix(
+            {
+                "429s": self.result.rate_limited,
+                "5xx": self.result.server_errors,
+                "ambiguous": self.result.ambiguous_batches,
+            },
+            refresh=False,
+        )
+        self.progress.refresh()
+
+    def _push_batch(self, batch: int) -> None:
+        ids = self.ledger.ids_in(["planned", "ambiguous", "pushing"], batch=batch)
+        if not ids:
+            return
+        messages = [{"body": self.by_id[i].body, "content_type": "json"} for i in ids]
+        attempt = 0
+        while True:
+            self._request_slot("push", len(ids))
+            ts = self.budget.note()
+            self.ledger.start_push(ids, self.run_id, batch=batch, ts=ts)
+            self.result.requests += 1
+            try:
+                self.client.push_batch(self.target_id, messages)
+            except RateLimitedError as exc:
+                self.result.rate_limited += 1
+                self.ledger.push_rejected(ids, self.run_id, exc.message, batch=batch, kind="rate_limited")
+                wait = self._backoff(attempt, exc.retry_after)
+            except ServerError as exc:
+                # a 5xx or a timeout after sending: it may have been enqueued
+                self.result.server_errors += 1
+                self.result.ambiguous_batches += 1
+                reason = f"HTTP {exc.status}" if exc.status else "no answer (timeout or dropped connection)"
+                self.ledger.push_ambiguous(ids, self.run_id, reason, batch=batch)
+                wait = self._backoff(attempt)
+            except APIError as exc:
+                self.ledger.push_rejected(ids, self.run_id, exc.message, batch=batch)
+                raise ReplayError(
+                    f"the API refused batch {batch} of plan {self.plan.plan_id} ({len(ids)} messages, first "
+                    f"{ids[0]}): {exc.message}; nothing of this batch was enqueued and the ledger is "
+                    "consistent",
+                    hint=exc.hint or _RUNBOOK,
+                ) from exc
+            else:
+                now = time.monotonic()
+                self.pacer.sent(len(ids))
+                self.ledger.push_confirmed(ids, self.run_id, batch=batch)
+                self.result.messages_pushed += len(ids)
+                self.result.push_requests += 1
+                if self._first_push is None:
+                    self._first_push = now
+                self._last_push = now
+                return
+            attempt += 1
+            if attempt >= self.max_attempts:
+                raise ReplayError(
+                    f"gave up on batch {batch} of plan {self.plan.plan_id} after {attempt} attempts "
+                    f"({self.result.rate_limited} rate-limited, {self.result.server_errors} server errors); "
+                    "its messages are 'ambiguous' or 'planned' in the ledger, none is lost",
+                    hint="run the same command again later: it resumes from the ledger",
+                )
+            self._sleep(wait)
+
+    # -- removing the originals ------------------------------------------------------------------
+    def _remove(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        leased = [(i, self.by_id[i].lease_id) for i in ids if self.by_id[i].lease_id]
+        fallback = [i for i in ids if not self.by_id[i].lease_id]
+        if leased:
+            fallback += self._ack([i for i, _ in leased], [lease for _, lease in leased if lease])
+        if fallback:
+            self._peek_and_purge(fallback)
+
+    def _call(self, kind: str, fn: Callable[[], Any]) -> Any:
+        """Send one idempotent request (ack, peek, purge) with retries; ``None`` when it keeps failing."""
+        for attempt in range(self.max_attempts):
+            self._request_slot(kind)
+            self._note_request(kind)
+            try:
+                return fn()
+            except RateLimitedError as exc:
+                self.result.rate_limited += 1
+                self.ledger.event(self.run_id, "rate_limited", detail=f"{kind}: {exc.message}")
+                wait = self._backoff(attempt, exc.retry_after)
+            except ServerError as exc:
+                self.result.server_errors += 1
+                self.ledger.event(self.run_id, "server_error", detail=f"{kind}: {exc.message}")
+                wait = self._backoff(attempt)
+            except APIError as exc:
+                self.ledger.event(self.run_id, "remove_failed", detail=f"{kind}: {exc.message}")
+                return None
+            self._sleep(wait)
+        return None
+
+    def _ack(self, ids: list[str], leases: list[str]) -> list[str]:
+        """Ack the leases held since the snapshot; returns the ids that need the peek fallback."""
+        self.ledger.mark_removal_attempt(ids, "ack")
+        result = self._call("ack", lambda: self.client.ack(self.source_id, acks=leases))
+        if result is None:
+            return ids
+        warnings = result.get("warnings") if isinstance(result, dict) else None
+        warned = set(warnings) if isinstance(warnings, dict) else set()
+        done = [i for i, lease in zip(ids, leases, strict=True) if lease not in warned]
+        self.ledger.settle(done, self.run_id, "ack")
+        return [i for i, lease in zip(ids, leases, strict=True) if lease in warned]
+
+    def _peek_and_purge(self, ids: list[str]) -> None:
+        peeked = self._call("peek", lambda: self.client.peek(self.source_id, batch_size=PEEK_BATCH))
+        if peeked is None:
+            self.ledger.mark_still_in_dlq(ids, self.run_id, "peek failed")
+            return
+        msgs = peeked.get("messages") or [] if isinstance(peeked, dict) else []
+        refs = {str(m.get("id")): m.get("ref") for m in msgs if isinstance(m, dict) and m.get("ref")}
+        whole_queue = len(msgs) < PEEK_BATCH
+        found = [i for i in ids if i in refs]
+        missing = [i for i in ids if i not in refs]
+        if found:
+            self.ledger.mark_removal_attempt(found, "purge")
+            res = self._call(
+                "purge", lambda: self.client.purge_refs(self.source_id, [str(refs[i]) for i in found])
+            )
+            if res is None:
+                self.ledger.mark_still_in_dlq(found, self.run_id, "purge failed")
+            else:
+                warnings = res.get("warnings") if isinstance(res, dict) else None
+                bad = {ref for ref, why in (warnings or {}).items() if "invalid" in str(why)}
+                self.ledger.settle([i for i in found if refs[i] not in bad], self.run_id, "purge")
+                self.ledger.mark_still_in_dlq(
+                    [i for i in found if refs[i] in bad], self.run_id, "purge ref refused"
+                )
+        if missing:
+            # not at the head of the DLQ: gone if the peek saw the whole queue, or if we already sent
+            # its removal in an earlier attempt whose answer was lost
+            tried = self.ledger.removal_attempted(missing)
+            gone = [i for i in missing if whole_queue or i in tried]
+            self.ledger.settle(gone, self.run_id, "absent")
+            rest = [i for i in missing if i not in set(gone)]
+            self.ledger.mark_still_in_dlq(
+                rest, self.run_id, "pushed, still in DLQ: not found in a peek of the head of the queue"
+            )
+
+
+def run_replay(
+    plan_path: str | Path,
+    client: CloudflareClient,
+    *,
+    rate: float | None = None,
+    max_requests_per_5min: int | None = None,
+    ledger_path: str | Path | None = None,
+    progress: bool = False,
+    confirm: Callable[[ReplayPlan], bool] | None = None,
+    stop: threading.Event | None = None,
+    argv: Sequence[str] = (),
+    max_attempts: int = 30,
+    max_backoff: float = 30.0,
+    say: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run (or resume) a replay plan against ``client``; returns what happened.
+
+    Refuses a plan whose content hash does not match, or that a ledger says is complete. ``rate``
+    and ``max_requests_per_5min`` default to the plan's. ``confirm`` is asked once before anything
+    is sent (the CLI shows the plan and asks unless ``--yes``).
+    """
+    speak = say or (lambda text: print(text, file=sys.stderr))
+    plan = ReplayPlan.load(plan_path)
+    lpath = Path(ledger_path) if ledger_path else default_ledger_path(plan_path)
+    r = float(rate if rate is not None else plan.rate)
+    budget = int(max_requests_per_5min if max_requests_per_5min is not None else plan.max_requests_per_5min)
+    if r <= 0 or budget <= 0:
+        raise ReplayError("--rate and --max-requests-per-5min must be positive", hint=_RUNBOOK)
+    lock = RunLock(lpath)
+    lock.acquire()
+    ledger = Ledger.open(lpath)
+    stop_event = stop or threading.Event()
+    saved_attempts = client.max_attempts
+    try:
+        if ledger.get_meta("completed_at"):
+            raise ReplayRefusedError(
+                f"plan {plan.plan_id} was already completed (ledger {lpath}); running it again would "
+                "replay nothing and a changed copy would duplicate",
+                hint="check it with: edgeinvestigate replay status PLAN; make a new plan for new messages",
+            )
+        ledger.init_plan(
+            plan_id=plan.plan_id,
+            content_hash=plan.content_hash,
+            plan_path=str(plan_path),
+            rows=[(m.message_id, m.replay_id, m.batch, m.lease_id) for m in plan.messages],
+        )
+        runner = _Runner(
+            plan,
+            ledger,
+            client,
+            rate=r,
+            max_requests=budget,
+            stop=stop_event,
+            progress=None,
+            max_attempts=max_attempts,
+            max_backoff=max_backoff,
+            say=speak,
+        )
+        runner.resolve_queues()
+        if confirm is not None and not confirm(plan):
+            raise ReplayError(
+                "replay not confirmed; nothing was sent", hint="pass --yes to skip the question"
+            )
+        user = who()
+        run_id = ledger.begin_run(
+            user=user["user"], host=user["host"], argv=argv, rate=r, max_requests=budget
+        )
+        runner.run_id = run_id
+        recovered = ledger.recover(run_id)
+        if recovered:
+            runner.result.notes.append(
+                f"{recovered} messages were left 'pushing' by an interrupted run: re-sent with the same "
+                "idempotency keys and counted as possible duplicates"
+            )
+        if ledger.cancel_requested():
+            ledger.clear_cancel()
+            ledger.event(run_id, "cancel_cleared", detail="a new run clears an earlier cancel request")
+        client.max_attempts = 1  # every request is counted against the budget and retried here
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=len(plan.messages),
+                initial=ledger.counts()["settled"],
+                unit="msg",
+                desc=f"replay {plan.plan_id[:8]}",
+                dynamic_ncols=True,
+            )
+            runner.progress = bar
+        outcome = "error"
+        try:
+            with _graceful_interrupts(stop_event, speak):
+                result = runner.run()
+            outcome = result.outcome
+        finally:
+            if bar is not None:
+                bar.close()
+            ledger.end_run(run_id, outcome)
+        if result.outcome == "completed":
+            ledger.set_meta("completed_at", repr(time.time()))
+        result.counts = ledger.counts()
+        totals = ledger.totals()
+        result.possible_duplicates = totals["possible_duplicates"]
+        result.still_in_dlq = totals["still_in_dlq"]
+        if result.still_in_dlq:
+            result.notes.append(
+                f"{result.still_in_dlq} messages were pushed but their original is still in the DLQ; "
+                "run the plan again to remove them (they will not be pushed again)"
+            )
+        return result
+    finally:
+        client.max_attempts = saved_attempts
+        ledger.close()
+        lock.release()
+
+
+def eta_seconds(remaining: int, rate: float) -> float:
+    return math.inf if rate <= 0 else remaining / rate

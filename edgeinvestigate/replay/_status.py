@@ -1,0 +1,240 @@
+"""``replay status``, ``replay cancel`` and ``replay export``: reading a ledger from anywhere.
+
+The ledger is SQLite in WAL mode, so another terminal can read it while a run writes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ._ledger import Ledger, default_ledger_path
+from ._plan import ReplayPlan, who
+
+__all__ = ["ReplayStatus", "cancel_replay", "export_replay", "replay_status"]
+
+#: a run whose heartbeat is older than this is taken as not running any more
+STALE_AFTER_S = 120.0
+
+
+@dataclass
+class ReplayStatus:
+    """Where a replay stands: counts per state, speed, errors, ETA."""
+
+    plan_id: str
+    source_queue: str
+    target_queue: str
+    ledger: str
+    total: int
+    counts: dict[str, int]
+    possible_duplicates: int
+    still_in_dlq: int
+    ambiguous_batches: int
+    rate_limited: int
+    server_errors: int
+    rate_msgs_per_s: float
+    eta_s: float | None
+    running: bool
+    completed: bool
+    cancel_requested: bool
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    last_errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def render(self) -> str:
+        state = "completed" if self.completed else ("running" if self.running else "not running")
+        if self.cancel_requested and not self.completed:
+            state += " (cancel requested)"
+        c = self.counts
+        lines = [
+            f"replay {self.plan_id}: {self.source_queue!r} -> {self.target_queue!r}: {state}",
+            f"  settled {c.get('settled', 0)}/{self.total}  pushed {c.get('pushed', 0)}  "
+            f"ambiguous {c.get('ambiguous', 0)}  pushing {c.get('pushing', 0)}  "
+            f"planned {c.get('planned', 0)}",
+            f"  possible duplicates {self.possible_duplicates}  pushed but still in DLQ {self.still_in_dlq}",
+            f"  ambiguous batches {self.ambiguous_batches}  429s {self.rate_limited}  "
+            f"5xx/timeouts {self.server_errors}",
+            f"  rate {self.rate_msgs_per_s:.1f} msg/s (last minute)"
+            + (f"  ETA {self.eta_s:.0f}s" if self.eta_s is not None else ""),
+        ]
+        for run in self.runs[-3:]:
+            lines.append(
+                f"  run {run['run_id']}: {run['user']}@{run['host']} pid {run['pid']} "
+                f"started {_iso(run['started_at'])}"
+                f" -> {run.get('outcome') or 'running'}"
+            )
+        for err in self.last_errors[:3]:
+            lines.append(f"  {_iso(err['ts'])} {err['kind']}: {str(err.get('detail') or '')[:160]}")
+        return "\n".join(lines)
+
+
+def _iso(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _open(plan_path: str | Path, ledger_path: str | Path | None) -> tuple[ReplayPlan, Ledger]:
+    plan = ReplayPlan.load(plan_path)
+    lpath = Path(ledger_path) if ledger_path else default_ledger_path(plan_path)
+    return plan, Ledger.open(lpath, create=False)
+
+
+def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = None) -> ReplayStatus:
+    """The state of a replay from its ledger (works while a run is going on)."""
+    plan, ledger = _open(plan_path, ledger_path)
+    try:
+        counts = ledger.counts()
+        totals = ledger.totals()
+        events = ledger.event_counts()
+        now = time.time()
+        recent = ledger.settled_times(now - 60.0)
+        rate = len(recent) / 60.0
+        remaining = totals["messages"] - counts["settled"]
+        runs = ledger.runs()
+        running = any(
+            r["ended_at"] is None and now - float(r["heartbeat_at"] or 0) < STALE_AFTER_S for r in runs
+        )
+        eff = rate if rate > 0 else (plan.rate if running else 0.0)
+        eta = remaining / eff if eff > 0 and remaining else (0.0 if not remaining else None)
+        return ReplayStatus(
+            plan_id=plan.plan_id,
+            source_queue=plan.source_queue,
+            target_queue=plan.target_queue,
+            ledger=str(ledger.path),
+            total=totals["messages"],
+            counts=counts,
+            possible_duplicates=totals["possible_duplicates"],
+            still_in_dlq=totals["still_in_dlq"],
+            ambiguous_batches=events.get("push_ambiguous", 0),
+            rate_limited=events.get("rate_limited", 0),
+            server_errors=events.get("push_ambiguous", 0) + events.get("server_error", 0),
+            rate_msgs_per_s=round(rate, 2),
+            eta_s=None if eta is None else round(eta, 1),
+            running=running,
+            completed=ledger.get_meta("completed_at") is not None,
+            cancel_requested=ledger.cancel_requested(),
+            runs=runs,
+            last_errors=ledger.last_errors(),
+        )
+    finally:
+        ledger.close()
+
+
+def cancel_replay(plan_path: str | Path, *, ledger_path: str | Path | None = None) -> ReplayStatus:
+    """Ask a running replay to stop after its in-flight batch (a flag in the ledger, polled by the run)."""
+    _, ledger = _open(plan_path, ledger_path)
+    try:
+        u = who()
+        ledger.request_cancel(f"{u['user']}@{u['host']}")
+        ledger.event(None, "cancel_requested", detail=f"{u['user']}@{u['host']}")
+    finally:
+        ledger.close()
+    return replay_status(plan_path, ledger_path=ledger_path)
+
+
+EXPORT_COLUMNS = (
+    "plan_id",
+    "plan_hash",
+    "source_queue",
+    "target_queue",
+    "message_id",
+    "replay_id",
+    "job_type",
+    "job_id",
+    "cluster_id",
+    "batch",
+    "state",
+    "possible_duplicate",
+    "ambiguous_reason",
+    "push_attempts",
+    "pushed_at",
+    "settled_at",
+    "removal",
+    "still_in_dlq",
+    "last_error",
+)
+
+
+def export_replay(plan_path: str | Path, fmt: str = "json", *, ledger_path: str | Path | None = None) -> str:
+    """The plan and ledger as postmortem evidence: who ran it, when, which plan, per-message outcome.
+
+    ``json`` holds the plan header, every run (user, host, pid, times, outcome), every event and
+    one row per message; ``csv`` holds one row per message (plan id and hash on every row).
+    """
+    if fmt not in ("json", "csv"):
+        raise ConfigError(f"unknown export format {fmt!r}", hint="use --format csv or --format json")
+    plan, ledger = _open(plan_path, ledger_path)
+    try:
+        by_id = {m.message_id: m for m in plan.messages}
+        rows = []
+        for r in ledger.rows():
+            m = by_id.get(r["message_id"])
+            rows.append(
+                {
+                    "plan_id": plan.plan_id,
+                    "plan_hash": plan.content_hash,
+                    "source_queue": plan.source_queue,
+                    "target_queue": plan.target_queue,
+                    "message_id": r["message_id"],
+                    "replay_id": r["replay_id"],
+                    "job_type": m.job_type if m else None,
+                    "job_id": m.job_id if m else None,
+                    "cluster_id": m.cluster_id if m else None,
+                    "batch": r["batch"],
+                    "state": r["state"],
+                    "possible_duplicate": bool(r["possible_duplicate"]),
+                    "ambiguous_reason": r["ambiguous_reason"],
+                    "push_attempts": r["push_attempts"],
+                    "pushed_at": _iso(r["pushed_at"]) if r["pushed_at"] else None,
+                    "settled_at": _iso(r["settled_at"]) if r["settled_at"] else None,
+                    "removal": r["removal"],
+                    "still_in_dlq": bool(r["still_in_dlq"]),
+                    "last_error": r["last_error"],
+                }
+            )
+        if fmt == "csv":
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(EXPORT_COLUMNS), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            return buf.getvalue()
+        runs = ledger.runs()
+        for run in runs:
+            for key in ("started_at", "heartbeat_at", "ended_at"):
+                run[key] = _iso(run[key]) if run[key] else None
+        events = ledger.events()
+        for ev in events:
+            ev["ts"] = _iso(ev["ts"])
+        doc = {
+            "format": "edgeinvestigate.replay-export/1",
+            "plan": {
+                "plan_id": plan.plan_id,
+                "content_hash": plan.content_hash,
+                "path": str(Path(plan_path).resolve()),
+                "created_at": plan.created_at,
+                "created_by": plan.created_by,
+                "bundle": plan.bundle,
+                "source_queue": plan.source_queue,
+                "target_queue": plan.target_queue,
+                "selection": plan.selection,
+                "excluded": [e.model_dump() for e in plan.excluded],
+                "estimates": plan.estimates.model_dump(),
+            },
+            "ledger": {"path": str(ledger.path), "meta": ledger.meta(), "counts": ledger.counts()},
+            "runs": runs,
+            "events": events,
+            "messages": rows,
+        }
+        return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    finally:
+        ledger.close()

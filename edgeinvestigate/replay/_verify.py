@@ -1,0 +1,184 @@
+"""``replay verify``: after a later collection, what became of the replayed jobs.
+
+Three answers per replayed job, from a second evidence bundle:
+
+- **back in the DLQ**: a DLQ message whose ``metadata.replay.of`` (or ``.id``) is one of this plan's
+  messages: the replay failed again (loop detection; such messages are excluded from new plans);
+- **succeeded**: a structured log line after the plan was made, for the job id or carrying the
+  replay id, that is not an error;
+- **not seen yet**: neither (the consumer has not run it yet, or logs were sampled or not collected).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._plan import ReplayPlan
+from ._rewrite import decode_body, unwrap
+
+__all__ = ["VerifyReport", "verify_replay"]
+
+_FAIL_WORDS = re.compile(r"\b(fail|failed|failure|error|exception|retry|retrying|dead.?letter)\b", re.I)
+_OK_WORDS = re.compile(r"\b(done|completed?|succeeded|success|processed|ok|acked|finished|delivered)\b", re.I)
+
+
+@dataclass
+class VerifyReport:
+    plan_id: str
+    total: int
+    back_in_dlq: list[dict[str, Any]] = field(default_factory=list)
+    succeeded: list[str] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)
+    not_seen: list[str] = field(default_factory=list)
+    originals_still_in_dlq: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["counts"] = self.counts()
+        return d
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "replayed": self.total,
+            "back_in_dlq": len({b["of"] for b in self.back_in_dlq}),
+            "succeeded": len(self.succeeded),
+            "failing_in_logs": len(self.failing),
+            "not_seen": len(self.not_seen),
+            "originals_still_in_dlq": len(self.originals_still_in_dlq),
+        }
+
+    def render(self) -> str:
+        c = self.counts()
+        lines = [
+            f"replay {self.plan_id}: {c['replayed']} jobs replayed",
+            f"  back in the DLQ (failed again): {c['back_in_dlq']}",
+            f"  seen succeeding in logs:        {c['succeeded']}",
+            f"  seen failing in logs:           {c['failing_in_logs']}",
+            f"  not seen yet:                   {c['not_seen']}",
+        ]
+        if self.originals_still_in_dlq:
+            lines.append(
+                f"  originals still in the DLQ:     {c['originals_still_in_dlq']} (run the plan again)"
+            )
+        for b in self.back_in_dlq[:10]:
+            lines.append(
+                f"  loop: {b['of']} came back as {b['message_id']} ({b.get('error') or 'no error text'})"
+            )
+        return "\n".join(lines)
+
+
+def _frames(ev: Any) -> tuple[Any, Any]:
+    if isinstance(ev, str | Path):
+        from ..evidence import Evidence
+
+        ev = Evidence.open(ev)
+    return getattr(ev, "dlq", None), getattr(ev, "logs", None)
+
+
+def _replay_block(row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    raw = row.get("body_raw")
+    if raw is None or (isinstance(raw, float)):
+        return None
+    body, err = decode_body(
+        str(raw), row.get("content_type") if isinstance(row.get("content_type"), str) else None
+    )
+    if err:
+        return None
+    job, _ = unwrap(body)
+    if job is None:
+        return None
+    meta = job.get("metadata")
+    block = meta.get("replay") if isinstance(meta, dict) else None
+    return block if isinstance(block, dict) else None
+
+
+def verify_replay(plan_path: str | Path, ev2: Any) -> VerifyReport:
+    """Compare a plan with a later bundle (an Evidence or a bundle directory)."""
+    import pandas as pd
+
+    plan = ReplayPlan.load(plan_path)
+    dlq, logs = _frames(ev2)
+    report = VerifyReport(plan_id=plan.plan_id, total=len(plan.messages))
+    ours = {m.message_id for m in plan.messages}
+    by_replay_id = {m.replay_id: m.message_id for m in plan.messages}
+    back: set[str] = set()
+    if isinstance(dlq, pd.DataFrame) and len(dlq):
+        for row in dlq.to_dict("records"):
+            mid = str(row.get("message_id"))
+            if mid in ours and row.get("queue") in (None, plan.source_queue):
+                report.originals_still_in_dlq.append(mid)
+                continue
+            block = _replay_block(row)
+            if not block:
+                continue
+            of = block.get("of") if block.get("of") in ours else by_replay_id.get(str(block.get("id")))
+            if of is None:
+                continue
+            back.add(str(of))
+            err = row.get("error")
+            report.back_in_dlq.append(
+                {
+                    "of": str(of),
+                    "message_id": mid,
+                    "replay_id": block.get("id"),
+                    "error": None if err is None or (isinstance(err, float)) else str(err),
+                }
+            )
+
+    ok: set[str] = set()
+    bad: set[str] = set()
+    if isinstance(logs, pd.DataFrame) and len(logs):
+        since = pd.Timestamp(plan.created_at)
+        frame = logs[pd.to_datetime(logs["ts"].astype(object), utc=True) >= since]
+        by_job: dict[str, list[str]] = {}
+        for m in plan.messages:
+            if m.job_id:
+                by_job.setdefault(str(m.job_id), []).append(m.message_id)
+        for row in frame.to_dict("records"):
+            text = " ".join(str(row.get(k) or "") for k in ("message", "args"))
+            targets: list[str] = []
+            job_id = row.get("job_id")
+            if isinstance(job_id, str) and job_id in by_job:
+                targets += by_job[job_id]
+            if "rpl_" in text:
+                targets += [
+                    by_replay_id[r] for r in re.findall(r"rpl_[0-9a-f]{32}", text) if r in by_replay_id
+                ]
+            if not targets:
+                continue
+            failed = str(row.get("level") or "") in ("error", "warn") or _is_failure(row.get("args"), text)
+            (bad if failed else ok).update(targets)
+    for m in plan.messages:
+        mid = m.message_id
+        if mid in back:
+            continue
+        if mid in ok:
+            report.succeeded.append(mid)
+        elif mid in bad:
+            report.failing.append(mid)
+        else:
+            report.not_seen.append(mid)
+    return report
+
+
+def _is_failure(args: Any, text: str) -> bool:
+    obj: Any = None
+    if isinstance(args, str):
+        try:
+            obj = json.loads(args)
+        except ValueError:
+            obj = None
+    items = obj if isinstance(obj, list) else [obj]
+    for item in items:
+        if isinstance(item, dict):
+            if item.get("error"):
+                return True
+            event = str(item.get("event") or "")
+            if event:
+                return bool(_FAIL_WORDS.search(event)) and not _OK_WORDS.search(event)
+    return bool(_FAIL_WORDS.search(text)) and not _OK_WORDS.search(text)

@@ -1,0 +1,137 @@
+"""``edgeinvestigate sandbox``: run the local Cloudflare API sandbox."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+from .._http import Secret
+from ..errors import ConfigError
+
+TOKEN_ENV = "EDGEINVESTIGATE_SANDBOX_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+def _token(token: str | None, token_file: Path | None) -> Secret:
+    if token:
+        return Secret(token)
+    if token_file is not None:
+        if not token_file.exists():
+            token_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24) + "\n")
+        value = token_file.read_text().strip()
+        if not value:
+            raise ConfigError(
+                f"token file {token_file} is empty", hint="delete it to have a new token generated"
+            )
+        return Secret(value)
+    env = os.environ.get(TOKEN_ENV, "").strip()
+    if env:
+        return Secret(env)
+    raise ConfigError(
+        "the sandbox needs a bearer token",
+        hint=f"set {TOKEN_ENV}, or pass --token-file PATH (created with a random token if missing)",
+    )
+
+
+def _rate(spec: str) -> tuple[int, int]:
+    limit, _, window = spec.partition("/")
+    try:
+        return int(limit), int(window or 300)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--rate-limit {spec!r} is not REQUESTS/SECONDS", hint="e.g. --rate-limit 1200/300"
+        ) from exc
+
+
+@click.group("sandbox")
+def sandbox() -> None:
+    """Run the local Cloudflare API sandbox (Queues, Workers Logs query, live tails).
+
+    Point edgeinvestigate at it with CLOUDFLARE_API_BASE_URL=http://127.0.0.1:PORT/client/v4 and
+    CLOUDFLARE_API_TOKEN set to the sandbox token. Admin endpoints live under /__admin/ (ARCHITECTURE.md).
+    """
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8789, show_default=True, type=int, help="Port; 0 picks a free one.")
+@click.option(
+    "--state",
+    "state_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep state in DIR/sandbox.sqlite3 so it survives restarts (default: in memory).",
+)
+@click.option(
+    "--token",
+    default=None,
+    help=f"The bearer token clients must send (prefer the {TOKEN_ENV} environment variable; never printed).",
+)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the token from this file; a random token is written to it (mode 600) if it does not exist.",
+)
+@click.option(
+    "--faults",
+    default="",
+    help="Fault spec, e.g. 'latency=0.2,error_rate=0.05,burst429=10,"
+    "drop=0.01,commit_timeout=0.05,seed=1' (see edgeinvestigate.sandbox.faults).",
+)
+@click.option(
+    "--rate-limit",
+    "rate_limit",
+    default="1200/300",
+    show_default=True,
+    help="Global API limit as REQUESTS/SECONDS (pull and ack are exempt); 0 disables it.",
+)
+@click.option(
+    "--json-bodies",
+    type=click.Choice(["plain", "base64"]),
+    default="plain",
+    show_default=True,
+    help="How pull/peek show json message bodies by default (per queue it can be overridden).",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Write {"url", "base", "pid", "port"} as JSON to this file once listening.',
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="uvicorn log level.",
+)
+def serve_cmd(
+    host: str,
+    port: int,
+    state_dir: Path | None,
+    token: str | None,
+    token_file: Path | None,
+    faults: str,
+    rate_limit: str,
+    json_bodies: str,
+    ready_file: Path | None,
+    log_level: str,
+) -> None:
+    """Serve the sandbox until interrupted."""
+    from ..sandbox._context import SandboxConfig
+    from ..sandbox.faults import parse_faults
+    from ..sandbox.server import serve
+
+    limit, window = _rate(rate_limit)
+    config = SandboxConfig(
+        token=_token(token, token_file),
+        state_dir=state_dir,
+        faults=parse_faults(faults),
+        rate_limit=limit,
+        rate_window_s=window,
+        json_body_encoding=json_bodies,
+    )
+    serve(config, host=host, port=port, ready_file=ready_file, log_level=log_level)

@@ -1,0 +1,51 @@
+"""Everything one sandbox process holds: config, store, faults, rate limiter, tail hub."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._http import Secret
+from ._ratelimit import RateLimiter
+from ._store import Store
+from .faults import FaultInjector, FaultSpec
+
+if TYPE_CHECKING:
+    from ._tails import TailHub
+
+__all__ = ["SandboxConfig", "SandboxContext"]
+
+
+@dataclass
+class SandboxConfig:
+    """How to run a sandbox. ``token`` is required (a :class:`Secret`, never printed)."""
+
+    token: Secret
+    state_dir: Path | None = None
+    faults: FaultSpec = field(default_factory=FaultSpec)
+    rate_limit: int = 1200
+    rate_window_s: int = 300
+    json_body_encoding: str = "plain"
+    public_base: str = ""  # root URL once listening (for tail WebSocket URLs)
+
+
+class SandboxContext:
+    def __init__(self, config: SandboxConfig) -> None:
+        from ._tails import TailHub
+
+        self.config = config
+        self.store = Store(config.state_dir)
+        self.faults = FaultInjector(config.faults)
+        self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
+        self.tails: TailHub = TailHub(self)
+        self.forwarders: dict[str, Any] = {}
+
+    def token_ok(self, presented: str) -> bool:
+        return hmac.compare_digest(presented.encode(), self.config.token.reveal().encode())
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.faults.set(FaultSpec())
+        self.limiter.configure(self.config.rate_limit, self.config.rate_window_s)

@@ -1,0 +1,86 @@
+"""The sandbox ASGI application: Cloudflare's Queues, Workers Logs and tail APIs, plus ``/__admin/``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from ._admin_api import ADMIN_ROUTES, admin_endpoint
+from ._context import SandboxConfig, SandboxContext
+from ._endpoint import ApiEndpoint
+from ._envelope import SandboxHTTPError, error_response, family_of
+from ._forwarder import run_background
+from ._queues_api import QUEUE_HANDLERS
+from ._tails import TAIL_HANDLERS, tail_websocket
+from ._telemetry import telemetry_query
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/client/v4"
+
+
+def _routes(ctx: SandboxContext) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    accounts = f"{API_PREFIX}/accounts/{{account_id}}"
+    for op, method, path, handler, exempt in QUEUE_HANDLERS:
+        routes.append(
+            Route(f"{accounts}/queues{path}", ApiEndpoint(ctx, op, handler, exempt=exempt), methods=[method])
+        )
+    routes.append(
+        Route(
+            f"{accounts}/workers/observability/telemetry/query",
+            ApiEndpoint(ctx, "telemetry_query", telemetry_query),
+            methods=["POST"],
+        )
+    )
+    for op, method, path, handler in TAIL_HANDLERS:
+        routes.append(
+            Route(f"{accounts}/workers/scripts{path}", ApiEndpoint(ctx, op, handler), methods=[method])
+        )
+    for method, path, admin_handler in ADMIN_ROUTES:
+        routes.append(Route(f"/__admin{path}", admin_endpoint(ctx, admin_handler), methods=[method]))
+    routes.append(WebSocketRoute("/tail/{tail_id}", tail_websocket))
+    return routes
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    if status == 405:
+        err = SandboxHTTPError("method_not_allowed", f"{request.method} {request.url.path}")
+    elif status == 404:
+        err = SandboxHTTPError("no_route", f"{request.method} {request.url.path}")
+    else:
+        err = SandboxHTTPError("bad_request", str(getattr(exc, "detail", "")), status=status)
+    headers = dict(getattr(exc, "headers", None) or {})
+    return error_response(err, family_of(request.url.path), headers or None)
+
+
+def create_app(config: SandboxConfig) -> Starlette:
+    """Build the ASGI app. State lives in ``app.state.ctx`` (a :class:`SandboxContext`)."""
+    ctx = SandboxContext(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_background(ctx, stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await ctx.tails.close_all()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            ctx.store.close()
+
+    handlers: dict[Any, Any] = {HTTPException: _http_exception}
+    app = Starlette(routes=_routes(ctx), exception_handlers=handlers, lifespan=lifespan)
+    app.state.ctx = ctx
+    return app

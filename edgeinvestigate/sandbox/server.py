@@ -1,0 +1,99 @@
+"""Run the sandbox with uvicorn on a socket we bind ourselves (so ``--port 0`` gives a known port)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from ..errors import SandboxError
+from ._context import SandboxConfig
+from ._endpoint import DropFilter
+from .app import API_PREFIX, create_app
+
+__all__ = ["serve", "write_ready_file"]
+
+
+def write_ready_file(path: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` as JSON atomically (a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info))
+    os.replace(tmp, path)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SandboxError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another --port, or --port 0 for a free one",
+        ) from exc
+    sock.listen(256)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _announce(server: uvicorn.Server, ready_file: Path | None, info: dict[str, Any]) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.01)
+    if ready_file is not None:
+        write_ready_file(ready_file, info)
+    print(
+        f"edgeinvestigate sandbox listening on {info['url']} (pid {info['pid']})", file=sys.stderr, flush=True
+    )
+
+
+def serve(
+    config: SandboxConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready_file: Path | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve until SIGINT/SIGTERM.
+
+    Writes ``{"url", "base", "pid", "port"}`` to ``ready_file`` once listening."""
+    sock = _bind(host, port)
+    actual_port = sock.getsockname()[1]
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"http://{shown_host}:{actual_port}"
+    config.public_base = base
+    info = {"url": base + API_PREFIX, "base": base, "pid": os.getpid(), "port": actual_port}
+    app = create_app(config)
+    uv_config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        ws_ping_interval=None,
+    )
+    server = uvicorn.Server(uv_config)
+    logging.getLogger("uvicorn.error").addFilter(DropFilter())
+
+    async def main() -> None:
+        announcer = asyncio.create_task(_announce(server, ready_file, info))
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            announcer.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()

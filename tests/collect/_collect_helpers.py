@@ -206,3 +206,38 @@ class FakeTelemetry:
             "events": {"count": len(page), "events": page, "fields": [], "series": []},
         }
         return ok(result)
+
+
+class ValidatingTransport(httpx.BaseTransport):
+    """The real HTTP transport, checking every request (and 2xx/4xx response) against the OpenAPI subset."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.requests: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        from _collect_contract import validate_response
+
+        request.read()
+        validate_request(request)
+        self.requests.append(request)
+        response = self.inner.handle_request(request)
+        response.read()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            validate_response(request, response)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def job(i: int, job_type: str = "IMAGE_PROCESSING", attempts: int = 3) -> dict:
+    return {
+        "type": job_type,
+        "payload": {"jobId": f"job-{i:05d}", "imageUrl": f"https://img.example.com/{i}.png", "width": 2048},
+        "metadata": {
+            "attempts": attempts,
+            "originalTimestamp": "2026-11-27T14:02:11.482Z",
+            "lastAttempt": "2026-11-27T14:05:40.001Z",
+        },
+    }

@@ -241,3 +241,48 @@ def job(i: int, job_type: str = "IMAGE_PROCESSING", attempts: int = 3) -> dict:
             "lastAttempt": "2026-11-27T14:05:40.001Z",
         },
     }
+
+
+def tail_event(i: int, *, outcome: str = "ok", script: str = SCRIPT) -> dict:
+    """One tail WebSocket message (reference A2): a queue-consumer invocation."""
+    ts = 1_764_252_131_000 + i * 1000
+    ev = {
+        "wallTime": 41,
+        "cpuTime": 6,
+        "truncated": False,
+        "executionModel": "stateless",
+        "outcome": outcome,
+        "scriptTags": [],
+        "scriptVersion": {"id": VERSION},
+        "scriptName": script,
+        "diagnosticsChannelEvents": [],
+        "exceptions": [],
+        "logs": [
+            {
+                "message": [
+                    json.dumps(
+                        {
+                            "event": "job.start",
+                            "jobId": f"job-{i:05d}",
+                            "type": "IMAGE_PROCESSING",
+                            "attempt": 1,
+                        }
+                    )
+                ],
+                "level": "log",
+                "timestamp": ts + 1,
+            }
+        ],
+        "eventTimestamp": ts,
+        "event": {"queue": "jobs", "batchSize": 1},
+    }
+    if outcome != "ok":
+        ev["exceptions"] = [
+            {
+                "name": "Error",
+                "message": f"Image too large: {i}",
+                "timestamp": ts + 2,
+                "stack": "Error: Image too large\n    at processImage (worker.js:41:11)",
+            }
+        ]
+    return ev

@@ -157,12 +157,13 @@ def _head(path: Path) -> bytes:
     with path.open("rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        from isal import igzip
+        from isal import isal_zlib
 
-        try:
-            with igzip.open(path, "rb") as gz:
-                return gz.read(SNIFF_BYTES)
-        except (OSError, EOFError):
+        with path.open("rb") as fh:
+            compressed = fh.read(SNIFF_BYTES)
+        try:  # a truncated or corrupt stream still shows its first records
+            return isal_zlib.decompressobj(wbits=31).decompress(compressed, SNIFF_BYTES)
+        except Exception:
             return b""
     with path.open("rb") as fh:
         return fh.read(SNIFF_BYTES)
@@ -181,7 +182,7 @@ def _first_value(head: bytes) -> Any:
     first = head.split(b"\n", 1)[0].strip()
     try:
         return msgspec.json.decode(first)
-    except msgspec.DecodeError:
+    except ValueError:  # msgspec.DecodeError, invalid UTF-8
         return None
 
 

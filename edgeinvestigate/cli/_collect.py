@@ -86,7 +86,10 @@ def _listen_address(value: str) -> tuple[str, int]:
     type=click.Choice(["peek", "snapshot"]),
     default="peek",
     show_default=True,
-    help="peek reads without leasing; snapshot pulls with a lease and releases it.",
+    help="peek reads up to 100 messages from the head without leasing (consumes nothing). snapshot "
+    "reads the whole queue by pulling (leasing) every message and then releasing it. THE TRAP: each "
+    "pull is a delivery attempt, and a message whose attempts pass the DLQ consumer's max_retries is "
+    "moved on or DELETED; snapshot checks max_retries first and refuses unless --force.",
 )
 @click.option("--force", is_flag=True, help="Allow a DLQ snapshot that the safety checks would refuse.")
 @click.option("--dlq-file", multiple=True, type=_FILE, help="A saved peek/pull JSON of a DLQ (repeatable).")
@@ -190,7 +193,11 @@ def collect(
     if dlq:
         from ..dlq import load_dlq
 
-        dlq_frames.extend(load_dlq(client, queue, mode=dlq_mode, force=force) for queue in dlq)  # type: ignore[arg-type]
+        for queue in dlq:
+            frame = load_dlq(client, queue, mode=dlq_mode, force=force)  # type: ignore[arg-type]
+            for warning in frame.attrs.get("dlq_collection", {}).get("warnings", []):
+                click.echo(f"warning: {warning}", err=True)
+            dlq_frames.append(frame)
     if dlq_file:
         from ..dlq import dlq_frame_from_file
 
@@ -198,6 +205,9 @@ def collect(
     if dlq_frames:
         sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_file)]
         ev = ev.with_dlq(concat_frames([ev.dlq, *dlq_frames], "dlq"), source=", ".join(sources))
+        collections = [f.attrs["dlq_collection"] for f in dlq_frames if "dlq_collection" in f.attrs]
+        if collections:
+            ev.manifest["dlq_collections"] = collections
     dest = ev.save(out, overwrite=overwrite)
 
     click.echo(ev.report.summary())

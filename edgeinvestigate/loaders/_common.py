@@ -318,7 +318,7 @@ def lift_job_fields(args: Any) -> JobFields:
         if isinstance(a, str) and a[:1] == "{" and a.rstrip()[-1:] == "}":
             try:
                 d = _json_decode(a)
-            except msgspec.DecodeError:
+            except ValueError:  # msgspec.DecodeError, invalid UTF-8
                 continue
             if isinstance(d, dict):
                 return job_fields_of(d)
@@ -478,7 +478,7 @@ def iter_documents(data: bytes, ctx: FileContext) -> Iterator[tuple[Any, int, by
                 raw = first[:-1] if first.endswith(b",") else first
                 try:
                     value = _json_decode(raw)
-                except msgspec.DecodeError:
+                except ValueError:  # msgspec.DecodeError, invalid UTF-8
                     value = _BAD
                 if value is not _BAD:
                     yield value, line, raw
@@ -499,7 +499,7 @@ def iter_documents(data: bytes, ctx: FileContext) -> Iterator[tuple[Any, int, by
                 raw = data[pos : mm.start() + 2]
                 try:
                     value = _json_decode(raw)
-                except msgspec.DecodeError as exc:
+                except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
                     ctx.issue(
                         "json",
                         f"invalid JSON value ({exc}) starting {snippet(data[pos : min(n, pos + 200)])}",

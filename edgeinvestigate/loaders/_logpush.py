@@ -149,7 +149,7 @@ class _Job(msgspec.Struct, gc=False):
 _decode_record = msgspec.json.Decoder(_Record).decode
 _decode_counts = msgspec.json.Decoder(_RecordCounts).decode
 _decode_job = msgspec.json.Decoder(_Job).decode
-_FALLBACK: Final = (msgspec.ValidationError, msgspec.DecodeError)
+_FALLBACK: Final = ValueError  # msgspec.DecodeError and ValidationError, invalid UTF-8
 
 
 def _job_from_struct(j: _Job) -> tuple[Any, Any, Any, Any]:
@@ -182,6 +182,16 @@ def _str(v: Any, ctx: FileContext, line: int, name: str) -> str | None:
         severity="warning",
     )
     return None
+
+
+def _wrong(v: Any, ctx: FileContext, line: int, name: str, expected: str) -> None:
+    ctx.issue(
+        "type",
+        f"field {name!r} is {type(v).__name__} {snippet(str(v))}; loaded as null",
+        line=line,
+        expected=expected,
+        severity="warning",
+    )
 
 
 def _num(v: Any, ctx: FileContext, line: int, name: str) -> float | None:
@@ -233,7 +243,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
 
     event = rec.get("Event")
     if event is not None and not isinstance(event, dict):
-        _str(event, ctx, line, "Event")  # reports a wrong type
+        _wrong(event, ctx, line, "Event", "an object")
         event = None
     event = event or {}
     etype = _str(rec.get("EventType"), ctx, line, "EventType")
@@ -256,7 +266,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
     resp = resp if isinstance(resp, dict) else {}
     status = _get(resp, "Status", "status")
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
-        _str(status, ctx, line, "Event.Response.Status")
+        _wrong(status, ctx, line, "Event.Response.Status", "an integer")
         status = None
     batch = _get(event, "BatchSize", "batchSize")
     if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool)):
@@ -266,14 +276,14 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
     want_logs = "logs" in ctx.frames
     logs = rec.get("Logs")
     if logs is not None and not isinstance(logs, list):
-        _str(logs, ctx, line, "Logs")
+        _wrong(logs, ctx, line, "Logs", "an array of {Level, Message, TimestampMs}")
         logs = None
     for i, entry in enumerate(logs or ()):
         if _is_marker(entry):
             truncated = True
             continue
         if not isinstance(entry, dict):
-            _str(entry, ctx, line, f"Logs[{i}]")
+            _wrong(entry, ctx, line, f"Logs[{i}]", "a {Level, Message, TimestampMs} object")
             continue
         args = _get(entry, "Message", "message")
         if _is_marker(args) or (isinstance(args, list) and len(args) == 1 and _is_marker(args[0])):
@@ -304,7 +314,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
     want_exc = "exceptions" in ctx.frames
     excs = rec.get("Exceptions")
     if excs is not None and not isinstance(excs, list):
-        _str(excs, ctx, line, "Exceptions")
+        _wrong(excs, ctx, line, "Exceptions", "an array of {Name, Message, TimestampMs}")
         excs = None
     for i, entry in enumerate(excs or ()):
         had_exc = True
@@ -312,7 +322,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
             truncated = True
             continue
         if not isinstance(entry, dict):
-            _str(entry, ctx, line, f"Exceptions[{i}]")
+            _wrong(entry, ctx, line, f"Exceptions[{i}]", "a {Name, Message, TimestampMs} object")
             continue
         name = _get(entry, "Name", "name")
         message = _get(entry, "Message", "message")
@@ -379,7 +389,7 @@ def _general(raw: bytes, rows: Rows, ctx: FileContext, line: int, offset_hint: i
         return
     try:
         rec = _decode_any(text)
-    except msgspec.DecodeError as exc:
+    except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
         ctx.issue(
             "json",
             f"invalid JSON ({exc}): {snippet(text)}",

@@ -1,0 +1,31 @@
+"""Fixtures for the loader tests: the realistic sample files in tests/data (see make_fixtures.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture
+def copy_data(tmp_path: Path):
+    """Copy one file or folder of tests/data into tmp_path (for tests that mangle it)."""
+
+    def _copy(rel: str) -> Path:
+        src = DATA / rel
+        dst = tmp_path / src.name
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy(src, dst)
+        return dst
+
+    return _copy

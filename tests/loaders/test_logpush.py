@@ -1,0 +1,183 @@
+"""Logpush workers_trace_events: gzip and plain, directory trees, time formats, casings, markers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import edgeinvestigate as ei
+from edgeinvestigate.loaders import _logpush
+from edgeinvestigate.loaders._common import FileContext, Rows
+from edgeinvestigate.schema import conform
+
+
+def test_directory_tree_any_file_names(data_dir):
+    ev = ei.load(data_dir / "logpush")
+    files = [f.path.rsplit("/", 2)[-2:] for f in ev.report.files]
+    assert files == [
+        ["20261127", "20261127T140000Z_20261127T140030Z_ab12cd34.log.gz"],
+        ["20261127", "batch-2.log"],
+        ["20261128", "timestamps.gz"],
+    ]
+    assert {f.source for f in ev.report.files} == {"logpush"}
+    assert ev.report.ok
+    assert ev.report.n_issues == 0
+    assert len(ev.invocations) == 10
+    assert len(ev.logs) == 8
+    assert len(ev.exceptions) == 4
+
+
+def test_fields_and_triggers(data_dir):
+    inv = ei.load(data_dir / "logpush/20261127").invocations
+    assert list(inv["trigger"].astype(str)) == [
+        "queue",
+        "fetch",
+        "queue",
+        "alarm",
+        "rpc",
+        "websocket",
+        "scheduled",
+    ]
+    q = inv.iloc[0]
+    assert (q.script, q.queue, q.batch_size, q.cpu_ms, q.wall_ms) == (
+        "email-consumer",
+        "email-jobs",
+        1,
+        9.0,
+        412.0,
+    )
+    assert q.script_version == "5d1f6a3e-8c2b-4a51-9f0e-2b7c3d4e5f60"
+    # "" for DispatchNamespace / Entrypoint means none -> null
+    assert pd.isna(q.dispatch_namespace)
+    assert pd.isna(q.entrypoint)
+    f = inv.iloc[1]
+    assert (f.url, f.method, f.status) == ("https://jobs.example.com/enqueue", "POST", 202)
+    # CPU/Wall not selected by the job -> null, not 0
+    assert pd.isna(f.cpu_ms)
+    assert pd.isna(f.wall_ms)
+    # exceededCpu with zero times: failed, zeros kept
+    s = inv.iloc[6]
+    assert s.outcome == "exceededCpu"
+    assert bool(s.failed)
+    assert s.cpu_ms == 0.0
+
+
+def test_truncation_markers_and_lower_case_exceptions(data_dir):
+    ev = ei.load(data_dir / "logpush/20261127/20261127T140000Z_20261127T140030Z_ab12cd34.log.gz")
+    t = ev.invocations.iloc[2]
+    assert bool(t.truncated)
+    assert bool(t.failed)
+    assert t.n_logs == 1
+    assert t.n_exceptions == 1
+    exc = ev.exceptions[ev.exceptions["invocation_id"] == t.invocation_id].iloc[0]
+    assert exc["name"] == "Error"
+    assert pd.isna(exc["message"])
+    logs = ev.logs[ev.logs["invocation_id"] == t.invocation_id]
+    assert list(logs["message"]) == ["x" * 200]
+    assert not ev.invocations.iloc[0].truncated
+
+
+def test_timestamps_in_ms_ns_s_and_rfc3339(data_dir):
+    ref = ei.load(data_dir / "logpush/20261127").invocations
+    alt = ei.load(data_dir / "logpush/20261128").invocations
+    # ns and RFC 3339 keep the ms; epoch seconds lose the sub-second part
+    assert list(alt["ts"]) == [ref["ts"].iloc[0], ref["ts"].iloc[1].floor("s"), ref["ts"].iloc[2]]
+
+
+def test_structured_logs(data_dir):
+    logs = ei.load(data_dir / "logpush/20261127").logs
+    assert list(logs["job_id"].iloc[:2]) == ["job_01HZX3", "job_01HZX3"]
+    assert list(logs["attempt"].iloc[:2]) == [3, 3]
+    assert logs["message_id"].iloc[0] == "9f1c2d3e4b5a69788"
+    assert pd.isna(logs["message_id"].iloc[1])
+    assert logs["message"].iloc[2] == "enqueued job_01HZX9"
+
+
+def _general_only(path, frames=("invocations", "logs", "exceptions")):
+    ctx = FileContext(path=str(path), source="logpush", frames=frames)
+    rows = Rows()
+    for line in path.read_bytes().splitlines():
+        _logpush._general(line, rows, ctx, 0)
+    return {k: conform(v, k) for k, v in rows.to_tables("logpush", str(path)).items()}
+
+
+def test_fast_and_general_paths_agree(tmp_path, data_dir):
+    src = gzip.decompress(
+        (data_dir / "logpush/20261127/20261127T140000Z_20261127T140030Z_ab12cd34.log.gz").read_bytes()
+    )
+    p = tmp_path / "plain.log"
+    p.write_bytes(src + (data_dir / "logpush/20261127/batch-2.log").read_bytes())
+    fast = ei.load((p, "logpush"))
+    slow = _general_only(p)
+    for name in ("invocations", "logs", "exceptions"):
+        pd.testing.assert_frame_equal(fast.frame(name), slow[name])
+
+
+def test_invocations_only_keeps_counts(data_dir):
+    full = ei.load(data_dir / "logpush")
+    inv = ei.load(data_dir / "logpush", frames=("invocations",))
+    pd.testing.assert_frame_equal(full.invocations, inv.invocations)
+    assert inv.logs.empty
+    assert inv.exceptions.empty
+
+
+def test_since_until_are_pushed_down(data_dir):
+    ev = ei.load(data_dir / "logpush/20261127", since="2026-11-27T14:06:00Z", until="2026-11-27T14:07:10Z")
+    assert [t.strftime("%H:%M:%S") for t in ev.invocations["ts"]] == ["14:06:00", "14:07:00"]
+    f = ev.report.files
+    assert sum(x.filtered for x in f) == 5
+    assert sum(x.records for x in f) == 7
+    assert set(ev.logs["invocation_id"]) <= set(ev.invocations["invocation_id"])
+    assert ev.manifest["window"] == {
+        "since": "2026-11-27T14:06:00+00:00",
+        "until": "2026-11-27T14:07:10+00:00",
+    }
+
+
+def test_parallel_load_equals_sequential(tmp_path, data_dir):
+    # several files, forced into 2 processes
+    recs = [json.loads(x) for x in (data_dir / "logpush/20261127/batch-2.log").read_text().splitlines()]
+    for i in range(4):
+        with gzip.open(tmp_path / f"part-{i}.log.gz", "wt") as fh:
+            for r in recs:
+                r = dict(r, EventTimestampMs=r["EventTimestampMs"] + i)
+                fh.write(json.dumps(r) + "\n")
+    seq = ei.load(tmp_path, jobs=1)
+    par = ei.load(tmp_path, jobs=2)
+    for name in ("invocations", "logs", "exceptions"):
+        pd.testing.assert_frame_equal(seq.frame(name), par.frame(name))
+    assert [f.path for f in seq.report.files] == [f.path for f in par.report.files]
+
+
+def test_only_selected_fields(tmp_path):
+    p = tmp_path / "min.log"
+    p.write_text('{"EventTimestampMs":1795788300000,"Outcome":"ok","ScriptName":"w"}\n')
+    inv = ei.load(p).invocations
+    assert len(inv) == 1
+    assert inv.iloc[0].trigger == "unknown"
+    assert inv.iloc[0].n_logs == 0
+    assert pd.isna(inv.iloc[0].cpu_ms)
+    assert pd.isna(inv.iloc[0].queue)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        1795788300000,
+        1795788300000000000,
+        1795788300,
+        "2026-11-27T14:05:00Z",
+        "2026-11-27T14:05:00.000+00:00",
+        "1795788300000",
+    ],
+)
+def test_time_forms(tmp_path, ts):
+    p = tmp_path / "t.log"
+    p.write_text(json.dumps({"EventTimestampMs": ts, "Outcome": "ok", "Logs": [], "Exceptions": []}) + "\n")
+    ev = ei.load(p)
+    assert ev.invocations["ts"].iloc[0] == pd.Timestamp("2026-11-27T14:05:00Z")
+    assert ev.invocations["ts"].dtype == pd.ArrowDtype(pa.timestamp("ms", tz="UTC"))

@@ -346,6 +346,15 @@ class _Run:
         ev.save(path, overwrite=True)
         return ev, path
 
+    def _analyze(self, ev: Any) -> dict[str, Any]:
+        from ..analysis import analyze
+        from ..clustering import cluster
+
+        clusters = cluster(ev)
+        findings = analyze(ev, clusters=clusters)
+        (self.out / "findings.json").write_text(findings.model_dump_json(indent=2), encoding="utf-8")
+        return _top_finding(findings)
+
     def _investigate_and_replay(self, driver: Driver, watcher: TraceWatcher) -> None:
         opts = self.opts
         with self.step("collect", "collecting the evidence bundle (TraceItems + DLQ)") as rec:
@@ -360,13 +369,7 @@ class _Run:
             )
 
         with self.step("analyze", "clustering and ranking root causes") as rec:
-            from ..analysis import analyze
-            from ..clustering import cluster
-
-            clusters = cluster(ev)
-            findings = analyze(ev, clusters=clusters)
-            (self.out / "findings.json").write_text(findings.model_dump_json(indent=2), encoding="utf-8")
-            top = _top_finding(findings)
+            top = self._analyze(ev)
             rec["top"] = top
             self.top = top
 

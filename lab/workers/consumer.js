@@ -11,7 +11,9 @@
  * `original` is the runtime Message; JSON turns it into {id, timestamp, body, attempts}.
  *
  * Every step logs one JSON line (edgeinvestigate's logging convention):
- * {event, jobId, type, attempt, messageId, queue, deploy, error?, delaySeconds?, replayId?}.
+ * {event, jobId, type, attempt, messageId, queue, deploy, error?, errorName?, delaySeconds?, replayId?}.
+ * `error` is `error.message`, the same text the {original, error} envelope carries, so that log lines
+ * and dead-lettered messages of one failure share one template.
  *
  * Failure injection (lab only), in `payload.inject`:
  *  - {"transient": n}         the first n deliveries fail with a TransientError ("always" = every one)
@@ -143,8 +145,6 @@ export default {
         replayId: body.metadata?.replay?.id,
         replayOf: body.metadata?.replay?.of,
       };
-      // A poison message: this parse runs outside the per-message try, like any unguarded code.
-      const cursor = body.type === "DATA_SYNC" && typeof body.payload?.cursor === "string" ? JSON.parse(body.payload.cursor) : null;
       const key = dedupeKey(message);
       const handled = await env.FLAGS.get(key);
       if (handled !== null) {
@@ -152,7 +152,9 @@ export default {
         logEvent("log", { event: "job_duplicate_skipped", ...fields, previously: handled });
         continue;
       }
-      logEvent("log", { event: "job_started", ...fields, cursor: cursor === null ? undefined : cursor });
+      logEvent("log", { event: "job_started", ...fields });
+      // A poison message: this parse runs outside the per-message try, like any unguarded code.
+      if (body.type === "DATA_SYNC" && typeof body.payload?.cursor === "string") JSON.parse(body.payload.cursor);
       try {
         await processJob(body, message, env);
         message.ack();
@@ -167,13 +169,14 @@ export default {
             event: message.attempts > maxRetries ? "job_retries_exhausted" : "job_retry_scheduled",
             ...fields,
             delaySeconds,
-            error: `${error.name}: ${error.message}`,
+            error: error.message,
+            errorName: error.name,
           });
         } else {
           await env.DEAD_LETTER_QUEUE.send({ original: message, error: error.message }, { contentType: "json" });
           message.ack();
           await env.FLAGS.put(key, "dead_lettered");
-          logEvent("error", { event: "job_dead_lettered", ...fields, error: `${error.name}: ${error.message}` });
+          logEvent("error", { event: "job_dead_lettered", ...fields, error: error.message, errorName: error.name });
         }
       }
     }

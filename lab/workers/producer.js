@@ -83,7 +83,7 @@ async function outage(request, env) {
   const key = `outage:${value.type}`;
   if (request.method === "DELETE") {
     await env.FLAGS.delete(key);
-    logEvent("warn", { event: "outage_ended", type: value.type });
+    logEvent("log", { event: "outage_ended", type: value.type });
     return json({ type: value.type, outage: false });
   }
   const seconds = Number(value.seconds);
@@ -92,7 +92,7 @@ async function outage(request, env) {
   }
   const until = Date.now() + seconds * 1000;
   await env.FLAGS.put(key, JSON.stringify({ until, reason: value.reason ?? "dependency unavailable" }));
-  logEvent("warn", { event: "outage_started", type: value.type, until: new Date(until).toISOString() });
+  logEvent("log", { event: "outage_started", type: value.type, until: new Date(until).toISOString() });
   return json({ type: value.type, outage: true, until: new Date(until).toISOString() });
 }
 

@@ -245,7 +245,7 @@ def job(i: int, job_type: str = "IMAGE_PROCESSING", attempts: int = 3) -> dict:
 
 def tail_event(i: int, *, outcome: str = "ok", script: str = SCRIPT) -> dict:
     """One tail WebSocket message (reference A2): a queue-consumer invocation."""
-    ts = 1_764_252_131_000 + i * 1000
+    ts = 1_795_788_131_000 + i * 1000
     ev = {
         "wallTime": 41,
         "cpuTime": 6,

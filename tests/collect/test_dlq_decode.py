@@ -44,7 +44,7 @@ def b64(value: bytes | str) -> str:
     return base64.b64encode(raw).decode()
 
 
-def peeked(mid: str, body: str, ct: str | None, attempts: int = 1, ts: int = 1_764_252_131_482) -> dict:
+def peeked(mid: str, body: str, ct: str | None, attempts: int = 1, ts: int = 1_795_788_131_482) -> dict:
     meta = {"CF-sourceMessageSource": "api"}
     if ct is not None:
         meta["CF-Content-Type"] = ct
@@ -200,7 +200,7 @@ def test_dlq_frame_has_the_canonical_columns_and_keeps_every_message() -> None:
     assert rows.loc["m-raw", "original_timestamp"] == pd.Timestamp("2026-11-27T14:02:11.482Z")
     assert rows.loc["m-raw", "last_attempt"] == pd.Timestamp("2026-11-27T14:05:40.001Z")
     assert rows.loc["m-raw", "meta_attempts"] == 3
-    assert rows.loc["m-raw", "enqueued_at"] == pd.Timestamp(1_764_252_131_482, unit="ms", tz="UTC")
+    assert rows.loc["m-raw", "enqueued_at"] == pd.Timestamp(1_795_788_131_482, unit="ms", tz="UTC")
     assert rows.loc["m-b64", "envelope"] == "wrapped"
     assert rows.loc["m-b64", "error"] == "SMTP 421: too many connections"
     assert rows.loc["m-b64", "attempts"] == 2

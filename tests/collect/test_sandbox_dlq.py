@@ -61,7 +61,7 @@ def jobs(n: int, attempts: int = 0) -> list[dict]:
             "id": f"m{i:031x}",
             "body": job(i),
             "content_type": "json",
-            "timestamp_ms": 1_764_252_131_000 + i,
+            "timestamp_ms": 1_795_788_131_000 + i,
             "attempts": attempts,
         }
         for i in range(n)

@@ -14,7 +14,7 @@ from edgeinvestigate.cloudflare import CloudflareClient
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.workers_logs import load_workers_logs, workers_logs_counts
 
-START = 1_764_252_000_000  # 2026-11-27T14:00:00Z
+START = 1_795_788_000_000  # 2026-11-27T14:00:00Z
 
 
 def client_for(handler) -> tuple[CloudflareClient, Recorder]:

@@ -54,6 +54,18 @@ def load_spec() -> dict[str, Any]:
     return spec
 
 
+def _drop_unmapped_discriminators(node: Any) -> None:
+    if isinstance(node, dict):
+        disc = node.get("discriminator")
+        if isinstance(disc, dict) and "mapping" not in disc:
+            del node["discriminator"]
+        for value in node.values():
+            _drop_unmapped_discriminators(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_unmapped_discriminators(value)
+
+
 @lru_cache(maxsize=1)
 def _openapi() -> Any:
     try:
@@ -65,6 +77,10 @@ def _openapi() -> Any:
     # ``readOnly``, which makes every request "write a read-only property". readOnly only matters
     # for requests, so dropping it changes nothing for responses.
     spec["components"]["schemas"]["mq_identifier"].pop("readOnly", None)
+    # Spec quirk: the telemetry ``calculations`` items use ``discriminator: {propertyName: operator}``
+    # without a mapping, so validators look for schemas named after the operator ("count") that do
+    # not exist. ``oneOf`` alone says the same thing.
+    _drop_unmapped_discriminators(spec)
     # The published spec is Cloudflare's; checking it costs a second per process and tells us nothing.
     return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
 

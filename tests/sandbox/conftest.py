@@ -79,3 +79,113 @@ def api(sandbox: RunningSandbox, account: str) -> Iterator[Api]:
 @pytest.fixture
 def tmp_sandbox_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid(ms: int, n: int) -> str:
+    """A ULID-like id like Workers Logs' ``$metadata.id`` (time prefix, then a counter)."""
+    head = "".join(_CROCKFORD[(ms >> (5 * i)) & 31] for i in reversed(range(10)))
+    tail = "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(16)))
+    return head + tail
+
+
+GOOD_VERSION = "4d9b3e0a-7c1f-4f2a-9a51-0d8a4c9e1b11"
+BAD_VERSION = "b7e2c6d4-1a3f-4e5b-8c9d-2f6a7b8c9d0e"
+
+
+def workers_log_events(
+    n_invocations: int, start_ms: int, *, step_ms: int = 1000, bad_from: int | None = None
+) -> list:
+    """Workers Logs query-API events (reference C2) of a queue consumer: per invocation one
+    ``cf-worker-event`` invocation line and one ``cf-worker`` console line; from invocation ``bad_from``
+    on the new script version fails EMAIL_DELIVERY jobs with a TypeError."""
+    events = []
+    seq = 0
+    for i in range(n_invocations):
+        ts = start_ms + i * step_ms
+        bad = bad_from is not None and i >= bad_from and i % 2 == 0
+        version = BAD_VERSION if bad_from is not None and i >= bad_from else GOOD_VERSION
+        request_id = f"req-{i:06d}"
+        job_type = "EMAIL_DELIVERY" if i % 2 == 0 else "IMAGE_PROCESSING"
+        workers = {
+            "scriptName": "jobs-consumer",
+            "eventType": "queue",
+            "requestId": request_id,
+            "outcome": "exception" if bad else "ok",
+            "scriptVersion": {"id": version},
+            "executionModel": "stateless",
+            "truncated": False,
+        }
+        events.append(
+            {
+                "dataset": "cloudflare-workers",
+                "timestamp": ts,
+                "source": {"batchSize": 1, "queue": "jobs"},
+                "$metadata": {
+                    "id": ulid(ts, seq),
+                    "requestId": request_id,
+                    "service": "jobs-consumer",
+                    "trigger": "queue jobs",
+                    "type": "cf-worker-event",
+                    "origin": "queue",
+                    "level": "error" if bad else "info",
+                    "startTime": ts,
+                    "endTime": ts + 12,
+                    **(
+                        {"error": "TypeError: Cannot read properties of undefined (reading 'name')"}
+                        if bad
+                        else {}
+                    ),
+                },
+                "$workers": workers
+                | {
+                    "wallTimeMs": 12 + i % 7,
+                    "cpuTimeMs": 3 + i % 3,
+                    "event": {"queue": "jobs", "batchSize": 1},
+                },
+            }
+        )
+        seq += 1
+        message = (
+            f"job failed: TypeError: Cannot read properties of undefined (reading 'name') job-{i:05d}"
+            if bad
+            else f"job done job-{i:05d}"
+        )
+        events.append(
+            {
+                "dataset": "cloudflare-workers",
+                "timestamp": ts + 5,
+                "source": {
+                    "message": message,
+                    "jobId": f"job-{i:05d}",
+                    "type": job_type,
+                    "attempt": 1 + i % 3,
+                },
+                "$metadata": {
+                    "id": ulid(ts + 5, seq),
+                    "requestId": request_id,
+                    "service": "jobs-consumer",
+                    "trigger": "queue jobs",
+                    "type": "cf-worker",
+                    "level": "error" if bad else "log",
+                    "message": message,
+                    **({"error": message} if bad else {}),
+                },
+                "$workers": workers,
+            }
+        )
+        seq += 1
+    return events
+
+
+@pytest.fixture
+def make_log_events():
+    """``make_log_events(n_invocations, start_ms, step_ms=1000, bad_from=None)`` (see workers_log_events)."""
+    return workers_log_events
+
+
+@pytest.fixture
+def versions() -> dict[str, str]:
+    return {"good": GOOD_VERSION, "bad": BAD_VERSION}

@@ -658,12 +658,12 @@ def _snapshot(
     if at_risk:
         ids = ", ".join(str(m.get("id")) for m in at_risk[:5]) + (" ..." if len(at_risk) > 5 else "")
         text = (
-            f"snapshot of DLQ {queue!r} would push {len(at_risk)} message(s) past the consumer's "
+            f"a snapshot of DLQ {queue!r} would push {len(at_risk)} message(s) past the consumer's "
             f"max_retries={max_retries} (one more delivery attempt each), and they would be {fate}: {ids}"
         )
         if not force:
             raise ReplayRefusedError(
-                "refusing to " + text,
+                "refusing the snapshot: " + text,
                 hint="use --dlq-mode peek (consumes nothing), raise max_retries of the DLQ's pull consumer "
                 "(wrangler queues consumer http add/update), or pass --force if losing them is acceptable",
             )

@@ -256,3 +256,40 @@ def test_errors_from_the_real_server(sb, tmp_path: Path) -> None:
         assert "lost the connection" in dropped.value.message
         sb.set_faults("")
         assert TOKEN not in str(dropped.value)
+
+
+def test_cli_snapshot_refusal_and_help(sb, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    msgs = jobs(3)
+    msgs[0]["attempts"] = 1
+    make_dlq(sb, msgs, max_retries=1)
+    env = dict(
+        os.environ, CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ACCOUNT_ID=ACCOUNT, CLOUDFLARE_API_BASE_URL=sb.url
+    )
+    base = [sys.executable, "-m", "edgeinvestigate", "collect", "--dlq", DLQ, "--dlq-mode", "snapshot"]
+    before = stored(sb)
+    run = subprocess.run(
+        [*base, "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 3, run.stderr
+    assert "error: refusing the snapshot: a snapshot of DLQ 'jobs-dlq' would push 1 message(s)" in run.stderr
+    assert "max_retries=1" in run.stderr
+    assert "--force" in run.stderr
+    assert stored(sb) == before
+    forced = subprocess.run(
+        [*base, "--force", "--out", str(tmp_path / "c")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "warning: --force" in forced.stderr
+    assert "3 DLQ messages" in forced.stdout
+    helptext = subprocess.run(
+        [sys.executable, "-m", "edgeinvestigate", "collect", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "max_retries" in " ".join(helptext.split())
+    assert "DELETED" in helptext

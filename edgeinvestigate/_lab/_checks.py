@@ -123,9 +123,17 @@ def check_result(result: LabResult) -> list[Check]:
 
     def top_finding() -> tuple[bool, str]:
         top = s["steps"]["analyze"]["top"]
-        text = json.dumps(top)
-        ok = "EMAIL_DELIVERY" in text and "locale" in text
-        return ok, f"top finding: {top.get('title') or top.get('summary') or text[:200]}"
+        clusters = top.get("clusters") or []
+        ok = (
+            top.get("job_types") == ["EMAIL_DELIVERY"]
+            and bool(clusters)
+            and all("Cannot read properties of undefined" in c["template"] for c in clusters)
+        )
+        return (
+            ok,
+            f"top finding: [{top.get('kind')}] {top.get('title')} "
+            f"(clusters {[c['template'] for c in clusters]})",
+        )
 
     checks_run = [
         ("loaders read real workerd TraceItems", loaders),
@@ -135,6 +143,17 @@ def check_result(result: LabResult) -> list[Check]:
     ]
     for name, fn in checks_run:
         add(name, fn)
+
+    if "report" in s["steps"]:
+
+        def report() -> tuple[bool, str]:
+            rec = s["steps"]["report"]
+            html = Path(rec["report"])
+            text = html.read_text(encoding="utf-8") if html.is_file() else ""
+            ok = bool(rec.get("ok")) and "EMAIL_DELIVERY" in text
+            return ok, f"{html} ({len(text)} bytes, {rec.get('figures')} figures, error: {rec.get('error')})"
+
+        add("incident report written", report)
 
     if "replay" in s["steps"]:
         replayed = set(s["steps"]["replay"]["replayed_jobs"])

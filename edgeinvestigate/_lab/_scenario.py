@@ -347,13 +347,28 @@ class _Run:
         return ev, path
 
     def _analyze(self, ev: Any) -> dict[str, Any]:
+        """Cluster and analyze; the top-ranked hypothesis, with its clusters' templates."""
         from ..analysis import analyze
         from ..clustering import cluster
 
         clusters = cluster(ev)
         findings = analyze(ev, clusters=clusters)
         (self.out / "findings.json").write_text(findings.model_dump_json(indent=2), encoding="utf-8")
-        return _top_finding(findings)
+        top = _top_finding(findings)
+        table = clusters.table
+        ids = [str(c) for c in top.get("cluster_ids") or []]
+        rows = table[table["cluster_id"].astype(str).isin(ids)]
+        top["clusters"] = [
+            {
+                "cluster_id": str(r["cluster_id"]),
+                "template": str(r["template"]),
+                "count": int(r["count"]),
+                "n_dlq_messages": int(r["n_dlq_messages"]),
+                "examples": [str(x) for x in list(r["examples"])[:2]],
+            }
+            for _, r in rows.iterrows()
+        ]
+        return top
 
     def _investigate_and_replay(self, driver: Driver, watcher: TraceWatcher) -> None:
         opts = self.opts
@@ -377,10 +392,11 @@ class _Run:
             with self.step("report", "writing the incident report") as rec:
                 from ..notebooks import write_report
 
+                # a failing cell does not stop the lab: the partial report has a banner, and the
+                # "incident report" check fails with the notebook's error
                 run = write_report(bundle, self.out / "report", progress=False)
-                self.result.report = Path(getattr(run, "html", None) or (self.out / "report"))
-                rec["report"] = str(self.result.report)
-                rec["ok"] = bool(getattr(run, "ok", True))
+                self.result.report = run.html
+                rec.update(report=str(run.html), ok=run.ok, error=run.error, figures=run.n_figures)
 
         if not opts.replay:
             return
@@ -442,10 +458,10 @@ class _Run:
 
 def _top_finding(findings: Any) -> dict[str, Any]:
     data = json.loads(findings.model_dump_json())
-    items = data.get("findings") or data.get("items") or []
+    items = data.get("hypotheses") or []
     if not items:
-        raise EdgeInvestigateError("the analysis found nothing in the lab's telemetry")
-    top: dict[str, Any] = items[0]
+        raise EdgeInvestigateError("the analysis ranked no hypothesis on the lab's telemetry")
+    top: dict[str, Any] = min(items, key=lambda h: h.get("rank", 0))
     return top
 
 

@@ -1,8 +1,8 @@
 """`make lab` end to end: an incident on the real Workers runtime (workerd via wrangler 4.86.0),
 investigated and repaired by edgeinvestigate. Every assertion reads what the runtime emitted.
 
-One lab run (about two minutes) is shared by the tests of this module. Skipped only where node
-or npm is missing.
+One lab run (about two minutes) is checked by one test (so that pytest-xdist never starts it
+twice); each ``_check_*`` helper below is one property. Skipped only where node or npm is missing.
 """
 
 from __future__ import annotations
@@ -25,14 +25,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.slow, pytest.mark.ti
 BAD_DEPLOY_ERROR = "Cannot read properties of undefined (reading 'locale')"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> LabResult:
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            pytest.skip(
-                f"{tool} is not installed: the lab runs Workers on workerd and needs Node.js >= 20.3 and npm"
-            )
-    base = tmp_path_factory.mktemp("lab")
+def _run_lab(base: Path) -> LabResult:
     opts = LabOptions(
         out_dir=base / "out",
         state_dir=base / "state",
@@ -47,13 +40,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> LabResult:
     return result
 
 
-@pytest.fixture(scope="module")
-def events(lab: LabResult):
+def _events(lab: LabResult):
     ev = ei.load([lab.trace_file])
     return ev, job_events(ev.logs)
 
 
-def test_no_process_left_running(lab: LabResult) -> None:
+def _check_no_process_left_running(lab: LabResult) -> None:
     state = str(Path(lab.summary["state_dir"]))
     left = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
@@ -66,7 +58,7 @@ def test_no_process_left_running(lab: LabResult) -> None:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_loaders_read_real_workerd_traceitems(events) -> None:
+def _check_loaders_read_real_workerd_traceitems(events) -> None:
     ev, _ = events
     inv = ev.invocations
     assert len(inv) > 50
@@ -83,7 +75,7 @@ def test_loaders_read_real_workerd_traceitems(events) -> None:
     assert set(ev.exceptions["name"].astype(str)) == {"SyntaxError"}
 
 
-def test_every_job_ends_as_expected_nothing_lost(lab: LabResult, events) -> None:
+def _check_every_job_ends_as_expected_nothing_lost(lab: LabResult, events) -> None:
     _, evs = events
     jobs = lab.summary["jobs"]
     sent = set(jobs["all"])
@@ -98,7 +90,7 @@ def test_every_job_ends_as_expected_nothing_lost(lab: LabResult, events) -> None
     assert len(retried & succeeded) >= 5
 
 
-def test_dlq_holds_the_expected_envelopes(lab: LabResult) -> None:
+def _check_dlq_holds_the_expected_envelopes(lab: LabResult) -> None:
     dlq = Evidence.open(lab.bundle).dlq
     assert len(dlq) == len(lab.summary["jobs"]["expected_in_dlq"])
     assert dlq["message_id"].is_unique
@@ -116,23 +108,32 @@ def test_dlq_holds_the_expected_envelopes(lab: LabResult) -> None:
     assert dlq["enqueued_at"].notna().all()
 
 
-def test_bad_deploy_is_the_top_finding(lab: LabResult) -> None:
+def _check_bad_deploy_is_the_top_finding(lab: LabResult) -> None:
     top = lab.summary["steps"]["analyze"]["top"]
-    text = json.dumps(top)
-    assert "EMAIL_DELIVERY" in text
-    assert "locale" in text
+    assert top["rank"] == 1
+    assert top["job_types"] == ["EMAIL_DELIVERY"]
+    assert top["clusters"]
+    assert all("Cannot read properties of undefined" in c["template"] for c in top["clusters"])
+    # the same ranking is in the findings file the report and the on-call read
     findings = json.loads((lab.out_dir / "findings.json").read_text())
-    assert findings  # written for the report and the on-call
+    first = min(findings["hypotheses"], key=lambda h: h["rank"])
+    assert first["cluster_ids"] == top["cluster_ids"]
+    # and its clusters hold exactly the bad deploy's dead-lettered jobs
+    n_bad = sum(1 for j in lab.summary["jobs"]["expected_in_dlq"] if j.startswith("incident-"))
+    assert sum(c["n_dlq_messages"] for c in top["clusters"]) == n_bad
 
 
-def test_report_written(lab: LabResult) -> None:
+def _check_report_written(lab: LabResult) -> None:
+    rec = lab.summary["steps"]["report"]
+    assert rec["ok"], rec["error"]
     assert lab.report is not None
-    html = lab.report if lab.report.suffix == ".html" else next(lab.report.glob("*.html"))
-    text = html.read_text(encoding="utf-8")
+    assert lab.report.suffix == ".html"
+    text = lab.report.read_text(encoding="utf-8")
     assert "EMAIL_DELIVERY" in text
+    assert "Cannot read properties of undefined" in text
 
 
-def test_replayed_jobs_succeeded_in_the_runtime(lab: LabResult, events) -> None:
+def _check_replayed_jobs_succeeded_in_the_runtime(lab: LabResult, events) -> None:
     _, evs = events
     replay = lab.summary["steps"]["replay"]
     replayed = set(replay["replayed_jobs"])
@@ -148,7 +149,7 @@ def test_replayed_jobs_succeeded_in_the_runtime(lab: LabResult, events) -> None:
     assert set(enq["jobId"]) == replayed
 
 
-def test_no_replayed_job_back_in_the_dlq(lab: LabResult) -> None:
+def _check_no_replayed_job_back_in_the_dlq(lab: LabResult) -> None:
     verify = json.loads((lab.out_dir / "replay-verify.json").read_text())
     assert verify["counts"]["back_in_dlq"] == 0
     assert verify["counts"]["replayed"] == len(lab.summary["steps"]["replay"]["replayed_jobs"])
@@ -159,7 +160,26 @@ def test_no_replayed_job_back_in_the_dlq(lab: LabResult) -> None:
     assert left == set(lab.summary["jobs"]["expected_in_dlq"]) - replayed
 
 
-def test_lab_checks_all_pass(lab: LabResult) -> None:
+def _check_lab_checks_all_pass(lab: LabResult) -> None:
     checks = check_result(lab)
     assert [c.name for c in checks if not c.ok] == [], [c for c in checks if not c.ok]
     assert len(checks) >= 7
+
+
+def test_make_lab_end_to_end(tmp_path: Path) -> None:
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            pytest.skip(
+                f"{tool} is not installed: the lab runs Workers on workerd and needs Node.js >= 20.3 and npm"
+            )
+    lab = _run_lab(tmp_path)
+    events = _events(lab)
+    _check_no_process_left_running(lab)
+    _check_loaders_read_real_workerd_traceitems(events)
+    _check_every_job_ends_as_expected_nothing_lost(lab, events)
+    _check_dlq_holds_the_expected_envelopes(lab)
+    _check_bad_deploy_is_the_top_finding(lab)
+    _check_report_written(lab)
+    _check_replayed_jobs_succeeded_in_the_runtime(lab, events)
+    _check_no_replayed_job_back_in_the_dlq(lab)
+    _check_lab_checks_all_pass(lab)

@@ -535,7 +535,12 @@ class CloudflareClient:
         try:
             response = self._http.request(method, path, params=params, json=json)
         except httpx.TransportError as exc:
-            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "lost the connection"
+            if isinstance(exc, httpx.TimeoutException):
+                kind = "timed out"
+            elif isinstance(exc, httpx.ConnectError):
+                kind = "could not connect"
+            else:
+                kind = "lost the connection"
             raise _Retryable(
                 ServerError(
                     f"{what} failed: {method} {self.api_url}{path} {kind} ({type(exc).__name__})",

@@ -448,3 +448,17 @@ def test_push_batch_refuses_more_than_100() -> None:
     with pytest.raises(ConfigError):
         client.push_batch(QID, [{"body": {"i": i}, "content_type": "json"} for i in range(101)])
     assert rec.requests == []
+
+
+def test_refused_connection_says_so_and_is_retried_for_reads() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    sleeps: list[float] = []
+    client, rec = make(handler, sleeps=sleeps)
+    with pytest.raises(ServerError) as info:
+        client.list_queues()
+    assert "could not connect" in info.value.message
+    assert "--api-url" in info.value.hint
+    assert len(rec.requests) == 4
+    assert len(sleeps) == 3

@@ -1,0 +1,205 @@
+"""``simulate()``: run a scenario and write the same incident in every format."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .._http import Secret
+from ..errors import ConfigError
+from ._engine import Simulation, run
+from ._ground_truth import write_ground_truth
+from ._scenario import Scenario, load_scenario
+from ._write_dlq import write_dlq
+from ._write_logpush import write_logpush
+from ._write_tail import write_tail
+from ._write_traceitems import write_traceitems
+from ._write_workers_logs import write_workers_logs
+
+__all__ = ["FORMATS", "LAYOUT", "SimulationSummary", "simulate"]
+
+#: format name -> path inside the output folder
+LAYOUT: dict[str, str] = {
+    "tail": "tail/tail.json",
+    "traceitems": "traceitems/traceitems.jsonl",
+    "logpush": "logpush",
+    "workers_logs": "workers_logs/events.json",
+    "dlq": "dlq/messages.json",
+}
+FORMATS: tuple[str, ...] = tuple(LAYOUT)
+_OURS = {"ground_truth.json", "tail", "traceitems", "logpush", "workers_logs", "dlq"}
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What a run wrote. ``os.fspath(summary)`` is the output folder."""
+
+    out: Path
+    scenario: str
+    seed: int
+    invocations: int
+    logs: int
+    exceptions: int
+    dlq_messages: int
+    root_causes: list[str]
+    files: dict[str, list[str]]
+    seconds: float
+    sandbox: dict[str, Any] | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
+
+    def __fspath__(self) -> str:
+        return str(self.out)
+
+    @property
+    def ground_truth(self) -> Path:
+        return self.out / "ground_truth.json"
+
+    def __str__(self) -> str:
+        lines = [
+            f"simulated {self.scenario!r} (seed {self.seed}) into {self.out} in {self.seconds:.1f}s",
+            f"  {self.invocations:,} invocations, {self.logs:,} log lines, {self.exceptions:,} exceptions, "
+            f"{self.dlq_messages:,} DLQ messages",
+            f"  root causes: {', '.join(self.root_causes) or '(none)'}",
+        ]
+        for name, paths in self.files.items():
+            shown = (
+                paths[0] if len(paths) == 1 else f"{len(paths)} files under {Path(paths[0]).parent.parent}"
+            )
+            lines.append(f"  {name:<13} {shown}")
+        if self.sandbox:
+            lines.append(
+                f"  sandbox       {self.sandbox['url']}: {self.sandbox['dlq_loaded']:,} DLQ messages, "
+                f"{self.sandbox['events_loaded']:,} Workers Logs events loaded"
+            )
+        return "\n".join(lines)
+
+
+def _prepare(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder", hint="pass a new or empty folder")
+    if out.is_dir():
+        present = {p.name for p in out.iterdir()}
+        foreign = present - _OURS
+        if present and not (out / "ground_truth.json").is_file():
+            raise ConfigError(
+                f"--out {out} is not empty and holds no earlier simulation "
+                f"({', '.join(sorted(present)[:5])})",
+                hint="pass a new or empty folder; a folder with an earlier simulation is overwritten",
+            )
+        if foreign:
+            raise ConfigError(
+                f"--out {out} holds files the simulator did not write: {', '.join(sorted(foreign)[:5])}",
+                hint="pass a new or empty folder",
+            )
+        for name in present:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _size(scenario: Scenario, invocations: int | None, scale: float | None) -> int:
+    if invocations is not None and scale is not None:
+        raise ConfigError(
+            "give either --invocations or --scale, not both", hint="edgeinvestigate simulate --help"
+        )
+    if invocations is not None:
+        if invocations < 10:
+            raise ConfigError(f"--invocations {invocations} is too small", hint="use at least 10")
+        return int(invocations)
+    if scale is not None:
+        if scale <= 0:
+            raise ConfigError(f"--scale {scale} must be positive", hint="e.g. --scale 10")
+        return max(10, round(scenario.invocations * scale))
+    return scenario.invocations
+
+
+def simulate(
+    scenario: str | Path | Scenario = "default",
+    out: str | os.PathLike[str] = "incident",
+    *,
+    seed: int = 0,
+    invocations: int | None = None,
+    scale: float | None = None,
+    sandbox_url: str | None = None,
+    formats: Iterable[str] | None = None,
+    token: Secret | None = None,
+    transport: httpx.BaseTransport | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SimulationSummary:
+    """Simulate ``scenario`` and write every format into ``out``.
+
+    ``invocations`` (about that many) or ``scale`` (times the scenario's default size) set the size;
+    ``formats`` picks a subset of :data:`FORMATS` (``ground_truth.json`` is always written). With
+    ``sandbox_url`` the queues, the DLQ and the Workers Logs events are also loaded into a running
+    sandbox (token from ``EDGEINVESTIGATE_SANDBOX_TOKEN`` or ``CLOUDFLARE_API_TOKEN``, or ``token``).
+    The same scenario, size and seed always write the same files.
+    """
+    sc = load_scenario(scenario)
+    chosen = tuple(FORMATS if formats is None else formats)
+    unknown = [f for f in chosen if f not in LAYOUT]
+    if unknown:
+        raise ConfigError(f"unknown formats {unknown}", hint=f"choose from {', '.join(FORMATS)}")
+    if sandbox_url and token is None:
+        from ._sandbox import sandbox_token
+
+        token = sandbox_token()  # fail before the work, not after
+    n = _size(sc, invocations, scale)
+    outp = Path(out)
+    _prepare(outp)
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    say(f"simulating {sc.name} (~{n:,} invocations, seed {seed})")
+    sim: Simulation = run(sc, seed=seed, invocations=n)
+    files: dict[str, list[str]] = {}
+    if "tail" in chosen:
+        say("writing tail/tail.json")
+        write_tail(sim, outp / LAYOUT["tail"])
+        files["tail"] = [str(outp / LAYOUT["tail"])]
+    if "traceitems" in chosen:
+        say("writing traceitems/traceitems.jsonl")
+        write_traceitems(sim, outp / LAYOUT["traceitems"])
+        files["traceitems"] = [str(outp / LAYOUT["traceitems"])]
+    if "logpush" in chosen:
+        say("writing logpush/")
+        files["logpush"] = [str(p) for p in write_logpush(sim, outp / LAYOUT["logpush"])]
+    if "workers_logs" in chosen:
+        say("writing workers_logs/events.json")
+        write_workers_logs(sim, outp / LAYOUT["workers_logs"])
+        files["workers_logs"] = [str(outp / LAYOUT["workers_logs"])]
+    if "dlq" in chosen:
+        say("writing dlq/messages.json")
+        write_dlq(sim, outp / LAYOUT["dlq"])
+        files["dlq"] = [str(outp / LAYOUT["dlq"])]
+    say("writing ground_truth.json")
+    gt = write_ground_truth(sim, outp / "ground_truth.json")
+    files["ground_truth"] = [str(outp / "ground_truth.json")]
+    loaded = None
+    if sandbox_url:
+        from ._sandbox import load_into_sandbox
+
+        say(f"loading the DLQ and Workers Logs events into the sandbox at {sandbox_url}")
+        loaded = load_into_sandbox(sim, sandbox_url, token=token, transport=transport)
+    return SimulationSummary(
+        out=outp,
+        scenario=sc.name,
+        seed=seed,
+        invocations=sim.n_invocations,
+        logs=len(sim.l_text),
+        exceptions=len(sim.x_message),
+        dlq_messages=len(sim.dlq),
+        root_causes=[i.id for i in sc.incidents],
+        files=files,
+        seconds=time.perf_counter() - t0,
+        sandbox=loaded,
+        counts=gt["counts"],
+    )

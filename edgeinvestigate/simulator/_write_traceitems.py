@@ -1,0 +1,35 @@
+"""``traceitems/traceitems.jsonl``: what a Tail Worker forwards (cloudflare-formats A4).
+
+A Tail Worker's ``tail(events)`` gets an array of ``TraceItem``; the consumer here writes
+``JSON.stringify(events)`` as one line per call. Each array holds the items of one tail call (one
+invocation, as usual for a Worker outside a dispatch namespace).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+from ._engine import Simulation
+from ._records import invocations, trace_item
+
+__all__ = ["write_traceitems"]
+
+
+def write_traceitems(sim: Simulation, path: Path) -> int:
+    """Write one ``[TraceItem]`` array per line; returns the number of items."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    enc = msgspec.json.Encoder()
+    n = 0
+    with path.open("wb") as fh:
+        buf: list[bytes] = []
+        for inv in invocations(sim):
+            buf.append(enc.encode([trace_item(inv, version_detail=True)]))
+            buf.append(b"\n")
+            n += 1
+            if len(buf) >= 8192:
+                fh.write(b"".join(buf))
+                buf.clear()
+        fh.write(b"".join(buf))
+    return n

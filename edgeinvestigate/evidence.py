@@ -265,6 +265,7 @@ class _Job:
     path: Path
     source: str
     size: int
+    in_dir: bool = False
 
 
 def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> list[_Job]:
@@ -277,12 +278,13 @@ def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> list[_Job
             spec, name = spec
         if name is not None and name not in SOURCES:
             raise ConfigError(f"unknown source {name!r}", hint=f"one of {', '.join(SOURCES)}")
-        for f in expand_paths(Path(spec)):
+        root = Path(spec)
+        for f in expand_paths(root):
             try:
                 size = f.stat().st_size
             except OSError as exc:
                 raise LoadError(f"cannot read {f}: {exc.strerror or exc}") from exc
-            jobs.append(_Job(path=f, source=name or "", size=size))
+            jobs.append(_Job(path=f, source=name or "", size=size, in_dir=f != root))
     return jobs
 
 
@@ -291,14 +293,30 @@ def _ms(ts: pd.Timestamp | None) -> int | None:
 
 
 def _load_one(
-    path: Path, source: str, since_ms: int | None, until_ms: int | None, strict: bool, frames: tuple[str, ...]
+    path: Path,
+    source: str,
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    in_dir: bool = False,
 ) -> tuple[dict[str, pa.Table] | None, FileReport, tuple[str, dict[str, Any]] | None]:
     """Load one file (in this process or a worker). Errors come back as data (they pickle badly)."""
     st = path.stat()
     report = FileReport(path=str(path), source=source, size=st.st_size, mtime_ns=st.st_mtime_ns)
     try:
         if not source:
-            detected = sniff_file(path)
+            try:
+                detected = sniff_file(path)
+            except LoadError as exc:
+                if not in_dir or strict:
+                    raise
+                # a foreign file inside a directory tree: list it, load the rest
+                report.source = "unknown"
+                FileContext(path=str(path), source="unknown", report=report).issue(
+                    "format", exc.message, expected=f"a telemetry file ({', '.join(SOURCES)})"
+                )
+                return None, report, None
             if detected is None:
                 report.source = "empty"
                 return None, report, None
@@ -422,7 +440,7 @@ def _run(
     if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
         n_workers = 1
     if n_workers <= 1 or len(plan) <= 1:
-        return [_load_one(j.path, j.source, since_ms, until_ms, strict, frames) for j in plan]
+        return [_load_one(j.path, j.source, since_ms, until_ms, strict, frames, j.in_dir) for j in plan]
     import multiprocessing as mp
 
     ctx = mp.get_context("forkserver")
@@ -430,7 +448,9 @@ def _run(
     order = sorted(range(len(plan)), key=lambda i: -plan[i].size)  # biggest first balances best
     with ProcessPoolExecutor(max_workers=min(n_workers, len(plan)), mp_context=ctx) as pool:
         futures = {
-            i: pool.submit(_load_one, plan[i].path, plan[i].source, since_ms, until_ms, strict, frames)
+            i: pool.submit(
+                _load_one, plan[i].path, plan[i].source, since_ms, until_ms, strict, frames, plan[i].in_dir
+            )
             for i in order
         }
         return [futures[i].result() for i in range(len(plan))]

@@ -208,6 +208,7 @@ def collect(
         collections = [f.attrs["dlq_collection"] for f in dlq_frames if "dlq_collection" in f.attrs]
         if collections:
             ev.manifest["dlq_collections"] = collections
+            ev.report.notes.extend(w for c in collections for w in c["warnings"])
     dest = ev.save(out, overwrite=overwrite)
 
     click.echo(ev.report.summary())

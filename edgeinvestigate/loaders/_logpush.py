@@ -17,19 +17,22 @@ from typing import Any, Final
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._time import epoch_to_ms
 from ._common import (
     EXC_COLS,
     INV_COLS,
     LOG_COLS,
+    NO_JOB,
     FileContext,
     Rows,
     _array,
+    _as_int,
+    _as_text,
     constant_dictionary,
     is_bad,
     iter_line_blocks,
-    job_fields_of,
     join_args,
     lift_job_fields,
     record_id,
@@ -87,8 +90,8 @@ class _Version(msgspec.Struct, gc=False):
 
 
 class _Log(msgspec.Struct, gc=False):
+    Message: msgspec.Raw  # required: other casings and missing arguments take the general path
     Level: str | None = None
-    Message: msgspec.Raw = msgspec.Raw()
     TimestampMs: int | None = None
 
 
@@ -153,8 +156,19 @@ _FALLBACK: Final = ValueError  # msgspec.DecodeError and ValidationError, invali
 
 
 def _job_from_struct(j: _Job) -> tuple[Any, Any, Any, Any]:
-    d = {k: v for k, v in msgspec.structs.asdict(j).items() if v is not None}
-    return job_fields_of(d)
+    jid = j.jobId if j.jobId is not None else j.job_id
+    jt = j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type)
+    at = j.attempt if j.attempt is not None else j.attempts
+    mid = j.messageId if j.messageId is not None else j.message_id
+    if type(jid) is not str and jid is not None:
+        jid = _as_text(jid)
+    if type(jt) is not str and jt is not None:
+        jt = _as_text(jt)
+    if (type(at) is not int and at is not None) or (type(at) is int and not -(2**31) <= at < 2**31):
+        at = _as_int(at)
+    if type(mid) is not str and mid is not None:
+        mid = _as_text(mid)
+    return jid, jt, at, mid
 
 
 # --- the general path -------------------------------------------------------------------------
@@ -403,6 +417,30 @@ def _general(raw: bytes, rows: Rows, ctx: FileContext, line: int, offset_hint: i
 # --- the fast path ----------------------------------------------------------------------------
 
 
+def _fill_job_fields(log: dict[str, list[Any]], args: pa.Array) -> None:
+    """Job fields of every log row, looked for only where the arguments contain an object."""
+    n = len(args)
+    job: list[Any] = [None] * n
+    typ: list[Any] = [None] * n
+    att: list[Any] = [None] * n
+    mid: list[Any] = [None] * n
+    msgs, raw_args = log["message"], log["args"]
+    candidates = pc.indices_nonzero(pc.fill_null(pc.match_substring(args, "{"), False))
+    for i in candidates.to_pylist():
+        m = msgs[i]
+        jf = None
+        if m is not None and m[:1] == "{":
+            try:
+                jf = _job_from_struct(_decode_job(m))
+            except _FALLBACK:
+                jf = None
+        if jf is None:
+            a = raw_args[i]
+            jf = lift_job_fields(_decode_any(a)) if a is not None else NO_JOB
+        job[i], typ[i], att[i], mid[i] = jf
+    log["job_id"], log["job_type"], log["attempt"], log["message_id"] = job, typ, att, mid
+
+
 def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]]) -> None:
     for frame, cols, names in (
         ("invocations", rows.inv, INV_COLS),
@@ -410,7 +448,14 @@ def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]]) -> None:
         ("exceptions", rows.exc, EXC_COLS),
     ):
         if cols[names[0]]:
-            chunks[frame].append(pa.record_batch([_array(c, cols[c]) for c in names], names=list(names)))
+            arrays = {}
+            if frame == "logs":
+                arrays["args"] = _array("args", cols["args"])
+                _fill_job_fields(cols, arrays["args"])
+            for c in names:
+                if c not in arrays:
+                    arrays[c] = _array(c, cols[c])
+            chunks[frame].append(pa.record_batch([arrays[c] for c in names], names=list(names)))
             for c in names:
                 cols[c] = []
 
@@ -447,7 +492,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext) -> None:
     i_id, i_ts, i_script, i_ver, i_trig = (inv[c] for c in INV_COLS[:5])
     i_queue, i_batch, i_out, i_failed, i_cpu, i_wall = (inv[c] for c in INV_COLS[5:11])
     i_nlogs, i_nexc, i_trunc, i_url, i_method, i_status, i_entry, i_ns = (inv[c] for c in INV_COLS[11:])
-    l_id, l_ts, l_level, l_msg, l_args, l_job, l_type, l_att, l_mid = (log[c] for c in LOG_COLS)
+    l_id, l_ts, l_level, l_msg, l_args = (log[c] for c in LOG_COLS[:5])
     e_id, e_ts, e_name, e_msg, e_stack = (exc[c] for c in EXC_COLS)
     want_logs = "logs" in ctx.frames
     want_exc = "exceptions" in ctx.frames
@@ -497,52 +542,21 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext) -> None:
         excs = r.Exceptions
         nl = len(logs) if logs else 0
         ne = len(excs) if excs else 0
-        if want_logs and nl and not all(lg.Message for lg in logs):  # type: ignore[union-attr]
-            n_records -= 1
-            _general(raw, rows, ctx, lineno)  # other casing or missing arguments
-            continue
         if want_logs and nl:
             for lg in logs:  # type: ignore[union-attr]
-                a = bytes(lg.Message)  # type: ignore[union-attr]
+                a = lg.Message  # type: ignore[union-attr]
                 l_id.append(inv_id)
                 lts = lg.TimestampMs  # type: ignore[union-attr]
                 if lts is not None and not (100_000_000_000 <= lts < 100_000_000_000_000):
                     lts = epoch_to_ms(lts)
                 l_ts.append(lts)
                 l_level.append(lg.Level)  # type: ignore[union-attr]
-                if a:
-                    l_args.append(a)
-                    args = _decode_any(a)
-                    if type(args) is list and len(args) == 1 and type(args[0]) is str:
-                        m = args[0]
-                        l_msg.append(m)
-                        if m[:1] == "{":
-                            try:
-                                j = _decode_job(m)
-                            except _FALLBACK:
-                                j = None
-                            if j is not None:
-                                jf = _job_from_struct(j)
-                                l_job.append(jf[0])
-                                l_type.append(jf[1])
-                                l_att.append(jf[2])
-                                l_mid.append(jf[3])
-                                continue
-                    else:
-                        l_msg.append(join_args(args))
-                        jf = lift_job_fields(args)
-                        l_job.append(jf[0])
-                        l_type.append(jf[1])
-                        l_att.append(jf[2])
-                        l_mid.append(jf[3])
-                        continue
+                args = _decode_any(a)
+                l_args.append(bytes(a))
+                if type(args) is list and len(args) == 1 and type(args[0]) is str:
+                    l_msg.append(args[0])
                 else:
-                    l_args.append(None)
-                    l_msg.append(None)
-                l_job.append(None)
-                l_type.append(None)
-                l_att.append(None)
-                l_mid.append(None)
+                    l_msg.append(join_args(args))
         if want_exc and ne:
             for e in excs:  # type: ignore[union-attr]
                 ets = e.TimestampMs  # type: ignore[union-attr]

@@ -132,6 +132,7 @@ def test_full_collect_run_never_shows_the_token(sb, tmp_path: Path, caplog: pyte
     assert len(ev.dlq) == 100
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["dlq_collections"][0]["complete"] is False
+    assert any("peek saw 100 of 121" in n for n in ev.report.notes)  # kept with the evidence
 
     # the same with the token in a file, a failing run (unknown queue) and a wrong token
     token_file = tmp_path / "token"

@@ -102,7 +102,16 @@ class Ledger:
             raise ReplayError(f"{p}: SQLite could not switch the ledger to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = FULL")
         if create:
-            conn.executescript(_SCHEMA)
+            conn.executescript("BEGIN IMMEDIATE;\n" + _SCHEMA + "\nCOMMIT;")  # all tables at once
+        elif (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'messages'").fetchone()
+            is None
+        ):
+            conn.close()
+            raise ReplayError(
+                f"the ledger {p} is not initialised yet (a run is starting) or is not a replay ledger",
+                hint="wait a second and try again, or pass --ledger with the right file",
+            )
         return cls(p, conn)
 
     def close(self) -> None:
@@ -409,6 +418,13 @@ class Ledger:
             )
 
     # -- queries -----------------------------------------------------------------------------------
+    def last_push(self) -> tuple[float, int] | None:
+        """Wall-clock time and size of the last batch sent (by any run), or None."""
+        row = self._conn.execute(
+            "SELECT ts, n FROM events WHERE kind = 'push_sent' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (float(row[0]), int(row[1] or 0))
+
     def ids_in(self, states: Sequence[str], *, batch: int | None = None) -> list[str]:
         marks = ",".join("?" * len(states))
         sql = f"SELECT message_id FROM messages WHERE state IN ({marks})"

@@ -28,6 +28,13 @@ class Pacer:
         self._t0: float | None = None
         self._sent = 0
 
+    def resume_after(self, last_sent_ago: float, last_n: int) -> None:
+        """Continue the schedule of an earlier run that sent ``last_n`` messages ``last_sent_ago``
+        seconds ago, so a quick restart does not exceed the velocity."""
+        if self._t0 is None and last_n > 0:
+            self._t0 = self._clock() - max(0.0, last_sent_ago)
+            self._sent = last_n
+
     def delay(self) -> float:
         """Seconds to wait before the next batch may go."""
         now = self._clock()

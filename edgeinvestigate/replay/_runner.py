@@ -13,6 +13,7 @@ batch ambiguous and retry with back-off; any other 4xx stops the run with the le
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import signal
@@ -115,6 +116,7 @@ class _Runner:
         *,
         rate: float,
         max_requests: int,
+        budget_window_s: float,
         stop: threading.Event,
         progress: Any,
         max_attempts: int,
@@ -130,7 +132,12 @@ class _Runner:
         self.max_backoff = max_backoff
         self.say = say
         self.pacer = Pacer(rate)
-        self.budget = RequestBudget(max_requests, history=ledger.request_times(time.time() - 300.0))
+        last = ledger.last_push()
+        if last is not None:  # the velocity holds across restarts too
+            self.pacer.resume_after(time.time() - last[0], last[1])
+        self.budget = RequestBudget(
+            max_requests, budget_window_s, history=ledger.request_times(time.time() - budget_window_s)
+        )
         self.server = ServerBudget(reserve=0)
         self.by_id = {m.message_id: m for m in plan.messages}
         self.run_id = 0
@@ -181,7 +188,7 @@ class _Runner:
 
     def _note_request(self, kind: str) -> None:
         ts = self.budget.note()
-        self.ledger.record_request(kind, self.run_id, ts)
+        self.ledger.record_request(kind, self.run_id or None, ts)
         self.result.requests += 1
 
     def _backoff(self, attempt: int, retry_after: float | None = None) -> float:
@@ -200,7 +207,7 @@ class _Runner:
         ids = {}
         for role, name in (("source", plan.source_queue), ("target", plan.target_queue)):
             try:
-                ids[role] = self.client.queue_id(name)
+                ids[role] = self._patient(functools.partial(self.client.queue_id, name))
             except NotFoundError as exc:
                 raise ReplayRefusedError(
                     f"refusing to run: the {role} queue {name!r} does not exist in account "
@@ -210,6 +217,31 @@ class _Runner:
         if ids["source"] == ids["target"]:
             raise ReplayRefusedError(f"refusing to run: {plan.target_queue!r} and the DLQ are the same queue")
         self.source_id, self.target_id = ids["source"], ids["target"]
+
+    def _patient(self, fn: Callable[[], Any]) -> Any:
+        """A read that must succeed: wait out 429s, retry 5xx/timeouts up to ``max_attempts``.
+
+        Every request it makes is counted against the budget (a lookup may page).
+        """
+        failures = 0
+        while True:
+            self._request_slot("lookup")
+            before = self.client.requests_sent
+            try:
+                return fn()
+            except RateLimitedError as exc:
+                self.result.rate_limited += 1
+                wait = self._backoff(failures, exc.retry_after)
+            except ServerError:
+                self.result.server_errors += 1
+                failures += 1
+                if failures >= self.max_attempts:
+                    raise
+                wait = self._backoff(failures)
+            finally:
+                for _ in range(max(1, self.client.requests_sent - before)):
+                    self._note_request("lookup")
+            self._sleep(wait)
 
     def run(self) -> RunResult:
         started = time.monotonic()
@@ -261,9 +293,11 @@ class _Runner:
             try:
                 self.client.push_batch(self.target_id, messages)
             except RateLimitedError as exc:
+                # nothing was enqueued; a 429 storm is waited out (Ctrl-C or `replay cancel` end it)
                 self.result.rate_limited += 1
                 self.ledger.push_rejected(ids, self.run_id, exc.message, batch=batch, kind="rate_limited")
-                wait = self._backoff(attempt, exc.retry_after)
+                self._sleep(self._backoff(min(attempt, 6), exc.retry_after))
+                continue
             except ServerError as exc:
                 # a 5xx or a timeout after sending: it may have been enqueued
                 self.result.server_errors += 1
@@ -312,7 +346,8 @@ class _Runner:
 
     def _call(self, kind: str, fn: Callable[[], Any]) -> Any:
         """Send one idempotent request (ack, peek, purge) with retries; ``None`` when it keeps failing."""
-        for attempt in range(self.max_attempts):
+        attempt = 0
+        while attempt < self.max_attempts:
             self._request_slot(kind)
             self._note_request(kind)
             try:
@@ -320,7 +355,8 @@ class _Runner:
             except RateLimitedError as exc:
                 self.result.rate_limited += 1
                 self.ledger.event(self.run_id, "rate_limited", detail=f"{kind}: {exc.message}")
-                wait = self._backoff(attempt, exc.retry_after)
+                self._sleep(self._backoff(min(attempt, 6), exc.retry_after))
+                continue
             except ServerError as exc:
                 self.result.server_errors += 1
                 self.ledger.event(self.run_id, "server_error", detail=f"{kind}: {exc.message}")
@@ -328,6 +364,7 @@ class _Runner:
             except APIError as exc:
                 self.ledger.event(self.run_id, "remove_failed", detail=f"{kind}: {exc.message}")
                 return None
+            attempt += 1
             self._sleep(wait)
         return None
 
@@ -392,13 +429,16 @@ def run_replay(
     argv: Sequence[str] = (),
     max_attempts: int = 30,
     max_backoff: float = 30.0,
+    budget_window_s: float = 300.0,
     say: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run (or resume) a replay plan against ``client``; returns what happened.
 
     Refuses a plan whose content hash does not match, or that a ledger says is complete. ``rate``
-    and ``max_requests_per_5min`` default to the plan's. ``confirm`` is asked once before anything
-    is sent (the CLI shows the plan and asks unless ``--yes``).
+    and ``max_requests_per_5min`` default to the plan's (``budget_window_s`` is the budget's window,
+    300 s like Cloudflare's). ``confirm`` is asked once before anything is sent (the CLI shows the
+    plan and asks unless ``--yes``). ``stop`` is an event that ends the run after the in-flight
+    batch, as Ctrl-C and ``replay cancel`` do.
     """
     speak = say or (lambda text: print(text, file=sys.stderr))
     plan = ReplayPlan.load(plan_path)
@@ -431,12 +471,14 @@ def run_replay(
             client,
             rate=r,
             max_requests=budget,
+            budget_window_s=budget_window_s,
             stop=stop_event,
             progress=None,
             max_attempts=max_attempts,
             max_backoff=max_backoff,
             say=speak,
         )
+        client.max_attempts = 1  # every request is counted against the budget and retried here
         runner.resolve_queues()
         if confirm is not None and not confirm(plan):
             raise ReplayError(
@@ -456,7 +498,6 @@ def run_replay(
         if ledger.cancel_requested():
             ledger.clear_cancel()
             ledger.event(run_id, "cancel_cleared", detail="a new run clears an earlier cancel request")
-        client.max_attempts = 1  # every request is counted against the budget and retried here
         bar = None
         if progress:
             from tqdm import tqdm

@@ -1,0 +1,226 @@
+"""The fault-injection suite: the replay guarantees, proven against the real sandbox.
+
+A DLQ of 2,000 jobs (collected in snapshot mode, leases held), a plan selecting 1,200 of them, and in
+each test one kind of trouble. At the end the sandbox's own state must show: every selected message
+on the target queue at least once and gone from the DLQ, every other message still in the DLQ with
+unchanged attempts, every duplicate a twin with the same idempotency key that the ledger lists as a
+possible duplicate, zero lost, and the request budget never exceeded (see replay_scenario.py).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from replay_scenario import ACCOUNT, assert_nothing_lost, build, client_for, dump
+
+from edgeinvestigate.errors import ReplayError
+from edgeinvestigate.replay import Ledger, run_replay
+from edgeinvestigate.sandbox.testing import running_sandbox
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def settled(sc_ledger: Path) -> int:
+    try:
+        with Ledger.open(sc_ledger, create=False) as led:
+            return led.counts()["settled"]
+    except ReplayError:
+        return 0  # no ledger yet
+
+
+def when_settled(path: Path, n: int, action: object, timeout: float = 120.0) -> threading.Thread:
+    """Run ``action()`` in a thread once ``n`` messages are settled."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if settled(path) >= n:
+                action()  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def cli_env(sb: object) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CLOUDFLARE_API_TOKEN"] = sb.token  # type: ignore[attr-defined]
+    env["CLOUDFLARE_ACCOUNT_ID"] = ACCOUNT
+    env["CLOUDFLARE_API_BASE_URL"] = sb.url  # type: ignore[attr-defined]
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgeinvestigate", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def run_id_of(ledger: Path, pid: int) -> int | None:
+    try:
+        with Ledger.open(ledger, create=False) as led:
+            return next((int(r["run_id"]) for r in led.runs() if r["pid"] == pid), None)
+    except ReplayError:
+        return None
+
+
+def seen(ledger: Path, run_id: int, kind: str) -> bool:
+    with Ledger.open(ledger, create=False) as led:
+        return any(e["run_id"] == run_id and e["kind"] == kind for e in led.events())
+
+
+#: the moments a kill -9 lands at: (event of this run to wait for, random delay after it)
+MOMENTS = {
+    "starting": (None, (0.0, 0.05)),  # before anything is sent
+    "in flight": ("push_sent", (0.0, 0.03)),  # the batch may or may not be enqueued
+    "pushed": ("push_confirmed", (0.0, 0.02)),  # pushed, original not yet removed
+    "removing": ("settled", (0.0, 0.15)),  # between batches or inside the next one
+}
+
+
+def test_kill_9_at_20_random_moments_then_resume(tmp_path: Path) -> None:
+    rng = random.Random(20261128)
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path)
+        env = cli_env(sb)
+        args = ["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "2000"]
+        kills: list[str] = []
+        progress = []
+        while len(kills) < 20:
+            moment = rng.choice(sorted(MOMENTS))
+            event, (lo, hi) = MOMENTS[moment]
+            proc = run_cli(args, env)
+            deadline = time.monotonic() + 30
+            run_id = None
+            while proc.poll() is None and time.monotonic() < deadline:
+                run_id = run_id or run_id_of(sc.ledger_path, proc.pid)
+                if run_id is not None and (event is None or seen(sc.ledger_path, run_id, event)):
+                    break
+                time.sleep(0.003)
+            time.sleep(rng.uniform(lo, hi))
+            assert proc.poll() is None, f"the run ended before the kill ({moment}): {progress}"
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            kills.append(moment)
+            progress.append(settled(sc.ledger_path))
+        assert progress[-1] < len(sc.selected), progress  # the kills interrupted a real replay
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            before_resume = led.counts()
+        final = run_cli(args, env)
+        out, err = final.communicate(timeout=120)
+        assert final.returncode == 0, err.decode()
+        assert b"completed: 1200/1200 settled" in out
+        result = assert_nothing_lost(sb, sc)
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            runs = led.runs()
+            recovered = sum(1 for e in led.events() if e["kind"] == "recovered")
+        assert [r["outcome"] for r in runs] == ["interrupted"] * 20 + ["completed"], dump(sc)
+        assert recovered >= kills.count("in flight") - 1  # the in-flight batches became ambiguous
+        print(f"kill -9 at {kills}: settled {progress}; before resume {before_resume}; {result}")
+
+
+def test_429_storm(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path)
+        sb.set_faults("burst429=40,retry_after=0.1")
+        with client_for(sb) as client:
+            result = run_replay(sc.plan_path, client, rate=1000)
+        assert result.outcome == "completed", result.to_dict()
+        assert result.rate_limited == 40
+        stats = assert_nothing_lost(sb, sc)
+        assert stats["duplicates"] == 0  # a 429 enqueues nothing: no duplicate, none flagged
+        assert result.possible_duplicates == 0
+
+
+def test_five_percent_5xx(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path)
+        sb.set_faults("error_rate=0.05,seed=11")
+        with client_for(sb) as client:
+            result = run_replay(sc.plan_path, client, rate=1000, max_backoff=0.5)
+        assert result.outcome == "completed", result.to_dict()
+        assert_nothing_lost(sb, sc)
+
+
+def test_commit_then_timeout_makes_flagged_twins_never_losses(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path)
+        sb.set_faults("commit_timeout=0.3,commit_mode=drop,seed=5,ops=batch")
+        with client_for(sb, timeout=5.0) as client:
+            result = run_replay(sc.plan_path, client, rate=1000, max_backoff=0.5)
+        assert result.outcome == "completed", result.to_dict()
+        stats = assert_nothing_lost(sb, sc)
+        assert stats["duplicates"] > 0  # the faults did commit and time out
+        assert result.ambiguous_batches >= 1
+        # duplicates are byte-identical twins carrying the same metadata.replay.id
+        state = sb.queue_state(ACCOUNT, "jobs")
+        keys: dict[str, set[str]] = {}
+        for m in state["messages"]:
+            replay = m["body"]["metadata"]["replay"]
+            keys.setdefault(replay["of"], set()).add(replay["id"])
+        assert all(len(v) == 1 for v in keys.values())
+
+
+def test_lease_expiry_in_the_middle(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path)
+        # half-way, two hours pass: every lease the snapshot held expires
+        watcher = when_settled(
+            sc.ledger_path, 600, lambda: sb.admin.post("/__admin/clock", json={"advance_ms": 7_200_000})
+        )
+        with client_for(sb) as client:
+            result = run_replay(sc.plan_path, client, rate=400)
+        watcher.join(timeout=5)
+        assert result.outcome == "completed", result.to_dict()
+        dlq = sb.queue_state(ACCOUNT, "jobs-dlq")
+        assert dlq["stats"].get("lease_expired", 0) > 0  # the fault did happen
+        assert_nothing_lost(sb, sc)
+
+
+def test_sandbox_restart_mid_run(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path, state_dir=tmp_path / "state") as sb:
+        sc = build(sb, tmp_path)
+        watcher = when_settled(sc.ledger_path, 500, lambda: sb.restart(hard=True))
+        with client_for(sb) as client:
+            result = run_replay(sc.plan_path, client, rate=400, max_backoff=1.0)
+        watcher.join(timeout=30)
+        assert result.outcome == "completed", result.to_dict()
+        assert result.server_errors >= 1, result.to_dict()  # the restart was felt
+        assert_nothing_lost(sb, sc)
+
+
+def test_request_budget_binds_and_is_never_exceeded(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path)
+        # a tight budget (10 requests per 2 s) on the server and in the runner; another tool has
+        # already used 5 of the server's window (the Ratelimit header tells the runner)
+        sb.admin.put("/__admin/rate-limit", json={"limit": 10, "window_s": 2})
+        with client_for(sb) as other_tool:
+            qid = other_tool.queue_id("jobs-dlq")
+            for _ in range(4):
+                other_tool.peek(qid, batch_size=1)
+        started = time.monotonic()
+        with client_for(sb) as client:
+            result = run_replay(
+                sc.plan_path, client, rate=5000, max_requests_per_5min=10, budget_window_s=2.0
+            )
+        elapsed = time.monotonic() - started
+        assert result.outcome == "completed", result.to_dict()
+        assert result.requests >= 26  # 2 lookups + 12 pushes + 12 acks
+        assert elapsed >= 2.0 * (result.requests // 10) - 1.0  # the budget, not the rate, set the pace
+        assert_nothing_lost(sb, sc, budget=10, window=2.0)

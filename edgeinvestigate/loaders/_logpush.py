@@ -17,14 +17,12 @@ from typing import Any, Final
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .._time import epoch_to_ms
 from ._common import (
     EXC_COLS,
     INV_COLS,
     LOG_COLS,
-    NO_JOB,
     FileContext,
     Rows,
     _array,
@@ -417,45 +415,49 @@ def _general(raw: bytes, rows: Rows, ctx: FileContext, line: int, offset_hint: i
 # --- the fast path ----------------------------------------------------------------------------
 
 
-def _fill_job_fields(log: dict[str, list[Any]], args: pa.Array) -> None:
-    """Job fields of every log row, looked for only where the arguments contain an object."""
-    n = len(args)
+JobSparse = list[tuple[int, tuple[Any, Any, Any, Any]]]
+
+
+def _job_columns(log: dict[str, list[Any]], sparse: JobSparse) -> None:
+    """Dense job-field columns from the ``(row, fields)`` pairs gathered while reading."""
+    n = len(log["message"])
     job: list[Any] = [None] * n
     typ: list[Any] = [None] * n
     att: list[Any] = [None] * n
     mid: list[Any] = [None] * n
-    msgs, raw_args = log["message"], log["args"]
-    candidates = pc.indices_nonzero(pc.fill_null(pc.match_substring(args, "{"), False))
-    for i in candidates.to_pylist():
-        m = msgs[i]
-        jf = None
-        if m is not None and m[:1] == "{":
-            try:
-                jf = _job_from_struct(_decode_job(m))
-            except _FALLBACK:
-                jf = None
-        if jf is None:
-            a = raw_args[i]
-            jf = lift_job_fields(_decode_any(a)) if a is not None else NO_JOB
-        job[i], typ[i], att[i], mid[i] = jf
+    for i, (a, b, c, d) in sparse:
+        job[i] = a
+        typ[i] = b
+        att[i] = c
+        mid[i] = d
     log["job_id"], log["job_type"], log["attempt"], log["message_id"] = job, typ, att, mid
 
 
-def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]]) -> None:
+def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, sparse: JobSparse) -> None:
+    """The general path from inside the fast loop: its job fields join the sparse list."""
+    log = rows.log
+    n0 = len(log["message"])
+    _general(raw, rows, ctx, line)
+    added = len(log["message"]) - n0
+    if added:
+        cols = [log[c] for c in ("job_id", "job_type", "attempt", "message_id")]
+        k0 = len(cols[0]) - added
+        for k in range(added):
+            sparse.append((n0 + k, (cols[0][k0 + k], cols[1][k0 + k], cols[2][k0 + k], cols[3][k0 + k])))
+        for col in cols:
+            del col[k0:]
+
+
+def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], sparse: JobSparse) -> None:
     for frame, cols, names in (
         ("invocations", rows.inv, INV_COLS),
         ("logs", rows.log, LOG_COLS),
         ("exceptions", rows.exc, EXC_COLS),
     ):
         if cols[names[0]]:
-            arrays = {}
             if frame == "logs":
-                arrays["args"] = _array("args", cols["args"])
-                _fill_job_fields(cols, arrays["args"])
-            for c in names:
-                if c not in arrays:
-                    arrays[c] = _array(c, cols[c])
-            chunks[frame].append(pa.record_batch([arrays[c] for c in names], names=list(names)))
+                _job_columns(cols, sparse)
+            chunks[frame].append(pa.record_batch([_array(c, cols[c]) for c in names], names=list(names)))
             for c in names:
                 cols[c] = []
 
@@ -468,8 +470,9 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     try:
         for block, line0 in iter_line_blocks(path, ctx):
             rows = Rows()
-            _load_block(block, line0, rows, ctx)
-            _flush(rows, chunks)
+            sparse: JobSparse = []
+            _load_block(block, line0, rows, ctx, sparse)
+            _flush(rows, chunks, sparse)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -487,7 +490,7 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     return out
 
 
-def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext) -> None:
+def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: JobSparse) -> None:
     inv, log, exc = rows.inv, rows.log, rows.exc
     i_id, i_ts, i_script, i_ver, i_trig = (inv[c] for c in INV_COLS[:5])
     i_queue, i_batch, i_out, i_failed, i_cpu, i_wall = (inv[c] for c in INV_COLS[5:11])
@@ -508,18 +511,18 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext) -> None:
         if not raw:
             continue
         if MARKER_B in raw:
-            _general(raw, rows, ctx, lineno)
+            _general_fast(raw, rows, ctx, lineno, sparse)
             continue
         try:
             r = decode(raw)
         except _FALLBACK:
-            _general(raw, rows, ctx, lineno)
+            _general_fast(raw, rows, ctx, lineno, sparse)
             continue
         ts = r.EventTimestampMs
         et = r.EventType
         trig = triggers.get(et) if et is not None else None
         if trig is None and et is not None:
-            _general(raw, rows, ctx, lineno)  # unknown variant: reported there
+            _general_fast(raw, rows, ctx, lineno, sparse)  # unknown variant: reported there
             continue
         if ts is not None and not (100_000_000_000 <= ts < 100_000_000_000_000):
             ts = epoch_to_ms(ts)
@@ -554,8 +557,15 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext) -> None:
                 args = _decode_any(a)
                 l_args.append(bytes(a))
                 if type(args) is list and len(args) == 1 and type(args[0]) is str:
-                    l_msg.append(args[0])
+                    m = args[0]
+                    if m[:1] == "{":
+                        try:  # noqa: SIM105 - try/except is cheaper than suppress() in this loop
+                            sparse.append((len(l_msg), _job_from_struct(_decode_job(m))))
+                        except _FALLBACK:
+                            pass  # not a JSON object: no job fields
+                    l_msg.append(m)
                 else:
+                    sparse.append((len(l_msg), lift_job_fields(args)))
                     l_msg.append(join_args(args))
         if want_exc and ne:
             for e in excs:  # type: ignore[union-attr]

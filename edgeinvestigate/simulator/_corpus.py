@@ -101,8 +101,9 @@ def corpus_templates(n_templates: int = 200) -> list[Template]:
     seen: set[str] = set()
 
     def add(spec: str) -> None:
-        if spec not in seen:
-            seen.add(spec)
+        text = Template("check", spec).text  # distinct true templates, not just distinct specs
+        if text not in seen:
+            seen.add(text)
             specs.append(spec)
 
     for spec in _BASE:

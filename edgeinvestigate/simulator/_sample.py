@@ -76,8 +76,9 @@ def _build(dest: Path) -> None:
         "scenario": summary.scenario,
         "seed": summary.seed,
         "invocations": summary.invocations,
-        "incident_dir": str(incident),
-        "ground_truth_path": str(summary.ground_truth),
+        # relative to the sample folder (it is built elsewhere and moved); made absolute on open
+        "incident_dir": "incident",
+        "ground_truth_path": "incident/ground_truth.json",
     }
     ev.save(dest / "bundle")
 
@@ -107,4 +108,10 @@ def sample_bundle(path: str | os.PathLike[str] | None = None) -> Evidence:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return Evidence.open(final / "bundle")
+    ev = Evidence.open(final / "bundle")
+    sim = ev.manifest.get("simulation")
+    if isinstance(sim, dict):
+        for key in ("incident_dir", "ground_truth_path"):
+            if isinstance(sim.get(key), str):
+                sim[key] = str(final / sim[key])
+    return ev

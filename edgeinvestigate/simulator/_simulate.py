@@ -180,15 +180,17 @@ def simulate(
         say("writing dlq/messages.json")
         write_dlq(sim, outp / LAYOUT["dlq"])
         files["dlq"] = [str(outp / LAYOUT["dlq"])]
-    say("writing ground_truth.json")
-    gt = write_ground_truth(sim, outp / "ground_truth.json")
-    files["ground_truth"] = [str(outp / "ground_truth.json")]
     loaded = None
     if sandbox_url:
         from ._sandbox import load_into_sandbox
 
         say(f"loading the DLQ and Workers Logs events into the sandbox at {sandbox_url}")
         loaded = load_into_sandbox(sim, sandbox_url, token=token, transport=transport)
+        # the ground truth names the queue ids the sandbox gave out
+        sim.queue_ids.update({k: v for k, v in loaded["queues"].items() if isinstance(v, str) and v})
+    say("writing ground_truth.json")
+    gt = write_ground_truth(sim, outp / "ground_truth.json")
+    files["ground_truth"] = [str(outp / "ground_truth.json")]
     return SimulationSummary(
         out=outp,
         scenario=sc.name,

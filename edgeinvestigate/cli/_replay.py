@@ -201,6 +201,7 @@ def run_cmd(
     """
     from ..replay import ReplayPlan, run_replay
 
+    ReplayPlan.load(plan_path)  # a tampered plan is refused before anything else
     client = _client(api_url, account_id, token_file, timeout)
 
     def confirm(plan: ReplayPlan) -> bool:

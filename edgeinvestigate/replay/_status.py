@@ -131,7 +131,11 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
 
 
 def cancel_replay(plan_path: str | Path, *, ledger_path: str | Path | None = None) -> ReplayStatus:
-    """Ask a running replay to stop after its in-flight batch (a flag in the ledger, polled by the run)."""
+    """Ask a running replay to stop after its in-flight batch (a flag in the ledger, polled by the run).
+
+    Returns the status as it was when the flag was set (``running`` says whether a run was going on).
+    """
+    before = replay_status(plan_path, ledger_path=ledger_path)
     _, ledger = _open(plan_path, ledger_path)
     try:
         u = who()
@@ -139,7 +143,8 @@ def cancel_replay(plan_path: str | Path, *, ledger_path: str | Path | None = Non
         ledger.event(None, "cancel_requested", detail=f"{u['user']}@{u['host']}")
     finally:
         ledger.close()
-    return replay_status(plan_path, ledger_path=ledger_path)
+    before.cancel_requested = True
+    return before
 
 
 EXPORT_COLUMNS = (

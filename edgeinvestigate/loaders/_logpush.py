@@ -12,6 +12,7 @@ string times, wrong types), which also reports what it could not use.
 from __future__ import annotations
 
 import gc
+import re
 from pathlib import Path
 from typing import Any, Final
 
@@ -60,6 +61,7 @@ EVENT_TYPES: Final[dict[str, str]] = {
 }
 MARKER: Final = "<<<Logpush:"
 MARKER_B: Final = b"<<<Logpush:"
+_DIGITS: Final = re.compile(rb" *(\d{9,20})(?=[ ,}])")
 
 _decode_any = msgspec.json.Decoder().decode
 
@@ -510,6 +512,17 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
         lineno += 1
         if not raw:
             continue
+        if windowed:
+            # push since/until down: read the event time from the raw bytes before decoding
+            k = raw.find(b'"EventTimestampMs":')
+            if k >= 0:
+                m = _DIGITS.match(raw, k + 19)
+                if m is not None:
+                    t = epoch_to_ms(int(m.group(1)))
+                    if (since is not None and t < since) or (until is not None and t >= until):
+                        n_records += 1
+                        n_filtered += 1
+                        continue
         if MARKER_B in raw:
             _general_fast(raw, rows, ctx, lineno, sparse)
             continue

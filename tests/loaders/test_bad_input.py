@@ -213,9 +213,13 @@ def mangled(draw, data: bytes) -> bytes:
 def test_mangled_input_never_crashes(tmp_path, data_dir, source, data):
     raw = (data_dir / SAMPLES[source]).read_bytes()
     bad = data.draw(mangled(raw))
-    compress = data.draw(st.booleans())
-    p = tmp_path / ("m.gz" if compress else "m.json")
-    p.write_bytes(gzip.compress(bad) if compress else bad)
+    mode = data.draw(st.sampled_from(["plain", "gzip", "gzip-cut"]))
+    p = tmp_path / ("m.json" if mode == "plain" else "m.gz")
+    if mode == "plain":
+        p.write_bytes(bad)
+    else:
+        gz = gzip.compress(bad)
+        p.write_bytes(gz if mode == "gzip" else gz[: data.draw(st.integers(10, max(10, len(gz) - 1)))])
     ev = ei.load((p, source))  # never raises
     rep = ev.report.files[0]
     # every record read is accounted for: loaded, filtered, or reported

@@ -516,9 +516,9 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
             # push since/until down: read the event time from the raw bytes before decoding
             k = raw.find(b'"EventTimestampMs":')
             if k >= 0:
-                m = _DIGITS.match(raw, k + 19)
-                if m is not None:
-                    t = epoch_to_ms(int(m.group(1)))
+                dm = _DIGITS.match(raw, k + 19)
+                if dm is not None:
+                    t = epoch_to_ms(int(dm.group(1)))
                     if (since is not None and t < since) or (until is not None and t >= until):
                         n_records += 1
                         n_filtered += 1

@@ -48,8 +48,10 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "DLQ",
@@ -177,17 +179,50 @@ def conform(data: pa.Table | pd.DataFrame, frame: str) -> pd.DataFrame:
     spec = FRAMES[frame]
     table = pa.Table.from_pandas(data, preserve_index=False) if isinstance(data, pd.DataFrame) else data
     n = table.num_rows
+    categorical = CATEGORICAL.get(frame, ())
     cols = []
+    cats: dict[str, pd.Categorical] = {}
     for name, typ in spec.items():
         if name in table.column_names:
             col = table.column(name)
-            if col.type != typ:
+            if name in categorical:
+                cats[name] = _categorical(col)
+                col = pa.nulls(n, type=typ)  # placeholder, replaced below
+            elif col.type != typ:
                 col = col.cast(typ)
             cols.append(col)
         else:
             cols.append(pa.nulls(n, type=typ))
     table = pa.table(cols, names=list(spec))
     df = table.to_pandas(types_mapper=pd.ArrowDtype)
-    for name in CATEGORICAL.get(frame, ()):
-        df[name] = df[name].astype(pd.ArrowDtype(pa.string())).astype("category")
+    for name in categorical:
+        if name in cats:
+            df[name] = cats[name]
+        else:
+            df[name] = df[name].astype("category")
     return df
+
+
+def _categorical(col: pa.ChunkedArray) -> pd.Categorical:
+    """A string column as a pandas Categorical (sorted ``string[pyarrow]`` categories), via Arrow.
+
+    Equal to ``Series.astype("string[pyarrow]").astype("category")`` but encoded in Arrow, and
+    cheap when the column is already dictionary-encoded (as the loaders produce it).
+    """
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(pa.dictionary(pa.int32(), pa.string()))
+    else:
+        col = col.cast(pa.string()).dictionary_encode()
+    col = col.unify_dictionaries() if col.num_chunks > 1 else col
+    dictionary = col.chunk(0).dictionary if col.num_chunks else pa.array([], pa.string())
+    indices = pa.chunked_array([c.indices for c in col.chunks], type=pa.int32()) if col.num_chunks else None
+    # pandas sorts the categories of astype("category"); do the same so results do not depend on row order
+    order = pc.array_sort_indices(dictionary)
+    sorted_dict = dictionary.take(order)
+    remap = pa.array(np.argsort(order.to_numpy(zero_copy_only=False)).astype(np.int32))
+    if indices is None:
+        codes = np.empty(0, dtype=np.int32)
+    else:
+        codes = pc.fill_null(pc.take(remap, indices), -1).to_numpy().astype(np.int32, copy=False)
+    categories = pd.Index(sorted_dict.to_pandas(types_mapper=pd.ArrowDtype))
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False))

@@ -159,10 +159,19 @@ _TYPES: Final[dict[str, pa.DataType]] = {
 }
 
 
+#: low-cardinality columns (categoricals in the frames): dictionary-encoded where they are built,
+#: so the encoding work happens in the loader processes, not in the parent
+_DICT_COLS: Final = frozenset(
+    {"script", "script_version", "trigger", "queue", "outcome", "level", "job_type", "name"}
+)
+
+
 def _array(name: str, values: list[Any]) -> pa.Array:
     typ = _TYPES.get(name, pa.string())
     if typ is _TS:
         return pa.array(values, type=pa.int64()).cast(_TS)
+    if name in _DICT_COLS:
+        return pa.array(values, type=typ).dictionary_encode()
     return pa.array(values, type=typ)
 
 

@@ -436,10 +436,16 @@ def _job_columns(log: dict[str, list[Any]], sparse: JobSparse) -> None:
 
 
 def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, sparse: JobSparse) -> None:
-    """The general path from inside the fast loop: its job fields join the sparse list."""
+    """The general path from inside the fast loop: rows refer to their invocation by row number
+    (as in the fast path) and job fields join the sparse list."""
     log = rows.log
     n0 = len(log["message"])
+    e0 = len(rows.exc["name"])
     _general(raw, rows, ctx, line)
+    inv_row = len(rows.inv["invocation_id"]) - 1
+    for ids, start in ((log["invocation_id"], n0), (rows.exc["invocation_id"], e0)):
+        for k in range(start, len(ids)):
+            ids[k] = inv_row
     added = len(log["message"]) - n0
     if added:
         cols = [log[c] for c in ("job_id", "job_type", "attempt", "message_id")]
@@ -451,6 +457,11 @@ def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, sparse: J
 
 
 def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], sparse: JobSparse) -> None:
+    """Turn the column lists of one block into record batches. Log and exception rows hold the row
+    number of their invocation, resolved here to its id with one vectorised take."""
+    if not rows.inv["invocation_id"]:
+        return
+    ids = _array("invocation_id", rows.inv["invocation_id"])
     for frame, cols, names in (
         ("invocations", rows.inv, INV_COLS),
         ("logs", rows.log, LOG_COLS),
@@ -459,7 +470,15 @@ def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], sparse: JobSpars
         if cols[names[0]]:
             if frame == "logs":
                 _job_columns(cols, sparse)
-            chunks[frame].append(pa.record_batch([_array(c, cols[c]) for c in names], names=list(names)))
+            arrays = [
+                ids
+                if c == "invocation_id" and frame == "invocations"
+                else ids.take(pa.array(cols[c], pa.int32()))
+                if c == "invocation_id"
+                else _array(c, cols[c])
+                for c in names
+            ]
+            chunks[frame].append(pa.record_batch(arrays, names=list(names)))
             for c in names:
                 cols[c] = []
 
@@ -548,6 +567,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
             n_filtered += 1
             continue
         inv_id = record_id(raw)
+        inv_row = len(i_id)
         ev = r.Event
         if trig is None:
             if ev is None:
@@ -561,7 +581,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
         if want_logs and nl:
             for lg in logs:  # type: ignore[union-attr]
                 a = lg.Message  # type: ignore[union-attr]
-                l_id.append(inv_id)
+                l_id.append(inv_row)
                 lts = lg.TimestampMs  # type: ignore[union-attr]
                 if lts is not None and not (100_000_000_000 <= lts < 100_000_000_000_000):
                     lts = epoch_to_ms(lts)
@@ -585,7 +605,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
                 ets = e.TimestampMs  # type: ignore[union-attr]
                 if ets is not None and not (100_000_000_000 <= ets < 100_000_000_000_000):
                     ets = epoch_to_ms(ets)
-                e_id.append(inv_id)
+                e_id.append(inv_row)
                 e_ts.append(ets)
                 nm = e.Name  # type: ignore[union-attr]
                 e_name.append(nm if nm is not None else e.name)  # type: ignore[union-attr]
@@ -623,10 +643,8 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
             i_status.append(None)
         i_out.append(out)
         i_failed.append(True if ne else (None if out is None else out != "ok"))
-        c = r.CPUTimeMs
-        i_cpu.append(None if c is None else float(c))
-        w = r.WallTimeMs
-        i_wall.append(None if w is None else float(w))
+        i_cpu.append(r.CPUTimeMs)  # ints become float64 in Arrow
+        i_wall.append(r.WallTimeMs)
         i_nlogs.append(nl)
         i_nexc.append(ne)
         i_trunc.append(False)

@@ -46,7 +46,7 @@ are pyarrow-backed; low-cardinality strings are categoricals.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -181,7 +181,7 @@ def conform(data: pa.Table | pd.DataFrame, frame: str) -> pd.DataFrame:
     n = table.num_rows
     categorical = CATEGORICAL.get(frame, ())
     cols = []
-    cats: dict[str, pd.Categorical] = {}
+    cats: dict[str, Any] = {}
     for name, typ in spec.items():
         if name in table.column_names:
             col = table.column(name)
@@ -203,7 +203,7 @@ def conform(data: pa.Table | pd.DataFrame, frame: str) -> pd.DataFrame:
     return df
 
 
-def _categorical(col: pa.ChunkedArray) -> pd.Categorical:
+def _categorical(col: pa.ChunkedArray) -> Any:
     """A string column as a pandas Categorical (sorted ``string[pyarrow]`` categories), via Arrow.
 
     Equal to ``Series.astype("string[pyarrow]").astype("category")`` but encoded in Arrow, and

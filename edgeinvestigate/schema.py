@@ -6,7 +6,10 @@ values are nulls, never invented. Timestamps are tz-aware UTC (``timestamp[ms, t
 are pyarrow-backed; low-cardinality strings are categoricals.
 
 ``invocations``: one row per Worker invocation
-    ``invocation_id``  stable hash of the source record (same record -> same id, any machine)
+    ``invocation_id``  stable hash of the source record (same record -> same id, any machine):
+                       16 hex digits of xxh3-64 over the record's compact JSON (a Logpush line as
+                       written; a tail/TraceItem record re-encoded compactly, so 2-space, 4-space
+                       and NDJSON copies agree; Workers Logs: script name + request id)
     ``ts``             event timestamp (``eventTimestamp`` / ``EventTimestampMs`` / ``$metadata.startTime``)
     ``script``         script name (null in local workerd)
     ``script_version`` version id (null when the source has none)
@@ -26,8 +29,10 @@ are pyarrow-backed; low-cardinality strings are categoricals.
 
 ``logs``: one row per ``console.*`` line
     ``invocation_id``, ``ts``, ``level`` (debug|info|log|warn|error), ``message`` (arguments joined for
-    reading), ``args`` (the raw argument array as JSON text), and the job fields lifted from structured
-    log lines: ``job_id``, ``job_type``, ``attempt``, ``message_id``.
+    reading: strings as-is, objects as compact JSON), ``args`` (the raw argument array as JSON text;
+    for Workers Logs the logged payload, ``source``), and the job fields lifted from structured
+    log lines: ``job_id``, ``job_type``, ``attempt``, ``message_id``. Logpush truncation markers
+    (``<<<Logpush: ... truncated>>>``) are not rows: they set ``invocations.truncated``.
 
     Logging convention for consumer Workers (so logs join to DLQ messages): log one JSON object per
     line with ``console.log(JSON.stringify({...}))`` or ``console.log({...})`` carrying

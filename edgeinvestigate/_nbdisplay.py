@@ -27,6 +27,7 @@ __all__ = [
     "HIDDEN_OUTPUT_TAG",
     "emit",
     "open_bundle",
+    "pre",
     "say",
     "show",
     "table",
@@ -63,6 +64,25 @@ def show(fig: Any, *, height: int | None = None) -> None:
     )
 
 
+def _cell(value: Any) -> Any:
+    """Lists and arrays become "a, b, c"; everything else stays."""
+    if isinstance(value, str) or value is None:
+        return value
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list | tuple | set):
+        return ", ".join(str(v) for v in value)
+    return value
+
+
+def _when(value: Any) -> Any:
+    """Timestamps as 'YYYY-MM-DD HH:MM:SS' (UTC, which every frame uses)."""
+    try:
+        return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None and value == value else ""
+    except (AttributeError, ValueError):
+        return value
+
+
 def _clip(value: Any, max_chars: int) -> Any:
     if isinstance(value, str) and len(value) > max_chars:
         return value[: max_chars - 1] + "…"
@@ -73,10 +93,11 @@ def table(df: pd.DataFrame, *, max_rows: int = 50, max_chars: int = 300, index: 
     """Display a frame as an HTML table with every cell escaped and long text clipped."""
     shown = df.head(max_rows).copy()
     for col in shown.columns:
-        if shown[col].dtype == object or str(shown[col].dtype).startswith(("string", "large_string")):
-            shown[col] = shown[col].map(lambda v: _clip(v, max_chars))
-        elif str(shown[col].dtype).startswith(("list", "large_list")) or shown[col].dtype == object:
-            shown[col] = shown[col].map(lambda v: _clip(str(v), max_chars))
+        dtype = str(shown[col].dtype)
+        if shown[col].dtype == object or dtype.startswith(("string", "large_string", "list", "large_list")):
+            shown[col] = shown[col].map(lambda v: _clip(_cell(v), max_chars))
+        elif dtype.startswith("datetime64") or "timestamp" in dtype:
+            shown[col] = shown[col].map(_when)
     body = shown.to_html(escape=True, index=index, border=0, classes="ei-table", na_rep="")
     more = len(df) - len(shown)
     if more > 0:
@@ -93,6 +114,11 @@ def say(template: str, /, **values: Any) -> None:
     text = template.format(**escaped)
     plain = template.format(**{k: _fmt(v) for k, v in values.items()})
     _display({"text/html": f"<div class='ei-say'>{text}</div>", "text/plain": _strip_tags(plain)})
+
+
+def pre(text: str) -> None:
+    """Display preformatted text (a plan summary, a stack trace), escaped."""
+    _display({"text/html": f"<pre class='ei-pre'>{html.escape(str(text))}</pre>", "text/plain": str(text)})
 
 
 def _fmt(value: Any) -> str:
@@ -130,12 +156,7 @@ def open_bundle(bundle: str = "", *, since: str = "", until: str = "") -> Eviden
 
     from ._time import parse_time
 
-    if bundle:
-        ev = ei.Evidence.open(bundle)
-    else:
-        ev = ei.sample_bundle()
-        if not isinstance(ev, ei.Evidence):
-            ev = ei.Evidence.open(ev)
+    ev = ei.Evidence.open(bundle) if bundle else ei.sample_bundle()
     lo, hi = parse_time(since, name="since"), parse_time(until, name="until")
     if lo is None and hi is None:
         return ev
@@ -143,10 +164,7 @@ def open_bundle(bundle: str = "", *, since: str = "", until: str = "") -> Eviden
 
 
 def _window(ev: Evidence, lo: Any, hi: Any) -> Evidence:
-    narrow = getattr(ev, "window", None)
-    if callable(narrow):
-        result: Evidence = narrow(since=lo, until=hi)
-        return result
+    """The same evidence restricted to ``lo <= ts < hi`` (the DLQ by ``enqueued_at``)."""
     import dataclasses
 
     def cut(df: pd.DataFrame, col: str) -> pd.DataFrame:
@@ -159,13 +177,16 @@ def _window(ev: Evidence, lo: Any, hi: Any) -> Evidence:
             keep &= df[col] < hi
         return df[keep].reset_index(drop=True)
 
-    changes = {
-        "invocations": cut(ev.invocations, "ts"),
-        "logs": cut(ev.logs, "ts"),
-        "exceptions": cut(ev.exceptions, "ts"),
+    manifest = dict(ev.manifest)
+    manifest["window"] = {
+        "since": None if lo is None else lo.isoformat(),
+        "until": None if hi is None else hi.isoformat(),
     }
-    if dataclasses.is_dataclass(ev):
-        return dataclasses.replace(ev, **changes)  # type: ignore[type-var]
-    for name, df in changes.items():
-        setattr(ev, name, df)
-    return ev
+    return dataclasses.replace(
+        ev,
+        invocations=cut(ev.invocations, "ts"),
+        logs=cut(ev.logs, "ts"),
+        exceptions=cut(ev.exceptions, "ts"),
+        dlq=cut(ev.dlq, "enqueued_at"),
+        manifest=manifest,
+    )

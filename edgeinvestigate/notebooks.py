@@ -37,6 +37,7 @@ from ._nbdisplay import (
     RESULT_MIMETYPE,
     emit,
     open_bundle,
+    pre,
     say,
     show,
     table,
@@ -56,6 +57,7 @@ __all__ = [
     "notebook_path",
     "notebooks_dir",
     "open_bundle",
+    "pre",
     "run_notebook",
     "say",
     "show",
@@ -301,6 +303,7 @@ def _execute(
                 log_output=False,
                 cwd=str(cwd),
                 execution_timeout=timeout,
+                kernel_manager_class=_ipc_kernel_manager(tmp / "kernel"),
             )
         except PapermillExecutionError as exc:
             failed_cell = exc.exec_count
@@ -313,6 +316,23 @@ def _execute(
         return executed, error, failed_cell
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _ipc_kernel_manager(prefix: Path) -> type:
+    """A kernel manager talking to the kernel over Unix sockets in our private temp dir.
+
+    The default TCP transport makes ipykernel warn that it runs "without encryption"; IPC sockets
+    in a 0700 folder are private to this user and need no ports.
+    """
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", str(prefix))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
 
 
 def _first_code_line(source: str) -> str:

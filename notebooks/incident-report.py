@@ -1,0 +1,220 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Incident report
+#
+# The postmortem evidence, generated from an evidence bundle by
+# `edgeinvestigate report BUNDLE --out DIR -p incident_id=INC-123`. Numbers, times and findings
+# come from the data; the sections at the end are for people to fill in.
+
+# %% tags=["parameters"]
+bundle = ""  # evidence bundle folder; empty means the bundled sample incident
+since = ""  # only data at or after this UTC time
+until = ""  # only data before this UTC time
+title = "Incident report"  # the report's title
+incident_id = ""  # your incident id, e.g. INC-123
+replay_plan = ""  # a replay plan.json whose results to include
+top_n = 5  # findings and clusters to include
+
+# %%
+import json
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+
+import edgeinvestigate as ei
+from edgeinvestigate.notebooks import emit, open_bundle, pre, say, show, table
+
+ev = open_bundle(bundle, since=since, until=until)
+clusters = ei.cluster(ev)
+findings = ei.analyze(ev, clusters=clusters)
+inc = findings.incident
+say(
+    "<h2>{id}{title}</h2>",
+    id=f"{incident_id}: " if incident_id else "",
+    title=title if title != "Incident report" else inc.title,
+)
+
+# %% [markdown]
+# ## Summary
+
+# %%
+say(
+    "<p><b>What happened:</b> {s}</p>",
+    s=findings.top.sentence if findings.top else "no single cause stands out.",
+)
+say(
+    "<p><b>Trigger:</b> {t}</p><p><b>Affected job types:</b> {jt}</p>",
+    t=inc.trigger or "unknown",
+    jt=", ".join(inc.affected_job_types) or "none",
+)
+
+# %% [markdown]
+# ## Impact
+
+# %%
+imp = inc.impact
+table(
+    pd.DataFrame(
+        {
+            "measure": [
+                "invocations",
+                "failed invocations",
+                "failed rate",
+                "error lines",
+                "errors of the incident",
+                "jobs failed",
+                "jobs in the DLQ",
+            ],
+            "value": [
+                f"{imp.invocations:,}",
+                f"{imp.failed_invocations:,}",
+                f"{imp.failed_rate:.1%}",
+                f"{imp.errors:,}",
+                f"{imp.incident_errors:,}",
+                "" if imp.jobs_failed is None else f"{imp.jobs_failed:,}",
+                f"{imp.dlq_messages:,}",
+            ],
+        }
+    )
+)
+
+# %% [markdown]
+# ## Timeline (UTC)
+# First error, detection, peak and last error from the data, with every deploy and the window of
+# each finding.
+
+# %%
+events = [
+    (inc.timeline.first_error, "first error"),
+    (inc.timeline.detection, "detection (first bucket above normal)"),
+    (inc.timeline.peak, "peak"),
+    (inc.timeline.last_error, "last error"),
+]
+events += [(d.at, f"deploy of {d.script or 'script'} version {d.version}") for d in findings.deploys]
+for h in findings.hypotheses[:top_n]:
+    if h.window:
+        events += [(h.window.start, f"start: {h.title}"), (h.window.end, f"end: {h.title}")]
+timeline = pd.DataFrame([(t, what) for t, what in events if t is not None], columns=["time (UTC)", "event"])
+table(timeline.sort_values("time (UTC)"))
+rates = pd.DataFrame([r.model_dump() for r in findings.failed_rate])
+if len(rates):
+    fig = px.area(
+        rates, x="bucket", y="failed", color="job_type", title="Failed invocations by job type (UTC)"
+    )
+    for d in findings.deploys:
+        fig.add_vline(x=d.at, line_dash="dash", line_color="gray")
+    show(fig)
+
+# %% [markdown]
+# ## Findings
+# Ranked by `edgeinvestigate analyze`; each with the numbers behind it.
+
+# %%
+for h in findings.hypotheses[:top_n]:
+    say(
+        "<p><b>{rank}. {title}</b> ({kind}, {conf} confidence)<br>{sentence}</p>",
+        rank=h.rank,
+        title=h.title,
+        kind=h.kind,
+        conf=h.confidence,
+        sentence=h.sentence,
+    )
+if not findings.hypotheses:
+    say("No hypothesis stands out.")
+
+# %% [markdown]
+# ## Error clusters
+
+# %%
+table(
+    clusters.table[
+        ["cluster_id", "kind", "count", "n_dlq_messages", "first_seen", "last_seen", "job_types", "template"]
+    ].head(top_n)
+)
+top = clusters.table.head(top_n).iloc[::-1]
+show(
+    px.bar(
+        top,
+        x="count",
+        y="cluster_id",
+        color="kind",
+        orientation="h",
+        hover_data=["template"],
+        title="Largest error clusters",
+    )
+)
+
+# %% [markdown]
+# ## Replay
+
+# %%
+if replay_plan and Path(replay_plan).is_file():
+    plan = ei.ReplayPlan.load(replay_plan)
+    pre(plan.summary(samples=0))
+    try:
+        pre(ei.replay_status(replay_plan).render())
+    except ei.EdgeInvestigateError as exc:
+        say("No replay run recorded for this plan yet ({e}).", e=exc.message)
+else:
+    say(
+        "No replay recorded in this report. Plan one with "
+        "<code>edgeinvestigate replay plan BUNDLE --from DLQ --to QUEUE --allow-queue QUEUE --out plan.json</code> "
+        "and pass <code>-p replay_plan=plan.json</code>."
+    )
+
+# %% [markdown]
+# ## Data manifest
+# What this report was built from: every source file with its sha256 and size, the time window,
+# row counts, what was skipped while loading, and the tool version.
+
+# %%
+m = ev.manifest
+say(
+    "Built by edgeinvestigate {v} from bundle format {f}; window {w}.",
+    v=ei.__version__,
+    f=m.get("format", "?"),
+    w=json.dumps(m.get("window")),
+)
+sources = pd.DataFrame(m.get("sources") or [])
+if len(sources):
+    table(
+        sources[
+            [
+                c
+                for c in sources.columns
+                if c in ("path", "source", "sha256", "bytes", "size", "records", "skipped")
+            ]
+        ]
+    )
+table(pd.DataFrame({"frame": list(m.get("rows", {})), "rows": list(m.get("rows", {}).values())}))
+say("Load report: {r}", r=repr(ev.report))
+
+# %% [markdown]
+# ## Detection
+# - How was this detected (alert, customer report, dashboard)? How long after the first error?
+# - Which signal would have caught it sooner?
+#
+# ## Where we got lucky
+# - ...
+#
+# ## Action items
+# | Action | Owner | Ticket | Due |
+# |---|---|---|---|
+# | Fix or guard the root cause | | | |
+# | Alert on the signal that would have caught it sooner | | | |
+# | Replay or repair the jobs still in the DLQ (`runbooks/replay-failed-jobs.md`) | | | |
+
+# %%
+emit("findings", findings)

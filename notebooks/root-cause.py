@@ -1,0 +1,175 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Root cause
+#
+# The ranked hypotheses of `edgeinvestigate analyze`, each with the numbers behind it, and the
+# figures to check them: the error timeline against deploys, each cluster before and after each
+# deploy, the blast radius, retry storms and platform limit hits. A hypothesis is a lead, not a
+# verdict: check its evidence before you act on it.
+
+# %% tags=["parameters"]
+bundle = ""  # evidence bundle folder; empty means the bundled sample incident
+since = ""  # only data at or after this UTC time
+until = ""  # only data before this UTC time
+top_n = 5  # hypotheses shown in detail
+
+# %%
+import pandas as pd
+import plotly.express as px
+
+import edgeinvestigate as ei
+from edgeinvestigate.notebooks import emit, open_bundle, pre, say, show, table
+
+ev = open_bundle(bundle, since=since, until=until)
+clusters = ei.cluster(ev)
+findings = ei.analyze(ev, clusters=clusters)
+say(
+    "Window <b>{w}</b>, buckets of {b} s. <b>{n}</b> hypotheses.",
+    w=str(findings.window or "empty"),
+    b=findings.bucket_seconds,
+    n=len(findings.hypotheses),
+)
+
+# %% [markdown]
+# ## Ranked hypotheses
+
+# %%
+if not findings.hypotheses:
+    say("No hypothesis stands out: the errors look like the usual background.")
+for h in findings.hypotheses[:top_n]:
+    say(
+        "<h3>{rank}. {title}</h3><p>{sentence}</p><p><i>{kind}, confidence {conf}, score {score}</i></p>",
+        rank=h.rank,
+        title=h.title,
+        sentence=h.sentence,
+        kind=h.kind,
+        conf=h.confidence,
+        score=round(h.score, 2),
+    )
+    facts = {
+        "clusters": ", ".join(h.cluster_ids),
+        "job types": ", ".join(h.job_types),
+        "window": str(h.window or ""),
+        "deploy": h.deploy.version if h.deploy else "",
+    }
+    facts.update({k: v if not isinstance(v, list) else ", ".join(map(str, v)) for k, v in h.evidence.items()})
+    table(pd.DataFrame({"evidence": list(facts), "value": [str(v) for v in facts.values()]}))
+
+# %% [markdown]
+# ## Timeline with deploy markers
+# Failed invocations per bucket and job type; each dashed line is the first invocation of a new
+# script version.
+
+# %%
+rates = pd.DataFrame([r.model_dump() for r in findings.failed_rate])
+if len(rates):
+    fig = px.line(
+        rates,
+        x="bucket",
+        y="failed",
+        color="job_type",
+        title="Failed invocations per bucket by job type (UTC)",
+    )
+    for d in findings.deploys:
+        fig.add_vline(x=d.at, line_dash="dash", line_color="gray")
+        fig.add_annotation(
+            x=d.at,
+            y=1,
+            yref="paper",
+            text=f"deploy {d.version[:8]}",
+            showarrow=False,
+            textangle=-90,
+            xanchor="right",
+            yanchor="top",
+        )
+    show(fig)
+
+# %% [markdown]
+# ## Before and after each deploy
+# Error rate per minute of each cluster before and after each deploy. A cluster with zero before
+# and many after is new with that deploy.
+
+# %%
+shifts = pd.DataFrame([s.model_dump() for s in findings.cluster_shifts])
+if shifts.empty:
+    say("No deploy inside the window, so no before/after comparison.")
+else:
+    shifts["short_version"] = shifts["version"].str[:8]
+    table(
+        shifts.sort_values("after", ascending=False)[
+            [
+                "cluster_id",
+                "short_version",
+                "before",
+                "after",
+                "rate_before_per_min",
+                "rate_after_per_min",
+                "minutes_after_deploy",
+                "new_after_deploy",
+                "template",
+            ]
+        ].head(15)
+    )
+    top = shifts.sort_values("after", ascending=False).head(8)
+    long = top.melt(
+        id_vars=["cluster_id", "short_version"],
+        value_vars=["rate_before_per_min", "rate_after_per_min"],
+        var_name="when",
+        value_name="errors per minute",
+    )
+    long["cluster @ deploy"] = long["cluster_id"] + " @ " + long["short_version"]
+    show(
+        px.bar(
+            long,
+            x="cluster @ deploy",
+            y="errors per minute",
+            color="when",
+            barmode="group",
+            title="Cluster error rate before vs after each deploy",
+        )
+    )
+
+# %% [markdown]
+# ## Blast radius
+# Who is affected: errors by job type, queue, script, version and tenant-like payload fields.
+
+# %%
+blast = pd.DataFrame([b.model_dump() for b in findings.blast_radius])
+if len(blast):
+    table(blast.sort_values(["dimension", "errors"], ascending=[True, False]).groupby("dimension").head(5))
+    by_type = blast[blast["dimension"] == "job_type"]
+    if len(by_type):
+        show(px.bar(by_type, x="value", y="errors", title="Errors by job type"))
+dlq_by_cluster = pd.DataFrame([d.model_dump() for d in findings.dlq_by_cluster])
+if len(dlq_by_cluster):
+    say("Jobs waiting in the DLQ, by cluster:")
+    table(dlq_by_cluster[["cluster_id", "messages", "template"]])
+
+# %% [markdown]
+# ## Retry storms and limit hits
+
+# %%
+attempts = pd.DataFrame([a.model_dump() for a in findings.attempts])
+if len(attempts):
+    show(px.bar(attempts, x="attempts", y="deliveries", title="Deliveries by attempt number"))
+for storm in findings.retry_storms:
+    say("Retry storm: {s}", s=storm.sentence)
+for hit in findings.limit_hits:
+    say("Limit hit: {s}", s=hit.sentence)
+if not findings.retry_storms and not findings.limit_hits:
+    say("No retry storm and no CPU, memory or wall-time limit hit.")
+pre(findings.limits.model_dump_json(indent=2))
+
+# %%
+emit("findings", findings)

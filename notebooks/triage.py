@@ -1,0 +1,138 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Triage: what is failing right now
+#
+# The first five minutes of an incident: which job types fail and how much, how big the
+# dead-letter queue is and how fast it grew, which few error clusters explain most failures,
+# and which deploys happened. Run it on a fresh bundle
+# (`edgeinvestigate collect --workers-logs SCRIPT --dlq DLQ --since -2h --out DIR`), then
+# `edgeinvestigate report DIR --notebook triage --out REPORT_DIR`.
+# With the default parameters it runs on the bundled sample incident.
+
+# %% tags=["parameters"]
+bundle = ""  # evidence bundle folder; empty means the bundled sample incident
+since = ""  # only data at or after this UTC time (ISO-8601, epoch, -2h)
+until = ""  # only data before this UTC time
+top_n = 10  # clusters to show
+recent_errors = 20  # latest error lines to list
+
+# %%
+import pandas as pd
+import plotly.express as px
+
+import edgeinvestigate as ei
+from edgeinvestigate.notebooks import emit, open_bundle, say, show, table
+
+ev = open_bundle(bundle, since=since, until=until)
+clusters = ei.cluster(ev)
+findings = ei.analyze(ev, clusters=clusters)
+impact = findings.incident.impact
+say(
+    "Window <b>{window}</b>: <b>{inv}</b> invocations, <b>{failed}</b> failed (<b>{rate}</b>), "
+    "<b>{errors}</b> error lines, <b>{dlq}</b> messages in the dead-letter queue.",
+    window=str(findings.window or "empty"),
+    inv=impact.invocations,
+    failed=impact.failed_invocations,
+    rate=f"{impact.failed_rate:.1%}",
+    errors=impact.errors,
+    dlq=impact.dlq_messages,
+)
+if findings.top is not None:
+    say("Most likely: <b>{sentence}</b>", sentence=findings.top.sentence)
+
+# %% [markdown]
+# ## Failure rate by job type
+# Invocations that failed (an exception, or an outcome other than `ok`) per job type, over the
+# whole window and per time bucket. One job type on fire points to its code or its dependency;
+# all of them at once points to the platform or a shared dependency.
+
+# %%
+rates = pd.DataFrame([r.model_dump() for r in findings.failed_rate])
+if rates.empty:
+    say("No invocations in this window.")
+else:
+    by_type = rates.groupby("job_type", as_index=False)[["invocations", "failed"]].sum()
+    by_type["failed_rate"] = (by_type["failed"] / by_type["invocations"]).round(3)
+    table(by_type.sort_values("failed", ascending=False))
+    fig = px.line(rates, x="bucket", y="failed_rate", color="job_type", title="Failed rate by job type (UTC)")
+    fig.update_yaxes(tickformat=".0%")
+    show(fig)
+
+# %% [markdown]
+# ## Dead-letter queue: size and growth
+# Messages land in the DLQ after `max_retries` failed deliveries (raw body) or when the consumer
+# sends `{original, error}` for a permanent error. A steep curve for one job type is the incident.
+
+# %%
+dlq = clusters.dlq
+if dlq.empty:
+    say("The bundle holds no DLQ messages (collect them with <code>--dlq QUEUE</code>).")
+else:
+    counts = dlq.groupby("job_type", dropna=False).size().rename("messages").reset_index()
+    counts["job_type"] = counts["job_type"].fillna("(unknown)")
+    table(counts.sort_values("messages", ascending=False))
+    growth = dlq.dropna(subset=["enqueued_at"]).sort_values("enqueued_at").copy()
+    growth["job_type"] = growth["job_type"].fillna("(unknown)")
+    growth["messages in DLQ"] = growth.groupby("job_type").cumcount() + 1
+    fig = px.line(
+        growth,
+        x="enqueued_at",
+        y="messages in DLQ",
+        color="job_type",
+        line_shape="hv",
+        title="DLQ arrivals (cumulative) by job type",
+    )
+    show(fig)
+
+# %% [markdown]
+# ## Top error clusters
+# Error texts grouped into templates (variable parts masked). `kind` says whether retrying can
+# help (`transient`) or not (`permanent`), and `kind_rule` which rule decided.
+
+# %%
+cols = ["cluster_id", "kind", "count", "n_dlq_messages", "first_seen", "last_seen", "job_types", "template"]
+table(clusters.table[cols].head(top_n))
+
+# %% [markdown]
+# ## Deploys
+# Every new script version seen in the window; clusters first seen within minutes after a deploy
+# are the usual suspects.
+
+# %%
+deploys = pd.DataFrame([d.model_dump() for d in findings.deploys])
+if deploys.empty:
+    say("No deploy in this window.")
+else:
+    table(deploys[["at", "script", "version", "previous_version", "invocations_after"]])
+for shift in findings.new_after_deploy:
+    say(
+        "Cluster <code>{cid}</code> is <b>new after deploy {version}</b>: {after} errors after, {before} before. "
+        "Template: <code>{template}</code>",
+        cid=shift.cluster_id,
+        version=shift.version,
+        after=shift.after,
+        before=shift.before,
+        template=shift.template,
+    )
+
+# %% [markdown]
+# ## Latest error lines
+# The raw text, newest first (redacted in the HTML report unless `--no-redact`).
+
+# %%
+latest = clusters.assign.sort_values("ts", ascending=False).head(recent_errors)
+table(latest[["ts", "source", "level", "job_type", "cluster_id", "text"]], max_chars=400)
+
+# %%
+emit("findings", findings)

@@ -19,7 +19,9 @@ from starlette.types import Receive, Scope, Send
 from ._context import SandboxContext
 from ._envelope import SandboxHTTPError, error_response, family_of, success
 
-__all__ = ["ApiEndpoint", "DropFilter", "bearer_error", "read_json"]
+__all__ = ["ApiEndpoint", "DropFilter", "MethodDispatch", "bearer_error", "read_json"]
+
+log = logging.getLogger("edgeinvestigate.sandbox")
 
 Handler = Callable[[Request, SandboxContext], Awaitable[Any]]
 
@@ -45,6 +47,11 @@ async def drop_connection(send: Send) -> None:
 
 
 def bearer_error(request: Request, ctx: SandboxContext) -> SandboxHTTPError | None:
+    if any(h in request.headers for h in ("x-auth-email", "x-auth-key", "x-auth-user-service-key")):
+        return SandboxHTTPError(
+            "invalid_token",
+            "the sandbox accepts API tokens only (Authorization: Bearer), not global API keys",
+        )
     header = request.headers.get("authorization", "")
     scheme, _, presented = header.partition(" ")
     if not header or scheme.lower() != "bearer" or not presented.strip():
@@ -113,6 +120,11 @@ class ApiEndpoint:
         except SandboxHTTPError as exc:
             await error_response(exc, family, headers)(scope, receive, send)
             return
+        except Exception:  # a sandbox bug: answer like Cloudflare's 500 and keep the traceback in the log
+            log.exception("sandbox handler %s failed on %s %s", self.op, scope["method"], scope["path"])
+            err = SandboxHTTPError("internal", f"sandbox bug in {self.op}; see the sandbox log")
+            await error_response(err, family, headers)(scope, receive, send)
+            return
         response = result if isinstance(result, Response) else JSONResponse(success(result, family))
         if ctx.faults.commit_timeout(self.op):
             # The push is committed. Now the client must not learn it.
@@ -122,3 +134,21 @@ class ApiEndpoint:
             await asyncio.sleep(ctx.faults.spec.commit_delay)
         response.headers.update(headers)
         await response(scope, receive, send)
+
+
+class MethodDispatch:
+    """All methods of one path: unknown methods get 405 with an ``Allow`` header naming every method."""
+
+    def __init__(self, by_method: dict[str, Any]) -> None:
+        self.by_method = by_method
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.by_method.get(scope["method"])
+        if app is None:
+            allow = ", ".join(sorted(self.by_method))
+            err = SandboxHTTPError(
+                "method_not_allowed", f"{scope['method']} {scope['path']} (allowed: {allow})"
+            )
+            await error_response(err, family_of(scope["path"]), {"Allow": allow})(scope, receive, send)
+            return
+        await app(scope, receive, send)

@@ -40,6 +40,8 @@ __all__ = ["field_value", "filter_events", "run_query", "telemetry_query"]
 _MISSING = object()
 MAX_LIMIT = 2000
 MAX_DEPTH = 4
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_GRANULARITY = 1000
 
 _OP_ALIASES = {
     "=": "eq",
@@ -325,8 +327,12 @@ def _calculations(
     if not isinstance(calcs, list) or not isinstance(group_bys, list):
         raise _bad("parameters.calculations and parameters.groupBys must be lists")
     granularity = body.get("granularity") or 60
-    if not isinstance(granularity, int | float) or isinstance(granularity, bool) or granularity <= 0:
-        raise _bad("granularity must be a positive number")
+    if (
+        not isinstance(granularity, int | float)
+        or isinstance(granularity, bool)
+        or not 0 < granularity <= MAX_GRANULARITY
+    ):
+        raise _bad(f"granularity must be a number of buckets from 1 to {MAX_GRANULARITY}")
     span = max(1, t_to - t_from)
     width_ms = max(1000, math.ceil(span / int(max(1, granularity)) / 1000) * 1000)
     n_buckets = max(1, math.ceil(span / width_ms))
@@ -442,6 +448,8 @@ def run_query(ctx: SandboxContext, account_id: str, body: Any) -> dict[str, Any]
     ):
         raise _bad("timeframe {from, to} (epoch ms) is required")
     t_from, t_to = int(tf["from"]), int(tf["to"])
+    if not 0 <= t_from <= MAX_EPOCH_MS or not 0 <= t_to <= MAX_EPOCH_MS:
+        raise _bad(f"timeframe.from and timeframe.to must be epoch milliseconds from 0 to {MAX_EPOCH_MS}")
     if t_to < t_from:
         raise _bad("timeframe.to is before timeframe.from")
     view = body.get("view", "calculations")

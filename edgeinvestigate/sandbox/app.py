@@ -11,11 +11,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 
 from ._admin_api import ADMIN_ROUTES, admin_endpoint
 from ._context import SandboxConfig, SandboxContext
-from ._endpoint import ApiEndpoint
+from ._endpoint import ApiEndpoint, MethodDispatch
 from ._envelope import SandboxHTTPError, error_response, family_of
 from ._forwarder import run_background
 from ._queues_api import QUEUE_HANDLERS
@@ -28,25 +28,20 @@ API_PREFIX = "/client/v4"
 
 
 def _routes(ctx: SandboxContext) -> list[BaseRoute]:
-    routes: list[BaseRoute] = []
     accounts = f"{API_PREFIX}/accounts/{{account_id}}"
+    api: dict[str, dict[str, Any]] = {}  # path -> method -> ASGI app
     for op, method, path, handler, exempt in QUEUE_HANDLERS:
-        routes.append(
-            Route(f"{accounts}/queues{path}", ApiEndpoint(ctx, op, handler, exempt=exempt), methods=[method])
-        )
-    routes.append(
-        Route(
-            f"{accounts}/workers/observability/telemetry/query",
-            ApiEndpoint(ctx, "telemetry_query", telemetry_query),
-            methods=["POST"],
-        )
-    )
+        api.setdefault(f"{accounts}/queues{path}", {})[method] = ApiEndpoint(ctx, op, handler, exempt=exempt)
+    api[f"{accounts}/workers/observability/telemetry/query"] = {
+        "POST": ApiEndpoint(ctx, "telemetry_query", telemetry_query)
+    }
     for op, method, path, handler in TAIL_HANDLERS:
-        routes.append(
-            Route(f"{accounts}/workers/scripts{path}", ApiEndpoint(ctx, op, handler), methods=[method])
-        )
+        api.setdefault(f"{accounts}/workers/scripts{path}", {})[method] = ApiEndpoint(ctx, op, handler)
+    routes: list[BaseRoute] = [Route(path, MethodDispatch(by_method)) for path, by_method in api.items()]
+    admin: dict[str, dict[str, Any]] = {}
     for method, path, admin_handler in ADMIN_ROUTES:
-        routes.append(Route(f"/__admin{path}", admin_endpoint(ctx, admin_handler), methods=[method]))
+        admin.setdefault(f"/__admin{path}", {})[method] = request_response(admin_endpoint(ctx, admin_handler))
+    routes += [Route(path, MethodDispatch(by_method)) for path, by_method in admin.items()]
     routes.append(WebSocketRoute("/tail/{tail_id}", tail_websocket))
     return routes
 

@@ -114,3 +114,21 @@ def test_ready_file_and_cli_errors(tmp_path):
         assert ready == {"url": sb.url, "base": sb.base, "pid": sb.pid, "port": sb.port}
         assert sb.url.endswith("/client/v4")
         assert sb.url.startswith("http://127.0.0.1:")
+
+
+def test_token_file_is_created_private_and_used(tmp_path):
+    import os
+    import stat
+
+    token_file = tmp_path / "secrets" / "sandbox-token"
+    with running_sandbox(tmp_path, extra_args=["--token-file", str(token_file)]) as sb:
+        value = token_file.read_text().strip()
+        assert len(value) >= 24
+        assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+        # --token-file wins over the environment: the generated token works, the env one does not
+        with sb.client(token=value) as c:
+            assert c.get("/accounts/a/queues").status_code == 200
+        with sb.client() as c:
+            assert c.get("/accounts/a/queues").status_code == 403
+        log = sb.log_path.read_text()
+        assert value not in log

@@ -462,3 +462,32 @@ def test_refused_connection_says_so_and_is_retried_for_reads() -> None:
     assert "--api-url" in info.value.hint
     assert len(rec.requests) == 4
     assert len(sleeps) == 3
+
+
+def test_the_contract_check_is_real() -> None:
+    """The Recorder's OpenAPI check rejects what the spec forbids (so the passing tests mean something)."""
+    from _collect_contract import validate_request
+
+    from edgeinvestigate.sandbox.contract import ContractError
+
+    url = f"http://cf.test/client/v4/accounts/{ACCOUNT}/queues/{QID}/messages"
+    with pytest.raises(ContractError):
+        validate_request(
+            httpx.Request(
+                "POST",
+                url,
+                json={"body": [1, 2], "content_type": "json"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        )
+    with pytest.raises(ContractError):
+        validate_request(
+            httpx.Request(
+                "POST",
+                url + "/pull",
+                json={"batch_size": "ten"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        )
+    with pytest.raises(AssertionError):
+        validate_request(httpx.Request("POST", url + "/pull", json={"batch_size": 10}))

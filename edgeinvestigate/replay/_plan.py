@@ -30,6 +30,7 @@ from ._rewrite import (
     MAX_MESSAGE_BYTES,
     MESSAGE_OVERHEAD_BYTES,
     body_size,
+    canonical_bytes,
     canonical_json,
     decode_body,
     idempotency_key,
@@ -147,22 +148,22 @@ class ReplayPlan(_Model):
     # -- hashing and files -------------------------------------------------------------------------
     def compute_hash(self) -> str:
         data = self.model_dump(mode="json", exclude={"content_hash"})
-        return sha256_hex(canonical_json(data))
+        return sha256_hex(canonical_bytes(data))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the plan as JSON with its content hash; refuses to overwrite unless asked."""
+        import msgspec
+
         p = Path(path)
         if p.exists() and not overwrite:
-            raise ConfigError(
-                f"{p} exists already", hint="choose another --out, or delete the old plan first"
-            )
+            raise ConfigError(f"{p} exists already", hint="choose another --out, or delete the old plan")
         data = self.model_dump(mode="json", exclude={"content_hash"})
-        self.content_hash = sha256_hex(canonical_json(data))
+        self.content_hash = sha256_hex(canonical_bytes(data))
         data["content_hash"] = self.content_hash
         tmp = p.with_name(p.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=1)
-            fh.write("\n")
+        with tmp.open("wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(data), indent=1))
+            fh.write(b"\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -171,12 +172,14 @@ class ReplayPlan(_Model):
     @classmethod
     def load(cls, path: str | Path, *, verify: bool = True) -> ReplayPlan:
         """Read a plan file; with ``verify`` (the default) refuse one whose content hash does not match."""
+        import msgspec
+
         p = Path(path)
         try:
-            raw = json.loads(p.read_text(encoding="utf-8"))
+            raw = msgspec.json.decode(p.read_bytes())
         except OSError as exc:
             raise ReplayError(f"cannot read the plan {p}: {exc.strerror}", hint="check the path") from exc
-        except ValueError as exc:
+        except msgspec.DecodeError as exc:
             raise ReplayRefusedError(
                 f"{p} is not valid JSON ({exc}); was it edited by hand?",
                 hint="make a new plan with: edgeinvestigate replay plan ... --out plan.json",
@@ -188,7 +191,7 @@ class ReplayPlan(_Model):
             )
         stated = raw.pop("content_hash", "")
         if verify:
-            actual = sha256_hex(canonical_json(raw))
+            actual = sha256_hex(canonical_bytes(raw))
             if actual != stated:
                 raise ReplayRefusedError(
                     f"{p} was changed after it was made: its content hash is {actual[:16]}..., the file says "
@@ -264,16 +267,19 @@ def _iso(ts: Any) -> str | None:
     """A JavaScript-style ISO time (``2026-11-27T14:00:00.000Z``) or None."""
     if ts is None:
         return None
+    if isinstance(ts, datetime):  # also pd.Timestamp
+        if ts != ts:  # NaT
+            return None
+        t = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
     try:
         import pandas as pd
 
         if pd.isna(ts):
             return None
-        t = pd.Timestamp(ts)
+        return _iso(pd.Timestamp(ts).to_pydatetime())
     except (TypeError, ValueError):
         return None
-    t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def _now_iso() -> str:
@@ -371,14 +377,9 @@ def _cluster_ids(ev: Any, frame: pd.DataFrame) -> pd.Series:
 
 
 def _val(row: Mapping[Any, Any], key: str) -> Any:
-    import pandas as pd
-
     v = row.get(key)
-    try:
-        if v is None or pd.isna(v):
-            return None
-    except (TypeError, ValueError):
-        return v
+    if v is None or (isinstance(v, float) and v != v):  # None or NaN
+        return None
     return v
 
 
@@ -400,6 +401,37 @@ def _job_from_columns(row: Mapping[Any, Any]) -> dict[str, Any] | None:
     if _iso(_val(row, "last_attempt")):
         meta["lastAttempt"] = _iso(row["last_attempt"])
     return {"type": str(job_type), "payload": payload_obj, "metadata": meta}
+
+
+_ROW_COLUMNS = (
+    "message_id",
+    "content_type",
+    "job_type",
+    "job_id",
+    "payload",
+    "meta_attempts",
+    "original_timestamp",
+    "last_attempt",
+    "enqueued_at",
+    "envelope",
+    "body_raw",
+    "decode_error",
+    "lease_id",
+)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as plain dicts (via Arrow: much faster than ``to_dict`` on Arrow-backed columns)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    cols = [c for c in _ROW_COLUMNS if c in frame.columns]
+    sub = frame[cols].copy()
+    for c in cols:
+        if isinstance(sub[c].dtype, pd.CategoricalDtype):
+            sub[c] = sub[c].astype(object)
+    rows: list[dict[str, Any]] = pa.Table.from_pandas(sub, preserve_index=False).to_pylist()
+    return rows
 
 
 def plan_replay(
@@ -538,7 +570,7 @@ def plan_replay(
         clusters_by_id = dict(zip(frame.index, cluster_col, strict=False))
 
     messages: list[PlanMessage] = []
-    for idx, row in zip(chosen.index, chosen.to_dict("records"), strict=True):
+    for idx, row in zip(chosen.index, _records(chosen), strict=True):
         mid = str(row["message_id"])
         ctype = _val(row, "content_type")
         job_type = _val(row, "job_type")
@@ -663,7 +695,6 @@ def plan_replay(
         not_selected=not_selected,
         estimates=estimates,
     )
-    plan.content_hash = plan.compute_hash()
     return plan
 
 

@@ -92,25 +92,60 @@ def invocations(sim: Simulation) -> Iterator[InvocationView]:
 
 
 def fetch_request(inv: InvocationView) -> dict[str, Any]:
+    return request_of(inv.url, inv.client_ip, inv.request_id, inv.colo)
+
+
+def request_of(url: str, client_ip: str, request_id: str, colo: str) -> dict[str, Any]:
+    """The redacted ``event.request`` of a producer ``POST /v1/jobs``."""
     return {
-        "url": inv.url,
+        "url": url,
         "method": "POST",
         "headers": {
             "accept": "application/json",
             "authorization": "REDACTED",
-            "cf-connecting-ip": inv.client_ip,
-            "cf-ray": f"{inv.request_id}-{inv.colo}",
+            "cf-connecting-ip": client_ip,
+            "cf-ray": f"{request_id}-{colo}",
             "content-type": "application/json",
             "user-agent": "acme-backend/2.14.1 (+https://acme.io)",
         },
         "cf": {
-            "colo": inv.colo,
-            "country": _COUNTRY.get(inv.colo, "US"),
+            "colo": colo,
+            "country": _COUNTRY.get(colo, "US"),
             "asn": 16509,
             "httpProtocol": "HTTP/2",
             "tlsVersion": "TLSv1.3",
         },
     }
+
+
+def view_at(sim: Simulation, i: int) -> InvocationView:
+    """The view of invocation ``i`` alone (for the rare records the fast writers cannot build)."""
+    s = sim.scenario.system
+    a, b = int(sim.l_off[i]), int(sim.l_off[i + 1])
+    xa, xb = int(sim.x_off[i]), int(sim.x_off[i + 1])
+    consumer = int(sim.i_script[i]) == 0
+    return InvocationView(
+        index=i,
+        ts=int(sim.i_ts[i]),
+        script=s.consumer_script if consumer else s.producer_script,
+        version=sim.versions[int(sim.i_version[i])] if consumer else sim.producer_version,
+        trigger=TRIGGER_NAMES[int(sim.i_trigger[i])],
+        outcome=sim.i_outcome[i],
+        cpu=int(sim.i_cpu[i]),
+        wall=int(sim.i_wall[i]),
+        batch=int(sim.i_batch[i]),
+        status=int(sim.i_status[i]),
+        request_id=sim.i_request_id[i],
+        colo=sim.i_colo[i],
+        client_ip=sim.i_client_ip[i],
+        logs=[(int(sim.l_ts[k]), LEVELS[int(sim.l_level[k])], sim.l_text[k]) for k in range(a, b)],
+        exceptions=[
+            (int(sim.x_ts[k]), sim.x_name[k], sim.x_message[k], sim.x_stack[k]) for k in range(xa, xb)
+        ],
+        queue=s.queue,
+        url=f"https://{s.producer_host}/v1/jobs",
+        cron=sim.scenario.traffic.report_cron,
+    )
 
 
 def trace_event(inv: InvocationView) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import msgspec
 from .._http import Secret, make_client
 from ..errors import AuthError, ConfigError, SandboxError
 from ._engine import Simulation
-from ._write_workers_logs import iter_events
+from ._write_workers_logs import event_lines
 
 __all__ = ["TOKEN_ENVS", "load_into_sandbox", "sandbox_token"]
 
@@ -66,9 +66,10 @@ def _chunks(items: Iterable[_T], n: int) -> Iterator[list[_T]]:
         yield buf
 
 
-def _post(client: httpx.Client, path: str, payload: Any) -> Any:
+def _post(client: httpx.Client, path: str, payload: Any = None, *, raw: bytes | None = None) -> Any:
+    content = raw if raw is not None else _ENC.encode(payload)
     try:
-        r = client.post(path, content=_ENC.encode(payload), headers={"Content-Type": "application/json"})
+        r = client.post(path, content=content, headers={"Content-Type": "application/json"})
     except httpx.HTTPError as exc:
         raise SandboxError(
             f"cannot reach the sandbox at {client.base_url}{path}: {type(exc).__name__}",
@@ -152,8 +153,9 @@ def load_into_sandbox(
             res = _post(client, f"/__admin/accounts/{acct}/queues/{s.dlq}/messages", {"messages": chunk})
             out["dlq_loaded"] += int(res.get("loaded", len(chunk))) if isinstance(res, dict) else len(chunk)
         if events:
-            for chunk in _chunks(iter_events(sim), _EVENT_CHUNK):
-                res = _post(client, f"/__admin/accounts/{acct}/telemetry/events", {"events": chunk})
+            for lines in _chunks(event_lines(sim), _EVENT_CHUNK):
+                raw = b'{"events":[' + b",".join(lines) + b"]}"
+                res = _post(client, f"/__admin/accounts/{acct}/telemetry/events", raw=raw)
                 out["events_loaded"] += (
                     int(res.get("loaded", len(chunk))) if isinstance(res, dict) else len(chunk)
                 )

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 
 from ._engine import Simulation
-from ._records import invocations, trace_item
+from ._fast import trace_item_lines
 
 __all__ = ["write_tail"]
 
@@ -20,13 +20,12 @@ __all__ = ["write_tail"]
 def write_tail(sim: Simulation, path: Path, *, indent: int = 4) -> int:
     """Write every invocation as a pretty tail event; returns the number of events."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    enc = msgspec.json.Encoder()
     fmt = msgspec.json.format
     n = 0
     with path.open("wb") as fh:
         buf: list[bytes] = []
-        for inv in invocations(sim):
-            buf.append(fmt(enc.encode(trace_item(inv)), indent=indent))
+        for line in trace_item_lines(sim):
+            buf.append(fmt(line, indent=indent))
             buf.append(b"\n")
             n += 1
             if len(buf) >= 4096:

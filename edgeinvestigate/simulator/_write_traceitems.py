@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import msgspec
-
 from ._engine import Simulation
-from ._records import invocations, trace_item
+from ._fast import trace_item_lines
 
 __all__ = ["write_traceitems"]
 
@@ -20,13 +18,11 @@ __all__ = ["write_traceitems"]
 def write_traceitems(sim: Simulation, path: Path) -> int:
     """Write one ``[TraceItem]`` array per line; returns the number of items."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    enc = msgspec.json.Encoder()
     n = 0
     with path.open("wb") as fh:
         buf: list[bytes] = []
-        for inv in invocations(sim):
-            buf.append(enc.encode([trace_item(inv, version_detail=True)]))
-            buf.append(b"\n")
+        for line in trace_item_lines(sim, version_detail=True):
+            buf.append(b"[" + line + b"]\n")
             n += 1
             if len(buf) >= 8192:
                 fh.write(b"".join(buf))

@@ -260,3 +260,30 @@ def test_cli_ctrl_c_deletes_the_tail(sb, tmp_path: Path, sig: int) -> None:
     assert "captured 1 tail events" in text
     assert "deleted" in stderr.decode()
     assert TOKEN not in text
+
+
+def test_messages_binary_frames_overloads_and_garbage_are_all_kept(tmp_path: Path) -> None:
+    import io
+
+    from edgeinvestigate.livetail import _write
+
+    result = TailCapture(path=tmp_path / "x", script=SCRIPT)
+    buf = io.StringIO()
+    _write(json.dumps(tail_event(1)).encode(), buf, result, None)  # binary frame
+    _write(
+        json.dumps(
+            {
+                "message": "Tail is currently in sampling mode due to the high volume of messages",
+                "type": "overload",
+            }
+        ),
+        buf,
+        result,
+        None,
+    )
+    _write("not json at all", buf, result, None)
+    rows = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert rows[0] == tail_event(1)
+    assert rows[1]["type"] == "overload"
+    assert rows[2] == {"undecodable_tail_message": "not json at all"}
+    assert (result.events, result.overloads, result.undecodable) == (2, 1, 1)

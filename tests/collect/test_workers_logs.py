@@ -150,3 +150,20 @@ def test_counts_from_the_calculations_view() -> None:
     assert df["errors"].tolist() == [3, 41, 2] or sorted(df["errors"].tolist()) == [2, 3, 41]
     assert df["ts"].iloc[0] == pd.Timestamp("2026-11-27T14:00:00Z")
     assert df.groupby("script_version")["errors"].sum().to_dict()[VERSION] == 5
+
+
+def test_the_obsolete_data_envelope_is_tolerated() -> None:
+    events = wl_events(3, START)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        # the ~2024 shape: {message, data: {events, queryRun, statistics}}
+        return httpx.Response(
+            200,
+            json={"message": "Successful request", "data": {"events": {"events": events}, "statistics": {}}},
+        )
+
+    client = CloudflareClient(
+        ACCOUNT, Secret(TOKEN), api_url="http://cf.test/client/v4", transport=httpx.MockTransport(handler)
+    )
+    ev = load_workers_logs(client, SCRIPT, since=START - 1, until=START + 10**6)
+    assert len(ev.invocations) == 3

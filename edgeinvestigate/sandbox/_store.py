@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue_id, seq);
 CREATE INDEX IF NOT EXISTS messages_by_lease ON messages (lease_id);
 CREATE INDEX IF NOT EXISTS messages_by_prev_lease ON messages (prev_lease_id);
+CREATE INDEX IF NOT EXISTS messages_by_lease_expiry ON messages (queue_id, lease_expires_ms)
+    WHERE lease_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_by_enqueued ON messages (queue_id, enqueued_ms);
 CREATE TABLE IF NOT EXISTS stats (
     queue_id TEXT NOT NULL,
     name TEXT NOT NULL,

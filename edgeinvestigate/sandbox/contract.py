@@ -172,9 +172,9 @@ def validate_response(
     request_body: Any = None,
 ) -> None:
     """Raise :class:`ContractError` unless the response (status + JSON body) matches the spec."""
+    api = _openapi()  # raises MissingExtraError before any other openapi_core import
     from openapi_core.testing import MockResponse
 
-    api = _openapi()
     request = _mock_request(method, url, request_body, None)
     data = _body_bytes(body) or b""
     response = MockResponse(

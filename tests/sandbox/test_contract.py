@@ -103,3 +103,20 @@ def test_responses():
     validate_response("POST", tele, 200, body(event), request_body=query)
     with pytest.raises(ContractError):  # telemetry events forbid unknown top-level keys
         validate_response("POST", tele, 200, body(event | {"extra": 1}), request_body=query)
+
+
+def test_missing_openapi_core_is_a_friendly_error(monkeypatch):
+    import sys
+
+    from edgeinvestigate.errors import MissingExtraError
+    from edgeinvestigate.sandbox import contract
+
+    contract._openapi.cache_clear()
+    monkeypatch.setitem(sys.modules, "openapi_core", None)
+    try:
+        with pytest.raises(MissingExtraError) as err:
+            contract.validate_response("GET", f"{URL}/metrics", 200, {})
+        assert "edgeinvestigate[dev]" in str(err.value)
+    finally:
+        monkeypatch.undo()
+        contract._openapi.cache_clear()

@@ -83,7 +83,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PEEK_MAX = 100
-DEFAULT_VISIBILITY_MS = 120_000
+DEFAULT_VISIBILITY_MS = 300_000  # leases are extended at half of this while a snapshot reads
 _CHUNK = 100
 
 V8_FLAG = (

@@ -293,3 +293,23 @@ def test_cli_snapshot_refusal_and_help(sb, tmp_path: Path) -> None:
     ).stdout
     assert "max_retries" in " ".join(helptext.split())
     assert "DELETED" in helptext
+
+
+def test_interrupted_snapshot_releases_what_it_leased(sb, client, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_dlq(sb, jobs(30), max_retries=5)
+    real_pull = client.pull
+    calls = {"n": 0}
+
+    def pull_then_ctrl_c(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_pull(*args, **kwargs)
+
+    monkeypatch.setattr(client, "pull", pull_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        collect_dlq(client, DLQ, mode="snapshot", batch_size=10)
+    after = stored(sb)
+    assert len(after) == 30
+    assert all(m["lease_id"] is None for m in after)  # released at once, not left to time out
+    assert sorted(m["attempts"] for m in after) == [0] * 10 + [1] * 20

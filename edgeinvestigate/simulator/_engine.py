@@ -704,36 +704,34 @@ class _Run:
         backoff = [
             int(min(s.backoff_base_s * s.backoff_factor ** (a - 1), s.backoff_max_s)) for a in range(1, 102)
         ]
+        # compact JSON exactly as msgspec/JSON.stringify write it (ids and types need no escaping)
+        dlq_j = _ENC.encode(s.dlq).decode()
+        sub_l = sub.tolist()
+        final_l = final.tolist()
         for k, di in enumerate(logged.tolist()):
             j = jobs_l[k]
-            rec: dict[str, Any] = {
-                "event": "",
-                "jobId": self.job_ids[j],
-                "type": jt_names[k],
-                "attempt": atts[k],
-                "messageId": self.msg_ids[j],
-            }
-            code = int(sub[k])
+            head = (
+                f'"jobId":"{self.job_ids[j]}","type":"{jt_names[k]}","attempt":{atts[k]},'
+                f'"messageId":"{self.msg_ids[j]}"'
+            )
+            code = sub_l[k]
             if code == OK:
-                rec["event"] = "job.completed"
-                rec["durationMs"] = durs[k]
+                texts.append(f'{{"event":"job.completed",{head},"durationMs":{durs[k]}}}')
                 errs.append(None)
-            elif code == RETRY and not final[k]:
-                rec["event"] = "job.retry"
-                rec["error"] = d_error[di]
-                rec["delaySeconds"] = backoff[atts[k] - 1]
-                errs.append(d_error[di])
+                continue
+            err = d_error[di]
+            err_j = _ENC.encode(err).decode()
+            if code == RETRY and not final_l[k]:
+                texts.append(
+                    f'{{"event":"job.retry",{head},"error":{err_j},"delaySeconds":{backoff[atts[k] - 1]}}}'
+                )
             elif code == RETRY:
-                rec["event"] = "job.exhausted"
-                rec["error"] = d_error[di]
-                rec["maxRetries"] = s.max_retries
-                errs.append(d_error[di])
+                texts.append(
+                    f'{{"event":"job.exhausted",{head},"error":{err_j},"maxRetries":{s.max_retries}}}'
+                )
             else:
-                rec["event"] = "job.dead_lettered"
-                rec["error"] = d_error[di]
-                rec["dlq"] = s.dlq
-                errs.append(d_error[di])
-            texts.append(_ENC.encode(rec).decode())
+                texts.append(f'{{"event":"job.dead_lettered",{head},"error":{err_j},"dlq":{dlq_j}}}')
+            errs.append(err)
         job_tpl = np.where(sub == OK, -1, d["tpl"][logged]).astype(np.int32)
         seq2 = np.full(len(logged), 2, np.int64)
         add(d_inv[logged], d["end"][logged], seq2, lv, job_tpl, logged.astype(np.int64), texts, errs)

@@ -228,8 +228,20 @@ def ground_truth(sim: Simulation) -> dict[str, Any]:
     }
 
 
+_ONE_PER_LINE = ("errors", "dlq")
+
+
 def write_ground_truth(sim: Simulation, path: Path) -> dict[str, Any]:
+    """Write ``ground_truth.json``: indented, except one compact record per line in the long lists."""
     gt = ground_truth(sim)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(msgspec.json.format(msgspec.json.encode(gt), indent=1) + b"\n")
+    enc = msgspec.json.encode
+    parts = []
+    for key, value in gt.items():
+        if key in _ONE_PER_LINE and value:
+            body = b"[\n  " + b",\n  ".join(enc(v) for v in value) + b"\n ]"
+        else:
+            body = msgspec.json.format(enc(value), indent=1).replace(b"\n", b"\n ")
+        parts.append(b" " + enc(key) + b": " + body)
+    path.write_bytes(b"{\n" + b",\n".join(parts) + b"\n}\n")
     return gt

@@ -58,8 +58,9 @@ class Api:
         self.http.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """One sandbox process shared by the tests of this folder (each test uses its own account)."""
     with running_sandbox(tmp_path_factory.mktemp("sandbox"), token=TOKEN, rate_limit="0") as sb:
         yield sb
 

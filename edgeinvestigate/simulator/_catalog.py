@@ -55,7 +55,7 @@ NOISE_ERRORS: tuple[NoiseError, ...] = (
     _e("N007", "R2 PUT {path} failed with status {status} (ray {ray})", "transient", weight=1.5),
     _e("N008", "Too many subrequests by single Worker invocation for job {job}", "transient", weight=0.5),
     # IMAGE_PROCESSING
-    _e("N010", "Unsupported image format {quoted} for object {path}", "permanent", IMG, 2),
+    _e("N010", "Unsupported image format {imgformat} for object {path}", "permanent", IMG, 2),
     _e("N011", "R2 object {path} not found", "permanent", IMG, 2),
     _e("N012", "Image dimensions {int}x{int} exceed the limit of 12000 px for {uuid}", "permanent", IMG),
     _e("N013", "Image {hex16} decode failed: corrupt JPEG data: {int} extraneous bytes", "permanent", IMG),

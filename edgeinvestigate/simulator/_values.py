@@ -354,6 +354,7 @@ KINDS: dict[str, Gen] = {
     "customer": _customer,
     "job": _job,
     # context fields: filled from the failing job when the engine knows them, random otherwise
+    "imgformat": _pick(['"tiff"', '"bmp"', '"jxl"', '"psd"', '"raw"', '"eps"']),
     "template": _quoted,
     "bad": _quoted,
     "type": _pick(

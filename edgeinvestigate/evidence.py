@@ -12,7 +12,6 @@ counts, the load report).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -31,10 +30,11 @@ import pyarrow.parquet as pq
 from ._time import parse_time
 from ._version import __version__
 from .errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
-from .loaders._common import ALL_FRAMES, FileContext
-from .report_model import FileReport, LoadReport
+from .loaders._common import ALL_FRAMES
+from .loaders._worker import LoadResult, load_one, load_one_to_ipc, read_ipc
+from .report_model import LoadReport
 from .schema import conform, empty_frame
-from .sources import SOURCES, expand_paths, sniff_file
+from .sources import SOURCES, expand_paths
 
 __all__ = ["BUNDLE_FORMAT", "Evidence", "concat_frames", "load"]
 
@@ -292,62 +292,6 @@ def _ms(ts: pd.Timestamp | None) -> int | None:
     return None if ts is None else int(ts.value // 1_000_000)
 
 
-def _load_one(
-    path: Path,
-    source: str,
-    since_ms: int | None,
-    until_ms: int | None,
-    strict: bool,
-    frames: tuple[str, ...],
-    in_dir: bool = False,
-) -> tuple[dict[str, pa.Table] | None, FileReport, tuple[str, dict[str, Any]] | None]:
-    """Load one file (in this process or a worker). Errors come back as data (they pickle badly)."""
-    st = path.stat()
-    report = FileReport(path=str(path), source=source, size=st.st_size, mtime_ns=st.st_mtime_ns)
-    try:
-        if not source:
-            try:
-                detected = sniff_file(path)
-            except LoadError as exc:
-                if not in_dir or strict:
-                    raise
-                # a foreign file inside a directory tree: list it, load the rest
-                report.source = "unknown"
-                FileContext(path=str(path), source="unknown", report=report).issue(
-                    "format", exc.message, expected=f"a telemetry file ({', '.join(SOURCES)})"
-                )
-                return None, report, None
-            if detected is None:
-                report.source = "empty"
-                return None, report, None
-            source = report.source = detected
-        ctx = FileContext(
-            path=str(path),
-            source=source,
-            since_ms=since_ms,
-            until_ms=until_ms,
-            strict=strict,
-            frames=frames,
-            report=report,
-        )
-        tables = SOURCES[source].loader(path, ctx)
-        report.sha256 = _sha256(path)
-    except ParseError as exc:
-        return None, report, ("parse", {"message": exc.message, "path": exc.path, "line": exc.line,
-                                         "offset": exc.offset, "hint": exc.hint})  # fmt: skip
-    except EdgeInvestigateError as exc:
-        return None, report, (type(exc).__name__, {"message": exc.message, "hint": exc.hint})
-    return tables, report, None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(4 * 1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _raise(err: tuple[str, dict[str, Any]]) -> None:
     kind, d = err
     if kind == "parse":
@@ -434,75 +378,46 @@ def _run(
     strict: bool,
     frames: tuple[str, ...],
     jobs: int | None,
-) -> list[tuple[dict[str, pa.Table] | None, FileReport, tuple[str, dict[str, Any]] | None]]:
+) -> list[LoadResult]:
+    """Load every planned file; large Logpush inputs in this process plus worker processes."""
     big = [j for j in plan if not j.source or SOURCES[j.source].parallel]
     n_workers = jobs if jobs is not None else min(os.cpu_count() or 1, max(1, len(big)))
     if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
         n_workers = 1
-    if n_workers <= 1 or len(plan) <= 1:
-        return [_load_one(j.path, j.source, since_ms, until_ms, strict, frames, j.in_dir) for j in plan]
+    n_workers = min(n_workers, len(plan))
+    args = (since_ms, until_ms, strict, frames)
+    if n_workers <= 1:
+        return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
+    # Longest-processing-time-first split: this process takes one share, the workers the others.
+    shares: list[list[int]] = [[] for _ in range(n_workers)]
+    loads = [0] * n_workers
+    for i in sorted(range(len(plan)), key=lambda i: -plan[i].size):
+        k = loads.index(min(loads))
+        shares[k].append(i)
+        loads[k] += plan[i].size
     import multiprocessing as mp
 
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["edgeinvestigate.evidence"])
-    order = sorted(range(len(plan)), key=lambda i: -plan[i].size)  # biggest first balances best
+    ctx.set_forkserver_preload(["edgeinvestigate.loaders._worker"])  # no pandas in the workers
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
     tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-load-", dir=shm if shm.is_dir() else None))
+    results: dict[int, LoadResult] = {}
     try:
-        with ProcessPoolExecutor(max_workers=min(n_workers, len(plan)), mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=n_workers - 1, mp_context=ctx) as pool:
             futures = {
                 i: pool.submit(
-                    _load_one_to_ipc,
-                    tmp / str(i),
-                    plan[i].path,
-                    plan[i].source,
-                    since_ms,
-                    until_ms,
-                    strict,
-                    frames,
-                    plan[i].in_dir,
+                    load_one_to_ipc, tmp / str(i), plan[i].path, plan[i].source, *args, plan[i].in_dir
                 )
-                for i in order
+                for share in shares[1:]
+                for i in share
             }
-            return [_read_ipc(*futures[i].result()) for i in range(len(plan))]
+            for i in shares[0]:
+                results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
+            for i, fut in futures.items():
+                results[i] = read_ipc(*fut.result())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _load_one_to_ipc(
-    prefix: Path,
-    path: Path,
-    source: str,
-    since_ms: int | None,
-    until_ms: int | None,
-    strict: bool,
-    frames: tuple[str, ...],
-    in_dir: bool,
-) -> tuple[dict[str, str] | None, FileReport, tuple[str, dict[str, Any]] | None]:
-    """In a worker: load one file and hand the tables over as Arrow IPC files (no pickling of data)."""
-    tables, report, err = _load_one(path, source, since_ms, until_ms, strict, frames, in_dir)
-    if tables is None:
-        return None, report, err
-    out = {}
-    for name, table in tables.items():
-        fname = f"{prefix}.{name}.arrow"
-        with pa.OSFile(fname, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-            writer.write_table(table)
-        out[name] = fname
-    return out, report, err
-
-
-def _read_ipc(
-    paths: dict[str, str] | None, report: FileReport, err: tuple[str, dict[str, Any]] | None
-) -> tuple[dict[str, pa.Table] | None, FileReport, tuple[str, dict[str, Any]] | None]:
-    if paths is None:
-        return None, report, err
-    tables = {}
-    for name, fname in paths.items():
-        # memory-mapped: the frames use the worker's buffers without a copy
-        tables[name] = pa.ipc.open_file(pa.memory_map(fname)).read_all()
-        os.unlink(fname)
-    return tables, report, err
+    return [results[i] for i in range(len(plan))]
 
 
 def frames_of(ev: Evidence) -> dict[str, pd.DataFrame]:

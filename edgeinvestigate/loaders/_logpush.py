@@ -489,10 +489,11 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for block, line0 in iter_line_blocks(path, ctx):
+        line = 1
+        for block, _ in iter_line_blocks(path, ctx, count_lines=False):
             rows = Rows()
             sparse: JobSparse = []
-            _load_block(block, line0, rows, ctx, sparse)
+            line = _load_block(block, line, rows, ctx, sparse)
             _flush(rows, chunks, sparse)
     finally:
         if gc_was_enabled:
@@ -511,7 +512,8 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     return out
 
 
-def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: JobSparse) -> None:
+def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: JobSparse) -> int:
+    """Read the lines of one block (the first is line ``line0``); returns the next line number."""
     inv, log, exc = rows.inv, rows.log, rows.exc
     i_id, i_ts, i_script, i_ver, i_trig = (inv[c] for c in INV_COLS[:5])
     i_queue, i_batch, i_out, i_failed, i_cpu, i_wall = (inv[c] for c in INV_COLS[5:11])
@@ -656,3 +658,4 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
     report.invocations += n_inv
     report.logs += n_log_rows
     report.exceptions += n_exc_rows
+    return lineno if block.endswith(b"\n") else lineno + 1

@@ -1,0 +1,122 @@
+"""Loading one file, in this process or in a worker process (imports no pandas).
+
+Errors travel back as data: exception classes with keyword-only arguments do not pickle.
+Workers hand their tables over as Arrow IPC files (in ``/dev/shm`` when there is one) that the
+parent memory-maps, so no table is pickled or copied on the way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import EdgeInvestigateError, LoadError, ParseError
+from ..report_model import FileReport
+from ..sources import SOURCES, sniff_file
+from ._common import FileContext
+
+__all__ = ["LoadResult", "load_one", "load_one_to_ipc", "read_ipc"]
+
+ErrorData = tuple[str, dict[str, Any]]
+LoadResult = tuple[dict[str, pa.Table] | None, FileReport, ErrorData | None]
+
+
+def load_one(
+    path: Path,
+    source: str,
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    in_dir: bool = False,
+) -> LoadResult:
+    """Load one file with its registered (or sniffed) loader."""
+    st = path.stat()
+    report = FileReport(path=str(path), source=source, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    try:
+        if not source:
+            try:
+                detected = sniff_file(path)
+            except LoadError as exc:
+                if not in_dir or strict:
+                    raise
+                # a foreign file inside a directory tree: list it, load the rest
+                report.source = "unknown"
+                FileContext(path=str(path), source="unknown", report=report).issue(
+                    "format", exc.message, expected=f"a telemetry file ({', '.join(SOURCES)})"
+                )
+                return None, report, None
+            if detected is None:
+                report.source = "empty"
+                return None, report, None
+            source = report.source = detected
+        ctx = FileContext(
+            path=str(path),
+            source=source,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            strict=strict,
+            frames=frames,
+            report=report,
+        )
+        tables = SOURCES[source].loader(path, ctx)
+        report.sha256 = sha256_file(path)
+    except ParseError as exc:
+        err = {
+            "message": exc.message,
+            "path": exc.path,
+            "line": exc.line,
+            "offset": exc.offset,
+            "hint": exc.hint,
+        }
+        return None, report, ("parse", err)
+    except EdgeInvestigateError as exc:
+        return None, report, (type(exc).__name__, {"message": exc.message, "hint": exc.hint})
+    return tables, report, None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_one_to_ipc(
+    prefix: Path,
+    path: Path,
+    source: str,
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    in_dir: bool,
+) -> tuple[dict[str, str] | None, FileReport, ErrorData | None]:
+    """In a worker: load one file and write its tables as Arrow IPC files named ``prefix.*``."""
+    tables, report, err = load_one(path, source, since_ms, until_ms, strict, frames, in_dir)
+    if tables is None:
+        return None, report, err
+    out = {}
+    for name, table in tables.items():
+        table = table.unify_dictionaries()  # one dictionary per column: what the IPC file format holds
+        fname = f"{prefix}.{name}.arrow"
+        with pa.OSFile(fname, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        out[name] = fname
+    return out, report, err
+
+
+def read_ipc(paths: dict[str, str] | None, report: FileReport, err: ErrorData | None) -> LoadResult:
+    """In the parent: memory-map the tables a worker wrote (no copy) and remove the files."""
+    if paths is None:
+        return None, report, err
+    tables = {}
+    for name, fname in paths.items():
+        tables[name] = pa.ipc.open_file(pa.memory_map(fname)).read_all()
+        os.unlink(fname)
+    return tables, report, err

@@ -143,9 +143,10 @@ class MethodDispatch:
         self.by_method = by_method
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = self.by_method.get(scope["method"])
+        method = scope["method"]
+        app = self.by_method.get("GET" if method == "HEAD" else method)
         if app is None:
-            allow = ", ".join(sorted(self.by_method))
+            allow = ", ".join(sorted(set(self.by_method) | ({"HEAD"} if "GET" in self.by_method else set())))
             err = SandboxHTTPError(
                 "method_not_allowed", f"{scope['method']} {scope['path']} (allowed: {allow})"
             )

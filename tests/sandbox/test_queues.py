@@ -393,4 +393,10 @@ def test_limits_give_cloudflare_style_errors(api, sandbox):
 
 def test_unknown_route_and_method(api):
     _error(api.call("GET", "/queues/abc/nothing-here", validate=False), 404, 7003)  # not in the spec
-    _error(api.call("DELETE", "/queues", validate=False), 405, 7001)
+    resp = api.call("DELETE", "/queues", validate=False)
+    _error(resp, 405, 7001)
+    assert resp.headers["Allow"] == "GET, HEAD"
+    head = api.call("HEAD", "/queues", validate=False)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert "Ratelimit" in head.headers

@@ -55,6 +55,15 @@ class Driver:
                 if spare > 0:
                     time.sleep(spare)
 
+    def trigger_cron(self, cron: str, scheduled_ms: int) -> None:
+        """Fire the producer's cron trigger once (wrangler dev's /cdn-cgi/handler/scheduled)."""
+        with self._client() as client:
+            resp = client.get("/cdn-cgi/handler/scheduled", params={"cron": cron, "time": str(scheduled_ms)})
+            if resp.status_code != 200:
+                raise EdgeInvestigateError(
+                    f"the cron trigger {cron!r} failed: HTTP {resp.status_code} {resp.text[:300]}"
+                )
+
     def outage(self, job_type: str, seconds: float, reason: str) -> dict[str, Any]:
         with self._client() as client:
             resp = client.put("/admin/outage", json={"type": job_type, "seconds": seconds, "reason": reason})

@@ -43,7 +43,7 @@ from ..errors import EdgeInvestigateError
 from ._driver import Driver
 from ._procs import ProcessSet, wait_until
 from ._runtime import Deploy, RuntimeSettings, WranglerRuntime, ensure_node_modules, find_lab_dir
-from ._traffic import Job, baseline_jobs, incident_jobs, poison_job, recovery_jobs
+from ._traffic import Job, baseline_jobs, incident_jobs, poison_job, recovery_jobs, scheduled_job
 from ._watch import TraceWatcher
 
 __all__ = [
@@ -207,6 +207,7 @@ class _Run:
                 },
             )
             ready = self.state / "collector.ready.json"
+            ready.unlink(missing_ok=True)  # a reused state folder must not point at an old collector
             collector = procs.start(
                 "collector",
                 [
@@ -251,11 +252,17 @@ class _Run:
 
         with self.step("baseline", f"baseline traffic on {GOOD.version}: {opts.baseline} jobs") as rec:
             jobs = baseline_jobs(opts.baseline, self.rng)
-            self.phase("baseline", GOOD, jobs)
+            # the daily report, through the scheduled queue (Cron Trigger)
+            cron_ms = int(time.time() // 60 * 60_000)
+            cron_job = scheduled_job(cron_ms)
+            self.phase("baseline", GOOD, [*jobs, cron_job])
             driver.send(jobs, rate=opts.rate)
+            driver.trigger_cron("0 6 * * *", cron_ms)
             rec["settled_after_s"] = round(
                 driver.wait_settled(
-                    [j.job_id for j in jobs], timeout=opts.settle_timeout, what="the baseline jobs"
+                    [*(j.job_id for j in jobs), cron_job.job_id],
+                    timeout=opts.settle_timeout,
+                    what="the baseline jobs",
                 ),
                 2,
             )
@@ -471,4 +478,33 @@ def run_lab(opts: LabOptions, *, say: Callable[[str], None] | None = None) -> La
     Results go to ``opts.out_dir`` (default ``lab/.state/last-run``), which is emptied first.
     """
     speak = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    return _Run(opts, speak).run()
+    with _terminate_as_exit():
+        return _Run(opts, speak).run()
+
+
+class LabTerminated(SystemExit):
+    """SIGTERM/SIGHUP arrived: unwind (stopping every child process), then exit 128 + signal."""
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into an exception, so the ``finally`` that stops the children runs.
+
+    (The children run in their own sessions and never see the signal themselves.)
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise LabTerminated(128 + signum)
+
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)

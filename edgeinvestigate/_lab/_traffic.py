@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["JOB_TYPES", "Expect", "Job", "baseline_jobs", "incident_jobs", "poison_job", "recovery_jobs"]
+__all__ = [
+    "JOB_TYPES",
+    "Expect",
+    "Job",
+    "baseline_jobs",
+    "incident_jobs",
+    "poison_job",
+    "recovery_jobs",
+    "scheduled_job",
+]
 
 JOB_TYPES = ("IMAGE_PROCESSING", "EMAIL_DELIVERY", "REPORT_GENERATION", "DATA_SYNC", "WEBHOOK_PROCESSING")
 _WEIGHTS = (25, 25, 15, 15, 20)
@@ -111,6 +120,17 @@ def baseline_jobs(n: int, rng: random.Random, phase: str = "baseline") -> list[J
             why = "transient failure, recovers on retry"
         jobs.append(Job(job_id, job_type, body, "succeed", phase, why))
     return jobs
+
+
+def scheduled_job(scheduled_ms: int, cron: str = "0 6 * * *") -> Job:
+    """The job the producer's cron trigger enqueues on the scheduled queue (built by the Worker)."""
+    job_id = f"scheduled-{scheduled_ms}"
+    body = {
+        "type": "REPORT_GENERATION",
+        "payload": {"jobId": job_id, "reportId": "daily-usage", "range": "1d", "cron": cron},
+        "metadata": {"attempts": 0},
+    }
+    return Job(job_id, "REPORT_GENERATION", body, "succeed", "scheduled", "cron trigger")
 
 
 def poison_job(rng: random.Random, phase: str = "poison") -> Job:

@@ -7,6 +7,9 @@
  *   PUT  /admin/outage    {"type": JobType, "seconds": n} starts a simulated dependency outage
  *   DELETE /admin/outage  {"type": JobType} ends it
  *   GET  /health
+ *   scheduled()           the cron trigger (Scheduled queue: time-based tasks via Cron Triggers):
+ *                         enqueues the daily usage report onto the scheduled queue, job id
+ *                         `scheduled-<scheduledTime>` (in the lab: GET /cdn-cgi/handler/scheduled)
  *
  * Valid jobs are sent to the immediate queue as JSON messages. A job without `payload.jobId` gets
  * one. Replays (from `edgeinvestigate replay`, forwarded by the sandbox) are ordinary jobs that
@@ -96,7 +99,24 @@ async function outage(request, env) {
   return json({ type: value.type, outage: true, until: new Date(until).toISOString() });
 }
 
+/**
+ * @param {ScheduledController} controller
+ * @param {any} env
+ */
+async function scheduled(controller, env) {
+  const at = new Date(controller.scheduledTime).toISOString();
+  const job = {
+    type: "REPORT_GENERATION",
+    payload: { jobId: `scheduled-${controller.scheduledTime}`, reportId: "daily-usage", range: "1d", cron: controller.cron },
+    metadata: { attempts: 0, originalTimestamp: at },
+  };
+  await env.SCHEDULED_QUEUE.send(job, { contentType: "json" });
+  logEvent("log", { event: "job_enqueued", jobId: job.payload.jobId, type: job.type, attempt: 0, queue: "jobs-scheduled" });
+}
+
 export default {
+  scheduled,
+
   /**
    * @param {Request} request
    * @param {any} env

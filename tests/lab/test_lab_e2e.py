@@ -67,7 +67,8 @@ def _check_loaders_read_real_workerd_traceitems(events) -> None:
     assert (inv["cpu_ms"] == 0).all()
     assert (inv["wall_ms"] == 0).all()
     queue = inv[inv["trigger"] == "queue"]
-    assert set(queue["queue"].astype(str)) == {"jobs-immediate", "jobs-dlq"}
+    assert set(queue["queue"].astype(str)) == {"jobs-immediate", "jobs-scheduled", "jobs-dlq"}
+    assert (inv["trigger"] == "scheduled").sum() == 1  # the cron trigger fired once
     # the poison message: the handler threw, workerd 2026-04-26 still says outcome "ok"
     crashed = queue[(queue["outcome"] == "ok") & (queue["n_exceptions"] > 0)]
     assert len(crashed) >= 4  # max_retries 3 -> 4 deliveries

@@ -36,11 +36,13 @@ def test_every_wrangler_config_is_offline_ready() -> None:
     configs = {p.stem: json.loads(p.read_text()) for p in (lab / "wrangler").glob("*.json")}
     assert set(configs) == {"producer", "consumer", "dlq-consumer", "tail"}
     assert all(c["no_bundle"] is True for c in configs.values())
-    (consumer,) = configs["consumer"]["queues"]["consumers"]
-    assert consumer["queue"] == "jobs-immediate"
-    assert consumer["dead_letter_queue"] == "jobs-dlq"
-    assert consumer["max_retries"] == int(configs["consumer"]["vars"]["MAX_RETRIES"])
-    assert configs["dlq-consumer"]["vars"]["SOURCE_MAX_RETRIES"] == str(consumer["max_retries"])
+    consumers = configs["consumer"]["queues"]["consumers"]
+    assert [c["queue"] for c in consumers] == ["jobs-immediate", "jobs-scheduled"]
+    for consumer in consumers:
+        assert consumer["dead_letter_queue"] == "jobs-dlq"
+        assert consumer["max_retries"] == int(configs["consumer"]["vars"]["MAX_RETRIES"])
+        assert configs["dlq-consumer"]["vars"]["SOURCE_MAX_RETRIES"] == str(consumer["max_retries"])
+    assert configs["producer"]["triggers"]["crons"] == ["0 6 * * *"]
     for name in ("producer", "consumer", "dlq-consumer"):
         assert configs[name]["tail_consumers"] == [{"service": "jobs-tail"}]
     lock = json.loads((lab / "package-lock.json").read_text())

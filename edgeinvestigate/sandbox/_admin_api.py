@@ -110,8 +110,6 @@ async def create_queue(request: Request, ctx: SandboxContext) -> Any:
         if enc not in ("plain", "base64"):
             raise SandboxHTTPError("bad_request", "json_body_encoding must be 'plain' or 'base64'")
         options["json_body_encoding"] = enc
-    elif ctx.store.queue_by_name(account, name) is None:
-        options["json_body_encoding"] = ctx.config.json_body_encoding
     consumer = _consumer(_obj(body["consumer"], "consumer")) if body.get("consumer") else None
     q = ctx.store.upsert_queue(account, name, settings=settings, consumer=consumer, options=options)
     return q.to_api()

@@ -36,7 +36,7 @@ class SandboxContext:
         from ._tails import TailHub
 
         self.config = config
-        self.store = Store(config.state_dir)
+        self.store = Store(config.state_dir, default_json_encoding=config.json_body_encoding)
         self.faults = FaultInjector(config.faults)
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
         self.tails: TailHub = TailHub(self)

@@ -174,8 +174,9 @@ def parse_ref(ref: str) -> tuple[str, int, str] | None:
 class Store:
     """SQLite-backed state of every account served by one sandbox process."""
 
-    def __init__(self, state_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path | None = None, *, default_json_encoding: str = "plain") -> None:
         self.state_dir = state_dir
+        self.default_json_encoding = default_json_encoding
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
             target = str(state_dir / DB_NAME)
@@ -248,11 +249,12 @@ class Store:
         self, conn: sqlite3.Connection, account_id: str, name: str, settings: dict[str, Any]
     ) -> QueueRow:
         now = iso(self.now_ms())
-        q = QueueRow(new_id(), account_id, name, now, now, settings, None, {}, {})
+        options = {"json_body_encoding": self.default_json_encoding}
+        q = QueueRow(new_id(), account_id, name, now, now, settings, None, options, {})
         conn.execute(
             "INSERT INTO queues (queue_id, account_id, queue_name, created_on, modified_on, settings,"
-            " consumer, options, purge) VALUES (?, ?, ?, ?, ?, ?, NULL, '{}', '{}')",
-            (q.queue_id, account_id, name, now, now, json.dumps(settings)),
+            " consumer, options, purge) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, '{}')",
+            (q.queue_id, account_id, name, now, now, json.dumps(settings), json.dumps(options)),
         )
         return q
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -78,8 +79,15 @@ def test_acknowledged_pushes_survive_kill_9(tmp_path):
 
 
 def test_without_state_dir_a_restart_starts_empty(tmp_path):
-    with running_sandbox(tmp_path) as sb:
-        sb.create_queue("acct", "jobs")
+    with running_sandbox(tmp_path, json_bodies="base64") as sb:
+        sb.create_queue("acct", "jobs", consumer={"type": "http_pull", "dead_letter_queue": "jobs-dlq"})
+        queues = sb.state()["accounts"]["acct"]["queues"]
+        # --json-bodies is the default of every queue, the automatically created DLQ included
+        assert {q["json_body_encoding"] for q in queues.values()} == {"base64"}
+        sb.load_messages("acct", "jobs", [{"id": "j1", "body": {"a": 1}}])
+        with sb.client() as c:
+            peeked = c.post(f"/accounts/acct/queues/{queues['jobs']['queue_id']}/messages/peek", json={})
+        assert base64.b64decode(peeked.json()["result"]["messages"][0]["body"]) == b'{"a":1}'
         sb.restart()
         assert sb.state()["accounts"] == {}
         assert sb.state()["persistent"] is False

@@ -7,14 +7,18 @@ first, then the first mask in this order), so specific shapes (a UUID, a URL, an
 over the generic ones (a hex id, an integer) that would match a piece of them.
 
 The list covers Sentry's message parameterisation (email, url, hostname, ip, uuid, sha1/md5/hex,
-date, duration, float, int, quoted string, bool, traceparent) and adds what Workers and Queues
-messages carry: Cloudflare ray ids, ULID and prefixed ids (``job_01J...``, ``cus_3fa9...``,
-``t_1234``), epoch timestamps, RFC 7231 dates, IPv6, paths and base64 blobs.
+date, duration, float, int, quoted string, traceparent) and adds what Workers and Queues messages
+carry: Cloudflare ray ids, ULID and prefixed ids (``job_01J...``, ``cus_3fa9...``, ``t_1234``),
+epoch timestamps, RFC 7231 dates, IPv6, paths, sizes and base64 blobs. Two deliberate differences
+from Sentry, because they merge different errors: booleans are not masked (``evaluated to true`` /
+``evaluated to false``), and 3-digit numbers from 100 to 599 (HTTP statuses) are left to the
+template step, which makes a slot variable only when it sees three or more different values.
 
 Two ways to apply them:
 
-* :func:`mask_keys` (vectorised): every variable part becomes ``<*>``. This is the grouping key; it
-  runs in DuckDB on all rows at once (both cores), on the distinct raw texts only.
+* :func:`mask_keys` (vectorised): every variable part becomes ``<*>`` (IPv6 addresses ``<ipv6>``).
+  This is the grouping key; it runs in DuckDB on all rows at once (both cores), on the distinct raw
+  texts only.
 * :func:`mask_typed` (one message, Python): every variable part becomes ``<name>`` (``<uuid>``,
   ``<int>``...) and the steps are recorded; used for the readable template of each cluster and by
   ``Clusters.explain``.
@@ -63,6 +67,10 @@ class Mask:
     pattern: str
     description: str
     py_pattern: str | None = None
+    #: the placeholder in the grouping key; masks with their own (``<ipv6>``) run in a pre-pass on
+    #: the texts that contain ``guard``, so the key keeps what tells two templates apart
+    key: str = PLACEHOLDER
+    guard: str = ""
 
     @property
     def python(self) -> str:
@@ -98,13 +106,17 @@ MASKS: Final[tuple[Mask, ...]] = (
         "RFC 7231 HTTP date",
     ),
     Mask("time", r"\b[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?\b", "time of day"),
+    Mask("ipv4", r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?::[0-9]{1,5})?\b", "IPv4 address (and :port)"),
     Mask(
-        "ip",
-        r"\b(?:[0-9]{1,3}\.){3}[0-9]{1,3}\b"
+        "ipv6",
+        rf"\[(?:{_HEX}{{0,4}}:){{2,7}}{_HEX}{{0,4}}\](?::[0-9]{{1,5}})?"
         rf"|\b(?:{_HEX}{{1,4}}:){{7}}{_HEX}{{1,4}}\b"
         rf"|\b(?:{_HEX}{{1,4}}:)+:(?:{_HEX}{{1,4}}(?::{_HEX}{{1,4}})*\b)?"
         rf"|::{_HEX}{{1,4}}(?::{_HEX}{{1,4}})*\b",
-        "IPv4 or IPv6 address",
+        "IPv6 address (and [address]:port); kept apart from IPv4 in the grouping key: `from <ipv4>`"
+        " and `from <ipv6>` are different messages",
+        key="<ipv6>",
+        guard="::",
     ),
     Mask(
         "hostname",
@@ -137,24 +149,45 @@ MASKS: Final[tuple[Mask, ...]] = (
         "prefixed id with digits (job_01J..., cus_3fa9..., t_1234)",
     ),
     Mask("size", r"\b[0-9]+x[0-9]+\b", "dimensions (1920x1080)"),
-    Mask("float", r"\b[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?\b", "decimal number"),
-    Mask("int", r"\b[0-9]+\b", "integer"),
     Mask("hex", rf"\b0[xX]{_HEX}+\b|\b[0-9a-f]{{8,}}\b|\b[0-9A-F]{{8,}}\b", "hex id (8+ digits), 0x..."),
-    Mask("base64", r"\b[A-Za-z0-9+/]{24,}", "unpadded base64 blob (24+ characters)"),
+    Mask(
+        "base64",
+        r"\b[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}|(?:^|\s)\+[A-Za-z0-9+/]{15,}={0,2}"
+        r"|(?:^|\s)/[A-Za-z0-9+/]{10,}={1,2}",
+        "base64 blob (15+ characters from its first letter; one that starts with + or / needs a space"
+        " before it, and a / one needs = padding, so paths stay paths)",
+        py_pattern=r"\b[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}|(?<!\S)\+[A-Za-z0-9+/]{15,}={0,2}"
+        r"|(?<!\S)/[A-Za-z0-9+/]{10,}={1,2}",
+    ),
+    Mask("float", r"\b[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?\b", "decimal number"),
+    Mask(
+        "int",
+        r"\b(?:[0-9]{1,2}|[06-9][0-9]{2}|[0-9]{4,})\b",
+        "integer, except 100..599: a 3-digit number in that range is usually an HTTP status, which is"
+        " left to the template step (a slot with 3+ different statuses becomes <*>; `status 200` and"
+        " `status 404` stay apart)",
+    ),
     Mask(
         "quoted",
         r"(?:^|[^A-Za-z0-9_])(?:\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`)",
         "quoted string (not an apostrophe inside a word)",
         py_pattern=r"(?<![A-Za-z0-9_])(?:\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`)",
     ),
-    Mask("bool", r"\b(?:true|false|True|False)\b", "boolean"),
 )
 
 
 @cache
 def combined_pattern(masks: tuple[Mask, ...] = MASKS) -> str:
-    """The one alternation of the vectorised pass (every mask a non-capturing alternative)."""
+    """The one alternation of the vectorised pass (every mask a non-capturing alternative).
+
+    Masks with their own key placeholder are in it too (as ``<*>``), for the texts their pre-pass
+    skipped.
+    """
     return "|".join(f"(?:{m.pattern})" for m in masks)
+
+
+def _prepasses(masks: tuple[Mask, ...]) -> list[Mask]:
+    return [m for m in masks if m.key != PLACEHOLDER]
 
 
 @cache
@@ -200,20 +233,32 @@ def normalise_placeholders(template: str) -> str:
     return " ".join(_TYPED_PLACEHOLDER.sub(PLACEHOLDER, template).split())
 
 
-def _duckdb_replace(arr: pa.Array, pattern: str, replacement: str) -> pa.Array:
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _duckdb_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
     import duckdb
 
+    expr = "t"
+    for m in _prepasses(masks):
+        replaced = f"regexp_replace({expr}, {_sql_literal(m.pattern)}, {_sql_literal(m.key)}, 'g')"
+        expr = f"CASE WHEN contains({expr}, {_sql_literal(m.guard)}) THEN {replaced} ELSE {expr} END"
+    expr = f"regexp_replace({expr}, {_sql_literal(combined_pattern(masks))}, '{PLACEHOLDER}', 'g')"
     con = duckdb.connect(config={"threads": 2})
     try:
-        tbl = pa.table({"t": arr})
-        con.register("texts", tbl)
-        rel = con.sql(
-            "SELECT regexp_replace(t, $p, $r, 'g') AS k FROM texts", params={"p": pattern, "r": replacement}
-        )
-        result = rel.to_arrow_table().column("k").combine_chunks()
+        con.register("texts", pa.table({"t": arr}))
+        result = con.sql(f"SELECT {expr} AS k FROM texts").to_arrow_table().column("k").combine_chunks()
     finally:
         con.close()
     return result.cast(pa.string())
+
+
+def _arrow_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
+    for m in _prepasses(masks):
+        has = pc.match_substring(arr, m.guard)
+        arr = pc.if_else(has, pc.replace_substring_regex(arr, m.pattern, m.key), arr)
+    return pc.replace_substring_regex(arr, combined_pattern(masks), PLACEHOLDER)
 
 
 def mask_keys(texts: pa.Array | pa.ChunkedArray, masks: tuple[Mask, ...] = MASKS) -> pa.Array:
@@ -229,7 +274,6 @@ def mask_keys(texts: pa.Array | pa.ChunkedArray, masks: tuple[Mask, ...] = MASKS
     if len(texts) == 0:
         return pa.array([], type=pa.string())
     texts = pc.utf8_slice_codeunits(texts, 0, MAX_TEXT)
-    pattern = combined_pattern(masks)
     if len(texts) < 20_000:
-        return pc.replace_substring_regex(texts, pattern, PLACEHOLDER)
-    return _duckdb_replace(texts, pattern, PLACEHOLDER)
+        return _arrow_keys(texts, masks)
+    return _duckdb_keys(texts, masks)

@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from ._masking import PLACEHOLDER, normalise_placeholders
+from ._masking import PLACEHOLDER
 
 __all__ = [
     "MIN_DISTINCT",
@@ -42,6 +42,8 @@ __all__ = [
 
 #: a token slot needs this many different plain words (without a masked value) to become ``<*>``
 MIN_DISTINCT: Final = 3
+#: a group (same token count) with more templates than this skips the subsumption pass
+MAX_SUBSUME: Final = 3000
 #: strings longer than this many tokens are not merged (they are kept as they are)
 MAX_TOKENS: Final = 400
 
@@ -67,13 +69,20 @@ def merge_templates(keys: Sequence[str], min_distinct: int = MIN_DISTINCT) -> li
     return [out_by_key[k] for k in keys]
 
 
+_TOKEN = re.compile(r"<\*>|<ipv6>|[^\W_]+(?:_[^\W_]+)*|\S", re.UNICODE)
+#: placeholders of the grouping key other than ``<*>``: never generalised into ``<*>``
+KEY_PLACEHOLDERS: Final = frozenset({"<ipv6>"})
+
+
 def tokens(key: str) -> tuple[str, ...]:
-    """Whitespace tokens of a masked string, with every ``<*>`` a token of its own.
+    """Tokens of a masked string: placeholders, words (letters, digits, inner ``_``) and single
+    punctuation characters; whitespace only separates.
 
     Masks may take one character of context with them (RE2 has no look-around), so ``x <*>`` and
-    ``x<*>`` must read the same.
+    ``x<*>`` must read the same; and ``329)`` (a number the masks leave alone) must have as many
+    tokens as ``<*>)``.
     """
-    return tuple(key.replace(PLACEHOLDER, f" {PLACEHOLDER} ").split())
+    return tuple(_TOKEN.findall(key))
 
 
 def _merge_group(
@@ -91,42 +100,79 @@ def _merge_group(
                 buckets[t[:p] + t[p + 1 :]].add(t[p])
             rewrite: dict[tuple[str, ...], tuple[str, ...]] = {}
             for rest, values in buckets.items():
-                if len(values) < 2:
+                plain = {v for v in values if v != PLACEHOLDER and v not in KEY_PLACEHOLDERS}
+                if not plain or (PLACEHOLDER not in values and len(plain) < min_distinct):
                     continue
-                if PLACEHOLDER in values or len(values) >= min_distinct:
-                    merged = (*rest[:p], PLACEHOLDER, *rest[p:])
-                    for v in values:
-                        rewrite[(*rest[:p], v, *rest[p:])] = merged
+                merged = (*rest[:p], PLACEHOLDER, *rest[p:])
+                for v in plain:
+                    rewrite[(*rest[:p], v, *rest[p:])] = merged
             if rewrite:
                 changed = True
                 for key, tpl in current.items():
                     if tpl in rewrite:
                         current[key] = rewrite[tpl]
                 templates = sorted(set(current.values()))
-    return current
+    return _subsume(current)
 
 
-_TYPED_SPLIT = re.compile(r"(<[a-z0-9_]+>|\s+)")
+def _generalises(g: tuple[str, ...], t: tuple[str, ...]) -> bool:
+    return all(a == b or (a == PLACEHOLDER and b not in KEY_PLACEHOLDERS) for a, b in zip(g, t, strict=True))
+
+
+def _subsume(current: dict[tuple[str, ...], tuple[str, ...]]) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """A template that is an instance of a more general one (``<*>`` where it has a word) joins it.
+
+    This catches strings whose variable words changed in several slots at once (no bucket of
+    step 2 can see them vary alone). The most specific generalisation wins (fewest ``<*>``, then the
+    smallest), chains are followed, so the result still depends only on the set of strings.
+    Skipped for groups of more than :data:`MAX_SUBSUME` templates (quadratic).
+    """
+    templates = sorted(set(current.values()))
+    if len(templates) > MAX_SUBSUME:
+        return current
+    by_wild = sorted(templates, key=lambda t: (t.count(PLACEHOLDER), t))
+    parent: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for t in templates:
+        n = t.count(PLACEHOLDER)
+        for g in by_wild:
+            if g.count(PLACEHOLDER) > n and _generalises(g, t):
+                parent[t] = g
+                break
+    if not parent:
+        return current
+
+    def root(t: tuple[str, ...]) -> tuple[str, ...]:
+        while t in parent:
+            t = parent[t]
+        return t
+
+    return {k: root(v) for k, v in current.items()}
+
+
+_TYPED_TOKEN = re.compile(r"<[a-z0-9_*]+>|[^\W_]+(?:_[^\W_]+)*|\S", re.UNICODE)
 
 
 def display_template(template: str, typed_example: str) -> str:
-    """The readable form of a template: the typed masking of one example, with the slots that the
-    template step made variable shown as ``<*>``; falls back to ``template`` if they do not align."""
-    slots = template.split()
-    parts = _TYPED_SPLIT.split(typed_example)
+    """The readable form of a template: the typed masking of one example (original spacing, typed
+    placeholders), with the slots that the template step made variable shown as ``<*>``; falls
+    back to ``template`` if the two do not align token for token."""
+    slots = template.split(" ")
+    out: list[str] = []
+    pos = 0
     i = 0
-    out = []
-    for part in parts:
-        if not part or part.isspace():
-            out.append(part)
-            continue
+    for m in _TYPED_TOKEN.finditer(typed_example):
+        part = m.group(0)
         if i >= len(slots):
             return template
-        if slots[i] == PLACEHOLDER and not (part.startswith("<") and part.endswith(">")):
+        slot = slots[i]
+        is_placeholder = len(part) > 2 and part.startswith("<") and part.endswith(">")
+        if slot == PLACEHOLDER and not is_placeholder:
             part = PLACEHOLDER
-        elif slots[i] != PLACEHOLDER and slots[i] != part:
+        elif slot != PLACEHOLDER and slot not in KEY_PLACEHOLDERS and slot != part:
             return template
+        out.append(typed_example[pos : m.start()])
         out.append(part)
+        pos = m.end()
         i += 1
     if i != len(slots):
         return template
@@ -136,10 +182,11 @@ def display_template(template: str, typed_example: str) -> str:
 def cluster_id_for(template: str, fingerprint: str = "") -> str:
     """The stable id of a cluster: a hash of its normalised template (and stack fingerprint).
 
-    Typed placeholders (``<uuid>``) count as ``<*>`` and whitespace runs as one space, so the id
-    does not change when the readable template is shown with different placeholder names.
+    ``template`` is the normalised template of the template step (``<*>`` slots, tokens joined by
+    one space), never the readable one, so the id does not depend on which example was used to
+    name the placeholders.
     """
-    text = normalise_placeholders(template)
+    text = " ".join(template.split())
     if fingerprint:
         text += "\n@" + fingerprint
     return "c" + hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()

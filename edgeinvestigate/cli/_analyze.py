@@ -1,0 +1,70 @@
+"""``edgeinvestigate analyze``: rank root-cause findings for an evidence bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+__all__ = ["analyze"]
+
+
+@click.command(
+    "analyze",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Examples:\n\n"
+        "  edgeinvestigate analyze evidence/INC-123\n\n"
+        "  edgeinvestigate analyze evidence/INC-123 --format json --out findings.json"
+    ),
+)
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Print a readable summary or the full findings as JSON.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the full findings as JSON to this file (for reports).",
+)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TOML or JSON file of cluster merge/split rules.",
+)
+@click.option(
+    "--tenant-field",
+    "tenant_fields",
+    multiple=True,
+    help="Payload field that names a tenant (repeatable; default: tenant, tenantId, customerId, ...).",
+)
+def analyze(
+    bundle: Path, fmt: str, out: Path | None, rules: Path | None, tenant_fields: tuple[str, ...]
+) -> None:
+    """Rank root-cause hypotheses for BUNDLE (a directory written by `collect`)."""
+    from ..analysis import TENANT_FIELDS
+    from ..analysis import analyze as run_analysis
+    from ..clustering import cluster
+    from ..errors import ConfigError
+    from ..evidence import Evidence
+
+    ev = Evidence.open(bundle)
+    clusters = cluster(ev, rules=rules)
+    findings = run_analysis(ev, clusters, tenant_fields=tenant_fields or TENANT_FIELDS)
+    text = findings.model_dump_json(indent=2)
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write findings to {out}: {exc.strerror}", hint="choose another --out"
+            ) from exc
+    click.echo(text if fmt == "json" else findings.to_text())
+    if out is not None and fmt != "json":
+        click.echo(f"findings written to {out}", err=True)

@@ -1,0 +1,92 @@
+"""``edgeinvestigate clusters``: group the errors of an evidence bundle into stable templates."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import click
+
+__all__ = ["clusters"]
+
+
+@click.command(
+    "clusters",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Examples:\n\n"
+        "  edgeinvestigate clusters evidence/INC-123\n\n"
+        "  edgeinvestigate clusters evidence/INC-123 --format json --rules cluster-rules.toml\n\n"
+        "  edgeinvestigate clusters evidence/INC-123 --explain 5f0c8a2e-dlq-message-id"
+    ),
+)
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Output format: a readable table, JSON (one object per cluster) or CSV.",
+)
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TOML or JSON file of merge/split rules (see edgeinvestigate.cluster_rules).",
+)
+@click.option(
+    "--explain",
+    "explain",
+    metavar="MESSAGE_ID",
+    help="Explain why a DLQ message (by id), an error row (by number) or an error text is in its cluster.",
+)
+@click.option("--redact", is_flag=True, help="Mask the example messages (values become <uuid>, <email>...).")
+@click.option("--limit", type=int, default=50, show_default=True, help="Rows shown by --format table.")
+def clusters(
+    bundle: Path, fmt: str, rules: Path | None, explain: str | None, redact: bool, limit: int
+) -> None:
+    """Group the errors of BUNDLE (a directory written by `collect`) into clusters with stable ids."""
+    from ..clustering import cluster
+    from ..evidence import Evidence
+
+    ev = Evidence.open(bundle)
+    result = cluster(ev, rules=rules, redact=redact)
+    if explain is not None:
+        target: str | int = int(explain) if explain.isdigit() else explain
+        exp = result.explain(target)
+        if fmt == "json":
+            click.echo(json.dumps(exp.to_dict(), indent=2))
+        else:
+            click.echo(str(exp))
+        return
+    if fmt == "json":
+        click.echo(result.to_json(indent=2))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        records = result.records()
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["cluster_id"])
+        writer.writeheader()
+        for rec in records:
+            writer.writerow({k: (" | ".join(v) if isinstance(v, list) else v) for k, v in rec.items()})
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        click.echo(_table(result.records(), limit))
+    if rules is not None and result.rules is not None and result.rules.unused():
+        click.echo(f"note: rules that matched nothing: {', '.join(result.rules.unused())}", err=True)
+
+
+def _table(records: list[dict[str, object]], limit: int) -> str:
+    if not records:
+        return "No errors in this bundle."
+    lines = [f"{'cluster_id':<14} {'count':>7} {'share':>6} {'dlq':>5} {'kind':<10} template"]
+    for rec in records[:limit]:
+        share = float(rec["share"])  # type: ignore[arg-type]
+        lines.append(
+            f"{rec['cluster_id']!s:<14} {rec['count']!s:>7} {share:>6.1%} {rec['n_dlq_messages']!s:>5} "
+            f"{rec['kind']!s:<10} {str(rec['template'])[:100]}"
+        )
+    if len(records) > limit:
+        lines.append(f"... {len(records) - limit} more clusters (use --limit or --format json)")
+    return "\n".join(lines)

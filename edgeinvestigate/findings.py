@@ -1,0 +1,267 @@
+"""``Findings``: what :func:`edgeinvestigate.analyze` found, ranked, with the numbers behind it.
+
+Everything here is a pydantic v2 model, so a whole investigation serialises to JSON for reports
+(``findings.model_dump_json()``) and loads back (``Findings.model_validate_json(text)``). Times are
+tz-aware UTC. Every hypothesis carries its evidence (numbers, clusters, time window) and one
+plain-language sentence that can be pasted into the incident channel.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AttemptsBin",
+    "BlastRadiusRow",
+    "ClusterShift",
+    "ClusterSummary",
+    "Deploy",
+    "DlqCluster",
+    "Findings",
+    "Hypothesis",
+    "Impact",
+    "Incident",
+    "IncidentTimeline",
+    "LimitHit",
+    "LimitStats",
+    "RateRow",
+    "RetryStorm",
+    "TimeWindow",
+    "TimelineRow",
+]
+
+Evidence = dict[str, float | int | str | list[str] | None]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimeWindow(_Model):
+    start: datetime
+    end: datetime
+
+    def __str__(self) -> str:
+        return f"{self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M} UTC"
+
+
+class Deploy(_Model):
+    """A deployment marker: the first invocation of a new ``script_version``."""
+
+    script: str | None
+    version: str
+    previous_version: str | None
+    at: datetime
+    invocations_after: int = 0
+
+
+class TimelineRow(_Model):
+    bucket: datetime
+    job_type: str
+    outcome: str
+    invocations: int
+
+
+class RateRow(_Model):
+    bucket: datetime
+    job_type: str
+    invocations: int
+    failed: int
+    failed_rate: float
+
+
+class AttemptsBin(_Model):
+    attempts: int
+    deliveries: int
+
+
+class LimitStats(_Model):
+    cpu_limit_ms: float
+    wall_limit_ms: float
+    cpu_p50_ms: float | None = None
+    cpu_p95_ms: float | None = None
+    cpu_p99_ms: float | None = None
+    cpu_max_ms: float | None = None
+    wall_p50_ms: float | None = None
+    wall_p95_ms: float | None = None
+    wall_p99_ms: float | None = None
+    wall_max_ms: float | None = None
+    exceeded_cpu: int = 0
+    exceeded_memory: int = 0
+    exceeded_wall: int = 0
+    cpu_near_limit: int = 0
+    wall_near_limit: int = 0
+
+
+class ClusterShift(_Model):
+    """One cluster around one deploy marker: rate before and after, and whether it is new."""
+
+    cluster_id: str
+    template: str
+    version: str
+    script: str | None
+    before: int
+    after: int
+    rate_before_per_min: float
+    rate_after_per_min: float
+    share_on_version: float | None
+    first_seen: datetime
+    minutes_after_deploy: float
+    new_after_deploy: bool
+
+
+class BlastRadiusRow(_Model):
+    dimension: str  # job_type | queue | script | script_version | payload field name
+    value: str
+    errors: int
+    share: float
+    jobs: int | None = None
+
+
+class DlqCluster(_Model):
+    cluster_id: str | None
+    template: str | None
+    messages: int
+    joins: dict[str, int]
+
+
+class RetryStorm(_Model):
+    window: TimeWindow
+    deliveries: int
+    retried_deliveries: int
+    jobs: int
+    max_attempt: int
+    job_types: list[str]
+    repeated_job_ids: list[str]
+    sentence: str
+
+
+class LimitHit(_Model):
+    limit: Literal["exceededCpu", "exceededMemory", "exceededWallTime", "wall_near_limit", "cpu_near_limit"]
+    invocations: int
+    job_types: list[str]
+    scripts: list[str]
+    window: TimeWindow | None
+    sentence: str
+
+
+class ClusterSummary(_Model):
+    cluster_id: str
+    template: str
+    count: int
+    kind: str
+    kind_rule: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    job_types: list[str]
+    n_dlq_messages: int
+
+
+class Hypothesis(_Model):
+    """One ranked explanation of the incident."""
+
+    rank: int
+    kind: Literal[
+        "bad_deploy", "dependency_outage", "retry_storm", "limit_hit", "poison_payload", "error_spike"
+    ]
+    title: str
+    sentence: str
+    score: float
+    confidence: Literal["high", "medium", "low"]
+    cluster_ids: list[str] = Field(default_factory=list)
+    job_types: list[str] = Field(default_factory=list)
+    window: TimeWindow | None = None
+    deploy: Deploy | None = None
+    evidence: Evidence = Field(default_factory=dict)
+
+
+class Impact(_Model):
+    invocations: int
+    failed_invocations: int
+    failed_rate: float
+    errors: int
+    incident_errors: int
+    jobs_failed: int | None
+    dlq_messages: int
+    affected_job_types: list[str]
+
+
+class IncidentTimeline(_Model):
+    first_error: datetime | None
+    detection: datetime | None
+    peak: datetime | None
+    last_error: datetime | None
+
+
+class Incident(_Model):
+    """The skeleton of the postmortem."""
+
+    title: str
+    impact: Impact
+    timeline: IncidentTimeline
+    trigger: str
+    affected_job_types: list[str]
+    root_causes: list[str]
+
+
+class Findings(_Model):
+    """Everything :func:`edgeinvestigate.analyze` found (JSON-serialisable)."""
+
+    window: TimeWindow | None
+    bucket_seconds: int
+    totals: dict[str, int]
+    timeline: list[TimelineRow]
+    failed_rate: list[RateRow]
+    attempts: list[AttemptsBin]
+    limits: LimitStats
+    deploys: list[Deploy]
+    cluster_shifts: list[ClusterShift]
+    new_after_deploy: list[ClusterShift]
+    blast_radius: list[BlastRadiusRow]
+    dlq_by_cluster: list[DlqCluster]
+    retry_storms: list[RetryStorm]
+    limit_hits: list[LimitHit]
+    hypotheses: list[Hypothesis]
+    incident: Incident
+    clusters: list[ClusterSummary]
+
+    @property
+    def top(self) -> Hypothesis | None:
+        """The best-ranked hypothesis (``None`` when nothing stands out)."""
+        return self.hypotheses[0] if self.hypotheses else None
+
+    def to_text(self, max_hypotheses: int = 5) -> str:
+        """A short plain-text summary for a terminal or a chat message."""
+        lines: list[str] = []
+        if self.window:
+            lines.append(f"Window: {self.window} (buckets of {self.bucket_seconds // 60 or 1} min)")
+        imp = self.incident.impact
+        lines.append(
+            f"Invocations: {imp.invocations}, failed: {imp.failed_invocations} ({imp.failed_rate:.1%}); "
+            f"errors: {imp.errors}; DLQ messages: {imp.dlq_messages}"
+        )
+        if not self.hypotheses:
+            lines.append("No hypothesis stands out: errors look like the usual background.")
+        else:
+            lines.append("Hypotheses (most likely first):")
+            for h in self.hypotheses[:max_hypotheses]:
+                lines.append(f"  {h.rank}. [{h.kind}, {h.confidence}] {h.sentence}")
+        tl = self.incident.timeline
+        lines.append("Timeline (UTC):")
+        for label, value in (
+            ("first error", tl.first_error),
+            ("detection", tl.detection),
+            ("peak", tl.peak),
+            ("last error", tl.last_error),
+        ):
+            lines.append(f"  {label:<12} {value:%Y-%m-%d %H:%M:%S}" if value else f"  {label:<12} -")
+        if self.deploys:
+            lines.append("Deploys:")
+            for d in self.deploys:
+                lines.append(
+                    f"  {d.at:%Y-%m-%d %H:%M:%S} {d.script or '?'} {d.previous_version} -> {d.version}"
+                )
+        return "\n".join(lines)

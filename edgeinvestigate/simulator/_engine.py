@@ -357,7 +357,7 @@ class _Run:
 
         noise_idx, noise_cum = _per_type_choice(list(NOISE_ERRORS), T.noise, [n.weight for n in NOISE_ERRORS])
         noise_p = 0.025 * sc.noise
-        uncaught_p = 0.004 * sc.noise
+        uncaught_p = min(1.0, sc.uncaught_rate * sc.noise)
 
         # initial deliveries, by bucket
         order = np.argsort(self.job_ts, kind="stable")

@@ -193,6 +193,9 @@ class Scenario(_Model):
     duration_minutes: float = Field(default=120, gt=0)
     invocations: int = Field(default=3000, ge=10, description="default size: about this many invocations")
     noise: float = Field(default=1.0, ge=0, description="multiplier of background errors and chatter")
+    uncaught_rate: float = Field(
+        default=0.004, ge=0, le=1, description="share of consumer batches that throw after settling messages"
+    )
     system: SystemSpec = Field(default_factory=lambda: SystemSpec())
     traffic: TrafficSpec = Field(default_factory=lambda: TrafficSpec())
     deployments: list[Deployment] = Field(min_length=1)

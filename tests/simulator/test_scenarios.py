@@ -14,7 +14,10 @@ SHIPPED = {"default", "bad-deploy", "dependency-outage", "poison-payload", "cpu-
 
 def test_shipped_scenarios_are_listed_with_descriptions() -> None:
     scenarios = list_scenarios()
-    assert set(scenarios) >= SHIPPED
+    assert set(scenarios) >= SHIPPED | {"logpush-benchmark"}
+    bench = load_scenario("logpush-benchmark")
+    assert bench.invocations == 1_000_000
+    assert bench.uncaught_rate > 0.1
     assert all(len(d) > 40 and "\n" not in d for d in scenarios.values())
 
 

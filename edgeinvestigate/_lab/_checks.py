@@ -75,7 +75,8 @@ def check_result(result: LabResult) -> list[Check]:
 
     if not s.get("ok"):
         failed = [k for k, v in (s.get("steps") or {}).items() if "seconds" in v][-1:] or ["start"]
-        checks.append(Check("run", False, f"the run stopped during step {failed[0]!r}; see the log above"))
+        error = s.get("error") or "see the log of the run"
+        checks.append(Check("run", False, f"the run stopped during step {failed[0]!r}: {error}"))
         return checks
 
     jobs = s["jobs"]

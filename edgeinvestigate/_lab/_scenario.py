@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .._http import Secret
-from ..errors import EdgeInvestigateError
+from ..errors import ConfigError, EdgeInvestigateError
 from ._driver import Driver
 from ._procs import ProcessSet, wait_until
 from ._runtime import Deploy, RuntimeSettings, WranglerRuntime, ensure_node_modules, find_lab_dir
@@ -146,6 +146,12 @@ class _Run:
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> LabResult:
         if self.out.exists() and any(self.out.iterdir()):
+            if not (self.out / "summary.json").is_file():
+                raise ConfigError(
+                    f"{self.out} is not empty and holds no earlier lab run (summary.json); "
+                    "the lab empties its output folder first",
+                    hint="pick an empty or new folder with --out",
+                )
             shutil.rmtree(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.state.mkdir(parents=True, exist_ok=True)
@@ -155,6 +161,9 @@ class _Run:
                 procs = stack.enter_context(ProcessSet(self.state / "logs"))
                 self._run(procs, stack)
                 ok = True
+        except BaseException as exc:
+            self.summary["error"] = f"{type(exc).__name__}: {exc}"
+            raise
         finally:
             # the stack has unwound: every process (sandbox, collector, wrangler, workerd) is stopped
             self.summary["finished_at"] = _iso_now()

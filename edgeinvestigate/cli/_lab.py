@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EdgeInvestigateError
 
 __all__ = ["lab"]
 
@@ -117,7 +117,7 @@ def run(
         click.echo(f"{mark} {check.name}: {check.detail}")
     click.echo(f"results in {result.out_dir} (summary.json)")
     if not all(c.ok for c in checks):
-        raise ConfigError(
+        raise EdgeInvestigateError(
             "the lab ran but some checks failed (see above and summary.json)",
             hint="see lab/README.md, section Troubleshooting",
         )
@@ -175,5 +175,10 @@ def status(out_dir: Path | None) -> None:
         summary=summary,
         ok=bool(summary.get("ok")),
     )
-    for check in check_result(result):
+    checks = check_result(result)
+    for check in checks:
         click.echo(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+    if not all(c.ok for c in checks):
+        raise EdgeInvestigateError(
+            f"the lab run in {out_dir} has failed checks", hint="see lab/README.md, Troubleshooting"
+        )

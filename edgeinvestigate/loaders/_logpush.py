@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 
 from .._time import epoch_to_ms
@@ -27,8 +28,6 @@ from ._common import (
     FileContext,
     Rows,
     _array,
-    _as_int,
-    _as_text,
     constant_dictionary,
     is_bad,
     iter_line_blocks,
@@ -138,15 +137,18 @@ class _RecordCounts(msgspec.Struct, gc=False):
 
 
 class _Job(msgspec.Struct, gc=False):
-    jobId: Any = None
-    job_id: Any = None
-    type: Any = None
-    jobType: Any = None
-    job_type: Any = None
-    attempt: Any = None
-    attempts: Any = None
-    messageId: Any = None
-    message_id: Any = None
+    """The job fields of a structured log line, typed as the convention says. Other types (a
+    numeric ``jobId``, an ``attempt`` of ``"3"``) fail validation and take the general path."""
+
+    jobId: str | None = None
+    job_id: str | None = None
+    type: str | None = None
+    jobType: str | None = None
+    job_type: str | None = None
+    attempt: int | None = None
+    attempts: int | None = None
+    messageId: str | None = None
+    message_id: str | None = None
 
 
 _decode_record = msgspec.json.Decoder(_Record).decode
@@ -156,19 +158,15 @@ _FALLBACK: Final = ValueError  # msgspec.DecodeError and ValidationError, invali
 
 
 def _job_from_struct(j: _Job) -> tuple[Any, Any, Any, Any]:
-    jid = j.jobId if j.jobId is not None else j.job_id
-    jt = j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type)
     at = j.attempt if j.attempt is not None else j.attempts
-    mid = j.messageId if j.messageId is not None else j.message_id
-    if type(jid) is not str and jid is not None:
-        jid = _as_text(jid)
-    if type(jt) is not str and jt is not None:
-        jt = _as_text(jt)
-    if (type(at) is not int and at is not None) or (type(at) is int and not -(2**31) <= at < 2**31):
-        at = _as_int(at)
-    if type(mid) is not str and mid is not None:
-        mid = _as_text(mid)
-    return jid, jt, at, mid
+    if at is not None and not -(2**31) <= at < 2**31:
+        at = None
+    return (
+        j.jobId if j.jobId is not None else j.job_id,
+        j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type),
+        at,
+        j.messageId if j.messageId is not None else j.message_id,
+    )
 
 
 # --- the general path -------------------------------------------------------------------------
@@ -420,19 +418,19 @@ def _general(raw: bytes, rows: Rows, ctx: FileContext, line: int, offset_hint: i
 JobSparse = list[tuple[int, tuple[Any, Any, Any, Any]]]
 
 
-def _job_columns(log: dict[str, list[Any]], sparse: JobSparse) -> None:
+JOB_COLS: Final = ("job_id", "job_type", "attempt", "message_id")
+
+
+def _job_arrays(n: int, sparse: JobSparse) -> dict[str, pa.Array]:
     """Dense job-field columns from the ``(row, fields)`` pairs gathered while reading."""
-    n = len(log["message"])
-    job: list[Any] = [None] * n
-    typ: list[Any] = [None] * n
-    att: list[Any] = [None] * n
-    mid: list[Any] = [None] * n
-    for i, (a, b, c, d) in sparse:
-        job[i] = a
-        typ[i] = b
-        att[i] = c
-        mid[i] = d
-    log["job_id"], log["job_type"], log["attempt"], log["message_id"] = job, typ, att, mid
+    if not sparse:
+        return {c: _array(c, [None]).take(pa.array(np.zeros(n, dtype=np.int32))) for c in JOB_COLS}
+    pos, fields = zip(*sparse, strict=True)
+    index = np.full(n, len(pos), dtype=np.int32)  # rows without job fields point at a trailing null
+    index[np.fromiter(pos, dtype=np.int64, count=len(pos))] = np.arange(len(pos), dtype=np.int32)
+    take = pa.array(index)
+    values = zip(*fields, strict=True)
+    return {c: _array(c, [*v, None]).take(take) for c, v in zip(JOB_COLS, values, strict=True)}
 
 
 def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, sparse: JobSparse) -> None:
@@ -468,13 +466,14 @@ def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], sparse: JobSpars
         ("exceptions", rows.exc, EXC_COLS),
     ):
         if cols[names[0]]:
-            if frame == "logs":
-                _job_columns(cols, sparse)
+            jobs = _job_arrays(len(cols["message"]), sparse) if frame == "logs" else {}
             arrays = [
                 ids
                 if c == "invocation_id" and frame == "invocations"
                 else ids.take(pa.array(cols[c], pa.int32()))
                 if c == "invocation_id"
+                else jobs[c]
+                if c in jobs
                 else _array(c, cols[c])
                 for c in names
             ]
@@ -594,10 +593,10 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
                 if type(args) is list and len(args) == 1 and type(args[0]) is str:
                     m = args[0]
                     if m[:1] == "{":
-                        try:  # noqa: SIM105 - try/except is cheaper than suppress() in this loop
+                        try:
                             sparse.append((len(l_msg), _job_from_struct(_decode_job(m))))
-                        except _FALLBACK:
-                            pass  # not a JSON object: no job fields
+                        except _FALLBACK:  # not JSON, or fields of other types: the general rules
+                            sparse.append((len(l_msg), lift_job_fields(args)))
                     l_msg.append(m)
                 else:
                     sparse.append((len(l_msg), lift_job_fields(args)))

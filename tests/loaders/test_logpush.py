@@ -109,12 +109,26 @@ def test_fast_and_general_paths_agree(tmp_path, data_dir):
     src = gzip.decompress(
         (data_dir / "logpush/20261127/20261127T140000Z_20261127T140030Z_ab12cd34.log.gz").read_bytes()
     )
+    odd = {"EventTimestampMs": 1795788300000, "Outcome": "ok", "Exceptions": [], "Logs": [
+        {"Level": "log", "Message": ['{"jobId":12345,"type":"DATA_SYNC","attempt":"2"}'], "TimestampMs": 1},
+        {"Level": "log", "Message": ["{not json"], "TimestampMs": 2},
+        {"Level": "log", "Message": ["step", {"job_id": "j-9", "attempts": 4}], "TimestampMs": 3},
+        {"level": "warn", "message": ["lower-case keys"], "timestampMs": 4},
+    ]}  # fmt: skip
     p = tmp_path / "plain.log"
-    p.write_bytes(src + (data_dir / "logpush/20261127/batch-2.log").read_bytes())
+    p.write_bytes(
+        src + (data_dir / "logpush/20261127/batch-2.log").read_bytes() + json.dumps(odd).encode() + b"\n"
+    )
     fast = ei.load((p, "logpush"))
     slow = _general_only(p)
     for name in ("invocations", "logs", "exceptions"):
         pd.testing.assert_frame_equal(fast.frame(name), slow[name])
+    odd_logs = fast.logs.tail(4)
+    assert odd_logs["job_id"].astype(object).where(odd_logs["job_id"].notna(), None).tolist() == [
+        "12345", None, "j-9", None,
+    ]  # fmt: skip
+    assert odd_logs["attempt"].fillna(-1).tolist() == [2, -1, 4, -1]
+    assert odd_logs["level"].astype(str).tolist() == ["log", "log", "log", "warn"]
 
 
 def test_invocations_only_keeps_counts(data_dir):

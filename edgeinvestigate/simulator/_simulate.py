@@ -101,16 +101,11 @@ def _prepare(out: Path) -> None:
     if out.is_dir():
         present = {p.name for p in out.iterdir()}
         foreign = present - _OURS
-        if present and not (out / "ground_truth.json").is_file():
-            raise ConfigError(
-                f"--out {out} is not empty and holds no earlier simulation "
-                f"({', '.join(sorted(present)[:5])})",
-                hint="pass a new or empty folder; a folder with an earlier simulation is overwritten",
-            )
         if foreign:
             raise ConfigError(
-                f"--out {out} holds files the simulator did not write: {', '.join(sorted(foreign)[:5])}",
-                hint="pass a new or empty folder",
+                f"--out {out} is not empty: it holds files the simulator did not write "
+                f"({', '.join(sorted(foreign)[:5])})",
+                hint="pass a new or empty folder; a folder with an earlier simulation is overwritten",
             )
         for name in present:
             p = out / name
@@ -195,6 +190,9 @@ def simulate(
             say("writing dlq/messages.json")
             write_dlq(sim, outp / LAYOUT["dlq"])
             files["dlq"] = [str(outp / LAYOUT["dlq"])]
+        say("writing ground_truth.json")
+        gt = write_ground_truth(sim, outp / "ground_truth.json")
+        files["ground_truth"] = [str(outp / "ground_truth.json")]
         loaded = None
         if sandbox_url:
             from ._sandbox import load_into_sandbox
@@ -203,9 +201,7 @@ def simulate(
             loaded = load_into_sandbox(sim, sandbox_url, token=token, transport=transport)
             # the ground truth names the queue ids the sandbox gave out
             sim.queue_ids.update({k: v for k, v in loaded["queues"].items() if isinstance(v, str) and v})
-        say("writing ground_truth.json")
-        gt = write_ground_truth(sim, outp / "ground_truth.json")
-        files["ground_truth"] = [str(outp / "ground_truth.json")]
+            gt = write_ground_truth(sim, outp / "ground_truth.json")
     return SimulationSummary(
         out=outp,
         scenario=sc.name,

@@ -81,3 +81,18 @@ def test_wrong_token_is_an_auth_error(tmp_path: Path) -> None:
             simulate("bad-deploy", tmp_path / "o", invocations=200, sandbox_url=sb.base, token=Secret("nope"))
         assert "nope" not in str(err.value)
         assert sb.state()["accounts"] == {}
+
+
+def test_unreachable_sandbox_is_a_clear_error_and_the_files_stay(tmp_path: Path) -> None:
+    from edgeinvestigate.errors import SandboxError
+
+    out = tmp_path / "o"
+    with pytest.raises(SandboxError) as err:
+        simulate("bad-deploy", out, invocations=150, sandbox_url="http://127.0.0.1:9", token=Secret("t"))
+    assert "cannot reach the sandbox at http://127.0.0.1:9" in err.value.message
+    assert "sandbox serve" in err.value.hint
+    assert (out / "ground_truth.json").is_file()
+    assert (out / "dlq" / "messages.json").is_file()
+    # a rerun into the same folder replaces it
+    simulate("bad-deploy", out, invocations=150, formats=["dlq"])
+    assert not (out / "tail").exists()

@@ -128,8 +128,14 @@ def make_app(out: Path | str, *, ready_file: Path | str | None = None, url: str 
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
             return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
-        raw = await request.body()
-        ok, reason = await sink.accept(raw)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+            chunks.append(chunk)
+        ok, reason = await sink.accept(b"".join(chunks))
         if not ok:
             return JSONResponse({"error": reason}, status_code=400)
         return Response(status_code=204)

@@ -24,6 +24,18 @@ def frames(default_run: Run) -> dict[str, Any]:
     return {name: ei.load([default_run.out / rel], strict=True) for name, rel in FORMATS.items()}
 
 
+@pytest.mark.parametrize("scenario", ["cpu-limits", "poison-payload"])
+def test_other_scenarios_agree_too(scenario: str, sim_factory: Any) -> None:
+    run = sim_factory(scenario)
+    summaries = {name: _summary(ei.load([run.out / rel], strict=True)) for name, rel in FORMATS.items()}
+    assert all(s == summaries["tail"] for s in summaries.values())
+    c = run.truth["counts"]
+    assert summaries["tail"]["exceptions"] == c["exceptions"]
+    assert summaries["tail"]["failed"] == c["invocations"]["failed"]
+    if scenario == "cpu-limits":
+        assert summaries["tail"]["outcomes"].get("exceededCpu", 0) > 0
+
+
 def _summary(ev: Any) -> dict[str, Any]:
     inv, logs, exc = ev.invocations, ev.logs, ev.exceptions
     return {

@@ -153,9 +153,12 @@ class _Runner:
         self._first_push: float | None = None
         self._last_push: float | None = None
         self._last_cancel_check = 0.0
+        self._finishing = False
 
     # -- waiting ---------------------------------------------------------------------------------
     def _check_stop(self) -> None:
+        if self._finishing:
+            return  # a pushed batch is always followed through to the removal of its originals
         if self.stop.is_set():
             raise _Stop("interrupted")
         now = time.monotonic()
@@ -249,7 +252,11 @@ class _Runner:
             for batch in self.ledger.pending_batches():
                 self._check_stop()
                 self._push_batch(batch)
-                self._remove(self.ledger.ids_in(["pushed"], batch=batch))
+                self._finishing = True
+                try:
+                    self._remove(self.ledger.ids_in(["pushed"], batch=batch))
+                finally:
+                    self._finishing = False
                 self.ledger.heartbeat(self.run_id)
                 self._update_progress()
             counts = self.ledger.counts()

@@ -133,9 +133,11 @@ def test_run_status_cancel_resume_and_export(tmp_path: Path) -> None:
         assert after.counts["pushing"] == 0
 
         env = cli_env(sb)
-        resume = runner.invoke(cli, ["replay", "run", str(sc.plan_path), "--yes", "--no-progress"], env=env)
+        resume = runner.invoke(cli, ["replay", "run", str(sc.plan_path), "--yes", "--progress"], env=env)
         assert resume.exit_code == 0, resume.output
         assert "completed: 300/300 settled" in resume.output
+        assert "300/300" in resume.output  # the progress bar: messages, rate, ETA, 429s
+        assert "429s=0" in resume.output
         assert_nothing_lost(sb, sc)
         again = runner.invoke(cli, ["replay", "run", str(sc.plan_path), "--yes"], env=env)
         assert again.exit_code != 0
@@ -279,3 +281,20 @@ def test_verify_finds_loops_successes_and_unseen_jobs(tmp_path: Path) -> None:
     # a new plan from that later bundle excludes the loopers instead of replaying them again
     again = plan_replay(ev2, "jobs-dlq", "jobs", allow_queues=["jobs"])
     assert {e.reason for e in again.excluded} == {"already_replayed"}
+
+
+def test_plan_by_cluster_on_an_evidence_bundle(tmp_path: Path) -> None:
+    import edgeinvestigate as ei
+
+    ev = ei.sample_bundle()
+    bundle = ev.save(tmp_path / "INC-1")
+    counts = ei.cluster(ev).dlq["cluster_id"].value_counts()
+    top, n = str(counts.index[0]), int(counts.iloc[0])
+    out = tmp_path / "plan.json"
+    args = ["replay", "plan", str(bundle), "--from", "jobs-dlq", "--to", "jobs", "--allow-queue", "jobs"]
+    res = CliRunner().invoke(cli, [*args, "--cluster", top, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    plan = ReplayPlan.load(out)
+    assert plan.by_cluster == {top: len(plan.messages)}
+    assert len(plan.messages) + len(plan.excluded) == n
+    assert plan.bundle == str(bundle.resolve())

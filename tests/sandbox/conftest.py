@@ -190,3 +190,18 @@ def make_log_events():
 @pytest.fixture
 def versions() -> dict[str, str]:
     return {"good": GOOD_VERSION, "bad": BAD_VERSION}
+
+
+@pytest.fixture
+def clock(sandbox: RunningSandbox) -> Iterator[Any]:
+    """``clock(ms)`` moves the shared sandbox's clock forward; it is moved back after the test."""
+    moved = 0
+
+    def advance(ms: int) -> None:
+        nonlocal moved
+        sandbox.admin.post("/__admin/clock", json={"advance_ms": ms}).raise_for_status()
+        moved += ms
+
+    yield advance
+    if moved:
+        sandbox.admin.post("/__admin/clock", json={"advance_ms": -moved}).raise_for_status()

@@ -36,8 +36,14 @@ def queue(faulty):
     faulty.set_faults("")
 
 
-def _count(sb):
-    return len(sb.queue_state("acct", "jobs")["messages"])
+def _count(sb, *, expect=None, timeout=5.0):
+    """Messages in the queue; with ``expect``, wait (bounded) until the server has committed that many."""
+    deadline = time.monotonic() + timeout
+    while True:
+        n = len(sb.queue_state("acct", "jobs")["messages"])
+        if expect is None or n == expect or time.monotonic() > deadline:
+            return n
+        time.sleep(0.05)
 
 
 def test_commit_then_timeout_applies_the_push(faulty, queue):
@@ -45,11 +51,11 @@ def test_commit_then_timeout_applies_the_push(faulty, queue):
     with faulty.client(timeout=httpx.Timeout(0.5, connect=2.0)) as c:
         with pytest.raises(httpx.ReadTimeout):
             c.post(f"/accounts/acct/queues/{queue}/messages", json={"body": JOB})
-        assert _count(faulty) == 1  # applied although the client saw a timeout
+        assert _count(faulty, expect=1) == 1  # applied although the client saw a timeout
         # a naive retry creates the duplicate that replay must guard against
         with pytest.raises(httpx.ReadTimeout):
             c.post(f"/accounts/acct/queues/{queue}/messages", json={"body": JOB})
-    assert _count(faulty) == 2
+    assert _count(faulty, expect=2) == 2
     assert faulty.state()["faults"]["injected"]["commit_timeout"] == 2
 
 
@@ -57,7 +63,7 @@ def test_commit_then_drop_applies_the_batch(faulty, queue):
     faulty.set_faults("commit_timeout=1,commit_mode=drop")
     with faulty.client() as c, pytest.raises(httpx.RemoteProtocolError):
         c.post(f"/accounts/acct/queues/{queue}/messages/batch", json={"messages": [{"body": JOB}] * 3})
-    assert _count(faulty) == 3
+    assert _count(faulty, expect=3) == 3
 
 
 def test_commit_timeout_only_hits_pushes(faulty, queue):
@@ -101,7 +107,7 @@ def test_burst429_then_recovers(faulty, queue):
 
 
 def test_latency_and_ops_filter(faulty, queue):
-    faulty.set_faults("latency=0.4,ops=push")
+    faulty.set_faults("latency=1.0,ops=push")
     with faulty.client() as c:
         t0 = time.perf_counter()
         c.get(f"/accounts/acct/queues/{queue}/metrics").raise_for_status()
@@ -109,7 +115,7 @@ def test_latency_and_ops_filter(faulty, queue):
         t0 = time.perf_counter()
         c.post(f"/accounts/acct/queues/{queue}/messages", json={"body": JOB}).raise_for_status()
         slow = time.perf_counter() - t0
-    assert slow >= 0.4 > fast
+    assert slow >= 1.0 > fast
 
 
 def test_admin_is_never_faulted(faulty, queue):

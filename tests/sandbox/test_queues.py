@@ -59,21 +59,31 @@ def test_fifo_order_and_batch_size(api):
     assert len(_pull(api, qid2)["messages"]) == 5
 
 
-def test_lease_expiry_redelivers_and_attempts_grow(api):
+def test_lease_expiry_redelivers_and_attempts_grow(api, clock):
     qid = api.queue("jobs", consumer={"type": "http_pull", "max_retries": 5})["queue_id"]
     api.ok("POST", f"/queues/{qid}/messages", {"body": "hello", "content_type": "text"})
     seen = []
     for _ in range(3):
-        pulled = _pull(api, qid, visibility_timeout_ms=150)
+        pulled = _pull(api, qid, visibility_timeout_ms=30_000)
         assert len(pulled["messages"]) == 1
         seen.append(pulled["messages"][0])
+        clock(29_000)
         # while leased, nobody else gets it
-        assert _pull(api, qid, visibility_timeout_ms=150)["messages"] == []
-        time.sleep(0.25)
+        assert _pull(api, qid, visibility_timeout_ms=30_000)["messages"] == []
+        clock(1_001)
     assert [m["attempts"] for m in seen] == [1, 2, 3]
     assert len({m["id"] for m in seen}) == 1
     assert len({m["lease_id"] for m in seen}) == 3
     assert seen[0]["body"] == "hello"
+
+
+def test_lease_expiry_in_real_time(api):
+    qid = api.queue("jobs", consumer={"type": "http_pull", "max_retries": 5})["queue_id"]
+    api.ok("POST", f"/queues/{qid}/messages", {"body": "hello", "content_type": "text"})
+    first = _pull(api, qid, visibility_timeout_ms=100)["messages"]
+    time.sleep(0.3)
+    again = _pull(api, qid, visibility_timeout_ms=100)["messages"]
+    assert [m["attempts"] for m in first + again] == [1, 2]
 
 
 def test_exhaustion_moves_to_dlq_with_same_id_and_timestamp(api, sandbox):
@@ -119,21 +129,28 @@ def test_exhaustion_by_lease_expiry_and_delete_without_dlq(api, sandbox):
     assert "a-dlq" in [q["queue_name"] for q in api.ok("GET", "/queues")]
 
 
-def test_retry_delay_hides_message(api):
-    qid = api.queue("jobs", consumer={"type": "http_pull", "max_retries": 5})["queue_id"]
+def test_retry_delay_hides_message(api, clock):
+    qid = api.queue("jobs", consumer={"type": "http_pull", "max_retries": 5, "retry_delay": 60})["queue_id"]
     api.ok("POST", f"/queues/{qid}/messages", {"body": "x", "content_type": "text"})
     [msg] = _pull(api, qid)["messages"]
     res = api.ok(
         "POST",
         f"/queues/{qid}/messages/ack",
-        {"retries": [{"lease_id": msg["lease_id"], "delay_seconds": 1}]},
+        {"retries": [{"lease_id": msg["lease_id"], "delay_seconds": 10}]},
     )
     assert res["retryCount"] == 1
+    clock(9_000)
     assert _pull(api, qid)["messages"] == []
-    time.sleep(1.1)
+    clock(1_001)
     [again] = _pull(api, qid)["messages"]
     assert again["id"] == msg["id"]
     assert again["attempts"] == 2
+    # without delay_seconds the consumer's retry_delay (60 s) applies
+    api.ok("POST", f"/queues/{qid}/messages/ack", {"retries": [{"lease_id": again["lease_id"]}]})
+    clock(59_000)
+    assert _pull(api, qid)["messages"] == []
+    clock(1_001)
+    assert _pull(api, qid)["messages"][0]["attempts"] == 3
 
 
 def test_ack_after_lease_expiry_is_accepted_unknown_lease_warns(api, sandbox):
@@ -149,18 +166,22 @@ def test_ack_after_lease_expiry_is_accepted_unknown_lease_warns(api, sandbox):
     assert sandbox.queue_state(api.account, "jobs")["messages"] == []
 
 
-def test_extend_keeps_the_lease(api):
+def test_extend_keeps_the_lease(api, clock):
     qid = api.queue("jobs", consumer={"type": "http_pull"})["queue_id"]
     api.ok("POST", f"/queues/{qid}/messages", {"body": "x", "content_type": "text"})
-    [msg] = _pull(api, qid, visibility_timeout_ms=300)["messages"]
+    [msg] = _pull(api, qid, visibility_timeout_ms=30_000)["messages"]
+    clock(20_000)
     res = api.ok(
         "POST",
         f"/queues/{qid}/messages/extend",
-        {"extend": [{"lease_id": msg["lease_id"]}], "visibility_timeout_ms": 5000},
+        {"extend": [{"lease_id": msg["lease_id"]}], "visibility_timeout_ms": 60_000},
     )
     assert res == {"extendCount": 1, "warnings": {}}
-    time.sleep(0.5)
-    assert _pull(api, qid)["messages"] == []  # still leased
+    clock(59_000)  # 79 s after the pull: past the first lease, inside the extended one
+    assert _pull(api, qid)["messages"] == []
+    clock(1_001)
+    [again] = _pull(api, qid)["messages"]
+    assert again["attempts"] == 2  # extending did not count as a delivery
     res = api.ok(
         "POST",
         f"/queues/{qid}/messages/extend",
@@ -296,13 +317,39 @@ def test_body_encodings(api, sandbox):
     assert m["body"] == '"just text"'
 
 
-def test_delay_seconds_on_push(api):
+def test_delay_seconds_on_push_and_batch(api, clock):
     qid = api.queue("jobs", consumer={"type": "http_pull"})["queue_id"]
-    api.ok("POST", f"/queues/{qid}/messages", {"body": "later", "content_type": "text", "delay_seconds": 1})
+    api.ok("POST", f"/queues/{qid}/messages", {"body": "later", "content_type": "text", "delay_seconds": 30})
+    api.ok(
+        "POST",
+        f"/queues/{qid}/messages/batch",
+        {
+            "messages": [
+                {"body": "b1", "content_type": "text"},
+                {"body": "b2", "content_type": "text", "delay_seconds": 5},
+            ],
+            "delay_seconds": 60,
+        },
+    )
     assert _pull(api, qid)["messages"] == []
-    assert api.ok("GET", f"/queues/{qid}/metrics")["backlog_count"] == 1
-    time.sleep(1.1)
-    assert [m["body"] for m in _pull(api, qid)["messages"]] == ["later"]
+    assert api.ok("GET", f"/queues/{qid}/metrics")["backlog_count"] == 3
+
+    def pull_and_ack():
+        messages = _pull(api, qid)["messages"]
+        if messages:
+            api.ok(
+                "POST",
+                f"/queues/{qid}/messages/ack",
+                {"acks": [{"lease_id": m["lease_id"]} for m in messages]},
+            )
+        return [m["body"] for m in messages]
+
+    clock(5_001)
+    assert pull_and_ack() == ["b2"]
+    clock(25_000)
+    assert pull_and_ack() == ["later"]
+    clock(30_000)
+    assert pull_and_ack() == ["b1"]
 
 
 def test_retention_and_clock(api, sandbox):

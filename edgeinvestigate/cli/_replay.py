@@ -53,8 +53,10 @@ def replay() -> None:
     "--cluster", "clusters", multiple=True, help="Only messages of this error cluster id (repeatable)."
 )
 @click.option("--type", "types", multiple=True, help="Only this job type, e.g. EMAIL_DELIVERY (repeatable).")
-@click.option("--since", help="Only messages dead-lettered at or after this time (ISO-8601, epoch, -2h).")
-@click.option("--until", help="Only messages dead-lettered before this time.")
+@click.option(
+    "--since", help="Only messages whose DLQ timestamp is at or after this time (ISO-8601, epoch, -2h)."
+)
+@click.option("--until", help="Only messages whose DLQ timestamp is before this time.")
 @click.option("--id", "ids", multiple=True, help="Only this DLQ message id (repeatable).")
 @click.option(
     "--where", help="A pandas query on the dlq frame, e.g. \"attempts >= 3 and job_type == 'DATA_SYNC'\"."
@@ -104,10 +106,15 @@ def plan_cmd(
 
     BUNDLE is an evidence bundle directory or a DLQ snapshot file (messages.json). Nothing is sent.
     """
-    from ..replay import plan_replay
+    from ..replay import default_ledger_path, plan_replay
 
     if Path(out).exists() and not force:
         raise click.UsageError(f"{out} exists already; choose another --out or pass --force")
+    if default_ledger_path(out).exists():
+        raise click.UsageError(
+            f"{out} was already run (its ledger {default_ledger_path(out)} exists and is evidence); "
+            "choose another --out"
+        )
     ev = _load_evidence(bundle, from_queue)
     plan = plan_replay(
         ev,

@@ -504,7 +504,7 @@ class Ledger:
     def events(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._conn.execute("SELECT * FROM events ORDER BY id")]
 
-    def settled_times(self, since: float) -> list[float]:
+    def pushed_times(self, since: float) -> list[float]:
         return [
             float(r[0])
             for r in self._conn.execute("SELECT pushed_at FROM messages WHERE pushed_at >= ?", (since,))

@@ -157,6 +157,13 @@ def test_run_status_cancel_resume_and_export(tmp_path: Path) -> None:
         assert {r["removal"] for r in rows} == {"ack"}
         assert rows[0]["plan_hash"] == sc.plan.content_hash
 
+        # a plan that ran is evidence: re-planning over it is refused even with --force
+        snap = snapshot_file(tmp_path)
+        replan = ["replay", "plan", str(snap), "--from", "jobs-dlq", "--to", "jobs", "--allow-queue", "jobs"]
+        res = runner.invoke(cli, [*replan, "--out", str(sc.plan_path), "--force"])
+        assert res.exit_code == 2
+        assert "was already run" in res.output
+
 
 def test_ctrl_c_finishes_the_in_flight_batch(tmp_path: Path) -> None:
     with running_sandbox(tmp_path) as sb:

@@ -40,6 +40,13 @@ _FORMATS = ("tail", "traceitems", "logpush", "workers_logs", "dlq")
     help="Write only these formats (repeatable; default: all). ground_truth.json is always written.",
 )
 @click.option(
+    "--start",
+    metavar="TIME",
+    default=None,
+    help="Move the incident window to start at TIME (ISO-8601, epoch, 'now' or '-3h'); "
+    "default: the scenario's start.",
+)
+@click.option(
     "--sandbox",
     "sandbox_url",
     metavar="URL",
@@ -59,6 +66,7 @@ def simulate(
     scale: float | None,
     invocations: int | None,
     formats: tuple[str, ...],
+    start: str | None,
     sandbox_url: str | None,
     list_: bool,
     quiet: bool,
@@ -89,6 +97,7 @@ def simulate(
         scale=scale,
         sandbox_url=sandbox_url,
         formats=formats or None,
+        start=start,
         progress=progress,
     )
     if not quiet:

@@ -9,12 +9,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from .._http import Secret
+from .._time import parse_time
 from ..errors import ConfigError
 from ._engine import Simulation, run
 from ._ground_truth import write_ground_truth
@@ -141,6 +143,7 @@ def simulate(
     scale: float | None = None,
     sandbox_url: str | None = None,
     formats: Iterable[str] | None = None,
+    start: str | datetime | None = None,
     token: Secret | None = None,
     transport: httpx.BaseTransport | None = None,
     progress: Callable[[str], None] | None = None,
@@ -148,12 +151,18 @@ def simulate(
     """Simulate ``scenario`` and write every format into ``out``.
 
     ``invocations`` (about that many) or ``scale`` (times the scenario's default size) set the size;
-    ``formats`` picks a subset of :data:`FORMATS` (``ground_truth.json`` is always written). With
+    ``formats`` picks a subset of :data:`FORMATS` (``ground_truth.json`` is always written).
+    ``start`` moves the window (ISO-8601, epoch, ``now`` or ``-3h``; offsets in the scenario follow). With
     ``sandbox_url`` the queues, the DLQ and the Workers Logs events are also loaded into a running
     sandbox (token from ``EDGEINVESTIGATE_SANDBOX_TOKEN`` or ``CLOUDFLARE_API_TOKEN``, or ``token``).
     The same scenario, size and seed always write the same files.
     """
     sc = load_scenario(scenario)
+    if start is not None:
+        when = parse_time(start, name="--start")
+        if when is not None:
+            iso = when.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            sc = sc.model_copy(update={"start": iso})
     chosen = tuple(FORMATS if formats is None else formats)
     unknown = [f for f in chosen if f not in LAYOUT]
     if unknown:

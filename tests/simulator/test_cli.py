@@ -75,5 +75,5 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
     rv = main(["simulate", "--help"])
     assert rv in (0, None)
     out = capsys.readouterr().out
-    for opt in ("--out", "--seed", "--scale", "--invocations", "--sandbox", "--list", "--format"):
+    for opt in ("--out", "--seed", "--scale", "--invocations", "--sandbox", "--list", "--format", "--start"):
         assert opt in out

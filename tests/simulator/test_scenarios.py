@@ -131,3 +131,15 @@ def test_size_options(tmp_path: Path) -> None:
     assert 450 <= s.invocations <= 750  # about 0.2 x 3000
     s = simulate("bad-deploy", tmp_path / "d", invocations=1000, formats=["dlq"])
     assert 850 <= s.invocations <= 1150
+
+
+def test_start_moves_the_window(tmp_path: Path) -> None:
+    import json
+
+    s = simulate("bad-deploy", tmp_path / "a", invocations=200, formats=["dlq"], start="2027-01-05T09:00Z")
+    truth = json.loads(s.ground_truth.read_text())
+    assert truth["window"]["start"] == "2027-01-05T09:00:00.000Z"
+    (rc,) = truth["root_causes"]
+    assert rc["start"] == "2027-01-05T09:45:00.000Z"  # the deploy at +45m moved with it
+    with pytest.raises(ConfigError, match="--start"):
+        simulate("bad-deploy", tmp_path / "b", invocations=200, start="tomorrowish")

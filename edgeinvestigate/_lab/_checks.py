@@ -124,6 +124,8 @@ def check_result(result: LabResult) -> list[Check]:
 
     def top_finding() -> tuple[bool, str]:
         top = s["steps"]["analyze"]["top"]
+        if top.get("analysis_error"):
+            return False, f"the analysis failed: {top['analysis_error']}"
         clusters = top.get("clusters") or []
         ok = (
             top.get("job_types") == ["EMAIL_DELIVERY"]

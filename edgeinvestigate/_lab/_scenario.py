@@ -363,15 +363,36 @@ class _Run:
         return ev, path
 
     def _analyze(self, ev: Any) -> dict[str, Any]:
-        """Cluster and analyze; the top-ranked hypothesis, with its clusters' templates."""
+        """Cluster and analyze; the top-ranked hypothesis, with its clusters' templates.
+
+        If the analysis itself fails, the run goes on (the replay then targets the cluster with
+        the most DLQ messages) and the summary says so: the "top finding" check fails with the
+        analysis error, while the rest of the lab still shows what it can.
+        """
         from ..analysis import analyze
         from ..clustering import cluster
 
         clusters = cluster(ev)
-        findings = analyze(ev, clusters=clusters)
-        (self.out / "findings.json").write_text(findings.model_dump_json(indent=2), encoding="utf-8")
-        top = _top_finding(findings)
         table = clusters.table
+        try:
+            findings = analyze(ev, clusters=clusters)
+        except Exception as exc:
+            log.exception("the analysis failed on the lab's telemetry")
+            self.say(
+                f"[lab] the analysis failed: {type(exc).__name__}: {exc}; replaying the largest DLQ cluster"
+            )
+            by_dlq = table.sort_values(["n_dlq_messages", "count"], ascending=False, kind="stable")
+            top: dict[str, Any] = {
+                "rank": None,
+                "kind": None,
+                "title": None,
+                "analysis_error": f"{type(exc).__name__}: {exc}",
+                "cluster_ids": [str(by_dlq["cluster_id"].iloc[0])],
+                "job_types": [str(t) for t in by_dlq["job_types"].iloc[0]],
+            }
+        else:
+            (self.out / "findings.json").write_text(findings.model_dump_json(indent=2), encoding="utf-8")
+            top = _top_finding(findings)
         ids = [str(c) for c in top.get("cluster_ids") or []]
         rows = table[table["cluster_id"].astype(str).isin(ids)]
         top["clusters"] = [
@@ -408,25 +429,37 @@ class _Run:
             with self.step("report", "writing the incident report") as rec:
                 from ..notebooks import write_report
 
-                # a failing cell does not stop the lab: the partial report has a banner, and the
-                # "incident report" check fails with the notebook's error
-                run = write_report(bundle, self.out / "report", progress=False)
-                self.result.report = run.html
-                rec.update(report=str(run.html), ok=run.ok, error=run.error, figures=run.n_figures)
+                # a failing report does not stop the lab (the replay still has to be shown): the
+                # "incident report" check fails with the notebook's error instead
+                try:
+                    run = write_report(bundle, self.out / "report", progress=False)
+                except Exception as exc:
+                    log.exception("the incident report could not be written")
+                    self.say(f"[lab] the report failed: {type(exc).__name__}: {exc}")
+                    rec.update(
+                        report=str(self.out / "report"), ok=False, error=f"{type(exc).__name__}: {exc}"
+                    )
+                else:
+                    self.result.report = run.html
+                    rec.update(report=str(run.html), ok=run.ok, error=run.error, figures=run.n_figures)
 
         if not opts.replay:
             return
         with self.step("replay", "planning and running a replay of the top cluster") as rec:
             from ..replay import plan_replay, run_replay
 
-            cluster_id = self.top.get("cluster_id")
-            if not cluster_id:
-                raise EdgeInvestigateError(f"the top finding has no cluster id: {self.top}")
+            cluster_ids = [c["cluster_id"] for c in self.top.get("clusters") or [] if c["n_dlq_messages"] > 0]
+            if not cluster_ids:
+                raise EdgeInvestigateError(
+                    f"the top finding ({self.top.get('title')}) has no cluster with DLQ messages to replay",
+                    hint="see findings.json in the output folder",
+                )
+            rec["clusters"] = cluster_ids
             plan = plan_replay(
                 ev,
                 DLQ_QUEUE,
                 RETRY_QUEUE,
-                clusters=[cluster_id],
+                clusters=cluster_ids,
                 allow_queues=[RETRY_QUEUE],
                 bundle=str(bundle),
             )

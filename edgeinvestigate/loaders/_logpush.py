@@ -433,14 +433,36 @@ def _job_arrays(n: int, sparse: JobSparse) -> dict[str, pa.Array]:
     return {c: _array(c, [*v, None]).take(take) for c, v in zip(JOB_COLS, values, strict=True)}
 
 
-def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, sparse: JobSparse) -> None:
+class _Block:
+    """What the fast path gathers for one block besides the column lists: the decoded records
+    (invocation columns are built from them at the end), patches for rows of the general path,
+    and the sparse job fields of log rows."""
+
+    __slots__ = ("patches", "recs", "sparse")
+
+    def __init__(self) -> None:
+        self.recs: list[Any] = []
+        self.patches: list[tuple[int, dict[str, Any]]] = []
+        self.sparse: JobSparse = []
+
+
+#: invocation columns built from the decoded records at the end of a block
+_FROM_RECORDS: Final = tuple(c for c in INV_COLS if c not in ("invocation_id", "ts", "trigger"))
+_NO_RECORD: Final = _Record()
+
+
+def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, st: _Block) -> None:
     """The general path from inside the fast loop: rows refer to their invocation by row number
-    (as in the fast path) and job fields join the sparse list."""
-    log = rows.log
+    (as in the fast path), its invocation values become a patch, its job fields join the sparse list."""
+    log, inv = rows.log, rows.inv
     n0 = len(log["message"])
     e0 = len(rows.exc["name"])
+    i0 = len(inv["invocation_id"])
     _general(raw, rows, ctx, line)
-    inv_row = len(rows.inv["invocation_id"]) - 1
+    if len(inv["invocation_id"]) > i0:
+        st.patches.append((len(st.recs), {c: inv[c].pop() for c in _FROM_RECORDS}))
+        st.recs.append(_NO_RECORD)
+    inv_row = len(inv["invocation_id"]) - 1
     for ids, start in ((log["invocation_id"], n0), (rows.exc["invocation_id"], e0)):
         for k in range(start, len(ids)):
             ids[k] = inv_row
@@ -449,24 +471,56 @@ def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, sparse: J
         cols = [log[c] for c in ("job_id", "job_type", "attempt", "message_id")]
         k0 = len(cols[0]) - added
         for k in range(added):
-            sparse.append((n0 + k, (cols[0][k0 + k], cols[1][k0 + k], cols[2][k0 + k], cols[3][k0 + k])))
+            st.sparse.append((n0 + k, (cols[0][k0 + k], cols[1][k0 + k], cols[2][k0 + k], cols[3][k0 + k])))
         for col in cols:
             del col[k0:]
 
 
-def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], sparse: JobSparse) -> None:
+def _invocation_columns(st: _Block) -> dict[str, list[Any]]:
+    recs = st.recs
+    evs = [r.Event for r in recs]
+    reqs = [e.Request if e is not None else None for e in evs]
+    resps = [e.Response if e is not None else None for e in evs]
+    vals: dict[str, list[Any]] = {
+        "script": [r.ScriptName for r in recs],
+        "script_version": [v.ID if (v := r.ScriptVersion) is not None else None for r in recs],
+        "queue": [e.Queue if e is not None else None for e in evs],
+        "batch_size": [e.BatchSize if e is not None else None for e in evs],
+        "outcome": [r.Outcome for r in recs],
+        "failed": [
+            True if r.Exceptions else (None if r.Outcome is None else r.Outcome != "ok") for r in recs
+        ],
+        "cpu_ms": [r.CPUTimeMs for r in recs],  # ints become float64 in Arrow
+        "wall_ms": [r.WallTimeMs for r in recs],
+        "n_logs": [len(x) if (x := r.Logs) else 0 for r in recs],
+        "n_exceptions": [len(x) if (x := r.Exceptions) else 0 for r in recs],
+        "truncated": [False] * len(recs),
+        "url": [q.URL if q is not None else None for q in reqs],
+        "method": [q.Method if q is not None else None for q in reqs],
+        "status": [q.Status if q is not None else None for q in resps],
+        "entrypoint": [r.Entrypoint or None for r in recs],
+        "dispatch_namespace": [r.DispatchNamespace or None for r in recs],
+    }
+    for i, patch in st.patches:
+        for c, v in patch.items():
+            vals[c][i] = v
+    return vals
+
+
+def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: _Block) -> None:
     """Turn the column lists of one block into record batches. Log and exception rows hold the row
     number of their invocation, resolved here to its id with one vectorised take."""
     if not rows.inv["invocation_id"]:
         return
     ids = _array("invocation_id", rows.inv["invocation_id"])
+    rows.inv.update(_invocation_columns(st))
     for frame, cols, names in (
         ("invocations", rows.inv, INV_COLS),
         ("logs", rows.log, LOG_COLS),
         ("exceptions", rows.exc, EXC_COLS),
     ):
         if cols[names[0]]:
-            jobs = _job_arrays(len(cols["message"]), sparse) if frame == "logs" else {}
+            jobs = _job_arrays(len(cols["message"]), st.sparse) if frame == "logs" else {}
             arrays = [
                 ids
                 if c == "invocation_id" and frame == "invocations"
@@ -491,9 +545,9 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
         line = 1
         for block, _ in iter_line_blocks(path, ctx, count_lines=False):
             rows = Rows()
-            sparse: JobSparse = []
-            line = _load_block(block, line, rows, ctx, sparse)
-            _flush(rows, chunks, sparse)
+            st = _Block()
+            line = _load_block(block, line, rows, ctx, st)
+            _flush(rows, chunks, st)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -511,12 +565,12 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     return out
 
 
-def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: JobSparse) -> int:
+def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Block) -> int:
     """Read the lines of one block (the first is line ``line0``); returns the next line number."""
     inv, log, exc = rows.inv, rows.log, rows.exc
-    i_id, i_ts, i_script, i_ver, i_trig = (inv[c] for c in INV_COLS[:5])
-    i_queue, i_batch, i_out, i_failed, i_cpu, i_wall = (inv[c] for c in INV_COLS[5:11])
-    i_nlogs, i_nexc, i_trunc, i_url, i_method, i_status, i_entry, i_ns = (inv[c] for c in INV_COLS[11:])
+    i_id, i_ts, i_trig = inv["invocation_id"], inv["ts"], inv["trigger"]
+    recs = st.recs
+    sparse = st.sparse
     l_id, l_ts, l_level, l_msg, l_args = (log[c] for c in LOG_COLS[:5])
     e_id, e_ts, e_name, e_msg, e_stack = (exc[c] for c in EXC_COLS)
     want_logs = "logs" in ctx.frames
@@ -544,18 +598,18 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
                         n_filtered += 1
                         continue
         if MARKER_B in raw:
-            _general_fast(raw, rows, ctx, lineno, sparse)
+            _general_fast(raw, rows, ctx, lineno, st)
             continue
         try:
             r = decode(raw)
         except _FALLBACK:
-            _general_fast(raw, rows, ctx, lineno, sparse)
+            _general_fast(raw, rows, ctx, lineno, st)
             continue
         ts = r.EventTimestampMs
         et = r.EventType
         trig = triggers.get(et) if et is not None else None
         if trig is None and et is not None:
-            _general_fast(raw, rows, ctx, lineno, sparse)  # unknown variant: reported there
+            _general_fast(raw, rows, ctx, lineno, st)  # unknown variant: reported there
             continue
         if ts is not None and not (100_000_000_000 <= ts < 100_000_000_000_000):
             ts = epoch_to_ms(ts)
@@ -612,45 +666,14 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, sparse: 
                 e_name.append(nm if nm is not None else e.name)  # type: ignore[union-attr]
                 ms = e.Message  # type: ignore[union-attr]
                 e_msg.append(ms if ms is not None else e.message)  # type: ignore[union-attr]
-                st = e.Stack  # type: ignore[union-attr]
-                e_stack.append(st if st is not None else e.stack)  # type: ignore[union-attr]
+                stk = e.Stack  # type: ignore[union-attr]
+                e_stack.append(stk if stk is not None else e.stack)  # type: ignore[union-attr]
         n_log_rows += nl
         n_exc_rows += ne
-        out = r.Outcome
         i_id.append(inv_id)
         i_ts.append(ts)
-        i_script.append(r.ScriptName)
-        v = r.ScriptVersion
-        i_ver.append(v.ID if v is not None else None)
         i_trig.append(trig)
-        if ev is not None:
-            q = ev.Queue
-            i_queue.append(q)
-            i_batch.append(ev.BatchSize)
-            rq = ev.Request
-            if rq is not None:
-                i_url.append(rq.URL)
-                i_method.append(rq.Method)
-            else:
-                i_url.append(None)
-                i_method.append(None)
-            rs = ev.Response
-            i_status.append(rs.Status if rs is not None else None)
-        else:
-            i_queue.append(None)
-            i_batch.append(None)
-            i_url.append(None)
-            i_method.append(None)
-            i_status.append(None)
-        i_out.append(out)
-        i_failed.append(True if ne else (None if out is None else out != "ok"))
-        i_cpu.append(r.CPUTimeMs)  # ints become float64 in Arrow
-        i_wall.append(r.WallTimeMs)
-        i_nlogs.append(nl)
-        i_nexc.append(ne)
-        i_trunc.append(False)
-        i_entry.append(r.Entrypoint or None)
-        i_ns.append(r.DispatchNamespace or None)
+        recs.append(r)
         n_inv += 1
     report.records += n_records
     report.filtered += n_filtered

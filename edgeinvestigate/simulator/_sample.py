@@ -1,7 +1,7 @@
 """``sample_bundle()``: the bundled sample incident as an evidence bundle (notebooks, demo, tests).
 
 The ``default`` scenario at its small default size with a fixed seed is simulated once into a cache
-folder keyed by the package version and the scenario's content hash, loaded with
+folder keyed by the package version, the scenario's content hash and a hash of the simulator's code, loaded with
 :func:`edgeinvestigate.evidence.load` (the Tail Worker TraceItems), given the DLQ frame from
 ``dlq/messages.json`` and saved as an evidence bundle. Later calls open the cached bundle.
 Concurrent first calls are safe: each builds in its own temporary folder and the first rename wins.
@@ -9,6 +9,7 @@ Concurrent first calls are safe: each builds in its own temporary folder and the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -40,10 +41,20 @@ def _cache_root() -> Path:
     return base / "edgeinvestigate"
 
 
+def _code_digest() -> str:
+    """A hash of the simulator's own code, so a changed engine never serves a stale sample."""
+    h = hashlib.sha256()
+    root = Path(__file__).parent
+    for p in sorted(root.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def sample_dir(path: str | os.PathLike[str] | None = None) -> Path:
     """The folder holding the sample: ``incident/`` (simulator output) and ``bundle/`` (evidence)."""
     sc = load_scenario(SAMPLE_SCENARIO)
-    key = f"sample-{__version__}-{sc.name}-{sc.digest()}-s{SAMPLE_SEED}"
+    key = f"sample-{__version__}-{sc.name}-{sc.digest()}-{_code_digest()}-s{SAMPLE_SEED}"
     if path is not None:
         return Path(path)
     root = _cache_root()

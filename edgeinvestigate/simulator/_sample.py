@@ -1,8 +1,8 @@
 """``sample_bundle()``: the bundled sample incident as an evidence bundle (notebooks, demo, tests).
 
 The ``default`` scenario at its small default size with a fixed seed is simulated once into a cache
-folder keyed by the package version, the scenario's content hash and a hash of the simulator's code, loaded with
-:func:`edgeinvestigate.evidence.load` (the Tail Worker TraceItems), given the DLQ frame from
+folder keyed by the package version, the scenario's content hash and a hash of the simulator's
+code, loaded with :func:`edgeinvestigate.evidence.load` (the Tail Worker TraceItems), given the DLQ frame from
 ``dlq/messages.json`` and saved as an evidence bundle. Later calls open the cached bundle.
 Concurrent first calls are safe: each builds in its own temporary folder and the first rename wins.
 """

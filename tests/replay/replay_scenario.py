@@ -4,6 +4,11 @@ checks that prove nothing was lost (read from the sandbox's own state)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +18,7 @@ from replay_messages import JOB_TYPES, T0_MS, iso, job, message_id
 
 from edgeinvestigate.cloudflare import CloudflareClient
 from edgeinvestigate.dlq import collect_dlq
+from edgeinvestigate.errors import ReplayError
 from edgeinvestigate.replay import Ledger, ReplayPlan, plan_replay
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -161,3 +167,59 @@ def dump(sc: Scenario) -> str:
         return json.dumps(
             {"counts": led.counts(), "events": led.event_counts(), "runs": led.runs()}, default=str
         )
+
+
+def settled(sc_ledger: Path) -> int:
+    try:
+        with Ledger.open(sc_ledger, create=False) as led:
+            return led.counts()["settled"]
+    except ReplayError:
+        return 0  # no ledger yet
+
+
+def when_settled(path: Path, n: int, action: object, timeout: float = 120.0) -> threading.Thread:
+    """Run ``action()`` in a thread once ``n`` messages are settled."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if settled(path) >= n:
+                action()  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
+
+
+def cli_env(sb: object) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CLOUDFLARE_API_TOKEN"] = sb.token  # type: ignore[attr-defined]
+    env["CLOUDFLARE_ACCOUNT_ID"] = ACCOUNT
+    env["CLOUDFLARE_API_BASE_URL"] = sb.url  # type: ignore[attr-defined]
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edgeinvestigate", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def run_id_of(ledger: Path, pid: int) -> int | None:
+    try:
+        with Ledger.open(ledger, create=False) as led:
+            return next((int(r["run_id"]) for r in led.runs() if r["pid"] == pid), None)
+    except ReplayError:
+        return None
+
+
+def seen(ledger: Path, run_id: int, kind: str) -> bool:
+    with Ledger.open(ledger, create=False) as led:
+        return any(e["run_id"] == run_id and e["kind"] == kind for e in led.events())

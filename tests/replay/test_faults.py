@@ -9,79 +9,30 @@ possible duplicate, zero lost, and the request budget never exceeded (see replay
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from replay_scenario import ACCOUNT, assert_nothing_lost, build, client_for, dump
+from replay_scenario import (
+    ACCOUNT,
+    assert_nothing_lost,
+    build,
+    cli_env,
+    client_for,
+    dump,
+    run_cli,
+    run_id_of,
+    seen,
+    settled,
+    when_settled,
+)
 
-from edgeinvestigate.errors import ReplayError
 from edgeinvestigate.replay import Ledger, run_replay
 from edgeinvestigate.sandbox.testing import running_sandbox
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e, pytest.mark.timeout(300)]
-
-
-def settled(sc_ledger: Path) -> int:
-    try:
-        with Ledger.open(sc_ledger, create=False) as led:
-            return led.counts()["settled"]
-    except ReplayError:
-        return 0  # no ledger yet
-
-
-def when_settled(path: Path, n: int, action: object, timeout: float = 120.0) -> threading.Thread:
-    """Run ``action()`` in a thread once ``n`` messages are settled."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if settled(path) >= n:
-                action()  # type: ignore[operator]
-                return
-            time.sleep(0.05)
-
-    t = threading.Thread(target=watch, daemon=True)
-    t.start()
-    return t
-
-
-def cli_env(sb: object) -> dict[str, str]:
-    env = dict(os.environ)
-    env["CLOUDFLARE_API_TOKEN"] = sb.token  # type: ignore[attr-defined]
-    env["CLOUDFLARE_ACCOUNT_ID"] = ACCOUNT
-    env["CLOUDFLARE_API_BASE_URL"] = sb.url  # type: ignore[attr-defined]
-    return env
-
-
-def run_cli(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edgeinvestigate", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def run_id_of(ledger: Path, pid: int) -> int | None:
-    try:
-        with Ledger.open(ledger, create=False) as led:
-            return next((int(r["run_id"]) for r in led.runs() if r["pid"] == pid), None)
-    except ReplayError:
-        return None
-
-
-def seen(ledger: Path, run_id: int, kind: str) -> bool:
-    with Ledger.open(ledger, create=False) as led:
-        return any(e["run_id"] == run_id and e["kind"] == kind for e in led.events())
 
 
 #: the moments a kill -9 lands at: (event of this run to wait for, random delay after it)

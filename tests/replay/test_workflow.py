@@ -18,8 +18,18 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from replay_messages import T0_MS, job, message_id, peeked
-from replay_scenario import ACCOUNT, assert_nothing_lost, body_of, build, client_for
-from test_faults import cli_env, run_cli, run_id_of, seen, settled
+from replay_scenario import (
+    ACCOUNT,
+    assert_nothing_lost,
+    body_of,
+    build,
+    cli_env,
+    client_for,
+    run_cli,
+    run_id_of,
+    seen,
+    settled,
+)
 
 from edgeinvestigate import schema
 from edgeinvestigate.cli import cli

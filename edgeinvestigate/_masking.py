@@ -163,9 +163,10 @@ MASKS: Final[tuple[Mask, ...]] = (
     Mask(
         "int",
         r"\b(?:[0-9]{1,2}|[06-9][0-9]{2}|[0-9]{4,})\b",
-        "integer, except 100..599: a 3-digit number in that range is usually an HTTP status, which is"
-        " left to the template step (a slot with 3+ different statuses becomes <*>; `status 200` and"
-        " `status 404` stay apart)",
+        "integer; in the grouping key except 100..599: a 3-digit number in that range is usually an"
+        " HTTP status, which is left to the template step (a slot with 3+ different statuses becomes"
+        " <*>; `status 200` and `status 404` stay apart)",
+        py_pattern=r"\b[0-9]+\b",
     ),
     Mask(
         "quoted",

@@ -166,10 +166,13 @@ def display_template(template: str, typed_example: str) -> str:
             return template
         slot = slots[i]
         is_placeholder = len(part) > 2 and part.startswith("<") and part.endswith(">")
-        if slot == PLACEHOLDER and not is_placeholder:
-            part = PLACEHOLDER
-        elif slot != PLACEHOLDER and slot not in KEY_PLACEHOLDERS and slot != part:
-            return template
+        if slot == PLACEHOLDER:
+            if not is_placeholder:
+                part = PLACEHOLDER  # a word the template step made variable
+        elif slot not in KEY_PLACEHOLDERS and slot != part:
+            if not is_placeholder:
+                return template
+            part = slot  # a value the key keeps (an HTTP status): show it as it is
         out.append(typed_example[pos : m.start()])
         out.append(part)
         pos = m.end()

@@ -159,6 +159,10 @@ def analyze(
     bucket = bucket_seconds or choose_bucket(span)
     freq = pd.Timedelta(seconds=bucket)
 
+    # an invocation "failed" when the runtime says so or when it logged an error/threw: a consumer
+    # that catches per message reports outcome ok while its jobs fail
+    with_errors = set(errors["invocation_id"].dropna()) if len(errors) else set()
+    inv["failed"] = inv["failed"] | inv["invocation_id"].isin(with_errors)
     inv["bucket"] = inv["ts"].dt.floor(freq)
     errors["bucket"] = errors["ts"].dt.floor(freq) if len(errors) else errors["ts"]
 
@@ -708,6 +712,9 @@ def _hypotheses(
         nxt = [x for x in deploys if x.at > d.at and (x.script == d.script or d.script is None)]
         next_at = pd.Timestamp(nxt[0].at) if nxt else None
         new = [s for s in shifts if s.version == d.version and s.new_after_deploy]
+        if new:  # a rare background error that happens to appear after a deploy is not its doing
+            biggest = max(s.after for s in new)
+            new = [s for s in new if s.after >= max(3, 0.05 * biggest)]
         if not new:
             continue
         cids = [s.cluster_id for s in new]
@@ -974,16 +981,16 @@ def _incident(
         per_bucket = involved.groupby("bucket").size()
         peak = _ts(per_bucket.idxmax())
     detection = None
-    if len(inv):
-        per: pd.DataFrame = inv.groupby("bucket")["failed"].agg(["size", "sum"]).sort_index()
-        rate = per["sum"] / per["size"].clip(lower=1)
-        head = rate.iloc[: max(3, len(rate) // 4)]
-        base = float(head.median()) if len(head) else 0.0
-        thresh = max(2 * base, base + 0.05)
-        min_failed = max(1.0, min(3.0, float(per["size"].median()) / 4))
-        hot = per[(rate >= thresh) & (per["sum"] >= min_failed)]
-        if first is not None:
-            hot = hot[hot.index >= first.floor(freq)]
+    if len(errors) and first is not None:
+        # the first bucket whose error count clearly exceeds the usual background (the median
+        # bucket before the first incident error), counting from the first incident error
+        counts = errors.groupby("bucket").size()
+        idx = pd.date_range(counts.index.min(), counts.index.max(), freq=freq)
+        counts = counts.reindex(idx, fill_value=0)
+        before = counts[counts.index < first.floor(freq)]
+        base = float(before.median()) if len(before) else 0.0
+        thresh = max(2.0 * base, base + 3.0)
+        hot = counts[(counts >= thresh) & (counts.index >= first.floor(freq))]
         if len(hot):
             detection = _ts(hot.index[0])
     failed = int(inv["failed"].sum()) if len(inv) else 0

@@ -19,6 +19,7 @@ invocations take seconds). Error texts are rendered at the end, one template at 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ import numpy as np
 
 from ._catalog import CHATTER, NOISE_ERRORS, UNCAUGHT
 from ._payloads import JobPayloads, context_of
-from ._scenario import JOB_TYPES, IncidentSpec, Scenario
+from ._scenario import JOB_TYPES, Scenario
 from ._values import Template, hex_ids, job_ids
 
 __all__ = ["LEVELS", "Simulation", "TemplateInfo", "run"]
@@ -142,9 +143,6 @@ class Simulation:
     @property
     def n_invocations(self) -> int:
         return len(self.i_ts)
-
-    def iso(self, ms: int) -> str:
-        return _iso(ms)
 
     def queue_message(self, j: int) -> dict[str, Any]:
         """The ``QueueMessage`` body of job ``j`` as the producer sent it."""
@@ -382,8 +380,6 @@ class _Run:
         dlq_raw: list[np.ndarray] = []
         n_inv = 0
         n_del = 0
-
-        import heapq
 
         heap = sorted(buckets)
         heapq.heapify(heap)
@@ -960,7 +956,3 @@ class _Run:
 
     def _cause_id(self, k: int) -> str | None:
         return self.sc.incidents[k].id if k >= 0 else None
-
-
-def incident_by_id(scenario: Scenario, incident_id: str) -> IncidentSpec:
-    return next(i for i in scenario.incidents if i.id == incident_id)

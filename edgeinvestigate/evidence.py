@@ -13,11 +13,14 @@ counts, the load report).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +40,8 @@ from .schema import conform, empty_frame
 from .sources import SOURCES, expand_paths
 
 __all__ = ["BUNDLE_FORMAT", "Evidence", "concat_frames", "load"]
+
+log = logging.getLogger(__name__)
 
 BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
@@ -385,6 +390,9 @@ def _run(
     if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
         n_workers = 1
     n_workers = min(n_workers, len(plan))
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is not None and not os.path.exists(main_file):
+        n_workers = 1  # worker processes re-import __main__, which is not a file here (python - <<EOF)
     args = (since_ms, until_ms, strict, frames)
     if n_workers <= 1:
         return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
@@ -414,7 +422,15 @@ def _run(
             for i in shares[0]:
                 results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
             for i, fut in futures.items():
-                results[i] = read_ipc(*fut.result())
+                try:
+                    results[i] = read_ipc(*fut.result())
+                except (BrokenProcessPool, OSError) as exc:
+                    # The worker could not start or died (e.g. a __main__ that cannot be re-imported,
+                    # or memory): load that file here instead. Nothing is lost, it is only slower.
+                    log.warning(
+                        "parallel load of %s failed (%s); loading it in this process", plan[i].path, exc
+                    )
+                    results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [results[i] for i in range(len(plan))]

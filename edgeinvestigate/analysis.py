@@ -673,6 +673,8 @@ def _burst(
     base = float(counts.median())
     hot = (counts >= max(1.0, 0.2 * peak, 3 * base)).to_numpy()
     runs = _runs(hot, max_gap=1)
+    if not runs:
+        return None, None, 0.0
     best = max(runs, key=lambda r: counts.iloc[r[0] : r[1] + 1].sum())
     s, e = counts.index[best[0]], counts.index[best[1]] + freq
     inside = float(counts.iloc[best[0] : best[1] + 1].sum()) / float(counts.sum())
@@ -692,7 +694,7 @@ def _hypotheses(
     freq: pd.Timedelta,
 ) -> list[Hypothesis]:
     hyps: list[dict[str, Any]] = []
-    if errors.empty and not limit_hits:
+    if errors.empty and not limit_hits and not storms and payload.empty:
         return []
     info: dict[str, dict[str, Any]] = {str(r["cluster_id"]): r for r in _records(table)}
     dlq_counts = (
@@ -861,7 +863,7 @@ def _hypotheses(
             if share < 0.8 or base_share > 0.5:
                 continue
             cg = by_cluster.get(cid)
-            jobs = _impact_jobs(cg) if cg is not None else n
+            jobs = _impact_jobs(cg) if cg is not None else int(g["job_id"].nunique())
             tpl = str(info[cid]["template"])
             hyps.append(
                 {

@@ -105,3 +105,23 @@ def small_evidence() -> Evidence:
     dlq.append({"message_id": "dlq-4", "enqueued_at": T0 + pd.Timedelta(hours=5), "attempts": 4,
                 "job_type": "EMAIL_DELIVERY", "job_id": "job_7777", "envelope": "raw"})  # fmt: skip
     return make_evidence(inv, logs, exc, dlq)
+
+
+@pytest.fixture(scope="session", params=[7, 11], ids=["seed7", "seed11"])
+def default_incident(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Evidence, dict[str, Any]]:
+    """The simulator's ``default`` scenario (bad deploy + dependency outage), loaded like `collect` does,
+    with its ground truth."""
+    import json
+
+    from edgeinvestigate.dlq import dlq_frame_from_file
+    from edgeinvestigate.evidence import load
+    from edgeinvestigate.simulator import simulate
+
+    out = tmp_path_factory.mktemp(f"default-{request.param}")
+    summary = simulate("default", out, seed=request.param, formats=("traceitems", "dlq"))
+    ev = load([out / "traceitems" / "traceitems.jsonl"], strict=True)
+    ev = ev.with_dlq(dlq_frame_from_file(out / "dlq" / "messages.json"))
+    truth = json.loads(summary.ground_truth.read_text())
+    return ev, truth

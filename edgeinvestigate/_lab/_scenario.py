@@ -357,9 +357,14 @@ class _Run:
         ev = load([self.trace])
         with self._client() as client:
             dlq = load_dlq(client, DLQ_QUEUE, mode="peek")
+            # the raw messages too (peek-shaped, as the API returned them): evidence anyone can reload
+            raw = client.peek(client.queue_id(DLQ_QUEUE), batch_size=100)
         ev = ev.with_dlq(dlq)
         path = self.out / name
         ev.save(path, overwrite=True)
+        dlq_file = self.out / "dlq" / f"{name}-messages.json"
+        dlq_file.parent.mkdir(parents=True, exist_ok=True)
+        dlq_file.write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
         return ev, path
 
     def _analyze(self, ev: Any) -> dict[str, Any]:
@@ -374,25 +379,29 @@ class _Run:
 
         clusters = cluster(ev)
         table = clusters.table
+        top: dict[str, Any] | None = None
+        error = ""
         try:
             findings = analyze(ev, clusters=clusters)
         except Exception as exc:
             log.exception("the analysis failed on the lab's telemetry")
-            self.say(
-                f"[lab] the analysis failed: {type(exc).__name__}: {exc}; replaying the largest DLQ cluster"
-            )
-            by_dlq = table.sort_values(["n_dlq_messages", "count"], ascending=False, kind="stable")
-            top: dict[str, Any] = {
-                "rank": None,
-                "kind": None,
-                "title": None,
-                "analysis_error": f"{type(exc).__name__}: {exc}",
-                "cluster_ids": [str(by_dlq["cluster_id"].iloc[0])],
-                "job_types": [str(t) for t in by_dlq["job_types"].iloc[0]],
-            }
+            error = f"{type(exc).__name__}: {exc}"
         else:
             (self.out / "findings.json").write_text(findings.model_dump_json(indent=2), encoding="utf-8")
             top = _top_finding(findings)
+            if top is None:
+                error = "the analysis ranked no hypothesis"
+        if top is None:
+            self.say(f"[lab] the analysis failed: {error}; replaying the largest DLQ cluster instead")
+            by_dlq = table.sort_values(["n_dlq_messages", "count"], ascending=False, kind="stable")
+            top = {
+                "rank": None,
+                "kind": None,
+                "title": None,
+                "analysis_error": error,
+                "cluster_ids": [str(by_dlq["cluster_id"].iloc[0])],
+                "job_types": [str(t) for t in by_dlq["job_types"].iloc[0]],
+            }
         ids = [str(c) for c in top.get("cluster_ids") or []]
         rows = table[table["cluster_id"].astype(str).isin(ids)]
         top["clusters"] = [
@@ -505,11 +514,12 @@ class _Run:
             )
 
 
-def _top_finding(findings: Any) -> dict[str, Any]:
+def _top_finding(findings: Any) -> dict[str, Any] | None:
+    """The rank-1 hypothesis of ``findings`` as plain JSON data, or None when there is none."""
     data = json.loads(findings.model_dump_json())
     items = data.get("hypotheses") or []
     if not items:
-        raise EdgeInvestigateError("the analysis ranked no hypothesis on the lab's telemetry")
+        return None
     top: dict[str, Any] = min(items, key=lambda h: h.get("rank", 0))
     return top
 

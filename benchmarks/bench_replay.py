@@ -57,7 +57,7 @@ def peek_shape(item: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="messages in the DLQ, all replayed")
-    ap.add_argument("--rate", type=float, default=250.0, help="configured velocity, messages/s")
+    ap.add_argument("--rate", type=float, default=200.0, help="configured velocity, messages/s")
     args = ap.parse_args(argv)
     n = args.n
 

@@ -175,7 +175,10 @@ class _Runner:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            self.stop.wait(min(left, 0.25))
+            if self.stop.is_set():  # finishing a batch after Ctrl-C: a plain sleep, not a busy loop
+                time.sleep(min(left, 0.05))
+            else:
+                self.stop.wait(min(left, 0.25))
 
     def _request_slot(self, kind: str, n_messages: int = 0) -> None:
         """Wait until the velocity and both budgets allow one more request."""
@@ -522,6 +525,9 @@ def run_replay(
             with _graceful_interrupts(stop_event, speak):
                 result = runner.run()
             outcome = result.outcome
+        except KeyboardInterrupt:
+            outcome = "interrupted"  # a second Ctrl-C: the ledger still says what may be in flight
+            raise
         finally:
             if bar is not None:
                 bar.close()

@@ -34,6 +34,7 @@ from replay_scenario import (
 from edgeinvestigate import schema
 from edgeinvestigate.cli import cli
 from edgeinvestigate.dlq import collect_dlq, dlq_frame
+from edgeinvestigate.errors import ReplayRefusedError
 from edgeinvestigate.evidence import Evidence
 from edgeinvestigate.replay import Ledger, ReplayPlan, plan_replay, replay_status, run_replay, verify_replay
 from edgeinvestigate.sandbox.testing import running_sandbox
@@ -246,6 +247,15 @@ def test_without_leases_originals_are_purged_by_ref_or_kept_for_the_next_run(tmp
             removal = {r["message_id"]: r["removal"] for r in led.rows()}
         assert {removal[message_id(i)] for i in range(50, 100)} == {"purge"}
         assert {removal[message_id(i)] for i in range(120, 150)} == {"purge"}
+
+        # an allowed target that does not exist is refused before anything is sent
+        other = plan_replay(frame, "jobs-dlq", "emails", ids=ids[:3], allow_queues=["emails"])
+        other_path = other.save(tmp_path / "emails.json")
+        with client_for(sb) as client, pytest.raises(ReplayRefusedError, match="'emails' does not exist"):
+            run_replay(other_path, client)
+        with Ledger.open(tmp_path / "emails.ledger.sqlite", create=False) as led:
+            assert led.counts()["planned"] == 3
+            assert led.runs() == []
 
 
 def test_verify_finds_loops_successes_and_unseen_jobs(tmp_path: Path) -> None:

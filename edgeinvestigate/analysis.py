@@ -391,9 +391,7 @@ def _shifts(
             share = float((known == d.version).mean()) if len(known) else None
             new = (not ever_before) and 0 <= lag <= NEW_AFTER.total_seconds() / 60
             if before == 0 and after == 0:
-                continue
-            if not new and after < 2 * max(before, 1):
-                continue  # unchanged around this deploy: keep the list short
+                continue  # not active around this deploy
             out.append(
                 ClusterShift(
                     cluster_id=str(cid),

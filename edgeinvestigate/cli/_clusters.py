@@ -54,7 +54,10 @@ def clusters(
     ev = Evidence.open(bundle)
     result = cluster(ev, rules=rules, redact=redact)
     if explain is not None:
-        target: str | int = int(explain) if explain.isdigit() else explain
+        is_message_id = bool(len(result.dlq)) and bool(
+            (result.dlq["message_id"].astype(object) == explain).any()
+        )
+        target: str | int = int(explain) if explain.isdigit() and not is_message_id else explain
         exp = result.explain(target)
         if fmt == "json":
             click.echo(json.dumps(exp.to_dict(), indent=2))

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -213,6 +214,8 @@ def serve_collector(
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     url = f"http://{shown}:{bound_port}"
     app = make_app(out, ready_file=ready_file, url=url)
+    # like any server's start line: where to point the Tail Worker (COLLECTOR_URL)
+    print(f"collector listening on {url}/ ; appending TraceItem arrays to {out}", file=sys.stderr, flush=True)
     config = uvicorn.Config(
         app,
         backlog=backlog,

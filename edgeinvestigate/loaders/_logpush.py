@@ -19,9 +19,11 @@ from typing import Any, Final
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._time import epoch_to_ms
 from ._common import (
+    _TS,
     EXC_COLS,
     INV_COLS,
     LOG_COLS,
@@ -415,35 +417,21 @@ def _general(raw: bytes, rows: Rows, ctx: FileContext, line: int, offset_hint: i
 # --- the fast path ----------------------------------------------------------------------------
 
 
-JobSparse = list[tuple[int, tuple[Any, Any, Any, Any]]]
-
-
 JOB_COLS: Final = ("job_id", "job_type", "attempt", "message_id")
-
-
-def _job_arrays(n: int, sparse: JobSparse) -> dict[str, pa.Array]:
-    """Dense job-field columns from the ``(row, fields)`` pairs gathered while reading."""
-    if not sparse:
-        return {c: _array(c, [None]).take(pa.array(np.zeros(n, dtype=np.int32))) for c in JOB_COLS}
-    pos, fields = zip(*sparse, strict=True)
-    index = np.full(n, len(pos), dtype=np.int32)  # rows without job fields point at a trailing null
-    index[np.fromiter(pos, dtype=np.int64, count=len(pos))] = np.arange(len(pos), dtype=np.int32)
-    take = pa.array(index)
-    values = zip(*fields, strict=True)
-    return {c: _array(c, [*v, None]).take(take) for c, v in zip(JOB_COLS, values, strict=True)}
+_MS_LO: Final = 100_000_000_000
+_MS_HI: Final = 100_000_000_000_000
 
 
 class _Block:
-    """What the fast path gathers for one block besides the column lists: the decoded records
-    (invocation columns are built from them at the end), patches for rows of the general path,
-    and the sparse job fields of log rows."""
+    """What the fast path gathers for one block: the decoded records (every column is built from
+    them at the end of the block, with comprehensions) and patches for the invocation rows that
+    took the general path (their log and exception rows are in ``Rows``)."""
 
-    __slots__ = ("patches", "recs", "sparse")
+    __slots__ = ("patches", "recs")
 
     def __init__(self) -> None:
         self.recs: list[Any] = []
         self.patches: list[tuple[int, dict[str, Any]]] = []
-        self.sparse: JobSparse = []
 
 
 #: invocation columns built from the decoded records at the end of a block
@@ -452,28 +440,18 @@ _NO_RECORD: Final = _Record()
 
 
 def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, st: _Block) -> None:
-    """The general path from inside the fast loop: rows refer to their invocation by row number
-    (as in the fast path), its invocation values become a patch, its job fields join the sparse list."""
-    log, inv = rows.log, rows.inv
-    n0 = len(log["message"])
-    e0 = len(rows.exc["name"])
-    i0 = len(inv["invocation_id"])
+    """The general path from inside the fast loop. Its invocation values become a patch of the
+    record-built columns; its log and exception rows keep the invocation's row number."""
+    log, exc, inv = rows.log, rows.exc, rows.inv
+    n0, e0, i0 = len(log["invocation_id"]), len(exc["invocation_id"]), len(inv["invocation_id"])
     _general(raw, rows, ctx, line)
-    if len(inv["invocation_id"]) > i0:
-        st.patches.append((len(st.recs), {c: inv[c].pop() for c in _FROM_RECORDS}))
-        st.recs.append(_NO_RECORD)
-    inv_row = len(inv["invocation_id"]) - 1
-    for ids, start in ((log["invocation_id"], n0), (rows.exc["invocation_id"], e0)):
+    if len(inv["invocation_id"]) == i0:
+        return
+    st.patches.append((len(st.recs), {c: inv[c].pop() for c in _FROM_RECORDS}))
+    st.recs.append(_NO_RECORD)
+    for ids, start in ((log["invocation_id"], n0), (exc["invocation_id"], e0)):
         for k in range(start, len(ids)):
-            ids[k] = inv_row
-    added = len(log["message"]) - n0
-    if added:
-        cols = [log[c] for c in ("job_id", "job_type", "attempt", "message_id")]
-        k0 = len(cols[0]) - added
-        for k in range(added):
-            st.sparse.append((n0 + k, (cols[0][k0 + k], cols[1][k0 + k], cols[2][k0 + k], cols[3][k0 + k])))
-        for col in cols:
-            del col[k0:]
+            ids[k] = i0
 
 
 def _invocation_columns(st: _Block) -> dict[str, list[Any]]:
@@ -507,33 +485,116 @@ def _invocation_columns(st: _Block) -> dict[str, list[Any]]:
     return vals
 
 
-def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: _Block) -> None:
-    """Turn the column lists of one block into record batches. Log and exception rows hold the row
-    number of their invocation, resolved here to its id with one vectorised take."""
-    if not rows.inv["invocation_id"]:
+def _ms_array(values: list[Any]) -> pa.Array:
+    """Epoch times as ``timestamp[ms, UTC]``; values in s/us/ns (rare) are scaled one by one."""
+    arr = pa.array(values, pa.int64())
+    lo, hi = pc.min_max(arr).values()
+    if lo.is_valid and not (lo.as_py() >= _MS_LO and hi.as_py() < _MS_HI):
+        arr = pa.array([None if v is None else epoch_to_ms(v) for v in values], pa.int64())
+    return arr.cast(_TS)
+
+
+def _job_of(message: str, args: Any) -> tuple[Any, Any, Any, Any]:
+    if message[:1] == "{" and type(args) is list and len(args) == 1:
+        try:
+            return _job_from_struct(_decode_job(message))
+        except _FALLBACK:  # not JSON, or fields of other types: the general rules below
+            pass
+    return lift_job_fields(args)
+
+
+def _log_columns(st: _Block, n_logs: list[int]) -> dict[str, pa.Array]:
+    flat = [lg for r in st.recs if (ls := r.Logs) for lg in ls]
+    decoded = [_decode_any(lg.Message) for lg in flat]
+    msgs = [a[0] if type(a) is list and len(a) == 1 and type(a[0]) is str else join_args(a) for a in decoded]
+    # job fields: only where an object can be (a "{" in the text), typed-decoded when possible
+    cand = [(i, _job_of(m, decoded[i])) for i, m in enumerate(msgs) if m is not None and "{" in m]
+    n = len(flat)
+    cols: dict[str, pa.Array] = {
+        "invocation_id": pa.array(np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)),
+        "ts": _ms_array([lg.TimestampMs for lg in flat]),
+        "level": _array("level", [lg.Level for lg in flat]),
+        "message": pa.array(msgs, pa.string()),
+        "args": pa.array([bytes(lg.Message) for lg in flat], pa.string()),
+    }
+    cols.update(_job_arrays(n, cand))
+    return cols
+
+
+def _exception_columns(st: _Block, n_exc: list[int]) -> dict[str, pa.Array]:
+    flat = [e for r in st.recs if (es := r.Exceptions) for e in es]
+    return {
+        "invocation_id": pa.array(np.repeat(np.arange(len(n_exc), dtype=np.int32), n_exc)),
+        "ts": _ms_array([e.TimestampMs for e in flat]),
+        "name": _array("name", [e.Name if e.Name is not None else e.name for e in flat]),
+        "message": pa.array([e.Message if e.Message is not None else e.message for e in flat], pa.string()),
+        "stack": pa.array([e.Stack if e.Stack is not None else e.stack for e in flat], pa.string()),
+    }
+
+
+def _job_arrays(n: int, sparse: list[tuple[int, tuple[Any, Any, Any, Any]]]) -> dict[str, pa.Array]:
+    """Dense job-field columns from ``(row, fields)`` pairs."""
+    if not sparse:
+        return {c: _array(c, [None]).take(pa.array(np.zeros(n, dtype=np.int32))) for c in JOB_COLS}
+    pos, fields = zip(*sparse, strict=True)
+    index = np.full(n, len(pos), dtype=np.int32)  # rows without job fields point at a trailing null
+    index[np.fromiter(pos, dtype=np.int64, count=len(pos))] = np.arange(len(pos), dtype=np.int32)
+    take = pa.array(index)
+    values = zip(*fields, strict=True)
+    return {c: _array(c, [*v, None]).take(take) for c, v in zip(JOB_COLS, values, strict=True)}
+
+
+def _with_general(
+    fast: dict[str, pa.Array], general: dict[str, list[Any]], names: tuple[str, ...]
+) -> pa.Table:
+    """Fast-path rows plus general-path rows, in invocation order (both refer to row numbers)."""
+    table = pa.table({c: fast[c] for c in names})
+    if general["invocation_id"]:
+        extra = pa.table(
+            {
+                c: pa.array(general[c], pa.int32()) if c == "invocation_id" else _array(c, general[c])
+                for c in names
+            }
+        )
+        table = pa.concat_tables([table, extra.cast(table.schema)], promote_options="permissive")
+        table = table.take(pc.sort_indices(table, [("invocation_id", "ascending")]))  # stable
+    return table
+
+
+def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: _Block, ctx: FileContext) -> None:
+    """Build the record batches of one block from the decoded records (and general-path rows).
+    Log and exception rows carry their invocation's row number until one vectorised take."""
+    if not st.recs:
         return
     ids = _array("invocation_id", rows.inv["invocation_id"])
-    rows.inv.update(_invocation_columns(st))
-    for frame, cols, names in (
-        ("invocations", rows.inv, INV_COLS),
-        ("logs", rows.log, LOG_COLS),
-        ("exceptions", rows.exc, EXC_COLS),
+    inv = _invocation_columns(st)
+    inv["invocation_id"], inv["ts"], inv["trigger"] = (
+        rows.inv["invocation_id"],
+        rows.inv["ts"],
+        rows.inv["trigger"],
+    )
+    arrays = [ids if c == "invocation_id" else _array(c, inv[c]) for c in INV_COLS]
+    chunks["invocations"].append(pa.record_batch(arrays, names=list(INV_COLS)))
+    fast_rows = [0 if r is _NO_RECORD else 1 for r in st.recs] if st.patches else None
+    for frame, names, build, counts in (
+        ("logs", LOG_COLS, _log_columns, inv["n_logs"]),
+        ("exceptions", EXC_COLS, _exception_columns, inv["n_exceptions"]),
     ):
-        if cols[names[0]]:
-            jobs = _job_arrays(len(cols["message"]), st.sparse) if frame == "logs" else {}
-            arrays = [
-                ids
-                if c == "invocation_id" and frame == "invocations"
-                else ids.take(pa.array(cols[c], pa.int32()))
-                if c == "invocation_id"
-                else jobs[c]
-                if c in jobs
-                else _array(c, cols[c])
-                for c in names
-            ]
-            chunks[frame].append(pa.record_batch(arrays, names=list(names)))
-            for c in names:
-                cols[c] = []
+        if frame not in ctx.frames:
+            continue
+        if fast_rows is not None:  # general-path rows are built apart: no rows from placeholders
+            counts = [c * f for c, f in zip(counts, fast_rows, strict=True)]
+        general = rows.log if frame == "logs" else rows.exc
+        table = _with_general(build(st, counts), general, names)
+        table = table.set_column(0, "invocation_id", ids.take(table.column("invocation_id")))
+        chunks[frame].extend(table.to_batches())
+    n_logs = sum(inv["n_logs"])
+    n_exc = sum(inv["n_exceptions"])
+    if fast_rows is not None:
+        n_logs = sum(c * f for c, f in zip(inv["n_logs"], fast_rows, strict=True))
+        n_exc = sum(c * f for c, f in zip(inv["n_exceptions"], fast_rows, strict=True))
+    ctx.report.logs += n_logs
+    ctx.report.exceptions += n_exc
 
 
 def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
@@ -547,7 +608,7 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
             rows = Rows()
             st = _Block()
             line = _load_block(block, line, rows, ctx, st)
-            _flush(rows, chunks, st)
+            _flush(rows, chunks, st, ctx)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -566,21 +627,19 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
 
 
 def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Block) -> int:
-    """Read the lines of one block (the first is line ``line0``); returns the next line number."""
-    inv, log, exc = rows.inv, rows.log, rows.exc
+    """Read the lines of one block (the first is line ``line0``); returns the next line number.
+
+    The loop only decodes, filters and keeps the records; the columns are built in :func:`_flush`.
+    """
+    inv = rows.inv
     i_id, i_ts, i_trig = inv["invocation_id"], inv["ts"], inv["trigger"]
     recs = st.recs
-    sparse = st.sparse
-    l_id, l_ts, l_level, l_msg, l_args = (log[c] for c in LOG_COLS[:5])
-    e_id, e_ts, e_name, e_msg, e_stack = (exc[c] for c in EXC_COLS)
-    want_logs = "logs" in ctx.frames
-    want_exc = "exceptions" in ctx.frames
-    decode = _decode_record if (want_logs or want_exc) else _decode_counts
+    decode = _decode_record if ("logs" in ctx.frames or "exceptions" in ctx.frames) else _decode_counts
     since, until = ctx.since_ms, ctx.until_ms
     windowed = ctx.windowed
     report = ctx.report
     triggers = EVENT_TYPES
-    n_records = n_inv = n_log_rows = n_exc_rows = n_filtered = 0
+    n_records = n_inv = n_filtered = 0
     lineno = line0 - 1
     for raw in block.split(b"\n"):
         lineno += 1
@@ -605,13 +664,13 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
         except _FALLBACK:
             _general_fast(raw, rows, ctx, lineno, st)
             continue
-        ts = r.EventTimestampMs
         et = r.EventType
         trig = triggers.get(et) if et is not None else None
         if trig is None and et is not None:
             _general_fast(raw, rows, ctx, lineno, st)  # unknown variant: reported there
             continue
-        if ts is not None and not (100_000_000_000 <= ts < 100_000_000_000_000):
+        ts = r.EventTimestampMs
+        if ts is not None and not (_MS_LO <= ts < _MS_HI):
             ts = epoch_to_ms(ts)
         n_records += 1
         if (
@@ -621,56 +680,18 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
         ):
             n_filtered += 1
             continue
-        inv_id = record_id(raw)
-        inv_row = len(i_id)
-        ev = r.Event
         if trig is None:
-            if ev is None:
-                trig = "unknown"
-            else:
-                trig = "fetch" if ev.Request is not None else ("queue" if ev.Queue is not None else "unknown")
-        logs = r.Logs
-        excs = r.Exceptions
-        nl = len(logs) if logs else 0
-        ne = len(excs) if excs else 0
-        if want_logs and nl:
-            for lg in logs:  # type: ignore[union-attr]
-                a = lg.Message  # type: ignore[union-attr]
-                l_id.append(inv_row)
-                lts = lg.TimestampMs  # type: ignore[union-attr]
-                if lts is not None and not (100_000_000_000 <= lts < 100_000_000_000_000):
-                    lts = epoch_to_ms(lts)
-                l_ts.append(lts)
-                l_level.append(lg.Level)  # type: ignore[union-attr]
-                args = _decode_any(a)
-                l_args.append(bytes(a))
-                if type(args) is list and len(args) == 1 and type(args[0]) is str:
-                    m = args[0]
-                    if m[:1] == "{":
-                        try:
-                            sparse.append((len(l_msg), _job_from_struct(_decode_job(m))))
-                        except _FALLBACK:  # not JSON, or fields of other types: the general rules
-                            sparse.append((len(l_msg), lift_job_fields(args)))
-                    l_msg.append(m)
-                else:
-                    sparse.append((len(l_msg), lift_job_fields(args)))
-                    l_msg.append(join_args(args))
-        if want_exc and ne:
-            for e in excs:  # type: ignore[union-attr]
-                ets = e.TimestampMs  # type: ignore[union-attr]
-                if ets is not None and not (100_000_000_000 <= ets < 100_000_000_000_000):
-                    ets = epoch_to_ms(ets)
-                e_id.append(inv_row)
-                e_ts.append(ets)
-                nm = e.Name  # type: ignore[union-attr]
-                e_name.append(nm if nm is not None else e.name)  # type: ignore[union-attr]
-                ms = e.Message  # type: ignore[union-attr]
-                e_msg.append(ms if ms is not None else e.message)  # type: ignore[union-attr]
-                stk = e.Stack  # type: ignore[union-attr]
-                e_stack.append(stk if stk is not None else e.stack)  # type: ignore[union-attr]
-        n_log_rows += nl
-        n_exc_rows += ne
-        i_id.append(inv_id)
+            ev = r.Event
+            trig = (
+                "unknown"
+                if ev is None
+                else "fetch"
+                if ev.Request is not None
+                else "queue"
+                if ev.Queue
+                else "unknown"
+            )
+        i_id.append(record_id(raw))
         i_ts.append(ts)
         i_trig.append(trig)
         recs.append(r)
@@ -678,6 +699,4 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
     report.records += n_records
     report.filtered += n_filtered
     report.invocations += n_inv
-    report.logs += n_log_rows
-    report.exceptions += n_exc_rows
     return lineno if block.endswith(b"\n") else lineno + 1

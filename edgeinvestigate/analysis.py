@@ -180,7 +180,13 @@ def analyze(
     storms = _retry_storms(ev, freq)
     limit_hits = _limit_hits(inv, cpu_limit_ms, wall_limit_ms)
 
-    hyps = _hypotheses(errors, table, deploys, shifts, storms, limit_hits, payload_fields, dlq, inv, freq)
+    hit_ids = inv.loc[
+        inv["outcome"].isin(_LIMIT_OUTCOMES) | (inv["wall_ms"] >= NEAR * wall_limit_ms), "invocation_id"
+    ]
+    limit_types = _over_represented(ev, set(hit_ids.dropna()))
+    hyps = _hypotheses(
+        errors, table, deploys, shifts, storms, limit_hits, payload_fields, dlq, inv, freq, limit_types
+    )
     incident = _incident(inv, errors, dlq, hyps, rates, freq)
     summaries = [
         ClusterSummary(
@@ -566,27 +572,56 @@ def _retry_storms(ev: Evidence, freq: pd.Timedelta) -> list[RetryStorm]:
         part = d[(d["ts"] >= start) & (d["ts"] < end)]
         reps = part.groupby("job_id")["invocation_id"].nunique().sort_values(ascending=False)
         repeated = [str(x) for x in reps[reps >= 3].index[:10]]
-        types = sorted({str(x) for x in part["job_type"].dropna()})
+        retried_types = part.loc[part["retried"], "job_type"].dropna().astype(str)
+        shares = retried_types.value_counts(normalize=True)
+        types = sorted(str(t) for t, v in shares.items() if v >= 0.2)
         retried = int(part["retried"].sum())
         out.append(
             RetryStorm(
                 window=TimeWindow(start=_py(_ts(start)), end=_py(_ts(end))),
                 deliveries=len(part),
                 retried_deliveries=retried,
-                jobs=int(part["job_id"].nunique()),
+                jobs=int(part.loc[part["retried"], "job_id"].nunique()),
                 max_attempt=int(part["attempt"].max()),
                 job_types=types,
                 repeated_job_ids=repeated,
                 sentence=(
                     f"Between {_fmt(start)} and {_fmt(end)}, {retried} of {len(part)} deliveries "
                     "were retries "
-                    f"(up to attempt {int(part['attempt'].max())}) of {int(part['job_id'].nunique())} jobs"
+                    f"(up to attempt {int(part['attempt'].max())}) of "
+                    f"{int(part.loc[part['retried'], 'job_id'].nunique())} jobs"
                     + (f" of {', '.join(types)}" if types else "")
                     + "."
                 ),
             )
         )
     return out
+
+
+_LIMIT_OUTCOMES: Final = ("exceededCpu", "exceededMemory", "exceededWallTime")
+
+
+def _over_represented(ev: Evidence, invocation_ids: set[Any]) -> list[str]:
+    """Job types over-represented among the jobs of some invocations (a batch mixes job types, so
+    the type that makes invocations heavy is the one whose share rises there): share >= 20% and at
+    least 1.5 times its share overall, most over-represented first."""
+    logs = ev.logs
+    if not invocation_ids or logs.empty:
+        return []
+    d = pd.DataFrame(
+        {
+            "invocation_id": _obj(logs["invocation_id"]),
+            "job_id": _obj(logs["job_id"]),
+            "job_type": _obj(logs["job_type"]),
+        }
+    ).dropna(subset=["job_type"])
+    d = d.drop_duplicates(["invocation_id", "job_id", "job_type"])
+    if d.empty:
+        return []
+    overall = d["job_type"].value_counts(normalize=True)
+    inside = d[d["invocation_id"].isin(invocation_ids)]["job_type"].value_counts(normalize=True)
+    lift = (inside / overall.reindex(inside.index)).sort_values(ascending=False)
+    return [str(t) for t, v in lift.items() if float(v) >= 1.5 and float(inside.get(t, 0.0)) >= 0.2]
 
 
 def _limit_hits(inv: pd.DataFrame, cpu_limit: float, wall_limit: float) -> list[LimitHit]:
@@ -690,6 +725,7 @@ def _hypotheses(
     dlq: pd.DataFrame,
     inv: pd.DataFrame,
     freq: pd.Timedelta,
+    limit_types: list[str] | None = None,
 ) -> list[Hypothesis]:
     hyps: list[dict[str, Any]] = []
     if errors.empty and not limit_hits and not storms and payload.empty:
@@ -888,39 +924,116 @@ def _hypotheses(
             used.add(str(cid))
 
     # --- retry storms and limit hits --------------------------------------------------------------
-    for s in storms:
+    causes = [h for h in hyps if h["window"] is not None]
+    for st in storms:
+        s0, s1 = pd.Timestamp(st.window.start), pd.Timestamp(st.window.end)
+        cause = next(
+            (
+                h
+                for h in causes
+                if pd.Timestamp(h["window"].start) <= s1
+                and pd.Timestamp(h["window"].end) >= s0
+                and set(h["job_types"]) & set(st.job_types)
+            ),
+            None,
+        )
+        fit = 0.2 if cause else 0.5  # retries that an outage or a bad deploy explains are a symptom
         hyps.append(
             {
                 "kind": "retry_storm",
-                "title": (
-                    f"Retry storm {_fmt(pd.Timestamp(s.window.start))}–{_fmt(pd.Timestamp(s.window.end))}"
+                "title": f"Retry storm {_fmt(s0)}–{_fmt(s1)}",
+                "sentence": st.sentence
+                + (
+                    f" It follows from the {cause['kind'].replace('_', ' ')} ({cause['title']})."
+                    if cause
+                    else ""
                 ),
-                "sentence": s.sentence,
-                "score": s.jobs * 0.5,
-                "fit": 0.5,
+                "score": st.jobs * fit,
+                "fit": fit,
                 "cluster_ids": [],
-                "job_types": s.job_types,
-                "window": s.window,
+                "job_types": st.job_types,
+                "window": st.window,
                 "deploy": None,
-                "evidence": {"deliveries": s.deliveries, "retried": s.retried_deliveries, "jobs": s.jobs},
+                "evidence": {
+                    "deliveries": st.deliveries,
+                    "retried": st.retried_deliveries,
+                    "jobs": st.jobs,
+                    "caused_by": cause["title"] if cause else None,
+                },
             }
         )
-    for lh in limit_hits:
-        weight = 0.8 if lh.limit.startswith("exceeded") else 0.4
+    if limit_hits:
+        hard = [lh for lh in limit_hits if lh.limit.startswith("exceeded")]
+        main = hard or limit_hits
+        n = max(lh.invocations for lh in main)
+        weight = 0.8 if hard else 0.4
+        starts = [pd.Timestamp(lh.window.start) for lh in limit_hits if lh.window]
+        ends = [pd.Timestamp(lh.window.end) for lh in limit_hits if lh.window]
+        types = limit_types or sorted({t for lh in main for t in lh.job_types})
+        parts = ", ".join(f"{lh.invocations} {lh.limit}" for lh in limit_hits)
+        limit_clusters = [c for c, r in info.items() if r["kind_rule"] == "resource-limit"]
+        used.update(limit_clusters)
         hyps.append(
             {
                 "kind": "limit_hit",
-                "title": f"{lh.limit}: {lh.invocations} invocations",
-                "sentence": lh.sentence,
-                "score": lh.invocations * weight,
+                "title": f"Worker limits hit ({', '.join(lh.limit for lh in main)})",
+                "cluster_ids": limit_clusters,
+                "sentence": (
+                    f"Invocations hit the Worker limits ({parts})"
+                    + (f" between {_fmt(min(starts))} and {_fmt(max(ends))}" if starts else "")
+                    + (f", mostly {', '.join(types)} jobs" if types else "")
+                    + ": a job too heavy for one invocation fails on every retry until it is split or"
+                    " the limit is raised."
+                ),
+                "score": n * weight,
                 "fit": weight,
-                "cluster_ids": [],
-                "job_types": lh.job_types,
-                "window": lh.window,
+                "job_types": types,
+                "window": TimeWindow(start=_py(min(starts)), end=_py(max(ends))) if starts else None,
                 "deploy": None,
-                "evidence": {"limit": lh.limit, "invocations": lh.invocations},
+                "evidence": {lh.limit: lh.invocations for lh in limit_hits},
             }
         )
+
+    # --- new permanent errors not tied to a deploy: bad input ------------------------------------
+    if start is not None and span > pd.Timedelta(0):
+        for cid, g in by_cluster.items():
+            if cid in used or len(g) < 10 or cid not in info or info[cid]["kind"] != "permanent":
+                continue
+            if info[cid]["kind_rule"] == "resource-limit":
+                continue  # the limit-hit hypothesis explains these
+            first = g["ts"].min()
+            if first <= start + 0.05 * span:
+                continue  # there from the start: background, or older than the window
+            jobs = _impact_jobs(g)
+            tpl = str(info[cid]["template"])
+            types = sorted({str(x) for x in g["job_type"].dropna()})
+            rule = str(info[cid]["kind_rule"])
+            last = g["ts"].max()
+            hyps.append(
+                {
+                    "kind": "poison_payload" if rule == "validation" else "error_spike",
+                    "title": f"New permanent error from {_fmt(first)} ({', '.join(types) or 'jobs'})",
+                    "sentence": (
+                        f"From {_fmt(first)} to {_fmt(last)}, {jobs} {', '.join(types)} jobs failed "
+                        f"permanently with '{tpl[:120]}' ({rule}); no deploy explains it, "
+                        "so the input changed"
+                        + (" (a bad payload)." if rule == "validation" else ".")
+                    ),
+                    "score": jobs * 0.8,
+                    "fit": 0.8,
+                    "cluster_ids": [cid],
+                    "job_types": types,
+                    "window": TimeWindow(start=_py(_ts(first)), end=_py(_ts(last + freq))),
+                    "deploy": None,
+                    "evidence": {
+                        "errors": len(g),
+                        "jobs": jobs,
+                        "dlq_messages": int(dlq_counts.get(cid, 0)),
+                        "triage_rule": rule,
+                    },
+                }
+            )
+            used.add(cid)
 
     # --- remaining spikes: clusters much more frequent in one part of the window ----------------
     if start is not None and span > pd.Timedelta(0):

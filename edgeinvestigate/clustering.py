@@ -724,8 +724,8 @@ def _cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> 
         examples = list(dict.fromkeys(str(t) for t in examples_src))[:max_examples]
         sample = list(dict.fromkeys(str(t) for t in g["text"].head(200)))[:25]
         kind, kind_rule = triage.classify_many(sample)
-        if not kind_rule and (g["outcome"].astype(object) == "exceededCpu").any():
-            kind, kind_rule = "permanent", "limit"
+        if not kind_rule and g["outcome"].astype(object).isin(["exceededCpu", "exceededMemory"]).any():
+            kind, kind_rule = "permanent", "resource-limit"
         records.append(
             {
                 "cluster_id": cid,

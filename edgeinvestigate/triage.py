@@ -12,6 +12,7 @@ network error even though it is a ``TypeError``), then HTTP statuses, then error
 =================  =========  ===============================================================
 rule               kind       matches
 =================  =========  ===============================================================
+resource-limit     permanent  exceeded the CPU / memory / wall-time limit (exceededCpu, exceededMemory)
 network            transient  connection reset/refused/lost, ECONNRESET, ENOTFOUND, socket hang up,
                               fetch failed, network error
 timeout            transient  timeout, timed out, ETIMEDOUT, deadline exceeded, "exceeded 430ms",
@@ -67,6 +68,13 @@ def _rule(name: str, kind: Kind, pattern: str, description: str) -> TriageRule:
 
 
 RULES: Final[tuple[TriageRule, ...]] = (
+    _rule(
+        "resource-limit",
+        "permanent",
+        r"exceeded (?:the )?(?:CPU|memory|wall)|exceeded its memory|exceededCpu|exceededMemory"
+        r"|Memory limit would be exceeded",
+        "a Worker limit (CPU, memory, wall time): the same job hits it again on every retry",
+    ),
     _rule(
         "network",
         "transient",

@@ -141,3 +141,33 @@ def test_default_scenario_top_finding_matches_ground_truth(
     assert hit >= 0.95
     outage_ids = [m for m in outage["dlq_message_ids"] if m in dlq.index]
     assert dlq.loc[outage_ids, "cluster_join"].ne("none").mean() >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kind"),
+    [
+        ("dependency-outage", "dependency_outage"),
+        ("poison-payload", "poison_payload"),
+        ("cpu-limits", "limit_hit"),
+    ],
+)
+def test_other_scenarios_top_finding(scenario: str, kind: str, tmp_path: Any) -> None:
+    import json
+
+    from edgeinvestigate.dlq import dlq_frame_from_file
+    from edgeinvestigate.evidence import load
+    from edgeinvestigate.simulator import simulate
+
+    summary = simulate(scenario, tmp_path, seed=5, formats=("traceitems", "dlq"))
+    ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)
+    ev = ev.with_dlq(dlq_frame_from_file(tmp_path / "dlq" / "messages.json"))
+    truth = json.loads(summary.ground_truth.read_text())["root_causes"][0]
+    f = ei.analyze(ev)
+    top = f.top
+    assert top is not None
+    assert top.kind == kind, f.to_text()
+    assert truth["job_type"] in top.job_types
+    assert top.job_types[0] == truth["job_type"]
+    assert top.window is not None
+    bucket = pd.Timedelta(seconds=f.bucket_seconds)
+    assert abs(pd.Timestamp(top.window.start) - pd.Timestamp(truth["start"])) <= 2 * bucket

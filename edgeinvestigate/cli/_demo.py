@@ -1,0 +1,373 @@
+"""``edgeinvestigate demo``: the whole investigation loop on the bundled sample incident, offline.
+
+Each step runs the same command an on-call engineer would type (in this process, through the
+CLI), against a real local sandbox server started in a subprocess with a random token that is
+passed through the environment and never printed:
+
+1. start the sandbox (``edgeinvestigate sandbox serve``)
+2. simulate the default incident into files and into the sandbox (``simulate default --sandbox``)
+3. collect Workers Logs and the DLQ through the API into a bundle (``collect``)
+4. write the incident report (``report``)
+5. pick the clusters the fix made safe (the bad-deploy cluster fixed by the revert, transient
+   outage clusters), plan a replay of them (``replay plan``)
+6. run it (``replay run``)
+7. collect the DLQ again and verify the replay (``replay verify``)
+8. stop the sandbox and print where the report is
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ConfigError, EdgeInvestigateError, SandboxError
+
+__all__ = ["demo"]
+
+SCENARIO = "default"
+
+
+@dataclass
+class _Sandbox:
+    url: str  # API base, ending in /client/v4
+    root: str  # server root (admin endpoints live under /__admin/)
+    pid: int
+
+
+class _Steps:
+    """Prints numbered steps with their duration; a failing step names itself."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.n = 0
+        self.started = time.monotonic()
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.n += 1
+        click.secho(f"\n[{self.n}/{self.total}] {title}", bold=True)
+        t0 = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            click.secho(f"[{self.n}/{self.total}] FAILED: {title}", fg="red", bold=True, err=True)
+            raise
+        click.secho(f"      done in {time.monotonic() - t0:.1f}s", fg="green")
+
+
+def _run_cli(args: list[str], *, ok: tuple[int, ...] = (0,)) -> int:
+    """Run one edgeinvestigate command in this process, echoing it first; return its exit status."""
+    from ._main import cli
+
+    shown = " ".join(a if " " not in a else repr(a) for a in args)
+    click.secho(f"      $ edgeinvestigate {shown}", fg="cyan")
+    try:
+        result = cli.main(args=args, prog_name="edgeinvestigate", standalone_mode=False)
+    except SystemExit as exc:  # a command that exits with a status of its own
+        result = exc.code
+    code = result if isinstance(result, int) else 0
+    if code not in ok:
+        raise EdgeInvestigateError(f"`edgeinvestigate {shown}` exited with status {code}")
+    return code
+
+
+@contextlib.contextmanager
+def _sandbox(state_dir: Path, token: str) -> Iterator[_Sandbox]:
+    """Start ``edgeinvestigate sandbox serve`` on a free 127.0.0.1 port; stop it by its pid."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ready = state_dir / "ready.json"
+    ready.unlink(missing_ok=True)
+    log = (state_dir / "sandbox.log").open("wb")
+    env = {**os.environ, "EDGEINVESTIGATE_SANDBOX_TOKEN": token}
+    cmd = [sys.executable, "-m", "edgeinvestigate", "sandbox", "serve", "--host", "127.0.0.1", "--port", "0",
+           "--state", str(state_dir), "--ready-file", str(ready)]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        info: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SandboxError(
+                    f"the sandbox exited with status {proc.returncode} before it was ready",
+                    hint=f"see {state_dir / 'sandbox.log'}",
+                )
+            if ready.is_file():
+                with contextlib.suppress(json.JSONDecodeError):
+                    info = json.loads(ready.read_text())
+                    break
+            time.sleep(0.1)
+        if info is None:
+            raise SandboxError(
+                "the sandbox did not become ready within 60 s", hint=f"see {state_dir / 'sandbox.log'}"
+            )
+        url = str(info.get("base") or info["url"])
+        if not url.rstrip("/").endswith("/client/v4"):
+            url = url.rstrip("/") + "/client/v4"
+        root = url.rstrip("/")[: -len("/client/v4")]
+        click.echo(f"      sandbox listening at {root} (pid {proc.pid}); token passed via the environment")
+        yield _Sandbox(url=url, root=root, pid=proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+
+
+def _ground_truth(incident: Path) -> dict[str, Any]:
+    path = incident / "ground_truth.json"
+    if not path.is_file():
+        raise ConfigError(f"the simulator wrote no {path}", hint="edgeinvestigate simulate --help")
+    truth: dict[str, Any] = json.loads(path.read_text())
+    return truth
+
+
+def _queues(truth: dict[str, Any]) -> tuple[str, str, str, str]:
+    """(account id, work queue, dead-letter queue, consumer script) from the simulator's ground truth."""
+    queues = truth.get("queues") or {}
+    account = str(truth.get("account_id") or "")
+
+    def name(*keys: str) -> str:
+        for key in keys:
+            value = queues.get(key) if isinstance(queues, dict) else None
+            if isinstance(value, dict):
+                value = value.get("name") or value.get("queue_name")
+            if value:
+                return str(value)
+        return ""
+
+    work = name("immediate", "main", "work", "jobs", "queue")
+    dlq = name("dlq", "dead_letter", "dead_letter_queue")
+    script = str(truth.get("consumer_script") or truth.get("script") or "")
+    if not (account and work and dlq):
+        raise ConfigError(
+            "the simulator's ground_truth.json does not name the account, work queue and DLQ",
+            hint="edgeinvestigate simulate --help",
+        )
+    return account, work, dlq, script
+
+
+def _safe_clusters(bundle: Path) -> list[tuple[str, str]]:
+    """Clusters the fix made safe to replay: (cluster id, why).
+
+    From the findings, not from the simulator's ground truth: a cluster that is new after a deploy
+    that a later deploy of the same script replaced (the revert is the fix), and transient clusters
+    whose errors stopped well before the end of the window (the dependency recovered). Only
+    clusters with messages in the DLQ count.
+    """
+    import pandas as pd
+
+    import edgeinvestigate as ei
+
+    ev = ei.Evidence.open(bundle)
+    clusters = ei.cluster(ev)
+    findings = ei.analyze(ev, clusters=clusters)
+    in_dlq = {
+        str(c)
+        for c, n in zip(clusters.table["cluster_id"], clusters.table["n_dlq_messages"], strict=True)
+        if n
+    }
+    chosen: dict[str, str] = {}
+    for h in findings.hypotheses:
+        if h.kind != "bad_deploy" or h.deploy is None:
+            continue
+        bad = h.deploy
+        later = [d for d in findings.deploys if d.script == bad.script and d.at > bad.at]
+        if not later:
+            continue  # the bad version is still live: replaying would fail again
+        for cid in h.cluster_ids:
+            if cid in in_dlq:
+                chosen[cid] = (
+                    f"new after deploy {bad.version[:8]} ({bad.at:%H:%M} UTC), "
+                    f"which {later[0].version[:8]} replaced at {later[0].at:%H:%M} UTC"
+                )
+    end = findings.window.end if findings.window else None
+    for rec in clusters.table.to_dict("records"):
+        cid = str(rec["cluster_id"])
+        if cid in chosen or cid not in in_dlq or rec["kind"] != "transient" or end is None:
+            continue
+        last = pd.Timestamp(rec["last_seen"]) if rec["last_seen"] is not None else None
+        if last is not None and (pd.Timestamp(end) - last).total_seconds() > 600:
+            chosen[cid] = f"transient ({rec['kind_rule']}); its errors stopped at {last:%H:%M} UTC"
+    return list(chosen.items())
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    "out_dir",
+    default="demo-output",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for everything the demo writes (incident files, bundle, report, replay plan).",
+)
+@click.option(
+    "--seed", default=7, show_default=True, type=int, help="Simulator seed (same seed, same incident)."
+)
+@click.option(
+    "--rate", default=200.0, show_default=True, type=float, help="Replay speed in messages per second."
+)
+def demo(out_dir: Path, seed: int, rate: float) -> None:
+    """Run the whole pipeline on the bundled sample incident, offline, in a few minutes.
+
+    Simulates the default incident (a bad deploy breaking EMAIL_DELIVERY plus an image-service
+    outage), starts the local sandbox API, collects everything into an evidence bundle through the
+    API, writes the incident report, plans and runs a replay of the clusters the fix made safe,
+    verifies it, stops the sandbox and prints where the report is.
+    """
+    # `kill PID` must still stop the sandbox: turn SIGTERM into SystemExit so cleanup runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    out = out_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    incident, bundle, after = out / "incident", out / "evidence", out / "evidence-after-replay"
+    report_dir, replay_dir = out / "report", out / "replay"
+    for stale in (bundle, after):
+        if stale.exists():
+            import shutil
+
+            shutil.rmtree(stale)
+    token = secrets.token_urlsafe(24)
+    steps = _Steps(total=8)
+    click.secho(f"edgeinvestigate demo: everything goes to {out}", bold=True)
+    with contextlib.ExitStack() as stack:
+        with steps.step("Start the local Cloudflare API sandbox"):
+            sb = stack.enter_context(_sandbox(out / "sandbox-state", token))
+        _main_steps(steps, stack, sb, token, seed, rate, incident, bundle, after, report_dir, replay_dir)
+        steps.n += 1
+        click.secho(f"\n[{steps.n}/{steps.total}] Stop the sandbox (pid {sb.pid})", bold=True)
+    click.secho("      sandbox stopped", fg="green")
+    click.secho(f"\nThe incident report: {report_dir / 'incident-report.html'}", bold=True)
+    click.echo(f"findings: {report_dir / 'findings.json'}   replay plan: {replay_dir / 'plan.json'}")
+    click.echo(f"total {time.monotonic() - steps.started:.0f}s")
+
+
+def _main_steps(
+    steps: _Steps,
+    stack: contextlib.ExitStack,
+    sb: _Sandbox,
+    token: str,
+    seed: int,
+    rate: float,
+    incident: Path,
+    bundle: Path,
+    after: Path,
+    report_dir: Path,
+    replay_dir: Path,
+) -> None:
+    # The API token lives only in this process's environment (and the sandbox's); never on a command line.
+    stack.enter_context(_env({"CLOUDFLARE_API_TOKEN": token, "CLOUDFLARE_API_BASE_URL": sb.url,
+                              "EDGEINVESTIGATE_SANDBOX_TOKEN": token}))  # fmt: skip
+    with steps.step(f"Simulate the '{SCENARIO}' incident into files and into the sandbox"):
+        _run_cli(["simulate", SCENARIO, "--out", str(incident), "--seed", str(seed), "--sandbox", sb.root])
+        truth = _ground_truth(incident)
+        account, work_queue, dlq, script = _queues(truth)
+        stack.enter_context(_env({"CLOUDFLARE_ACCOUNT_ID": account}))
+        window = truth.get("window") or {}
+    with steps.step("Collect Workers Logs and the DLQ through the API into an evidence bundle"):
+        # snapshot: peek sees only the first 100 messages; the sample DLQ holds several hundred
+        args = ["collect", "--dlq", dlq, "--dlq-mode", "snapshot", "--out", str(bundle)]
+        if script:
+            args[1:1] = ["--workers-logs", script]
+        if window.get("start") and window.get("end"):
+            args += ["--since", str(window["start"]), "--until", str(window["end"])]
+        _run_cli(args)
+    with steps.step("Write the incident report (papermill + nbconvert)"):
+        _run_cli(["report", str(bundle), "--out", str(report_dir), "-p", "incident_id=DEMO-1",
+                  "-p", "title=Demo: bad deploy + image-service outage"])  # fmt: skip
+    with steps.step("Pick the clusters the fix made safe and plan their replay"):
+        safe = _safe_clusters(bundle)
+        if not safe:
+            raise EdgeInvestigateError(
+                "no cluster with DLQ messages was judged safe to replay",
+                hint="open the report and see runbooks/replay-failed-jobs.md",
+            )
+        for cid, why in safe:
+            click.echo(f"      cluster {cid}: {why}")
+        replay_dir.mkdir(parents=True, exist_ok=True)
+        plan = replay_dir / "plan.json"
+        plan.unlink(missing_ok=True)
+        args = ["replay", "plan", str(bundle), "--from", dlq, "--to", work_queue, "--allow-queue", work_queue,
+                "--out", str(plan)]  # fmt: skip
+        for cid, _ in safe:
+            args += ["--cluster", cid]
+        _run_cli(args)
+    with steps.step(f"Run the replay at {rate:g} msg/s (ledger next to the plan)"):
+        # Exit status 4 = incomplete: pushed messages whose original is still in the DLQ are settled
+        # by running the same plan again (the ledger makes sure nothing is pushed twice).
+        for _ in range(10):
+            if _run_cli(["replay", "run", str(plan), "--rate", f"{rate:g}", "--yes"], ok=(0, 4)) == 0:
+                break
+            click.echo("      not every original is out of the DLQ yet: running the same plan again (resume)")
+        else:
+            raise EdgeInvestigateError(
+                "the replay did not complete after 10 runs", hint=f"edgeinvestigate replay status {plan}"
+            )
+        _run_cli(["replay", "status", str(plan)])
+    with steps.step("Collect the DLQ again and verify the replay"):
+        # peek consumes nothing; a second snapshot would push messages past the DLQ's max_retries
+        _run_cli(["collect", "--dlq", dlq, "--out", str(after)])
+        _run_cli(["replay", "verify", str(plan), str(after)])
+        _check_sandbox_state(sb, token, account, plan)
+
+
+def _check_sandbox_state(sb: _Sandbox, token: str, account: str, plan_path: Path) -> None:
+    """Prove it from the sandbox's own state: every planned message is on the target queue once
+    or more with its idempotency key, and none of them is left in the DLQ."""
+    from .._http import Secret, make_client
+    from ..replay import ReplayPlan
+
+    plan = ReplayPlan.load(plan_path)
+    with make_client(sb.root, token=Secret(token)) as http:
+        resp = http.get("/__admin/state")
+        resp.raise_for_status()
+        data = resp.json()
+        queues = data.get("result", data)["accounts"][account]["queues"]
+    keys: dict[str, int] = {}
+    for msg in queues[plan.target_queue]["messages"]:
+        body = msg.get("body")
+        replay = body.get("metadata", {}).get("replay") if isinstance(body, dict) else None
+        if isinstance(replay, dict) and replay.get("plan") == plan.plan_id:
+            keys[str(replay.get("of"))] = keys.get(str(replay.get("of")), 0) + 1
+    planned = {m.message_id for m in plan.messages}
+    left = {str(m["id"]) for m in queues[plan.source_queue]["messages"]}
+    missing, still = planned - set(keys), planned & left
+    click.echo(
+        f"      sandbox state: {plan.target_queue!r} holds {sum(keys.values())} replayed messages for "
+        f"{len(keys)} of {len(planned)} planned jobs (each with metadata.replay.id); "
+        f"{plan.source_queue!r} holds {len(left)} messages, {len(still)} of them replayed"
+    )
+    if missing or still:
+        raise EdgeInvestigateError(
+            f"replay check failed: {len(missing)} planned messages not on {plan.target_queue!r}, "
+            f"{len(still)} still in {plan.source_queue!r}",
+            hint=f"edgeinvestigate replay status {plan_path}",
+        )
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

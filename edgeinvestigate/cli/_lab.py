@@ -115,6 +115,19 @@ def run(
     for check in checks:
         mark = "ok  " if check.ok else "FAIL"
         click.echo(f"{mark} {check.name}: {check.detail}")
+    steps = result.summary.get("steps", {})
+    top = steps.get("analyze", {}).get("top") or {}
+    if top.get("sentence"):
+        click.echo(f"\ntop finding: {top.get('title')}\n  {top['sentence']}")
+    if result.report is not None:
+        click.echo(f"incident report: {result.report}")
+    if "replay" in steps:
+        n = len(steps["replay"].get("replayed_jobs") or [])
+        counts = (steps.get("verify", {}).get("verify") or {}).get("counts", {})
+        click.echo(
+            f"replay: {n} jobs re-entered the runtime through the sandbox's retry queue; "
+            f"{counts.get('succeeded', 0)} seen succeeding, {counts.get('back_in_dlq', 0)} back in the DLQ"
+        )
     click.echo(f"results in {result.out_dir} (summary.json)")
     if not all(c.ok for c in checks):
         raise EdgeInvestigateError(

@@ -156,6 +156,8 @@ class _Job(msgspec.Struct, gc=False):
 _decode_record = msgspec.json.Decoder(_Record).decode
 _decode_counts = msgspec.json.Decoder(_RecordCounts).decode
 _decode_job = msgspec.json.Decoder(_Job).decode
+_decode_jobs = msgspec.json.Decoder(_Job).decode_lines
+_decode_any_lines = msgspec.json.Decoder().decode_lines
 _FALLBACK: Final = ValueError  # msgspec.DecodeError and ValidationError, invalid UTF-8
 
 
@@ -494,30 +496,75 @@ def _ms_array(values: list[Any]) -> pa.Array:
     return arr.cast(_TS)
 
 
-def _job_of(message: str, args: Any) -> tuple[Any, Any, Any, Any]:
-    if message[:1] == "{" and type(args) is list and len(args) == 1:
-        try:
-            return _job_from_struct(_decode_job(message))
-        except _FALLBACK:  # not JSON, or fields of other types: the general rules below
-            pass
-    return lift_job_fields(args)
+def _job_fields(
+    msgs: list[Any], decoded: list[Any], structured: list[int], others: list[int]
+) -> tuple[list[int], dict[str, list[Any]]]:
+    """Job fields of the log rows that can have them: ``structured`` (one string argument that starts
+    with ``{``) in one typed batch decode, ``others`` (object or several arguments) one by one."""
+    pos: list[int] = []
+    vals: dict[str, list[Any]] = {c: [] for c in JOB_COLS}
+    jobs: list[Any] | None = None
+    if structured:
+        text = "\n".join([msgs[i] for i in structured])
+        if text.count("\n") == len(structured) - 1:  # no message spans lines: one value per line
+            try:
+                jobs = _decode_jobs(text)
+            except _FALLBACK:
+                jobs = None
+            if jobs is not None and len(jobs) != len(structured):
+                jobs = None
+    if jobs is not None:
+        pos.extend(structured)
+        vals["job_id"].extend([j.jobId if j.jobId is not None else j.job_id for j in jobs])
+        vals["job_type"].extend(
+            [
+                j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type)
+                for j in jobs
+            ]
+        )
+        atts = [j.attempt if j.attempt is not None else j.attempts for j in jobs]
+        vals["attempt"].extend([a if a is None or -(2**31) <= a < 2**31 else None for a in atts])
+        vals["message_id"].extend([j.messageId if j.messageId is not None else j.message_id for j in jobs])
+        todo = [(i, False) for i in others]
+    else:
+        todo = [(i, True) for i in structured] + [(i, False) for i in others]
+    for i, typed in todo:
+        fields = None
+        if typed:
+            try:
+                fields = _job_from_struct(_decode_job(msgs[i]))
+            except _FALLBACK:  # not JSON, or fields of other types: the general rules below
+                fields = None
+        if fields is None:
+            fields = lift_job_fields(decoded[i])
+        pos.append(i)
+        for c, v in zip(JOB_COLS, fields, strict=True):
+            vals[c].append(v)
+    return pos, vals
 
 
 def _log_columns(st: _Block, n_logs: list[int]) -> dict[str, pa.Array]:
     flat = [lg for r in st.recs if (ls := r.Logs) for lg in ls]
-    decoded = [_decode_any(lg.Message) for lg in flat]
-    msgs = [a[0] if type(a) is list and len(a) == 1 and type(a[0]) is str else join_args(a) for a in decoded]
-    # job fields: only where an object can be (a "{" in the text), typed-decoded when possible
-    cand = [(i, _job_of(m, decoded[i])) for i, m in enumerate(msgs) if m is not None and "{" in m]
+    raw_args = [bytes(lg.Message) for lg in flat]
+    # every argument array was validated with its record and has no newline: one batch decode
+    decoded = _decode_any_lines(b"\n".join(raw_args)) if raw_args else []
+    msgs: list[Any] = [
+        a[0] if type(a) is list and len(a) == 1 and type(a[0]) is str else None for a in decoded
+    ]
+    others = [i for i, m in enumerate(msgs) if m is None]
+    structured = [i for i, m in enumerate(msgs) if m and m[0] == "{"]
+    for i in others:
+        msgs[i] = join_args(decoded[i])
+    pos, job_vals = _job_fields(msgs, decoded, structured, others)
     n = len(flat)
     cols: dict[str, pa.Array] = {
         "invocation_id": pa.array(np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)),
         "ts": _ms_array([lg.TimestampMs for lg in flat]),
         "level": _array("level", [lg.Level for lg in flat]),
         "message": pa.array(msgs, pa.string()),
-        "args": pa.array([bytes(lg.Message) for lg in flat], pa.string()),
+        "args": pa.array(raw_args, pa.string()),
     }
-    cols.update(_job_arrays(n, cand))
+    cols.update(_job_arrays(n, pos, job_vals))
     return cols
 
 
@@ -532,16 +579,13 @@ def _exception_columns(st: _Block, n_exc: list[int]) -> dict[str, pa.Array]:
     }
 
 
-def _job_arrays(n: int, sparse: list[tuple[int, tuple[Any, Any, Any, Any]]]) -> dict[str, pa.Array]:
-    """Dense job-field columns from ``(row, fields)`` pairs."""
-    if not sparse:
-        return {c: _array(c, [None]).take(pa.array(np.zeros(n, dtype=np.int32))) for c in JOB_COLS}
-    pos, fields = zip(*sparse, strict=True)
+def _job_arrays(n: int, pos: list[int], vals: dict[str, list[Any]]) -> dict[str, pa.Array]:
+    """Dense job-field columns of ``n`` rows from the values at rows ``pos``."""
     index = np.full(n, len(pos), dtype=np.int32)  # rows without job fields point at a trailing null
-    index[np.fromiter(pos, dtype=np.int64, count=len(pos))] = np.arange(len(pos), dtype=np.int32)
+    if pos:
+        index[np.fromiter(pos, dtype=np.int64, count=len(pos))] = np.arange(len(pos), dtype=np.int32)
     take = pa.array(index)
-    values = zip(*fields, strict=True)
-    return {c: _array(c, [*v, None]).take(take) for c, v in zip(JOB_COLS, values, strict=True)}
+    return {c: _array(c, [*vals[c], None]).take(take) for c in JOB_COLS}
 
 
 def _with_general(

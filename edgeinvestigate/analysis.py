@@ -21,15 +21,16 @@ better than one 9 minutes later). Retries of the same job do not inflate a score
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+import msgspec
 import numpy as np
 import pandas as pd
 
+from .clustering import _json_decode
 from .findings import (
     AttemptsBin,
     BlastRadiusRow,
@@ -103,7 +104,9 @@ def _obj(s: pd.Series) -> pd.Series:
 
 
 def _utc(s: pd.Series) -> pd.Series:
-    return pd.to_datetime(s.astype(object), utc=True)
+    from .clustering import utc_series
+
+    return utc_series(s)
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
@@ -449,8 +452,8 @@ def _payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str]) -> 
             if not payload:
                 continue
             try:
-                hit = _find_field(json.loads(payload), fields)
-            except ValueError:
+                hit = _find_field(_json_decode(payload), fields)
+            except (ValueError, msgspec.DecodeError):
                 continue
             if hit:
                 rows.append(
@@ -467,8 +470,8 @@ def _payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str]) -> 
                 if not text or "{" not in str(text):
                     continue
                 try:
-                    value = json.loads(text)
-                except ValueError:
+                    value = _json_decode(text)
+                except (ValueError, msgspec.DecodeError):
                     continue
                 objs = value if isinstance(value, list) else [value]
                 hit = None
@@ -995,12 +998,17 @@ def _hypotheses(
         )
 
     # --- new permanent errors not tied to a deploy: bad input ------------------------------------
+    permanent_rows = sum(
+        len(g) for c, g in by_cluster.items() if c in info and info[c]["kind"] == "permanent"
+    )
     if start is not None and span > pd.Timedelta(0):
         for cid, g in by_cluster.items():
             if cid in used or len(g) < 10 or cid not in info or info[cid]["kind"] != "permanent":
                 continue
             if info[cid]["kind_rule"] == "resource-limit":
                 continue  # the limit-hit hypothesis explains these
+            if len(g) < 0.1 * permanent_rows:
+                continue  # a rare background error that started late is not an incident
             first = g["ts"].min()
             if first <= start + 0.05 * span:
                 continue  # there from the start: background, or older than the window
@@ -1016,8 +1024,7 @@ def _hypotheses(
                     "sentence": (
                         f"From {_fmt(first)} to {_fmt(last)}, {jobs} {', '.join(types)} jobs failed "
                         f"permanently with '{tpl[:120]}' ({rule}); no deploy explains it, "
-                        "so the input changed"
-                        + (" (a bad payload)." if rule == "validation" else ".")
+                        "so the input changed" + (" (a bad payload)." if rule == "validation" else ".")
                     ),
                     "score": jobs * 0.8,
                     "fit": 0.8,
@@ -1085,7 +1092,9 @@ def _incident(
     rates: list[RateRow],
     freq: pd.Timedelta,
 ) -> Incident:
-    cids = {c for h in hyps for c in h.cluster_ids}
+    # the incident is what the leading hypotheses explain, not every background error
+    best = hyps[0].score if hyps else 0.0
+    cids = {c for h in hyps if h.score >= 0.1 * best for c in h.cluster_ids}
     involved = errors[errors["cluster_id"].isin(cids)] if cids else errors
     first = _ts(involved["ts"].min()) if len(involved) else None
     last = _ts(involved["ts"].max()) if len(involved) else None

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -114,6 +115,14 @@ class Grouping:
         return [cluster_id_for(t) for t in self.templates]
 
 
+_DECODER = msgspec.json.Decoder()
+
+
+def _json_decode(text: str | bytes) -> Any:
+    """Parse JSON text (msgspec: several times faster than json on many small log lines)."""
+    return _DECODER.decode(text.encode("utf-8") if isinstance(text, str) else text)
+
+
 def _as_string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None] | pd.Series) -> pa.Array:
     if isinstance(texts, pd.Series):
         texts = pa.array(texts.astype(object).where(texts.notna(), None), type=pa.string())
@@ -180,15 +189,15 @@ def _structured_error(message: str | None, args: str | None) -> str | None:
         if not text or '"error"' not in text:
             continue
         try:
-            value = json.loads(text)
-        except ValueError:
+            value = _json_decode(text)
+        except (ValueError, msgspec.DecodeError):
             continue
         objs = value if isinstance(value, list) else [value]
         for obj in objs:
             if isinstance(obj, str) and obj.lstrip().startswith("{"):
                 try:
-                    obj = json.loads(obj)
-                except ValueError:
+                    obj = _json_decode(obj)
+                except (ValueError, msgspec.DecodeError):
                     continue
             if isinstance(obj, dict) and obj.get("error") not in (None, ""):
                 err = obj["error"]
@@ -230,7 +239,7 @@ def _error_rows(ev: Evidence, levels: Sequence[str]) -> pd.DataFrame:
                     "source": "exception",
                     "row": np.arange(len(exc)),
                     "invocation_id": _obj(exc["invocation_id"]).to_numpy(),
-                    "ts": exc["ts"].to_numpy(),
+                    "ts": utc_series(exc["ts"]).to_numpy(),
                     "level": "exception",
                     "text": [
                         _exception_text(a, b)
@@ -266,7 +275,7 @@ def _error_rows(ev: Evidence, levels: Sequence[str]) -> pd.DataFrame:
                         "source": "log",
                         "row": np.flatnonzero(take),
                         "invocation_id": _obj(logs["invocation_id"]).to_numpy()[take],
-                        "ts": logs["ts"].to_numpy()[take],
+                        "ts": utc_series(logs["ts"]).to_numpy()[take],
                         "level": level.to_numpy()[take],
                         "text": text.to_numpy()[take],
                         "stack": None,
@@ -307,10 +316,24 @@ def _error_rows(ev: Evidence, levels: Sequence[str]) -> pd.DataFrame:
     return out[cols]
 
 
+def utc_series(s: pd.Series) -> pd.Series:
+    """A timestamp column as numpy-backed ``datetime64[ns, UTC]`` without a trip through Python objects."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC")
+    if isinstance(s.dtype, pd.ArrowDtype) and pa.types.is_timestamp(s.dtype.pyarrow_dtype):
+        arr = s.array.__arrow_array__()
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        ns = arr.cast(pa.timestamp("ns", tz="UTC"))
+        values = pd.DatetimeIndex(ns.to_pandas())
+        return pd.Series(values, index=s.index, name=s.name)
+    return pd.to_datetime(s.astype(object), utc=True)
+
+
 def _dlq_time(dlq: pd.DataFrame) -> pd.Series:
     """When a DLQ message failed for the last time: ``last_attempt``, else ``enqueued_at``."""
-    last = pd.to_datetime(dlq["last_attempt"].astype(object), utc=True)
-    enq = pd.to_datetime(dlq["enqueued_at"].astype(object), utc=True)
+    last = utc_series(dlq["last_attempt"])
+    enq = utc_series(dlq["enqueued_at"])
     return last.where(last.notna(), enq)
 
 

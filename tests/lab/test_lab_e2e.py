@@ -161,6 +161,24 @@ def _check_no_replayed_job_back_in_the_dlq(lab: LabResult) -> None:
     assert left == set(lab.summary["jobs"]["expected_in_dlq"]) - replayed
 
 
+def _check_token_stays_secret(lab: LabResult) -> None:
+    """The sandbox token reaches the DLQ consumer through a 0600 .dev.vars file and nowhere else."""
+    state = Path(lab.summary["state_dir"])
+    dev_vars = sorted(state.glob("wrangler-*/config/dlq-consumer/.dev.vars"))
+    assert dev_vars
+    token = dev_vars[0].read_text().split("=", 1)[1].strip().strip('"').encode()
+    assert len(token) >= 20
+    leaks = []
+    for root in (lab.out_dir, state / "logs", state / "sandbox"):
+        for path in root.rglob("*"):
+            if path.is_file() and token in path.read_bytes():
+                leaks.append(str(path))
+    for cfg in state.glob("wrangler-*/config/*/wrangler.json"):
+        if token in cfg.read_bytes():
+            leaks.append(str(cfg))
+    assert leaks == []
+
+
 def _check_lab_checks_all_pass(lab: LabResult, allowed: set[str]) -> None:
     checks = check_result(lab)
     assert [c.name for c in checks if not c.ok and c.name not in allowed] == [], [
@@ -187,6 +205,7 @@ def test_make_lab_end_to_end(tmp_path: Path) -> None:
     _check_dlq_holds_the_expected_envelopes(lab)
     _check_replayed_jobs_succeeded_in_the_runtime(lab, events)
     _check_no_replayed_job_back_in_the_dlq(lab)
+    _check_token_stays_secret(lab)
     analysis_error = lab.summary["steps"]["analyze"]["top"].get("analysis_error")
     _check_lab_checks_all_pass(lab, ANALYSIS_CHECKS if analysis_error else set())
     if analysis_error:

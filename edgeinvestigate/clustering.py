@@ -390,6 +390,7 @@ class Explanation:
     frames: list[str] = field(default_factory=list)
     join: str | None = None
     message_id: str | None = None
+    cluster_template: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -405,6 +406,7 @@ class Explanation:
             "frames": self.frames,
             "join": self.join,
             "message_id": self.message_id,
+            "cluster_template": self.cluster_template,
         }
 
     def __str__(self) -> str:
@@ -415,14 +417,16 @@ class Explanation:
         lines.append("masking:")
         lines.extend(f"  {s}" for s in self.steps or ["(nothing to mask)"])
         lines.append(f"masked:    {self.masked[:300]}")
-        lines.append(f"template:  {self.template}")
+        lines.append(f"template:  {self.template}  (normalised, hashed into the id)")
+        if self.cluster_template:
+            lines.append(f"cluster:   {self.cluster_template}")
         if self.fingerprint:
             lines.append(
                 f"stack:     fingerprint {self.fingerprint} of in-app frames " + ", ".join(self.frames[:5])
             )
         if self.join:
             lines.append(f"join:      {self.join}")
-        lines.append(f"cluster:   {self.cluster_id or '(none)'}")
+        lines.append(f"id:        {self.cluster_id or '(none)'}")
         lines.append(f"because:   {self.rule}")
         if self.kind_rule:
             lines.append(
@@ -547,10 +551,10 @@ class Clusters:
             rule = str(row["rule"])
         else:
             cid, rule = self._match_template(tpl)
-        kind, kind_rule = "unknown", ""
+        kind, kind_rule, shown = "unknown", "", ""
         if cid and cid in set(self.table["cluster_id"]):
             rec = self.get(cid)
-            kind, kind_rule = str(rec["kind"]), str(rec["kind_rule"])
+            kind, kind_rule, shown = str(rec["kind"]), str(rec["kind_rule"]), str(rec["template"])
         return Explanation(
             text=text,
             masked=masked,
@@ -564,6 +568,7 @@ class Clusters:
             frames=in_app_frames(stack) if isinstance(stack, str) else [],
             join=join,
             message_id=message_id,
+            cluster_template=shown,
         )
 
     def _match_template(self, tpl: str) -> tuple[str | None, str]:

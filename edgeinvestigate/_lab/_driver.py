@@ -10,6 +10,7 @@ import httpx
 
 from .._http import make_client
 from ..errors import EdgeInvestigateError
+from ._procs import ManagedProcess
 from ._traffic import Job
 from ._watch import TraceWatcher
 
@@ -21,11 +22,29 @@ BATCH = 10
 class Driver:
     """Talks to ``jobs-producer`` (``POST /jobs``, ``PUT /admin/outage``) and follows the telemetry."""
 
-    def __init__(self, url: str, watcher: TraceWatcher, say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        watcher: TraceWatcher,
+        say: Callable[[str], None],
+        *,
+        processes: Callable[[], Sequence[ManagedProcess]] = tuple,
+    ) -> None:
         self.url = url
         self.watcher = watcher
         self.say = say
+        self.processes = processes
         self.sent: dict[str, Job] = {}
+
+    def _check_processes(self, what: str) -> None:
+        """Fail at once (with the log's end) when a process the run needs has exited."""
+        for proc in self.processes():
+            if not proc.alive():
+                raise EdgeInvestigateError(
+                    f"{proc.name} (pid {proc.pid}) exited with code {proc.popen.returncode} while waiting "
+                    f"for {what}; its log {proc.log_path} ends with:\n{proc.log_tail()}",
+                    hint="see lab/README.md, section Troubleshooting",
+                )
 
     def _client(self) -> httpx.Client:
         return make_client(self.url, timeout=10.0)
@@ -81,6 +100,7 @@ class Driver:
         deadline = t0 + timeout
         while True:
             self.watcher.poll()
+            self._check_processes(what)
             pending = self.watcher.pending(ids)
             if not pending:
                 return time.monotonic() - t0
@@ -99,6 +119,7 @@ class Driver:
         t0 = time.monotonic()
         while True:
             self.watcher.poll()
+            self._check_processes(what)
             if check():
                 return time.monotonic() - t0
             if time.monotonic() - t0 > timeout:

@@ -256,7 +256,12 @@ class _Run:
                 raise EdgeInvestigateError(f"the sandbox refused to forward {RETRY_QUEUE}: {resp.text[:300]}")
 
         watcher = TraceWatcher(self.trace)
-        driver = Driver(runtime.url, watcher, self.say)
+        driver = Driver(
+            runtime.url,
+            watcher,
+            self.say,
+            processes=lambda: [p for p in (collector, runtime.proc) if p is not None],
+        )
         self.driver = driver
 
         with self.step("baseline", f"baseline traffic on {GOOD.version}: {opts.baseline} jobs") as rec:

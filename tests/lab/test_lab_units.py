@@ -154,3 +154,38 @@ with _terminate_as_exit(), ProcessSet(Path({str(tmp_path)!r}) / "logs") as procs
     while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the child survived SIGTERM of the lab"
         time.sleep(0.05)
+
+
+def test_waiting_stops_at_once_when_the_runtime_dies(tmp_path: Path) -> None:
+    from edgeinvestigate._lab._driver import Driver
+    from edgeinvestigate._lab._watch import TraceWatcher
+
+    with ProcessSet(tmp_path / "logs") as procs:
+        dead = procs.start(
+            "wrangler-1-v41", [sys.executable, "-c", "print('workerd crashed'); raise SystemExit(7)"]
+        )
+        dead.popen.wait(timeout=10)
+        driver = Driver(
+            "http://127.0.0.1:9", TraceWatcher(tmp_path / "t.jsonl"), print, processes=lambda: [dead]
+        )
+        t0 = time.monotonic()
+        with pytest.raises(
+            EdgeInvestigateError, match=r"(?s)wrangler-1-v41 \(pid \d+\) exited with code 7.*crashed"
+        ):
+            driver.wait_settled(["baseline-0000"], timeout=60, what="the baseline jobs")
+        assert time.monotonic() - t0 < 5
+
+
+def test_watcher_reads_only_complete_lines(tmp_path: Path) -> None:
+    from edgeinvestigate._lab._watch import TraceWatcher
+
+    real = (Path(__file__).parent / "data" / "workerd-2026-04-26-traceitems.jsonl").read_text().splitlines()
+    path = tmp_path / "t.jsonl"
+    watcher = TraceWatcher(path)
+    assert watcher.poll() == 0  # no file yet
+    path.write_text(real[0] + "\n" + real[1][:100])  # the second line is still being written
+    assert watcher.poll() == 1
+    with path.open("a") as fh:
+        fh.write(real[1][100:] + "\n")
+    assert watcher.poll() == 1
+    assert watcher.lines == 2

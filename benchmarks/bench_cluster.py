@@ -91,6 +91,13 @@ def run_drain3(msgs: list[str]) -> tuple[list[int], float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        gc.unfreeze()
+
+
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000, help="messages (default 1,000,000)")
     ap.add_argument("--seed", type=int, default=0)

@@ -391,10 +391,56 @@ def read_bytes(path: Path, ctx: FileContext) -> bytes:
     return data
 
 
+def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
+    """Decompressed pieces of a gzip file (every member), streaming. A truncated or corrupt stream
+    is reported with its byte offset; everything before the damage is still yielded."""
+    from isal import isal_zlib
+
+    d = isal_zlib.decompressobj(wbits=31)
+    fed = False  # the current member has input
+    offset = 0  # compressed bytes read so far
+    pending = b""
+    while True:
+        chunk = pending or fh.read(read_size)
+        if not pending:
+            offset += len(chunk)
+        pending = b""
+        if not chunk:
+            if fed and not d.eof:
+                ctx.issue(
+                    "gzip",
+                    f"the gzip stream ends early (truncated file, {offset} bytes); "
+                    "the records before it were loaded",
+                    offset=offset,
+                    expected="a complete gzip stream (re-download the file)",
+                )
+            return
+        if d.eof:  # a new member after the previous one
+            if not chunk.strip(b"\x00"):
+                continue  # padding
+            d = isal_zlib.decompressobj(wbits=31)
+        fed = True
+        try:
+            out = d.decompress(chunk)
+        except Exception as exc:  # isal_zlib.error
+            ctx.issue(
+                "gzip",
+                f"corrupt gzip data ({exc}); the records before it were loaded",
+                offset=offset,
+                expected="a complete gzip stream",
+            )
+            return
+        if out:
+            yield out
+        if d.eof:
+            pending = d.unused_data
+
+
 def iter_line_blocks(
     path: Path, ctx: FileContext, block_size: int = BLOCK_SIZE, *, count_lines: bool = True
 ) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole lines of a (possibly gzip) file with the 1-based number of their first line.
+    """Blocks of whole lines of a (possibly gzip) file with the 1-based number of their first line,
+    read as a stream (memory stays near ``block_size`` whatever the file size).
 
     A trailing line without newline is yielded as is (the caller decides whether it is complete).
     With ``count_lines=False`` the line numbers are 0 (for callers that count lines themselves).
@@ -406,45 +452,29 @@ def iter_line_blocks(
     with fh:
         magic = fh.read(2)
         fh.seek(0)
-    if magic == GZIP_MAGIC:
-        data = read_bytes(path, ctx)
-        yield from _split_blocks(data, block_size, count_lines)
-        return
-    with path.open("rb") as fh:
+        pieces: Iterator[bytes]
+        pieces = _iter_gunzip(fh, ctx) if magic == GZIP_MAGIC else iter(lambda: fh.read(block_size), b"")
         line = 1
-        carry = b""
-        while True:
-            chunk = fh.read(block_size)
-            if not chunk:
-                break
-            buf = carry + chunk if carry else chunk
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                carry = buf
+        buf: list[bytes] = []
+        size = 0
+        for piece in pieces:
+            buf.append(piece)
+            size += len(piece)
+            if size < block_size:
                 continue
-            block, carry = buf[: cut + 1], buf[cut + 1 :]
+            data = b"".join(buf)
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                buf, size = [data], len(data)
+                continue
+            block = data[: cut + 1]
+            rest = data[cut + 1 :]
+            buf, size = ([rest], len(rest)) if rest else ([], 0)
             yield block, line
             if count_lines:
                 line += block.count(b"\n")
-        if carry:
-            yield carry, line
-
-
-def _split_blocks(data: bytes, block_size: int, count_lines: bool = True) -> Iterator[tuple[bytes, int]]:
-    line = 1
-    pos = 0
-    n = len(data)
-    view = memoryview(data)
-    while pos < n:
-        end = min(pos + block_size, n)
-        if end < n:
-            cut = data.rfind(b"\n", pos, end)
-            end = cut + 1 if cut >= pos else (data.find(b"\n", end) + 1 or n)
-        block = bytes(view[pos:end])
-        yield block, line
-        if count_lines:
-            line += block.count(b"\n")
-        pos = end
+        if buf:
+            yield b"".join(buf), line
 
 
 # --- framing of concatenated / pretty / NDJSON JSON -----------------------------------------

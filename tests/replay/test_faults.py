@@ -40,7 +40,7 @@ MOMENTS = {
     "starting": (None, (0.0, 0.05)),  # before anything is sent
     "in flight": ("push_sent", (0.0, 0.03)),  # the batch may or may not be enqueued
     "pushed": ("push_confirmed", (0.0, 0.02)),  # pushed, original not yet removed
-    "removing": ("settled", (0.0, 0.15)),  # between batches or inside the next one
+    "removing": ("settled", (0.0, 0.05)),  # between batches or inside the next one
 }
 
 

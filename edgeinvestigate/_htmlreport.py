@@ -27,9 +27,12 @@ _TEMPLATE = r"""
                margin: 12px 0; font: 15px/1.4 sans-serif; }
   .ei-banner pre { white-space: pre-wrap; }
   .ei-meta { color: #555; font: 13px/1.4 sans-serif; margin: 8px 0 16px; }
-  table.ei-table { border-collapse: collapse; font-size: 12px; }
-  table.ei-table td, table.ei-table th { border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left;
-                                         vertical-align: top; white-space: pre-wrap; word-break: break-word; }
+  .jp-RenderedHTMLCommon table.ei-table { border-collapse: collapse; font-size: 12px; table-layout: auto; }
+  .jp-RenderedHTMLCommon table.ei-table td, .jp-RenderedHTMLCommon table.ei-table th {
+    border-bottom: 1px solid #ddd; padding: 2px 8px; text-align: left; vertical-align: top;
+    white-space: pre-wrap; overflow-wrap: break-word; max-width: 70ch; }
+  .jp-RenderedHTMLCommon table.ei-table thead tr { text-align: left; }
+  pre.ei-pre { white-space: pre-wrap; overflow-wrap: break-word; background: #f6f6f6; padding: 6px 8px; }
   .ei-say { margin: 4px 0; }
 </style>
 <script type="text/javascript">{{ resources.ei_plotlyjs }}</script>

@@ -54,9 +54,17 @@ def _is_cf_token(text: str) -> bool:
     )
 
 
+# Addresses that identify no one: loopback and "any" (they show up in local and sandbox URLs).
+_KEEP_IPS = frozenset({"127.0.0.1", "0.0.0.0", "::1", "::"})  # noqa: S104 - a list, not a bind
+
+
+def _ipv4(match: re.Match[str]) -> str:
+    return match.group(0) if match.group(0) in _KEEP_IPS else "[ip]"
+
+
 def _ipv6(match: re.Match[str]) -> str:
     text = match.group(0)
-    if text.count(":") < 2 or len(text) < 3:
+    if text.count(":") < 2 or len(text) < 3 or text in _KEEP_IPS:
         return text
     try:
         ipaddress.IPv6Address(text)
@@ -81,9 +89,13 @@ class Redactor:
         return self.text(text)
 
     def _sub(self, pattern: re.Pattern[str], repl: str | Callable[[re.Match[str]], str], text: str) -> str:
-        new, n = pattern.subn(repl, text)
-        self.count += n
-        return new
+        def counted(match: re.Match[str]) -> str:
+            out = repl(match) if callable(repl) else match.expand(repl)
+            if out != match.group(0):
+                self.count += 1
+            return out
+
+        return pattern.sub(counted, text)
 
     def text(self, text: str) -> str:
         """Redact one string."""
@@ -98,7 +110,7 @@ class Redactor:
         text = self._sub(_JWT, "[token]", text)
         text = self._sub(_KV_SECRET, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
         text = self._sub(_EMAIL, "[email]", text)
-        text = self._sub(_IPV4, "[ip]", text)
+        text = self._sub(_IPV4, _ipv4, text)
         if ":" in text:
             before = text
             text = _IPV6_CANDIDATE.sub(_ipv6, text)

@@ -73,7 +73,7 @@ say(
 
 # %%
 per_cluster = (
-    dlq.groupby("cluster_id", dropna=False)
+    dlq.groupby(dlq["cluster_id"].astype("string").fillna("(none)"))
     .size()
     .rename("messages")
     .reset_index()

@@ -125,8 +125,8 @@ if chosen and len(rows):
     show(fig)
     spread = (
         rows.assign(
-            job_type=rows["job_type"].fillna("(unknown)"),
-            script_version=rows["script_version"].fillna("(unknown)"),
+            job_type=rows["job_type"].astype("string").fillna("(unknown)"),
+            script_version=rows["script_version"].astype("string").fillna("(unknown)"),
         )
         .groupby(["job_type", "script_version"])
         .size()
@@ -146,7 +146,7 @@ if chosen:
     dlq = clusters.dlq[clusters.dlq["cluster_id"] == chosen]
     say("<b>{n}</b> DLQ messages belong to this cluster.", n=len(dlq))
     if len(dlq):
-        table(dlq.groupby("cluster_join").size().rename("messages").reset_index())
+        table(dlq.groupby(dlq["cluster_join"].astype("string")).size().rename("messages").reset_index())
         table(
             dlq[["message_id", "enqueued_at", "job_type", "job_id", "envelope", "payload"]].head(n_examples),
             max_chars=300,

@@ -54,11 +54,9 @@ say(
     "<p><b>What happened:</b> {s}</p>",
     s=findings.top.sentence if findings.top else "no single cause stands out.",
 )
-say(
-    "<p><b>Trigger:</b> {t}</p><p><b>Affected job types:</b> {jt}</p>",
-    t=inc.trigger or "unknown",
-    jt=", ".join(inc.affected_job_types) or "none",
-)
+if inc.trigger and (findings.top is None or inc.trigger != findings.top.sentence):
+    say("<p><b>Trigger:</b> {t}</p>", t=inc.trigger)
+say("<p><b>Affected job types:</b> {jt}</p>", jt=", ".join(inc.affected_job_types) or "none")
 
 # %% [markdown]
 # ## Impact
@@ -181,25 +179,21 @@ else:
 
 # %%
 m = ev.manifest
+window = m.get("window") or {}
 say(
-    "Built by edgeinvestigate {v} from bundle format {f}; window {w}.",
+    "Built by edgeinvestigate {v} from a bundle of format {f}, window {since} to {until}.",
     v=ei.__version__,
     f=m.get("format", "?"),
-    w=json.dumps(m.get("window")),
+    since=window.get("since") or "(open)",
+    until=window.get("until") or "(open)",
 )
 sources = pd.DataFrame(m.get("sources") or [])
 if len(sources):
     table(
-        sources[
-            [
-                c
-                for c in sources.columns
-                if c in ("path", "source", "sha256", "bytes", "size", "records", "skipped")
-            ]
-        ]
+        sources[[c for c in ("path", "source", "sha256", "size", "bytes", "records") if c in sources.columns]]
     )
 table(pd.DataFrame({"frame": list(m.get("rows", {})), "rows": list(m.get("rows", {}).values())}))
-say("Load report: {r}", r=repr(ev.report))
+pre(ev.report.summary())
 
 # %% [markdown]
 # ## Detection

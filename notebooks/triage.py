@@ -79,11 +79,10 @@ dlq = clusters.dlq
 if dlq.empty:
     say("The bundle holds no DLQ messages (collect them with <code>--dlq QUEUE</code>).")
 else:
-    counts = dlq.groupby("job_type", dropna=False).size().rename("messages").reset_index()
-    counts["job_type"] = counts["job_type"].fillna("(unknown)")
+    dlq = dlq.assign(job_type=dlq["job_type"].astype("string").fillna("(unknown)"))
+    counts = dlq.groupby("job_type").size().rename("messages").reset_index()
     table(counts.sort_values("messages", ascending=False))
     growth = dlq.dropna(subset=["enqueued_at"]).sort_values("enqueued_at").copy()
-    growth["job_type"] = growth["job_type"].fillna("(unknown)")
     growth["messages in DLQ"] = growth.groupby("job_type").cumcount() + 1
     fig = px.line(
         growth,

@@ -71,20 +71,24 @@ def _with_hostile_line(ev: ei.Evidence) -> ei.Evidence:
     row["n_logs"] = 1
     row["n_exceptions"] = 1
     invocations = pd.concat([inv, row], ignore_index=True)
-    log = {c: None for c in ev.logs.columns}
-    log.update(
+    log = ev.logs.iloc[[-1]].copy()
+    for col in log.columns:
+        log[col] = pd.NA if col not in ("ts",) else last
+    log = log.assign(
         invocation_id="hostile-invocation-0001",
-        ts=last,
         level="error",
         message=HOSTILE_LINE,
         args=json.dumps([HOSTILE_LINE]),
         job_type="WEBHOOK_PROCESSING",
         job_id="hostile-job-0001",
-    )
-    logs = pd.concat([ev.logs, pd.DataFrame([log])], ignore_index=True)
-    exc = {c: None for c in ev.exceptions.columns}
-    exc.update(invocation_id="hostile-invocation-0001", ts=last, name="Error", message=HOSTILE_LINE, stack="")
-    exceptions = pd.concat([ev.exceptions, pd.DataFrame([exc])], ignore_index=True)
+    ).astype(ev.logs.dtypes.to_dict())
+    logs = pd.concat([ev.logs, log], ignore_index=True)
+    exc = ev.exceptions.iloc[[-1]].copy() if len(ev.exceptions) else None
+    assert exc is not None, "the sample has exceptions"
+    exc = exc.assign(
+        invocation_id="hostile-invocation-0001", ts=last, name="Error", message=HOSTILE_LINE, stack=pd.NA
+    ).astype(ev.exceptions.dtypes.to_dict())
+    exceptions = pd.concat([ev.exceptions, exc], ignore_index=True)
     from edgeinvestigate.schema import conform
 
     return dataclasses.replace(

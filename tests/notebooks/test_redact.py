@@ -58,3 +58,14 @@ def test_nested_values_and_plotly_binary_arrays() -> None:
     assert out["data"][0]["text"] == ["[email]", "ok"]
     assert out["data"][0]["y"] == packed
     assert out["n"] == 3
+
+
+def test_loopback_addresses_are_kept_and_not_counted() -> None:
+    r = Redactor(secrets=[])
+    assert (
+        r("sandbox at http://127.0.0.1:8787/client/v4 and [::1]")
+        == "sandbox at http://127.0.0.1:8787/client/v4 and [::1]"
+    )
+    assert r.count == 0
+    assert r("peer 10.1.2.3") == "peer [ip]"
+    assert r.count == 1

@@ -1,0 +1,179 @@
+"""Every notebook runs through papermill on the sample incident, and finds what was injected.
+
+The executions are shared per session (see conftest.py); these tests read what they wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from edgeinvestigate.cli._main import main
+from edgeinvestigate.notebooks import NOTEBOOKS, run_notebook
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _truth_cause(truth: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(rc for rc in truth["root_causes"] if rc["kind"] == kind)
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_notebook_ran_cleanly(executed: Any, name: str) -> None:
+    run = executed.runs[name]
+    assert run.ipynb.is_file()
+    assert run.html.is_file()
+    nb = nbformat.read(run.ipynb, as_version=4)
+    assert not any("INCOMPLETE" in c.source for c in nb.cells if c.cell_type == "markdown"), name
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"{name}: {out.get('ename')}: {out.get('evalue')}"
+            if out["output_type"] == "stream":
+                assert out["name"] != "stderr", f"{name} wrote to stderr: {out['text'][:300]}"
+    # one injected-parameters cell, carrying the bundle and nothing secret
+    params = nb.metadata["papermill"]["parameters"]
+    assert Path(params["bundle"]) == executed.bundle.resolve()
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_findings_name_the_injected_root_causes(executed: Any) -> None:
+    truth = executed.ground_truth
+    assert truth, "the sample bundle carries its ground truth"
+    bad = _truth_cause(truth, "bad_deploy")
+    version = next(d["version_id"] for d in truth["deployments"] if d["at"] == bad["start"])
+    outage = _truth_cause(truth, "dependency_outage")
+    for name in NOTEBOOKS:
+        path = executed.runs[name].findings
+        assert path is not None, f"{name} wrote no findings.json"
+        findings = json.loads(Path(path).read_text())
+        top = findings["hypotheses"][0]
+        assert top["kind"] == "bad_deploy", name
+        assert top["deploy"]["version"] == version, name
+        assert "EMAIL_DELIVERY" in top["job_types"], name
+        dep = next(h for h in findings["hypotheses"] if h["kind"] == "dependency_outage")
+        assert "IMAGE_PROCESSING" in dep["job_types"]
+        bucket = timedelta(seconds=findings["bucket_seconds"])
+        assert abs(_when(dep["window"]["start"]) - _when(outage["start"])) <= bucket
+        assert abs(_when(dep["window"]["end"]) - _when(outage["end"])) <= bucket
+
+
+def test_reports_show_the_root_cause(executed: Any) -> None:
+    findings = json.loads(Path(executed.runs["incident-report"].findings).read_text())
+    top = findings["hypotheses"][0]
+    email_cluster = top["cluster_ids"][0]
+    for name in ("triage", "error-clusters", "root-cause", "incident-report"):
+        page = executed.runs[name].html.read_text()
+        assert email_cluster in page, f"{name}.html does not show the bad-deploy cluster"
+    assert "EMAIL_DELIVERY" in executed.runs["triage"].html.read_text()
+    page = executed.runs["incident-report"].html.read_text()
+    for section in (
+        "Impact",
+        "Timeline (UTC)",
+        "Findings",
+        "Data manifest",
+        "Where we got lucky",
+        "Action items",
+    ):
+        assert section in page
+    assert "INC-7" in page
+
+
+def test_dlq_replay_plans_the_findings_clusters_without_sending(executed: Any) -> None:
+    run = executed.runs["dlq-replay"]
+    plan = json.loads((run.out_dir / "replay-plan.json").read_text())
+    findings = json.loads(Path(run.findings).read_text())
+    wanted = {
+        c
+        for h in findings["hypotheses"]
+        if h["kind"] in ("bad_deploy", "dependency_outage")
+        for c in h["cluster_ids"]
+    }
+    assert plan["messages"], "the dry run selected nothing"
+    assert set(plan["by_cluster"]) <= wanted
+    assert set(plan["by_type"]) <= {"EMAIL_DELIVERY", "IMAGE_PROCESSING"}
+    assert plan["by_type"]["EMAIL_DELIVERY"] > 0
+    assert all(m["body"]["metadata"]["replay"]["id"] for m in plan["messages"])
+    from edgeinvestigate.replay import default_ledger_path
+
+    assert not Path(default_ledger_path(run.out_dir / "replay-plan.json")).exists()  # nothing was run
+    assert "Dry run only" in run.html.read_text()
+
+
+def test_token_in_the_environment_never_reaches_a_report(executed: Any) -> None:
+    files = executed.files()
+    assert len(files) >= 15
+    for path in files:
+        assert executed.token not in path.read_text(errors="replace"), path
+
+
+def test_pii_is_redacted_and_code_hidden(executed: Any, hostile: Any) -> None:
+    for path in executed.files():
+        text = path.read_text(errors="replace")
+        assert hostile.email not in text, path
+        assert hostile.ip not in text, path
+        assert "Bearer abcdefghijklmnopqrstuvwxyz" not in text, path
+    page = executed.runs["triage"].html.read_text()
+    assert "[email]" in page
+    assert "[ip]" in page
+    assert "from edgeinvestigate.notebooks import" not in page  # code cells hidden by default
+
+
+@pytest.mark.parametrize("name", ["triage", "error-clusters", "root-cause", "incident-report"])
+def test_html_is_self_contained_with_every_figure(executed: Any, name: str) -> None:
+    run = executed.runs[name]
+    page = run.html.read_text()
+    assert run.n_figures >= 1 or name == "incident-report"
+    assert page.count('class="plotly-graph-div"') >= max(run.n_figures, 1)
+    assert "Plotly.newPlot" in page
+    assert re.search(r"<script[^>]+src=", page) is None, "a script is loaded from elsewhere"
+    assert re.search(r"<link[^>]+href=[\"']https?:", page) is None, "a stylesheet is loaded from elsewhere"
+    assert "Content-Security-Policy" in page
+
+
+def test_no_redact_keeps_pii_but_never_the_token(
+    executed: Any, hostile: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", executed.token)
+    run = run_notebook(
+        "triage", tmp_path, {"bundle": str(executed.bundle), "top_n": 3}, redact=False, progress=False
+    )
+    assert run.ok, run.error
+    page = run.html.read_text()
+    assert hostile.email in page
+    for path in (run.html, run.ipynb, run.findings):
+        assert executed.token not in Path(path).read_text()
+
+
+def test_a_failing_run_still_writes_both_files_with_a_banner(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], hostile: Any
+) -> None:
+    bundle = tmp_path / "broken-bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text('{"format": "not a bundle", "note": "' + hostile.script + '"}')
+    out = tmp_path / "report"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(bundle), "--out", str(out), "--notebook", "triage"])
+    assert exit_info.value.code != 0
+    err = capfd.readouterr().err
+    assert "Executing" in err  # papermill's progress bar
+    assert "failed" in err
+    assert (out / "triage.ipynb").is_file()
+    page = (out / "triage.html").read_text()
+    banner = re.search(r"<div class=[\"']ei-banner[\"'][^>]*><pre>(.*?)</pre>", page, re.S)
+    assert banner is not None
+    assert "INCOMPLETE" in banner.group(1)
+    assert "cell [" in banner.group(1)
+    assert "open_bundle" in banner.group(1) or "Error" in banner.group(1)
+    assert hostile.script not in page
+    nb = nbformat.read(out / "triage.ipynb", as_version=4)
+    assert "INCOMPLETE" in nb.cells[0].source

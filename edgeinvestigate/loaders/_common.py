@@ -437,7 +437,7 @@ def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = 4 * 1024 * 1024) ->
 
 
 def iter_line_blocks(
-    path: Path, ctx: FileContext, block_size: int = BLOCK_SIZE, *, count_lines: bool = True
+    path: Path, ctx: FileContext, block_size: int | None = None, *, count_lines: bool = True
 ) -> Iterator[tuple[bytes, int]]:
     """Blocks of whole lines of a (possibly gzip) file with the 1-based number of their first line,
     read as a stream (memory stays near ``block_size`` whatever the file size).
@@ -445,6 +445,7 @@ def iter_line_blocks(
     A trailing line without newline is yielded as is (the caller decides whether it is complete).
     With ``count_lines=False`` the line numbers are 0 (for callers that count lines themselves).
     """
+    block_size = block_size or BLOCK_SIZE
     try:
         fh = path.open("rb")
     except OSError as exc:

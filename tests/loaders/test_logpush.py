@@ -195,3 +195,21 @@ def test_time_forms(tmp_path, ts):
     ev = ei.load(p)
     assert ev.invocations["ts"].iloc[0] == pd.Timestamp("2026-11-27T14:05:00Z")
     assert ev.invocations["ts"].dtype == pd.ArrowDtype(pa.timestamp("ms", tz="UTC"))
+
+
+def test_multi_member_gzip_and_blocks(tmp_path, data_dir, monkeypatch):
+    lines = (data_dir / "logpush/20261127/batch-2.log").read_bytes()
+    p = tmp_path / "members.gz"
+    p.write_bytes(gzip.compress(lines) + gzip.compress(lines) + b"\x00" * 16)
+    ev = ei.load(p)
+    assert len(ev.invocations) == 6
+    assert ev.report.n_issues == 0
+    # tiny blocks: line numbers stay right across block boundaries
+    from edgeinvestigate.loaders import _common
+
+    monkeypatch.setattr(_common, "BLOCK_SIZE", 64)
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(lines + b"{broken\n" + lines)
+    ev = ei.load(bad)
+    assert len(ev.invocations) == 6
+    assert [i.line for _, i in ev.report.issues()] == [4]

@@ -158,6 +158,18 @@ def check_result(result: LabResult) -> list[Check]:
 
         add("incident report written", report)
 
+    if "report_after_replay" in s["steps"]:
+
+        def report_after() -> tuple[bool, str]:
+            rec = s["steps"]["report_after_replay"]
+            html = Path(rec["report"])
+            text = html.read_text(encoding="utf-8") if html.is_file() else ""
+            plan_id = s["steps"]["replay"]["plan"]["plan_id"]
+            ok = bool(rec.get("ok")) and plan_id in text and "completed" in text
+            return ok, f"{html} (shows replay {plan_id} completed: {ok}; error: {rec.get('error')})"
+
+        add("report after the replay", report_after)
+
     if "replay" in s["steps"]:
         replayed = set(s["steps"]["replay"]["replayed_jobs"])
         bad_deploy = {j for j in expected_dlq if j.startswith("incident-")}

@@ -441,21 +441,9 @@ class _Run:
 
         if opts.report:
             with self.step("report", "writing the incident report") as rec:
-                from ..notebooks import write_report
-
-                # a failing report does not stop the lab (the replay still has to be shown): the
-                # "incident report" check fails with the notebook's error instead
-                try:
-                    run = write_report(bundle, self.out / "report", progress=False)
-                except Exception as exc:
-                    log.exception("the incident report could not be written")
-                    self.say(f"[lab] the report failed: {type(exc).__name__}: {exc}")
-                    rec.update(
-                        report=str(self.out / "report"), ok=False, error=f"{type(exc).__name__}: {exc}"
-                    )
-                else:
-                    self.result.report = run.html
-                    rec.update(report=str(run.html), ok=run.ok, error=run.error, figures=run.n_figures)
+                self._report(
+                    rec, bundle, "report", {"title": "Lab incident: EMAIL_DELIVERY after deploy v42"}
+                )
 
         if not opts.replay:
             return
@@ -517,6 +505,33 @@ class _Run:
             (self.out / "replay-verify.json").write_text(
                 json.dumps(report.to_dict(), indent=2), encoding="utf-8"
             )
+
+        if opts.report:
+            with self.step("report_after_replay", "writing the report again, with the replay") as rec:
+                params = {
+                    "title": "Lab incident: after the fix (v43) and the replay",
+                    "replay_plan": str(plan_path),
+                }
+                self._report(rec, bundle2, "report-after-replay", params)
+
+    def _report(self, rec: dict[str, Any], bundle: Path, name: str, params: dict[str, Any]) -> None:
+        """Write one incident report into ``out/<name>``.
+
+        A failing report does not stop the lab (the replay still has to be shown): its check fails
+        with the notebook's error instead.
+        """
+        from ..notebooks import write_report
+
+        try:
+            run = write_report(bundle, self.out / name, parameters=params, progress=False)
+        except Exception as exc:
+            log.exception("the incident report could not be written")
+            self.say(f"[lab] the report failed: {type(exc).__name__}: {exc}")
+            rec.update(report=str(self.out / name), ok=False, error=f"{type(exc).__name__}: {exc}")
+            return
+        if name == "report":
+            self.result.report = run.html
+        rec.update(report=str(run.html), ok=run.ok, error=run.error, figures=run.n_figures)
 
 
 def _top_finding(findings: Any) -> dict[str, Any] | None:

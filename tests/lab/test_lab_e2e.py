@@ -184,11 +184,11 @@ def _check_lab_checks_all_pass(lab: LabResult, allowed: set[str]) -> None:
     assert [c.name for c in checks if not c.ok and c.name not in allowed] == [], [
         c for c in checks if not c.ok
     ]
-    assert len(checks) == 8
+    assert len(checks) == 9
 
 
 #: the lab checks that depend on the analysis ranking something at all
-ANALYSIS_CHECKS = {"bad deploy is the top finding", "incident report written"}
+ANALYSIS_CHECKS = {"bad deploy is the top finding", "incident report written", "report after the replay"}
 
 
 def test_make_lab_end_to_end(tmp_path: Path) -> None:

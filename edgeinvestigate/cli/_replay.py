@@ -45,6 +45,28 @@ def replay() -> None:
     """
 
 
+def _check_not_run(out: Path) -> None:
+    """A plan that was run is evidence: never overwrite it. A ledger that never ran (confirmation
+    declined) belongs to the old plan and is removed with it."""
+    from ..errors import ReplayError
+    from ..replay import Ledger, default_ledger_path
+
+    ledger = default_ledger_path(out)
+    if not ledger.exists():
+        return
+    try:
+        with Ledger.open(ledger, create=False) as led:
+            ran = bool(led.runs())
+    except ReplayError:
+        ran = False
+    if ran:
+        raise click.UsageError(
+            f"{out} was already run (its ledger {ledger} exists and is evidence); choose another --out"
+        )
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(str(ledger) + suffix).unlink(missing_ok=True)
+
+
 @replay.command("plan")
 @click.argument("bundle", type=click.Path(exists=True))
 @click.option("--from", "from_queue", required=True, help="The dead-letter queue the messages are in.")
@@ -106,15 +128,11 @@ def plan_cmd(
 
     BUNDLE is an evidence bundle directory or a DLQ snapshot file (messages.json). Nothing is sent.
     """
-    from ..replay import default_ledger_path, plan_replay
+    from ..replay import plan_replay
 
     if Path(out).exists() and not force:
         raise click.UsageError(f"{out} exists already; choose another --out or pass --force")
-    if default_ledger_path(out).exists():
-        raise click.UsageError(
-            f"{out} was already run (its ledger {default_ledger_path(out)} exists and is evidence); "
-            "choose another --out"
-        )
+    _check_not_run(Path(out))
     ev = _load_evidence(bundle, from_queue)
     plan = plan_replay(
         ev,

@@ -325,3 +325,19 @@ def test_plan_by_cluster_on_an_evidence_bundle(tmp_path: Path) -> None:
     assert plan.by_cluster == {top: len(plan.messages)}
     assert len(plan.messages) + len(plan.excluded) == n
     assert plan.bundle == str(bundle.resolve())
+
+
+def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build(sb, tmp_path, n=200)
+        runner = CliRunner()
+        res = runner.invoke(cli, ["replay", "run", str(sc.plan_path)], env=cli_env(sb), input="n\n")
+        assert res.exit_code != 0
+        assert "replay 120 messages from 'jobs-dlq' to 'jobs'?" in res.output
+        assert "nothing was sent" in str(res.exception)
+        assert sb.queue_state(ACCOUNT, "jobs")["messages"] == []
+        snap = snapshot_file(tmp_path)
+        replan = ["replay", "plan", str(snap), "--from", "jobs-dlq", "--to", "jobs", "--allow-queue", "jobs"]
+        res = runner.invoke(cli, [*replan, "--out", str(sc.plan_path), "--force"])
+        assert res.exit_code == 0, res.output
+        assert not sc.ledger_path.exists()  # the never-run ledger of the old plan went with it

@@ -122,6 +122,10 @@ def pre(text: str) -> None:
 
 
 def _fmt(value: Any) -> str:
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):  # pandas Timestamps too; every frame is UTC
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC")
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, float):

@@ -60,7 +60,10 @@ cols = [
     "script_versions",
     "template",
 ]
-table(clusters.table[cols].head(top_n))
+shown = clusters.table[cols].head(top_n).copy()
+shown["script_versions"] = shown["script_versions"].map(lambda vs: ", ".join(str(v)[:8] for v in vs))
+shown["share"] = shown["share"].map(lambda x: f"{x:.1%}")
+table(shown)
 top = clusters.table.head(top_n).iloc[::-1]
 fig = px.bar(
     top,
@@ -71,6 +74,7 @@ fig = px.bar(
     hover_data=["template"],
     title=f"Top {len(top)} clusters by error count",
 )
+fig.update_yaxes(categoryorder="total ascending")
 show(fig)
 
 # %% [markdown]
@@ -90,8 +94,8 @@ else:
         kind=info["kind"],
         rule=info["kind_rule"],
         count=int(info["count"]),
-        first=str(info["first_seen"]),
-        last=str(info["last_seen"]),
+        first=info["first_seen"],
+        last=info["last_seen"],
     )
     pre(str(info["template"]))
 
@@ -149,7 +153,7 @@ if chosen:
         table(dlq.groupby(dlq["cluster_join"].astype("string")).size().rename("messages").reset_index())
         table(
             dlq[["message_id", "enqueued_at", "job_type", "job_id", "envelope", "payload"]].head(n_examples),
-            max_chars=300,
+            max_chars=160,
         )
 
 # %% [markdown]

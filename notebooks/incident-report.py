@@ -151,7 +151,7 @@ show(
         orientation="h",
         hover_data=["template"],
         title="Largest error clusters",
-    )
+    ).update_yaxes(categoryorder="total ascending")
 )
 
 # %% [markdown]

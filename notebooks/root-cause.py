@@ -106,6 +106,7 @@ if shifts.empty:
     say("No deploy inside the window, so no before/after comparison.")
 else:
     shifts["short_version"] = shifts["version"].str[:8]
+    shifts = shifts.round({"rate_before_per_min": 2, "rate_after_per_min": 2, "minutes_after_deploy": 1})
     table(
         shifts.sort_values("after", ascending=False)[
             [
@@ -145,7 +146,7 @@ else:
 # Who is affected: errors by job type, queue, script, version and tenant-like payload fields.
 
 # %%
-blast = pd.DataFrame([b.model_dump() for b in findings.blast_radius])
+blast = pd.DataFrame([b.model_dump() for b in findings.blast_radius]).round({"share": 3})
 if len(blast):
     table(blast.sort_values(["dimension", "errors"], ascending=[True, False]).groupby("dimension").head(5))
     by_type = blast[blast["dimension"] == "job_type"]

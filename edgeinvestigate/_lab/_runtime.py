@@ -8,7 +8,7 @@ every config: without it wrangler injects middleware that changes what the runti
 
 ``wrangler dev`` runs offline: ``WRANGLER_SEND_METRICS=false``, ``CLOUDFLARE_CF_FETCH_ENABLED=false``,
 ``WRANGLER_HIDE_BANNER=true``, ``XDG_CONFIG_HOME`` and ``TMPDIR`` inside the state folder, a fresh
-``--persist-to`` per start, ``--ip 127.0.0.1``.
+``--persist-to`` per lab run (kept across its deploys), ``--ip 127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -260,10 +260,14 @@ class WranglerRuntime:
     def start(self, deploy: Deploy) -> None:
         if self.proc is not None:
             raise EdgeInvestigateError("wrangler dev is already running; call restart()")
+        persist = self.state_dir / "persist"
+        if self.starts == 0 and persist.exists():
+            # fresh for each lab run, so KV and config state never leak between runs; kept across the
+            # restarts of one run, like KV across deploys in production
+            shutil.rmtree(persist)
         self.starts += 1
         run_dir = self.state_dir / f"wrangler-{self.starts}-{deploy.version}"
         configs = render_configs(self.lab_dir, run_dir / "config", self.settings, deploy)
-        persist = run_dir / "persist"  # fresh each start: KV and config state never leak between runs
         wrangler = self.lab_dir / "node_modules" / ".bin" / "wrangler"
         argv = [str(wrangler), "dev"]
         for cfg in configs:

@@ -241,7 +241,12 @@ class ReplayPlan(_Model):
         if self.messages and samples:
             lines.append("sample payloads (exactly as they will be pushed):")
             for m in self.messages[:samples]:
-                lines.append(f"  {m.message_id}: {canonical_json(m.body)[:400]}")
+                payload = json.dumps(m.body.get("payload"), ensure_ascii=False)
+                if len(payload) > 300:
+                    payload = payload[:300] + "..."
+                lines.append(f"  {m.message_id}  {m.body.get('type')}  payload {payload}")
+            meta = json.dumps(self.messages[0].body.get("metadata"), ensure_ascii=False)
+            lines.append(f"  metadata of the first: {meta}")
         patched = [m for m in self.messages if m.changes]
         if patched:
             lines.append(f"patch changes ({len(patched)} messages changed):")

@@ -97,10 +97,13 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
         totals = ledger.totals()
         events = ledger.event_counts()
         now = time.time()
-        recent = ledger.pushed_times(now - 60.0)
-        rate = len(recent) / 60.0
-        remaining = totals["messages"] - counts["settled"]
         runs = ledger.runs()
+        # messages pushed per second over the last minute (or since the last run started, if later)
+        started = max((float(r["started_at"] or 0) for r in runs), default=0.0)
+        window_start = max(now - 60.0, min(started, now - 1.0))
+        recent = ledger.pushed_times(window_start)
+        rate = len(recent) / (now - window_start)
+        remaining = totals["messages"] - counts["settled"]
         running = any(
             r["ended_at"] is None and now - float(r["heartbeat_at"] or 0) < STALE_AFTER_S for r in runs
         )

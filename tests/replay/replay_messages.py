@@ -9,7 +9,7 @@ import random
 from typing import Any
 
 JOB_TYPES = ("IMAGE_PROCESSING", "EMAIL_DELIVERY", "REPORT_GENERATION", "DATA_SYNC", "WEBHOOK_PROCESSING")
-T0_MS = 1_795_960_800_000  # 2026-11-27T14:00:00Z
+T0_MS = 1_795_960_800_000  # 2026-11-29T14:00:00Z
 
 
 def iso(ms: int) -> str:

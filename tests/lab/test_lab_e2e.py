@@ -1,7 +1,7 @@
 """`make lab` end to end: an incident on the real Workers runtime (workerd via wrangler 4.86.0),
 investigated and repaired by edgeinvestigate. Every assertion reads what the runtime emitted.
 
-One lab run (about two minutes) is checked by one test (so that pytest-xdist never starts it
+One lab run (about a minute on 2 cores) is checked by one test (so that pytest-xdist never starts it
 twice); each ``_check_*`` helper below is one property. Skipped only where node or npm is missing.
 """
 

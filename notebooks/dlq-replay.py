@@ -154,7 +154,14 @@ else:
     if guessed:
         raise ei.ReplayRefusedError("execute=True needs an explicit to_queue", hint="-p to_queue=QUEUE")
     client = ei.CloudflareClient.from_env(api_url=api_url or None)
-    result = ei.run_replay(plan_out, client, rate=rate, progress=False, confirm=lambda _plan: True, say=print)
+    # "incomplete" means pushed messages whose original is still in the DLQ: running the same
+    # plan again settles them from the ledger without pushing anything twice.
+    for _ in range(10):
+        result = ei.run_replay(
+            plan_out, client, rate=rate, progress=False, confirm=lambda _plan: True, say=print
+        )
+        if result.outcome != "incomplete":
+            break
     status = ei.replay_status(plan_out)
     pre(status.render())
     after = ev.with_dlq(ei.load_dlq(client, source, mode="peek"))

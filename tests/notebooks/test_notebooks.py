@@ -145,11 +145,18 @@ def test_no_redact_keeps_pii_but_never_the_token(
 ) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", executed.token)
     run = run_notebook(
-        "triage", tmp_path, {"bundle": str(executed.bundle), "top_n": 3}, redact=False, progress=False
+        "triage",
+        tmp_path,
+        {"bundle": str(executed.bundle), "top_n": 3},
+        redact=False,
+        show_code=True,
+        progress=False,
     )
     assert run.ok, run.error
     page = run.html.read_text()
     assert hostile.email in page
+    assert "NOT REDACTED" in page
+    assert "from edgeinvestigate.notebooks import" in page  # --show-code
     for path in (run.html, run.ipynb, run.findings):
         assert executed.token not in Path(path).read_text()
 

@@ -155,3 +155,35 @@ def test_papermill_sees_every_declared_parameter() -> None:
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         seen = {p.name for p in PythonTranslator.inspect(cell)}
         assert seen == set(model.model_fields), name
+
+
+def test_notebooks_ship_in_the_wheel() -> None:
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    include = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert include["notebooks"] == f"edgeinvestigate/{nbmod._PACKAGED}"
+    assert {p.stem for p in (root / "notebooks").glob("*.py")} == set(nbmod.NOTEBOOKS)
+
+
+def test_notebooks_list_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from edgeinvestigate.cli._main import main
+
+    assert main(["notebooks", "list", "--json"]) in (None, 0)
+    listed = json.loads(capsys.readouterr().out)
+    assert [nb["name"] for nb in listed] == list(nbmod.NOTEBOOKS)
+    triage = listed[0]
+    assert {k: triage["parameters"][3][k] for k in ("name", "type", "default")} == {
+        "name": "top_n",
+        "type": "int",
+        "default": 10,
+    }
+    assert Path(triage["path"]).is_file()
+    assert main(["notebooks", "list"]) in (None, 0)
+    text = capsys.readouterr().out
+    assert "-p top_n=10  (int)" in text
+    assert main(["notebooks", "path", "root-cause"]) in (None, 0)
+    assert capsys.readouterr().out.strip().endswith("root-cause.py")

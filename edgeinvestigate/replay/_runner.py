@@ -386,6 +386,11 @@ class _Runner:
             return ids
         warnings = result.get("warnings") if isinstance(result, dict) else None
         warned = set(warnings) if isinstance(warnings, dict) else set()
+        ack_count = result.get("ackCount", result.get("ack_count")) if isinstance(result, dict) else None
+        if isinstance(ack_count, int) and ack_count < len(leases) - len(warned & set(leases)):
+            # fewer acks than leases and no word on which: verify every one by peek
+            self.ledger.event(self.run_id, "remove_failed", detail=f"ack: {ack_count} of {len(leases)} acked")
+            return ids
         done = [i for i, lease in zip(ids, leases, strict=True) if lease not in warned]
         self.ledger.settle(done, self.run_id, "ack")
         return [i for i, lease in zip(ids, leases, strict=True) if lease in warned]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeinvestigate._templates import (
     cluster_id_for,
@@ -86,3 +88,26 @@ def test_display_template_keeps_types_and_spacing() -> None:
     assert display_template("tenant <*> failed", "tenant acme failed") == "tenant <*> failed"
     # misaligned: the normalised template is shown
     assert display_template("a <*>", "b <int>") == "a <*>"
+
+
+_WORDS = st.sampled_from(["job", "failed", "<*>", "acme", "globex", "initech", "retry", "(", ")", ":", "503"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(st.lists(_WORDS, min_size=1, max_size=6).map(" ".join), min_size=1, max_size=40),
+    seed=st.integers(0, 1000),
+)
+def test_templates_do_not_depend_on_order(keys: list[str], seed: int) -> None:
+    shuffled = keys[:]
+    random.Random(seed).shuffle(shuffled)
+    a = dict(zip(keys, merge_templates(keys), strict=True))
+    b = dict(zip(shuffled, merge_templates(shuffled), strict=True))
+    assert a == b
+    # every template is a generalisation of its key: same length, <*> or the same token per slot
+    for key, tpl in a.items():
+        from edgeinvestigate._templates import tokens
+
+        k, t = tokens(key), tpl.split(" ")
+        assert len(k) == len(t)
+        assert all(x == y or y == "<*>" for x, y in zip(k, t, strict=True))

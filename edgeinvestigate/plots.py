@@ -82,7 +82,9 @@ def cluster_bars(clusters: Clusters, *, top: int = 15, title: str = "Top error c
             orientation="h",
             marker_color=[_COLORS.get(str(k), _COLORS["unknown"]) for k in t["kind"]],
             customdata=list(zip(t["kind"], t["n_dlq_messages"], strict=True)),
-            hovertemplate="%{y}<br>errors %{x}<br>kind %{customdata[0]}<br>DLQ %{customdata[1]}<extra></extra>",
+            hovertemplate=(
+                "%{y}<br>errors %{x}<br>kind %{customdata[0]}<br>DLQ %{customdata[1]}<extra></extra>"
+            ),
         )
     )
     fig.update_layout(title=title, xaxis_title="errors", yaxis_title="", height=max(300, 28 * len(t) + 120))

@@ -287,8 +287,9 @@ def _main_steps(
             args += ["--since", str(window["start"]), "--until", str(window["end"])]
         _run_cli(args)
     with steps.step("Write the incident report (papermill + nbconvert)"):
-        _run_cli(["report", str(bundle), "--out", str(report_dir), "-p", "incident_id=DEMO-1",
-                  "-p", "title=Demo: bad deploy + image-service outage"])  # fmt: skip
+        report_args = ["report", str(bundle), "--out", str(report_dir), "-p", "incident_id=DEMO-1",
+                       "-p", "title=Demo: bad deploy + image-service outage"]  # fmt: skip
+        _run_cli(report_args)
     with steps.step("Pick the clusters the fix made safe and plan their replay"):
         safe = _safe_clusters(bundle)
         if not safe:
@@ -318,11 +319,12 @@ def _main_steps(
                 "the replay did not complete after 10 runs", hint=f"edgeinvestigate replay status {plan}"
             )
         _run_cli(["replay", "status", str(plan)])
-    with steps.step("Collect the DLQ again and verify the replay"):
+    with steps.step("Collect the DLQ again, verify the replay, add it to the report"):
         # peek consumes nothing; a second snapshot would push messages past the DLQ's max_retries
         _run_cli(["collect", "--dlq", dlq, "--out", str(after)])
         _run_cli(["replay", "verify", str(plan), str(after)])
         _check_sandbox_state(sb, token, account, plan)
+        _run_cli([*report_args, "-p", f"replay_plan={plan}", "--no-progress"])
 
 
 def _check_sandbox_state(sb: _Sandbox, token: str, account: str, plan_path: Path) -> None:

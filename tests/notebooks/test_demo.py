@@ -52,6 +52,9 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     n = len(plan["messages"])
     assert f"holds {n} replayed messages for {n} of {n} planned jobs" in proc.stdout
     assert "0 of them replayed" in proc.stdout
+    page = report.read_text()  # rewritten after the replay, with its results
+    assert plan["plan_id"] in page
+    assert "completed" in page
 
     # the sandbox was stopped (its pid is gone), and the token went through the environment
     pid = int(re.search(r"Stop the sandbox \(pid (\d+)\)", proc.stdout).group(1))

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -236,10 +237,9 @@ def demo(out_dir: Path, seed: int, rate: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     incident, bundle, after = out / "incident", out / "evidence", out / "evidence-after-replay"
     report_dir, replay_dir = out / "report", out / "replay"
-    for stale in (bundle, after):
+    # A demo starts from scratch: an earlier run's bundles, ledger and sandbox state would mix in.
+    for stale in (bundle, after, replay_dir, out / "sandbox-state"):
         if stale.exists():
-            import shutil
-
             shutil.rmtree(stale)
     token = secrets.token_urlsafe(24)
     steps = _Steps(total=8)

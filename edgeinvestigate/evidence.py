@@ -47,6 +47,8 @@ BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
 #: inputs of a parallel-capable source bigger than this are read by several processes
 PARALLEL_MIN_BYTES: Final = 48 * 1024 * 1024
+#: this process loads files too while the workers run (tests turn it off to exercise the workers)
+_PARENT_TAKES_SHARE = True
 
 PathLike = str | os.PathLike[str]
 PathSpec = PathLike | tuple[PathLike, str]
@@ -396,13 +398,10 @@ def _run(
     args = (since_ms, until_ms, strict, frames)
     if n_workers <= 1:
         return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
-    # Longest-processing-time-first split: this process takes one share, the workers the others.
-    shares: list[list[int]] = [[] for _ in range(n_workers)]
-    loads = [0] * n_workers
-    for i in sorted(range(len(plan)), key=lambda i: -plan[i].size):
-        k = loads.index(min(loads))
-        shares[k].append(i)
-        loads[k] += plan[i].size
+    # Work sharing: the workers take files from the front of the queue (biggest first), this
+    # process takes them from the back (cancelling what no worker has started yet), so both
+    # finish at about the same time whatever the file sizes and the workers' start-up time.
+    order = sorted(range(len(plan)), key=lambda i: -plan[i].size)
     import multiprocessing as mp
 
     ctx = mp.get_context("forkserver")
@@ -416,12 +415,14 @@ def _run(
                 i: pool.submit(
                     load_one_to_ipc, tmp / str(i), plan[i].path, plan[i].source, *args, plan[i].in_dir
                 )
-                for share in shares[1:]
-                for i in share
+                for i in order
             }
-            for i in shares[0]:
-                results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
+            for i in reversed(order) if _PARENT_TAKES_SHARE else ():
+                if futures[i].cancel():
+                    results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
             for i, fut in futures.items():
+                if i in results:
+                    continue
                 try:
                     results[i] = read_ipc(*fut.result())
                 except (BrokenProcessPool, OSError) as exc:

@@ -152,7 +152,7 @@ def test_since_until_are_pushed_down(data_dir):
     }
 
 
-def test_parallel_load_equals_sequential(tmp_path, data_dir):
+def test_parallel_load_equals_sequential(tmp_path, data_dir, monkeypatch):
     # several files, forced into 2 processes
     recs = [json.loads(x) for x in (data_dir / "logpush/20261127/batch-2.log").read_text().splitlines()]
     for i in range(4):
@@ -161,10 +161,16 @@ def test_parallel_load_equals_sequential(tmp_path, data_dir):
                 r = dict(r, EventTimestampMs=r["EventTimestampMs"] + i)
                 fh.write(json.dumps(r) + "\n")
     seq = ei.load(tmp_path, jobs=1)
-    par = ei.load(tmp_path, jobs=2)
-    for name in ("invocations", "logs", "exceptions"):
-        pd.testing.assert_frame_equal(seq.frame(name), par.frame(name))
-    assert [f.path for f in seq.report.files] == [f.path for f in par.report.files]
+    par = ei.load(tmp_path, jobs=2)  # this process and a worker share the files
+    from edgeinvestigate import evidence
+
+    monkeypatch.setattr(evidence, "_PARENT_TAKES_SHARE", False)
+    workers = ei.load(tmp_path, jobs=2)  # every file through a worker and the Arrow IPC hand-over
+    for other in (par, workers):
+        for name in ("invocations", "logs", "exceptions"):
+            pd.testing.assert_frame_equal(seq.frame(name), other.frame(name))
+        assert [f.path for f in seq.report.files] == [f.path for f in other.report.files]
+        assert [f.sha256 for f in seq.report.files] == [f.sha256 for f in other.report.files]
 
 
 def test_only_selected_fields(tmp_path):

@@ -156,7 +156,7 @@ async def load_messages(request: Request, ctx: SandboxContext) -> Any:
                 item[key] = _int(m, key, 0, 0, 2**53)
         items.append(item)
     ids = ctx.store.load(q, items)
-    return {"loaded": len(ids), "ids": ids, "queue_id": q.queue_id}
+    return {"loaded": len(ids), "ids": ids, "skipped": len(items) - len(ids), "queue_id": q.queue_id}
 
 
 _EVENT_REQUIRED = ("dataset", "timestamp", "source", "$metadata")

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_queue ON messages (queue_id, seq);
 CREATE INDEX IF NOT EXISTS messages_by_lease ON messages (lease_id);
 CREATE INDEX IF NOT EXISTS messages_by_prev_lease ON messages (prev_lease_id);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (queue_id, id);
 CREATE INDEX IF NOT EXISTS messages_by_lease_expiry ON messages (queue_id, lease_expires_ms)
     WHERE lease_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_by_enqueued ON messages (queue_id, enqueued_ms);
@@ -362,12 +363,23 @@ class Store:
 
     def load(self, queue: QueueRow, items: list[dict[str, Any]]) -> list[str]:
         """Admin load of ``{id, body (bytes), content_type, timestamp_ms, attempts, enqueued_ms,
-        delay_seconds}`` items, kept exactly as given."""
+        delay_seconds}`` items, kept exactly as given.
+
+        Idempotent by id: an item whose id is already in the queue is skipped (a loader that retries a
+        batch, like the lab's DLQ consumer, must not create twins). Returns the ids actually loaded.
+        """
         now = self.now_ms()
         ids = []
         with self.tx() as conn:
             for it in items:
                 mid = it.get("id") or new_id()
+                if (
+                    it.get("id")
+                    and conn.execute(
+                        "SELECT 1 FROM messages WHERE queue_id = ? AND id = ?", (queue.queue_id, mid)
+                    ).fetchone()
+                ):
+                    continue
                 ts = int(it.get("timestamp_ms") or now)
                 enq = int(it.get("enqueued_ms") or now)
                 conn.execute(
@@ -385,7 +397,7 @@ class Store:
                     ),
                 )
                 ids.append(mid)
-            self._bump(conn, queue.queue_id, "loaded", len(items))
+            self._bump(conn, queue.queue_id, "loaded", len(ids))
         return ids
 
     def _exhaust(self, conn: sqlite3.Connection, queue: QueueRow, row: sqlite3.Row, now: int) -> None:

@@ -447,3 +447,15 @@ def test_unknown_route_and_method(api):
     assert head.status_code == 200
     assert head.content == b""
     assert "Ratelimit" in head.headers
+
+
+def test_admin_load_is_idempotent_by_message_id(api, sandbox):
+    """A loader that retries a batch (the lab's DLQ consumer) must not create twins."""
+    api.queue("dlq", consumer={"type": "http_pull", "max_retries": 3})
+    batch = [{"id": f"d{i}", "body": _job(i), "timestamp_ms": 1_790_000_000_000 + i} for i in range(3)]
+    first = sandbox.load_messages(api.account, "dlq", batch)
+    again = sandbox.load_messages(api.account, "dlq", [*batch, {"id": "d9", "body": _job(9)}])
+    assert (first["loaded"], first["skipped"]) == (3, 0)
+    assert (again["loaded"], again["skipped"], again["ids"]) == (1, 3, ["d9"])
+    ids = [m["id"] for m in sandbox.queue_state(api.account, "dlq")["messages"]]
+    assert ids == ["d0", "d1", "d2", "d9"]

@@ -92,6 +92,19 @@ def _listen_address(value: str) -> tuple[str, int]:
     "moved on or DELETED; snapshot checks max_retries first and refuses unless --force.",
 )
 @click.option("--force", is_flag=True, help="Allow a DLQ snapshot that the safety checks would refuse.")
+@click.option(
+    "--dlq-keep-leases",
+    is_flag=True,
+    help="With --dlq-mode snapshot: keep the leases instead of releasing them, and store each lease id in "
+    "the bundle so that `replay run` can remove replayed messages by ack even deep in a large DLQ (peek "
+    "only sees the first 100). Unreplayed messages reappear when --dlq-lease-ms runs out.",
+)
+@click.option(
+    "--dlq-lease-ms",
+    type=click.IntRange(30_000, 43_200_000),
+    default=None,
+    help="Visibility timeout of snapshot leases in ms (default 300000; up to 12 h with --dlq-keep-leases).",
+)
 @click.option("--dlq-file", multiple=True, type=_FILE, help="A saved peek/pull JSON of a DLQ (repeatable).")
 @click.option("--api-url", help="Cloudflare API base URL (default: CLOUDFLARE_API_BASE_URL or the real API).")
 @click.option("--account-id", help="Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID).")
@@ -123,6 +136,8 @@ def collect(
     dlq: tuple[str, ...],
     dlq_mode: str,
     force: bool,
+    dlq_keep_leases: bool,
+    dlq_lease_ms: int | None,
     dlq_file: tuple[Path, ...],
     api_url: str | None,
     account_id: str | None,
@@ -194,7 +209,14 @@ def collect(
         from ..dlq import load_dlq
 
         for queue in dlq:
-            frame = load_dlq(client, queue, mode=dlq_mode, force=force)  # type: ignore[arg-type]
+            if dlq_keep_leases and dlq_mode != "snapshot":
+                raise ConfigError(
+                    "--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot"
+                )
+            extra: dict[str, Any] = {"release": not dlq_keep_leases}
+            if dlq_lease_ms is not None:
+                extra["visibility_timeout_ms"] = dlq_lease_ms
+            frame = load_dlq(client, queue, mode=dlq_mode, force=force, **extra)  # type: ignore[arg-type]
             for warning in frame.attrs.get("dlq_collection", {}).get("warnings", []):
                 click.echo(f"warning: {warning}", err=True)
             dlq_frames.append(frame)

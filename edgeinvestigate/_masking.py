@@ -126,39 +126,40 @@ MASKS: Final[tuple[Mask, ...]] = (
         "host name with a common top-level domain",
     ),
     Mask(
+        "base64",
+        r"[+/]+[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}",
+        "base64 blob that starts with + or / (before paths: it may hold several /)",
+    ),
+    Mask(
         "path",
         r"(?:\b[A-Za-z]:\\|/)(?:[A-Za-z0-9_.~%@+-]+[/\\])+[A-Za-z0-9_.~%@+-]*",
         "file or URL path with two or more segments",
     ),
-    Mask(
-        "duration",
-        r"\b[0-9]+(?:\.[0-9]+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b",
-        "duration with a unit (250ms, 1.5s, 30 seconds)",
-    ),
     Mask("epoch", r"\b1[0-9]{9}(?:[0-9]{3}){0,3}\b", "epoch timestamp in s, ms, us or ns"),
-    Mask(
-        "base64",
-        r"\b[A-Za-z0-9+/]{8,}={1,2}(?:\s|$)",
-        "padded base64 blob",
-        py_pattern=r"\b[A-Za-z0-9+/]{8,}={1,2}(?!\S)",
-    ),
     Mask("ulid", r"\b[0-9A-HJKMNP-TV-Z]{26}\b", "ULID"),
     Mask(
         "id",
         r"\b[A-Za-z]{1,8}_[0-9A-Za-z]*[0-9][0-9A-Za-z]*\b",
         "prefixed id with digits (job_01J..., cus_3fa9..., t_1234)",
     ),
-    Mask("size", r"\b[0-9]+x[0-9]+\b", "dimensions (1920x1080)"),
     Mask("hex", rf"\b0[xX]{_HEX}+\b|\b[0-9a-f]{{8,}}\b|\b[0-9A-F]{{8,}}\b", "hex id (8+ digits), 0x..."),
     Mask(
         "base64",
-        r"\b[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}|(?:^|\s)\+[A-Za-z0-9+/]{15,}={0,2}"
-        r"|(?:^|\s)/[A-Za-z0-9+/]{10,}={1,2}",
-        "base64 blob (15+ characters from its first letter; one that starts with + or / needs a space"
-        " before it, and a / one needs = padding, so paths stay paths)",
-        py_pattern=r"\b[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}|(?<!\S)\+[A-Za-z0-9+/]{15,}={0,2}"
-        r"|(?<!\S)/[A-Za-z0-9+/]{10,}={1,2}",
+        r"\b[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}",
+        "base64 blob (15+ characters from its first letter)",
     ),
+    Mask(
+        "duration",
+        r"\b[0-9]+(?:\.[0-9]+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?)\b",
+        "duration with a unit (250ms, 1.5s, 30 seconds)",
+    ),
+    Mask(
+        "base64",
+        r"\b[A-Za-z0-9+/]{8,}={1,2}\B",
+        "padded base64 blob",
+        py_pattern=r"\b[A-Za-z0-9+/]{8,}={1,2}(?!\S)",
+    ),
+    Mask("size", r"\b[0-9]+x[0-9]+\b", "dimensions (1920x1080)"),
     Mask("float", r"\b[0-9]+\.[0-9]+(?:[eE][+-]?[0-9]+)?\b", "decimal number"),
     Mask(
         "int",
@@ -170,9 +171,8 @@ MASKS: Final[tuple[Mask, ...]] = (
     ),
     Mask(
         "quoted",
-        r"(?:^|[^A-Za-z0-9_])(?:\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`)",
-        "quoted string (not an apostrophe inside a word)",
-        py_pattern=r"(?<![A-Za-z0-9_])(?:\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`)",
+        r"\B(?:\"[^\"\n]*\"|'[^'\n]*'|`[^`\n]*`)",
+        "quoted string (\\B: the quote does not follow a letter, so `can't` is not one)",
     ),
 )
 

@@ -69,20 +69,28 @@ def merge_templates(keys: Sequence[str], min_distinct: int = MIN_DISTINCT) -> li
     return [out_by_key[k] for k in keys]
 
 
-_TOKEN = re.compile(r"<\*>|<ipv6>|[^\W_]+(?:_[^\W_]+)*|\S", re.UNICODE)
 #: placeholders of the grouping key other than ``<*>``: never generalised into ``<*>``
 KEY_PLACEHOLDERS: Final = frozenset({"<ipv6>"})
 
 
-def tokens(key: str) -> tuple[str, ...]:
-    """Tokens of a masked string: placeholders, words (letters, digits, inner ``_``) and single
-    punctuation characters; whitespace only separates.
+def _collapse(chunk: str) -> str:
+    if "<ipv6>" in chunk:
+        return "<ipv6>"
+    if PLACEHOLDER in chunk:
+        return PLACEHOLDER
+    return chunk
 
-    Masks may take one character of context with them (RE2 has no look-around), so ``x <*>`` and
-    ``x<*>`` must read the same; and ``329)`` (a number the masks leave alone) must have as many
-    tokens as ``<*>)``.
+
+def tokens(key: str) -> tuple[str, ...]:
+    """Tokens of a masked string: its whitespace-separated chunks, a chunk that holds a placeholder
+    being that placeholder (``<ipv6>`` before ``<*>``).
+
+    What sticks to a placeholder (``<*>)``, ``sha256=<*>``, ``40rimwD0Qk<*>`` when a mask took only
+    part of a value) is part of the same slot, so a value masked in one message and partly masked
+    or unmasked in another (``329)``) still has the same number of tokens, and the template step
+    sees a slot that varies.
     """
-    return tuple(_TOKEN.findall(key))
+    return tuple(_collapse(c) for c in key.split())
 
 
 def _merge_group(
@@ -149,28 +157,30 @@ def _subsume(current: dict[tuple[str, ...], tuple[str, ...]]) -> dict[tuple[str,
     return {k: root(v) for k, v in current.items()}
 
 
-_TYPED_TOKEN = re.compile(r"<[a-z0-9_*]+>|[^\W_]+(?:_[^\W_]+)*|\S", re.UNICODE)
+_TYPED_PLACEHOLDER = re.compile(r"<[a-z0-9_]+>")
 
 
 def display_template(template: str, typed_example: str) -> str:
     """The readable form of a template: the typed masking of one example (original spacing, typed
     placeholders), with the slots that the template step made variable shown as ``<*>``; falls
-    back to ``template`` if the two do not align token for token."""
+    back to ``template`` if the two do not align chunk for chunk (see :func:`tokens`)."""
     slots = template.split(" ")
     out: list[str] = []
     pos = 0
     i = 0
-    for m in _TYPED_TOKEN.finditer(typed_example):
+    for m in re.finditer(r"\S+", typed_example):
         part = m.group(0)
         if i >= len(slots):
             return template
         slot = slots[i]
-        is_placeholder = len(part) > 2 and part.startswith("<") and part.endswith(">")
+        typed = _TYPED_PLACEHOLDER.search(part) is not None
         if slot == PLACEHOLDER:
-            if not is_placeholder:
-                part = PLACEHOLDER  # a word the template step made variable
-        elif slot not in KEY_PLACEHOLDERS and slot != part:
-            if not is_placeholder:
+            if not typed:
+                part = PLACEHOLDER  # words the template step made variable
+        elif slot in KEY_PLACEHOLDERS:
+            pass
+        elif slot != part:
+            if not typed:
                 return template
             part = slot  # a value the key keeps (an HTTP status): show it as it is
         out.append(typed_example[pos : m.start()])

@@ -38,7 +38,7 @@ def test_two_alternatives_stay_apart(pair: tuple[str, str]) -> None:
 
 def test_instances_join_the_general_template() -> None:
     keys = ["lock (version <*> != <*>)", "lock (version 121 != 130)", "lock (version <*> != 404)"]
-    assert set(merge_templates(keys)) == {"lock ( version <*> ! = <*> )"}
+    assert set(merge_templates(keys)) == {"lock (version <*> != <*>"}  # "<*>)" is one slot
 
 
 def test_result_depends_only_on_the_set() -> None:
@@ -108,6 +108,6 @@ def test_templates_do_not_depend_on_order(keys: list[str], seed: int) -> None:
     for key, tpl in a.items():
         from edgeinvestigate._templates import tokens
 
-        k, t = tokens(key), tpl.split(" ")
+        k, t = tokens(key), tuple(tpl.split(" "))
         assert len(k) == len(t)
         assert all(x == y or y == "<*>" for x, y in zip(k, t, strict=True))

@@ -195,7 +195,9 @@ def run_pandas(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
 
 
 class PeakRSS:
-    """Samples the RSS of this process and all its descendants every 20 ms."""
+    """Samples the memory of this process tree every 20 ms: the RSS of this process plus the
+    unique memory (USS) of every descendant, so pages a forked worker shares with this process
+    are counted once."""
 
     def __init__(self) -> None:
         import psutil
@@ -208,13 +210,13 @@ class PeakRSS:
     def _sample(self) -> int:
         import psutil
 
-        total = 0
-        procs = [self._proc]
+        total = self._proc.memory_info().rss
+        children: list[Any] = []
         with contextlib.suppress(psutil.Error):
-            procs += self._proc.children(recursive=True)
-        for p in procs:
+            children = self._proc.children(recursive=True)
+        for p in children:
             with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
+                total += p.memory_full_info().uss
         return total
 
     def _run(self) -> None:
@@ -360,8 +362,8 @@ def main() -> None:
     print()
     print("targets: ei invocations <= 1.1x DuckDB, ei all three <= 1.2x DuckDB, peak RSS <= 2x frames")
     print(
-        "peak RSS is sampled over the whole process tree (workers included); growth = peak minus the RSS of "
-        "the measuring process before the load (interpreter with pandas, pyarrow and duckdb imported)"
+        "peak RSS is sampled over the whole process tree (this process RSS + workers USS); growth = peak "
+        "minus the RSS of the measuring process before the load (pandas, pyarrow and duckdb imported)"
     )
 
 

@@ -392,9 +392,10 @@ def _run(
     if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
         n_workers = 1
     n_workers = min(n_workers, len(plan))
+    ctx = _mp_context()
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main_file is not None and not os.path.exists(main_file):
-        n_workers = 1  # worker processes re-import __main__, which is not a file here (python - <<EOF)
+    if ctx.get_start_method() != "fork" and main_file is not None and not os.path.exists(main_file):
+        n_workers = 1  # new worker processes re-import __main__, which is not a file (python - <<EOF)
     args = (since_ms, until_ms, strict, frames)
     if n_workers <= 1:
         return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
@@ -402,10 +403,6 @@ def _run(
     # process takes them from the back (cancelling what no worker has started yet), so both
     # finish at about the same time whatever the file sizes and the workers' start-up time.
     order = sorted(range(len(plan)), key=lambda i: -plan[i].size)
-    import multiprocessing as mp
-
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["edgeinvestigate.loaders._worker"])  # no pandas in the workers
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
     tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-load-", dir=shm if shm.is_dir() else None))
     results: dict[int, LoadResult] = {}
@@ -435,6 +432,19 @@ def _run(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return [results[i] for i in range(len(plan))]
+
+
+def _mp_context() -> Any:
+    """``fork`` where it is safe and quiet (Linux, Python 3.11: workers start in milliseconds and
+    nothing is re-imported); ``forkserver`` elsewhere (Python 3.12+ warns about forking a process
+    with threads, and pandas/numpy always have some)."""
+    import multiprocessing as mp
+
+    if sys.platform == "linux" and sys.version_info < (3, 12):
+        return mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["edgeinvestigate.loaders._worker"])  # no pandas in the workers
+    return ctx
 
 
 def frames_of(ev: Evidence) -> dict[str, pd.DataFrame]:

@@ -125,7 +125,8 @@ def test_pii_is_redacted_and_code_hidden(executed: Any, hostile: Any) -> None:
     page = executed.runs["triage"].html.read_text()
     assert "[email]" in page
     assert "[ip]" in page
-    assert "from edgeinvestigate.notebooks import" not in page  # code cells hidden by default
+    assert "hl-ipython3" not in page  # code cells hidden by default
+    assert "open_bundle" not in page
 
 
 @pytest.mark.parametrize("name", ["triage", "error-clusters", "root-cause", "incident-report"])
@@ -156,7 +157,8 @@ def test_no_redact_keeps_pii_but_never_the_token(
     page = run.html.read_text()
     assert hostile.email in page
     assert "NOT REDACTED" in page
-    assert "from edgeinvestigate.notebooks import" in page  # --show-code
+    assert "hl-ipython3" in page  # --show-code
+    assert "open_bundle" in page
     for path in (run.html, run.ipynb, run.findings):
         assert executed.token not in Path(path).read_text()
 

@@ -274,7 +274,9 @@ def mask_keys(texts: pa.Array | pa.ChunkedArray, masks: tuple[Mask, ...] = MASKS
         texts = texts.cast(pa.string())
     if len(texts) == 0:
         return pa.array([], type=pa.string())
-    texts = pc.utf8_slice_codeunits(texts, 0, MAX_TEXT)
+    longest = pc.max(pc.binary_length(texts)).as_py() or 0
+    if longest > MAX_TEXT:  # bytes >= characters: only then can a text be too long
+        texts = pc.utf8_slice_codeunits(texts, 0, MAX_TEXT)
     if len(texts) < 20_000:
         return _arrow_keys(texts, masks)
     return _duckdb_keys(texts, masks)

@@ -146,7 +146,8 @@ def group_texts(
     string.
     """
     arr = _as_string_array(texts)
-    arr = pc.if_else(pc.or_kleene(pc.is_null(arr), pc.equal(arr, "")), EMPTY_TEXT, arr)
+    if arr.null_count or (len(arr) and (pc.min(pc.binary_length(arr)).as_py() or 0) == 0):
+        arr = pc.if_else(pc.or_kleene(pc.is_null(arr), pc.equal(arr, "")), EMPTY_TEXT, arr)
     n = len(arr)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)

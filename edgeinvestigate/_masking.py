@@ -142,7 +142,13 @@ MASKS: Final[tuple[Mask, ...]] = (
         r"\b[A-Za-z]{1,8}_[0-9A-Za-z]*[0-9][0-9A-Za-z]*\b",
         "prefixed id with digits (job_01J..., cus_3fa9..., t_1234)",
     ),
-    Mask("hex", rf"\b0[xX]{_HEX}+\b|\b[0-9a-f]{{8,}}\b|\b[0-9A-F]{{8,}}\b", "hex id (8+ digits), 0x..."),
+    Mask(
+        "hex",
+        rf"\b0[xX]{_HEX}+\b|\b[0-9a-f]{{8,}}\b|\b[0-9A-F]{{8,}}\b",
+        "hex id (8+ digits), 0x...",
+        # readable masking: a run of decimal digits is an <int>, not a <hex>
+        py_pattern=rf"\b0[xX]{_HEX}+\b|\b(?=[0-9]*[a-f])[0-9a-f]{{8,}}\b|\b(?=[0-9]*[A-F])[0-9A-F]{{8,}}\b",
+    ),
     Mask(
         "base64",
         r"\b[0-9+/]*[A-Za-z][A-Za-z0-9+/]{14,}={0,2}",

@@ -171,3 +171,22 @@ def test_other_scenarios_top_finding(scenario: str, kind: str, tmp_path: Any) ->
     assert top.window is not None
     bucket = pd.Timedelta(seconds=f.bucket_seconds)
     assert abs(pd.Timestamp(top.window.start) - pd.Timestamp(truth["start"])) <= 2 * bucket
+
+
+def test_logs_only_evidence() -> None:
+    # Workers Logs without invocation lines: no invocations, errors still on a timeline
+    logs = [
+        {
+            "invocation_id": f"i{i}",
+            "ts": T0 + pd.Timedelta(minutes=i),
+            "level": "error",
+            "message": f"boom {i}",
+        }
+        for i in range(30)
+    ]
+    f = ei.analyze(make_evidence(logs=logs))
+    assert f.totals["invocations"] == 0
+    assert f.totals["error_rows"] == 30
+    assert f.window is not None
+    assert f.incident.timeline.first_error == T0.to_pydatetime()
+    assert f.clusters[0].template == "boom <int>"

@@ -186,3 +186,15 @@ def test_a_failing_run_still_writes_both_files_with_a_banner(
     assert hostile.script not in page
     nb = nbformat.read(out / "triage.ipynb", as_version=4)
     assert "INCOMPLETE" in nb.cells[0].source
+
+
+def test_incident_report_on_an_empty_bundle(tmp_path: Path) -> None:
+    """No data at all is a valid (if boring) incident: the report says so instead of crashing."""
+    import edgeinvestigate as ei
+    from edgeinvestigate.notebooks import write_report
+
+    bundle = ei.Evidence.empty().save(tmp_path / "bundle")
+    run = write_report(bundle, tmp_path / "report", progress=False)
+    assert run.ok, run.error
+    assert "No hypothesis stands out" in run.html.read_text()
+    assert json.loads(Path(run.findings).read_text())["hypotheses"] == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -254,14 +255,19 @@ def child(method: str, data: Path) -> None:
     )
     fn = {"ei": run_ei, "duckdb": run_duckdb, "pandas": run_pandas}[method.split("_")[0]]
     with PeakRSS() as rss:
+        c0 = os.times()
         t0 = time.perf_counter()
         out = fn(data, frames)
         seconds = time.perf_counter() - t0
+        c1 = os.times()
+    # CPU of this process (all threads) and of its finished child processes (the workers)
+    cpu = sum(getattr(c1, f) - getattr(c0, f) for f in ("user", "system", "children_user", "children_system"))
     frame_bytes = int(sum(df.memory_usage(deep=True).sum() for df in out.values()))
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu": cpu,
                 "peak_rss": rss.peak,
                 "base_rss": rss.base,
                 "frame_bytes": frame_bytes,
@@ -336,7 +342,7 @@ def main() -> None:
                 sys.exit(1)
             res = json.loads(proc.stdout.strip().splitlines()[-1])
             results[m].append(res)
-            print(f"  run {r + 1} {m}: {res['seconds']:.2f} s", flush=True)
+            print(f"  run {r + 1} {m}: {res['seconds']:.2f} s ({res['cpu']:.2f} s CPU)", flush=True)
 
     def med(m: str, key: str) -> float:
         return statistics.median(x[key] for x in results[m])
@@ -344,19 +350,22 @@ def main() -> None:
     ref = {"ei_invocations": "duckdb_invocations", "ei_all": "duckdb_all", "pandas_all": "duckdb_all"}
     print()
     print(
-        f"{'method':<50} {'time s':>8} {'vs DuckDB':>10} {'rows':>30} {'frames MB':>10} "
-        f"{'peak RSS MB':>12} {'RSS/frames':>11} {'growth MB':>10}"
+        f"{'method':<50} {'time s':>8} {'vs DuckDB':>10} {'CPU s':>7} {'vs DuckDB':>10} {'rows':>30} "
+        f"{'frames MB':>10} {'peak RSS MB':>12} {'RSS/frames':>11} {'growth MB':>10}"
     )
     for m in methods:
         t = med(m, "seconds")
         vs = f"{t / med(ref[m], 'seconds'):.2f}x" if m in ref and ref[m] in results else ""
+        c = med(m, "cpu")
+        vs_cpu = f"{c / med(ref[m], 'cpu'):.2f}x" if m in ref and ref[m] in results else ""
         rows = results[m][0]["rows"]
         rows_s = "/".join(f"{v:,}" for v in rows.values())
         fb = med(m, "frame_bytes")
         peak = med(m, "peak_rss")
         growth = med(m, "peak_rss") - med(m, "base_rss")
         print(
-            f"{METHODS[m]:<50} {t:>8.2f} {vs:>10} {rows_s:>30} {fb / 1e6:>10.0f} {peak / 1e6:>12.0f} "
+            f"{METHODS[m]:<50} {t:>8.2f} {vs:>10} {c:>7.2f} {vs_cpu:>10} {rows_s:>30} {fb / 1e6:>10.0f} "
+            f"{peak / 1e6:>12.0f} "
             f"{peak / fb:>10.2f}x {growth / 1e6:>10.0f}"
         )
     print()

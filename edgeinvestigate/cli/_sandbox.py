@@ -87,7 +87,8 @@ def sandbox() -> None:
     "rate_limit",
     default="1200/300",
     show_default=True,
-    help="Global API limit as REQUESTS/SECONDS (pull and ack are exempt); 0 disables it.",
+    help="Global API limit as REQUESTS/SECONDS (pull and ack are exempt); 0 disables it "
+    "(responses then carry no Ratelimit headers).",
 )
 @click.option(
     "--json-bodies",

@@ -3,7 +3,8 @@
 Every API response carries ``Ratelimit: "default";r=<remaining>;t=<seconds to reset>`` and
 ``Ratelimit-Policy: "default";q=<limit>;w=<window>``. Over the limit the API answers 429 with
 ``Retry-After`` (seconds until the window resets) for the rest of the window. Pull and ack are exempt
-(they do not count and are never limited), as on Cloudflare since 2025-04-17.
+(they do not count and are never limited), as on Cloudflare since 2025-04-17. With the limit off
+(``limit <= 0``) responses carry no ``Ratelimit`` headers at all.
 """
 
 from __future__ import annotations
@@ -47,9 +48,21 @@ class RateLimiter:
         self._used += 1
         return True
 
+    @property
+    def enabled(self) -> bool:
+        """``False`` when the limit is off (``--rate-limit 0``)."""
+        return self.limit > 0
+
     def headers(self) -> dict[str, str]:
+        """The ``Ratelimit`` headers of a response; none at all when the limit is off.
+
+        No headers is what clients (``cloudflare.py``) read as "no budget to respect": sending
+        ``r=0`` / ``q=0`` would tell them the budget is spent and make them wait for the window.
+        """
+        if not self.enabled:
+            return {}
         self._roll()
-        remaining = max(0, self.limit - self._used) if self.limit > 0 else 0
+        remaining = max(0, self.limit - self._used)
         return {
             "Ratelimit": f'"default";r={remaining};t={self.reset_in()}',
             "Ratelimit-Policy": f'"default";q={self.limit};w={self.window_s}',

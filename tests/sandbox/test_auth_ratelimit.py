@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from edgeinvestigate._http import make_client
+from edgeinvestigate.cloudflare import CloudflareClient
 from edgeinvestigate.sandbox.contract import validate_exchange
 from edgeinvestigate.sandbox.testing import running_sandbox
 
@@ -121,3 +122,32 @@ def test_token_never_in_log_or_ready_file(tmp_path):
     texts = [p.read_text(errors="replace") for p in (tmp_path / "sandbox-proc").iterdir() if p.is_file()]
     assert texts
     assert all(secret not in t for t in texts)
+
+
+def test_rate_limit_off_sends_no_headers_and_the_client_never_waits(tmp_path):
+    """``--rate-limit 0``: no 429 however many requests, no Ratelimit headers, and CloudflareClient
+    (which sleeps when ``Ratelimit`` says ``r=0``) never sleeps."""
+    sleeps: list[float] = []
+    with running_sandbox(tmp_path, rate_limit="0") as sb:
+        sb.create_queue("acct", "jobs", consumer={"type": "http_pull"})
+        with sb.client() as raw:
+            for _ in range(30):
+                r = raw.get("/accounts/acct/queues")
+                assert r.status_code == 200
+                assert "Ratelimit" not in r.headers
+                assert "Ratelimit-Policy" not in r.headers
+        with CloudflareClient("acct", sb.secret, api_url=sb.url, sleep=sleeps.append) as client:
+            qid = client.queue_id("jobs")
+            for i in range(150):  # more than a limit of 100 or 120 could ever allow
+                client.push(qid, {"n": i})
+            assert client.get_queue(qid)["queue_name"] == "jobs"
+            assert not client.rate_limit.known
+            assert client.requests_sent >= 152
+        assert sleeps == []
+        assert len(sb.queue_state("acct", "jobs")["messages"]) == 150
+        # switched on at runtime, the headers come back
+        sb.admin.put("/__admin/rate-limit", json={"limit": 10, "window_s": 60}).raise_for_status()
+        with sb.client() as raw:
+            again = raw.get("/accounts/acct/queues")
+        assert again.headers["Ratelimit-Policy"] == '"default";q=10;w=60'
+        assert RATELIMIT.match(again.headers["Ratelimit"]).group(1) == "9"

@@ -6,8 +6,10 @@ the evidence frames and the error clusters:
 * an error-rate timeline per job type and outcome, bucketed (the bucket is chosen from the window:
   the smallest of 1, 2, 5, 10, 15, 30 min, 1, 2, 6, 12 h or 1 day that gives at most 120 buckets),
   the ``failed`` rate, the attempts distribution, CPU and wall time against the limits;
-* deploy markers (every first appearance of a new ``script_version``), each cluster's rate before
-  and after every marker, and clusters that are "new after deploy X";
+* deploy markers (every first appearance of a new version: the invocations' ``script_version``,
+  else a ``deploy``/``version`` field of their structured log lines, plus deployments given by the
+  user; see :mod:`edgeinvestigate.deploys`), each cluster's rate before and after every marker, and
+  clusters that are "new after deploy X";
 * blast radius by job type, queue, script, version and tenant-like payload fields;
 * DLQ messages per cluster, retry storms, limit hits;
 * ranked hypotheses (bad deploy, dependency outage, retry storm, limit hit, poison payload, error
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
@@ -31,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .clustering import _json_decode
+from .deploys import Deployment, invocation_versions, parse_deployments
 from .findings import (
     AttemptsBin,
     BlastRadiusRow,
@@ -83,6 +86,16 @@ CPU_LIMIT_MS: Final = 30_000.0
 NEAR: Final = 0.9
 #: a cluster is "new after deploy X" when first seen this soon after it (and never before)
 NEW_AFTER: Final = pd.Timedelta(minutes=10)
+NO_DEPLOY_HOW: Final = (
+    "To tie errors to deploys, pass the deploys (edgeinvestigate analyze --deploy VERSION@TIME, "
+    "or ei.analyze(ev, deployments=[(version, time)])) or log a `deploy` field (the version) in every "
+    "structured log line."
+)
+#: the note in :attr:`Findings.notes` when no version data exists at all
+NO_DEPLOY_INFO: Final = (
+    "The data has no deploy information (no script_version in the invocations, no deploy/version "
+    "field in the logs, no deploys given), so no finding can tie errors to a deploy. " + NO_DEPLOY_HOW
+)
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -140,10 +153,17 @@ def analyze(
     cpu_limit_ms: float = CPU_LIMIT_MS,
     wall_limit_ms: float = WALL_LIMIT_MS,
     bucket_seconds: int | None = None,
+    deployments: Iterable[Any] | None = None,
 ) -> Findings:
-    """Rank root-cause hypotheses for an evidence bundle (see the module docs)."""
+    """Rank root-cause hypotheses for an evidence bundle (see the module docs).
+
+    ``deployments`` adds deploy markers the data may not show: ``("v42", "2026-11-27T14:05Z")``
+    pairs, ``"v42@2026-11-27T14:05Z"`` strings or ``{"version", "at"}`` dicts (times in ISO-8601 or
+    epoch; naive is UTC). A bad entry raises :class:`~edgeinvestigate.errors.ConfigError`.
+    """
     from .clustering import cluster as _cluster
 
+    given = parse_deployments(deployments)
     if clusters is None:
         clusters = _cluster(ev)
     inv = _invocations(ev)
@@ -173,7 +193,11 @@ def analyze(
     rates = _rates(inv)
     attempts = _attempts(ev)
     limits = _limits(inv, cpu_limit_ms, wall_limit_ms)
-    deploys = _deploys(inv)
+    deploys = _deploys(inv, given)
+    sources = sorted({str(x) for x in inv["version_source"].dropna()} | ({"given"} if given else set()))
+    notes: list[str] = []
+    if not sources and len(inv):
+        notes.append(NO_DEPLOY_INFO)
     table = clusters.table
     shifts = _shifts(errors, table, deploys, span)
     new_after = [s for s in shifts if s.new_after_deploy]
@@ -188,7 +212,18 @@ def analyze(
     ]
     limit_types = _over_represented(ev, set(hit_ids.dropna()))
     hyps = _hypotheses(
-        errors, table, deploys, shifts, storms, limit_hits, payload_fields, dlq, inv, freq, limit_types
+        errors,
+        table,
+        deploys,
+        shifts,
+        storms,
+        limit_hits,
+        payload_fields,
+        dlq,
+        inv,
+        freq,
+        limit_types,
+        deploy_info=bool(sources),
     )
     incident = _incident(inv, errors, dlq, hyps, rates, freq)
     summaries = [
@@ -231,6 +266,8 @@ def analyze(
         hypotheses=hyps,
         incident=incident,
         clusters=summaries,
+        deploy_sources=sources,
+        notes=notes,
     )
 
 
@@ -253,6 +290,10 @@ def _invocations(ev: Evidence) -> pd.DataFrame:
         }
     )
     logs = ev.logs
+    # the version each invocation ran: its script_version, else the version its log lines name
+    versions = invocation_versions(inv, logs)
+    inv["script_version"] = versions["version"].to_numpy()
+    inv["version_source"] = versions["version_source"].to_numpy()
     if len(logs) and len(inv):
         lj = pd.DataFrame({"invocation_id": _obj(logs["invocation_id"]), "job_type": _obj(logs["job_type"])})
         jt = lj.dropna().drop_duplicates("invocation_id")
@@ -350,18 +391,19 @@ def _limits(inv: pd.DataFrame, cpu_limit: float, wall_limit: float) -> LimitStat
     )
 
 
-def _deploys(inv: pd.DataFrame) -> list[Deploy]:
-    """Every version that first appears after another version of the same script was running."""
+def _deploys(inv: pd.DataFrame, given: Sequence[Deployment] = ()) -> list[Deploy]:
+    """Every version that first appears after another version of the same script was running
+    (``inv["script_version"]`` is the effective version, ``inv["version_source"]`` where it came
+    from), plus the ``given`` deployments, which replace an observed marker of the same version."""
     out: list[Deploy] = []
-    if inv.empty:
-        return out
-    v = inv.dropna(subset=["script_version"]).sort_values("ts", kind="stable")
-    for script, g in v.groupby(v["script"].fillna(""), sort=True):
+    v = inv.dropna(subset=["script_version"]).sort_values("ts", kind="stable") if len(inv) else inv
+    for script, g in v.groupby(v["script"].fillna(""), sort=True) if len(v) else ():
         first = g.drop_duplicates("script_version")
         versions = list(first["script_version"])
         for i in range(1, len(first)):
             at = first["ts"].iloc[i]
-            before = g[g["ts"] < at]
+            # the version mostly running since the marker before (not the whole window's favourite)
+            before = g[(g["ts"] < at) & (g["ts"] >= first["ts"].iloc[i - 1])]
             prev = before["script_version"].value_counts().index[0] if len(before) else versions[i - 1]
             out.append(
                 Deploy(
@@ -370,9 +412,39 @@ def _deploys(inv: pd.DataFrame) -> list[Deploy]:
                     previous_version=str(prev),
                     at=_py(_ts(at)),
                     invocations_after=int((g["script_version"] == versions[i]).sum()),
+                    source=str(first["version_source"].iloc[i]),  # type: ignore[arg-type]
                 )
             )
-    out.sort(key=lambda d: d.at)
+    if given:
+        named = {version for version, _ in given}
+        out = [d for d in out if d.version not in named]
+        for i, (version, at) in enumerate(given):
+            before = v[v["ts"] < at] if len(v) else v
+            prev_given: str | None
+            if i > 0:
+                prev_given = given[i - 1][0]
+            elif len(before):
+                prev_given = str(before["script_version"].iloc[-1])
+            else:
+                prev_given = None
+            ran = (v["script_version"] == version) if len(v) else pd.Series(dtype=bool)
+            if len(v) and ran.any():
+                after = int(ran.sum())
+            else:  # the data names no versions: the invocations until the next given deployment
+                until = given[i + 1][1] if i + 1 < len(given) else None
+                ts = inv["ts"] if len(inv) else pd.Series(dtype="datetime64[ns, UTC]")
+                after = int(((ts >= at) & ((ts < until) if until is not None else True)).sum())
+            out.append(
+                Deploy(
+                    script=None,
+                    version=version,
+                    previous_version=prev_given,
+                    at=_py(_ts(at)),
+                    invocations_after=after,
+                    source="given",
+                )
+            )
+    out.sort(key=lambda d: (d.at, d.version))
     return out
 
 
@@ -729,6 +801,8 @@ def _hypotheses(
     inv: pd.DataFrame,
     freq: pd.Timedelta,
     limit_types: list[str] | None = None,
+    *,
+    deploy_info: bool = True,
 ) -> list[Hypothesis]:
     hyps: list[dict[str, Any]] = []
     if errors.empty and not limit_hits and not storms and payload.empty:
@@ -739,6 +813,9 @@ def _hypotheses(
     )
     start: Any = errors["ts"].min() if len(errors) else None
     end: Any = errors["ts"].max() if len(errors) else None
+    if start is not None and len(inv):
+        # the window is the evidence's, not only its errors' (an error that starts mid-window is new)
+        start, end = min(start, inv["ts"].min()), max(end, inv["ts"].max())
     span = (end - start) if start is not None else pd.Timedelta(0)
     by_cluster: dict[str, pd.DataFrame] = (
         {str(cid): g for cid, g in errors.groupby("cluster_id", sort=True)} if len(errors) else {}
@@ -751,9 +828,16 @@ def _hypotheses(
         nxt = [x for x in deploys if x.at > d.at and (x.script == d.script or d.script is None)]
         next_at = pd.Timestamp(nxt[0].at) if nxt else None
         new = [s for s in shifts if s.version == d.version and s.new_after_deploy]
+        # a cluster whose errors (where the version is known) mostly ran another version is not
+        # this deploy's doing
+        new = [s for s in new if s.share_on_version is None or s.share_on_version >= 0.5]
         if new:  # a rare background error that happens to appear after a deploy is not its doing
             biggest = max(s.after for s in new)
             new = [s for s in new if s.after >= max(3, 0.05 * biggest)]
+        if any(str(info.get(s.cluster_id, {}).get("kind")) != "transient" for s in new):
+            # a deploy breaks code: transient errors (5xx, timeouts) that start with code errors are
+            # a dependency's, left to the outage hypotheses
+            new = [s for s in new if str(info.get(s.cluster_id, {}).get("kind")) != "transient"]
         if not new:
             continue
         cids = [s.cluster_id for s in new]
@@ -1017,15 +1101,27 @@ def _hypotheses(
             types = sorted({str(x) for x in g["job_type"].dropna()})
             rule = str(info[cid]["kind_rule"])
             last = g["ts"].max()
+            head = (
+                f"From {_fmt(first)} to {_fmt(last)}, {jobs} {', '.join(types)} jobs failed "
+                f"permanently with '{tpl[:120]}' ({rule})"
+            )
+            if deploy_info:
+                sentence = (
+                    head
+                    + "; no deploy explains it, so the input changed"
+                    + (" (a bad payload)." if rule == "validation" else ".")
+                )
+            else:
+                sentence = (
+                    head
+                    + "; the data has no deploy information, so a bad deploy is as likely as changed input. "
+                    + NO_DEPLOY_HOW
+                )
             hyps.append(
                 {
                     "kind": "poison_payload" if rule == "validation" else "error_spike",
                     "title": f"New permanent error from {_fmt(first)} ({', '.join(types) or 'jobs'})",
-                    "sentence": (
-                        f"From {_fmt(first)} to {_fmt(last)}, {jobs} {', '.join(types)} jobs failed "
-                        f"permanently with '{tpl[:120]}' ({rule}); no deploy explains it, "
-                        "so the input changed" + (" (a bad payload)." if rule == "validation" else ".")
-                    ),
+                    "sentence": sentence,
                     "score": jobs * 0.8,
                     "fit": 0.8,
                     "cluster_ids": [cid],

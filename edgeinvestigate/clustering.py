@@ -339,13 +339,18 @@ def _dlq_time(dlq: pd.DataFrame) -> pd.Series:
 
 
 def _invocation_context(ev: Evidence) -> pd.DataFrame:
-    """Per invocation: script, script_version, outcome, and the first job id/type its logs name."""
+    """Per invocation: script, version, outcome, and the first job id/type its logs name.
+
+    ``script_version`` is the invocation's, else the version its structured log lines name (a
+    ``deploy``/``version`` field; see :mod:`edgeinvestigate.deploys`)."""
+    from .deploys import invocation_versions
+
     inv = ev.invocations
     base = pd.DataFrame(
         {
             "invocation_id": _obj(inv["invocation_id"]),
             "script": _obj(inv["script"]),
-            "script_version": _obj(inv["script_version"]),
+            "script_version": invocation_versions(inv, ev.logs)["version"].to_numpy(),
             "outcome": _obj(inv["outcome"]),
             "queue": _obj(inv["queue"]),
         }

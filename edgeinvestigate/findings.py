@@ -49,13 +49,19 @@ class TimeWindow(_Model):
 
 
 class Deploy(_Model):
-    """A deployment marker: the first invocation of a new ``script_version``."""
+    """A deployment marker: the first invocation of a new version, or a deployment given by the user.
+
+    ``source`` says where the version came from: ``script_version`` (the invocations'
+    ``script_version``), ``log_field`` (a ``deploy``/``version`` field of structured log lines) or
+    ``given`` (``analyze(deployments=...)`` / ``analyze --deploy VERSION@TIME``).
+    """
 
     script: str | None
     version: str
     previous_version: str | None
     at: datetime
     invocations_after: int = 0
+    source: Literal["script_version", "log_field", "given"] = "script_version"
 
 
 class TimelineRow(_Model):
@@ -227,6 +233,11 @@ class Findings(_Model):
     hypotheses: list[Hypothesis]
     incident: Incident
     clusters: list[ClusterSummary]
+    #: where the deploy markers came from (``script_version``, ``log_field``, ``given``); empty when
+    #: the data names no version at all
+    deploy_sources: list[str] = Field(default_factory=list)
+    #: caveats about the data that limit what the analysis can tell (e.g. no deploy information)
+    notes: list[str] = Field(default_factory=list)
 
     @property
     def top(self) -> Hypothesis | None:
@@ -249,6 +260,8 @@ class Findings(_Model):
             lines.append("Hypotheses (most likely first):")
             for h in self.hypotheses[:max_hypotheses]:
                 lines.append(f"  {h.rank}. [{h.kind}, {h.confidence}] {h.sentence}")
+        for note in self.notes:
+            lines.append(f"Note: {note}")
         tl = self.incident.timeline
         lines.append("Timeline (UTC):")
         for label, value in (
@@ -262,6 +275,7 @@ class Findings(_Model):
             lines.append("Deploys:")
             for d in self.deploys:
                 lines.append(
-                    f"  {d.at:%Y-%m-%d %H:%M:%S} {d.script or '?'} {d.previous_version} -> {d.version}"
+                    f"  {d.at:%Y-%m-%d %H:%M:%S} {d.script or '?'} {d.previous_version or '?'} -> {d.version}"
+                    f" ({d.source})"
                 )
         return "\n".join(lines)

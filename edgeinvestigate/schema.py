@@ -37,7 +37,11 @@ are pyarrow-backed; low-cardinality strings are categoricals.
     Logging convention for consumer Workers (so logs join to DLQ messages): log one JSON object per
     line with ``console.log(JSON.stringify({...}))`` or ``console.log({...})`` carrying
     ``jobId`` (or ``job_id``), ``type`` (or ``jobType``/``job_type``), ``attempt`` (or ``attempts``),
-    ``messageId`` (or ``message_id``), ``event`` and, on failures, ``error``.
+    ``messageId`` (or ``message_id``), ``event``, ``deploy`` (or ``version``/``scriptVersion``/
+    ``script_version``: the deployed version, e.g. from a ``DEPLOY_VERSION`` var) and, on failures,
+    ``error``. The version is not a column: the analysis reads it from ``message``/``args`` where an
+    invocation has no ``script_version`` (local workerd and ``wrangler dev`` report none), and makes
+    deploy markers of it (:mod:`edgeinvestigate.deploys`).
 
 ``exceptions``: one row per exception
     ``invocation_id``, ``ts``, ``name``, ``message``, ``stack``

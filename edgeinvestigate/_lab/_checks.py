@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._scenario import LabResult
+from ._scenario import BAD, LabResult
 
 __all__ = ["Check", "check_result", "job_events"]
 
@@ -128,7 +128,9 @@ def check_result(result: LabResult) -> list[Check]:
             return False, f"the analysis failed: {top['analysis_error']}"
         clusters = top.get("clusters") or []
         ok = (
-            top.get("job_types") == ["EMAIL_DELIVERY"]
+            top.get("kind") == "bad_deploy"
+            and (top.get("deploy") or {}).get("version") == BAD.version
+            and top.get("job_types") == ["EMAIL_DELIVERY"]
             and bool(clusters)
             and all("Cannot read properties of undefined" in c["template"] for c in clusters)
         )

@@ -15,7 +15,8 @@ __all__ = ["analyze"]
     epilog=(
         "Examples:\n\n"
         "  edgeinvestigate analyze evidence/INC-123\n\n"
-        "  edgeinvestigate analyze evidence/INC-123 --format json --out findings.json"
+        "  edgeinvestigate analyze evidence/INC-123 --format json --out findings.json\n\n"
+        "  edgeinvestigate analyze evidence/INC-123 --deploy v42@2026-11-27T14:05Z"
     ),
 )
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -43,19 +44,36 @@ __all__ = ["analyze"]
     multiple=True,
     help="Payload field that names a tenant (repeatable; default: tenant, tenantId, customerId, ...).",
 )
+@click.option(
+    "--deploy",
+    "deploys",
+    multiple=True,
+    metavar="VERSION@TIME",
+    help=(
+        "A deployment the data may not show, e.g. v42@2026-11-27T14:05Z (repeatable; time in ISO-8601 "
+        "or epoch, UTC when no offset). Adds a deploy marker of source 'given'."
+    ),
+)
 def analyze(
-    bundle: Path, fmt: str, out: Path | None, rules: Path | None, tenant_fields: tuple[str, ...]
+    bundle: Path,
+    fmt: str,
+    out: Path | None,
+    rules: Path | None,
+    tenant_fields: tuple[str, ...],
+    deploys: tuple[str, ...],
 ) -> None:
     """Rank root-cause hypotheses for BUNDLE (a directory written by `collect`)."""
     from ..analysis import TENANT_FIELDS
     from ..analysis import analyze as run_analysis
     from ..clustering import cluster
+    from ..deploys import parse_deployments
     from ..errors import ConfigError
     from ..evidence import Evidence
 
+    given = parse_deployments(deploys)  # bad values fail before the bundle is read
     ev = Evidence.open(bundle)
     clusters = cluster(ev, rules=rules)
-    findings = run_analysis(ev, clusters, tenant_fields=tenant_fields or TENANT_FIELDS)
+    findings = run_analysis(ev, clusters, tenant_fields=tenant_fields or TENANT_FIELDS, deployments=given)
     text = findings.model_dump_json(indent=2)
     if out is not None:
         try:

@@ -112,6 +112,10 @@ def _check_dlq_holds_the_expected_envelopes(lab: LabResult) -> None:
 def _check_bad_deploy_is_the_top_finding(lab: LabResult) -> None:
     top = lab.summary["steps"]["analyze"]["top"]
     assert top["rank"] == 1
+    # the deploy marker comes from the consumer's `deploy` log field (workerd has no scriptVersion)
+    assert top["kind"] == "bad_deploy", top["title"]
+    assert top["deploy"]["version"] == "v42"
+    assert top["deploy"]["source"] == "log_field"
     assert top["job_types"] == ["EMAIL_DELIVERY"]
     assert top["clusters"]
     assert all("Cannot read properties of undefined" in c["template"] for c in top["clusters"])

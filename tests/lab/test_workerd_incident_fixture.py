@@ -81,6 +81,21 @@ def test_analysis_ranks_the_bad_deploy_first(ev, expected: dict) -> None:
     findings = ei.analyze(ev)
     assert findings.hypotheses, "the analysis ranked nothing on the recorded real-runtime incident"
     top = min(findings.hypotheses, key=lambda h: h.rank)
+    # local workerd has no scriptVersion: the deploy markers come from the consumer's `deploy` log field
+    assert ev.invocations["script_version"].isna().all()
+    assert [(d.version, d.previous_version, d.source) for d in findings.deploys] == [
+        ("v42", "v41", "log_field"),
+        ("v43", "v42", "log_field"),
+    ]
+    assert findings.deploy_sources == ["log_field"]
+    assert top.kind == "bad_deploy", findings.to_text()
+    assert top.deploy is not None
+    assert top.deploy.version == "v42"
+    assert top.evidence["stopped_with"] == "v43"
+    assert top.evidence["share_on_version"] == 1.0
+    assert "v42" in top.sentence
+    assert "EMAIL_DELIVERY" in top.sentence
+    assert "no deploy explains it" not in findings.to_text()
     assert top.job_types == ["EMAIL_DELIVERY"]
     n_bad = sum(1 for j in expected["jobs"]["expected_in_dlq"] if j.startswith("incident-"))
     assert top.evidence["dlq_messages"] == n_bad

@@ -388,6 +388,16 @@ class Ledger:
                     f"UPDATE messages SET removal_tried = ? WHERE message_id IN ({marks})", [how, *chunk]
                 )
 
+    def clear_removal_attempt(self, ids: Sequence[str]) -> None:
+        """The removal was refused (nothing was deleted): a later peek that misses these originals must
+        not take them for gone."""
+        with self._tx() as c:
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    f"UPDATE messages SET removal_tried = NULL WHERE message_id IN ({marks})", list(chunk)
+                )
+
     def removal_attempted(self, ids: Sequence[str]) -> set[str]:
         out: set[str] = set()
         for chunk in _chunks(list(ids)):

@@ -2,10 +2,14 @@
 
 The order per batch never changes: commit ``pushing`` in the ledger, push the batch, commit
 ``pushed`` once the API confirmed it, and only then remove the originals from the DLQ (ack their
-lease, or peek + purge by ref) and commit ``settled``. A crash anywhere leaves the ledger saying
-what may have happened; the next run resumes from it without re-sending settled messages and
-re-sends possibly-sent ones with the *same* idempotency keys (they are counted as possible
-duplicates, never as lost).
+lease, or peek + purge by ref) and commit ``settled``. Originals without a lease are found by
+peeking the head of the DLQ (a peek shows at most 100 messages), so after the last batch the runner
+keeps peeking and purging while each round removes something; only a head full of messages the plan
+does not replay stops it (the run is then ``incomplete`` and says why).
+
+A crash anywhere leaves the ledger saying what may have happened; the next run resumes from it
+without re-sending settled messages and re-sends possibly-sent ones with the *same* idempotency
+keys (they are counted as possible duplicates, never as lost).
 
 Errors: 429 waits ``Retry-After`` (or the window reset) and retries; 5xx and timeouts mark the
 batch ambiguous and retry with back-off; any other 4xx stops the run with the ledger consistent.
@@ -56,6 +60,10 @@ class RunResult:
     ambiguous_batches: int = 0
     possible_duplicates: int = 0
     still_in_dlq: int = 0
+    #: removal rounds (peek + purge) after the last batch, and what the last peek saw at the DLQ's head
+    sweep_rounds: int = 0
+    head_seen: int = 0
+    head_not_replayed: int = 0
     elapsed_s: float = 0.0
     push_elapsed_s: float = 0.0
     configured_rate: float = 0.0
@@ -82,6 +90,16 @@ class _Stop(Exception):
     def __init__(self, outcome: str) -> None:
         super().__init__(outcome)
         self.outcome = outcome
+
+
+@dataclass
+class _Round:
+    """One peek + purge of the DLQ's head: what it saw and what it removed."""
+
+    peeked: bool = False  # False: the peek kept failing
+    head: int = 0  # messages the peek returned
+    others: int = 0  # of those, messages this plan is not removing now (unselected or not pushed)
+    removed: int = 0  # originals settled by this round (purged, or known gone)
 
 
 @contextmanager
@@ -262,6 +280,7 @@ class _Runner:
                     self._finishing = False
                 self.ledger.heartbeat(self.run_id)
                 self._update_progress()
+            self._sweep()
             counts = self.ledger.counts()
             self.result.outcome = "completed" if counts["settled"] == sum(counts.values()) else "incomplete"
         except _Stop as stop:
@@ -352,7 +371,43 @@ class _Runner:
         if leased:
             fallback += self._ack([i for i, _ in leased], [lease for _, lease in leased if lease])
         if fallback:
-            self._peek_and_purge(fallback)
+            # the same peek can also find originals of earlier batches that were not at the head then
+            known = set(fallback)
+            earlier = [
+                i for i in self.ledger.ids_in(["pushed"]) if i not in known and not self.by_id[i].lease_id
+            ]
+            self._peek_and_purge(fallback + earlier)
+
+    def _sweep(self) -> None:
+        """After the last batch: peek + purge the DLQ's head again and again while each round removes
+        something, so originals further back than the first 100 move up and are removed in this run.
+
+        Stops when every pushed original is settled, or when a round removes nothing (the head is full
+        of messages this plan does not replay, or the peek/purge keeps failing). Each round is one
+        peek and at most one purge, paced and counted against the request budget like every request.
+        """
+        left = self.ledger.ids_in(["pushed"])
+        max_rounds = len(left) + 1  # a round that goes on removes at least one original
+        while left and self.result.sweep_rounds < max_rounds:
+            self._check_stop()  # between rounds nothing is in flight: a stop leaves the ledger consistent
+            self._finishing = True
+            try:
+                rnd = self._peek_and_purge(left)
+            finally:
+                self._finishing = False
+            self.result.sweep_rounds += 1
+            self._update_progress()
+            left = self.ledger.ids_in(["pushed"])
+            if not rnd.removed:
+                break
+        if left:
+            self.ledger.event(
+                self.run_id,
+                "removal_blocked",
+                n=len(left),
+                detail=f"{self.result.head_not_replayed} of {self.result.head_seen} messages at the head "
+                "of the DLQ are not replayed by this plan",
+            )
 
     def _call(self, kind: str, fn: Callable[[], Any]) -> Any:
         """Send one idempotent request (ack, peek, purge) with retries; ``None`` when it keeps failing."""
@@ -395,16 +450,25 @@ class _Runner:
         self.ledger.settle(done, self.run_id, "ack")
         return [i for i, lease in zip(ids, leases, strict=True) if lease in warned]
 
-    def _peek_and_purge(self, ids: list[str]) -> None:
+    def _peek_and_purge(self, ids: list[str]) -> _Round:
+        """Peek the DLQ's head and purge every original of ``ids`` found there (one round)."""
+        rnd = _Round()
         peeked = self._call("peek", lambda: self.client.peek(self.source_id, batch_size=PEEK_BATCH))
         if peeked is None:
             self.ledger.mark_still_in_dlq(ids, self.run_id, "peek failed")
-            return
+            self.result.head_seen = self.result.head_not_replayed = 0
+            return rnd
         msgs = peeked.get("messages") or [] if isinstance(peeked, dict) else []
         refs = {str(m.get("id")): m.get("ref") for m in msgs if isinstance(m, dict) and m.get("ref")}
         whole_queue = len(msgs) < PEEK_BATCH
         found = [i for i in ids if i in refs]
         missing = [i for i in ids if i not in refs]
+        wanted = set(ids)
+        rnd.peeked = True
+        rnd.head = len(msgs)
+        rnd.others = sum(1 for m in msgs if not (isinstance(m, dict) and str(m.get("id")) in wanted))
+        self.result.head_seen, self.result.head_not_replayed = rnd.head, rnd.others
+        before = self.ledger.counts()["settled"]
         if found:
             self.ledger.mark_removal_attempt(found, "purge")
             res = self._call(
@@ -416,9 +480,9 @@ class _Runner:
                 warnings = res.get("warnings") if isinstance(res, dict) else None
                 bad = {ref for ref, why in (warnings or {}).items() if "invalid" in str(why)}
                 self.ledger.settle([i for i in found if refs[i] not in bad], self.run_id, "purge")
-                self.ledger.mark_still_in_dlq(
-                    [i for i in found if refs[i] in bad], self.run_id, "purge ref refused"
-                )
+                refused = [i for i in found if refs[i] in bad]
+                self.ledger.clear_removal_attempt(refused)  # nothing was deleted: never "absent" later
+                self.ledger.mark_still_in_dlq(refused, self.run_id, "purge ref refused")
         if missing:
             # not at the head of the DLQ: gone if the peek saw the whole queue, or if we already sent
             # its removal in an earlier attempt whose answer was lost
@@ -429,6 +493,8 @@ class _Runner:
             self.ledger.mark_still_in_dlq(
                 rest, self.run_id, "pushed, still in DLQ: not found in a peek of the head of the queue"
             )
+        rnd.removed = self.ledger.counts()["settled"] - before
+        return rnd
 
 
 def run_replay(
@@ -544,15 +610,39 @@ def run_replay(
         result.possible_duplicates = totals["possible_duplicates"]
         result.still_in_dlq = totals["still_in_dlq"]
         if result.still_in_dlq:
-            result.notes.append(
-                f"{result.still_in_dlq} messages were pushed but their original is still in the DLQ; "
-                "run the plan again to remove them (they will not be pushed again)"
-            )
+            result.notes.append(still_in_dlq_note(result, plan))
         return result
     finally:
         client.max_attempts = saved_attempts
         ledger.close()
         lock.release()
+
+
+def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
+    """Say plainly how many originals are pushed but still in the DLQ, why, and what to do."""
+    n, dlq = result.still_in_dlq, plan.source_queue
+    what = (
+        f"{n} replayed messages were pushed (they will not be pushed again) but their original is still "
+        f"in the DLQ {dlq!r}, so the run is incomplete (exit status 4). "
+    )
+    if result.outcome in ("cancelled", "interrupted"):
+        why = "The run stopped before it could remove them. "
+    elif result.head_seen == 0:
+        why = "The DLQ could not be peeked (see `edgeinvestigate replay status` for the errors). "
+    else:
+        why = (
+            "Without a lease an original is removed by peek + purge, and a peek only sees the first "
+            f"{PEEK_BATCH} messages of the queue; after {result.sweep_rounds} removal rounds the head of the "
+            f"DLQ holds {result.head_not_replayed} messages that this plan does not replay, so the rest "
+            "cannot be reached. "
+        )
+    todo = (
+        f"To finish: collect the DLQ with its leases kept (edgeinvestigate collect --dlq {dlq} --dlq-mode "
+        "snapshot --dlq-keep-leases --out BUNDLE) and plan again with the same selectors (same idempotency "
+        "keys, removed by ack); or run `edgeinvestigate replay run PLAN` again later, once the head of the "
+        "DLQ has been replayed or purged. See runbooks/replay-failed-jobs.md (exit status 4)."
+    )
+    return what + why + todo
 
 
 def eta_seconds(remaining: int, rate: float) -> float:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,48 @@ def build(sb: Any, tmp_path: Path, *, n: int = 2000, rate: float = 400.0) -> Sce
     dlq = sb.queue_state(ACCOUNT, "jobs-dlq")
     attempts = {m["id"]: m["attempts"] for m in dlq["messages"]}
     return Scenario(path, ReplayPlan.load(path), selected, everyone - selected, attempts)
+
+
+def build_without_leases(
+    sb: Any, tmp_path: Path, *, n: int, selected: Callable[[int], bool], rate: float = 1000.0
+) -> Scenario:
+    """Queues, a DLQ of ``n`` jobs collected by a snapshot that *released* its leases (the frame holds
+    no lease id, so replay removes originals by peek + purge), and a plan replaying the messages at the
+    positions where ``selected(i)`` holds (position 0 is the head of the DLQ)."""
+    sb.create_queue(ACCOUNT, "jobs", consumer={"type": "worker", "script_name": "jobs-consumer"})
+    sb.create_queue(
+        ACCOUNT,
+        "jobs-dlq",
+        consumer={"type": "http_pull", "max_retries": 50, "visibility_timeout_ms": 60_000},
+    )
+    sb.load_messages(
+        ACCOUNT,
+        "jobs-dlq",
+        [
+            {
+                "id": message_id(i),
+                "body": body_of(i),
+                "content_type": "json",
+                "timestamp_ms": T0_MS + i * 1000,
+            }
+            for i in range(n)
+        ],
+    )
+    with client_for(sb) as client:
+        collected = collect_dlq(client, "jobs-dlq", mode="snapshot")  # leases released
+    frame = collected.frame
+    assert len(frame) == n, collected.warnings
+    assert frame["lease_id"].isna().all()  # nothing to ack: peek + purge is the only way
+    ids = [message_id(i) for i in range(n) if selected(i)]
+    plan = plan_replay(frame, "jobs-dlq", "jobs", ids=ids, allow_queues=["jobs"], rate=rate)
+    path = plan.save(tmp_path / "plan.json")
+    assert {m.message_id for m in plan.messages} == set(ids)
+    assert all(m.lease_id is None for m in plan.messages)
+    dlq = sb.queue_state(ACCOUNT, "jobs-dlq")
+    attempts = {m["id"]: m["attempts"] for m in dlq["messages"]}
+    assert len(attempts) == n  # the snapshot released every lease: all still in the DLQ
+    everyone = {message_id(i) for i in range(n)}
+    return Scenario(path, ReplayPlan.load(path), set(ids), everyone - set(ids), attempts)
 
 
 def replay_ids_on(queue: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

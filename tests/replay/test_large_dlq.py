@@ -1,0 +1,119 @@
+"""Replaying from a DLQ larger than one peek, when the bundle holds no lease ids.
+
+Without a lease, ``replay run`` removes an original by peek + purge by ref, and a peek only shows the
+first 100 messages of the queue. After the pushes it keeps peeking and purging while each round
+removes something, so originals deeper in the queue move up to the head and are removed in the same
+run. Only a head holding 100 messages that the plan does not replay stops it: the run then exits 4
+and says why and what to do. Everything is checked from the sandbox's own state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from replay_messages import message_id
+from replay_scenario import (
+    ACCOUNT,
+    assert_nothing_lost,
+    build_without_leases,
+    cli_env,
+    client_for,
+    dump,
+    run_cli,
+)
+
+from edgeinvestigate.replay import Ledger
+from edgeinvestigate.sandbox.testing import running_sandbox
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+def _run(sc_plan: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    proc = run_cli(["replay", "run", str(sc_plan), "--yes", "--no-progress"], env)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def _copies_on_target(sb: object) -> dict[str, int]:
+    copies: dict[str, int] = {}
+    for m in sb.queue_state(ACCOUNT, "jobs")["messages"]:  # type: ignore[attr-defined]
+        of = m["body"]["metadata"]["replay"]["of"]
+        copies[of] = copies.get(of, 0) + 1
+    return copies
+
+
+def test_one_run_removes_originals_spread_over_a_350_message_dlq(tmp_path: Path) -> None:
+    # 200 selected spread over the queue (two of every three of the first 300), 150 unselected: 100
+    # between them and 50 at the tail. Fewer than 100 unselected messages precede every selected one,
+    # so each can reach the head of the queue once the selected ones before it are gone.
+    with running_sandbox(tmp_path) as sb:
+        sc = build_without_leases(sb, tmp_path, n=350, selected=lambda i: i < 300 and i % 3 != 2)
+        assert len(sc.selected) == 200
+        assert message_id(298) in sc.selected  # the last one, 298 deep, behind 99 unselected
+        code, out, err = _run(sc.plan_path, cli_env(sb))
+        assert code == 0, out + err + dump(sc)
+        assert "completed: 200/200 settled" in out
+        assert "still in the DLQ" not in err
+        stats = assert_nothing_lost(sb, sc)  # selected gone from the DLQ, unselected there, attempts kept
+        assert stats["on_target"] == 200
+        assert stats["duplicates"] == 0
+        dlq = {m["id"] for m in sb.queue_state(ACCOUNT, "jobs-dlq")["messages"]}
+        assert dlq == sc.unselected
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            assert {r["removal"] for r in led.rows()} == {"purge"}
+            assert [r["outcome"] for r in led.runs()] == ["completed"]
+            assert "removal_blocked" not in led.event_counts()
+
+
+def test_a_head_full_of_unselected_messages_stops_with_exit_4_and_loses_nothing(tmp_path: Path) -> None:
+    # the first 150 positions: every third selected, the other 100 not; then 100 selected. The 100
+    # unselected messages end up filling the whole head, hiding the last 100 selected originals.
+    def selected(i: int) -> bool:
+        return i % 3 == 0 if i < 150 else True
+
+    with running_sandbox(tmp_path) as sb:
+        sc = build_without_leases(sb, tmp_path, n=250, selected=selected)
+        env = cli_env(sb)
+        blockers = {message_id(i) for i in range(150) if not selected(i)}
+        hidden = {message_id(i) for i in range(150, 250)}
+        assert len(blockers) == 100
+        assert len(sc.selected) == 150
+
+        code, out, err = _run(sc.plan_path, env)
+        assert code == 4, out + err
+        assert "incomplete: 50/150 settled" in out
+        note = " ".join(err.split())
+        assert "100 replayed messages were pushed (they will not be pushed again)" in note
+        assert "still in the DLQ 'jobs-dlq'" in note
+        assert "a peek only sees the first 100 messages" in note
+        assert "the head of the DLQ holds 100 messages that this plan does not replay" in note
+        assert "edgeinvestigate collect --dlq jobs-dlq --dlq-mode snapshot --dlq-keep-leases" in note
+        assert "edgeinvestigate replay run PLAN" in note
+        # nothing lost: every selected message is on the target once; the hidden originals are
+        # still in the DLQ next to every unselected one, whose attempts did not change
+        assert _copies_on_target(sb) == dict.fromkeys(sc.selected, 1)
+        in_dlq = {m["id"]: m for m in sb.queue_state(ACCOUNT, "jobs-dlq")["messages"]}
+        assert set(in_dlq) == sc.unselected | hidden
+        assert all(in_dlq[i]["attempts"] == sc.attempts_before[i] for i in sc.unselected)
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            still = {r["message_id"] for r in led.rows() if r["still_in_dlq"]}
+            assert still == hidden
+            assert {r["state"] for r in led.rows() if r["message_id"] in hidden} == {"pushed"}
+            assert led.event_counts()["removal_blocked"] == 1
+            # the blocked run gave up after one round that found nothing: a few requests, not a loop
+            assert len(led.request_times(0)) < 20
+
+        # the blockers are dealt with (here: purged by the operator); the next run settles the rest
+        with client_for(sb) as client:
+            qid = client.queue_id("jobs-dlq")
+            peek = client.peek(qid, batch_size=100)["messages"]
+            client.purge_refs(qid, [m["ref"] for m in peek if m["id"] in blockers])
+        sc.unselected -= blockers
+        code, out, err = _run(sc.plan_path, env)
+        assert code == 0, out + err + dump(sc)
+        assert "completed: 150/150 settled, 0 pushed" in out
+        assert_nothing_lost(sb, sc)
+        assert _copies_on_target(sb) == dict.fromkeys(sc.selected, 1)  # none was pushed twice
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            assert [r["outcome"] for r in led.runs()] == ["incomplete", "completed"]

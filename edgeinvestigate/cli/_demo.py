@@ -6,13 +6,21 @@ passed through the environment and never printed:
 
 1. start the sandbox (``edgeinvestigate sandbox serve``)
 2. simulate the default incident into files and into the sandbox (``simulate default --sandbox``)
-3. collect Workers Logs and the DLQ through the API into a bundle (``collect``)
+3. collect Workers Logs and the DLQ through the API into a bundle (``collect``; the DLQ as a
+   snapshot whose leases are kept in the bundle, so the replay removes each original by ack)
 4. write the incident report (``report``)
 5. pick the clusters the fix made safe (the bad-deploy cluster fixed by the revert, transient
    outage clusters), plan a replay of them (``replay plan``)
-6. run it (``replay run``)
-7. collect the DLQ again and verify the replay (``replay verify``)
-8. stop the sandbox and print where the report is
+6. run it (``replay run``) and check the sandbox state: every job on the work queue, none left
+   in the DLQ
+7. the fixed consumer processes the replayed jobs: a simulated consumer Worker
+   (``simulator/_consumer.py``) pulls them from the work queue through the REST API, runs them
+   with the scenario's job model as the version live now (the revert), acks them and writes its
+   Workers Logs into the sandbox
+8. collect again (the consumer's Workers Logs since the plan, the DLQ), verify the replay
+   (``replay verify``: every replayed job must be seen succeeding, none back in the DLQ) and add
+   it to the report
+9. stop the sandbox and print where the report is
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +47,7 @@ from ..errors import ConfigError, EdgeInvestigateError, SandboxError
 __all__ = ["demo"]
 
 SCENARIO = "default"
+_LEASE_MS = 1_800_000
 
 
 @dataclass
@@ -242,7 +252,7 @@ def demo(out_dir: Path, seed: int, rate: float) -> None:
         if stale.exists():
             shutil.rmtree(stale)
     token = secrets.token_urlsafe(24)
-    steps = _Steps(total=8)
+    steps = _Steps(total=9)
     click.secho(f"edgeinvestigate demo: everything goes to {out}", bold=True)
     with contextlib.ExitStack() as stack:
         with steps.step("Start the local Cloudflare API sandbox"):
@@ -279,8 +289,11 @@ def _main_steps(
         stack.enter_context(_env({"CLOUDFLARE_ACCOUNT_ID": account}))
         window = truth.get("window") or {}
     with steps.step("Collect Workers Logs and the DLQ through the API into an evidence bundle"):
-        # snapshot: peek sees only the first 100 messages; the sample DLQ holds several hundred
-        args = ["collect", "--dlq", dlq, "--dlq-mode", "snapshot", "--out", str(bundle)]
+        # snapshot: peek sees only the first 100 messages; the sample DLQ holds several hundred.
+        # --dlq-keep-leases stores each lease in the bundle, so `replay run` removes every replayed
+        # original by ack in one run (the leases outlive the demo: 30 min).
+        args = ["collect", "--dlq", dlq, "--dlq-mode", "snapshot", "--dlq-keep-leases",
+                "--dlq-lease-ms", str(_LEASE_MS), "--out", str(bundle)]  # fmt: skip
         if script:
             args[1:1] = ["--workers-logs", script]
         if window.get("start") and window.get("end"):
@@ -308,23 +321,127 @@ def _main_steps(
             args += ["--cluster", cid]
         _run_cli(args)
     with steps.step(f"Run the replay at {rate:g} msg/s (ledger next to the plan)"):
-        # Exit status 4 = incomplete: pushed messages whose original is still in the DLQ are settled
-        # by running the same plan again (the ledger makes sure nothing is pushed twice).
-        for _ in range(10):
+        # With the leases kept in the bundle one run completes. Exit status 4 (incomplete: an
+        # original still in the DLQ, e.g. a lease that ran out) is settled by running the same plan
+        # again; the ledger makes sure nothing is pushed twice.
+        runs = 0
+        for runs in range(1, 4):  # noqa: B007 - `runs` is reported below
             if _run_cli(["replay", "run", str(plan), "--rate", f"{rate:g}", "--yes"], ok=(0, 4)) == 0:
                 break
             click.echo("      not every original is out of the DLQ yet: running the same plan again (resume)")
         else:
             raise EdgeInvestigateError(
-                "the replay did not complete after 10 runs", hint=f"edgeinvestigate replay status {plan}"
+                "the replay did not complete after 3 runs", hint=f"edgeinvestigate replay status {plan}"
             )
+        click.echo(f"      replay completed in {runs} run{'s' if runs > 1 else ''}")
         _run_cli(["replay", "status", str(plan)])
-    with steps.step("Collect the DLQ again, verify the replay, add it to the report"):
-        # peek consumes nothing; a second snapshot would push messages past the DLQ's max_retries
-        _run_cli(["collect", "--dlq", dlq, "--out", str(after)])
-        _run_cli(["replay", "verify", str(plan), str(after)])
         _check_sandbox_state(sb, token, account, plan)
+    with steps.step("The fixed consumer processes the replayed jobs"):
+        _consume_replayed(sb, token, account, work_queue, script, truth)
+    with steps.step("Collect again, verify the replay, add it to the report"):
+        from ..replay import ReplayPlan
+
+        # the consumer's Workers Logs since the plan was made, and the DLQ by peek (a second
+        # snapshot would push messages past the DLQ's max_retries)
+        since = ReplayPlan.load(plan).created_at
+        until = datetime.now(UTC) + timedelta(minutes=1)
+        args = [
+            "collect",
+            "--dlq",
+            dlq,
+            "--since",
+            since,
+            "--until",
+            f"{until:%Y-%m-%dT%H:%M:%SZ}",
+            "--out",
+            str(after),
+        ]
+        if script:
+            args[1:1] = ["--workers-logs", script]
+        _run_cli(args)
+        _run_cli(["replay", "verify", str(plan), str(after)])
+        _check_verified(sb, token, account, plan, after)
         _run_cli([*report_args, "-p", f"replay_plan={plan}", "--no-progress"])
+
+
+def _consume_replayed(
+    sb: _Sandbox, token: str, account: str, work_queue: str, script: str, truth: dict[str, Any]
+) -> None:
+    """Stand in for the consumer Worker (the sandbox runs no Workers): give the work queue an
+    ``http_pull`` consumer, pull and process every replayed job as the version live now, ack it,
+    and load the Workers Logs the Worker would have written into the sandbox."""
+    from .._http import Secret, make_client
+    from ..cloudflare import CloudflareClient
+    from ..simulator import load_scenario
+    from ..simulator._consumer import JobModel, consume, publish_events, use_http_pull
+
+    scenario = load_scenario(str(truth.get("scenario") or SCENARIO))
+    model = JobModel(scenario)
+    now_ms = int(time.time() * 1000)
+    _, tag, message = model.live_version(now_ms)
+    click.echo(f"      consumer version live now: {tag} ({message})")
+    with CloudflareClient.from_env() as client, make_client(sb.root, token=Secret(token)) as admin:
+        qid = client.queue_id(work_queue)
+        consumers = client.list_consumers(qid)
+        use_http_pull(admin, account, work_queue, consumer=consumers[0] if consumers else None)
+        click.echo(f"      {work_queue!r} now has an http_pull consumer (the sandbox runs no Workers)")
+        run = consume(client, work_queue, model, script=script or None)
+        n = publish_events(admin, account, run.events)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(run.counts().items())) or "nothing"
+    click.echo(
+        f"      pulled {len(run.outcomes)} messages in {run.batches} batches: {counts}; "
+        f"{n} Workers Logs events loaded into the sandbox"
+    )
+    if not run.outcomes:
+        raise EdgeInvestigateError(
+            f"the consumer found no messages on {work_queue!r}",
+            hint="the replay should have pushed them there: edgeinvestigate replay status",
+        )
+
+
+def _check_verified(sb: _Sandbox, token: str, account: str, plan_path: Path, after: Path) -> None:
+    """The loop is closed only when verify saw every replayed job succeed and none came back, and
+    the sandbox agrees: the work queue is drained and no message of this replay is in the DLQ."""
+    from .._http import Secret, make_client
+    from ..replay import ReplayPlan, verify_replay
+
+    plan = ReplayPlan.load(plan_path)
+    report = verify_replay(plan_path, after)
+    (plan_path.parent / "verify.json").write_text(json.dumps(report.to_dict(), indent=2))
+    with make_client(sb.root, token=Secret(token)) as http:
+        resp = http.get("/__admin/state")
+        resp.raise_for_status()
+        data = resp.json()
+        queues = data.get("result", data)["accounts"][account]["queues"]
+    on_work = sum(1 for m in queues[plan.target_queue]["messages"] if _replay_plan_of(m.get("body")))
+    back = sum(
+        1 for m in queues[plan.source_queue]["messages"] if _replay_plan_of(m.get("body")) == plan.plan_id
+    )
+    c = report.counts()
+    click.echo(
+        f"      verified: {c['succeeded']} of {c['replayed']} replayed jobs seen succeeding, "
+        f"{c['back_in_dlq']} back in the DLQ; sandbox state: {on_work} replayed messages left on "
+        f"{plan.target_queue!r}, {back} from this replay in {plan.source_queue!r}"
+    )
+    if c["succeeded"] != c["replayed"] or c["back_in_dlq"] or c["originals_still_in_dlq"] or on_work or back:
+        raise EdgeInvestigateError(
+            f"replay verification failed: {c['succeeded']} of {c['replayed']} succeeded, "
+            f"{c['back_in_dlq']} back in the DLQ, {c['not_seen']} not seen, {on_work} unconsumed",
+            hint=f"edgeinvestigate replay verify {plan_path} {after}",
+        )
+
+
+def _replay_plan_of(body: Any) -> str | None:
+    """The ``metadata.replay.plan`` of a stored body, raw or wrapped in ``{original, error}``."""
+    if not isinstance(body, dict):
+        return None
+    original = body.get("original")
+    if isinstance(original, dict) and isinstance(original.get("body"), dict):
+        body = original["body"]
+    meta = body.get("metadata")
+    block = meta.get("replay") if isinstance(meta, dict) else None
+    plan = block.get("plan") if isinstance(block, dict) else None
+    return str(plan) if plan else None
 
 
 def _check_sandbox_state(sb: _Sandbox, token: str, account: str, plan_path: Path) -> None:

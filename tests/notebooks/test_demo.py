@@ -29,8 +29,8 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
-    for step in range(1, 9):
-        assert f"[{step}/8]" in proc.stdout
+    for step in range(1, 10):
+        assert f"[{step}/9]" in proc.stdout
     assert "FAILED" not in text
 
     # the report, from data collected through the sandbox API
@@ -52,6 +52,33 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     n = len(plan["messages"])
     assert f"holds {n} replayed messages for {n} of {n} planned jobs" in proc.stdout
     assert "0 of them replayed" in proc.stdout
+    # one `replay run`: the snapshot's leases were kept in the bundle, originals removed by ack
+    assert "--dlq-mode snapshot --dlq-keep-leases" in proc.stdout
+    assert proc.stdout.count("$ edgeinvestigate replay run ") == 1
+    assert "replay completed in 1 run" in proc.stdout
+    assert all(m["lease_id"] for m in plan["messages"])  # the kept snapshot leases
+
+    # the loop is closed: the fixed consumer (v143, the revert) pulled and completed every
+    # replayed job, wrote Workers Logs, and verify saw each one succeed and none come back
+    assert "consumer version live now: v143" in proc.stdout
+    assert f"pulled {n} messages" in proc.stdout
+    assert f"{n} job.completed" in proc.stdout
+    verify = json.loads((out / "replay" / "verify.json").read_text())
+    assert verify["plan_id"] == plan["plan_id"]
+    assert verify["counts"] == {
+        "replayed": n,
+        "back_in_dlq": 0,
+        "succeeded": n,
+        "failing_in_logs": 0,
+        "not_seen": 0,
+        "originals_still_in_dlq": 0,
+    }
+    assert sorted(verify["succeeded"]) == sorted(m["message_id"] for m in plan["messages"])
+    assert f"seen succeeding in logs:        {n}" in proc.stdout
+    assert "not seen yet:                   0" in proc.stdout
+    assert "0 replayed messages left on 'jobs', 0 from this replay in 'jobs-dlq'" in proc.stdout
+    after = json.loads((out / "evidence-after-replay" / "manifest.json").read_text())
+    assert {s["source"] for s in after["sources"]} >= {"workers_logs_api", "dlq"}
     page = report.read_text()  # rewritten after the replay, with its results
     assert plan["plan_id"] in page
     assert "completed" in page

@@ -222,7 +222,8 @@ def run_cmd(
 
     Safe to run again after a crash, Ctrl-C or kill -9: it resumes from the ledger and never re-sends
     a settled message. Ctrl-C finishes the batch in flight. Exit status: 0 completed, 4 incomplete
-    (run again), 5 cancelled, 130 interrupted.
+    (everything pushed, some originals still in the DLQ; the note says why and what to do, see
+    runbooks/replay-failed-jobs.md), 5 cancelled, 130 interrupted.
     """
     from ..replay import ReplayPlan, run_replay
 

@@ -622,7 +622,7 @@ def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
     """Say plainly how many originals are pushed but still in the DLQ, why, and what to do."""
     n, dlq = result.still_in_dlq, plan.source_queue
     what = (
-        f"{n} replayed messages were pushed (they will not be pushed again) but their original is still "
+        f"{n} replayed messages were pushed (this plan will not push them again) but their original is still "
         f"in the DLQ {dlq!r}, so the run is incomplete (exit status 4). "
     )
     if result.outcome in ("cancelled", "interrupted"):
@@ -632,7 +632,7 @@ def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
     else:
         why = (
             "Without a lease an original is removed by peek + purge, and a peek only sees the first "
-            f"{PEEK_BATCH} messages of the queue; after {result.sweep_rounds} removal rounds the head of the "
+            f"{PEEK_BATCH} messages of the queue; after {_rounds(result.sweep_rounds)} the head of the "
             f"DLQ holds {result.head_not_replayed} messages that this plan does not replay, so the rest "
             "cannot be reached. "
         )
@@ -643,6 +643,10 @@ def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
         "DLQ has been replayed or purged. See runbooks/replay-failed-jobs.md (exit status 4)."
     )
     return what + why + todo
+
+
+def _rounds(n: int) -> str:
+    return f"{n} removal round" + ("" if n == 1 else "s")
 
 
 def eta_seconds(remaining: int, rate: float) -> float:

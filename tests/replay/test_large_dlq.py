@@ -84,7 +84,7 @@ def test_a_head_full_of_unselected_messages_stops_with_exit_4_and_loses_nothing(
         assert code == 4, out + err
         assert "incomplete: 50/150 settled" in out
         note = " ".join(err.split())
-        assert "100 replayed messages were pushed (they will not be pushed again)" in note
+        assert "100 replayed messages were pushed (this plan will not push them again)" in note
         assert "still in the DLQ 'jobs-dlq'" in note
         assert "a peek only sees the first 100 messages" in note
         assert "the head of the DLQ holds 100 messages that this plan does not replay" in note

@@ -282,6 +282,7 @@ def _invocations(ev: Evidence) -> pd.DataFrame:
             "ts": _utc(src["ts"]),
             "script": _obj(src["script"]),
             "script_version": _obj(src["script_version"]),
+            "trigger": _obj(src["trigger"]),
             "queue": _obj(src["queue"]),
             "outcome": _obj(src["outcome"]).fillna("unknown"),
             "failed": src["failed"].astype("boolean").fillna(False).astype(bool),
@@ -397,7 +398,12 @@ def _deploys(inv: pd.DataFrame, given: Sequence[Deployment] = ()) -> list[Deploy
     from), plus the ``given`` deployments, which replace an observed marker of the same version."""
     out: list[Deploy] = []
     v = inv.dropna(subset=["script_version"]).sort_values("ts", kind="stable") if len(inv) else inv
-    for script, g in v.groupby(v["script"].fillna(""), sort=True) if len(v) else ():
+    # without a script name (local workerd), tell Workers apart by what invoked them: a producer's
+    # and a consumer's versions are not deploys of one another
+    unnamed = "\0" + v["trigger"].fillna("?").astype(str) + "/" + v["queue"].fillna("").astype(str)
+    worker = v["script"].where(v["script"].notna(), unnamed) if len(v) else v["script"]
+    for key, g in v.groupby(worker, sort=True) if len(v) else ():
+        script = "" if str(key).startswith("\0") else str(key)
         first = g.drop_duplicates("script_version")
         versions = list(first["script_version"])
         for i in range(1, len(first)):
@@ -415,6 +421,15 @@ def _deploys(inv: pd.DataFrame, given: Sequence[Deployment] = ()) -> list[Deploy
                     source=str(first["version_source"].iloc[i]),  # type: ignore[arg-type]
                 )
             )
+    # one Worker on several queues (no script name) shows one deploy once per queue: keep the first
+    out.sort(key=lambda d: (d.at, d.version))
+    seen: set[tuple[str | None, str]] = set()
+    unique: list[Deploy] = []
+    for d in out:
+        if (d.script, d.version) not in seen:
+            seen.add((d.script, d.version))
+            unique.append(d)
+    out = unique
     if given:
         named = {version for version, _ in given}
         out = [d for d in out if d.version not in named]

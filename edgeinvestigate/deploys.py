@@ -140,13 +140,13 @@ def log_versions(logs: pd.DataFrame, invocation_ids: Iterable[Any] | None = None
     empty = pd.DataFrame(
         {"invocation_id": pd.Series([], dtype=object), "version": pd.Series([], dtype=object)}
     )
+    if invocation_ids is not None:  # cheap hash lookups first, the regex on what is left
+        logs = logs[logs["invocation_id"].isin(list(invocation_ids)).fillna(False).to_numpy(dtype=bool)]
     if logs.empty:
         return empty
     msg = logs["message"]
     arr = pa.array(msg.astype(object).where(msg.notna(), None), type=pa.string(), from_pandas=True)
     hit = pc.fill_null(pc.match_substring_regex(arr, _KEY_RE), False).to_numpy(zero_copy_only=False)
-    if invocation_ids is not None:
-        hit &= logs["invocation_id"].isin(list(invocation_ids)).fillna(False).to_numpy(dtype=bool)
     if not hit.any():
         return empty
     sub = logs.loc[hit, ["invocation_id", "message", "args"]]

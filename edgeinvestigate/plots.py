@@ -45,9 +45,16 @@ def timeline(findings: Findings, *, title: str = "Invocations with errors per jo
         xs, ys = by_type[job_type]
         fig.add_trace(go.Bar(x=xs, y=ys, name=job_type))
     for d in findings.deploys:
-        fig.add_vline(x=d.at, line_dash="dash", line_color="#333")
+        # a deploy the user gave (not seen in the data) is dotted
+        fig.add_vline(x=d.at, line_dash="dot" if d.source == "given" else "dash", line_color="#333")
         fig.add_annotation(
-            x=d.at, y=1, yref="paper", text=f"deploy {d.version[:8]}", showarrow=False, yanchor="bottom"
+            x=d.at,
+            y=1,
+            yref="paper",
+            text=f"deploy {d.version[:8]}",
+            hovertext=f"{d.previous_version or '?'} -> {d.version} (from {d.source})",
+            showarrow=False,
+            yanchor="bottom",
         )
     for h in findings.hypotheses[:3]:
         if h.window is not None:

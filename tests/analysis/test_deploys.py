@@ -70,15 +70,44 @@ def _trace_item(
     }
 
 
-def lab_like(tmp_path: Path, version_key: str | None = "deploy") -> Evidence:
+def _producer_item(i: int, ts: pd.Timestamp) -> dict[str, Any]:
+    """The producer's fetch invocation, logging its own (never changing) version."""
+    line = {
+        "event": "job_enqueued",
+        "jobId": f"job-{i:04d}",
+        "type": TYPES[i % len(TYPES)],
+        "version": "1.2.0",
+    }
+    return {
+        "wallTime": 0,
+        "cpuTime": 0,
+        "truncated": False,
+        "executionModel": "stateless",
+        "outcome": "ok",
+        "scriptName": None,
+        "diagnosticsChannelEvents": [],
+        "exceptions": [],
+        "logs": [{"message": [json.dumps(line)], "level": "log", "timestamp": _ms(ts)}],
+        "eventTimestamp": _ms(ts),
+        "event": {
+            "request": {"url": "http://127.0.0.1:8787/jobs", "method": "POST"},
+            "response": {"status": 202},
+        },
+    }
+
+
+def lab_like(tmp_path: Path, version_key: str | None = "deploy", producer: bool = False) -> Evidence:
     """60 minutes of one consumer: v41, then v42 from minute 20 (EMAIL_DELIVERY throws), then v43
-    from minute 40 (fixed). One invocation every 15 s, one TraceItem array per line."""
+    from minute 40 (fixed). One invocation every 15 s, one TraceItem array per line; with
+    ``producer``, the producer's fetch invocations too (scriptName null as well)."""
     lines = []
     for i in range(240):
         ts = T0 + pd.Timedelta(seconds=15 * i)
         minute = i // 4
         version = "v41" if minute < 20 else "v42" if minute < 40 else "v43"
         fails = version == "v42" and TYPES[i % len(TYPES)] == "EMAIL_DELIVERY"
+        if producer:
+            lines.append(json.dumps([_producer_item(i, ts - pd.Timedelta(seconds=1))]))
         lines.append(json.dumps([_trace_item(i, ts, version_key, version, fails)]))
     path = tmp_path / "traceitems.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -110,6 +139,16 @@ def test_versions_from_log_fields_make_deploy_markers(tmp_path: Path, key: str) 
     # the cluster table names the version the failing lines ran
     table = ei.cluster(ev).table
     assert list(table.iloc[0]["script_versions"]) == ["v42"]
+
+
+def test_unnamed_workers_are_told_apart_by_trigger_and_queue(tmp_path: Path) -> None:
+    # producer (fetch, version 1.2.0) and consumer (queue, deploy v41..v43) both have scriptName null:
+    # the producer's version is not a deploy of the consumer, nor the other way round
+    f = ei.analyze(lab_like(tmp_path, producer=True))
+    assert [(d.version, d.previous_version) for d in f.deploys] == [("v42", "v41"), ("v43", "v42")]
+    assert f.top is not None
+    assert f.top.deploy is not None
+    assert f.top.deploy.version == "v42"
 
 
 def test_log_versions_reads_objects_and_json_strings() -> None:
@@ -249,3 +288,14 @@ def test_cli_deploy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
     res = runner.invoke(cli, ["analyze", "--help"])
     assert "--deploy VERSION@TIME" in res.stdout
+
+
+def test_timeline_marks_given_and_observed_deploys(tmp_path: Path) -> None:
+    from edgeinvestigate import plots
+
+    f = ei.analyze(lab_like(tmp_path), deployments=["v42@2026-11-27T14:20Z"])
+    fig = plots.timeline(f)
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert sorted(s.line.dash for s in lines) == ["dash", "dot"]  # v43 from the logs, v42 given
+    hover = sorted(a.hovertext for a in fig.layout.annotations if a.text.startswith("deploy "))
+    assert hover == ["v41 -> v42 (from given)", "v42 -> v43 (from log_field)"]

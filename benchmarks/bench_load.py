@@ -196,22 +196,24 @@ def run_pandas(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
 
 
 class PeakRSS:
-    """Samples the memory of this process tree every 20 ms: the RSS of this process plus the
-    unique memory (USS) of every descendant, so pages a forked worker shares with this process
-    are counted once."""
+    """Samples the memory of this process tree: the RSS of this process every 20 ms plus the unique
+    memory (USS) of every descendant every 200 ms, so pages a forked worker shares with this process
+    are counted once. (USS reads /proc/PID/smaps_rollup, which holds the worker's memory-map lock:
+    sampling it more often slows the worker down.)"""
 
     def __init__(self) -> None:
         import psutil
 
         self._proc = psutil.Process()
         self.peak = 0
+        self._children = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> int:
+    def _children_uss(self) -> int:
         import psutil
 
-        total = self._proc.memory_info().rss
+        total = 0
         children: list[Any] = []
         with contextlib.suppress(psutil.Error):
             children = self._proc.children(recursive=True)
@@ -220,9 +222,16 @@ class PeakRSS:
                 total += p.memory_full_info().uss
         return total
 
+    def _sample(self) -> int:
+        return int(self._proc.memory_info().rss) + self._children
+
     def _run(self) -> None:
+        tick = 0
         while not self._stop.is_set():
+            if tick % 10 == 0:
+                self._children = self._children_uss()
             self.peak = max(self.peak, self._sample())
+            tick += 1
             self._stop.wait(0.02)
 
     def __enter__(self) -> PeakRSS:

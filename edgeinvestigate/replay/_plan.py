@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from ..errors import ConfigError, ReplayError, ReplayRefusedError
 from ._patch import Patch, diff, load_patch
@@ -60,6 +60,8 @@ PLAN_FORMAT = "edgeinvestigate.replay-plan/1"
 DEFAULT_RATE = 100.0
 DEFAULT_MAX_REQUESTS_PER_5MIN = 1200
 RUNBOOK = "see runbooks/replay-failed-jobs.md"
+#: how many messages of the DLQ's head one peek shows (the runner removes lease-less originals by peek)
+PEEK_WINDOW = 100
 
 #: why a selected message is not replayed
 REASONS: dict[str, str] = {
@@ -144,6 +146,8 @@ class ReplayPlan(_Model):
     not_selected: int
     estimates: Estimates
     content_hash: str = ""
+    #: warnings for the review, known only when the plan is made from the bundle (not in the file)
+    _review_warnings: list[str] = PrivateAttr(default_factory=list)
 
     # -- hashing and files -------------------------------------------------------------------------
     def compute_hash(self) -> str:
@@ -226,6 +230,8 @@ class ReplayPlan(_Model):
             "",
             "by cluster:",
         ]
+        if self._review_warnings:
+            lines[4:4] = [f"  WARNING: {w}" for w in self._review_warnings]
         lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_cluster.items(), key=lambda kv: -kv[1])]
         lines.append("by job type:")
         lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_type.items(), key=lambda kv: -kv[1])]
@@ -700,7 +706,39 @@ def plan_replay(
         not_selected=not_selected,
         estimates=estimates,
     )
+    hidden = _behind_the_peek(frame, messages)
+    if hidden:
+        plan._review_warnings.append(
+            f"{hidden} selected messages have no lease id and lie behind {PEEK_WINDOW} or more messages "
+            "that this plan does not replay (in the bundle's order, oldest first). Without a lease "
+            f"`replay run` removes an original by peek + purge, and a peek sees only the first "
+            f"{PEEK_WINDOW} messages of the DLQ: expect those originals to stay in the DLQ (pushed, "
+            "exit status 4). To remove them by ack, collect with `edgeinvestigate collect --dlq "
+            f"{from_queue} --dlq-mode snapshot --dlq-keep-leases` and plan from that bundle ({RUNBOOK})."
+        )
     return plan
+
+
+def _behind_the_peek(frame: pd.DataFrame, messages: Sequence[PlanMessage]) -> int:
+    """How many lease-less replayed messages have ``PEEK_WINDOW`` or more not-replayed messages in
+    front of them in the DLQ (the bundle's order by enqueue time): a peek cannot reach them even after
+    every replayed message in front of them is removed."""
+    unleased = {m.message_id for m in messages if not m.lease_id}
+    if len(frame) <= PEEK_WINDOW or not unleased:
+        return 0
+    replayed = {m.message_id for m in messages}
+    order = frame
+    if "enqueued_at" in frame.columns:
+        order = frame.assign(_order=frame["enqueued_at"].astype(object)).sort_values(
+            "_order", kind="stable", na_position="last"
+        )
+    others = hidden = 0
+    for mid in order["message_id"].astype(str):
+        if mid not in replayed:
+            others += 1
+        elif others >= PEEK_WINDOW and mid in unleased:
+            hidden += 1
+    return hidden
 
 
 def _cut_batches(messages: list[PlanMessage]) -> list[Batch]:

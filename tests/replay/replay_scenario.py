@@ -33,6 +33,7 @@ class Scenario:
     selected: set[str]
     unselected: set[str]
     attempts_before: dict[str, int]
+    review: str = ""  # the plan's review text as `replay plan` shows it
 
     @property
     def ledger_path(self) -> Path:
@@ -145,7 +146,7 @@ def build_without_leases(
     attempts = {m["id"]: m["attempts"] for m in dlq["messages"]}
     assert len(attempts) == n  # the snapshot released every lease: all still in the DLQ
     everyone = {message_id(i) for i in range(n)}
-    return Scenario(path, ReplayPlan.load(path), set(ids), everyone - set(ids), attempts)
+    return Scenario(path, ReplayPlan.load(path), set(ids), everyone - set(ids), attempts, plan.summary())
 
 
 def replay_ids_on(queue: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -51,6 +51,7 @@ def test_one_run_removes_originals_spread_over_a_350_message_dlq(tmp_path: Path)
         sc = build_without_leases(sb, tmp_path, n=350, selected=lambda i: i < 300 and i % 3 != 2)
         assert len(sc.selected) == 200
         assert message_id(298) in sc.selected  # the last one, 298 deep, behind 99 unselected
+        assert "WARNING" not in sc.review  # the plan saw that a peek can reach every original
         code, out, err = _run(sc.plan_path, cli_env(sb))
         assert code == 0, out + err + dump(sc)
         assert "completed: 200/200 settled" in out
@@ -79,6 +80,10 @@ def test_a_head_full_of_unselected_messages_stops_with_exit_4_and_loses_nothing(
         hidden = {message_id(i) for i in range(150, 250)}
         assert len(blockers) == 100
         assert len(sc.selected) == 150
+        # the review warned before anything was sent
+        review = " ".join(sc.review.split())
+        assert "WARNING: 100 selected messages have no lease id and lie behind 100 or more messages" in review
+        assert "--dlq-mode snapshot --dlq-keep-leases" in review
 
         code, out, err = _run(sc.plan_path, env)
         assert code == 4, out + err

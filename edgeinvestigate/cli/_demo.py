@@ -48,6 +48,7 @@ __all__ = ["demo"]
 
 SCENARIO = "default"
 _LEASE_MS = 1_800_000
+_TITLES = {"default": "bad deploy + image-service outage"}
 
 
 @dataclass
@@ -231,9 +232,20 @@ def _safe_clusters(bundle: Path) -> list[tuple[str, str]]:
     "--seed", default=7, show_default=True, type=int, help="Simulator seed (same seed, same incident)."
 )
 @click.option(
-    "--rate", default=200.0, show_default=True, type=float, help="Replay speed in messages per second."
+    "--rate",
+    default=200.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Replay speed in messages per second.",
 )
-def demo(out_dir: Path, seed: int, rate: float) -> None:
+@click.option(
+    "--scenario",
+    default=SCENARIO,
+    show_default=True,
+    help="Simulator scenario to investigate (`edgeinvestigate simulate --list`). The demo stops with an "
+    "error when the findings leave no cluster safe to replay (e.g. poison-payload: nothing fixed them).",
+)
+def demo(out_dir: Path, seed: int, rate: float, scenario: str) -> None:
     """Run the whole pipeline on the bundled sample incident, offline, in a few minutes.
 
     Simulates the default incident (a bad deploy breaking EMAIL_DELIVERY plus an image-service
@@ -248,18 +260,32 @@ def demo(out_dir: Path, seed: int, rate: float) -> None:
     incident, bundle, after = out / "incident", out / "evidence", out / "evidence-after-replay"
     report_dir, replay_dir = out / "report", out / "replay"
     # A demo starts from scratch: an earlier run's bundles, ledger and sandbox state would mix in.
-    for stale in (bundle, after, replay_dir, out / "sandbox-state"):
+    for stale in (bundle, after, report_dir, replay_dir, out / "sandbox-state"):
         if stale.exists():
             shutil.rmtree(stale)
     token = secrets.token_urlsafe(24)
     steps = _Steps(total=9)
     click.secho(f"edgeinvestigate demo: everything goes to {out}", bold=True)
-    with contextlib.ExitStack() as stack:
-        with steps.step("Start the local Cloudflare API sandbox"):
-            sb = stack.enter_context(_sandbox(out / "sandbox-state", token))
-        _main_steps(steps, stack, sb, token, seed, rate, incident, bundle, after, report_dir, replay_dir)
-        steps.n += 1
-        click.secho(f"\n[{steps.n}/{steps.total}] Stop the sandbox (pid {sb.pid})", bold=True)
+    sb: _Sandbox | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            with steps.step("Start the local Cloudflare API sandbox"):
+                sb = stack.enter_context(_sandbox(out / "sandbox-state", token))
+            _main_steps(
+                steps, stack, sb, token, scenario, seed, rate, incident, bundle, after, report_dir, replay_dir
+            )
+            steps.n += 1
+            click.secho(f"\n[{steps.n}/{steps.total}] Stop the sandbox (pid {sb.pid})", bold=True)
+    except BaseException:
+        # the sandbox is stopped by now (the ExitStack above); say so and what is already written
+        if sb is not None:
+            click.secho(f"      sandbox (pid {sb.pid}) stopped after the failure", fg="yellow", err=True)
+        if (report_dir / "incident-report.html").is_file():
+            click.secho(
+                f"The incident report written before the failure: {report_dir / 'incident-report.html'}",
+                err=True,
+            )
+        raise
     click.secho("      sandbox stopped", fg="green")
     click.secho(f"\nThe incident report: {report_dir / 'incident-report.html'}", bold=True)
     click.echo(f"findings: {report_dir / 'findings.json'}   replay plan: {replay_dir / 'plan.json'}")
@@ -271,6 +297,7 @@ def _main_steps(
     stack: contextlib.ExitStack,
     sb: _Sandbox,
     token: str,
+    scenario: str,
     seed: int,
     rate: float,
     incident: Path,
@@ -282,8 +309,8 @@ def _main_steps(
     # The API token lives only in this process's environment (and the sandbox's); never on a command line.
     stack.enter_context(_env({"CLOUDFLARE_API_TOKEN": token, "CLOUDFLARE_API_BASE_URL": sb.url,
                               "EDGEINVESTIGATE_SANDBOX_TOKEN": token}))  # fmt: skip
-    with steps.step(f"Simulate the '{SCENARIO}' incident into files and into the sandbox"):
-        _run_cli(["simulate", SCENARIO, "--out", str(incident), "--seed", str(seed), "--sandbox", sb.root])
+    with steps.step(f"Simulate the '{scenario}' incident into files and into the sandbox"):
+        _run_cli(["simulate", scenario, "--out", str(incident), "--seed", str(seed), "--sandbox", sb.root])
         truth = _ground_truth(incident)
         account, work_queue, dlq, script = _queues(truth)
         stack.enter_context(_env({"CLOUDFLARE_ACCOUNT_ID": account}))
@@ -301,7 +328,7 @@ def _main_steps(
         _run_cli(args)
     with steps.step("Write the incident report (papermill + nbconvert)"):
         report_args = ["report", str(bundle), "--out", str(report_dir), "-p", "incident_id=DEMO-1",
-                       "-p", "title=Demo: bad deploy + image-service outage"]  # fmt: skip
+                       "-p", f"title=Demo: {_TITLES.get(scenario, scenario)}"]  # fmt: skip
         _run_cli(report_args)
     with steps.step("Pick the clusters the fix made safe and plan their replay"):
         safe = _safe_clusters(bundle)

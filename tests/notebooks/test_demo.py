@@ -88,3 +88,33 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert "sandbox stopped" in proc.stdout
     assert "token passed via the environment" in proc.stdout
+
+
+def test_demo_failure_stops_the_sandbox_and_says_what_was_written(tmp_path: Path) -> None:
+    """poison-payload: nothing fixed the poison messages, so no cluster is safe to replay. The demo
+    fails at that step with a one-line error and a hint, stops the sandbox by its pid, and points at
+    the report it already wrote."""
+    out = tmp_path / "demo-output"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
+    env["EDGEINVESTIGATE_CACHE"] = str(tmp_path / "cache")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeinvestigate", "demo", "--out", str(out), "--scenario", "poison-payload"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=480,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[5/9] FAILED: Pick the clusters the fix made safe" in proc.stderr
+    assert "error: no cluster with DLQ messages was judged safe to replay" in proc.stderr
+    assert "hint: " in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "[6/9]" not in proc.stdout
+    pid = int(re.search(r"sandbox \(pid (\d+)\) stopped after the failure", proc.stderr).group(1))
+    assert f"(pid {pid})" in proc.stdout  # the same process the demo started
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    report = out / "report" / "incident-report.html"
+    assert f"The incident report written before the failure: {report}" in proc.stderr
+    assert report.is_file()
+    assert not (out / "replay" / "plan.json").exists()

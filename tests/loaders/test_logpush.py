@@ -219,3 +219,24 @@ def test_multi_member_gzip_and_blocks(tmp_path, data_dir, monkeypatch):
     ev = ei.load(bad)
     assert len(ev.invocations) == 6
     assert [i.line for _, i in ev.report.issues()] == [4]
+
+
+def test_whole_block_decode_agrees_with_the_general_path(tmp_path, data_dir):
+    # no markers, no bad lines: the block is decoded in one call (the fast block path)
+    recs = [json.loads(x) for x in (data_dir / "logpush/20261127/batch-2.log").read_text().splitlines()]
+    first = json.loads(
+        gzip.decompress(
+            (data_dir / "logpush/20261127/20261127T140000Z_20261127T140030Z_ab12cd34.log.gz").read_bytes()
+        ).splitlines()[0]
+    )
+    ns = dict(first, EventTimestampMs=first["EventTimestampMs"] * 1_000_000)  # ns, scaled in the columns
+    p = tmp_path / "clean.log"
+    # compact, as Logpush writes it (args keep the source's bytes; the general path re-encodes compactly)
+    p.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in [first, *recs, ns]))
+    fast = ei.load((p, "logpush"))
+    slow = _general_only(p)
+    for name in ("invocations", "logs", "exceptions"):
+        pd.testing.assert_frame_equal(fast.frame(name), slow[name])
+    assert fast.invocations["ts"].iloc[-1] == fast.invocations["ts"].iloc[0]
+    assert fast.report.files[0].records == 5
+    assert fast.report.files[0].logs == 4

@@ -29,7 +29,8 @@ are pyarrow-backed; low-cardinality strings are categoricals.
 
 ``logs``: one row per ``console.*`` line
     ``invocation_id``, ``ts``, ``level`` (debug|info|log|warn|error), ``message`` (arguments joined for
-    reading: strings as-is, objects as compact JSON), ``args`` (the raw argument array as JSON text;
+    reading: strings as-is, objects as compact JSON), ``args`` (the raw argument array as JSON text,
+    byte for byte as the source wrote it where the loader can keep it, else re-encoded compactly;
     for Workers Logs the logged payload, ``source``), and the job fields lifted from structured
     log lines: ``job_id``, ``job_type``, ``attempt``, ``message_id``. Logpush truncation markers
     (``<<<Logpush: ... truncated>>>``) are not rows: they set ``invocations.truncated``.

@@ -71,8 +71,8 @@ def sandbox(tmp_path: Path):
         yield sb
 
 
-def _load(sb: Any, jobs: list[dict[str, Any]], extra: list[dict[str, Any]] = ()) -> None:  # type: ignore[assignment]
-    sb.load_messages(ACCT, "jobs", [{"body": j, "content_type": "json"} for j in jobs] + list(extra))
+def _load(sb: Any, jobs: list[dict[str, Any]], extra: list[dict[str, Any]] | None = None) -> None:
+    sb.load_messages(ACCT, "jobs", [{"body": j, "content_type": "json"} for j in jobs] + (extra or []))
 
 
 def test_fixed_consumer_completes_replayed_jobs_and_logs_them(sandbox: Any) -> None:

@@ -5,6 +5,8 @@ each test one kind of trouble. At the end the sandbox's own state must show: eve
 on the target queue at least once and gone from the DLQ, every other message still in the DLQ with
 unchanged attempts, every duplicate a twin with the same idempotency key that the ledger lists as a
 possible duplicate, zero lost, and the request budget never exceeded (see replay_scenario.py).
+The last test proves the same for a DLQ collected without leases (originals removed by peek + purge
+in rounds), with kill -9 and failing requests in the middle of the removal rounds.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from replay_scenario import (
     ACCOUNT,
     assert_nothing_lost,
     build,
+    build_without_leases,
     cli_env,
     client_for,
     dump,
@@ -175,3 +178,46 @@ def test_request_budget_binds_and_is_never_exceeded(tmp_path: Path) -> None:
         assert result.requests >= 26  # 2 lookups + 12 pushes + 12 acks
         assert elapsed >= 2.0 * (result.requests // 10) - 1.0  # the budget, not the rate, set the pace
         assert_nothing_lost(sb, sc, budget=10, window=2.0)
+
+
+def test_without_leases_kill_9_and_5xx_in_the_removal_rounds(tmp_path: Path) -> None:
+    # a DLQ of 350 collected without leases: originals go by peek + purge, round after round; slow
+    # and failing peeks/purges, and kill -9 while they are in flight (a purge may be applied with
+    # its answer lost), then a resume: nothing lost, every original removed, no message pushed twice
+    rng = random.Random(6)
+    with running_sandbox(tmp_path) as sb:
+        sc = build_without_leases(sb, tmp_path, n=350, selected=lambda i: i < 300 and i % 3 != 2)
+        sb.set_faults("latency=0.03,latency_jitter=0.03,error_rate=0.1,seed=6,ops=peek+purge_refs")
+        env = cli_env(sb)
+        args = ["replay", "run", str(sc.plan_path), "--yes", "--no-progress"]
+        kills, progress = 0, []
+        while kills < 6:
+            proc = run_cli(args, env)
+            deadline = time.monotonic() + 30
+            while proc.poll() is None and time.monotonic() < deadline:
+                run_id = run_id_of(sc.ledger_path, proc.pid)
+                if run_id is not None and seen(sc.ledger_path, run_id, "run_started"):
+                    break
+                time.sleep(0.003)
+            time.sleep(rng.uniform(0.05, 0.6))
+            if proc.poll() is not None:  # it finished before the kill: the rest is the final run
+                proc.communicate(timeout=30)
+                break
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            kills += 1
+            progress.append(settled(sc.ledger_path))
+        assert kills >= 3, progress  # the kills did land in the middle of removing
+        sb.set_faults("")
+        final = run_cli(args, env)
+        out, err = final.communicate(timeout=120)
+        assert final.returncode == 0, err.decode() + dump(sc)
+        assert b"completed: 200/200 settled" in out
+        stats = assert_nothing_lost(sb, sc)
+        # pushes only had the kills to fear; a twin exists only for a batch that was in flight
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            removal = {r["removal"] for r in led.rows()}
+            flagged = sum(1 for r in led.rows() if r["possible_duplicate"])
+        assert removal <= {"purge", "absent"}
+        assert stats["duplicates"] <= flagged
+        print(f"kill -9 x{kills}: settled {progress}; removal {removal}; {stats}")

@@ -8,6 +8,7 @@ plain-language sentence that can be pasted into the incident channel.
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from typing import Literal
 
@@ -244,15 +245,23 @@ class Findings(_Model):
         """The best-ranked hypothesis (``None`` when nothing stands out)."""
         return self.hypotheses[0] if self.hypotheses else None
 
-    def to_text(self, max_hypotheses: int = 5) -> str:
-        """A short plain-text summary for a terminal or a chat message."""
+    def to_text(self, max_hypotheses: int = 5, width: int | None = None) -> str:
+        """A short plain-text summary for a terminal or a chat message.
+
+        With ``width``, long lines are wrapped to that many columns (continuations indented).
+        """
         lines: list[str] = []
         if self.window:
             lines.append(f"Window: {self.window} (buckets of {self.bucket_seconds // 60 or 1} min)")
         imp = self.incident.impact
         lines.append(
             f"Invocations: {imp.invocations}, failed: {imp.failed_invocations} ({imp.failed_rate:.1%}); "
-            f"errors: {imp.errors}; DLQ messages: {imp.dlq_messages}"
+            f"errors: {imp.errors}; DLQ messages: {imp.dlq_messages} in the incident's clusters"
+            + (
+                f" ({n_dlq} in all)"
+                if (n_dlq := self.totals.get("dlq_messages", 0)) != imp.dlq_messages
+                else ""
+            )
         )
         if not self.hypotheses:
             lines.append("No hypothesis stands out: errors look like the usual background.")
@@ -266,7 +275,7 @@ class Findings(_Model):
         lines.append("Timeline (UTC):")
         for label, value in (
             ("first error", tl.first_error),
-            ("detection", tl.detection),
+            ("detection", tl.detection),  # the start of the first minute bucket above background
             ("peak", tl.peak),
             ("last error", tl.last_error),
         ):
@@ -278,4 +287,16 @@ class Findings(_Model):
                     f"  {d.at:%Y-%m-%d %H:%M:%S} {d.script or '?'} {d.previous_version or '?'} -> {d.version}"
                     f" ({d.source})"
                 )
-        return "\n".join(lines)
+        if width is None:
+            return "\n".join(lines)
+        return "\n".join(_wrap(line, width) for line in lines)
+
+
+def _wrap(line: str, width: int) -> str:
+    """Wrap one line to ``width`` columns; continuations are indented past the line's own indent."""
+    if len(line) <= width:
+        return line
+    indent = " " * (len(line) - len(line.lstrip(" ")) + 4)
+    return textwrap.fill(
+        line, width=width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )

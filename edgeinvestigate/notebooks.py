@@ -44,7 +44,7 @@ from ._nbdisplay import (
 )
 from ._nbparams import PARAMETER_MODELS, NotebookParameters, describe_parameters, validate_parameters
 from ._redact import Redactor
-from .errors import MissingExtraError, NotebookError
+from .errors import BundleError, MissingExtraError, NotebookError
 
 __all__ = [
     "NOTEBOOKS",
@@ -195,8 +195,25 @@ def write_report(
             f"{path} is not an evidence bundle (a folder with manifest.json)",
             hint="edgeinvestigate collect ... --out DIR; see runbooks/collect-evidence-before-retention.md",
         )
+    _check_manifest(path / "manifest.json")
     params["bundle"] = str(path.resolve())
     return run_notebook(notebook, out_dir, params, redact=redact, show_code=show_code, progress=progress)
+
+
+def _check_manifest(mpath: Path) -> None:
+    """Refuse an unreadable manifest before a kernel starts (not as a failed cell minutes later)."""
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleError(
+            f"cannot read {mpath}: {exc}",
+            hint="re-create the bundle with `edgeinvestigate collect ... --out DIR`",
+        ) from exc
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        raise BundleError(
+            f"{mpath} is not an evidence bundle manifest (no 'format' key)",
+            hint="re-create the bundle with `edgeinvestigate collect ... --out DIR`",
+        )
 
 
 def run_notebook(

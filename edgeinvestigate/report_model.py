@@ -8,6 +8,7 @@ the frames. ``strict=True`` turns the first such problem into a :class:`~edgeinv
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -130,10 +131,29 @@ class LoadReport:
         return LoadReport(files=[*self.files, *other.files], notes=[*self.notes, *other.notes])
 
     # --- output -------------------------------------------------------------------------
-    def summary(self, max_issues: int = 10) -> str:
-        """A few lines for people: per file what was read and skipped, then the first problems."""
+    def summary(self, max_issues: int = 10, max_clean_files: int = 5) -> str:
+        """A few lines for people: per file what was read and skipped, then the first problems.
+
+        Files with something to say (skipped, filtered or noted records) get a line each; when a
+        source has more than ``max_clean_files`` clean files (a Logpush tree), they share one line.
+        """
         lines = []
+        clean: dict[str, list[FileReport]] = {}
         for f in self.files:
+            if not (f.filtered or f.n_issues):
+                clean.setdefault(f.source, []).append(f)
+        grouped = {src for src, fs in clean.items() if len(fs) > max_clean_files}
+        for f in self.files:
+            if f.source in grouped and not (f.filtered or f.n_issues):
+                fs = clean[f.source]
+                if f is fs[0]:  # one line for the group, where its first file was
+                    under = os.path.commonpath([os.path.dirname(g.path) or "." for g in fs])
+                    lines.append(
+                        f"{len(fs)} files under {under} [{f.source}]: {sum(g.records for g in fs)} "
+                        f"records -> {sum(g.invocations for g in fs)} invocations, "
+                        f"{sum(g.logs for g in fs)} logs, {sum(g.exceptions for g in fs)} exceptions"
+                    )
+                continue
             extra = []
             if f.filtered:
                 extra.append(f"{f.filtered} outside the time window")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ._term import terminal_width
+
 __all__ = ["analyze"]
 
 
@@ -83,6 +85,10 @@ def analyze(
             raise ConfigError(
                 f"cannot write findings to {out}: {exc.strerror}", hint="choose another --out"
             ) from exc
-    click.echo(text if fmt == "json" else findings.to_text())
+    if fmt == "json":
+        click.echo(text)
+    else:
+        width = terminal_width()
+        click.echo(findings.to_text(width=max(60, width - 1) if width else None))
     if out is not None and fmt != "json":
         click.echo(f"findings written to {out}", err=True)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from ._term import terminal_width
+
 __all__ = ["clusters"]
 
 
@@ -19,7 +21,7 @@ __all__ = ["clusters"]
         "Examples:\n\n"
         "  edgeinvestigate clusters evidence/INC-123\n\n"
         "  edgeinvestigate clusters evidence/INC-123 --format json --rules cluster-rules.toml\n\n"
-        "  edgeinvestigate clusters evidence/INC-123 --explain 5f0c8a2e-dlq-message-id"
+        "  edgeinvestigate clusters evidence/INC-123 --explain c5d223ee57c54   # cluster or DLQ message id"
     ),
 )
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -39,8 +41,9 @@ __all__ = ["clusters"]
 @click.option(
     "--explain",
     "explain",
-    metavar="MESSAGE_ID",
-    help="Explain why a DLQ message (by id), an error row (by number) or an error text is in its cluster.",
+    metavar="ID",
+    help="Explain how a cluster (by cluster id), a DLQ message (by id), an error row (by number) or "
+    "an error text is grouped: masking steps, template and rule.",
 )
 @click.option("--redact", is_flag=True, help="Mask the example messages (values become <uuid>, <email>...).")
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows shown by --format table.")
@@ -58,10 +61,19 @@ def clusters(
             (result.dlq["message_id"].astype(object) == explain).any()
         )
         target: str | int = int(explain) if explain.isdigit() and not is_message_id else explain
+        note = ""
+        if not is_message_id and isinstance(target, str):
+            # A cluster id (as printed by the table): explain its first example row.
+            rows = (result.assign["cluster_id"].astype(object) == explain).to_numpy().nonzero()[0]
+            if len(rows):
+                target = int(rows[0])
+                note = f"cluster {explain}: explaining its first error row ({target}) of {len(rows)}"
         exp = result.explain(target)
         if fmt == "json":
             click.echo(json.dumps(exp.to_dict(), indent=2))
         else:
+            if note:
+                click.echo(note)
             click.echo(str(exp))
         return
     if fmt == "json":
@@ -83,12 +95,18 @@ def clusters(
 def _table(records: list[dict[str, object]], limit: int) -> str:
     if not records:
         return "No errors in this bundle."
+    # Fit a terminal; piped output and --format json/csv keep whole templates.
+    width = terminal_width()
+    room = max(30, width - 1 - 46) if width else None
     lines = [f"{'cluster_id':<14} {'count':>7} {'share':>6} {'dlq':>5} {'kind':<10} template"]
     for rec in records[:limit]:
         share = float(rec["share"])  # type: ignore[arg-type]
+        template = str(rec["template"])
+        if room is not None and len(template) > room:
+            template = template[: room - 3] + "..."
         lines.append(
             f"{rec['cluster_id']!s:<14} {rec['count']!s:>7} {share:>6.1%} {rec['n_dlq_messages']!s:>5} "
-            f"{rec['kind']!s:<10} {str(rec['template'])[:100]}"
+            f"{rec['kind']!s:<10} {template}"
         )
     if len(records) > limit:
         lines.append(f"... {len(records) - limit} more clusters (use --limit or --format json)")

@@ -231,6 +231,7 @@ def collect(
         if collections:
             ev.manifest["dlq_collections"] = collections
             ev.report.notes.extend(w for c in collections for w in c["warnings"])
+    ev.report.notes.extend(overlapping_sources(ev.invocations))
     dest = ev.save(out, overwrite=overwrite)
 
     click.echo(ev.report.summary())
@@ -244,3 +245,30 @@ def collect(
             f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",
             err=True,
         )
+
+
+def overlapping_sources(invocations: Any, min_share: float = 0.5) -> list[str]:
+    """Notes for sources that hold the same invocations (same Worker and timestamp).
+
+    The tail, TraceItems, Logpush and Workers Logs formats carry the same events: loading two of
+    them for one time window counts every invocation, log line and error twice.
+    """
+    import pandas as pd
+
+    if not len(invocations):
+        return []
+    keys: dict[str, pd.MultiIndex] = {}
+    for source, frame in invocations.groupby("source", observed=True, sort=True):
+        keys[str(source)] = pd.MultiIndex.from_arrays([frame["script"].astype(object), frame["ts"]]).unique()
+    notes = []
+    names = sorted(keys)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = len(keys[a].intersection(keys[b]))
+            if shared and shared >= min_share * min(len(keys[a]), len(keys[b])):
+                notes.append(
+                    f"{a} and {b} hold the same {shared} invocations (same Worker and timestamp): "
+                    "every count in this bundle is doubled for them; collect one telemetry format "
+                    "per time window"
+                )
+    return notes

@@ -110,6 +110,13 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line like library errors (not click's three-line usage block), and a hint.
+        command = exc.ctx.command_path if exc.ctx is not None else "edgeinvestigate"
+        message = " ".join(exc.format_message().split())
+        click.secho(f"error: {message}", fg="red", err=True)
+        click.echo(f"hint: `{command} --help` lists the arguments and options", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

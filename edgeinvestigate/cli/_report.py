@@ -67,7 +67,11 @@ def parse_parameters(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--show-code", is_flag=True, help="Show the notebook's code cells in the HTML (hidden by default)."
 )
-@click.option("--no-progress", is_flag=True, help="Do not show the progress bar while cells execute.")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar while cells execute.  [default: only when stderr is a terminal]",
+)
 def report(
     bundle: Path,
     out_dir: Path,
@@ -75,7 +79,7 @@ def report(
     parameters: tuple[str, ...],
     no_redact: bool,
     show_code: bool,
-    no_progress: bool,
+    progress: bool | None,
 ) -> None:
     """Run NOTEBOOK on the evidence BUNDLE and write a self-contained HTML report.
 
@@ -91,7 +95,12 @@ def report(
     \b
       edgeinvestigate report evidence/INC-123 --out reports/INC-123 -p incident_id=INC-123
     """
+    import sys
+
     from ..notebooks import write_report
+
+    if progress is None:
+        progress = sys.stderr.isatty()
 
     run = write_report(
         bundle,
@@ -100,7 +109,7 @@ def report(
         parameters=parse_parameters(parameters),
         redact=not no_redact,
         show_code=show_code,
-        progress=not no_progress,
+        progress=progress,
     )
     click.echo(f"report:   {run.html}")
     click.echo(f"notebook: {run.ipynb}")

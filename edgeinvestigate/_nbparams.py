@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._time import parse_time
-from .errors import ConfigError, NotebookError
+from .errors import ConfigError, NotebookError, NotebookParameterError
 
 __all__ = [
     "PARAMETER_MODELS",
@@ -197,7 +197,7 @@ def validate_parameters(notebook: str, parameters: dict[str, Any] | None) -> Not
     valid = ", ".join(f"{name} ({typ})" for name, typ, _, _ in describe_parameters(notebook))
     secret = sorted(name for name in given if is_secret_name(name))
     if secret:
-        raise NotebookError(
+        raise NotebookParameterError(
             f"notebook {notebook!r} refuses parameter(s) {', '.join(secret)}: secrets are never notebook "
             f"parameters (papermill writes every parameter into the executed notebook); valid: {valid}",
             hint="set CLOUDFLARE_API_TOKEN in the environment instead",
@@ -212,7 +212,7 @@ def validate_parameters(notebook: str, parameters: dict[str, Any] | None) -> Not
                 problems.append(f"unknown parameter {loc!r}")
             else:
                 problems.append(f"{loc}: {err['msg']}")
-        raise NotebookError(
+        raise NotebookParameterError(
             f"notebook {notebook!r} was not run: {'; '.join(problems)}. Valid parameters: {valid}",
             hint=f"edgeinvestigate notebooks list shows each parameter of {notebook} with its default",
         ) from None

@@ -177,3 +177,9 @@ class ReplayRefusedError(ReplayError):
 
 class NotebookError(EdgeInvestigateError):
     """A notebook could not be run, or its parameters are invalid."""
+
+
+class NotebookParameterError(NotebookError):
+    """A notebook parameter is unknown, ill-typed or a secret: a bad argument (exit status 2)."""
+
+    exit_code = 2

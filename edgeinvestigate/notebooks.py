@@ -44,7 +44,7 @@ from ._nbdisplay import (
 )
 from ._nbparams import PARAMETER_MODELS, NotebookParameters, describe_parameters, validate_parameters
 from ._redact import Redactor
-from .errors import BundleError, MissingExtraError, NotebookError
+from .errors import BundleError, MissingExtraError, NotebookError, NotebookParameterError
 
 __all__ = [
     "NOTEBOOKS",
@@ -184,7 +184,7 @@ def write_report(
     """Run ``notebook`` on the evidence bundle ``bundle`` and write the report into ``out_dir``."""
     params = dict(parameters or {})
     if "bundle" in params:
-        raise NotebookError(
+        raise NotebookParameterError(
             "give the bundle as the BUNDLE argument, not as the parameter 'bundle'",
             hint="edgeinvestigate report BUNDLE --out DIR",
         )

@@ -188,6 +188,9 @@ say(
     until=window.get("until") or "(open)",
 )
 sources = pd.DataFrame(m.get("sources") or [])
+for col in ("size", "bytes", "records"):  # whole numbers, blank where unknown (not 17602.0)
+    if col in sources.columns:
+        sources[col] = pd.to_numeric(sources[col], errors="coerce").astype("Int64")
 if len(sources):
     table(
         sources[[c for c in ("path", "source", "sha256", "size", "bytes", "records") if c in sources.columns]]

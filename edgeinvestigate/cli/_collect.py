@@ -27,10 +27,11 @@ def _listen_address(value: str) -> tuple[str, int]:
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=(
         "Examples:\n\n"
-        "  edgeinvestigate collect --tail tail.json --logpush logpush/20261127/ "
-        "--since 2026-11-27T14:00Z --until 2026-11-27T16:00Z --out evidence/INC-123\n\n"
-        "  edgeinvestigate collect --workers-logs email-consumer --dlq email-dlq --since -2h "
-        "--out evidence/INC-124\n\n"
+        "\b\n"
+        "  edgeinvestigate collect --tail tail.json --logpush logpush/20261127/ \\\n"
+        "      --since 2026-11-27T14:00Z --until 2026-11-27T16:00Z --out evidence/INC-123\n"
+        "  edgeinvestigate collect --workers-logs email-consumer --dlq email-dlq \\\n"
+        "      --since -2h --out evidence/INC-124\n"
         "  edgeinvestigate collect --listen 127.0.0.1:8787 --out traceitems.jsonl\n\n"
         "Secrets: the API token comes from CLOUDFLARE_API_TOKEN or --token-file, never from an option value."
     ),
@@ -189,6 +190,15 @@ def collect(
     parts = []
     if specs:
         parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs))
+        if not parts[-1].report.files:
+            from ..errors import LoadError
+
+            given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in specs)
+            raise LoadError(
+                f"no telemetry files found in {given}",
+                hint="check the path: collect reads wrangler tail JSON, TraceItems JSON(L), Logpush "
+                ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
+            )
     client: Any = None
     if workers_logs or dlq:
         from ..cloudflare import CloudflareClient
@@ -240,6 +250,13 @@ def collect(
         f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
         f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
     )
+    if ev.report.filtered and ev.report.filtered == ev.report.records:
+        click.echo(
+            f"warning: all {ev.report.records} records are outside the time window "
+            f"(--since {since or '(open)'} --until {until or '(open)'}): the bundle holds no "
+            "telemetry; check the window (times are UTC unless they carry an offset)",
+            err=True,
+        )
     if ev.report.skipped:
         click.echo(
             f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",

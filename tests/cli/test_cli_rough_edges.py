@@ -162,3 +162,53 @@ def test_piped_output_keeps_whole_lines(
     assert longest in out
     code, out, _ = run(capsys, "analyze", str(bundle))
     assert any(len(line) > 100 for line in out.splitlines())  # hypotheses stay one line each
+
+
+@pytest.mark.parametrize(
+    ("param", "needle"),
+    [
+        ("nosuch=1", "unknown parameter 'nosuch'"),
+        ("top_n=five", "top_n"),
+        ("api_token=x", "secrets are never notebook parameters"),
+        ("bundle=elsewhere", "give the bundle as the BUNDLE argument"),
+    ],
+)
+def test_bad_notebook_parameter_is_a_bad_argument(
+    capsys: pytest.CaptureFixture[str], bundle: Path, tmp_path: Path, param: str, needle: str
+) -> None:
+    code, _, err = run(capsys, "report", str(bundle), "--out", str(tmp_path / "r"), "-p", param)
+    assert code == 2  # like every other bad argument
+    assert err.startswith("error: ")
+    assert needle in err.splitlines()[0]
+    assert err.splitlines()[1].startswith("hint: ")
+    assert not (tmp_path / "r").exists()
+
+
+def test_collect_help_examples_are_not_rewrapped(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "collect", "--help")
+    assert code == 0
+    assert "    edgeinvestigate collect --listen 127.0.0.1:8787 --out traceitems.jsonl\n" in out
+    assert "      --since -2h --out evidence/INC-124\n" in out
+
+
+def test_collect_refuses_a_folder_without_telemetry(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "collect", str(empty), "--out", str(tmp_path / "ev"))
+    assert code == 1
+    assert err.splitlines()[0] == f"error: no telemetry files found in {empty}"
+    assert err.splitlines()[1].startswith("hint: check the path")
+    assert not (tmp_path / "ev").exists()
+
+
+def test_collect_warns_when_the_window_drops_everything(
+    capsys: pytest.CaptureFixture[str], incident: Path, tmp_path: Path
+) -> None:
+    tail = incident / "tail" / "tail.json"
+    args = ["collect", str(tail), "--since", "2030-01-01T00:00Z", "--out", str(tmp_path / "ev")]
+    code, _, err = run(capsys, *args)
+    assert code == 0
+    assert "warning: all " in err
+    assert "records are outside the time window (--since 2030-01-01T00:00Z --until (open))" in err

@@ -171,7 +171,7 @@ def test_a_failing_run_still_writes_both_files_with_a_banner(
     (bundle / "manifest.json").write_text('{"format": "not a bundle", "note": "' + hostile.script + '"}')
     out = tmp_path / "report"
     with pytest.raises(SystemExit) as exit_info:
-        main(["report", str(bundle), "--out", str(out), "--notebook", "triage"])
+        main(["report", str(bundle), "--out", str(out), "--notebook", "triage", "--progress"])
     assert exit_info.value.code != 0
     err = capfd.readouterr().err
     assert "Executing" in err  # papermill's progress bar
@@ -198,3 +198,18 @@ def test_incident_report_on_an_empty_bundle(tmp_path: Path) -> None:
     assert run.ok, run.error
     assert "No hypothesis stands out" in run.html.read_text()
     assert json.loads(Path(run.findings).read_text())["hypotheses"] == []
+
+
+def test_data_manifest_sizes_are_whole_bytes(executed: Any) -> None:
+    """A source without a size (the DLQ file) must not turn every size into a float (17602.0)."""
+    page = executed.runs["incident-report"].html.read_text()
+    manifest = page[page.index("Data manifest") :]
+    sizes = {
+        str(s["size"])
+        for s in json.loads((executed.bundle / "manifest.json").read_text())["sources"]
+        if "size" in s
+    }
+    assert sizes
+    for size in sizes:
+        assert f"<td>{size}</td>" in manifest
+        assert f"<td>{size}.0</td>" not in manifest

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_load.py                      # 1,000,000 records (generated once into bench-data/)
     python benchmarks/bench_load.py --records 100000 --skip-pandas --repeat 1
+    python benchmarks/bench_load.py --skip-pandas --baseline HEAD~2   # also time an older commit
 
 Every method runs in a fresh process (so peak memory is its own), in interleaved order, on the same
 gzip NDJSON files; the figures are medians over ``--repeat`` runs. Each method builds the same
@@ -251,7 +252,8 @@ def child(method: str, data: Path) -> None:
     import pandas as pd  # noqa: F401
     import pyarrow  # noqa: F401
 
-    import edgeinvestigate.evidence  # noqa: F401
+    import edgeinvestigate
+    import edgeinvestigate.evidence
 
     frames: tuple[str, ...] = (
         ("invocations",)
@@ -281,6 +283,7 @@ def child(method: str, data: Path) -> None:
                 "base_rss": rss.base,
                 "frame_bytes": frame_bytes,
                 "rows": {k: len(v) for k, v in out.items()},
+                "module": edgeinvestigate.__file__,
             }
         )
     )
@@ -308,12 +311,35 @@ def ensure_data(records: int, files: int) -> Path:
     return data
 
 
+def _checkout(ref: str) -> Path:
+    """The ``edgeinvestigate`` package of commit ``ref``, extracted once (the work tree is untouched)."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    dest = ROOT / "bench-data" / f"baseline-{sha[:12]}"
+    if not (dest / "edgeinvestigate").is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha, "edgeinvestigate"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument(
+        "--baseline",
+        metavar="GITREF",
+        help="also time ei.load of the package at this commit (e.g. HEAD~2), interleaved in the same run",
+    )
     ap.add_argument("--child", choices=sorted(METHODS), help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -335,16 +361,30 @@ def main() -> None:
         f"{meta['ndjson_bytes'] / 1e6:.0f} MB NDJSON"
     )
     methods = [m for m in METHODS if not (args.skip_pandas and m.startswith("pandas"))]
+    labels = dict(METHODS)
+    ref = {"ei_invocations": "duckdb_invocations", "ei_all": "duckdb_all", "pandas_all": "duckdb_all"}
+    base_dir = None
+    if args.baseline:
+        base_dir = _checkout(args.baseline)
+        for m in [m for m in methods if m.startswith("ei_")]:
+            b = f"{m}@{args.baseline}"
+            methods.insert(methods.index(m), b)
+            labels[b] = f"{METHODS[m]} @{args.baseline}"
+            ref[b] = ref[m]
     results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
     for r in range(args.repeat):
         for m in methods:
             if m.startswith("pandas") and r > 0:
                 continue  # one run is enough to show the order of magnitude
+            env = dict(os.environ)
+            if "@" in m and base_dir is not None:
+                env["PYTHONPATH"] = os.pathsep.join([str(base_dir), env.get("PYTHONPATH", "")])
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", m, "--data", str(data)],
+                [sys.executable, __file__, "--child", m.split("@")[0], "--data", str(data)],
                 capture_output=True,
                 text=True,
                 check=False,
+                env=env,
             )
             if proc.returncode != 0:
                 print(f"{m} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -356,7 +396,6 @@ def main() -> None:
     def med(m: str, key: str) -> float:
         return statistics.median(x[key] for x in results[m])
 
-    ref = {"ei_invocations": "duckdb_invocations", "ei_all": "duckdb_all", "pandas_all": "duckdb_all"}
     print()
     print(
         f"{'method':<50} {'time s':>8} {'vs DuckDB':>10} {'CPU s':>7} {'vs DuckDB':>10} {'rows':>30} "
@@ -373,7 +412,7 @@ def main() -> None:
         peak = med(m, "peak_rss")
         growth = med(m, "peak_rss") - med(m, "base_rss")
         print(
-            f"{METHODS[m]:<50} {t:>8.2f} {vs:>10} {c:>7.2f} {vs_cpu:>10} {rows_s:>30} {fb / 1e6:>10.0f} "
+            f"{labels[m]:<50} {t:>8.2f} {vs:>10} {c:>7.2f} {vs_cpu:>10} {rows_s:>30} {fb / 1e6:>10.0f} "
             f"{peak / 1e6:>12.0f} "
             f"{peak / fb:>10.2f}x {growth / 1e6:>10.0f}"
         )

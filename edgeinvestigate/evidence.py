@@ -34,7 +34,7 @@ from ._time import parse_time
 from ._version import __version__
 from .errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
 from .loaders._common import ALL_FRAMES
-from .loaders._worker import LoadResult, load_one, load_one_to_ipc, read_ipc
+from .loaders._worker import LoadResult, claim_back, init_claims, load_claimed, load_one, read_ipc
 from .report_model import LoadReport
 from .schema import conform, empty_frame
 from .sources import SOURCES, expand_paths
@@ -399,38 +399,37 @@ def _run(
     args = (since_ms, until_ms, strict, frames)
     if n_workers <= 1:
         return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
-    # Work sharing: the workers take files from the front of the queue (biggest first), this
-    # process takes them from the back (cancelling what no worker has started yet), so both
-    # finish at about the same time whatever the file sizes and the workers' start-up time.
+    # Work sharing: the workers claim files from the front of one list (biggest first), this process
+    # from the back, one file at a time, so both finish at about the same time whatever the file
+    # sizes and the workers' start-up time (nothing is queued ahead for a busy process).
     order = sorted(range(len(plan)), key=lambda i: -plan[i].size)
+    files = [(plan[i].path, plan[i].source, plan[i].in_dir) for i in order]
+    claims = (ctx.Lock(), ctx.RawValue("q", 0), ctx.RawValue("q", len(order)))
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
     tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-load-", dir=shm if shm.is_dir() else None))
     results: dict[int, LoadResult] = {}
     try:
-        with ProcessPoolExecutor(max_workers=n_workers - 1, mp_context=ctx) as pool:
-            futures = {
-                i: pool.submit(
-                    load_one_to_ipc, tmp / str(i), plan[i].path, plan[i].source, *args, plan[i].in_dir
-                )
-                for i in order
-            }
-            for i in reversed(order) if _PARENT_TAKES_SHARE else ():
-                if futures[i].cancel():
-                    results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
-            for i, fut in futures.items():
-                if i in results:
-                    continue
+        with ProcessPoolExecutor(
+            max_workers=n_workers - 1, mp_context=ctx, initializer=init_claims, initargs=claims
+        ) as pool:
+            futures = [pool.submit(load_claimed, tmp, files, *args) for _ in range(n_workers - 1)]
+            while _PARENT_TAKES_SHARE and (k := claim_back(claims)) is not None:
+                path, source, in_dir = files[k]
+                results[order[k]] = load_one(path, source, *args, in_dir)
+            for fut in futures:
                 try:
-                    results[i] = read_ipc(*fut.result())
+                    for k, paths, report, err in fut.result():
+                        results[order[k]] = read_ipc(paths, report, err)
                 except (BrokenProcessPool, OSError) as exc:
-                    # The worker could not start or died (e.g. a __main__ that cannot be re-imported,
-                    # or memory): load that file here instead. Nothing is lost, it is only slower.
-                    log.warning(
-                        "parallel load of %s failed (%s); loading it in this process", plan[i].path, exc
-                    )
-                    results[i] = load_one(plan[i].path, plan[i].source, *args, plan[i].in_dir)
+                    # A worker could not start or died (e.g. a __main__ that cannot be re-imported,
+                    # or memory): the files it took are loaded below. Nothing is lost, only slower.
+                    log.warning("parallel load failed (%s); loading its files in this process", exc)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    for i, job in enumerate(plan):
+        if i not in results:  # claimed by a worker that failed (or never claimed: no worker started)
+            log.warning("loading %s in this process", job.path)
+            results[i] = load_one(job.path, job.source, *args, job.in_dir)
     return [results[i] for i in range(len(plan))]
 
 

@@ -3,6 +3,10 @@
 Errors travel back as data: exception classes with keyword-only arguments do not pickle.
 Workers hand their tables over as Arrow IPC files (in ``/dev/shm`` when there is one) that the
 parent memory-maps, so no table is pickled or copied on the way.
+
+Work sharing: the files are claimed one at a time from two ends of one list (shared counters under
+a lock), the workers from the front (biggest files first), the parent from the back. Nothing is
+handed to a worker before it is free, so no process idles while another still has files queued.
 """
 
 from __future__ import annotations
@@ -19,10 +23,53 @@ from ..report_model import FileReport
 from ..sources import SOURCES, sniff_file
 from ._common import FileContext
 
-__all__ = ["LoadResult", "load_one", "load_one_to_ipc", "read_ipc"]
+__all__ = [
+    "Claims",
+    "LoadResult",
+    "claim_back",
+    "init_claims",
+    "load_claimed",
+    "load_one",
+    "load_one_to_ipc",
+    "read_ipc",
+]
 
 ErrorData = tuple[str, dict[str, Any]]
 LoadResult = tuple[dict[str, pa.Table] | None, FileReport, ErrorData | None]
+#: a shared lock and the two ends (``lo``, ``hi``) of the files not claimed yet
+Claims = tuple[Any, Any, Any]
+#: one file to load: path, source name ("" = sniff), found inside a directory
+FileJob = tuple[Path, str, bool]
+
+_claims: Claims | None = None  # set in each worker process by init_claims
+
+
+def init_claims(lock: Any, lo: Any, hi: Any) -> None:
+    """Worker initializer: the shared claim counters (inherited at process start)."""
+    global _claims
+    _claims = (lock, lo, hi)
+
+
+def claim_front(claims: Claims) -> int | None:
+    """The next unclaimed file from the front (for workers), or ``None`` when none is left."""
+    lock, lo, hi = claims
+    with lock:
+        k: int = lo.value
+        if k >= hi.value:
+            return None
+        lo.value = k + 1
+        return k
+
+
+def claim_back(claims: Claims) -> int | None:
+    """The next unclaimed file from the back (for the parent), or ``None`` when none is left."""
+    lock, lo, hi = claims
+    with lock:
+        k: int = hi.value - 1
+        if k < lo.value:
+            return None
+        hi.value = k
+        return k
 
 
 def load_one(
@@ -120,3 +167,25 @@ def read_ipc(paths: dict[str, str] | None, report: FileReport, err: ErrorData | 
         tables[name] = pa.ipc.open_file(pa.memory_map(fname)).read_all()
         os.unlink(fname)
     return tables, report, err
+
+
+def load_claimed(
+    prefix: Path,
+    files: list[FileJob],
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+) -> list[tuple[int, dict[str, str] | None, FileReport, ErrorData | None]]:
+    """In a worker: load files claimed from the front of ``files`` until none is left; each file's
+    tables go to Arrow IPC files named ``prefix/<index>.*``. Returns ``(index, paths, report, err)``."""
+    if _claims is None:
+        raise RuntimeError("load_claimed runs in a worker started with init_claims")
+    out = []
+    while (k := claim_front(_claims)) is not None:
+        path, source, in_dir = files[k]
+        paths, report, err = load_one_to_ipc(
+            prefix / str(k), path, source, since_ms, until_ms, strict, frames, in_dir
+        )
+        out.append((k, paths, report, err))
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import pandas as pd
 import pyarrow as pa
@@ -171,6 +172,32 @@ def test_parallel_load_equals_sequential(tmp_path, data_dir, monkeypatch):
             pd.testing.assert_frame_equal(seq.frame(name), other.frame(name))
         assert [f.path for f in seq.report.files] == [f.path for f in other.report.files]
         assert [f.sha256 for f in seq.report.files] == [f.sha256 for f in other.report.files]
+
+
+def test_parallel_load_survives_a_dying_worker(tmp_path, data_dir, monkeypatch, caplog):
+    # the worker dies (as under the OOM killer) in its first file: its files are loaded here instead
+    recs = [json.loads(x) for x in (data_dir / "logpush/20261127/batch-2.log").read_text().splitlines()]
+    for i in range(4):
+        with gzip.open(tmp_path / f"part-{i}.log.gz", "wt") as fh:
+            for r in recs:
+                fh.write(json.dumps(dict(r, EventTimestampMs=r["EventTimestampMs"] + i)) + "\n")
+    seq = ei.load(tmp_path, jobs=1)
+    from edgeinvestigate import evidence
+    from edgeinvestigate.loaders import _worker
+
+    if evidence._mp_context().get_start_method() != "fork":
+        pytest.skip("the patched worker function reaches only forked workers")
+
+    def die(*args: object, **kwargs: object) -> None:
+        os._exit(9)
+
+    monkeypatch.setattr(_worker, "load_one_to_ipc", die)  # inherited by the forked worker
+    monkeypatch.setattr(evidence, "_PARENT_TAKES_SHARE", False)
+    with caplog.at_level("WARNING", logger="edgeinvestigate.evidence"):
+        par = ei.load(tmp_path, jobs=2)
+    for name in ("invocations", "logs", "exceptions"):
+        pd.testing.assert_frame_equal(seq.frame(name), par.frame(name))
+    assert "parallel load failed" in caplog.text
 
 
 def test_only_selected_fields(tmp_path):

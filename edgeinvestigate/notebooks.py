@@ -79,7 +79,7 @@ NOTEBOOKS: dict[str, tuple[str, str]] = {
     "root-cause": ("Root cause", "ranked findings with evidence: deploy markers, before/after, blast radius"),
     "dlq-replay": (
         "DLQ replay",
-        "select failed jobs, build and dry-run a replay plan; run it with execute=True",
+        "select failed jobs, build and dry-run a replay plan; run it with -p execute=true",
     ),
     "incident-report": (
         "Incident report",

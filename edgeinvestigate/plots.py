@@ -56,17 +56,28 @@ def timeline(findings: Findings, *, title: str = "Invocations with errors per jo
             showarrow=False,
             yanchor="bottom",
         )
+    label_row = 0
     for h in findings.hypotheses[:3]:
-        if h.window is not None:
-            fig.add_vrect(
-                x0=h.window.start,
-                x1=h.window.end,
-                fillcolor="#d1495b" if h.kind == "bad_deploy" else "#f0a202",
-                opacity=0.12,
-                line_width=0,
-                annotation_text=f"#{h.rank} {h.kind}",
-                annotation_position="top left",
-            )
+        if h.window is None:
+            continue
+        fig.add_vrect(
+            x0=h.window.start,
+            x1=h.window.end,
+            fillcolor="#d1495b" if h.kind == "bad_deploy" else "#f0a202",
+            opacity=0.12,
+            line_width=0,
+        )
+        # one label row per finding: windows often start together (an outage and its retry storm)
+        fig.add_annotation(
+            x=h.window.start,
+            y=0.99 - 0.07 * label_row,
+            yref="paper",
+            text=f"#{h.rank} {h.kind}",
+            showarrow=False,
+            xanchor="left",
+            yanchor="top",
+        )
+        label_row += 1
     fig.update_layout(
         barmode="stack",
         title=title,

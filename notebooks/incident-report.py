@@ -34,6 +34,7 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
+from edgeinvestigate import plots
 from edgeinvestigate.notebooks import emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -106,14 +107,9 @@ for h in findings.hypotheses[:top_n]:
         events += [(h.window.start, f"start: {h.title}"), (h.window.end, f"end: {h.title}")]
 timeline = pd.DataFrame([(t, what) for t, what in events if t is not None], columns=["time (UTC)", "event"])
 table(timeline.sort_values("time (UTC)"))
-rates = pd.DataFrame([r.model_dump() for r in findings.failed_rate])
-if len(rates):
-    fig = px.area(
-        rates, x="bucket", y="failed", color="job_type", title="Failed invocations by job type (UTC)"
-    )
-    for d in findings.deploys:
-        fig.add_vline(x=d.at, line_dash="dash", line_color="gray")
-    show(fig)
+if findings.failed_rate:
+    # stacked bars per job type, each deploy labelled, the top findings' windows shaded
+    show(plots.timeline(findings, title="Failed invocations by job type"))
 
 # %% [markdown]
 # ## Findings

@@ -53,3 +53,16 @@ def test_missing_plotly_raises_a_friendly_error(
     monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
     with pytest.raises(MissingExtraError, match=r"edgeinvestigate\[notebooks\]"):
         plots.timeline(analysed[1])
+
+
+def test_timeline_window_labels_never_overlap(analysed: tuple[ei.Clusters, ei.Findings]) -> None:
+    """An outage and its retry storm start in the same minute: their labels get separate rows."""
+    _, findings = analysed
+    first = next(h for h in findings.hypotheses if h.window is not None)
+    twin = first.model_copy(update={"rank": 99, "kind": "retry_storm"})
+    both = findings.model_copy(update={"hypotheses": [first, twin]})
+    fig = plots.timeline(both)
+    labels = [a for a in fig.layout.annotations if a.text.startswith("#")]
+    assert [a.text for a in labels] == [f"#{first.rank} {first.kind}", "#99 retry_storm"]
+    assert labels[0].x == labels[1].x
+    assert labels[0].y != labels[1].y

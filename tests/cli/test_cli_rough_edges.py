@@ -212,3 +212,10 @@ def test_collect_warns_when_the_window_drops_everything(
     assert code == 0
     assert "warning: all " in err
     assert "records are outside the time window (--since 2030-01-01T00:00Z --until (open))" in err
+
+
+def test_notebooks_list_names_parameters_as_they_are_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "notebooks", "list")
+    assert code == 0
+    assert "run it with -p execute=true" in out  # the CLI spelling, not Python's execute=True
+    assert "execute=True" not in out

@@ -74,7 +74,8 @@ table(
                 "error lines",
                 "errors of the incident",
                 "jobs failed",
-                "jobs in the DLQ",
+                "DLQ messages of the incident",
+                "DLQ messages in all",
             ],
             "value": [
                 f"{imp.invocations:,}",
@@ -84,6 +85,7 @@ table(
                 f"{imp.incident_errors:,}",
                 "" if imp.jobs_failed is None else f"{imp.jobs_failed:,}",
                 f"{imp.dlq_messages:,}",
+                f"{findings.totals.get('dlq_messages', 0):,}",
             ],
         }
     )

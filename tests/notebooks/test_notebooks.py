@@ -213,3 +213,15 @@ def test_data_manifest_sizes_are_whole_bytes(executed: Any) -> None:
     for size in sizes:
         assert f"<td>{size}</td>" in manifest
         assert f"<td>{size}.0</td>" not in manifest
+
+
+def test_impact_says_which_dlq_count_it_is(executed: Any) -> None:
+    """The incident's DLQ messages and the whole DLQ are different numbers: both are labelled."""
+    page = executed.runs["incident-report"].html.read_text()
+    impact = page[page.index("Impact") : page.index("Timeline (UTC)")]
+    findings = json.loads(executed.runs["incident-report"].findings.read_text())
+    total = findings["totals"]["dlq_messages"]
+    ours = findings["incident"]["impact"]["dlq_messages"]
+    assert re.search(rf"<td>DLQ messages of the incident</td>\s*<td>{ours:,}</td>", impact)
+    assert re.search(rf"<td>DLQ messages in all</td>\s*<td>{total:,}</td>", impact)
+    assert "jobs in the DLQ" not in impact

@@ -273,13 +273,15 @@ class Findings(_Model):
             lines.append(f"Note: {note}")
         tl = self.incident.timeline
         lines.append("Timeline (UTC):")
-        for label, value in (
-            ("first error", tl.first_error),
-            ("detection", tl.detection),  # the start of the first minute bucket above background
-            ("peak", tl.peak),
-            ("last error", tl.last_error),
+        bucket = f"{self.bucket_seconds // 60 or 1} min bucket"
+        for label, value, note in (
+            ("first error", tl.first_error, ""),
+            # bucket starts: without a note, detection would read as earlier than the first error
+            ("detection", tl.detection, f"  (start of the first {bucket} above the background)"),
+            ("peak", tl.peak, f"  (start of the {bucket} with the most incident errors)"),
+            ("last error", tl.last_error, ""),
         ):
-            lines.append(f"  {label:<12} {value:%Y-%m-%d %H:%M:%S}" if value else f"  {label:<12} -")
+            lines.append(f"  {label:<12} {value:%Y-%m-%d %H:%M:%S}{note}" if value else f"  {label:<12} -")
         if self.deploys:
             lines.append("Deploys:")
             for d in self.deploys:

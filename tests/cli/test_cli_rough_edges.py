@@ -137,6 +137,8 @@ def test_clusters_table_and_analyze_fit_100_columns(
     assert "1. [bad_deploy, " in out
     assert "DLQ messages: " in out
     assert "in the incident's clusters" in out
+    detection = next(line for line in out.splitlines() if line.startswith("  detection "))
+    assert detection.endswith("(start of the first 1 min bucket above the background)")
 
 
 def test_explain_accepts_a_cluster_id(capsys: pytest.CaptureFixture[str], bundle: Path) -> None:

@@ -36,7 +36,12 @@ __all__ = [
 ]
 
 ALL_FRAMES: Final = ("invocations", "logs", "exceptions")
-BLOCK_SIZE: Final = 16 * 1024 * 1024
+#: bytes of whole lines handled at a time: small enough that a block, its decoded records and the
+#: columns built from them stay in the CPU caches and the allocator reuses the memory of the previous
+#: block (1 MiB loaded the Logpush benchmark 35-40% faster than 16 MiB; 256 KiB was slower again)
+BLOCK_SIZE: Final = 1024 * 1024
+#: compressed bytes read at a time (about 10x that decompressed: a few pieces per block)
+GZIP_READ_SIZE: Final = 64 * 1024
 GZIP_MAGIC: Final = b"\x1f\x8b"
 #: longest excerpt of a bad record quoted in a report or error message
 SNIPPET: Final = 80
@@ -391,7 +396,7 @@ def read_bytes(path: Path, ctx: FileContext) -> bytes:
     return data
 
 
-def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
+def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = GZIP_READ_SIZE) -> Iterator[bytes]:
     """Decompressed pieces of a gzip file (every member), streaming. A truncated or corrupt stream
     is reported with its byte offset; everything before the damage is still yielded."""
     from isal import isal_zlib

@@ -46,7 +46,7 @@ say(
     failed=impact.failed_invocations,
     rate=f"{impact.failed_rate:.1%}",
     errors=impact.errors,
-    dlq=impact.dlq_messages,
+    dlq=len(ev.dlq),  # the whole DLQ (impact.dlq_messages counts the incident's clusters only)
 )
 if findings.top is not None:
     say("Most likely: <b>{sentence}</b>", sentence=findings.top.sentence)
@@ -65,7 +65,23 @@ else:
     by_type = rates.groupby("job_type", as_index=False)[["invocations", "failed"]].sum()
     by_type["failed_rate"] = (by_type["failed"] / by_type["invocations"]).round(3)
     table(by_type.sort_values("failed", ascending=False))
-    fig = px.line(rates, x="bucket", y="failed_rate", color="job_type", title="Failed rate by job type (UTC)")
+    # per-minute rates of a few invocations jump between 0 and 100%: plot 5-minute (or wider) steps
+    step = f"{max(300, findings.bucket_seconds)}s"
+    coarse = (
+        rates.assign(bucket=pd.to_datetime(rates["bucket"], utc=True).dt.floor(step))
+        .groupby(["bucket", "job_type"], as_index=False)[["invocations", "failed"]]
+        .sum()
+    )
+    coarse["failed_rate"] = coarse["failed"] / coarse["invocations"]
+    minutes = max(300, findings.bucket_seconds) // 60
+    fig = px.line(
+        coarse,
+        x="bucket",
+        y="failed_rate",
+        color="job_type",
+        title=f"Failed rate by job type ({minutes} min steps)",
+        labels={"bucket": "time (UTC)", "failed_rate": "failed rate", "job_type": "job type"},
+    )
     fig.update_yaxes(tickformat=".0%")
     show(fig)
 

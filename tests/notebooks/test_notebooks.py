@@ -225,3 +225,17 @@ def test_impact_says_which_dlq_count_it_is(executed: Any) -> None:
     assert re.search(rf"<td>DLQ messages of the incident</td>\s*<td>{ours:,}</td>", impact)
     assert re.search(rf"<td>DLQ messages in all</td>\s*<td>{total:,}</td>", impact)
     assert "jobs in the DLQ" not in impact
+
+
+def test_triage_counts_the_whole_dlq_and_plots_readable_steps(executed: Any) -> None:
+    page = executed.runs["triage"].html.read_text()
+    manifest = json.loads((executed.bundle / "manifest.json").read_text())
+    assert f"<b>{manifest['rows']['dlq']:,}</b> messages in the dead-letter queue" in page
+    nb = nbformat.read(executed.runs["triage"].ipynb, as_version=4)
+    titles = [
+        out["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if "application/vnd.plotly.v1+json" in out.get("data", {})
+    ]
+    assert "Failed rate by job type (5 min steps)" in titles

@@ -29,7 +29,8 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import emit, open_bundle, pre, say, show, table
+from edgeinvestigate import plots
+from edgeinvestigate.notebooks import emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
@@ -72,28 +73,9 @@ for h in findings.hypotheses[:top_n]:
 # script version.
 
 # %%
-rates = pd.DataFrame([r.model_dump() for r in findings.failed_rate])
-if len(rates):
-    fig = px.line(
-        rates,
-        x="bucket",
-        y="failed",
-        color="job_type",
-        title="Failed invocations per bucket by job type (UTC)",
-    )
-    for d in findings.deploys:
-        fig.add_vline(x=d.at, line_dash="dash", line_color="gray")
-        fig.add_annotation(
-            x=d.at,
-            y=1,
-            yref="paper",
-            text=f"deploy {d.version[:8]}",
-            showarrow=False,
-            textangle=-90,
-            xanchor="right",
-            yanchor="top",
-        )
-    show(fig)
+if findings.failed_rate:
+    # stacked bars per job type, each deploy labelled, the top findings' windows shaded
+    show(plots.timeline(findings, title="Failed invocations by job type"))
 
 # %% [markdown]
 # ## Before and after each deploy
@@ -163,14 +145,27 @@ if len(dlq_by_cluster):
 # %%
 attempts = pd.DataFrame([a.model_dump() for a in findings.attempts])
 if len(attempts):
-    show(px.bar(attempts, x="attempts", y="deliveries", title="Deliveries by attempt number"))
+    fig = px.bar(attempts, x="attempts", y="deliveries", title="Deliveries by attempt number")
+    fig.update_xaxes(dtick=1)  # attempts are whole numbers
+    show(fig)
 for storm in findings.retry_storms:
     say("Retry storm: {s}", s=storm.sentence)
 for hit in findings.limit_hits:
     say("Limit hit: {s}", s=hit.sentence)
 if not findings.retry_storms and not findings.limit_hits:
     say("No retry storm and no CPU, memory or wall-time limit hit.")
-pre(findings.limits.model_dump_json(indent=2))
+limits = findings.limits.model_dump()
+table(
+    pd.DataFrame(
+        {
+            "measure": list(limits),
+            "value": [
+                "-" if v is None else f"{v:,.0f}" if isinstance(v, float) else f"{v:,}"
+                for v in limits.values()
+            ],
+        }
+    )
+)
 
 # %%
 emit("findings", findings)

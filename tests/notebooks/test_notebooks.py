@@ -239,3 +239,20 @@ def test_triage_counts_the_whole_dlq_and_plots_readable_steps(executed: Any) -> 
         if "application/vnd.plotly.v1+json" in out.get("data", {})
     ]
     assert "Failed rate by job type (5 min steps)" in titles
+
+
+def test_root_cause_shows_limits_as_a_table_and_whole_attempts(executed: Any) -> None:
+    page = executed.runs["root-cause"].html.read_text()
+    assert '"cpu_limit_ms":' not in page  # no raw JSON dump
+    assert re.search(r"<td>cpu_limit_ms</td>\s*<td>[0-9,]+</td>", page)
+    nb = nbformat.read(executed.runs["root-cause"].ipynb, as_version=4)
+    figures = {
+        fig["layout"]["title"]["text"]: fig
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if (fig := out.get("data", {}).get("application/vnd.plotly.v1+json")) is not None
+    }
+    assert figures["Deliveries by attempt number"]["layout"]["xaxis"]["dtick"] == 1
+    timeline = figures["Failed invocations by job type"]
+    assert {t["type"] for t in timeline["data"]} == {"bar"}  # plots.timeline: stacked bars
+    assert any(a["text"].startswith("deploy ") for a in timeline["layout"]["annotations"])

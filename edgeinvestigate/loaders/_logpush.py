@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import re
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -66,6 +68,10 @@ MARKER_B: Final = b"<<<Logpush:"
 _DIGITS: Final = re.compile(rb" *(\d{9,20})(?=[ ,}])")
 
 _decode_any = msgspec.json.Decoder().decode
+_TRIGGER_OR_NONE: Final[dict[str | None, str | None]] = {None: None}
+_TRIGGER_OR_NONE.update(EVENT_TYPES)
+_event_type = attrgetter("EventType")
+_event_ts = attrgetter("EventTimestampMs")
 
 
 # --- typed structs for the fast path ----------------------------------------------------------
@@ -688,11 +694,13 @@ def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
         recs = (_decode_record_lines if full else _decode_counts_lines)(block)
     except _FALLBACK:
         return None
-    parts = block.split(b"\n")
-    lines = [p for p in parts if p]
+    lines = block.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # the newline that ends the block
     if len(lines) != len(recs):  # blank-looking lines: let the line-by-line path count them
         return None
-    trig = [EVENT_TYPES.get(e, "") if (e := r.EventType) is not None else None for r in recs]
+    # EventType -> trigger ("" = unknown: the line-by-line path reports it; None = absent)
+    trig = list(map(_TRIGGER_OR_NONE.get, map(_event_type, recs), repeat("")))
     if "" in trig:
         return None
     for i in [i for i, t in enumerate(trig) if t is None]:
@@ -706,14 +714,13 @@ def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
             if ev.Queue
             else "unknown"
         )
-    h = xxhash.xxh3_64_hexdigest
-    rows.inv["invocation_id"] = [h(x) for x in lines]
-    rows.inv["ts"] = [r.EventTimestampMs for r in recs]  # s/us/ns are scaled in _flush
+    rows.inv["invocation_id"] = list(map(xxhash.xxh3_64_hexdigest, lines))  # = record_id(line)
+    rows.inv["ts"] = list(map(_event_ts, recs))  # s/us/ns are scaled in _flush
     rows.inv["trigger"] = trig
     st.recs = recs
     ctx.report.records += len(recs)
     ctx.report.invocations += len(recs)
-    return line0 + len(parts) - (1 if block.endswith(b"\n") else 0)
+    return line0 + len(lines)
 
 
 def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Block) -> int:

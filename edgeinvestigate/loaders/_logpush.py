@@ -687,7 +687,7 @@ def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
     """The whole block in one typed decode when every line is a plain record (no truncation
     marker, no bad line, no unknown event type). Returns the next line number, or ``None`` when
     the block needs the line-by-line path (which reports what it finds)."""
-    if MARKER_B in block:
+    if b"<" in block and MARKER_B in block:  # memchr first: most blocks have no "<" at all
         return None
     full = "logs" in ctx.frames or "exceptions" in ctx.frames
     try:

@@ -75,6 +75,7 @@ fig = px.bar(
     title=f"Top {len(top)} clusters by error count",
 )
 fig.update_yaxes(categoryorder="total ascending")
+fig.update_layout(height=max(350, 26 * len(top) + 140))  # one readable row per cluster id
 show(fig)
 
 # %% [markdown]

@@ -256,3 +256,16 @@ def test_root_cause_shows_limits_as_a_table_and_whole_attempts(executed: Any) ->
     timeline = figures["Failed invocations by job type"]
     assert {t["type"] for t in timeline["data"]} == {"bar"}  # plots.timeline: stacked bars
     assert any(a["text"].startswith("deploy ") for a in timeline["layout"]["annotations"])
+
+
+def test_error_cluster_bars_get_a_row_per_cluster(executed: Any) -> None:
+    nb = nbformat.read(executed.runs["error-clusters"].ipynb, as_version=4)
+    bars = next(
+        fig
+        for cell in nb.cells
+        for out in cell.get("outputs", [])
+        if (fig := out.get("data", {}).get("application/vnd.plotly.v1+json")) is not None
+        and fig["layout"]["title"]["text"].endswith("clusters by error count")
+    )
+    n = len({y for trace in bars["data"] for y in trace["y"]})
+    assert bars["layout"]["height"] >= 26 * n + 140  # labels do not overlap

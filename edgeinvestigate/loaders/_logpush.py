@@ -673,6 +673,12 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     for frame, names in (("invocations", INV_COLS), ("logs", LOG_COLS), ("exceptions", EXC_COLS)):
         if chunks[frame]:
             table = pa.Table.from_batches(chunks[frame])
+            if frame != "logs":
+                # one chunk per column instead of one per 1 MiB block (~100 per file), which every
+                # later pandas operation pays for; cheap here (2 ms per 100k invocations). The logs
+                # (3x the rows, long strings) stay in block chunks: combining them cost ~10% of the
+                # load, more than the slower later operations (~6% on 300k rows) cost
+                table = table.combine_chunks()
         else:
             table = pa.table({c: _array(c, []) for c in names})
         out[frame] = table

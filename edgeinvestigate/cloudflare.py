@@ -544,8 +544,8 @@ class CloudflareClient:
             raise _Retryable(
                 ServerError(
                     f"{what} failed: {method} {self.api_url}{path} {kind} ({type(exc).__name__})",
-                    hint="check the network or CLOUDFLARE_API_BASE_URL / --api-url; reads are retried "
-                    "automatically, writes are not (re-run the command: it resumes)",
+                    hint="check the network or CLOUDFLARE_API_BASE_URL / --api-url; reads were retried "
+                    "automatically, writes never are (a replay run resumes safely when run again)",
                     method=method,
                     url=path,
                 )

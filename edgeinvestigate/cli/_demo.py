@@ -246,7 +246,7 @@ def _safe_clusters(bundle: Path) -> list[tuple[str, str]]:
     "error when the findings leave no cluster safe to replay (e.g. poison-payload: nothing fixed them).",
 )
 def demo(out_dir: Path, seed: int, rate: float, scenario: str) -> None:
-    """Run the whole pipeline on the bundled sample incident, offline, in a few minutes.
+    """Run the whole pipeline on the bundled sample incident, offline, in about a minute.
 
     Simulates the default incident (a bad deploy breaking EMAIL_DELIVERY plus an image-service
     outage), starts the local sandbox API, collects everything into an evidence bundle through the

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from ._term import fit_lines
+
 __all__ = ["replay"]
 
 RUNBOOK = "runbooks/replay-failed-jobs.md"
@@ -151,7 +153,7 @@ def plan_cmd(
         max_requests_per_5min=max_requests_per_5min,
         bundle=str(Path(bundle).resolve()),
     )
-    click.echo(plan.summary(samples=samples))
+    click.echo(fit_lines(plan.summary(samples=samples)))
     plan.save(out, overwrite=force)
     click.echo("")
     click.secho(f"wrote {out} (content hash {plan.content_hash[:16]}...)", bold=True)
@@ -233,7 +235,7 @@ def run_cmd(
     def confirm(plan: ReplayPlan) -> bool:
         if yes:
             return True
-        click.echo(plan.summary(samples=1, diffs=3), err=True)
+        click.echo(fit_lines(plan.summary(samples=1, diffs=3)), err=True)
         return click.confirm(
             f"replay {len(plan.messages)} messages from {plan.source_queue!r} to {plan.target_queue!r}?",
             err=True,

@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 
-__all__ = ["terminal_width"]
+__all__ = ["fit_lines", "terminal_width"]
 
 
 def terminal_width() -> int | None:
@@ -17,3 +17,33 @@ def terminal_width() -> int | None:
     if "COLUMNS" not in os.environ and not sys.stdout.isatty():
         return None
     return shutil.get_terminal_size((100, 24)).columns
+
+
+def fit_lines(text: str, width: int | None = None) -> str:
+    """Wrap every line of ``text`` longer than the terminal, keeping its indentation.
+
+    Continuation lines are indented four more spaces than the line they continue. With no terminal
+    (``terminal_width()`` is ``None``) the text is returned whole.
+    """
+    import textwrap
+
+    width = terminal_width() if width is None else width
+    if width is None:
+        return text
+    out: list[str] = []
+    for line in text.splitlines():
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        out.extend(
+            textwrap.wrap(
+                line.strip(),
+                width=max(width, len(indent) + 20),
+                initial_indent=indent,
+                subsequent_indent=indent + "    ",
+                break_long_words=True,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")

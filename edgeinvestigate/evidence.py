@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._dedupe import drop_cross_source
 from ._time import parse_time
 from ._version import __version__
 from .errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
@@ -98,9 +99,11 @@ class Evidence:
         return replace(self, dlq=conform(df, "dlq"), manifest=manifest)
 
     @classmethod
-    def merge(cls, parts: Sequence[Evidence]) -> Evidence:
+    def merge(cls, parts: Sequence[Evidence], *, dedupe: bool = True) -> Evidence:
         """Combine bundles. An invocation (by ``invocation_id``) or DLQ message (by ``message_id``)
-        present in several keeps its first copy, with the logs and exceptions of that copy."""
+        present in several keeps its first copy, with the logs and exceptions of that copy.
+        ``dedupe``: also drop the same invocation read from another format (as :func:`load` does;
+        counted in ``report.duplicates``)."""
         if not parts:
             return cls.empty()
         if len(parts) == 1:
@@ -130,6 +133,8 @@ class Evidence:
         for ev in parts:
             report = report.merge(ev.report)
             sources.extend(ev.manifest.get("sources", []))
+        if dedupe:
+            drop_cross_source(frames, report.duplicates)
         sinces = [p.manifest["window"].get("since") for p in parts]
         untils = [p.manifest["window"].get("until") for p in parts]
         window = {
@@ -322,6 +327,7 @@ def load(
     source: str | None = None,
     frames: Sequence[str] = ALL_FRAMES,
     jobs: int | None = None,
+    dedupe: bool = True,
 ) -> Evidence:
     """Load telemetry files and directories into one :class:`Evidence`.
 
@@ -332,6 +338,9 @@ def load(
     in ``ev.report``. ``frames``: build only some of ``invocations``/``logs``/``exceptions`` (the
     others are empty; invocation counts stay exact). ``jobs``: processes for large inputs (default:
     up to the CPU count when there is more than ~48 MB of Logpush data in several files).
+    ``dedupe``: when several formats (tail, TraceItems, Logpush, Workers Logs) hold the same
+    invocation, keep one copy with its logs and exceptions; the counts dropped per source pair are
+    in ``ev.report.duplicates`` (see :mod:`edgeinvestigate._dedupe`).
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     if s is not None and u is not None and s >= u:
@@ -359,6 +368,8 @@ def load(
             out[n] = conform(_concat(parts[n]), n)
         else:
             out[n] = empty_frame(n)
+    if dedupe:
+        drop_cross_source(out, report.duplicates)
     manifest = {
         "created_at": _now(),
         "window": {"since": _iso(s), "until": _iso(u)},

@@ -98,6 +98,8 @@ class LoadReport:
     files: list[FileReport] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """load-wide notes: tail sampling gaps, sources merged, ..."""
+    duplicates: dict[str, int] = field(default_factory=dict)
+    """cross-source duplicate invocations dropped, per source pair (``"logpush+tail": 3065``)"""
 
     # --- totals -------------------------------------------------------------------------
     @property
@@ -128,7 +130,12 @@ class LoadReport:
         ]
 
     def merge(self, other: LoadReport) -> LoadReport:
-        return LoadReport(files=[*self.files, *other.files], notes=[*self.notes, *other.notes])
+        dups = dict(self.duplicates)
+        for pair, n in other.duplicates.items():
+            dups[pair] = dups.get(pair, 0) + n
+        return LoadReport(
+            files=[*self.files, *other.files], notes=[*self.notes, *other.notes], duplicates=dups
+        )
 
     # --- output -------------------------------------------------------------------------
     def summary(self, max_issues: int = 10, max_clean_files: int = 5) -> str:
@@ -173,6 +180,11 @@ class LoadReport:
                 break
             lines.append(f"  {issue.severity}: {issue.where(path)}: {issue.message}")
         lines.extend(f"note: {n}" for n in self.notes)
+        for pair, n in sorted(self.duplicates.items()):
+            lines.append(
+                f"note: {n} invocations read from both {pair.replace('+', ' and ')} were counted once "
+                "(cross-source duplicates dropped)"
+            )
         total = (
             f"total: {self.records} records from {len(self.files)} files, "
             f"{self.skipped} skipped, {self.filtered} outside the time window"
@@ -184,12 +196,18 @@ class LoadReport:
         return self.summary()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"files": [f.to_dict() for f in self.files], "notes": list(self.notes)}
+        return {
+            "files": [f.to_dict() for f in self.files],
+            "notes": list(self.notes),
+            "duplicates": dict(self.duplicates),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LoadReport:
         return cls(
-            files=[FileReport.from_dict(f) for f in d.get("files", [])], notes=list(d.get("notes", []))
+            files=[FileReport.from_dict(f) for f in d.get("files", [])],
+            notes=list(d.get("notes", [])),
+            duplicates={str(k): int(v) for k, v in (d.get("duplicates") or {}).items()},
         )
 
     def to_frame(self) -> Any:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
+from ..report_model import Issue
 from ._common import (
     FileContext,
     Rows,
@@ -26,13 +27,39 @@ from ._common import (
     to_ms,
 )
 
-__all__ = ["add_trace_item", "event_info", "load_tail"]
+__all__ = ["TRACE_FIELDS", "add_trace_item", "check_capture", "event_info", "load_tail"]
 
 #: TailInfo notices (sampling mode); not invocations
 TAIL_INFO_TYPES: Final = frozenset({"overload", "overload-stop"})
 OK_OUTCOMES: Final = frozenset({"ok"})
 
 _EMPTY: dict[str, Any] = {}
+
+#: the fields of a wrangler tail event / Tail Worker TraceItem (cloudflare-formats.md A4); a record
+#: with none of them is not a trace record (a Logpush line, a stray object) and is skipped
+TRACE_FIELDS: Final = frozenset(
+    {
+        "eventTimestamp",
+        "outcome",
+        "event",
+        "logs",
+        "exceptions",
+        "scriptName",
+        "scriptVersion",
+        "wallTime",
+        "cpuTime",
+        "truncated",
+        "entrypoint",
+        "dispatchNamespace",
+        "diagnosticsChannelEvents",
+        "executionModel",
+        "scriptTags",
+    }
+)
+NOT_TRACE: Final = "not-tail"
+_EXPECTED_FIELDS: Final = (
+    "wrangler tail / TraceItem fields (eventTimestamp, outcome, event, logs, exceptions, ...)"
+)
 
 
 def _typed(value: Any, types: Any, ctx: FileContext, line: int, name: str, expected: str) -> Any:
@@ -130,6 +157,15 @@ def add_trace_item(rec: Any, rows: Rows, ctx: FileContext, line: int) -> None:
         return
     if rec.get("type") in TAIL_INFO_TYPES and "outcome" not in rec:
         _tail_info(rec, ctx, line)
+        return
+    if TRACE_FIELDS.isdisjoint(rec):
+        ctx.report.records += 1
+        ctx.issue(
+            NOT_TRACE,
+            f"not a tail event: expected {_EXPECTED_FIELDS}, got keys {sorted(rec)[:8]}; skipped",
+            line=line,
+            expected="a wrangler tail event or Tail Worker TraceItem object",
+        )
         return
     info = event_info(rec.get("event"), ctx, line)
     if info is None:
@@ -244,6 +280,34 @@ def _tail_info(info: dict[str, Any], ctx: FileContext, line: int) -> None:
     ctx.report.records += 1
 
 
+def check_capture(data: bytes, ctx: FileContext, kind: str) -> None:
+    """After a tail/TraceItem load: when no record of the file was a trace record, say so first in
+    its report, with the format the file looks like (the registry's content sniffing)."""
+    rep = ctx.report
+    if rep.invocations or rep.filtered or not any(i.kind == NOT_TRACE for i in rep.issues):
+        return
+    from ..sources import SNIFF_BYTES, sniff_source
+
+    looks = sniff_source(data[:SNIFF_BYTES])
+    if looks is None or looks in ("tail", "traceitems"):
+        like = "it matches none of the known telemetry formats"
+        hint = "check that this is the file you meant"
+    else:
+        like = f"it looks like {looks!r} data"
+        hint = f"load it as {looks} (CLI: --{looks.replace('_', '-')}, or let collect detect it)"
+    issue = Issue(
+        kind="format",
+        message=(
+            f"this file does not look like a {kind} capture: none of its records has {_EXPECTED_FIELDS}; "
+            f"{like}; {hint}"
+        ),
+        expected=_EXPECTED_FIELDS,
+        severity="warning",
+    )
+    rep.issues.insert(0, issue)  # first, so the cap on listed issues never hides it
+    rep.n_issues += 1
+
+
 def load_tail(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     """Load ``wrangler tail --format json`` output (pretty objects, any indentation, or NDJSON)."""
     rows = Rows()
@@ -252,4 +316,5 @@ def load_tail(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
         items = value if isinstance(value, list) else [value]
         for item in items:
             add_trace_item(item, rows, ctx, line)
+    check_capture(data, ctx, "wrangler tail")
     return rows.to_tables(ctx.source, ctx.path)

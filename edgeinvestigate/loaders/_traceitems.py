@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from ._common import FileContext, Rows, iter_documents, read_bytes, snippet
-from ._tail import add_trace_item
+from ._tail import add_trace_item, check_capture
 
 __all__ = ["load_traceitems"]
 
@@ -46,4 +46,5 @@ def load_traceitems(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     for value, line, _raw in iter_documents(data, ctx):
         for item in _items(value, ctx, line):
             add_trace_item(item, rows, ctx, line)
+    check_capture(data, ctx, "Tail Worker TraceItem")
     return rows.to_tables(ctx.source, ctx.path)

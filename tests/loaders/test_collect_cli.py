@@ -44,9 +44,16 @@ def test_collect_files_into_a_bundle(tmp_path, data_dir, capsys):
     assert "tail-2space-stray.json [tail]: 11 records -> 11 invocations" in text
     assert "info: " in text
     assert "stray line 'json'" in text
-    assert f"wrote {out}: 34 invocations" in text
+    # the four fixture files hold the same invocations: each is counted once
+    assert "invocations read from both tail and traceitems were counted once" in text
     ev = ei.Evidence.open(out)
-    assert len(ev.invocations) == 34
+    read = sum(f.invocations for f in ev.report.files)
+    assert read == 34
+    dropped = sum(ev.report.duplicates.values())
+    assert dropped == 14
+    assert json.loads((out / "manifest.json").read_text())["report"]["duplicates"] == ev.report.duplicates
+    assert len(ev.invocations) == read - dropped
+    assert f"wrote {out}: {read - dropped} invocations" in text
     assert {s["source"] for s in ev.manifest["sources"]} == {
         "tail",
         "logpush",

@@ -98,13 +98,13 @@ def test_open_detects_changed_frames(tmp_path, data_dir):
 def test_merge_deduplicates(data_dir):
     a = ei.load(data_dir / "tail/tail.ndjson")
     b = ei.load(data_dir / "logpush")
-    both = ei.Evidence.merge([a, b, a])
+    both = ei.Evidence.merge([a, b, a], dedupe=False)
     assert len(both.invocations) == len(a.invocations) + len(b.invocations)
     assert len(both.logs) == len(a.logs) + len(b.logs)
     assert both.invocations["source"].dtype == "category"
     assert set(both.invocations["source"].astype(str)) == {"tail", "logpush"}
     assert len(both.report.files) == 1 + 3 + 1
-    d = ei.Evidence.merge([a.with_dlq(_dlq_rows()), b.with_dlq(_dlq_rows())])
+    d = ei.Evidence.merge([a.with_dlq(_dlq_rows()), b.with_dlq(_dlq_rows())], dedupe=False)
     assert len(d.dlq) == 2
 
 

@@ -1,0 +1,200 @@
+"""Cross-source duplicates: the same invocation read from two telemetry formats.
+
+``wrangler tail``, Tail Worker TraceItems, Logpush and the Workers Logs export carry the same
+events, and on-call engineers combine them (tail for the last minutes, Logpush for older ones) with
+overlapping windows. ``invocation_id`` hashes each source's own record bytes, so it differs per
+format; duplicates are found by content instead:
+
+* candidates have the same ``ts`` to the millisecond and come from different ``source`` values;
+* they match when every field of :data:`KEY_FIELDS` that BOTH rows carry (non-null) is equal.
+  Sources lack fields (local workerd TraceItems have no script name or cpu/wall time; a Logpush job
+  may select only some fields): a field one side lacks is not compared. ``trigger == "unknown"``
+  counts as missing; ``n_logs`` is compared only when neither row is ``truncated`` and the row's
+  file has log lines at all (a Logpush job without the ``Logs`` field reports 0);
+* pairing is one-to-one: a row matches at most one row of each other source, and two rows of the
+  SAME source never match each other (they are different invocations, however alike). For each
+  key the bundle keeps as many rows as the source with the most of them.
+
+The kept row is the more complete of a pair (logs not truncated, a file with logs, then more
+fields); the duplicate's logs and exceptions are dropped with it (its other fields are not merged
+into the kept row). Counts per source pair go to ``LoadReport.duplicates``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+__all__ = ["KEY_FIELDS", "Dedupe", "find_duplicates", "pair_name"]
+
+#: compared when both rows have them (``ts`` and ``source`` are the blocking keys)
+KEY_FIELDS: Final = (
+    "script",
+    "script_version",
+    "trigger",
+    "queue",
+    "batch_size",
+    "outcome",
+    "status",
+    "method",
+    "url",
+    "entrypoint",
+    "cpu_ms",
+    "wall_ms",
+    "n_exceptions",
+    "n_logs",
+)
+
+
+def pair_name(a: str, b: str) -> str:
+    """``"logpush+tail"``: the key of a source pair in ``LoadReport.duplicates`` (names sorted)."""
+    return "+".join(sorted((a, b)))
+
+
+@dataclass
+class Dedupe:
+    """The result of :func:`find_duplicates`."""
+
+    drop: np.ndarray
+    """boolean mask over the invocations: True for a cross-source duplicate"""
+    pairs: dict[str, int] = field(default_factory=dict)
+    """dropped rows per source pair (:func:`pair_name`)"""
+
+    @property
+    def n(self) -> int:
+        return int(self.drop.sum())
+
+
+@dataclass
+class _Kept:
+    row: int
+    source: str
+    score: int
+    seen: set[str]  # sources of this row and of every row matched to it
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def find_duplicates(inv: pd.DataFrame) -> Dedupe:
+    """Which rows of ``inv`` (an invocations frame) repeat an invocation of another source."""
+    n = len(inv)
+    drop = np.zeros(n, dtype=bool)
+    if n == 0 or "source" not in inv or inv["source"].nunique(dropna=True) < 2:
+        return Dedupe(drop)
+    ts = inv["ts"]
+    ms = ts.astype(pd.ArrowDtype(pa.timestamp("ms", tz="UTC"))).astype(pd.ArrowDtype(pa.int64()))
+    ts_ms = np.asarray(ms.to_numpy(dtype="int64", na_value=0))
+    has_ts = ts.notna().to_numpy(dtype=bool)
+    src = inv["source"].astype(object).to_numpy()
+    # candidates: a timestamp that at least two sources have
+    uniq = [np.unique(ts_ms[(src == s) & has_ts]) for s in pd.unique(src[has_ts])]
+    values, counts = np.unique(np.concatenate(uniq), return_counts=True) if uniq else ([], [])
+    shared = np.asarray(values)[np.asarray(counts) >= 2]
+    cand = np.flatnonzero(has_ts & np.isin(ts_ms, shared))
+    if not len(cand):
+        return Dedupe(drop)
+
+    cols = {c: inv[c].astype(object).to_numpy() for c in KEY_FIELDS if c in inv}
+    truncated = inv["truncated"].astype(object).to_numpy() if "truncated" in inv else np.full(n, None)
+    # files without a single log line: their n_logs says nothing (Logs not selected, or no logging)
+    logless: set[Hashable] = set()
+    if "source_file" in inv and "n_logs" in inv:
+        per_file = inv.groupby(inv["source_file"].astype(object), sort=False)["n_logs"].max()
+        logless = {f for f, m in per_file.items() if _missing(m) or m == 0}
+    files = inv["source_file"].astype(object).to_numpy() if "source_file" in inv else np.full(n, None)
+
+    def value(row: int, col: str) -> Any:
+        v = cols[col][row]
+        if _missing(v):
+            return None
+        if col == "trigger" and v == "unknown":
+            return None
+        if col == "n_logs" and (truncated[row] is True or files[row] in logless):
+            return None
+        return v
+
+    def score(row: int) -> int:
+        # complete logs first (not truncated, a file with logs), then the most fields
+        s = sum(value(row, c) is not None for c in cols)
+        s += 100 * (files[row] not in logless)
+        return s + (0 if truncated[row] is True else 1000)
+
+    def matches(a: int, b: int) -> bool:
+        compared = 0
+        for c in cols:
+            va, vb = value(a, c), value(b, c)
+            if va is None or vb is None:
+                continue
+            if va != vb:
+                return False
+            compared += 1
+        return compared > 0  # a timestamp alone is no evidence
+
+    order = cand[np.argsort(ts_ms[cand], kind="stable")]
+    pairs: dict[str, int] = {}
+    start = 0
+    while start < len(order):
+        stop = start
+        t = ts_ms[order[start]]
+        while stop < len(order) and ts_ms[order[stop]] == t:
+            stop += 1
+        block = order[start:stop]
+        start = stop
+        by_source: dict[str, list[int]] = {}
+        for r in block:
+            by_source.setdefault(src[r], []).append(int(r))
+        # the source with the most rows first: it keeps them all, the others are paired against them
+        groups = sorted(by_source.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
+        kept: list[_Kept] = []
+        for s, rows in groups:
+            new: list[_Kept] = []
+            for r in rows:
+                k = next((k for k in kept if s not in k.seen and matches(k.row, r)), None)
+                if k is None:
+                    new.append(_Kept(r, s, score(r), {s}))
+                    continue
+                name = pair_name(k.source, s)
+                pairs[name] = pairs.get(name, 0) + 1
+                k.seen.add(s)
+                sc = score(r)
+                if sc > k.score:  # keep the more complete row
+                    drop[k.row] = True
+                    k.row, k.source, k.score = r, s, sc
+                else:
+                    drop[r] = True
+            kept.extend(new)
+    return Dedupe(drop, pairs)
+
+
+def dedupe_frames(
+    invocations: pd.DataFrame, logs: pd.DataFrame, exceptions: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The three frames without cross-source duplicates (and their logs and exceptions)."""
+    found = find_duplicates(invocations)
+    if not found.n:
+        return invocations, logs, exceptions, {}
+    ids = invocations["invocation_id"].astype(object)
+    gone = set(ids[found.drop]) - set(ids[~found.drop])
+    out_inv = invocations[~found.drop].reset_index(drop=True)
+    out = []
+    for df in (logs, exceptions):
+        keep = ~df["invocation_id"].astype(object).isin(gone).to_numpy(dtype=bool)
+        out.append(df if keep.all() else df[keep].reset_index(drop=True))
+    return out_inv, out[0], out[1], found.pairs
+
+
+def drop_cross_source(frames: dict[str, pd.DataFrame], duplicates: dict[str, int]) -> None:
+    """Drop cross-source duplicates from ``frames`` (in place) and add their counts to ``duplicates``."""
+    inv, logs, exc, pairs = dedupe_frames(frames["invocations"], frames["logs"], frames["exceptions"])
+    if not pairs:
+        return
+    frames["invocations"], frames["logs"], frames["exceptions"] = inv, logs, exc
+    for pair, k in pairs.items():
+        duplicates[pair] = duplicates.get(pair, 0) + k

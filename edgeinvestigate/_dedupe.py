@@ -22,7 +22,6 @@ into the kept row). Counts per source pair go to ``LoadReport.duplicates``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -72,14 +71,10 @@ class Dedupe:
 
 @dataclass
 class _Kept:
-    row: int
+    row: int  # position among the candidates
     source: str
     score: int
     seen: set[str]  # sources of this row and of every row matched to it
-
-
-def _missing(v: Any) -> bool:
-    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
 
 def find_duplicates(inv: pd.DataFrame) -> Dedupe:
@@ -101,74 +96,77 @@ def find_duplicates(inv: pd.DataFrame) -> Dedupe:
     if not len(cand):
         return Dedupe(drop)
 
-    cols = {c: inv[c].astype(object).to_numpy() for c in KEY_FIELDS if c in inv}
-    truncated = inv["truncated"].astype(object).to_numpy() if "truncated" in inv else np.full(n, None)
+    truncated = (
+        inv["truncated"].fillna(False).to_numpy(dtype=bool) if "truncated" in inv else np.zeros(n, dtype=bool)
+    )
     # files without a single log line: their n_logs says nothing (Logs not selected, or no logging)
-    logless: set[Hashable] = set()
+    logless = np.zeros(n, dtype=bool)
     if "source_file" in inv and "n_logs" in inv:
-        per_file = inv.groupby(inv["source_file"].astype(object), sort=False)["n_logs"].max()
-        logless = {f for f, m in per_file.items() if _missing(m) or m == 0}
-    files = inv["source_file"].astype(object).to_numpy() if "source_file" in inv else np.full(n, None)
+        per_file = (
+            inv["n_logs"].fillna(0).groupby(inv["source_file"].astype(object), sort=False).transform("max")
+        )
+        logless = (per_file == 0).to_numpy(dtype=bool)
 
-    def value(row: int, col: str) -> Any:
-        v = cols[col][row]
-        if _missing(v):
-            return None
-        if col == "trigger" and v == "unknown":
-            return None
-        if col == "n_logs" and (truncated[row] is True or files[row] in logless):
-            return None
-        return v
+    order = cand[np.argsort(ts_ms[cand], kind="stable")]
+    # the compared values of the candidates, None where a row does not carry the field
+    columns = []
+    for c in KEY_FIELDS:
+        if c not in inv:
+            continue
+        col = inv[c].iloc[order]
+        vals = col.astype(object).to_numpy()
+        unknown = col.isna().to_numpy(dtype=bool)
+        if c == "trigger":
+            unknown |= (vals == "unknown").astype(bool)
+        if c == "n_logs":
+            unknown |= truncated[order] | logless[order]
+        vals[unknown] = None
+        columns.append(vals)
+    keys: list[tuple[Any, ...]] = list(zip(*columns, strict=True)) if columns else [() for _ in order]
+    scores = [
+        sum(v is not None for v in key) + 100 * (not logless[r]) + 1000 * (not truncated[r])
+        for key, r in zip(keys, order, strict=True)
+    ]  # complete logs first (not truncated, a file with logs), then the most fields
 
-    def score(row: int) -> int:
-        # complete logs first (not truncated, a file with logs), then the most fields
-        s = sum(value(row, c) is not None for c in cols)
-        s += 100 * (files[row] not in logless)
-        return s + (0 if truncated[row] is True else 1000)
-
-    def matches(a: int, b: int) -> bool:
-        compared = 0
-        for c in cols:
-            va, vb = value(a, c), value(b, c)
+    def matches(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+        compared = False
+        for va, vb in zip(a, b, strict=True):
             if va is None or vb is None:
                 continue
             if va != vb:
                 return False
-            compared += 1
-        return compared > 0  # a timestamp alone is no evidence
+            compared = True
+        return compared  # a timestamp alone is no evidence
 
-    order = cand[np.argsort(ts_ms[cand], kind="stable")]
     pairs: dict[str, int] = {}
+    sorted_ts = ts_ms[order]
+    bounds = [*np.flatnonzero(np.diff(sorted_ts)) + 1, len(order)]
     start = 0
-    while start < len(order):
-        stop = start
-        t = ts_ms[order[start]]
-        while stop < len(order) and ts_ms[order[stop]] == t:
-            stop += 1
-        block = order[start:stop]
-        start = stop
+    for stop in bounds:
         by_source: dict[str, list[int]] = {}
-        for r in block:
-            by_source.setdefault(src[r], []).append(int(r))
+        for i in range(start, stop):
+            by_source.setdefault(src[order[i]], []).append(i)
+        start = stop
+        if len(by_source) < 2:
+            continue
         # the source with the most rows first: it keeps them all, the others are paired against them
         groups = sorted(by_source.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
         kept: list[_Kept] = []
-        for s, rows in groups:
+        for s, idx in groups:
             new: list[_Kept] = []
-            for r in rows:
-                k = next((k for k in kept if s not in k.seen and matches(k.row, r)), None)
+            for i in idx:
+                k = next((k for k in kept if s not in k.seen and matches(keys[k.row], keys[i])), None)
                 if k is None:
-                    new.append(_Kept(r, s, score(r), {s}))
+                    new.append(_Kept(i, s, scores[i], {s}))
                     continue
                 name = pair_name(k.source, s)
                 pairs[name] = pairs.get(name, 0) + 1
                 k.seen.add(s)
-                sc = score(r)
-                if sc > k.score:  # keep the more complete row
-                    drop[k.row] = True
-                    k.row, k.source, k.score = r, s, sc
+                if scores[i] > k.score:  # keep the more complete row
+                    drop[order[k.row]] = True
+                    k.row, k.source, k.score = i, s, scores[i]
                 else:
-                    drop[r] = True
+                    drop[order[i]] = True
             kept.extend(new)
     return Dedupe(drop, pairs)
 

@@ -29,3 +29,12 @@ def _no_real_cloudflare(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_BASE_URL"):
         if name in os.environ:
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist workers export COLUMNS=80; the CLI would take that for a terminal and wrap its output.
+
+    Tests that check wrapping set COLUMNS themselves.
+    """
+    monkeypatch.delenv("COLUMNS", raising=False)

@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from .clustering import _json_decode
+from .clustering import _json_decode, _obj, utc_series
 from .deploys import Deployment, invocation_versions, parse_deployments
 from .findings import (
     AttemptsBin,
@@ -111,17 +111,6 @@ def choose_bucket(span: pd.Timedelta) -> int:
     return BUCKETS_S[-1]
 
 
-def _obj(s: pd.Series) -> pd.Series:
-    out = s.astype(object)
-    return out.where(out.notna(), None)
-
-
-def _utc(s: pd.Series) -> pd.Series:
-    from .clustering import utc_series
-
-    return utc_series(s)
-
-
 def _ts(value: Any) -> pd.Timestamp | None:
     if value is None or (not isinstance(value, pd.Timestamp) and pd.isna(value)):
         return None
@@ -168,7 +157,7 @@ def analyze(
         clusters = _cluster(ev)
     inv = _invocations(ev)
     errors = clusters.assign[clusters.assign["source"] != "dlq"].copy()
-    errors["ts"] = _utc(errors["ts"]) if len(errors) else pd.Series(dtype="datetime64[ns, UTC]")
+    errors["ts"] = utc_series(errors["ts"]) if len(errors) else pd.Series(dtype="datetime64[ns, UTC]")
     dlq = clusters.dlq
 
     times = [t for t in (inv["ts"].min(), inv["ts"].max(), errors["ts"].min(), errors["ts"].max()) if _ts(t)]
@@ -279,7 +268,7 @@ def _invocations(ev: Evidence) -> pd.DataFrame:
     inv = pd.DataFrame(
         {
             "invocation_id": _obj(src["invocation_id"]),
-            "ts": _utc(src["ts"]),
+            "ts": utc_series(src["ts"]),
             "script": _obj(src["script"]),
             "script_version": _obj(src["script_version"]),
             "trigger": _obj(src["trigger"]),
@@ -346,7 +335,7 @@ def _deliveries(ev: Evidence) -> pd.DataFrame:
             "job_id": _obj(logs["job_id"]),
             "attempt": pd.to_numeric(logs["attempt"].astype(object), errors="coerce"),
             "invocation_id": _obj(logs["invocation_id"]),
-            "ts": _utc(logs["ts"]),
+            "ts": utc_series(logs["ts"]),
             "job_type": _obj(logs["job_type"]),
         }
     ).dropna(subset=["job_id", "attempt"])

@@ -38,7 +38,15 @@ LAYOUT: dict[str, str] = {
     "dlq": "dlq/messages.json",
 }
 FORMATS: tuple[str, ...] = tuple(LAYOUT)
-_OURS = {"ground_truth.json", "tail", "traceitems", "logpush", "workers_logs", "dlq"}
+#: format name -> writer of that format at ``out / LAYOUT[name]``
+_WRITERS: dict[str, Callable[[Simulation, Path], int | list[Path]]] = {
+    "tail": write_tail,
+    "traceitems": write_traceitems,
+    "logpush": write_logpush,
+    "workers_logs": write_workers_logs,
+    "dlq": write_dlq,
+}
+_OURS = {"ground_truth.json", *(p.split("/")[0] for p in LAYOUT.values())}
 
 
 @dataclass(frozen=True)
@@ -180,25 +188,14 @@ def simulate(
         say(f"simulating {sc.name} (~{n:,} invocations, seed {seed})")
         sim: Simulation = run(sc, seed=seed, invocations=n)
         files: dict[str, list[str]] = {}
-        if "tail" in chosen:
-            say("writing tail/tail.json")
-            write_tail(sim, outp / LAYOUT["tail"])
-            files["tail"] = [str(outp / LAYOUT["tail"])]
-        if "traceitems" in chosen:
-            say("writing traceitems/traceitems.jsonl")
-            write_traceitems(sim, outp / LAYOUT["traceitems"])
-            files["traceitems"] = [str(outp / LAYOUT["traceitems"])]
-        if "logpush" in chosen:
-            say("writing logpush/")
-            files["logpush"] = [str(p) for p in write_logpush(sim, outp / LAYOUT["logpush"])]
-        if "workers_logs" in chosen:
-            say("writing workers_logs/events.json")
-            write_workers_logs(sim, outp / LAYOUT["workers_logs"])
-            files["workers_logs"] = [str(outp / LAYOUT["workers_logs"])]
-        if "dlq" in chosen:
-            say("writing dlq/messages.json")
-            write_dlq(sim, outp / LAYOUT["dlq"])
-            files["dlq"] = [str(outp / LAYOUT["dlq"])]
+        for fmt in FORMATS:
+            if fmt not in chosen:
+                continue
+            path = outp / LAYOUT[fmt]
+            say(f"writing {LAYOUT[fmt]}{'/' if fmt == 'logpush' else ''}")
+            written = _WRITERS[fmt](sim, path)
+            # the Logpush writer names the files it wrote; the others write the one file at ``path``
+            files[fmt] = [str(p) for p in written] if isinstance(written, list) else [str(path)]
         say("writing ground_truth.json")
         gt = write_ground_truth(sim, outp / "ground_truth.json")
         files["ground_truth"] = [str(outp / "ground_truth.json")]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["epoch_to_ms", "parse_time", "to_utc"]
 
@@ -20,6 +22,8 @@ def parse_time(value: str | datetime | pd.Timestamp | None, *, name: str = "time
 
     Naive times are taken as UTC. ``None`` stays ``None``.
     """
+    import pandas as pd  # here, not at the top: the loaders (and their worker processes) import no pandas
+
     if value is None or value == "":
         return None
     if isinstance(value, datetime | pd.Timestamp):

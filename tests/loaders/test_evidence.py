@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -114,3 +116,10 @@ def test_empty_frames_have_the_schema():
         pd.testing.assert_frame_equal(ev.frame(name), empty_frame(name))
     assert repr(ev).startswith("<Evidence invocations=0")
     pd.testing.assert_frame_equal(conform(ev.dlq, "dlq"), ev.dlq)
+
+
+def test_loader_worker_imports_no_pandas() -> None:
+    """The worker side of loading (the forkserver preload on Python 3.12+) imports no pandas."""
+    code = "import sys, edgeinvestigate.loaders._worker; print('pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

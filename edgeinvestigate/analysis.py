@@ -180,7 +180,8 @@ def analyze(
 
     timeline = _timeline(inv)
     rates = _rates(inv)
-    attempts = _attempts(ev)
+    deliveries = _deliveries(ev)
+    attempts = _attempts(deliveries, ev.dlq)
     limits = _limits(inv, cpu_limit_ms, wall_limit_ms)
     deploys = _deploys(inv, given)
     sources = sorted({str(x) for x in inv["version_source"].dropna()} | ({"given"} if given else set()))
@@ -193,7 +194,7 @@ def analyze(
     payload_fields = _payload_fields(ev, clusters, tenant_fields)
     blast = _blast_radius(errors, payload_fields)
     dlq_by = _dlq_by_cluster(dlq, table)
-    storms = _retry_storms(ev, freq)
+    storms = _retry_storms(deliveries, freq)
     limit_hits = _limit_hits(inv, cpu_limit_ms, wall_limit_ms)
 
     hit_ids = inv.loc[
@@ -342,11 +343,10 @@ def _deliveries(ev: Evidence) -> pd.DataFrame:
     return d.drop_duplicates(["job_id", "attempt", "invocation_id"])
 
 
-def _attempts(ev: Evidence) -> list[AttemptsBin]:
-    d = _deliveries(ev)
+def _attempts(d: pd.DataFrame, dlq: pd.DataFrame) -> list[AttemptsBin]:
+    """Deliveries per attempt number (from the DLQ's attempt counts when ``d`` has none)."""
     counts: Counter[int]
     if d.empty:
-        dlq = ev.dlq
         vals: Any = (
             pd.to_numeric(dlq["attempts"].astype(object), errors="coerce").dropna() if len(dlq) else []
         )
@@ -632,8 +632,7 @@ def _runs(mask: np.ndarray, max_gap: int = 1) -> list[tuple[int, int]]:
     return runs
 
 
-def _retry_storms(ev: Evidence, freq: pd.Timedelta) -> list[RetryStorm]:
-    d = _deliveries(ev)
+def _retry_storms(d: pd.DataFrame, freq: pd.Timedelta) -> list[RetryStorm]:
     if d.empty:
         return []
     d = d.dropna(subset=["ts"])

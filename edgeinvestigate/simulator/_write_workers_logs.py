@@ -86,25 +86,7 @@ def _invocation_parts(
         meta["statusCode"] = inv.status
         meta["url"] = inv.url
         meta["rayId"] = inv.ray_id
-    event = {
-        "dataset": "cloudflare-workers",
-        "timestamp": inv.ts,
-        "source": {},
-        "$metadata": meta,
-        "$workers": {
-            "scriptName": inv.script,
-            "eventType": inv.trigger,
-            "requestId": inv.request_id,
-            "outcome": inv.outcome,
-            "scriptVersion": version,
-            "executionModel": "stateless",
-            "truncated": False,
-            "wallTimeMs": inv.wall,
-            "cpuTimeMs": inv.cpu,
-            "event": _wevent(inv),
-            "diagnosticsChannelEvents": [],
-        },
-    }
+    # the $workers of every log line of the invocation; the invocation event adds its timings
     line_workers = {
         "scriptName": inv.script,
         "eventType": inv.trigger,
@@ -113,6 +95,19 @@ def _invocation_parts(
         "scriptVersion": version,
         "executionModel": "stateless",
         "truncated": False,
+    }
+    event = {
+        "dataset": "cloudflare-workers",
+        "timestamp": inv.ts,
+        "source": {},
+        "$metadata": meta,
+        "$workers": {
+            **line_workers,
+            "wallTimeMs": inv.wall,
+            "cpuTimeMs": inv.cpu,
+            "event": _wevent(inv),
+            "diagnosticsChannelEvents": [],
+        },
     }
     return event, line_workers, trigger, origin
 

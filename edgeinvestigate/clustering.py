@@ -657,13 +657,10 @@ def cluster(
     fp_of = {s: stack_fingerprint(s) for s in pd.unique(stacks.dropna())}
     rows["fingerprint"] = [fp_of.get(s, "") if isinstance(s, str) else "" for s in stacks]
     _attach_unstacked(rows)
-    rows["cluster_id"] = [
-        cluster_id_for(t, f) for t, f in zip(rows["norm_template"], rows["fingerprint"], strict=True)
-    ]
-    rows["rule"] = [
-        f"template {t!r}" + (f" + stack fingerprint {f}" if f else "")
-        for t, f in zip(rows["norm_template"], rows["fingerprint"], strict=True)
-    ]
+    pairs = list(zip(rows["norm_template"], rows["fingerprint"], strict=True))
+    id_of = {p: cluster_id_for(*p) for p in set(pairs)}  # hash each (template, stack) once
+    rows["cluster_id"] = [id_of[p] for p in pairs]
+    rows["rule"] = [f"template {t!r}" + (f" + stack fingerprint {f}" if f else "") for t, f in pairs]
     rows["display"] = _display_templates(rows, masks)
     if rules is not None:
         rows = rules.apply(rows)

@@ -155,18 +155,15 @@ _register_builtins()
 
 def _head(path: Path) -> bytes:
     with path.open("rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
+        head = fh.read(SNIFF_BYTES)
+    if head[:2] == b"\x1f\x8b":
         from isal import isal_zlib
 
-        with path.open("rb") as fh:
-            compressed = fh.read(SNIFF_BYTES)
         try:  # a truncated or corrupt stream still shows its first records
-            return isal_zlib.decompressobj(wbits=31).decompress(compressed, SNIFF_BYTES)
+            return isal_zlib.decompressobj(wbits=31).decompress(head, SNIFF_BYTES)
         except Exception:
             return b""
-    with path.open("rb") as fh:
-        return fh.read(SNIFF_BYTES)
+    return head
 
 
 def _first_value(head: bytes) -> Any:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .clustering import _json_decode, _obj, utc_series
+from .clustering import cluster as _cluster
 from .deploys import Deployment, invocation_versions, parse_deployments
 from .findings import (
     AttemptsBin,
@@ -150,8 +151,6 @@ def analyze(
     pairs, ``"v42@2026-11-27T14:05Z"`` strings or ``{"version", "at"}`` dicts (times in ISO-8601 or
     epoch; naive is UTC). A bad entry raises :class:`~edgeinvestigate.errors.ConfigError`.
     """
-    from .clustering import cluster as _cluster
-
     given = parse_deployments(deployments)
     if clusters is None:
         clusters = _cluster(ev)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import httpx
 
 from ._version import __version__
+from .errors import ConfigError
 
 __all__ = ["DEFAULT_TIMEOUT", "Secret", "make_client"]
 
@@ -57,7 +58,17 @@ def make_client(
     if headers:
         hdrs.update(headers)
     if token:
-        hdrs["Authorization"] = f"Bearer {token.reveal()}"
+        value = token.reveal()
+        # a stray newline or non-ASCII character would otherwise fail deep in httpx/h11: as a
+        # misleading, retried "lost the connection", or as an encoding error quoting the token
+        if not all(" " <= c <= "~" or c == "\t" for c in value):
+            raise ConfigError(
+                "the API token is not a valid HTTP header value (it holds a line break, a control "
+                "or a non-ASCII character)",
+                hint="the token must be one line of printable ASCII: check CLOUDFLARE_API_TOKEN "
+                "or the first line of the token file",
+            )
+        hdrs["Authorization"] = f"Bearer {value}"
     return httpx.Client(
         base_url=base_url.rstrip("/"),
         headers=hdrs,

@@ -140,6 +140,18 @@ def test_configuration_errors_are_clear(tmp_path: Path, environ, token_file, nee
     assert TOKEN not in str(info.value)
 
 
+@pytest.mark.parametrize("bad", ["\n", "\u00e9", "\x00"])
+def test_a_token_that_is_no_header_value_is_a_clear_error_without_the_token(bad: str) -> None:
+    token = TOKEN[:10] + bad + TOKEN[10:]
+    with pytest.raises(ConfigError) as info:
+        CloudflareClient(ACCOUNT, Secret(token), transport=httpx.MockTransport(lambda r: ok([])))
+    assert "not a valid HTTP header value" in str(info.value)
+    assert "CLOUDFLARE_API_TOKEN" in info.value.hint
+    for text in (str(info.value), repr(info.value)):
+        assert TOKEN[:10] not in text
+        assert TOKEN[10:] not in text
+
+
 # ---------------------------------------------------------------- queue names
 
 

@@ -179,6 +179,8 @@ def collect(
             hint="give files (--tail, --logpush, --traceitems, --workers-logs-export, PATHS), "
             "--workers-logs, --dlq or --dlq-file",
         )
+    if dlq and dlq_keep_leases and dlq_mode != "snapshot":
+        raise ConfigError("--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot")
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         from ..errors import BundleError
@@ -218,14 +220,10 @@ def collect(
     if dlq:
         from ..dlq import load_dlq
 
+        extra: dict[str, Any] = {"release": not dlq_keep_leases}
+        if dlq_lease_ms is not None:
+            extra["visibility_timeout_ms"] = dlq_lease_ms
         for queue in dlq:
-            if dlq_keep_leases and dlq_mode != "snapshot":
-                raise ConfigError(
-                    "--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot"
-                )
-            extra: dict[str, Any] = {"release": not dlq_keep_leases}
-            if dlq_lease_ms is not None:
-                extra["visibility_timeout_ms"] = dlq_lease_ms
             frame = load_dlq(client, queue, mode=dlq_mode, force=force, **extra)  # type: ignore[arg-type]
             for warning in frame.attrs.get("dlq_collection", {}).get("warnings", []):
                 click.echo(f"warning: {warning}", err=True)

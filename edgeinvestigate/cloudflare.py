@@ -102,7 +102,6 @@ class CloudflareClient:
             )
         self.account_id = account_id
         self.api_url = api_url.rstrip("/")
-        self._token = secret
         self._http = make_client(self.api_url, token=secret, transport=transport, timeout=timeout)
         self.max_attempts = max(1, max_attempts)
         self.max_retry_wait = max_retry_wait

@@ -489,7 +489,7 @@ class _Runner:
             tried = self.ledger.removal_attempted(missing)
             gone = [i for i in missing if whole_queue or i in tried]
             self.ledger.settle(gone, self.run_id, "absent")
-            rest = [i for i in missing if i not in set(gone)]
+            rest = [i for i in missing if not (whole_queue or i in tried)]
             self.ledger.mark_still_in_dlq(
                 rest, self.run_id, "pushed, still in DLQ: not found in a peek of the head of the queue"
             )

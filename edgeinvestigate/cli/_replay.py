@@ -171,23 +171,6 @@ def _client(api_url: str | None, account_id: str | None, token_file: str | None,
     )
 
 
-_api_options = [
-    click.option("--api-url", help="API base URL (default: CLOUDFLARE_API_BASE_URL or Cloudflare's)."),
-    click.option("--account-id", help="Account id (default: CLOUDFLARE_ACCOUNT_ID)."),
-    click.option(
-        "--token-file",
-        type=click.Path(dir_okay=False),
-        help="Read the API token from this file instead of CLOUDFLARE_API_TOKEN.",
-    ),
-]
-
-
-def _with_api(f: Any) -> Any:
-    for opt in reversed(_api_options):
-        f = opt(f)
-    return f
-
-
 @replay.command("run")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rate", type=float, help="Messages per second (default: the plan's).")
@@ -201,7 +184,13 @@ def _with_api(f: Any) -> Any:
     "--ledger", "ledger_path", type=click.Path(dir_okay=False), help="Ledger file (default: next to PLAN)."
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@_with_api
+@click.option("--api-url", help="API base URL (default: CLOUDFLARE_API_BASE_URL or Cloudflare's).")
+@click.option("--account-id", help="Account id (default: CLOUDFLARE_ACCOUNT_ID).")
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="Read the API token from this file instead of CLOUDFLARE_API_TOKEN.",
+)
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="HTTP read timeout in seconds.")
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal)."

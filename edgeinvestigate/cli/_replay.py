@@ -300,7 +300,7 @@ def verify_cmd(plan_path: str, bundle2: str, as_json: bool) -> None:
 
     plan = ReplayPlan.load(plan_path)
     ev2 = _load_evidence(bundle2, plan.source_queue)
-    report = verify_replay(plan_path, ev2)
+    report = verify_replay(plan, ev2)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
 
 

@@ -97,11 +97,12 @@ def _replay_block(row: Mapping[Any, Any]) -> dict[str, Any] | None:
     return block if isinstance(block, dict) else None
 
 
-def verify_replay(plan_path: str | Path, ev2: Any) -> VerifyReport:
-    """Compare a plan with a later bundle (an Evidence or a bundle directory)."""
+def verify_replay(plan_path: str | Path | ReplayPlan, ev2: Any) -> VerifyReport:
+    """Compare a plan (its file, or the plan already loaded) with a later bundle (an Evidence or a
+    bundle directory)."""
     import pandas as pd
 
-    plan = ReplayPlan.load(plan_path)
+    plan = plan_path if isinstance(plan_path, ReplayPlan) else ReplayPlan.load(plan_path)
     dlq, logs = _frames(ev2)
     report = VerifyReport(plan_id=plan.plan_id, total=len(plan.messages))
     ours = {m.message_id for m in plan.messages}

@@ -49,8 +49,12 @@ def test_acknowledged_pushes_survive_kill_9(tmp_path):
                 f"/accounts/acct/queues/{qid}/messages/pull",
                 json={"batch_size": 2, "visibility_timeout_ms": 600_000},
             ).json()["result"]["messages"]
-        sb.admin.post("/__admin/accounts/acct/queues/jobs-dlq/forward", json={"url": "http://127.0.0.1:9/x"})
-        sb.admin.post("/__admin/accounts/acct/queues/jobs-dlq/forward", json={"url": None})
+        # forwarding settings persist too; on empty queues, so the forwarder cannot consume the DLQ message
+        sb.create_queue("acct", "hooks")
+        sb.create_queue("acct", "hooks-cleared")
+        sb.admin.post("/__admin/accounts/acct/queues/hooks/forward", json={"url": "http://127.0.0.1:9/x"})
+        sb.admin.post("/__admin/accounts/acct/queues/hooks-cleared/forward", json={"url": "http://127.0.0.1:9/x"})
+        sb.admin.post("/__admin/accounts/acct/queues/hooks-cleared/forward", json={"url": None})
         before = sb.state()
         old_pid, old_url = sb.pid, sb.url
         sb.restart(hard=True)  # SIGKILL, like a crash
@@ -68,6 +72,8 @@ def test_acknowledged_pushes_survive_kill_9(tmp_path):
         assert jobs_after["stats"]["pushed"] == 20
         assert after["accounts"]["acct"]["queues"]["jobs-dlq"]["messages"][0]["attempts"] == 3
         assert after["accounts"]["acct"]["events"] == 1
+        assert after["accounts"]["acct"]["queues"]["hooks"]["forward_url"] == "http://127.0.0.1:9/x"
+        assert after["accounts"]["acct"]["queues"]["hooks-cleared"]["forward_url"] is None
         # leases keep working across the restart
         with sb.client() as c:
             r = c.post(

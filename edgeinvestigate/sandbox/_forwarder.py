@@ -57,7 +57,11 @@ def _retry_delay(queue: QueueRow, attempts: int) -> int:
 async def _forward_queue(
     ctx: SandboxContext, queue: QueueRow, url: str, clients: dict[str, httpx.Client]
 ) -> int:
-    rows, _ = ctx.store.pull(queue, FORWARD_BATCH, FORWARD_LEASE_MS)
+    # re-read the queue: forwarding may have been switched off while another queue was being forwarded
+    current = ctx.store.get_queue(queue.account_id, queue.queue_id)
+    if current is None or current.options.get("forward_url") != url:
+        return 0
+    rows, _ = ctx.store.pull(current, FORWARD_BATCH, FORWARD_LEASE_MS)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     client = clients.get(origin)
     if client is None:

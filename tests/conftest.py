@@ -6,6 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests must not fail on a slow or busy machine (2 shared cores in CI): no per-example deadline,
+# no "too slow" health check. Under CI (``CI`` set) the examples are derandomised, so a CI run is
+# reproducible; locally every run explores new examples.
+settings.register_profile("local", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("local"), derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 

@@ -53,7 +53,9 @@ def test_acknowledged_pushes_survive_kill_9(tmp_path):
         sb.create_queue("acct", "hooks")
         sb.create_queue("acct", "hooks-cleared")
         sb.admin.post("/__admin/accounts/acct/queues/hooks/forward", json={"url": "http://127.0.0.1:9/x"})
-        sb.admin.post("/__admin/accounts/acct/queues/hooks-cleared/forward", json={"url": "http://127.0.0.1:9/x"})
+        sb.admin.post(
+            "/__admin/accounts/acct/queues/hooks-cleared/forward", json={"url": "http://127.0.0.1:9/x"}
+        )
         sb.admin.post("/__admin/accounts/acct/queues/hooks-cleared/forward", json={"url": None})
         before = sb.state()
         old_pid, old_url = sb.pid, sb.url

@@ -5,7 +5,10 @@ events, and on-call engineers combine them (tail for the last minutes, Logpush f
 overlapping windows. ``invocation_id`` hashes each source's own record bytes, so it differs per
 format; duplicates are found by content instead:
 
-* candidates have the same ``ts`` to the millisecond and come from different ``source`` values;
+* candidates have the same ``ts`` to the millisecond and come from different ``source`` values.
+  A file whose timestamps are all whole seconds (a Logpush job with ``timestamp_format: rfc3339`` or
+  ``unix``) carries second precision only: its rows are candidates for every row of the same second,
+  while two millisecond-precise rows still need the same millisecond;
 * they match when every field of :data:`KEY_FIELDS` that BOTH rows carry (non-null) is equal.
   Sources lack fields (local workerd TraceItems have no script name or cpu/wall time; a Logpush job
   may select only some fields): a field one side lacks is not compared. ``trigger == "unknown"``
@@ -75,6 +78,19 @@ class _Kept:
     source: str
     score: int
     seen: set[str]  # sources of this row and of every row matched to it
+    fine_ts: int | None  # the millisecond timestamp of its millisecond-precise rows (None: seconds only)
+
+
+def _second_precision(inv: pd.DataFrame, ts_ms: np.ndarray, has_ts: np.ndarray) -> np.ndarray:
+    """True for the rows of files (``source_file``, else ``source``) whose timestamps are whole seconds."""
+    whole = (ts_ms % 1000 == 0) | ~has_ts
+    if whole[has_ts].all() or not whole[has_ts].any():
+        # one precision for everything: blocking by the exact timestamp is right either way
+        return np.zeros(len(inv), dtype=bool)
+    by = "source_file" if "source_file" in inv else "source"
+    keys = inv[by].astype(object).fillna("").to_numpy()
+    per_file = pd.Series(whole).groupby(keys, sort=False).transform("all").to_numpy(dtype=bool)
+    return per_file & has_ts
 
 
 def find_duplicates(inv: pd.DataFrame) -> Dedupe:
@@ -88,11 +104,18 @@ def find_duplicates(inv: pd.DataFrame) -> Dedupe:
     ts_ms = np.asarray(ms.to_numpy(dtype="int64", na_value=0))
     has_ts = ts.notna().to_numpy(dtype=bool)
     src = inv["source"].astype(object).to_numpy()
-    # candidates: a timestamp that at least two sources have
-    uniq = [np.unique(ts_ms[(src == s) & has_ts]) for s in pd.unique(src[has_ts])]
+    coarse = _second_precision(inv, ts_ms, has_ts)
+    # the blocking key: the millisecond, or the whole second where a second-precision row is
+    block = ts_ms.copy()
+    if coarse.any():
+        seconds = ts_ms // 1000
+        in_coarse_second = np.isin(seconds, np.unique(seconds[coarse])) & has_ts
+        block[in_coarse_second] = seconds[in_coarse_second] * 1000
+    # candidates: a block that at least two sources have
+    uniq = [np.unique(block[(src == s) & has_ts]) for s in pd.unique(src[has_ts])]
     values, counts = np.unique(np.concatenate(uniq), return_counts=True) if uniq else ([], [])
     shared = np.asarray(values)[np.asarray(counts) >= 2]
-    cand = np.flatnonzero(has_ts & np.isin(ts_ms, shared))
+    cand = np.flatnonzero(has_ts & np.isin(block, shared))
     if not len(cand):
         return Dedupe(drop)
 
@@ -107,7 +130,7 @@ def find_duplicates(inv: pd.DataFrame) -> Dedupe:
         )
         logless = (per_file == 0).to_numpy(dtype=bool)
 
-    order = cand[np.argsort(ts_ms[cand], kind="stable")]
+    order = cand[np.argsort(block[cand], kind="stable")]
     # the compared values of the candidates, None where a row does not carry the field
     columns = []
     for c in KEY_FIELDS:
@@ -139,8 +162,13 @@ def find_duplicates(inv: pd.DataFrame) -> Dedupe:
         return compared  # a timestamp alone is no evidence
 
     pairs: dict[str, int] = {}
-    sorted_ts = ts_ms[order]
-    bounds = [*np.flatnonzero(np.diff(sorted_ts)) + 1, len(order)]
+    sorted_block = block[order]
+    bounds = [*np.flatnonzero(np.diff(sorted_block)) + 1, len(order)]
+
+    def same_moment(k: _Kept, i: int) -> bool:
+        # a second-precision row fits any row of its second; two precise rows need the same millisecond
+        return bool(coarse[order[i]]) or k.fine_ts is None or k.fine_ts == ts_ms[order[i]]
+
     start = 0
     for stop in bounds:
         by_source: dict[str, list[int]] = {}
@@ -155,13 +183,23 @@ def find_duplicates(inv: pd.DataFrame) -> Dedupe:
         for s, idx in groups:
             new: list[_Kept] = []
             for i in idx:
-                k = next((k for k in kept if s not in k.seen and matches(keys[k.row], keys[i])), None)
+                k = next(
+                    (
+                        k
+                        for k in kept
+                        if s not in k.seen and same_moment(k, i) and matches(keys[k.row], keys[i])
+                    ),
+                    None,
+                )
+                fine = None if coarse[order[i]] else int(ts_ms[order[i]])
                 if k is None:
-                    new.append(_Kept(i, s, scores[i], {s}))
+                    new.append(_Kept(i, s, scores[i], {s}, fine))
                     continue
                 name = pair_name(k.source, s)
                 pairs[name] = pairs.get(name, 0) + 1
                 k.seen.add(s)
+                if k.fine_ts is None:
+                    k.fine_ts = fine
                 if scores[i] > k.score:  # keep the more complete row
                     drop[order[k.row]] = True
                     k.row, k.source, k.score = i, s, scores[i]

@@ -225,3 +225,55 @@ def test_merge_of_bundles_from_two_formats(tmp_path: Path, single: dict[str, ei.
     assert manifest["report"]["duplicates"] == {"tail+traceitems": n}
     assert ei.Evidence.open(tmp_path / "m").report.duplicates == {"tail+traceitems": n}
     assert len(ei.Evidence.merge([a, b], dedupe=False).invocations) == 2 * n
+
+
+@pytest.mark.parametrize("stamp", ["rfc3339", "unix"])
+def test_second_precision_logpush_pairs_with_millisecond_tail(
+    tmp_path: Path, sim: Path, single: dict[str, ei.Evidence], stamp: str
+) -> None:
+    """A Logpush job with ``timestamp_format: rfc3339`` (the dashboard's default) or ``unix`` may give
+    whole seconds; its rows are still the tail capture's invocations, counted once."""
+    paths = _paths(sim)
+    records = _logpush_records(paths["logpush"])
+    for r in records:
+        second = r["EventTimestampMs"] // 1000
+        r["EventTimestampMs"] = (
+            pd.Timestamp(second, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+            if stamp == "rfc3339"
+            else second
+        )
+    lp = _write_logpush(tmp_path / "lp.log.gz", records)
+    coarse = ei.load(lp)
+    assert (coarse.invocations["ts"].dt.microsecond == 0).all()
+    n = len(single["tail"].invocations)
+    assert len(coarse.invocations) == n
+    ev = ei.load([paths["tail"], lp])
+    assert ev.report.duplicates == {"logpush+tail": n}
+    assert _counts(ev) == _counts(single["tail"])
+
+
+def test_a_second_precision_row_never_glues_two_precise_invocations(
+    tmp_path: Path, sim: Path, single: dict[str, ei.Evidence]
+) -> None:
+    """Tail and TraceItems rows of the same second but different milliseconds stay two invocations,
+    even when a second-precision Logpush row of that second matches both."""
+    paths = _paths(sim)
+    stamps = (t.value // 1_000_000 for t in single["tail"].invocations["ts"])
+    ms = int(next(v for v in stamps if v % 1000 not in (0, 999)))
+    records = _tail_records(paths["tail"])
+    first = next(r for r in records if r["eventTimestamp"] == ms)
+    # the tail capture keeps only this invocation; the TraceItem file only a copy 1 ms later (another one)
+    t = _write_tail(tmp_path / "tail.json", [first])
+    items = [item for line in _traceitem_lines(paths["traceitems"]) for item in line]
+    twin = next(i for i in items if i["eventTimestamp"] == ms)
+    later = {**twin, "eventTimestamp": ms + 1}
+    ti = tmp_path / "ti.jsonl"
+    ti.write_text(json.dumps([later]) + "\n")
+    lp_rec = next(r for r in _logpush_records(paths["logpush"]) if r["EventTimestampMs"] == ms)
+    extra = [r for r in _logpush_records(paths["logpush"]) if r["EventTimestampMs"] // 1000 != ms // 1000][:3]
+    coarse = [{**r, "EventTimestampMs": r["EventTimestampMs"] // 1000 * 1000} for r in [lp_rec, *extra]]
+    lp = _write_logpush(tmp_path / "lp.log.gz", coarse)
+    ev = ei.load([t, ti, lp])
+    # tail and TraceItems differ by 1 ms: two invocations; the Logpush row pairs with one of them
+    assert len(ev.invocations) == 2 + len(extra)
+    assert sum(ev.report.duplicates.values()) == 1

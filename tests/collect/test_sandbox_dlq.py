@@ -217,8 +217,10 @@ def test_snapshot_needs_a_pull_consumer(sb, client) -> None:
 
 def test_snapshot_extends_leases_while_it_reads(sb, client) -> None:
     make_dlq(sb, jobs(40), max_retries=5)
-    sb.set_faults("latency=0.35,ops=pull")
-    res = collect_dlq(client, DLQ, mode="snapshot", batch_size=10, visibility_timeout_ms=1000)
+    # 5 pulls of 0.5 s each against 2 s leases: the first extend is due 1 s after the first pull, a whole
+    # second before its lease would end (slack for a busy CI machine)
+    sb.set_faults("latency=0.5,ops=pull")
+    res = collect_dlq(client, DLQ, mode="snapshot", batch_size=10, visibility_timeout_ms=2000)
     sb.set_faults("")
     assert len(res.frame) == 40
     assert not [w for w in res.warnings if "delivered again" in w]

@@ -35,8 +35,12 @@ Two ways to read a DLQ from the API (:func:`load_dlq`):
     dead-letters it again (to the DLQ's own DLQ) or **deletes** it. So before pulling, snapshot reads
     the consumer's ``max_retries``, peeks the head, and refuses (unless ``force=True``) when any
     message would pass the limit. Messages beyond the first 100 cannot be inspected before pulling;
-    each is checked as it is pulled, and one found past the limit is reported (its body is in the
-    frame, so the evidence bundle keeps it).
+    each is checked as it is pulled, and one found past the limit is saved: its body is pushed back
+    onto the queue as a new message and only then is the pulled copy acked (the snapshot reads the
+    new copy later; ``requeued`` lists the old ids). A body the REST API cannot send (``v8``,
+    ``bytes``) or a failed push keeps its lease for 12 h instead, with a warning that says how to
+    raise ``max_retries`` in time. With ``force=True`` nothing is saved: such messages are reported
+    and lost (their bodies stay in the frame, so the evidence bundle keeps them).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationErro
 
 from . import schema
 from ._time import epoch_to_ms, to_utc
-from .errors import APIError, ConfigError, LoadError, ParseError, ReplayRefusedError
+from .errors import APIError, ConfigError, EdgeInvestigateError, LoadError, ParseError, ReplayRefusedError
 
 if TYPE_CHECKING:
     from .cloudflare import CloudflareClient
@@ -84,6 +88,7 @@ log = logging.getLogger(__name__)
 
 PEEK_MAX = 100
 DEFAULT_VISIBILITY_MS = 300_000  # leases are extended at half of this while a snapshot reads
+MAX_VISIBILITY_MS = 43_200_000  # 12 h, the API's limit
 _CHUNK = 100
 
 V8_FLAG = (
@@ -504,6 +509,9 @@ class DLQCollection:
     released: int = 0
     leases: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    requeued: list[str] = field(default_factory=list)
+    """ids of messages a snapshot pulled past ``max_retries``: their bodies were pushed back onto the
+    queue as new messages (read later in the same snapshot) before the pulled copies were acked"""
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -516,6 +524,7 @@ class DLQCollection:
             "max_retries": self.max_retries,
             "released": self.released,
             "leases_held": len(self.leases),
+            "requeued": list(self.requeued),
             "warnings": list(self.warnings),
         }
 
@@ -659,7 +668,8 @@ def _snapshot(
         ids = ", ".join(str(m.get("id")) for m in at_risk[:5]) + (" ..." if len(at_risk) > 5 else "")
         text = (
             f"a snapshot of DLQ {queue!r} would push {len(at_risk)} message(s) past the consumer's "
-            f"max_retries={max_retries} (one more delivery attempt each), and they would be {fate}: {ids}"
+            f"max_retries={max_retries} (one more delivery attempt each; {len(at_risk)} of the first "
+            f"{len(head)} checked), and they would be {fate}: {ids}"
         )
         if not force:
             raise ReplayRefusedError(
@@ -677,6 +687,8 @@ def _snapshot(
 
     held: dict[str, dict[str, Any]] = {}  # message id -> message (with lease_id)
     order: list[str] = []
+    requeued: list[str] = []  # pulled past max_retries: body pushed back, pulled copy acked
+    doomed: set[str] = set()  # pulled past max_retries and could not be pushed back: lease kept
     last_extended = time.monotonic()
     half = visibility_timeout_ms / 2000.0
     try:
@@ -693,6 +705,16 @@ def _snapshot(
                 last_extended = time.monotonic()
             for m in batch:
                 mid = str(m.get("id"))
+                attempts = _int(m.get("attempts")) or 0
+                if attempts > max_retries and not force:
+                    # beyond the checked head: releasing this pull (or its lease ending) would lose it
+                    if _requeue(client, queue, qid, m, max_retries, fate, warnings):
+                        requeued.append(mid)
+                        if mid in held:
+                            del held[mid]
+                            order.remove(mid)
+                        continue
+                    doomed.add(mid)
                 if mid in held:
                     warnings.append(
                         f"message {mid} was delivered again during the snapshot (its lease expired); "
@@ -701,8 +723,7 @@ def _snapshot(
                 else:
                     order.append(mid)
                 held[mid] = dict(m)
-                attempts = _int(m.get("attempts")) or 0
-                if attempts > max_retries:
+                if attempts > max_retries and force:
                     warnings.append(
                         f"message {mid} was pulled with attempts={attempts} > max_retries={max_retries}: "
                         f"releasing it (or its lease ending) gets it {fate}; its body is kept in the frame"
@@ -720,11 +741,15 @@ def _snapshot(
     released = 0
     leases = [str(m["lease_id"]) for m in messages if m.get("lease_id")]
     if release:
-        released, rel_warnings = release_leases(client, qid, leases)
+        kept = {str(held[mid].get("lease_id")) for mid in doomed if mid in held}
+        released, rel_warnings = release_leases(client, qid, [lease for lease in leases if lease not in kept])
         warnings.extend(rel_warnings)
+        if kept:
+            _extend(client, qid, sorted(kept), MAX_VISIBILITY_MS, warnings)
         for m in messages:
-            m.pop("lease_id", None)
-        leases = []
+            if str(m.get("id")) not in doomed:
+                m.pop("lease_id", None)
+        leases = sorted(kept)
     frame = dlq_frame(messages, queue)
     complete = limit is None or len(messages) < limit
     out = DLQCollection(
@@ -739,11 +764,59 @@ def _snapshot(
         leases=leases,
         warnings=warnings,
     )
+    out.requeued = requeued
     if not complete:
         out.warnings.append(f"snapshot stopped at --limit {limit}; DLQ {queue!r} may hold more messages")
     for w in out.warnings:
         log.warning("%s", w)
     return out
+
+
+def _requeue(
+    client: CloudflareClient,
+    queue: str,
+    qid: str,
+    message: Mapping[str, Any],
+    max_retries: int,
+    fate: str,
+    warnings: list[str],
+) -> bool:
+    """Save a message that a snapshot pulled past ``max_retries``: push its body back onto the queue
+    (a new message), and only after the push is confirmed ack the pulled copy. False (nothing acked,
+    the lease is kept) when the body cannot be sent through the REST API or the push fails."""
+    mid = str(message.get("id"))
+    attempts = _int(message.get("attempts")) or 0
+    metadata = message.get("metadata") if isinstance(message.get("metadata"), Mapping) else {}
+    ctype = (metadata or {}).get("CF-Content-Type", message.get("content_type"))
+    decoded = decode_body(message.get("body"), ctype if isinstance(ctype, str) else None)
+    what = (
+        f"message {mid} was pulled with attempts={attempts} > max_retries={max_retries} of the DLQ's "
+        f"consumer (it was beyond the {PEEK_MAX}-message head checked before pulling)"
+    )
+    if decoded.has_value and decoded.content_type in ("json", "text", None):
+        push_type: Literal["json", "text"] = "text" if decoded.content_type == "text" else "json"
+        try:
+            client.push(qid, decoded.value, push_type)
+        except EdgeInvestigateError as exc:
+            why = f"pushing its body back failed ({exc.message})"
+        else:
+            lease = message.get("lease_id")
+            if lease:
+                client.ack(qid, acks=[str(lease)])
+            warnings.append(
+                f"{what}: its body was pushed back onto {queue!r} as a new message and the pulled copy "
+                f"acked, so it was not {fate}; the new copy has a new id and timestamp"
+            )
+            return True
+    else:
+        why = f"its {decoded.content_type or 'unknown'} body cannot be sent through the REST API"
+    warnings.append(
+        f"{what}, and {why}: its lease is kept for {MAX_VISIBILITY_MS // 3_600_000} h. Within that time "
+        f"raise max_retries of {queue!r}'s pull consumer above {attempts} (dashboard, or `wrangler queues "
+        f"consumer http remove {queue}` then `wrangler queues consumer http add {queue} --message-retries "
+        f"{attempts + 10}`); then the message stays in the queue when the lease ends, otherwise it is {fate}"
+    )
+    return False
 
 
 def _chunks(items: Sequence[str], n: int = _CHUNK) -> Iterable[Sequence[str]]:

@@ -189,6 +189,52 @@ def test_max_retries_guard_refuses_and_pulls_nothing(sb, client) -> None:
     assert stored(sb) == before  # nothing was pulled
 
 
+def test_messages_past_max_retries_beyond_the_checked_head_are_requeued_not_lost(sb, client) -> None:
+    """The guard can only peek the first 100; one pulled past max_retries later is saved, not deleted."""
+    msgs = jobs(150, attempts=1)
+    for m in msgs[110:140]:
+        m["attempts"] = 3  # one more pull makes it 4 > max_retries=3: released, it would be deleted
+    make_dlq(sb, msgs, max_retries=3)
+    res = collect_dlq(client, DLQ, mode="snapshot")
+    after = stored(sb)
+    assert len(after) == 150  # nothing lost
+    assert sb.queue_state(ACCOUNT, DLQ)["stats"].get("deleted_exhausted", 0) == 0
+    doomed = {m["id"] for m in msgs[110:140]}
+    assert set(res.requeued) == doomed
+    # the pulled copies were acked; their bodies are back as new messages (read later by the same snapshot)
+    assert not doomed & {m["id"] for m in after}
+    assert sorted(json.dumps(m["body"], sort_keys=True) for m in after) == sorted(
+        json.dumps(m["body"], sort_keys=True) for m in msgs
+    )
+    assert len(res.frame) == 150
+    assert not doomed & set(res.frame["message_id"].astype(str))
+    assert sorted(res.frame["job_id"].astype(str)) == sorted(m["body"]["payload"]["jobId"] for m in msgs)
+    assert set(res.summary()["requeued"]) == doomed
+    assert sum("pushed back onto" in w for w in res.warnings) == 30
+    assert all(m["lease_id"] is None for m in after)
+
+
+def test_a_v8_message_past_max_retries_keeps_its_lease_and_says_what_to_do(sb, client) -> None:
+    msgs = jobs(120, attempts=1)
+    v8 = {
+        "id": "v8-doomed",
+        "body": base64.b64encode(b'\xff\x0fo"\x04type"\x04SYNC{\x01').decode(),
+        "content_type": "v8",
+        "attempts": 3,
+    }
+    make_dlq(sb, [*msgs, v8], max_retries=3)
+    res = collect_dlq(client, DLQ, mode="snapshot")
+    after = {m["id"]: m for m in stored(sb)}
+    assert len(after) == 121
+    assert after["v8-doomed"]["lease_id"]  # still leased (12 h), not released into deletion
+    assert res.leases == [after["v8-doomed"]["lease_id"]]
+    assert res.requeued == []
+    [w] = [w for w in res.warnings if "v8-doomed" in w]
+    assert "cannot be sent through the REST API" in w
+    assert "--message-retries" in w
+    assert sum(1 for m in after.values() if m["lease_id"]) == 1
+
+
 def test_max_retries_zero_always_refuses(sb, client) -> None:
     make_dlq(sb, jobs(2), max_retries=0)
     with pytest.raises(ReplayRefusedError):

@@ -129,6 +129,9 @@ def plan_cmd(
     """Select DLQ messages of BUNDLE to replay, show what would happen, and write the plan.
 
     BUNDLE is an evidence bundle directory or a DLQ snapshot file (messages.json). Nothing is sent.
+    Messages that an earlier plan already replayed (its ledger is registered in BUNDLE by `replay
+    run`, or lies next to --out) are excluded as already_replayed; a bundle that saw only part of
+    the DLQ (a peek) is flagged with a WARNING.
     """
     from ..replay import plan_replay
 
@@ -152,6 +155,7 @@ def plan_cmd(
         rate=rate,
         max_requests_per_5min=max_requests_per_5min,
         bundle=str(Path(bundle).resolve()),
+        near=out,
     )
     click.echo(fit_lines(plan.summary(samples=samples)))
     plan.save(out, overwrite=force)
@@ -224,7 +228,8 @@ def run_cmd(
     def confirm(plan: ReplayPlan) -> bool:
         if yes:
             return True
-        click.echo(fit_lines(plan.summary(samples=1, diffs=3)), err=True)
+        review = plan.summary(samples=1, diffs=3, rate=rate, max_requests_per_5min=max_requests_per_5min)
+        click.echo(fit_lines(review), err=True)
         return click.confirm(
             f"replay {len(plan.messages)} messages from {plan.source_queue!r} to {plan.target_queue!r}?",
             err=True,

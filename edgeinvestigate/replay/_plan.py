@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
-from ..errors import ConfigError, ReplayError, ReplayRefusedError
+from ..errors import ConfigError, EdgeInvestigateError, ReplayError, ReplayRefusedError
 from ._patch import Patch, diff, load_patch
 from ._rewrite import (
     MAX_BATCH_BYTES,
@@ -65,7 +65,8 @@ PEEK_WINDOW = 100
 
 #: why a selected message is not replayed
 REASONS: dict[str, str] = {
-    "already_replayed": "the body already carries metadata.replay (it is a replay that failed again)",
+    "already_replayed": "already replayed: the body carries metadata.replay (a replay that failed again), "
+    "or the ledger of an earlier plan shows it pushed",
     "unsupported_content_type": "v8/bytes bodies cannot be pushed over the REST API",
     "decode_error": "the body could not be decoded",
     "not_a_job": "the body is not a QueueMessage {type, payload, metadata} nor an {original, error} envelope",
@@ -145,14 +146,27 @@ class ReplayPlan(_Model):
     by_type: dict[str, int]
     not_selected: int
     estimates: Estimates
+    #: what the reviewer must know (a partial view of the DLQ, messages replayed by earlier plans...)
+    warnings: list[str] = []
+    #: how much of the DLQ the bundle saw: {queue, mode, messages, backlog_count, complete}
+    dlq_coverage: dict[str, Any] | None = None
     content_hash: str = ""
     #: warnings for the review, known only when the plan is made from the bundle (not in the file)
     _review_warnings: list[str] = PrivateAttr(default_factory=list)
+    #: why the messages carry no cluster id (shown under "by cluster" when none has one)
+    _cluster_note: str = PrivateAttr(default="")
 
     # -- hashing and files -------------------------------------------------------------------------
-    def compute_hash(self) -> str:
+    def _data(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude={"content_hash"})
-        return sha256_hex(canonical_bytes(data))
+        # fields added later are left out while empty, so older plan files keep their hash
+        for key in _OPTIONAL_FIELDS:
+            if not data.get(key):
+                data.pop(key, None)
+        return data
+
+    def compute_hash(self) -> str:
+        return sha256_hex(canonical_bytes(self._data()))
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the plan as JSON with its content hash; refuses to overwrite unless asked."""
@@ -161,7 +175,7 @@ class ReplayPlan(_Model):
         p = Path(path)
         if p.exists() and not overwrite:
             raise ConfigError(f"{p} exists already", hint="choose another --out, or delete the old plan")
-        data = self.model_dump(mode="json", exclude={"content_hash"})
+        data = self._data()
         self.content_hash = sha256_hex(canonical_bytes(data))
         data["content_hash"] = self.content_hash
         tmp = p.with_name(p.name + ".tmp")
@@ -216,23 +230,44 @@ class ReplayPlan(_Model):
                 return m
         raise KeyError(message_id)
 
-    def summary(self, *, samples: int = 3, diffs: int = 10) -> str:
-        """The text shown for review before a plan is written or run."""
+    def summary(
+        self,
+        *,
+        samples: int = 3,
+        diffs: int = 10,
+        rate: float | None = None,
+        max_requests_per_5min: int | None = None,
+    ) -> str:
+        """The text shown for review before a plan is written or run.
+
+        ``rate`` / ``max_requests_per_5min``: the limits of the run about to start, when they differ
+        from the plan's (``replay run --rate``): the estimate is then made for them.
+        """
         est = self.estimates
+        eff_rate = float(rate) if rate else est.rate
+        eff_budget = int(max_requests_per_5min) if max_requests_per_5min else est.max_requests_per_5min
+        duration = est.duration_s
+        of_run = ""
+        if (eff_rate, eff_budget) != (est.rate, est.max_requests_per_5min):
+            duration = estimate_duration(est.messages, est.requests, eff_rate, eff_budget)
+            of_run = f" (this run's limits; the plan was made for {est.rate:g} msg/s)"
         lines = [
             f"replay plan {self.plan_id}: {len(self.messages)} messages from {self.source_queue!r} "
             f"to {self.target_queue!r} in {len(self.batches)} batches",
             f"  selection: {canonical_json({k: v for k, v in self.selection.items() if v})}",
             f"  not selected (stay in the DLQ): {self.not_selected}; excluded: {len(self.excluded)}",
             f"  estimate: {est.requests} API requests ({est.push_requests} pushes + {est.removal_requests} "
-            f"DLQ removals), {_fmt_duration(est.duration_s)} at {est.rate:g} msg/s and "
-            f"{est.max_requests_per_5min} requests/5 min",
+            f"DLQ removals), {_fmt_duration(duration)} at {eff_rate:g} msg/s and "
+            f"{eff_budget} requests/5 min{of_run}",
             "",
             "by cluster:",
         ]
-        if self._review_warnings:
-            lines[4:4] = [f"  WARNING: {w}" for w in self._review_warnings]
+        shown = [*self.warnings, *(w for w in self._review_warnings if w not in self.warnings)]
+        if shown:
+            lines[4:4] = [f"  WARNING: {w}" for w in shown]
         lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_cluster.items(), key=lambda kv: -kv[1])]
+        if self.messages and set(self.by_cluster) == {"(none)"} and self._cluster_note:
+            lines.append(f"  ({self._cluster_note})")
         lines.append("by job type:")
         lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_type.items(), key=lambda kv: -kv[1])]
         if self.excluded:
@@ -264,6 +299,16 @@ class ReplayPlan(_Model):
             if len(patched) > diffs:
                 lines.append(f"  ... and {len(patched) - diffs} more (see the plan file)")
         return "\n".join(lines)
+
+
+_OPTIONAL_FIELDS = ("warnings", "dlq_coverage")
+
+
+def estimate_duration(messages: int, requests: int, rate: float, max_requests_per_5min: int) -> float:
+    """Seconds a run takes at ``rate`` messages/s within ``max_requests_per_5min`` requests/5 min."""
+    if not messages:
+        return 0.0
+    return round(max(messages / rate, requests * 300.0 / max_requests_per_5min), 1)
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -463,20 +508,35 @@ def plan_replay(
     max_requests_per_5min: int = DEFAULT_MAX_REQUESTS_PER_5MIN,
     bundle: str | None = None,
     now: str | None = None,
+    near: str | Path | None = None,
 ) -> ReplayPlan:
     """Select, rewrite and batch the DLQ messages to replay; nothing is sent.
 
     ``ev`` is an :class:`~edgeinvestigate.evidence.Evidence`, a bundle directory, or a ``dlq``
     frame. The target must be in ``allow_queues`` or the ``[replay] allow_queues`` of ``config``;
     the DLQ itself is always refused (:class:`~edgeinvestigate.errors.ReplayRefusedError`).
+
+    Messages that the ledger of an earlier plan shows as pushed are excluded as
+    ``already_replayed``; the ledgers looked at are those registered in ``bundle`` by ``replay run``
+    and those next to ``near`` (the path the plan will be saved to). When the bundle saw only part
+    of the DLQ (a peek), the plan says so in its ``warnings``.
     """
+    import pandas as pd
+
     from .._time import parse_time
+    from ._registry import find_prior_replays
 
     if rate <= 0:
         raise ConfigError(f"--rate must be positive, got {rate}", hint="messages per second, e.g. --rate 50")
     if max_requests_per_5min <= 0:
         raise ConfigError("--max-requests-per-5min must be positive", hint="the default is 1200")
     allow = [*allow_queues, *load_allow_list(config)]
+    if isinstance(ev, str | Path) and Path(ev).is_dir():
+        from ..evidence import Evidence
+
+        if bundle is None:
+            bundle = str(Path(ev).resolve())
+        ev = Evidence.open(ev)
     frame = _dlq_frame(ev)
     if bundle is None and isinstance(ev, str | Path):
         bundle = str(ev)
@@ -517,8 +577,6 @@ def plan_replay(
         canonical_json({"source": from_queue, "target": to_queue, "selection": selection})
     )
 
-    import pandas as pd
-
     excluded: list[Excluded] = []
     # duplicates first: a message id is replayed at most once per plan
     dup = frame["message_id"].astype("string").duplicated(keep="first").fillna(False).to_numpy(dtype=bool)
@@ -528,12 +586,21 @@ def plan_replay(
 
     mask = pd.Series(True, index=frame.index)
     cluster_col: pd.Series | None = None
-    if clusters or "cluster_id" in frame.columns:
+    cluster_note = ""
+    if isinstance(ev, pd.DataFrame) and "cluster_id" not in frame.columns:
+        cluster_note = (
+            "no cluster ids: the input is a DLQ file or frame without telemetry to cluster; plan from "
+            "an evidence bundle to see clusters"
+        )
+        if clusters:
+            _cluster_ids(ev, frame)  # raises the --cluster error
+    else:
         try:
             cluster_col = _cluster_ids(ev, frame)
-        except ConfigError:
+        except EdgeInvestigateError as exc:
             if clusters:
                 raise
+            cluster_note = f"no cluster ids: clustering the bundle failed: {exc.message}"
     if clusters:
         assert cluster_col is not None
         mask &= cluster_col.isin(list(clusters)).fillna(False)
@@ -572,6 +639,10 @@ def plan_replay(
             ["_order", "message_id"], kind="stable", na_position="last"
         )
 
+    prior = find_prior_replays(
+        chosen["message_id"].astype(str), bundle=bundle, near=[near] if near is not None else []
+    )
+
     created_at = now or _now_iso()
     plan_id = sha256_hex(
         canonical_json({"selection": selection_digest, "at": created_at, "ids": sorted(chosen["message_id"])})
@@ -588,6 +659,9 @@ def plan_replay(
         cluster_id = clusters_by_id.get(idx)
         cluster_id = None if cluster_id is None or pd.isna(cluster_id) else str(cluster_id)
         common = {"message_id": mid, "job_type": job_type, "cluster_id": cluster_id}
+        if mid in prior.confirmed:
+            excluded.append(Excluded(**common, reason="already_replayed", detail=prior.describe(mid)))
+            continue
         if ctype in ("v8", "bytes"):
             excluded.append(
                 Excluded(**common, reason="unsupported_content_type", detail=f"content type {ctype}")
@@ -675,7 +749,7 @@ def plan_replay(
     n_removal = sum(1 if leased.get(b.index) else 2 for b in batches)
     push_requests = len(batches)
     requests = push_requests + n_removal
-    duration = max(len(messages) / rate, requests * 300.0 / max_requests_per_5min) if messages else 0.0
+    duration = estimate_duration(len(messages), requests, rate, max_requests_per_5min)
     estimates = Estimates(
         messages=len(messages),
         batches=len(batches),
@@ -706,6 +780,37 @@ def plan_replay(
         not_selected=not_selected,
         estimates=estimates,
     )
+    plan._cluster_note = cluster_note
+    plan.dlq_coverage = _coverage(ev, frame, from_queue)
+    cov = plan.dlq_coverage
+    if cov is not None and not cov["complete"]:
+        seen = cov["messages"]
+        total = cov["backlog_count"]
+        of_total = f"{seen} of the {total}" if total is not None else f"only {seen} of the"
+        plan.warnings.append(
+            f"the bundle saw {of_total} messages of the DLQ {from_queue!r} (collected by "
+            f"{cov['mode']}, which reads at most {PEEK_WINDOW} from the head), so this plan covers only "
+            f"those {seen}; the rest of the DLQ is neither selected nor counted in 'not selected'. For a "
+            f"plan over the whole DLQ: edgeinvestigate collect --dlq {from_queue} --dlq-mode snapshot "
+            "--dlq-keep-leases --out BUNDLE, and plan from that bundle"
+        )
+    if prior.confirmed:
+        per_plan = ", ".join(f"{n} by plan {pid} ({led})" for pid, led, n in prior.by_plan(prior.confirmed))
+        plan.warnings.append(
+            f"{len(prior.confirmed)} selected messages were already replayed by earlier plans ({per_plan}) "
+            "and are excluded as already_replayed; replaying them again would send each job twice under "
+            "a different idempotency key"
+        )
+    planned_ids = {m.message_id for m in messages}
+    overlap = {mid: p for mid, p in prior.unconfirmed.items() if mid in planned_ids}
+    if overlap:
+        per_plan = ", ".join(f"{n} in plan {pid} ({led})" for pid, led, n in prior.by_plan(overlap))
+        plan.warnings.append(
+            f"{len(overlap)} messages of this plan are also in earlier plans that have not confirmed "
+            f"pushing them yet ({per_plan}); they stay in this plan (at-least-once), but if both plans "
+            "run, those jobs are sent twice: finish the earlier plan first (edgeinvestigate replay run "
+            "EARLIER_PLAN) and plan again, or never run the earlier plan again"
+        )
     hidden = _behind_the_peek(frame, messages)
     if hidden:
         plan._review_warnings.append(
@@ -717,6 +822,33 @@ def plan_replay(
             f"{from_queue} --dlq-mode snapshot --dlq-keep-leases` and plan from that bundle ({RUNBOOK})."
         )
     return plan
+
+
+def _coverage(ev: Any, frame: pd.DataFrame, queue: str) -> dict[str, Any] | None:
+    """How much of ``queue`` the bundle saw, from its manifest's ``dlq_collections`` (or the frame's
+    ``attrs``); None when the bundle does not say (a DLQ file)."""
+    manifest = getattr(ev, "manifest", None)
+    entries: list[Any] = []
+    if isinstance(manifest, dict):
+        entries = list(manifest.get("dlq_collections") or [])
+    attrs = getattr(frame, "attrs", None)
+    if not entries and isinstance(attrs, dict) and isinstance(attrs.get("dlq_collection"), dict):
+        entries = [attrs["dlq_collection"]]
+    mine = [e for e in entries if isinstance(e, dict) and e.get("queue") == queue]
+    if not mine:
+        return None
+    e = mine[-1]
+    seen = int(e.get("messages") or 0)
+    backlog = e.get("backlog_count")
+    backlog = int(backlog) if isinstance(backlog, int | float) else None
+    complete = bool(e.get("complete", True)) and (backlog is None or backlog <= seen)
+    return {
+        "queue": queue,
+        "mode": str(e.get("mode") or "?"),
+        "messages": seen,
+        "backlog_count": backlog,
+        "complete": complete,
+    }
 
 
 def _behind_the_peek(frame: pd.DataFrame, messages: Sequence[PlanMessage]) -> int:

@@ -34,6 +34,7 @@ from ..errors import APIError, NotFoundError, RateLimitedError, ReplayError, Rep
 from ._ledger import Ledger, RunLock, default_ledger_path
 from ._plan import ReplayPlan, check_target, who
 from ._ratelimit import Pacer, RequestBudget, ServerBudget
+from ._registry import register_ledger
 
 if TYPE_CHECKING:
     from ..cloudflare import CloudflareClient
@@ -42,6 +43,11 @@ __all__ = ["RunResult", "run_replay"]
 
 PEEK_BATCH = 100
 _RUNBOOK = "see runbooks/replay-failed-jobs.md"
+#: the ledger's last_error of a pushed message whose original a peek of the DLQ's head did not show
+NOT_AT_HEAD = (
+    "pushed; the original was not in a peek of the DLQ's head (it is further back in the DLQ, or "
+    "no longer in it): removal not confirmed"
+)
 
 
 @dataclass
@@ -171,6 +177,7 @@ class _Runner:
         self._first_push: float | None = None
         self._last_push: float | None = None
         self._last_cancel_check = 0.0
+        self._last_heartbeat = time.monotonic()
         self._finishing = False
 
     # -- waiting ---------------------------------------------------------------------------------
@@ -186,10 +193,12 @@ class _Runner:
                 raise _Stop("cancelled")
 
     def _sleep(self, seconds: float) -> None:
-        """Sleep, waking up for Ctrl-C and ``replay cancel``."""
+        """Sleep, waking up for Ctrl-C and ``replay cancel`` (and beating the heart: a long wait is
+        not a dead run)."""
         end = time.monotonic() + seconds
         while True:
             self._check_stop()
+            self._beat()
             left = end - time.monotonic()
             if left <= 0:
                 return
@@ -197,6 +206,11 @@ class _Runner:
                 time.sleep(min(left, 0.05))
             else:
                 self.stop.wait(min(left, 0.25))
+
+    def _beat(self, every: float = 10.0) -> None:
+        if self.run_id and time.monotonic() - self._last_heartbeat >= every:
+            self._last_heartbeat = time.monotonic()
+            self.ledger.heartbeat(self.run_id)
 
     def _request_slot(self, kind: str, n_messages: int = 0) -> None:
         """Wait until the velocity and both budgets allow one more request."""
@@ -278,7 +292,7 @@ class _Runner:
                     self._remove(self.ledger.ids_in(["pushed"], batch=batch))
                 finally:
                     self._finishing = False
-                self.ledger.heartbeat(self.run_id)
+                self._beat(every=0.0)
                 self._update_progress()
             self._sweep()
             counts = self.ledger.counts()
@@ -490,9 +504,7 @@ class _Runner:
             gone = [i for i in missing if whole_queue or i in tried]
             self.ledger.settle(gone, self.run_id, "absent")
             rest = [i for i in missing if not (whole_queue or i in tried)]
-            self.ledger.mark_still_in_dlq(
-                rest, self.run_id, "pushed, still in DLQ: not found in a peek of the head of the queue"
-            )
+            self.ledger.mark_still_in_dlq(rest, self.run_id, NOT_AT_HEAD)
         rnd.removed = self.ledger.counts()["settled"] - before
         return rnd
 
@@ -561,6 +573,16 @@ def run_replay(
         )
         client.max_attempts = 1  # every request is counted against the budget and retried here
         runner.resolve_queues()
+        _refuse_replayed_elsewhere(plan, Path(plan_path), ledger)
+        warning = register_ledger(
+            plan.bundle,
+            plan_id=plan.plan_id,
+            content_hash=plan.content_hash,
+            plan_path=Path(plan_path),
+            ledger_path=lpath,
+        )
+        if warning:
+            runner.result.notes.append(warning)
         if confirm is not None and not confirm(plan):
             raise ReplayError(
                 "replay not confirmed; nothing was sent", hint="pass --yes to skip the question"
@@ -618,29 +640,65 @@ def run_replay(
         lock.release()
 
 
-def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
-    """Say plainly how many originals are pushed but still in the DLQ, why, and what to do."""
-    n, dlq = result.still_in_dlq, plan.source_queue
-    what = (
-        f"{n} replayed messages were pushed (this plan will not push them again) but their original is still "
-        f"in the DLQ {dlq!r}, so the run is incomplete (exit status 4). "
+def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger) -> None:
+    """Refuse to push messages that the ledger of another plan (registered in the plan's bundle, or
+    next to the plan file) shows as already pushed: they would reach the consumer twice, under two
+    different idempotency keys. Only messages this plan has not sent yet are checked."""
+    from ._registry import find_prior_replays
+
+    todo = ledger.ids_in(["planned"])
+    prior = find_prior_replays(todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path])
+    if not prior.confirmed:
+        return
+    per_plan = "; ".join(
+        f"{n} by plan {pid} (ledger {led})" for pid, led, n in prior.by_plan(prior.confirmed)
     )
+    first = next(iter(prior.confirmed))
+    raise ReplayRefusedError(
+        f"refusing to run plan {plan.plan_id}: {len(prior.confirmed)} of its {len(todo)} messages not yet "
+        f"sent were already replayed by another plan ({per_plan}; e.g. {first}); pushing them again "
+        "would send each of those jobs twice under a different idempotency key. Nothing was sent",
+        hint="make a new plan from the same bundle (edgeinvestigate replay plan ... --out NEW.json): it "
+        "excludes messages already replayed and lists them as already_replayed",
+    )
+
+
+def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
+    """Say plainly how many pushed messages have an original whose removal is not confirmed, what is
+    known about them, why, and what to do."""
+    n, dlq = result.still_in_dlq, plan.source_queue
     if result.outcome in ("cancelled", "interrupted"):
+        what = (
+            f"{n} replayed messages were pushed (this plan will not push them again) but their originals "
+            f"were not removed from the DLQ {dlq!r} yet, so the run is incomplete. "
+        )
         why = "The run stopped before it could remove them. "
     elif result.head_seen == 0:
+        what = (
+            f"{n} replayed messages were pushed (this plan will not push them again) but the removal of "
+            f"their originals from the DLQ {dlq!r} is not confirmed, so the run is incomplete "
+            "(exit status 4). "
+        )
         why = "The DLQ could not be peeked (see `edgeinvestigate replay status` for the errors). "
     else:
+        what = (
+            f"{n} replayed messages were pushed (this plan will not push them again) but the run could not "
+            f"confirm that their originals left the DLQ {dlq!r}, so it is incomplete (exit status 4). "
+        )
         why = (
             "Without a lease an original is removed by peek + purge, and a peek only sees the first "
             f"{PEEK_BATCH} messages of the queue; after {_rounds(result.sweep_rounds)} the head of the "
-            f"DLQ holds {result.head_not_replayed} messages that this plan does not replay, so the rest "
-            "cannot be reached. "
+            f"DLQ holds {result.head_not_replayed} messages that this plan does not replay and none of "
+            "these originals. So each original is either further back in the DLQ (out of reach) or no "
+            "longer in it (removed by another replay, a purge or a consumer): a peek cannot tell which. "
         )
     todo = (
-        f"To finish: collect the DLQ with its leases kept (edgeinvestigate collect --dlq {dlq} --dlq-mode "
-        "snapshot --dlq-keep-leases --out BUNDLE) and plan again with the same selectors (same idempotency "
-        "keys, removed by ack); or run `edgeinvestigate replay run PLAN` again later, once the head of the "
-        "DLQ has been replayed or purged. See runbooks/replay-failed-jobs.md (exit status 4)."
+        "To finish: run `edgeinvestigate replay run PLAN` again later: each run peeks the head of the DLQ "
+        "again and removes the originals it finds there (once the messages in front of them have been "
+        "replayed or purged). To see whether they are still in the DLQ at all, collect it in snapshot "
+        f"mode (edgeinvestigate collect --dlq {dlq} --dlq-mode snapshot --out BUNDLE). A later plan made "
+        "next to this one, or from the same bundle, excludes these messages as already_replayed, so they "
+        "are not sent a second time. See runbooks/replay-failed-jobs.md (exit status 4)."
     )
     return what + why + todo
 

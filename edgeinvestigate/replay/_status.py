@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,8 +22,11 @@ from ._plan import ReplayPlan, who
 
 __all__ = ["ReplayStatus", "cancel_replay", "export_replay", "replay_status"]
 
-#: a run whose heartbeat is older than this is taken as not running any more
+#: a run on another host whose heartbeat is older than this is taken as not running any more (a run
+#: beats at least every 10 s); on this host the run's pid is checked instead
 STALE_AFTER_S = 120.0
+#: the speed is measured over the pushes of the current run in this many seconds
+RATE_WINDOW_S = 300.0
 
 
 @dataclass
@@ -46,12 +51,20 @@ class ReplayStatus:
     cancel_requested: bool
     runs: list[dict[str, Any]] = field(default_factory=list)
     last_errors: list[dict[str, Any]] = field(default_factory=list)
+    #: completed | running | crashed | stopped | blocked | not started
+    state: str = ""
+    #: why the plan cannot finish without the operator (None when it can)
+    blocked: str | None = None
+    #: the velocity limit of the current (or last) run
+    rate_limit_msgs_per_s: float | None = None
+    last_heartbeat_at: float | None = None
+    plan_path: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def render(self) -> str:
-        state = "completed" if self.completed else ("running" if self.running else "not running")
+        state = self._state_text()
         if self.cancel_requested and not self.completed:
             state += " (cancel requested)"
         c = self.counts
@@ -60,21 +73,80 @@ class ReplayStatus:
             f"  settled {c.get('settled', 0)}/{self.total}  pushed {c.get('pushed', 0)}  "
             f"ambiguous {c.get('ambiguous', 0)}  pushing {c.get('pushing', 0)}  "
             f"planned {c.get('planned', 0)}",
-            f"  possible duplicates {self.possible_duplicates}  pushed but still in DLQ {self.still_in_dlq}",
+            f"  possible duplicates {self.possible_duplicates}  "
+            f"pushed, removal from the DLQ not confirmed {self.still_in_dlq}",
             f"  ambiguous batches {self.ambiguous_batches}  429s {self.rate_limited}  "
             f"5xx/timeouts {self.server_errors}",
-            f"  rate {self.rate_msgs_per_s:.1f} msg/s (last minute)"
-            + (f"  ETA {self.eta_s:.0f}s" if self.eta_s is not None else ""),
         ]
+        if self.running:
+            limit = f", limit {self.rate_limit_msgs_per_s:g}" if self.rate_limit_msgs_per_s else ""
+            speed = f"{self.rate_msgs_per_s:.1f} msg/s" if self.rate_msgs_per_s else "not measured yet"
+            lines.append(
+                f"  rate {speed} (this run{limit})"
+                + (f"  ETA {self.eta_s:.0f}s" if self.eta_s is not None else "")
+            )
+        if self.blocked:
+            lines.append(f"  blocked: {self.blocked}")
         for run in self.runs[-3:]:
             lines.append(
                 f"  run {run['run_id']}: {run['user']}@{run['host']} pid {run['pid']} "
                 f"started {_iso(run['started_at'])}"
-                f" -> {run.get('outcome') or 'running'}"
+                f" -> {run.get('outcome') or ('running' if self.running else 'no end recorded (crashed?)')}"
             )
         for err in self.last_errors[:3]:
             lines.append(f"  {_iso(err['ts'])} {err['kind']}: {str(err.get('detail') or '')[:160]}")
         return "\n".join(lines)
+
+    def _state_text(self) -> str:
+        resume = f"resume with `edgeinvestigate replay run {self.plan_path or 'PLAN'}`"
+        hb = self.last_heartbeat_at
+        ago = f"last heartbeat {_iso(hb)}, {time.time() - hb:.0f}s ago" if hb else "no heartbeat"
+        if self.state == "crashed":
+            return f"not running (crashed? {ago}); {resume}"
+        if self.state == "stopped":
+            outcome = (self.runs[-1].get("outcome") if self.runs else None) or "stopped"
+            return f"not running (the last run was {outcome}); {resume}"
+        if self.state == "blocked":
+            return "not running (incomplete: blocked, see below)"
+        return self.state or ("completed" if self.completed else "running" if self.running else "not running")
+
+
+def _pid_alive(run: dict[str, Any]) -> bool | None:
+    """Whether the process of ``run`` still lives: None when it ran on another host (cannot tell)."""
+    if run.get("host") != socket.gethostname() or not run.get("pid"):
+        return None
+    pid = int(run["pid"])
+    try:
+        import psutil
+    except ImportError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        proc = psutil.Process(pid)
+        # a reused pid belongs to a process started after the run
+        return bool(proc.create_time() <= float(run.get("started_at") or 0) + 1.0)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.Error:
+        return None
+
+
+def _measured_rate(pushes: list[tuple[float, int]], end: float) -> float | None:
+    """Messages per second from ``(time, n)`` of the confirmed pushes of one run.
+
+    The first push opens the window, so its messages are not counted (they were sent at its start):
+    a paced run reads at most its limit, not a burst of one batch over a second."""
+    if len(pushes) < 2:
+        return None
+    span = end - pushes[0][0]
+    if span <= 0:
+        return None
+    return sum(n for _, n in pushes[1:]) / span
 
 
 def _iso(ts: float | None) -> str:
@@ -98,17 +170,56 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
         events = ledger.event_counts()
         now = time.time()
         runs = ledger.runs()
-        # messages pushed per second over the last minute (or since the last run started, if later)
-        started = max((float(r["started_at"] or 0) for r in runs), default=0.0)
-        window_start = max(now - 60.0, min(started, now - 1.0))
-        recent = ledger.pushed_times(window_start)
-        rate = len(recent) / (now - window_start)
+        completed = ledger.get_meta("completed_at") is not None
+        last = runs[-1] if runs else None
+        running = False
+        crashed = False
+        for r in runs:
+            if r["ended_at"] is not None:
+                continue
+            alive = _pid_alive(r)
+            if alive is None:
+                alive = now - float(r["heartbeat_at"] or 0) < STALE_AFTER_S
+            running = running or alive
+            crashed = crashed or not alive
         remaining = totals["messages"] - counts["settled"]
-        running = any(
-            r["ended_at"] is None and now - float(r["heartbeat_at"] or 0) < STALE_AFTER_S for r in runs
-        )
-        eff = rate if rate > 0 else (plan.rate if running else 0.0)
-        eta = remaining / eff if eff > 0 and remaining else (0.0 if not remaining else None)
+        run_rate = float(last["rate"]) if last and last.get("rate") else None
+        rate = None
+        if last is not None:
+            since = max(float(last["started_at"] or 0), now - RATE_WINDOW_S)
+            pushes = [
+                (float(e["ts"]), int(e["n"] or 0))
+                for e in ledger.events()
+                if e["kind"] == "push_confirmed" and e["run_id"] == last["run_id"] and float(e["ts"]) >= since
+            ]
+            rate = _measured_rate(pushes, now if running else (pushes[-1][0] if pushes else now))
+        blocked: str | None = None
+        eta: float | None = None
+        if completed or not remaining:
+            state, eta = "completed" if completed else "not running", 0.0
+        elif running:
+            state = "running"
+            to_push = remaining - counts["pushed"]
+            pace = rate or run_rate or plan.rate
+            eta = (to_push if to_push > 0 else 0) / pace if pace else None
+        elif crashed:
+            state = "crashed"
+        elif last is not None and last.get("outcome") == "incomplete":
+            state = "blocked"
+            detail = next(
+                (str(e["detail"]) for e in reversed(ledger.events()) if e["kind"] == "removal_blocked"), ""
+            )
+            blocked = (
+                f"{totals['still_in_dlq'] or counts['pushed']} messages are pushed but the removal of their "
+                "originals from the DLQ is not confirmed"
+                + (f" ({detail})" if detail else "")
+                + "; this plan cannot finish on its own: see the note of `replay run` and "
+                "runbooks/replay-failed-jobs.md (exit status 4), then run it again"
+            )
+        elif last is not None:
+            state = "stopped"
+        else:
+            state = "not started"
         return ReplayStatus(
             plan_id=plan.plan_id,
             source_queue=plan.source_queue,
@@ -121,13 +232,18 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
             ambiguous_batches=events.get("push_ambiguous", 0),
             rate_limited=events.get("rate_limited", 0),
             server_errors=events.get("push_ambiguous", 0) + events.get("server_error", 0),
-            rate_msgs_per_s=round(rate, 2),
+            rate_msgs_per_s=round(rate or 0.0, 2),
             eta_s=None if eta is None else round(eta, 1),
             running=running,
-            completed=ledger.get_meta("completed_at") is not None,
+            completed=completed,
             cancel_requested=ledger.cancel_requested(),
             runs=runs,
             last_errors=ledger.last_errors(),
+            state=state,
+            blocked=blocked,
+            rate_limit_msgs_per_s=run_rate,
+            last_heartbeat_at=float(last["heartbeat_at"]) if last and last["heartbeat_at"] else None,
+            plan_path=str(plan_path),
         )
     finally:
         ledger.close()

@@ -36,6 +36,8 @@ class VerifyReport:
     failing: list[str] = field(default_factory=list)
     not_seen: list[str] = field(default_factory=list)
     originals_still_in_dlq: list[str] = field(default_factory=list)
+    #: what limits the answers (a partial view of the DLQ...)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -65,6 +67,7 @@ class VerifyReport:
             lines.append(
                 f"  originals still in the DLQ:     {c['originals_still_in_dlq']} (run the plan again)"
             )
+        lines += [f"  WARNING: {w}" for w in self.warnings]
         for b in self.back_in_dlq[:10]:
             lines.append(
                 f"  loop: {b['of']} came back as {b['message_id']} ({b.get('error') or 'no error text'})"
@@ -103,6 +106,10 @@ def verify_replay(plan_path: str | Path | ReplayPlan, ev2: Any) -> VerifyReport:
     import pandas as pd
 
     plan = plan_path if isinstance(plan_path, ReplayPlan) else ReplayPlan.load(plan_path)
+    if isinstance(ev2, str | Path):
+        from ..evidence import Evidence
+
+        ev2 = Evidence.open(ev2)
     dlq, logs = _frames(ev2)
     report = VerifyReport(plan_id=plan.plan_id, total=len(plan.messages))
     ours = {m.message_id for m in plan.messages}
@@ -164,7 +171,27 @@ def verify_replay(plan_path: str | Path | ReplayPlan, ev2: Any) -> VerifyReport:
             report.failing.append(mid)
         else:
             report.not_seen.append(mid)
+    report.warnings.extend(_partial_view(ev2, dlq, plan.source_queue, len(report.not_seen)))
     return report
+
+
+def _partial_view(ev: Any, dlq: Any, queue: str, not_seen: int) -> list[str]:
+    """A warning when the later bundle saw only part of the DLQ (a peek reads at most 100 from the head)."""
+    from ._plan import _coverage
+
+    frame = dlq if dlq is not None else ev
+    cov = _coverage(ev, frame, queue)
+    if cov is None or cov["complete"]:
+        return []
+    total = cov["backlog_count"]
+    of_total = f"{cov['messages']} of the {total}" if total is not None else f"only {cov['messages']} of the"
+    return [
+        f"the bundle saw {of_total} messages of the DLQ {queue!r} (collected by {cov['mode']}, which "
+        "reads at most 100 from the head): a replayed job that failed again may be in the part it did not "
+        f"see, so 'back in the DLQ' may be too low and 'not seen yet' ({not_seen}) may include jobs that "
+        f"failed again. For a complete view: edgeinvestigate collect --dlq {queue} --dlq-mode snapshot "
+        "--out BUNDLE2, then verify against that bundle"
+    ]
 
 
 def _is_failure(args: Any, text: str) -> bool:

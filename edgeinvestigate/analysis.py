@@ -15,6 +15,22 @@ the evidence frames and the error clusters:
 * ranked hypotheses (bad deploy, dependency outage, retry storm, limit hit, poison payload, error
   spike), each with its evidence and a sentence, and an incident skeleton for the postmortem.
 
+What "failed" means (one definition, used by the failed counts and rates, the timeline's
+``failed`` column and the incident's impact): an invocation failed when the runtime says so
+(``invocations.failed``: an outcome other than ``ok``, or an uncaught exception) or when it logged
+a failure of a job it processed: an ``error``-level log line (``job.exhausted``,
+``job.dead_lettered``, ``console.error``). ``warn`` lines are not failures, even when they carry an
+``error`` field (a ``job.retry`` logged at warn is an attempt that will be retried, a "slow
+subrequest" is a warning): they are still clustered as error rows, so they count in the clusters,
+the outage and spike hypotheses and ``errors``, but never in ``failed``. ``Impact.failure_rows``
+counts the rows that are failures by this rule (exceptions and error-level lines).
+
+A bundle with no telemetry (no invocations, logs or exceptions) can still rank what its DLQ shows:
+each large cluster of DLQ error texts becomes a ``dlq_cluster`` hypothesis, and a note says what to
+collect. DLQ messages that no cluster explains (raw bodies without an ``error`` field whose job id
+was not logged) are counted as unattributed (``totals["dlq_unattributed"]``, and per finding in
+``evidence["dlq_unattributed"]``) rather than shown as zero.
+
 How hypotheses are ranked: a hypothesis's score is the number of distinct failed *jobs* it explains
 (error rows when the logs carry no job ids), times a factor for how well the evidence fits
 (a deploy whose new clusters start within a bucket or two of it and stop at the next deploy fits
@@ -32,7 +48,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from .clustering import _json_decode, _obj, utc_series
+from .clustering import FAILURE_LEVELS, _dlq_time, _json_decode, _obj, utc_series
 from .clustering import cluster as _cluster
 from .deploys import Deployment, invocation_versions, parse_deployments
 from .findings import (
@@ -59,7 +75,7 @@ if TYPE_CHECKING:
     from .clustering import Clusters
     from .evidence import Evidence
 
-__all__ = ["BUCKETS_S", "TENANT_FIELDS", "analyze", "choose_bucket"]
+__all__ = ["BUCKETS_S", "FAILURE_LEVELS", "TENANT_FIELDS", "analyze", "choose_bucket"]
 
 #: candidate bucket sizes, in seconds
 BUCKETS_S: Final = (60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
@@ -91,6 +107,12 @@ NO_DEPLOY_HOW: Final = (
     "To tie errors to deploys, pass the deploys (edgeinvestigate analyze --deploy VERSION@TIME, "
     "or ei.analyze(ev, deployments=[(version, time)])) or log a `deploy` field (the version) in every "
     "structured log line."
+)
+#: what to collect when a bundle has no telemetry
+COLLECT_TELEMETRY: Final = (
+    "Collect the Workers' telemetry for the window too: `edgeinvestigate collect --workers-logs SCRIPT "
+    "--since ... --until ...` (Workers Logs API), or `wrangler tail --format json` / Logpush files "
+    "(`collect --tail FILE` / `--logpush DIR`), into the same bundle."
 )
 #: the note in :attr:`Findings.notes` when no version data exists at all
 NO_DEPLOY_INFO: Final = (
@@ -170,10 +192,13 @@ def analyze(
     bucket = bucket_seconds or choose_bucket(span)
     freq = pd.Timedelta(seconds=bucket)
 
-    # an invocation "failed" when the runtime says so or when it logged an error/threw: a consumer
-    # that catches per message reports outcome ok while its jobs fail
-    with_errors = set(errors["invocation_id"].dropna()) if len(errors) else set()
-    inv["failed"] = inv["failed"] | inv["invocation_id"].isin(with_errors)
+    # "failed" (module docs): the runtime says so, or the invocation threw or logged an error-level
+    # line (a consumer that catches per message reports outcome ok while its jobs fail); warn lines
+    # are not failures
+    failure = errors["level"].isin(FAILURE_LEVELS) if len(errors) else pd.Series(dtype=bool)
+    with_failures = set(errors.loc[failure, "invocation_id"].dropna()) if len(errors) else set()
+    inv["failed"] = inv["failed"] | inv["invocation_id"].isin(with_failures)
+    telemetry = bool(len(ev.invocations) or len(ev.logs) or len(ev.exceptions))
     inv["bucket"] = inv["ts"].dt.floor(freq)
     errors["bucket"] = errors["ts"].dt.floor(freq) if len(errors) else errors["ts"]
 
@@ -214,7 +239,19 @@ def analyze(
         limit_types,
         deploy_info=bool(sources),
     )
-    incident = _incident(inv, errors, dlq, hyps, rates, freq)
+    if not telemetry:
+        # only the DLQ to go on: its large error clusters are findings too (next to what payload
+        # fields showed), ranked together
+        covered = {c for h in hyps for c in h.cluster_ids}
+        extra = [h for h in _dlq_hypotheses(dlq, table) if not set(h.cluster_ids) & covered]
+        merged = sorted([*hyps, *extra], key=lambda h: (-h.score, h.kind, h.title))
+        hyps = [h.model_copy(update={"rank": i}) for i, h in enumerate(merged, start=1)]
+        notes.append(_no_telemetry_note(dlq))
+    _add_unattributed(hyps, dlq)
+    retried = deliveries[deliveries["attempt"] >= 2] if len(deliveries) else deliveries
+    incident = _incident(
+        inv, errors, dlq, hyps, freq, hit_ids=set(hit_ids.dropna()), retried=retried, failure=failure
+    )
     summaries = [
         ClusterSummary(
             cluster_id=str(r["cluster_id"]),
@@ -233,9 +270,13 @@ def analyze(
         "invocations": len(inv),
         "failed_invocations": int(inv["failed"].sum()),
         "error_rows": len(errors),
+        "failure_rows": int(failure.sum()) if len(errors) else 0,
         "clusters": len(table),
         "dlq_messages": len(dlq),
+        "dlq_unattributed": int(dlq["cluster_id"].isna().sum()) if len(dlq) else 0,
         "deploys": len(deploys),
+        "log_lines": len(ev.logs),
+        "exceptions": len(ev.exceptions),
     }
     return Findings(
         window=window,
@@ -257,6 +298,7 @@ def analyze(
         clusters=summaries,
         deploy_sources=sources,
         notes=notes,
+        has_telemetry=telemetry,
     )
 
 
@@ -297,13 +339,18 @@ def _invocations(ev: Evidence) -> pd.DataFrame:
 def _timeline(inv: pd.DataFrame) -> list[TimelineRow]:
     if inv.empty:
         return []
-    g = inv.groupby(["bucket", "job_type", "outcome"]).size().reset_index(name="n")
+    g = (
+        inv.groupby(["bucket", "job_type", "outcome"])
+        .agg(n=("failed", "size"), failed=("failed", "sum"))
+        .reset_index()
+    )
     return [
         TimelineRow(
             bucket=_py(_ts(r["bucket"])),
             job_type=str(r["job_type"]),
             outcome=str(r["outcome"]),
             invocations=int(r["n"]),
+            failed=int(r["failed"]),
         )
         for r in _records(g)
     ]
@@ -1179,32 +1226,58 @@ def _hypotheses(
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# incident skeleton
-# --------------------------------------------------------------------------------------------
 def _incident(
     inv: pd.DataFrame,
     errors: pd.DataFrame,
     dlq: pd.DataFrame,
     hyps: list[Hypothesis],
-    rates: list[RateRow],
     freq: pd.Timedelta,
+    *,
+    hit_ids: set[Any],
+    retried: pd.DataFrame,
+    failure: pd.Series,
 ) -> Incident:
-    # the incident is what the leading hypotheses explain, not every background error
+    """The postmortem skeleton. Its timeline follows what the leading hypotheses explain: the error
+    rows of their clusters and, for evidence that is not an error row, that evidence itself (the
+    invocations that hit a limit, the retried deliveries of a storm, the DLQ messages of a DLQ-only
+    finding); with no hypothesis, the failures (error level and exceptions), never warn noise."""
     best = hyps[0].score if hyps else 0.0
-    cids = {c for h in hyps if h.score >= 0.1 * best for c in h.cluster_ids}
-    involved = errors[errors["cluster_id"].isin(cids)] if cids else errors
-    first = _ts(involved["ts"].min()) if len(involved) else None
-    last = _ts(involved["ts"].max()) if len(involved) else None
-    peak = None
+    leading = [h for h in hyps if h.score >= 0.1 * best]
+    cids = {c for h in leading for c in h.cluster_ids}
+    involved = errors[errors["cluster_id"].isin(cids)] if cids and len(errors) else errors.iloc[:0]
+    extra: list[pd.Series] = []  # times of incident evidence that is not an error row
+    for h in leading:
+        if h.kind == "limit_hit" and hit_ids:
+            hit = inv["invocation_id"].isin(hit_ids)
+            extra.append(inv.loc[hit, "ts"])
+            if not h.cluster_ids and len(errors):  # the errors those invocations logged or threw
+                involved = pd.concat([involved, errors[errors["invocation_id"].isin(hit_ids)]])
+        elif h.kind == "retry_storm" and h.window is not None and len(retried):
+            w0, w1 = pd.Timestamp(h.window.start), pd.Timestamp(h.window.end)
+            extra.append(retried.loc[(retried["ts"] >= w0) & (retried["ts"] < w1), "ts"])
+        elif h.kind == "dlq_cluster" and len(dlq):
+            extra.append(_dlq_time(dlq)[dlq["cluster_id"].isin(h.cluster_ids).to_numpy()].dropna())
     if len(involved):
-        per_bucket = involved.groupby("bucket").size()
-        peak = _ts(per_bucket.idxmax())
+        involved = involved.loc[~involved.index.duplicated()]
+    if not leading and len(errors):
+        involved = errors[failure.to_numpy()]
+    events = pd.concat([involved["ts"], *[utc_series(x) for x in extra]]) if len(involved) or extra else None
+    if events is not None:
+        events = events.dropna()
+    first = _ts(events.min()) if events is not None and len(events) else None
+    last = _ts(events.max()) if events is not None and len(events) else None
+    peak = None
+    if first is not None and events is not None:
+        peak = _ts(events.dt.floor(freq).value_counts().sort_index().idxmax())
     detection = None
-    if len(errors) and first is not None:
-        # the first bucket whose error count clearly exceeds the usual background (the median
-        # bucket before the first incident error), counting from the first incident error
-        counts = errors.groupby("bucket").size()
+    if first is not None and events is not None:
+        # the first bucket, from the first incident event on, whose count of failures (plus the
+        # incident's own rows and evidence, e.g. retries logged at warn or limit hits) clearly exceeds
+        # the usual background: the median bucket before the first incident event. Warn noise
+        # outside the incident is no part of the signal.
+        own = errors[failure.to_numpy() | errors.index.isin(involved.index)] if len(errors) else errors
+        signal = pd.concat([own["ts"] if len(own) else events.iloc[:0], *[utc_series(x) for x in extra]])
+        counts = signal.dropna().dt.floor(freq).value_counts().sort_index()
         idx = pd.date_range(counts.index.min(), counts.index.max(), freq=freq)
         counts = counts.reindex(idx, fill_value=0)
         before = counts[counts.index < first.floor(freq)]
@@ -1221,9 +1294,11 @@ def _incident(
         failed_invocations=failed,
         failed_rate=failed / len(inv) if len(inv) else 0.0,
         errors=len(errors),
+        failure_rows=int(failure.sum()) if len(errors) else 0,
         incident_errors=len(involved),
         jobs_failed=int(involved["job_id"].dropna().nunique()) if len(involved) else 0,
         dlq_messages=dlq_n,
+        dlq_unattributed=int(dlq["cluster_id"].isna().sum()) if len(dlq) else 0,
         affected_job_types=types,
     )
     top = hyps[0] if hyps else None
@@ -1237,3 +1312,121 @@ def _incident(
         affected_job_types=types,
         root_causes=[h.sentence for h in hyps[:3]],
     )
+
+
+# --------------------------------------------------------------------------------------------
+# DLQ-only bundles and unattributed DLQ messages
+# --------------------------------------------------------------------------------------------
+def _no_telemetry_note(dlq: pd.DataFrame) -> str:
+    if len(dlq) == 0:
+        return (
+            "The bundle is empty: no invocations, logs, exceptions or DLQ messages, so there is nothing "
+            "to analyse. " + COLLECT_TELEMETRY + " Add the dead-letter queue with `--dlq QUEUE`."
+        )
+    raw = dlq[dlq["cluster_id"].isna()]
+    parts = [
+        f"The bundle has no telemetry (no invocations, logs or exceptions), only {len(dlq)} DLQ messages: "
+        "the findings rank what their error texts and job types show, and cannot tell when the failures "
+        "started, which deploy ran or how many invocations failed."
+    ]
+    if len(raw):
+        types = _obj(raw["job_type"]).fillna("unknown job type").value_counts()
+        parts.append(
+            f"{len(raw)} DLQ messages have no error text (raw bodies moved after max_retries) and so "
+            "no cluster: " + ", ".join(f"{t} {int(n)}" for t, n in types.head(8).items()) + "."
+        )
+    parts.append(COLLECT_TELEMETRY)
+    return " ".join(parts)
+
+
+def _dlq_hypotheses(dlq: pd.DataFrame, table: pd.DataFrame) -> list[Hypothesis]:
+    """Without telemetry, each large cluster of DLQ error texts is a finding of its own."""
+    if dlq is None or len(dlq) == 0 or dlq["cluster_id"].isna().all():
+        return []
+    info: dict[str, dict[str, Any]] = {str(r["cluster_id"]): r for r in _records(table)}
+    d = pd.DataFrame(
+        {
+            "cluster_id": _obj(dlq["cluster_id"]),
+            "job_type": _obj(dlq["job_type"]),
+            "job_id": _obj(dlq["job_id"]),
+            "ts": _dlq_time(dlq).to_numpy(),
+        }
+    )
+    total = len(d)
+    raw: list[dict[str, Any]] = []
+    for cid_any, n_any in d["cluster_id"].value_counts().items():
+        cid, n = str(cid_any), int(n_any)
+        if n < max(3, 0.1 * total):
+            continue
+        g = d[d["cluster_id"] == cid]
+        rec = info.get(cid, {})
+        tpl = str(rec.get("template", ""))
+        kind, rule = str(rec.get("kind", "unknown")), str(rec.get("kind_rule", ""))
+        types = g["job_type"].dropna().astype(str).value_counts()
+        jobs = int(g["job_id"].dropna().nunique()) or n
+        share = n / total
+        ts = utc_series(g["ts"]).dropna()
+        advice = {
+            "permanent": "it fails on every retry: fix the code or the data, then replay",
+            "transient": "it may pass on retry once the dependency recovers: check it, then replay",
+        }.get(kind, "read a few messages to tell whether a retry can pass")
+        sentence = (
+            f"{n} of {total} DLQ messages ({share:.0%}) failed with '{tpl[:120]}'"
+            + (f" ({rule}, {kind})" if rule else "")
+            + (f", {', '.join(f'{t} {int(c)}' for t, c in types.items())}" if len(types) else "")
+            + (f", dead-lettered between {_fmt(_ts(ts.min()))} and {_fmt(_ts(ts.max()))}" if len(ts) else "")
+            + f"; {advice}. The bundle has no telemetry, so whether a deploy, a dependency or the input "
+            "caused it cannot be told from it."
+        )
+        fit = 0.5 if share >= 0.5 else 0.3
+        raw.append(
+            {
+                "kind": "dlq_cluster",
+                "title": f"DLQ: {n} messages failed with '{tpl[:60]}'",
+                "sentence": sentence,
+                "score": jobs * fit,
+                "fit": fit,
+                "cluster_ids": [cid],
+                "job_types": sorted(types.index.astype(str)),
+                "window": TimeWindow(start=_py(_ts(ts.min())), end=_py(_ts(ts.max()))) if len(ts) else None,
+                "deploy": None,
+                "evidence": {
+                    "dlq_messages": n,
+                    "share": share,
+                    "jobs": jobs,
+                    "triage_rule": rule or None,
+                    "triage_kind": kind,
+                },
+            }
+        )
+    raw.sort(key=lambda h: (-h["score"], h["title"]))
+    out = []
+    for i, h in enumerate(raw, start=1):
+        fit = h.pop("fit")
+        out.append(Hypothesis(rank=i, confidence="medium" if fit >= 0.5 else "low", **h))
+    return out
+
+
+def _add_unattributed(hyps: list[Hypothesis], dlq: pd.DataFrame) -> None:
+    """Say, in every finding that counts DLQ messages, how many DLQ messages of its job types no
+    cluster explains (a bare 0 would read as "none of these jobs reached the DLQ")."""
+    if dlq is None or len(dlq) == 0:
+        return
+    loose = dlq[dlq["cluster_id"].isna()]
+    if loose.empty:
+        return
+    loose_types = _obj(loose["job_type"])
+    for h in hyps:
+        if "dlq_messages" not in h.evidence or h.kind == "dlq_cluster":
+            continue
+        mine = loose_types.isin(h.job_types) if h.job_types else pd.Series(True, index=loose.index)
+        n = int(mine.sum())
+        h.evidence["dlq_unattributed"] = n
+        if n:
+            types = ", ".join(h.job_types) if h.job_types else "any job type"
+            h.sentence += (
+                f" {n} DLQ message{'s' if n > 1 else ''} of {types} could not be attributed to any error "
+                f"cluster (no error text, and the job id was never logged with an error), so "
+                f"{h.evidence['dlq_messages']} DLQ messages is a lower bound: collect the Workers Logs of "
+                "the window to join them."
+            )

@@ -20,10 +20,19 @@ stack fingerprint), so it is identical across runs, machines, orderings and bund
 DLQ errors without a stack join the stack cluster of the same template (the most frequent one when
 the same template is thrown from several places).
 
+Which job an error row belongs to: the job id the line itself carries; for a line without one
+(and for exceptions), the job of its invocation only when that invocation logged exactly one job
+id. A queue batch invocation processes several jobs, so its job-less lines are not attributed to
+any of them (guessing the first would join DLQ messages to errors of other jobs).
+
 DLQ messages get a ``cluster_id`` and say how it was found (``cluster_join``):
-``envelope_error`` (their own error text), ``job_id`` (an error logged for the same job id or
-message id, or an exception in the invocation that logged that job), ``type_time`` (the nearest
-error of the same job type within :data:`TYPE_TIME_WINDOW`), or ``none``.
+``envelope_error`` (their own error text), ``job_id`` (the *last* error logged for the same job id
+or message id before the message was dead-lettered, i.e. the failure that exhausted its retries;
+the job's latest error when none is that early), ``type_time`` (the nearest error of the same job
+type within :data:`TYPE_TIME_WINDOW`, a failure (exception or error line) before a warn line), or
+``none``. The cluster table counts, per cluster, the DLQ
+messages (``n_dlq_messages``) and the distinct job ids among them (``n_dlq_jobs``: equal to
+``n_dlq_messages`` unless a job was dead-lettered more than once).
 """
 
 from __future__ import annotations
@@ -80,6 +89,7 @@ CLUSTER_COLUMNS: Final = (
     "script_versions",
     "outcomes",
     "n_dlq_messages",
+    "n_dlq_jobs",
     "examples",
     "kind",
     "kind_rule",
@@ -91,6 +101,12 @@ CLUSTER_COLUMNS: Final = (
 
 #: how far apart a DLQ message and an error of the same job type may be for a ``type_time`` join
 TYPE_TIME_WINDOW: Final = pd.Timedelta(minutes=15)
+#: how much later than a DLQ message's time (its last attempt, else its enqueue time) the error that
+#: dead-lettered it may be logged (clocks and log timestamps of one event differ slightly)
+DLQ_LOG_SKEW: Final = pd.Timedelta(seconds=60)
+#: error-row levels that are failures (exceptions, error lines); ``warn`` rows are clustered but are
+#: not failures (see :mod:`edgeinvestigate.analysis`)
+FAILURE_LEVELS: Final = ("exception", "error")
 #: log levels whose free text is clustered (structured lines with an ``error`` field always are)
 ERROR_LEVELS: Final = ("error", "warn")
 EMPTY_TEXT: Final = "(empty error message)"
@@ -339,7 +355,8 @@ def _dlq_time(dlq: pd.DataFrame) -> pd.Series:
 
 
 def _invocation_context(ev: Evidence) -> pd.DataFrame:
-    """Per invocation: script, version, outcome, and the first job id/type its logs name.
+    """Per invocation: script, version, outcome, the first job type its logs name, and its job id
+    when its logs name exactly one (a batch invocation's job-less lines belong to no single job).
 
     ``script_version`` is the invocation's, else the version its structured log lines name (a
     ``deploy``/``version`` field; see :mod:`edgeinvestigate.deploys`)."""
@@ -367,9 +384,11 @@ def _invocation_context(ev: Evidence) -> pd.DataFrame:
         jt = lj.dropna(subset=["inv_job_type"]).drop_duplicates("invocation_id")[
             ["invocation_id", "inv_job_type"]
         ]
-        ji = lj.dropna(subset=["inv_job_id"]).drop_duplicates("invocation_id")[
+        ids = lj.dropna(subset=["inv_job_id", "invocation_id"]).drop_duplicates(
             ["invocation_id", "inv_job_id"]
-        ]
+        )
+        one = ids.groupby("invocation_id", sort=False)["inv_job_id"].transform("size") == 1
+        ji = ids[one.to_numpy()][["invocation_id", "inv_job_id"]]
         base = base.merge(jt, on="invocation_id", how="outer").merge(ji, on="invocation_id", how="outer")
     else:
         base["inv_job_type"] = None
@@ -531,7 +550,7 @@ class Clusters:
                 cid = None if pd.isna(cid) else str(cid)
                 tpl = self.get(cid)["template"] if cid else ""
                 why = {
-                    "job_id": "its job id (or message id) was logged with an error in that cluster",
+                    "job_id": self._job_join_reason(d),
                     "type_time": (
                         f"an error of the same job type happened within {_minutes(TYPE_TIME_WINDOW)} "
                         "of its last attempt"
@@ -577,6 +596,28 @@ class Clusters:
             cluster_template=shown,
         )
 
+    def _job_join_reason(self, d: pd.Series) -> str:
+        """Which logged error a ``job_id`` join used, in words (the same choice as ``_join_dlq``)."""
+        tel = (
+            self.assign[self.assign["source"] != "dlq"].sort_values("ts", kind="stable").dropna(subset=["ts"])
+        )
+        picked = _job_join(d.to_frame().T.reset_index(drop=True), [0], tel)
+        if 0 not in picked:
+            return "its job id (or message id) was logged with an error in that cluster"
+        row = tel.iloc[picked[0]]
+        mid, job = d.get("message_id"), d.get("job_id")
+        name = (
+            f"its message id {mid}"
+            if row["message_id"] is not None and str(row["message_id"]) == str(mid)
+            else f"its job id {job}"
+        )
+        at = pd.Timestamp(row["ts"]).strftime("%Y-%m-%d %H:%M:%S UTC")
+        bound = "" if pd.isna(d.get("last_attempt")) else " before its last attempt"
+        return (
+            f"{name} was logged with an error in that cluster at {at}, the last error logged for it{bound} "
+            f"({row['level']} line {str(row['text'])[:160]!r})"
+        )
+
     def _match_template(self, tpl: str) -> tuple[str | None, str]:
         same = self.assign[self.assign["norm_template"] == tpl]
         if same.empty:
@@ -607,6 +648,7 @@ class Clusters:
                 rec[k] = None if v is None or pd.isna(v) else pd.Timestamp(v).isoformat()
             rec["count"] = int(rec["count"])
             rec["n_dlq_messages"] = int(rec["n_dlq_messages"])
+            rec["n_dlq_jobs"] = int(rec["n_dlq_jobs"])
             rec["n_invocations"] = int(rec["n_invocations"])
             rec["share"] = float(rec["share"])
             out.append(rec)
@@ -735,7 +777,7 @@ def _uniq(values: Iterable[Any]) -> list[str]:
 def _cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> pd.DataFrame:
     if rows.empty:
         table = pd.DataFrame({c: pd.Series(dtype=object) for c in CLUSTER_COLUMNS})
-        for c in ("count", "n_dlq_messages", "n_invocations"):
+        for c in ("count", "n_dlq_messages", "n_dlq_jobs", "n_invocations"):
             table[c] = table[c].astype(np.int64)
         table["share"] = table["share"].astype(float)
         for c in ("first_seen", "last_seen"):
@@ -748,6 +790,14 @@ def _cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> 
         if len(dlq) and "cluster_id" in dlq
         else pd.Series(dtype=np.int64)
     )
+    dlq_jobs = (
+        dlq.dropna(subset=["cluster_id", "job_id"])
+        .astype({"job_id": object})
+        .groupby("cluster_id", observed=True)["job_id"]
+        .nunique()
+        if len(dlq) and "cluster_id" in dlq
+        else pd.Series(dtype=np.int64)
+    )
     records = []
     for cid, g in rows.groupby("cluster_id", sort=False):
         tel = g[g["source"] != "dlq"]
@@ -755,7 +805,9 @@ def _cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> 
         examples = list(dict.fromkeys(str(t) for t in examples_src))[:max_examples]
         sample = list(dict.fromkeys(str(t) for t in g["text"].head(200)))[:25]
         kind, kind_rule = triage.classify_many(sample)
-        if not kind_rule and g["outcome"].astype(object).isin(["exceededCpu", "exceededMemory"]).any():
+        # an unclassified cluster is a limit hit when most of its rows come from invocations that hit
+        # a limit (one warn line that happened to be logged by such an invocation does not make it one)
+        if not kind_rule and g["outcome"].astype(object).isin(["exceededCpu", "exceededMemory"]).mean() > 0.5:
             kind, kind_rule = "permanent", "resource-limit"
         records.append(
             {
@@ -770,6 +822,7 @@ def _cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> 
                 "script_versions": _uniq(g["script_version"]),
                 "outcomes": _uniq(g["outcome"]),
                 "n_dlq_messages": int(dlq_counts.get(cid, 0)),
+                "n_dlq_jobs": int(dlq_jobs.get(cid, 0)),
                 "examples": [e[:500] for e in examples],
                 "kind": kind,
                 "kind_rule": kind_rule,
@@ -808,22 +861,14 @@ def _join_dlq(dlq: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     tel = rows[rows["source"] != "dlq"]
     todo = np.flatnonzero(how == "none")
     if len(todo) and len(tel):
-        # 2. job id or message id seen in an error row (or the invocation that logged it)
-        latest = tel.sort_values("ts").dropna(subset=["ts"])
-        by_job: dict[str, str] = {}
-        for col in ("job_id", "message_id"):
-            sub = latest.dropna(subset=[col])
-            by_job.update(dict(zip(sub[col].astype(str), sub["cluster_id"], strict=True)))
-        if by_job:
-            job = _obj(out["job_id"]).to_numpy()
-            mid = _obj(out["message_id"]).to_numpy()
-            for i in todo:
-                hit = by_job.get(str(job[i])) if job[i] is not None else None
-                if hit is None and mid[i] is not None:
-                    hit = by_job.get(str(mid[i]))
-                if hit is not None:
-                    cid[i] = hit
-                    how[i] = "job_id"
+        # 2. job id or message id seen in an error row: the last one before it was dead-lettered
+        latest = tel.sort_values("ts", kind="stable").dropna(subset=["ts"])
+        picked = _job_join(out, todo, latest)
+        if picked:
+            tel_cids = latest["cluster_id"].to_numpy()
+            for i, pos in picked.items():
+                cid[i] = tel_cids[pos]
+                how[i] = "job_id"
         # 3. nearest error of the same job type in time
         todo = np.flatnonzero(how == "none")
         typed = latest.dropna(subset=["job_type"])
@@ -838,21 +883,71 @@ def _join_dlq(dlq: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
             ).dropna()
             if len(left):
                 left["ts"] = pd.to_datetime(left["ts"], utc=True).astype("datetime64[ns, UTC]")
-                right = typed[["ts", "job_type", "cluster_id"]].copy()
-                right["ts"] = right["ts"].astype("datetime64[ns, UTC]")
-                right["job_type"] = right["job_type"].astype(str)
                 left["job_type"] = left["job_type"].astype(str)
-                m = pd.merge_asof(
-                    left.sort_values("ts"),
-                    right.sort_values("ts"),
-                    on="ts",
-                    by="job_type",
-                    direction="nearest",
-                    tolerance=TYPE_TIME_WINDOW,
-                )
-                m = m.dropna(subset=["cluster_id"])
-                cid[m["i"].to_numpy()] = m["cluster_id"].to_numpy()
-                how[m["i"].to_numpy()] = "type_time"
+                right_all = typed[["ts", "job_type", "cluster_id", "level"]].copy()
+                right_all["ts"] = right_all["ts"].astype("datetime64[ns, UTC]")
+                right_all["job_type"] = right_all["job_type"].astype(str)
+                # failures (exceptions, error lines) first: a warn line of the same job type nearby
+                # ("slow subrequest") is a worse guess than an error a few minutes away
+                failing = right_all["level"].isin(FAILURE_LEVELS)
+                for right in (right_all[failing], right_all):
+                    if left.empty or right.empty:
+                        continue
+                    m = pd.merge_asof(
+                        left.sort_values("ts"),
+                        right[["ts", "job_type", "cluster_id"]].sort_values("ts"),
+                        on="ts",
+                        by="job_type",
+                        direction="nearest",
+                        tolerance=TYPE_TIME_WINDOW,
+                    )
+                    m = m.dropna(subset=["cluster_id"])
+                    cid[m["i"].to_numpy()] = m["cluster_id"].to_numpy()
+                    how[m["i"].to_numpy()] = "type_time"
+                    left = left[~left["i"].isin(m["i"])]
     out["cluster_id"] = cid
     out["cluster_join"] = how
+    return out
+
+
+def _job_join(dlq: pd.DataFrame, todo: Iterable[int], tel: pd.DataFrame) -> dict[int, int]:
+    """For the DLQ rows ``todo``: the position in ``tel`` (error rows sorted by time) of the error
+    that dead-lettered the message: the last error row logged with the message's id (its own
+    delivery attempts; a replay of the job gets a new id), else with its job id, no later than its
+    ``last_attempt`` (plus :data:`DLQ_LOG_SKEW`) when the DLQ message records it. ``enqueued_at`` is
+    no bound: a message moved by the runtime may keep the time it was first sent."""
+    index: dict[tuple[str, str], np.ndarray] = {}
+    ts = pd.DatetimeIndex(tel["ts"]).as_unit("ns").asi8
+    for col in ("message_id", "job_id"):
+        present = tel[col].notna().to_numpy()
+        if not present.any():
+            continue
+        keys = pd.Series(np.flatnonzero(present), index=tel[col].astype(object)[present].astype(str))
+        for key, rows in keys.groupby(level=0, sort=False):
+            index[(col, str(key))] = rows.to_numpy()
+    if not index:
+        return {}
+    job = _obj(dlq["job_id"]).to_numpy()
+    mid = _obj(dlq["message_id"]).to_numpy()
+    last = pd.DatetimeIndex(utc_series(dlq["last_attempt"])).as_unit("ns")
+    bound = (last + DLQ_LOG_SKEW).asi8
+    known = last.notna()
+    out: dict[int, int] = {}
+    for i in todo:
+        pos: np.ndarray | None = None
+        for col, key in (
+            ("message_id", mid[i]),
+            ("job_id", job[i]),
+            ("job_id", mid[i]),
+            ("message_id", job[i]),
+        ):
+            if key is not None and (col, str(key)) in index:
+                pos = index[(col, str(key))]
+                break
+        if pos is None:
+            continue
+        if known[i]:
+            early = pos[ts[pos] <= bound[i]]
+            pos = early if len(early) else pos
+        out[int(i)] = int(pos[-1])
     return out

@@ -66,10 +66,15 @@ class Deploy(_Model):
 
 
 class TimelineRow(_Model):
+    """Invocations per bucket, job type and runtime outcome; ``failed`` counts those that failed by
+    the one definition of :mod:`edgeinvestigate.analysis` (an ``ok`` outcome can still have failed:
+    an error-level line or a caught exception)."""
+
     bucket: datetime
     job_type: str
     outcome: str
     invocations: int
+    failed: int = 0
 
 
 class RateRow(_Model):
@@ -172,7 +177,13 @@ class Hypothesis(_Model):
 
     rank: int
     kind: Literal[
-        "bad_deploy", "dependency_outage", "retry_storm", "limit_hit", "poison_payload", "error_spike"
+        "bad_deploy",
+        "dependency_outage",
+        "retry_storm",
+        "limit_hit",
+        "poison_payload",
+        "error_spike",
+        "dlq_cluster",  # a large cluster of DLQ error texts, when the bundle has no telemetry
     ]
     title: str
     sentence: str
@@ -186,6 +197,10 @@ class Hypothesis(_Model):
 
 
 class Impact(_Model):
+    """How big the incident is. ``failed_invocations``: see "failed" in :mod:`edgeinvestigate.analysis`;
+    ``errors``: every clustered error row (warn lines included), ``failure_rows``: those that are
+    failures (exceptions and error-level lines); ``dlq_unattributed``: DLQ messages no cluster explains."""
+
     invocations: int
     failed_invocations: int
     failed_rate: float
@@ -194,6 +209,8 @@ class Impact(_Model):
     jobs_failed: int | None
     dlq_messages: int
     affected_job_types: list[str]
+    failure_rows: int = 0
+    dlq_unattributed: int = 0
 
 
 class IncidentTimeline(_Model):
@@ -239,6 +256,8 @@ class Findings(_Model):
     deploy_sources: list[str] = Field(default_factory=list)
     #: caveats about the data that limit what the analysis can tell (e.g. no deploy information)
     notes: list[str] = Field(default_factory=list)
+    #: False when the bundle has no invocations, logs or exceptions (a DLQ-only or empty bundle)
+    has_telemetry: bool = True
 
     @property
     def top(self) -> Hypothesis | None:
@@ -254,17 +273,26 @@ class Findings(_Model):
         if self.window:
             lines.append(f"Window: {self.window} (buckets of {self.bucket_seconds // 60 or 1} min)")
         imp = self.incident.impact
+        n_dlq = self.totals.get("dlq_messages", 0)
+        in_all = [f"{n_dlq} in all"] if n_dlq != imp.dlq_messages else []
+        if imp.dlq_unattributed:
+            in_all.append(f"{imp.dlq_unattributed} not attributed to any cluster")
+        warn_rows = imp.errors - imp.failure_rows
         lines.append(
             f"Invocations: {imp.invocations}, failed: {imp.failed_invocations} ({imp.failed_rate:.1%}); "
-            f"errors: {imp.errors}; DLQ messages: {imp.dlq_messages} in the incident's clusters"
-            + (
-                f" ({n_dlq} in all)"
-                if (n_dlq := self.totals.get("dlq_messages", 0)) != imp.dlq_messages
-                else ""
-            )
+            f"errors: {imp.errors}"
+            + (f" ({imp.failure_rows} failures, {warn_rows} warnings)" if warn_rows > 0 else "")
+            + f"; DLQ messages: {imp.dlq_messages} in the incident's clusters"
+            + (f" ({', '.join(in_all)})" if in_all else "")
         )
+        if not self.has_telemetry:
+            lines.append(
+                "This bundle has no telemetry (no invocations, logs or exceptions)"
+                + (": the findings below come from the DLQ messages alone." if self.hypotheses else ".")
+            )
         if not self.hypotheses:
-            lines.append("No hypothesis stands out: errors look like the usual background.")
+            if self.has_telemetry:
+                lines.append("No hypothesis stands out: errors look like the usual background.")
         else:
             lines.append("Hypotheses (most likely first):")
             for h in self.hypotheses[:max_hypotheses]:

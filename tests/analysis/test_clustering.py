@@ -37,7 +37,11 @@ def test_empty_evidence() -> None:
     findings = ei.analyze(Evidence.empty(), cl)
     assert findings.hypotheses == []
     assert findings.window is None
-    assert "No hypothesis" in findings.to_text()
+    text = findings.to_text()
+    assert "no telemetry" in text
+    assert "The bundle is empty" in text
+    assert "No hypothesis stands out" not in text  # that would read as "all is well"
+    assert findings.has_telemetry is False
 
 
 def test_one_error() -> None:

@@ -217,8 +217,10 @@ def run_cmd(
 
     Safe to run again after a crash, Ctrl-C or kill -9: it resumes from the ledger and never re-sends
     a settled message. Ctrl-C finishes the batch in flight. Exit status: 0 completed, 4 incomplete
-    (everything pushed, some originals still in the DLQ; the note says why and what to do, see
-    runbooks/replay-failed-jobs.md), 5 cancelled, 130 interrupted.
+    (everything pushed, the removal of some originals not confirmed; the note says what is known and
+    what to do, see runbooks/replay-failed-jobs.md), 5 cancelled, 130 interrupted. A plan some of whose
+    messages another plan's ledger (registered in the bundle, or next to PLAN) shows as already pushed
+    is refused before anything is sent (exit 3): make a new plan, which excludes them.
     """
     from ..replay import ReplayPlan, run_replay
 
@@ -272,7 +274,12 @@ def run_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status_cmd(plan_path: str, ledger_path: str | None, as_json: bool) -> None:
-    """Counts per state, rate, errors, ambiguous batches and ETA of a replay (works while it runs)."""
+    """Counts per state, rate, errors, ambiguous batches and ETA of a replay (works while it runs).
+
+    Says "not running (crashed? ...)" as soon as the run's process is gone (same host; another host:
+    after 120 s without a heartbeat), and "blocked: ..." instead of an ETA for a plan that cannot
+    finish on its own (exit status 4).
+    """
     from ..replay import replay_status
 
     st = replay_status(plan_path, ledger_path=ledger_path)

@@ -136,17 +136,21 @@ def _pid_alive(run: dict[str, Any]) -> bool | None:
         return None
 
 
-def _measured_rate(pushes: list[tuple[float, int]], end: float) -> float | None:
-    """Messages per second from ``(time, n)`` of the confirmed pushes of one run.
+def _measured_rate(pushes: list[tuple[float, int]], now: float) -> float | None:
+    """Messages per second of one run from ``(sent at, n)`` of its confirmed batches, oldest first.
 
-    The first push opens the window, so its messages are not counted (they were sent at its start):
-    a paced run reads at most its limit, not a burst of one batch over a second."""
+    The pacer sends batch ``k`` no earlier than ``t1 + (n1 + ... + n(k-1)) / rate``, so the messages
+    *before* the last batch over the time up to it never read above the limit (one batch over the
+    first second is not a rate); the messages of all batches over the time up to now is lower when
+    the run stalls (429s, back-off), and the smaller of the two is reported."""
     if len(pushes) < 2:
         return None
-    span = end - pushes[0][0]
-    if span <= 0:
+    t1, tk = pushes[0][0], pushes[-1][0]
+    if tk <= t1:
         return None
-    return sum(n for _, n in pushes[1:]) / span
+    paced = sum(n for _, n in pushes[:-1]) / (tk - t1)
+    overall = sum(n for _, n in pushes) / (now - t1) if now > t1 else paced
+    return min(paced, overall)
 
 
 def _iso(ts: float | None) -> str:
@@ -187,12 +191,17 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
         rate = None
         if last is not None:
             since = max(float(last["started_at"] or 0), now - RATE_WINDOW_S)
-            pushes = [
-                (float(e["ts"]), int(e["n"] or 0))
-                for e in ledger.events()
-                if e["kind"] == "push_confirmed" and e["run_id"] == last["run_id"] and float(e["ts"]) >= since
-            ]
-            rate = _measured_rate(pushes, now if running else (pushes[-1][0] if pushes else now))
+            sent_at: dict[Any, float] = {}
+            pushes: list[tuple[float, int]] = []
+            for e in ledger.events():
+                if e["run_id"] != last["run_id"] or float(e["ts"]) < since:
+                    continue
+                if e["kind"] == "push_sent":
+                    sent_at[e["batch"]] = float(e["ts"])  # the last attempt is the one confirmed
+                elif e["kind"] == "push_confirmed":
+                    pushes.append((sent_at.get(e["batch"], float(e["ts"])), int(e["n"] or 0)))
+            end = now if running else (float(last["heartbeat_at"] or now))
+            rate = _measured_rate(pushes, end)
         blocked: str | None = None
         eta: float | None = None
         if completed or not remaining:

@@ -1326,8 +1326,9 @@ def _no_telemetry_note(dlq: pd.DataFrame) -> str:
     raw = dlq[dlq["cluster_id"].isna()]
     parts = [
         f"The bundle has no telemetry (no invocations, logs or exceptions), only {len(dlq)} DLQ messages: "
-        "the findings rank what their error texts and job types show, and cannot tell when the failures "
-        "started, which deploy ran or how many invocations failed."
+        "the findings rank what their error texts and job types show (the timeline is when the messages "
+        "were dead-lettered), and cannot tell which deploy ran, how many invocations failed or which "
+        "failures never reached the DLQ."
     ]
     if len(raw):
         types = _obj(raw["job_type"]).fillna("unknown job type").value_counts()

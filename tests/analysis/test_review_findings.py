@@ -342,3 +342,13 @@ def test_clusters_count_distinct_dlq_jobs(tmp_path: Path) -> None:
     assert (row["n_dlq_messages"], row["n_dlq_jobs"]) == ("3", "2")
     data = json.loads(CliRunner().invoke(cli, ["clusters", str(bundle), "--format", "json"]).stdout)
     assert data["clusters"][0]["n_dlq_jobs"] == 2
+
+
+def test_clusters_cli_explain_tells_which_error_joined(tmp_path: Path) -> None:
+    bundle = _batch_evidence().save(tmp_path / "batch")
+    res = CliRunner().invoke(cli, ["clusters", str(bundle), "--explain", "msg-A"])
+    assert res.exit_code == 0, res.output
+    assert "join:      job_id" in res.stdout
+    assert "its message id msg-A was logged with an error in that cluster" in res.stdout
+    assert "timed out after 3000ms" in res.stdout
+    assert "deprecated" not in res.stdout

@@ -140,6 +140,49 @@ def permission_for(path: str) -> str:
     return "the permission this endpoint needs"
 
 
+# Cloudflare codes that mean the token itself is wrong (not a missing permission): 9106 missing
+# Authorization header, 9109 invalid access token, 1000/1001 invalid API token (token verify),
+# 6003/6111 malformed or invalid Authorization header. 10000 "Authentication error" is what the API
+# answers both for a bad token and for a valid token without access to the resource.
+_INVALID_TOKEN_CODES = frozenset({9106, 9109, 1000, 1001, 6003, 6111})
+_AMBIGUOUS_AUTH_CODES = frozenset({10000})
+_INVALID_TOKEN_WORDS = (
+    "invalid access token",
+    "invalid api token",
+    "invalid token",
+    "expired",
+    "missing authorization",
+)
+_NO_ROUTE_CODE = 7003
+
+
+def _is_no_route(codes: tuple[int, ...], messages: list[str]) -> bool:
+    return _NO_ROUTE_CODE in codes or any("no route for the uri" in m.lower() for m in messages)
+
+
+def _auth_hint(status: int, codes: tuple[int, ...], messages: list[str], path: str) -> str:
+    """What to do about a 401/403: a bad token and a token without a permission need different fixes."""
+    text = " ".join(messages).lower()
+    check = "check CLOUDFLARE_API_TOKEN (or --token-file)"
+    invalid = (
+        f"the API token is missing, invalid or expired: {check}; it must be the token itself "
+        "(not a Global API Key), still active, and for the sandbox the one it was started with"
+    )
+    if _INVALID_TOKEN_CODES.intersection(codes) or any(w in text for w in _INVALID_TOKEN_WORDS):
+        return invalid
+    if _AMBIGUOUS_AUTH_CODES.intersection(codes) or "authentication error" in text:
+        return (
+            f"the API token was not accepted for this account: {check} (invalid or expired?) and "
+            f"CLOUDFLARE_ACCOUNT_ID; a valid token also needs {permission_for(path)} on this account"
+        )
+    if status == 401:
+        return invalid
+    return (
+        f"the API token lacks a permission: this call needs {permission_for(path)}; check "
+        "CLOUDFLARE_API_TOKEN (or --token-file) and CLOUDFLARE_ACCOUNT_ID"
+    )
+
+
 def _body_errors(response: httpx.Response) -> tuple[list[str], tuple[int, ...]]:
     try:
         data: Any = response.json()
@@ -182,16 +225,16 @@ def error_from_response(
     base = f"{what} failed: Cloudflare API answered {status} to {method} {path}: {said}"
     kwargs: dict[str, Any] = {"status": status, "codes": codes, "method": method, "url": path}
     if status in (401, 403):
-        problem = "is missing or invalid" if status == 401 else "lacks a permission"
-        return AuthError(
-            base,
-            hint=(
-                f"the API token {problem}: this call needs {permission_for(path)}; check "
-                "CLOUDFLARE_API_TOKEN (or --token-file) and CLOUDFLARE_ACCOUNT_ID"
-            ),
-            **kwargs,
-        )
+        return AuthError(base, hint=_auth_hint(status, codes, messages, path), **kwargs)
     if status == 404:
+        if _is_no_route(codes, messages):
+            return NotFoundError(
+                base,
+                hint="the server has no such API route: the API base URL (CLOUDFLARE_API_BASE_URL or "
+                "--api-url) must end in /client/v4, e.g. https://api.cloudflare.com/client/v4 or "
+                "http://127.0.0.1:8789/client/v4 for the sandbox",
+                **kwargs,
+            )
         return NotFoundError(base, hint=not_found_hint or "check the account id and the name", **kwargs)
     if status == 429:
         retry_after = parse_retry_after(response.headers)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import tenacity
@@ -41,7 +41,7 @@ from ._cfapi import RateLimitState, error_from_response, rate_limit_from_headers
 from ._http import DEFAULT_TIMEOUT, Secret, make_client
 from .errors import APIError, ConfigError, NotFoundError, RateLimitedError, ServerError
 
-__all__ = ["DEFAULT_API_URL", "CloudflareClient", "RateLimitState"]
+__all__ = ["DEFAULT_API_URL", "CloudflareClient", "RateLimitState", "normalize_api_url"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ DEFAULT_API_URL = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"  # noqa: S105 (the variable name, not a token)
 ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
 BASE_URL_ENV = "CLOUDFLARE_API_BASE_URL"
+# The account every shipped simulator scenario uses (edgeinvestigate/simulator/_scenario.py).
+SIMULATOR_ACCOUNT_ID = "9a7806061c88ada191ed06f989cc3dac"
 
 _QUEUE_ID = re.compile(r"^[0-9a-f]{32}$")
 _LIST_HINT = (
@@ -57,6 +59,20 @@ _LIST_HINT = (
 )
 
 JSON = dict[str, Any]
+
+
+def normalize_api_url(url: str) -> str:
+    """The API base URL without a trailing slash; a bare origin gets Cloudflare's ``/client/v4``.
+
+    Every route of the API (and of the local sandbox) lives under ``/client/v4``, so
+    ``http://127.0.0.1:8789`` means ``http://127.0.0.1:8789/client/v4`` (``simulate --sandbox``
+    takes the root too). A URL with any other path is kept as given (a proxy may mount the API
+    elsewhere); a 404 "No route for the URI" then says that the path should end in ``/client/v4``.
+    """
+    base = url.strip().rstrip("/")
+    if urlsplit(base).path in ("", "/"):
+        base += "/client/v4"
+    return base
 
 
 class _Retryable(Exception):
@@ -101,7 +117,7 @@ class CloudflareClient:
                 hint=f"set {TOKEN_ENV} or pass --token-file PATH",
             )
         self.account_id = account_id
-        self.api_url = api_url.rstrip("/")
+        self.api_url = normalize_api_url(api_url)
         self._http = make_client(self.api_url, token=secret, transport=transport, timeout=timeout)
         self.max_attempts = max(1, max_attempts)
         self.max_retry_wait = max_retry_wait
@@ -237,9 +253,16 @@ class CloudflareClient:
             queue = self.get_queue(name)
             self._remember(str(queue.get("queue_name", name)), name)
             return name
+        hint = _LIST_HINT
+        if self.api_url != DEFAULT_API_URL:
+            hint += (
+                "; on the local sandbox the queues live in the account that loaded them: "
+                "`edgeinvestigate simulate ... --sandbox URL` uses the account_id of DIR/ground_truth.json "
+                f"({SIMULATOR_ACCOUNT_ID} for the shipped scenarios)"
+            )
         raise NotFoundError(
             f"unknown queue name {name!r} in account {self.account_id}",
-            hint=_LIST_HINT,
+            hint=hint,
             status=404,
             method="GET",
             url=self._acct("/queues"),

@@ -239,12 +239,30 @@ def capture_tail(
         finally:
             if tail is not None:
                 _delete(client, script, tail)
+    if result.events == 0:
+        result.warnings.append(no_events_warning(client.account_id, script, filters, duration))
     if result.overloads:
         result.warnings.append(
             f"{result.overloads} overload notices: the tail entered sampling mode and dropped events; "
             "use --sampling-rate or filters, or Workers Logs for complete data"
         )
     return result
+
+
+def no_events_warning(
+    account_id: str, script: str, filters: Sequence[Mapping[str, Any]], duration: float | None
+) -> str:
+    """What to check when a tail captured nothing (the API does not say "no traffic")."""
+    took = f" in {duration:g}s" if duration is not None else ""
+    text = (
+        f"no tail events of {script!r} arrived{took}: check that a Worker named {script!r} exists in "
+        f"account {account_id} (`wrangler deployments list --name {script}`; Cloudflare refuses an "
+        "unknown script with 404 [10007], the local sandbox accepts any name) and that it received "
+        "traffic while the tail was open"
+    )
+    if filters:
+        text += "; the filters (--filter-outcome, --search, --sampling-rate, ...) may drop every event"
+    return text
 
 
 def _describe(exc: BaseException) -> str:

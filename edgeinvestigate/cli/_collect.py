@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ _ANY = click.Path(path_type=Path)
 def _listen_address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise ConfigError(f"--listen {value!r} is not HOST:PORT", hint="for example --listen 127.0.0.1:8787")
+        raise ConfigError(f"--listen {value!r} is not HOST:PORT", hint="for example --listen 127.0.0.1:8788")
     return host, int(port)
 
 
@@ -32,7 +33,7 @@ def _listen_address(value: str) -> tuple[str, int]:
         "      --since 2026-11-27T14:00Z --until 2026-11-27T16:00Z --out evidence/INC-123\n"
         "  edgeinvestigate collect --workers-logs email-consumer --dlq email-dlq \\\n"
         "      --since -2h --out evidence/INC-124\n"
-        "  edgeinvestigate collect --listen 127.0.0.1:8787 --out traceitems.jsonl\n\n"
+        "  edgeinvestigate collect --listen 127.0.0.1:8788 --out traceitems.jsonl\n\n"
         "Secrets: the API token comes from CLOUDFLARE_API_TOKEN or --token-file, never from an option value."
     ),
 )
@@ -87,10 +88,16 @@ def _listen_address(value: str) -> tuple[str, int]:
     type=click.Choice(["peek", "snapshot"]),
     default="peek",
     show_default=True,
-    help="peek reads up to 100 messages from the head without leasing (consumes nothing). snapshot "
-    "reads the whole queue by pulling (leasing) every message and then releasing it. THE TRAP: each "
-    "pull is a delivery attempt, and a message whose attempts pass the DLQ consumer's max_retries is "
-    "moved on or DELETED; snapshot checks max_retries first and refuses unless --force.",
+    help="peek reads up to 100 messages from the head without leasing (consumes nothing, so it is the "
+    "evidence mode). snapshot reads the whole queue by pulling (leasing) every message and then "
+    "releasing it. THE TRAP: each pull is a delivery attempt, so every snapshot spends one of the DLQ "
+    "pull consumer's max_retries on every message, and a message whose attempts pass max_retries is "
+    "moved on or DELETED. Snapshot peeks the first 100 messages and refuses up front (unless --force) "
+    "when one of them would pass the limit; a message beyond the first 100 found past the limit while "
+    "pulling is saved (its body is pushed back as a new message, then the pulled copy is acked; a v8 "
+    "or bytes body keeps a 12 h lease instead, with a warning). Two snapshots in a row need "
+    "max_retries >= 2 more than the messages' attempts: raise max_retries of the DLQ's pull consumer "
+    "first (`wrangler queues consumer http add` / the dashboard).",
 )
 @click.option("--force", is_flag=True, help="Allow a DLQ snapshot that the safety checks would refuse.")
 @click.option(
@@ -206,10 +213,19 @@ def collect(
         from ..cloudflare import CloudflareClient
 
         client = CloudflareClient.from_env(api_url=api_url, account_id=account_id, token_file=token_file)
+        click.get_current_context().call_on_close(client.close)  # also when a request fails
+    shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
     if workers_logs:
         from ..workers_logs import load_workers_logs
 
-        parts.extend(load_workers_logs(client, script, since=s, until=u) for script in workers_logs)
+        for script in workers_logs:
+            part = load_workers_logs(client, script, since=s, until=u)
+            empty = empty_query_warning(part.manifest, script, client.account_id)
+            if empty:
+                click.echo(f"warning: {empty}", err=True)
+                part.report.notes.append(empty)
+                shown.append(empty)
+            parts.append(part)
     ev = Evidence.merge(parts) if parts else Evidence.empty()
     if parts:
         ev.manifest["window"] = {
@@ -224,9 +240,9 @@ def collect(
         if dlq_lease_ms is not None:
             extra["visibility_timeout_ms"] = dlq_lease_ms
         for queue in dlq:
+            # load_dlq logs each of its warnings once (the CLI shows them as "warning: ..." on stderr)
             frame = load_dlq(client, queue, mode=dlq_mode, force=force, **extra)  # type: ignore[arg-type]
-            for warning in frame.attrs.get("dlq_collection", {}).get("warnings", []):
-                click.echo(f"warning: {warning}", err=True)
+            shown.extend(frame.attrs.get("dlq_collection", {}).get("warnings", []))
             dlq_frames.append(frame)
     if dlq_file:
         from ..dlq import dlq_frame_from_file
@@ -242,7 +258,7 @@ def collect(
     ev.report.notes.extend(overlapping_sources(ev.invocations))
     dest = ev.save(out, overwrite=overwrite)
 
-    click.echo(ev.report.summary())
+    click.echo(dataclasses.replace(ev.report, notes=[n for n in ev.report.notes if n not in shown]).summary())
     rows = ev.manifest["rows"]
     click.echo(
         f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
@@ -260,6 +276,27 @@ def collect(
             f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",
             err=True,
         )
+
+
+def empty_query_warning(manifest: dict[str, Any], script: str, account_id: str) -> str | None:
+    """A warning when the Workers Logs query of ``script`` returned no event at all, else ``None``.
+
+    An empty answer is not an error for the API, and the usual causes are on our side: a window
+    that misses the data (times are UTC; a simulated incident keeps its own dates), another
+    script name or account, or Workers Logs not enabled for the Worker.
+    """
+    sources = manifest.get("sources") or []
+    stats = sources[0] if sources and isinstance(sources[0], dict) else {}
+    if stats.get("events", 1):
+        return None
+    since, until = stats.get("since", "?"), stats.get("until", "?")
+    return (
+        f"Workers Logs returned 0 events for {script!r} in account {account_id} between {since} and "
+        f"{until}: check the window (--since/--until are UTC; without them the last hour; a simulated "
+        "incident keeps its scenario dates unless simulated with --start), the script name, "
+        "CLOUDFLARE_ACCOUNT_ID, and that Workers Logs is enabled for this Worker "
+        "([observability] enabled = true in its wrangler config)"
+    )
 
 
 def overlapping_sources(invocations: Any, min_share: float = 0.5) -> list[str]:

@@ -86,6 +86,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+    _install_warning_handler(quiet=bool(verbose))
     if verbose:
         import logging
 
@@ -96,6 +97,34 @@ def cli(ctx: click.Context, verbose: int) -> None:
         )
         # httpx logs request lines at INFO; they never contain the token, but keep them at DEBUG.
         logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+class _EchoWarnings:
+    """Marker base for the CLI's handler of library warnings (so a second run replaces it)."""
+
+
+def _install_warning_handler(*, quiet: bool) -> None:
+    """Show the library's warnings once, as ``warning: ...`` lines on stderr.
+
+    Without a handler, Python's last-resort handler prints them bare, and commands that echo the
+    same warning themselves printed it twice. Commands leave warnings to this handler. With -v the
+    logging configuration of ``cli`` shows them (with a timestamp) instead.
+    """
+    import logging
+
+    class EchoHandler(_EchoWarnings, logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                click.echo(f"warning: {record.getMessage()}", err=True)  # the current stderr, always
+            except Exception:  # logging must never break a command
+                self.handleError(record)
+
+    logger = logging.getLogger("edgeinvestigate")
+    for handler in list(logger.handlers):
+        if isinstance(handler, _EchoWarnings):
+            logger.removeHandler(handler)
+    if not quiet:
+        logger.addHandler(EchoHandler(logging.WARNING))
 
 
 def main(argv: list[str] | None = None) -> Any:

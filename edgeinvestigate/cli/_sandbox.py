@@ -52,8 +52,11 @@ def _rate(spec: str) -> tuple[int, int]:
 def sandbox() -> None:
     """Run the local Cloudflare API sandbox (Queues, Workers Logs query, live tails).
 
-    Point edgeinvestigate at it with CLOUDFLARE_API_BASE_URL=http://127.0.0.1:PORT/client/v4 and
-    CLOUDFLARE_API_TOKEN set to the sandbox token. Admin endpoints live under /__admin/ (ARCHITECTURE.md).
+    Point edgeinvestigate at it with CLOUDFLARE_API_BASE_URL=http://127.0.0.1:PORT/client/v4 (the
+    bare http://127.0.0.1:PORT works too), CLOUDFLARE_API_TOKEN set to the sandbox token and
+    CLOUDFLARE_ACCOUNT_ID set to the account `simulate --sandbox` loaded (account_id in
+    DIR/ground_truth.json; 9a7806061c88ada191ed06f989cc3dac for the shipped scenarios). Admin
+    endpoints live under /__admin/ (ARCHITECTURE.md).
     """
 
 
@@ -122,6 +125,7 @@ def serve_cmd(
     log_level: str,
 ) -> None:
     """Serve the sandbox until interrupted."""
+    from ..cloudflare import SIMULATOR_ACCOUNT_ID
     from ..sandbox._context import SandboxConfig
     from ..sandbox.faults import parse_faults
     from ..sandbox.server import serve
@@ -135,4 +139,15 @@ def serve_cmd(
         rate_window_s=window,
         json_body_encoding=json_bodies,
     )
+    if port:
+        click.echo(
+            "point clients at this sandbox with:\n"
+            f"  export CLOUDFLARE_API_BASE_URL=http://{host}:{port}/client/v4\n"
+            f"  export CLOUDFLARE_API_TOKEN=<the sandbox token, e.g. ${TOKEN_ENV}>\n"
+            f"  export CLOUDFLARE_ACCOUNT_ID={SIMULATOR_ACCOUNT_ID}   "
+            "# the account `simulate --sandbox` loads (see DIR/ground_truth.json)\n"
+            f"then load an incident: edgeinvestigate simulate default --out DIR --start -2h "
+            f"--sandbox http://{host}:{port}",
+            err=True,
+        )
     serve(config, host=host, port=port, ready_file=ready_file, log_level=log_level)

@@ -192,7 +192,7 @@ def test_bad_notebook_parameter_is_a_bad_argument(
 def test_collect_help_examples_are_not_rewrapped(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "collect", "--help")
     assert code == 0
-    assert "    edgeinvestigate collect --listen 127.0.0.1:8787 --out traceitems.jsonl\n" in out
+    assert "    edgeinvestigate collect --listen 127.0.0.1:8788 --out traceitems.jsonl\n" in out
     assert "      --since -2h --out evidence/INC-124\n" in out
 
 

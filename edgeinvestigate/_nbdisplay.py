@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "FINDINGS_MIMETYPE",
     "HIDDEN_OUTPUT_TAG",
+    "dlq_size",
     "emit",
     "open_bundle",
     "pre",
@@ -152,6 +153,33 @@ def emit(kind: str, data: Any) -> None:
         {mimetype: {"kind": kind, "data": payload}, "text/plain": f"[{kind} recorded for the report]"},
         metadata={"tags": [HIDDEN_OUTPUT_TAG]},
     )
+
+
+def dlq_size(ev: Evidence) -> str:
+    """How many DLQ messages the bundle holds, against the queue's backlog when it saw only part.
+
+    A peek sees at most the 100 messages at the head: ``"100 of 566 (peek sees the head only)"``
+    instead of a plain ``"100"`` that reads like the size of the queue. The backlog and whether
+    the collection was complete come from the manifest's ``dlq_collections``.
+    """
+    held = len(ev.dlq)
+    backlog = 0
+    partial: list[str] = []
+    for c in ev.manifest.get("dlq_collections") or []:
+        if not isinstance(c, dict):
+            continue
+        n = c.get("backlog_count")
+        seen = c.get("messages")
+        if isinstance(n, int) and not isinstance(n, bool):
+            backlog += n
+        if c.get("complete") is False or (isinstance(n, int) and isinstance(seen, int) and n > seen):
+            partial.append("peek sees the head only" if c.get("mode") == "peek" else "snapshot stopped early")
+    if not partial:
+        return f"{held:,}"
+    why = "; ".join(dict.fromkeys(partial))
+    if backlog > held:
+        return f"{held:,} of {backlog:,} ({why})"
+    return f"{held:,} of more ({why})"
 
 
 def open_bundle(bundle: str = "", *, since: str = "", until: str = "") -> Evidence:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -29,6 +30,8 @@ __all__ = [
     "NotebookParameters",
     "describe_parameters",
     "is_secret_name",
+    "path_parameters",
+    "resolve_path_parameters",
     "validate_parameters",
 ]
 
@@ -74,6 +77,7 @@ class NotebookParameters(BaseModel):
     bundle: str = Field(
         "",
         description="evidence bundle directory (from `edgeinvestigate collect`); empty = the bundled sample",
+        json_schema_extra={"path": "dir"},
     )
     since: str = Field("", description="only look at data at or after this UTC time (ISO-8601, epoch, -2h)")
     until: str = Field("", description="only look at data before this UTC time")
@@ -132,7 +136,11 @@ class DlqReplayParameters(NotebookParameters):
     allow_queues: list[str] = Field(
         default_factory=list, description="queues a replay may write to; empty = only to_queue"
     )
-    plan_out: str = Field("replay-plan.json", description="where the plan file is written")
+    plan_out: str = Field(
+        "replay-plan.json",
+        description="where the plan file is written (default: next to the report)",
+        json_schema_extra={"path": "output"},
+    )
     execute: bool = Field(False, description="really push messages (needs CLOUDFLARE_API_TOKEN in the env)")
     rate: float = Field(50.0, gt=0, le=5000, description="replay speed in messages per second")
     api_url: str = Field("", description="API base URL (e.g. the sandbox); empty = CLOUDFLARE_API_BASE_URL")
@@ -146,7 +154,9 @@ class IncidentReportParameters(NotebookParameters):
     notebook: ClassVar[str] = "incident-report"
     title: str = Field("Incident report", description="the report's title")
     incident_id: str = Field("", description="your incident id, e.g. INC-123")
-    replay_plan: str = Field("", description="a replay plan.json whose results to include")
+    replay_plan: str = Field(
+        "", description="a replay plan.json whose results to include", json_schema_extra={"path": "file"}
+    )
     top_n: int = Field(5, ge=1, le=50, description="how many findings and clusters to include")
 
 
@@ -216,3 +226,51 @@ def validate_parameters(notebook: str, parameters: dict[str, Any] | None) -> Not
             f"notebook {notebook!r} was not run: {'; '.join(problems)}. Valid parameters: {valid}",
             hint=f"edgeinvestigate notebooks list shows each parameter of {notebook} with its default",
         ) from None
+
+
+def path_parameters(notebook: str) -> dict[str, str]:
+    """``name -> kind`` of the parameters of ``notebook`` that name a path.
+
+    ``dir`` and ``file`` must exist; ``output`` is written by the notebook (its folder must exist).
+    """
+    out: dict[str, str] = {}
+    for name, field in _model(notebook).model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and isinstance(extra.get("path"), str):
+            out[name] = str(extra["path"])
+    return out
+
+
+def resolve_path_parameters(params: NotebookParameters, base: Path | None = None) -> NotebookParameters:
+    """The parameters with every given path made absolute against ``base`` (default: the cwd).
+
+    The kernel runs in the report folder, so a relative ``-p replay_plan=plan.json`` would be read
+    from there, not from where the command was typed. Paths the caller gave are resolved here, and
+    a missing input (or the missing folder of an output) is refused before any cell runs, naming
+    the parameter and the path. Defaults are left alone (``plan_out`` defaults to the report folder).
+    """
+    root = Path.cwd() if base is None else Path(base)
+    kinds = path_parameters(params.notebook)
+    update: dict[str, str] = {}
+    for name in sorted(params.model_fields_set & kinds.keys()):
+        value = getattr(params, name)
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        path = (path if path.is_absolute() else root / path).resolve()
+        kind = kinds[name]
+        where = "" if Path(value).expanduser().is_absolute() else f" (relative paths are read from {root})"
+        problem = None
+        if kind == "dir" and not path.is_dir():
+            problem = "is not a folder" if path.exists() else "does not exist"
+        elif kind == "file" and not path.is_file():
+            problem = "is not a file" if path.exists() else "does not exist"
+        elif kind == "output" and not path.parent.is_dir():
+            problem = f"cannot be written: its folder {path.parent} does not exist"
+        if problem:
+            raise NotebookParameterError(
+                f"notebook {params.notebook!r} was not run: parameter {name}: {path} {problem}{where}",
+                hint=f"check -p {name}=PATH; edgeinvestigate notebooks list shows what {name} expects",
+            )
+        update[name] = str(path)
+    return params.model_copy(update=update) if update else params

@@ -35,6 +35,7 @@ from ._nbdisplay import (
     FINDINGS_MIMETYPE,
     HIDDEN_OUTPUT_TAG,
     RESULT_MIMETYPE,
+    dlq_size,
     emit,
     open_bundle,
     pre,
@@ -42,7 +43,13 @@ from ._nbdisplay import (
     show,
     table,
 )
-from ._nbparams import PARAMETER_MODELS, NotebookParameters, describe_parameters, validate_parameters
+from ._nbparams import (
+    PARAMETER_MODELS,
+    NotebookParameters,
+    describe_parameters,
+    resolve_path_parameters,
+    validate_parameters,
+)
 from ._redact import Redactor
 from .errors import BundleError, MissingExtraError, NotebookError, NotebookParameterError
 
@@ -52,6 +59,7 @@ __all__ = [
     "NotebookInfo",
     "NotebookRun",
     "describe_parameters",
+    "dlq_size",
     "emit",
     "list_notebooks",
     "notebook_path",
@@ -228,11 +236,14 @@ def run_notebook(
 ) -> NotebookRun:
     """Execute ``notebook`` with ``parameters``; write ``<name>.ipynb``, ``<name>.html``, ``findings.json``.
 
-    Raises :class:`NotebookError` before running anything when a parameter is unknown, ill-typed
-    or looks like a secret. A failing cell does not raise: the files are written with a banner and
+    Raises :class:`NotebookError` before running anything when a parameter is unknown, ill-typed,
+    looks like a secret, or names a path that does not exist. Relative paths in ``parameters``
+    are resolved against the current directory (the kernel itself runs in ``out_dir``).
+    A failing cell does not raise: the files are written with a banner and
     the returned :class:`NotebookRun` has ``ok=False``.
     """
-    params = validate_parameters(notebook, parameters)
+    # relative paths are the caller's (the kernel runs in out_dir); a missing input is refused now
+    params = resolve_path_parameters(validate_parameters(notebook, parameters))
     path = notebook_path(notebook)
     _require_extra()
     out = Path(out_dir)

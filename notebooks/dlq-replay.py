@@ -41,7 +41,7 @@ api_url = ""  # API base URL (e.g. the sandbox); empty means CLOUDFLARE_API_BASE
 import pandas as pd
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import emit, open_bundle, pre, say, table
+from edgeinvestigate.notebooks import dlq_size, emit, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)
 groups = ei.cluster(ev)
@@ -60,9 +60,10 @@ if not to_queue:
     )
 target = to_queue or guessed
 say(
-    "Replay from <code>{src}</code> to <code>{dst}</code>{note}.",
+    "Replay from <code>{src}</code> to <code>{dst}</code>{note}; the bundle holds <b>{n}</b> DLQ messages.",
     src=source,
     dst=target,
+    n=dlq_size(ev),
     note=" (guessed: give -p to_queue=... to run it)" if guessed else "",
 )
 

@@ -35,7 +35,7 @@ import plotly.express as px
 
 import edgeinvestigate as ei
 from edgeinvestigate import plots
-from edgeinvestigate.notebooks import emit, open_bundle, pre, say, show, table
+from edgeinvestigate.notebooks import dlq_size, emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
@@ -85,7 +85,7 @@ table(
                 f"{imp.incident_errors:,}",
                 "" if imp.jobs_failed is None else f"{imp.jobs_failed:,}",
                 f"{imp.dlq_messages:,}",
-                f"{findings.totals.get('dlq_messages', 0):,}",
+                dlq_size(ev),
             ],
         }
     )

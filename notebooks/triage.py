@@ -32,7 +32,7 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import emit, open_bundle, say, show, table
+from edgeinvestigate.notebooks import dlq_size, emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
@@ -46,7 +46,7 @@ say(
     failed=impact.failed_invocations,
     rate=f"{impact.failed_rate:.1%}",
     errors=impact.errors,
-    dlq=len(ev.dlq),  # the whole DLQ (impact.dlq_messages counts the incident's clusters only)
+    dlq=dlq_size(ev),  # the whole DLQ, "100 of 566" after a peek (impact.dlq_messages: the incident's)
 )
 if findings.top is not None:
     say("Most likely: <b>{sentence}</b>", sentence=findings.top.sentence)

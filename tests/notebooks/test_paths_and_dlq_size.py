@@ -1,0 +1,170 @@
+"""Path parameters are the caller's; a peek bundle's DLQ size says it is the head only."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import edgeinvestigate as ei
+import edgeinvestigate.notebooks as nbmod
+from edgeinvestigate._nbparams import path_parameters, resolve_path_parameters, validate_parameters
+from edgeinvestigate.cli import main
+from edgeinvestigate.errors import NotebookParameterError
+
+
+class _Stop(BaseException):  # not an Exception: _execute writes a report for those
+    """Raised by the papermill spy once it has seen the parameters."""
+
+
+@pytest.fixture
+def papermill_params(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Record the parameters papermill is given, then stop before a kernel starts."""
+    import papermill
+
+    seen: list[dict[str, Any]] = []
+
+    def spy(*args: object, parameters: dict[str, Any] | None = None, **kwargs: object) -> None:
+        seen.append(dict(parameters or {}))
+        raise _Stop
+
+    monkeypatch.setattr(papermill, "execute_notebook", spy)
+    return seen
+
+
+@pytest.fixture
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "ev"
+    sample = ei.sample_bundle()
+    ev = sample if isinstance(sample, ei.Evidence) else ei.Evidence.open(sample)
+    ev.save(out)
+    return out
+
+
+def test_path_parameters_are_declared() -> None:
+    assert path_parameters("incident-report") == {"bundle": "dir", "replay_plan": "file"}
+    assert path_parameters("dlq-replay") == {"bundle": "dir", "plan_out": "output"}
+    assert path_parameters("triage") == {"bundle": "dir"}
+
+
+def test_relative_paths_resolve_against_the_callers_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "plan.json").write_text("{}")
+    (tmp_path / "plans").mkdir()
+    monkeypatch.chdir(tmp_path)
+    params = resolve_path_parameters(validate_parameters("incident-report", {"replay_plan": "plan.json"}))
+    assert params.replay_plan == str(tmp_path / "plan.json")  # type: ignore[attr-defined]
+    params = resolve_path_parameters(validate_parameters("dlq-replay", {"plan_out": "plans/p.json"}))
+    assert params.plan_out == str(tmp_path / "plans" / "p.json")  # type: ignore[attr-defined]
+    # a default is not the caller's: plan_out stays next to the report
+    params = resolve_path_parameters(validate_parameters("dlq-replay", {}))
+    assert params.plan_out == "replay-plan.json"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("notebook", "params", "needle"),
+    [
+        ("incident-report", {"replay_plan": "nosuch/plan.json"}, "parameter replay_plan: {p} does not exist"),
+        ("incident-report", {"replay_plan": "."}, "parameter replay_plan: {p} is not a file"),
+        ("triage", {"bundle": "missing-bundle"}, "parameter bundle: {p} does not exist"),
+        (
+            "dlq-replay",
+            {"plan_out": "nodir/plan.json"},
+            "parameter plan_out: {p} cannot be written: its folder",
+        ),
+    ],
+)
+def test_missing_paths_are_refused_before_any_cell(
+    notebook: str,
+    params: dict[str, str],
+    needle: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    papermill_params: list[dict[str, Any]],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    given = next(iter(params.values()))
+    with pytest.raises(NotebookParameterError) as info:
+        nbmod.run_notebook(notebook, tmp_path / "out", params)
+    assert needle.format(p=(tmp_path / given).resolve()) in info.value.message
+    assert f"relative paths are read from {tmp_path}" in info.value.message
+    assert papermill_params == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_report_cli_refuses_a_missing_plan(
+    bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    papermill_params: list[dict[str, Any]],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["report", str(bundle), "--out", "rep", "-p", "replay_plan=plan.json", "--no-progress"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"parameter replay_plan: {tmp_path / 'plan.json'} does not exist" in err
+    assert papermill_params == []
+    assert not (tmp_path / "rep").exists()
+
+
+def test_report_cli_hands_papermill_the_callers_path(
+    bundle: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    papermill_params: list[dict[str, Any]],
+) -> None:
+    (tmp_path / "plan.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_Stop):
+        nbmod.write_report(bundle, "rep", parameters={"replay_plan": "plan.json"})
+    (seen,) = papermill_params
+    assert seen["replay_plan"] == str(tmp_path / "plan.json")  # not rep/plan.json
+    assert seen["bundle"] == str(bundle.resolve())
+
+
+# --- L: the DLQ size of a peek bundle ------------------------------------------------------------
+
+
+def _with_collections(ev: ei.Evidence, collections: list[dict[str, Any]]) -> ei.Evidence:
+    return dataclasses.replace(ev, manifest={**ev.manifest, "dlq_collections": collections})
+
+
+def test_dlq_size_of_a_peek_says_head_only() -> None:
+    sample = ei.sample_bundle()
+    ev = sample if isinstance(sample, ei.Evidence) else ei.Evidence.open(sample)
+    held = len(ev.dlq)
+    assert held > 0
+    plain = _with_collections(ev, [])
+    assert nbmod.dlq_size(plain) == f"{held:,}"
+    peek = {
+        "queue": "jobs-dlq",
+        "mode": "peek",
+        "messages": held,
+        "backlog_count": held + 466,
+        "complete": False,
+    }
+    assert nbmod.dlq_size(_with_collections(ev, [peek])) == (
+        f"{held:,} of {held + 466:,} (peek sees the head only)"
+    )
+    whole = {**peek, "mode": "snapshot", "backlog_count": held, "complete": True}
+    assert nbmod.dlq_size(_with_collections(ev, [whole])) == f"{held:,}"
+    unknown = {**peek, "backlog_count": None}
+    assert nbmod.dlq_size(_with_collections(ev, [unknown])) == f"{held:,} of more (peek sees the head only)"
+
+
+def test_triage_report_of_a_peek_bundle_shows_the_backlog(tmp_path: Path) -> None:
+    """A real kernel run: the report must not call the 100 peeked messages the size of the DLQ."""
+    sample = ei.sample_bundle()
+    ev = sample if isinstance(sample, ei.Evidence) else ei.Evidence.open(sample)
+    held = len(ev.dlq)
+    peek = {"queue": "jobs-dlq", "mode": "peek", "messages": held, "backlog_count": 566, "complete": False}
+    _with_collections(ev, [peek]).save(tmp_path / "ev")
+    run = nbmod.write_report(tmp_path / "ev", tmp_path / "rep", notebook="triage", progress=False)
+    run.raise_for_error()
+    page = run.html.read_text()
+    assert f"<b>{held:,} of 566 (peek sees the head only)</b> messages in the dead-letter queue" in page

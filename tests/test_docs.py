@@ -61,8 +61,29 @@ def _segments(command: str) -> list[str]:
     """Split a shell line into simple commands: ``$(...)``, ``&&``, ``||``, ``;``, ``|``."""
     inner = re.findall(r"\$\(([^()]*)\)", command)
     outer = re.sub(r"\$\([^()]*\)", "SUBST", command)
-    parts = re.split(r"&&|\|\||;|\|", outer)
-    return [p.strip() for p in parts + inner if p.strip()]
+    return [p.strip() for p in _split_unquoted(outer) + inner if p.strip()]
+
+
+def _split_unquoted(command: str) -> list[str]:
+    """Split on ``&&``, ``||``, ``;`` and ``|`` outside quotes (a jq filter may hold a ``|``)."""
+    parts, buf, quote, i = [], "", "", 0
+    while i < len(command):
+        ch = command[i]
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif command.startswith(("&&", "||"), i):
+            parts.append(buf)
+            buf, i = "", i + 2
+            continue
+        elif ch in ";|":
+            parts.append(buf)
+            buf, i = "", i + 1
+            continue
+        buf += ch
+        i += 1
+    return [*parts, buf]
 
 
 def invocations() -> list[Invocation]:
@@ -238,3 +259,19 @@ def test_extractor_handles_continuations_and_substitutions() -> None:
     words = [shlex.split(s, comments=True) for s in segs]
     assert ["edgeinvestigate", "a", "--x", "1", "--y", "2"] in words
     assert ["edgeinvestigate", "notebooks", "path"] in words
+
+
+def test_segments_split_outside_quotes_only() -> None:
+    line = (
+        "edgeinvestigate clusters B --format json | jq '.c[] | select(.n > 0)' && edgeinvestigate analyze B"
+    )
+    assert _segments(line) == [
+        "edgeinvestigate clusters B --format json",
+        "jq '.c[] | select(.n > 0)'",
+        "edgeinvestigate analyze B",
+    ]
+    assert _segments("export A=$(jq -r .x f.json); edgeinvestigate tail s") == [
+        "export A=SUBST",
+        "edgeinvestigate tail s",
+        "jq -r .x f.json",
+    ]

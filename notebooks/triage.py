@@ -53,8 +53,10 @@ if findings.top is not None:
 
 # %% [markdown]
 # ## Failure rate by job type
-# Invocations that failed (an exception, or an outcome other than `ok`) per job type, over the
-# whole window and per time bucket. One job type on fire points to its code or its dependency;
+# Invocations that failed per job type, over the whole window and per time bucket: the runtime
+# reported a failure (an exception, or an outcome other than `ok`), or the invocation logged an
+# error-level line. Warn lines, retries logged at warn included, are not failures (see
+# `edgeinvestigate.analysis`). One job type on fire points to its code or its dependency;
 # all of them at once points to the platform or a shared dependency.
 
 # %%

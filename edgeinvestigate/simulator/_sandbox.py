@@ -111,7 +111,13 @@ def load_into_sandbox(
     s = sim.scenario.system
     acct = sim.account_id
     secret = token if token is not None else sandbox_token()
-    out: dict[str, Any] = {"url": _root(url), "queues": {}, "dlq_loaded": 0, "events_loaded": 0}
+    out: dict[str, Any] = {
+        "url": _root(url),
+        "account_id": sim.account_id,
+        "queues": {},
+        "dlq_loaded": 0,
+        "events_loaded": 0,
+    }
     worker = {
         "type": "worker",
         "script_name": s.consumer_script,

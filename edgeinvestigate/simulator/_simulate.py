@@ -90,6 +90,10 @@ class SimulationSummary:
                 f"  sandbox       {self.sandbox['url']}: {self.sandbox['dlq_loaded']:,} DLQ messages, "
                 f"{self.sandbox['events_loaded']:,} Workers Logs events loaded"
             )
+            lines.append("  point the client at it (the token is the sandbox's own):")
+            lines.append(f"    export CLOUDFLARE_API_BASE_URL={self.sandbox['url']}/client/v4")
+            if self.sandbox.get("account_id"):
+                lines.append(f"    export CLOUDFLARE_ACCOUNT_ID={self.sandbox['account_id']}")
         return "\n".join(lines)
 
 

@@ -35,6 +35,10 @@ def test_simulate_loads_queues_dlq_and_events(tmp_path: Path) -> None:
         assert TOKEN not in run.stdout + run.stderr
         truth = json.loads((out / "ground_truth.json").read_text())
         acct = truth["account_id"]
+        # it says how to point the client at the sandbox (the same lines work in a shell)
+        root = sb.url.removesuffix("/client/v4")
+        assert f"export CLOUDFLARE_API_BASE_URL={root}/client/v4" in run.stdout
+        assert f"export CLOUDFLARE_ACCOUNT_ID={acct}" in run.stdout
         state = sb.state()["accounts"][acct]
         queues = state["queues"]
         assert set(queues) == {"jobs", "jobs-retry", "jobs-dlq"}

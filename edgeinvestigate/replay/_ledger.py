@@ -139,6 +139,20 @@ class Ledger:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def flag_pushed_elsewhere(self, reasons: dict[str, str]) -> int:
+        """Mark messages that another plan already pushed (its original not confirmed removed) as
+        possible duplicates, with the reason; they are pushed again under the same idempotency key."""
+        n = 0
+        with self._tx() as c:
+            for mid, why in reasons.items():
+                n += c.execute(
+                    "UPDATE messages SET possible_duplicate = 1, "
+                    "ambiguous_reason = coalesce(ambiguous_reason, ?) "
+                    "WHERE message_id = ? AND possible_duplicate = 0",
+                    (why, mid),
+                ).rowcount
+        return n
+
     def set_meta(self, key: str, value: str | None) -> None:
         with self._tx() as c:
             if value is None:

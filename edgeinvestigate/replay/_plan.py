@@ -516,9 +516,12 @@ def plan_replay(
     frame. The target must be in ``allow_queues`` or the ``[replay] allow_queues`` of ``config``;
     the DLQ itself is always refused (:class:`~edgeinvestigate.errors.ReplayRefusedError`).
 
-    Messages that the ledger of an earlier plan shows as pushed are excluded as
-    ``already_replayed``; the ledgers looked at are those registered in ``bundle`` by ``replay run``
-    and those next to ``near`` (the path the plan will be saved to). When the bundle saw only part
+    Messages that the ledger of an earlier plan shows as pushed AND removed from the DLQ are excluded
+    as ``already_replayed``; those it pushed without confirming the removal of their originals (an
+    exit-4 run) stay in the plan under the earlier plan's idempotency keys, so the second copy can be
+    dropped by a consumer that dedupes, and ``replay run`` flags them as possible duplicates. The
+    ledgers looked at are those registered in ``bundle`` by ``replay run`` and those next to ``near``
+    (the path the plan will be saved to). When the bundle saw only part
     of the DLQ (a peek), the plan says so in its ``warnings``.
     """
     import pandas as pd
@@ -643,6 +646,8 @@ def plan_replay(
         chosen["message_id"].astype(str), bundle=bundle, near=[near] if near is not None else []
     )
 
+    removed = prior.removed
+    not_removed = prior.not_removed
     created_at = now or _now_iso()
     plan_id = sha256_hex(
         canonical_json({"selection": selection_digest, "at": created_at, "ids": sorted(chosen["message_id"])})
@@ -659,7 +664,7 @@ def plan_replay(
         cluster_id = clusters_by_id.get(idx)
         cluster_id = None if cluster_id is None or pd.isna(cluster_id) else str(cluster_id)
         common = {"message_id": mid, "job_type": job_type, "cluster_id": cluster_id}
-        if mid in prior.confirmed:
+        if mid in removed:
             excluded.append(Excluded(**common, reason="already_replayed", detail=prior.describe(mid)))
             continue
         if ctype in ("v8", "bytes"):
@@ -707,7 +712,12 @@ def plan_replay(
             changes = diff(job, new_job)
             patched = bool(changes)
             job = new_job
-        replay_id = idempotency_key(mid, selection_digest)
+        # pushed by an earlier plan but its original not confirmed removed: replay it again (it may still
+        # be in the DLQ) under the SAME idempotency key, so a consumer that dedupes drops the second copy
+        earlier = not_removed.get(mid)
+        replay_id = (
+            earlier.replay_id if earlier and earlier.replay_id else idempotency_key(mid, selection_digest)
+        )
         new_body = rewrite(
             job,
             replay=replay_block(replay_id=replay_id, of=mid, plan=plan_id, at=created_at),
@@ -794,14 +804,24 @@ def plan_replay(
             f"plan over the whole DLQ: edgeinvestigate collect --dlq {from_queue} --dlq-mode snapshot "
             "--dlq-keep-leases --out BUNDLE, and plan from that bundle"
         )
-    if prior.confirmed:
-        per_plan = ", ".join(f"{n} by plan {pid} ({led})" for pid, led, n in prior.by_plan(prior.confirmed))
+    if removed:
+        per_plan = ", ".join(f"{n} by plan {pid} ({led})" for pid, led, n in prior.by_plan(removed))
         plan.warnings.append(
-            f"{len(prior.confirmed)} selected messages were already replayed by earlier plans ({per_plan}) "
-            "and are excluded as already_replayed; replaying them again would send each job twice under "
-            "a different idempotency key"
+            f"{len(removed)} selected messages were already replayed by earlier plans ({per_plan}) "
+            "and removed from the DLQ; they are excluded as already_replayed (replaying them again "
+            "would send each job twice)"
         )
     planned_ids = {m.message_id for m in messages}
+    again = {mid: p for mid, p in not_removed.items() if mid in planned_ids}
+    if again:
+        per_plan = ", ".join(f"{n} by plan {pid} ({led})" for pid, led, n in prior.by_plan(again))
+        plan.warnings.append(
+            f"{len(again)} selected messages were pushed by earlier plans ({per_plan}) but the removal of "
+            "their originals from the DLQ is not confirmed; this plan pushes them again under the SAME "
+            "idempotency keys (metadata.replay.id), so a consumer that dedupes drops the second copy, and "
+            "then removes the originals. If the earlier plan can still remove them, prefer resuming it "
+            "(edgeinvestigate replay run EARLIER_PLAN)"
+        )
     overlap = {mid: p for mid, p in prior.unconfirmed.items() if mid in planned_ids}
     if overlap:
         per_plan = ", ".join(f"{n} in plan {pid} ({led})" for pid, led, n in prior.by_plan(overlap))

@@ -78,6 +78,7 @@ class _Prior:
     ledger: str
     state: str
     still_in_dlq: bool
+    replay_id: str = ""
 
 
 @dataclass
@@ -89,6 +90,17 @@ class PriorReplays:
     confirmed: dict[str, _Prior] = field(default_factory=dict)
     #: message id -> an earlier plan that has it but has not confirmed pushing it
     unconfirmed: dict[str, _Prior] = field(default_factory=dict)
+
+    @property
+    def removed(self) -> dict[str, _Prior]:
+        """Confirmed pushed by an earlier plan AND its original removed from the DLQ (settled)."""
+        return {mid: p for mid, p in self.confirmed.items() if p.state == "settled"}
+
+    @property
+    def not_removed(self) -> dict[str, _Prior]:
+        """Confirmed pushed by an earlier plan whose original is not confirmed removed (state pushed):
+        the message may still sit in the DLQ, so a new plan keeps it, under the earlier replay id."""
+        return {mid: p for mid, p in self.confirmed.items() if p.state != "settled"}
 
     def describe(self, mid: str) -> str:
         p = self.confirmed[mid]
@@ -155,18 +167,20 @@ def find_prior_replays(
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'plan_id'").fetchone()
             plan_id = str(row[0]) if row else path.stem
-            rows = conn.execute("SELECT message_id, state, still_in_dlq FROM messages").fetchall()
+            rows = conn.execute("SELECT message_id, state, still_in_dlq, replay_id FROM messages").fetchall()
         except sqlite3.Error:
             continue
         finally:
             conn.close()
         result.ledgers.append(str(path))
-        for mid, state, still in rows:
+        for mid, state, still, replay_id in rows:
             if mid not in wanted:
                 continue
-            prior = _Prior(plan_id, str(path), str(state), bool(still))
+            prior = _Prior(plan_id, str(path), str(state), bool(still), str(replay_id or ""))
             if state in CONFIRMED:
-                result.confirmed.setdefault(mid, prior)
+                known = result.confirmed.get(mid)
+                if known is None or (known.state != "settled" and state == "settled"):
+                    result.confirmed[mid] = prior  # a removal confirmed by any plan wins
                 result.unconfirmed.pop(mid, None)
             elif mid not in result.confirmed:
                 result.unconfirmed.setdefault(mid, prior)

@@ -648,16 +648,23 @@ def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger
 
     todo = ledger.ids_in(["planned"])
     prior = find_prior_replays(todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path])
-    if not prior.confirmed:
+    again = prior.not_removed  # pushed by another plan, original maybe still in the DLQ: sent again
+    if again:
+        ledger.flag_pushed_elsewhere(
+            {
+                mid: f"pushed before by plan {p.plan_id} (ledger {p.ledger}), same idempotency key"
+                for mid, p in again.items()
+            }
+        )
+    done = prior.removed  # pushed AND removed from the DLQ by another plan
+    if not done:
         return
-    per_plan = "; ".join(
-        f"{n} by plan {pid} (ledger {led})" for pid, led, n in prior.by_plan(prior.confirmed)
-    )
-    first = next(iter(prior.confirmed))
+    per_plan = "; ".join(f"{n} by plan {pid} (ledger {led})" for pid, led, n in prior.by_plan(done))
+    first = next(iter(done))
     raise ReplayRefusedError(
-        f"refusing to run plan {plan.plan_id}: {len(prior.confirmed)} of its {len(todo)} messages not yet "
-        f"sent were already replayed by another plan ({per_plan}; e.g. {first}); pushing them again "
-        "would send each of those jobs twice under a different idempotency key. Nothing was sent",
+        f"refusing to run plan {plan.plan_id}: {len(done)} of its {len(todo)} messages not yet "
+        f"sent were already replayed and removed from the DLQ by another plan ({per_plan}; e.g. {first}); "
+        "pushing them again would send each of those jobs twice. Nothing was sent",
         hint="make a new plan from the same bundle (edgeinvestigate replay plan ... --out NEW.json): it "
         "excludes messages already replayed and lists them as already_replayed",
     )
@@ -697,8 +704,9 @@ def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
         "again and removes the originals it finds there (once the messages in front of them have been "
         "replayed or purged). To see whether they are still in the DLQ at all, collect it in snapshot "
         f"mode (edgeinvestigate collect --dlq {dlq} --dlq-mode snapshot --out BUNDLE). A later plan made "
-        "next to this one, or from the same bundle, excludes these messages as already_replayed, so they "
-        "are not sent a second time. See runbooks/replay-failed-jobs.md (exit status 4)."
+        "next to this one, or from the same bundle, keeps these messages under the same idempotency keys "
+        "and removes their originals (by ack when its bundle holds leases: collect with --dlq-mode "
+        "snapshot --dlq-keep-leases). See runbooks/replay-failed-jobs.md (exit status 4)."
     )
     return what + why + todo
 

@@ -132,3 +132,60 @@ def test_a_head_full_of_unselected_messages_stops_with_exit_4_and_loses_nothing(
         assert _copies_on_target(sb) == dict.fromkeys(sc.selected, 1)  # none was pushed twice
         with Ledger.open(sc.ledger_path, create=False) as led:
             assert [r["outcome"] for r in led.runs()] == ["incomplete", "completed"]
+
+
+def test_after_exit_4_a_leased_bundle_plan_removes_the_rest_under_the_same_keys(tmp_path: Path) -> None:
+    """The runbook's second way out of exit 4: collect with leases kept and plan again next to the
+    first plan. The originals pushed but not removed stay in the new plan under the FIRST plan's
+    idempotency keys, are flagged as possible duplicates, and are removed by ack."""
+    from edgeinvestigate.dlq import collect_dlq
+    from edgeinvestigate.replay import plan_replay
+
+    def selected(i: int) -> bool:
+        return i % 3 == 0 if i < 150 else True
+
+    with running_sandbox(tmp_path) as sb:
+        sc = build_without_leases(sb, tmp_path, n=250, selected=selected)
+        env = cli_env(sb)
+        hidden = {message_id(i) for i in range(150, 250)}
+        code, out, err = _run(sc.plan_path, env)
+        assert code == 4, out + err
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            first_keys = {r["message_id"]: r["replay_id"] for r in led.rows()}
+
+        with client_for(sb) as client:
+            leased = collect_dlq(client, "jobs-dlq", mode="snapshot", release=False)
+        second = tmp_path / "plan-2.json"
+        plan2 = plan_replay(
+            leased.frame,
+            "jobs-dlq",
+            "jobs",
+            ids=sorted(sc.selected),
+            allow_queues=["jobs"],
+            rate=1000.0,
+            near=second,
+        )
+        assert {m.message_id for m in plan2.messages} == hidden  # the 50 settled ones are gone
+        assert all(m.replay_id == first_keys[m.message_id] for m in plan2.messages)
+        assert all(m.lease_id for m in plan2.messages)
+        assert not [e for e in plan2.excluded if e.reason == "already_replayed"]
+        assert any("under the SAME idempotency keys" in w for w in plan2.warnings)
+        plan2.save(second)
+
+        code, out, err = _run(second, env)
+        assert code == 0, out + err
+        in_dlq = {m["id"] for m in sb.queue_state(ACCOUNT, "jobs-dlq")["messages"]}
+        assert not in_dlq & sc.selected  # every original removed
+        assert in_dlq == sc.unselected  # the rest untouched
+        copies = _copies_on_target(sb)
+        assert copies == {mid: 2 if mid in hidden else 1 for mid in sc.selected}
+        # twins carry the same idempotency key
+        keys: dict[str, set[str]] = {}
+        for m in sb.queue_state(ACCOUNT, "jobs")["messages"]:
+            replay = m["body"]["metadata"]["replay"]
+            keys.setdefault(replay["of"], set()).add(replay["id"])
+        assert all(len(v) == 1 for v in keys.values())
+        with Ledger.open(tmp_path / "plan-2.ledger.sqlite", create=False) as led:
+            rows = led.rows()
+            assert {r["message_id"] for r in rows if r["possible_duplicate"]} == hidden
+            assert {r["removal"] for r in rows} == {"ack"}

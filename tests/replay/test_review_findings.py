@@ -135,7 +135,9 @@ def test_a_second_plan_from_the_same_snapshot_bundle_does_not_replay_twice(tmp_p
         before = sum(_target_copies(sb).values())
         res = _cli(["replay", "run", str(stale), "--yes", "--no-progress"], env)
         assert res.returncode == 3, res.stdout + res.stderr
-        assert "50 of its 100 messages not yet sent were already replayed by another plan" in res.stderr
+        assert (
+            "50 of its 100 messages not yet sent were already replayed and removed from the DLQ" in res.stderr
+        )
         assert f"plan {first_plan_id}" in res.stderr
         assert "hint: make a new plan from the same bundle" in res.stderr
         assert sum(_target_copies(sb).values()) == before

@@ -40,7 +40,7 @@ from .report_model import LoadReport
 from .schema import conform, empty_frame
 from .sources import SOURCES, expand_paths
 
-__all__ = ["BUNDLE_FORMAT", "Evidence", "concat_frames", "load"]
+__all__ = ["BUNDLE_FORMAT", "Evidence", "check_destination", "concat_frames", "is_bundle", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -161,23 +161,23 @@ class Evidence:
         )
 
     # --- bundles on disk ---------------------------------------------------------------------
-    def save(self, path: PathLike, *, overwrite: bool = False) -> Path:
+    def save(
+        self, path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike] | None = None
+    ) -> Path:
         """Write the bundle (one Parquet file per frame + ``manifest.json``) to directory ``path``.
 
-        Refuses to replace an existing bundle or a non-empty directory unless ``overwrite=True``.
-        The bundle is written next to ``path`` first and moved into place, so a crash never leaves
-        half a bundle behind.
+        Refuses to write into a non-empty directory unless ``overwrite=True``, and even then only
+        replaces an existing evidence bundle (a directory with this tool's ``manifest.json``): any
+        other folder is refused and left untouched. Also refused: ``path`` holding (or lying inside)
+        one of the files the bundle was loaded from (``inputs``, default: the manifest's sources),
+        and the current directory or one of its parents. The bundle is written next to ``path``
+        first and moved into place, so a crash never leaves half a bundle behind.
         """
-        dest = Path(path)
-        if dest.exists() and not dest.is_dir():
-            raise BundleError(
-                f"cannot write an evidence bundle to {dest}: it is a file", hint="choose a directory"
-            )
-        if dest.is_dir() and any(dest.iterdir()) and not overwrite:
-            raise BundleError(
-                f"{dest} already exists and is not empty; refusing to overwrite it",
-                hint="pass overwrite=True (CLI: --overwrite) or choose another --out directory",
-            )
+        if inputs is None:
+            inputs = [
+                s["path"] for s in self.manifest.get("sources", []) if isinstance(s, dict) and s.get("path")
+            ]
+        dest = check_destination(path, inputs=inputs, overwrite=overwrite)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
@@ -225,11 +225,20 @@ class Evidence:
                 hint="re-create the bundle with this version of edgeinvestigate collect",
             )
         frames: dict[str, pd.DataFrame] = {}
+        listed = manifest.get("frames")
+        if not isinstance(listed, dict):
+            listed = {}
         for name in FRAME_NAMES:
-            fpath = src / manifest.get("frames", {}).get(name, f"{name}.parquet")
+            fpath = _frame_path(src, name, listed.get(name, f"{name}.parquet"))
             if not fpath.is_file():
-                frames[name] = empty_frame(name)
-                continue
+                rows = manifest.get("rows", {}).get(name, "?")
+                raise BundleError(
+                    f"evidence bundle {src} is incomplete: its {name} frame file {fpath.name} is missing "
+                    f"(manifest.json says {rows} rows); it was deleted or renamed after the bundle was "
+                    "written",
+                    hint=f"restore {fpath.name} from a copy of the bundle, or re-create the bundle with "
+                    "`edgeinvestigate collect ... --out DIR`",
+                )
             try:
                 table = pq.read_table(fpath)
             except (OSError, pa.ArrowException) as exc:
@@ -251,6 +260,84 @@ class Evidence:
         return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
             self.report.to_dict() == other.report.to_dict()
         )
+
+
+def _frame_path(src: Path, name: str, rel: Any) -> Path:
+    """The file of frame ``name`` listed in a manifest: a plain file name inside the bundle."""
+    if (
+        not isinstance(rel, str)
+        or not rel
+        or Path(rel).is_absolute()
+        or Path(rel).name != rel
+        or rel in (".", "..")
+    ):
+        raise BundleError(
+            f"{src / 'manifest.json'} lists {rel!r} as the {name} frame file: frame files must be "
+            "plain file names inside the bundle; refusing to read it",
+            hint="the manifest was edited by hand or is not from edgeinvestigate; re-create the "
+            "bundle with collect",
+        )
+    return src / rel
+
+
+def is_bundle(path: PathLike) -> bool:
+    """Whether ``path`` is a directory with this tool's ``manifest.json``."""
+    mpath = Path(path) / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_destination(path: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> Path:
+    """Check that an evidence bundle may be written to ``path``; returns it. Raises
+    :class:`~edgeinvestigate.errors.BundleError` (and touches nothing) when ``path`` is a file, the
+    current directory or one of its parents, holds or lies inside one of ``inputs``, or is a
+    non-empty directory that is not an evidence bundle (a bundle only with ``overwrite``)."""
+    dest = Path(path)
+    full = dest.resolve()
+    if not full.name or _inside(Path.cwd().resolve(), full):
+        raise BundleError(
+            f"cannot write an evidence bundle to {str(dest)!r}: it is the current directory or one of "
+            "its parents (the bundle replaces the whole directory)",
+            hint="give --out a new directory name, such as --out evidence/INC-123",
+        )
+    if dest.exists() and not dest.is_dir():
+        raise BundleError(
+            f"cannot write an evidence bundle to {dest}: it is a file", hint="choose a directory"
+        )
+    for item in inputs:
+        inp = Path(item)
+        if not inp.exists():
+            continue  # an API source ("queue:x") or a file gone since
+        rin = inp.resolve()
+        if _inside(rin, full) or _inside(full, rin):
+            where = "holds" if _inside(rin, full) and rin != full else "is inside" if rin != full else "is"
+            raise BundleError(
+                f"cannot write the evidence bundle to {dest}: it {where} the input {inp}; "
+                "writing there would replace the files being collected",
+                hint="choose an --out directory outside the input files, such as --out evidence/INC-123",
+            )
+    if dest.is_dir() and any(dest.iterdir()):
+        if not overwrite:
+            raise BundleError(
+                f"{dest} already exists and is not empty; refusing to overwrite it",
+                hint="pass overwrite=True (CLI: --overwrite) to replace an evidence bundle, or choose "
+                "another --out directory",
+            )
+        if not is_bundle(dest):
+            raise BundleError(
+                f"{dest} is not an evidence bundle (no edgeinvestigate manifest.json), so --overwrite "
+                "will not replace it; nothing was changed",
+                hint="choose another --out directory (overwrite only ever replaces a bundle written "
+                "by collect)",
+            )
+    return dest
 
 
 def concat_frames(frames: Sequence[pd.DataFrame], name: str) -> pd.DataFrame:

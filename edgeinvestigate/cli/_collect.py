@@ -69,7 +69,11 @@ def _listen_address(value: str) -> tuple[str, int]:
     help="Bundle directory to write (with --listen: the TraceItem JSONL file to append to).",
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record instead of listing it.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing bundle in --out.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing evidence bundle in --out (never any other folder, nor one holding the inputs).",
+)
 @click.option(
     "--workers-logs",
     "workers_logs",
@@ -189,12 +193,11 @@ def collect(
     if dlq and dlq_keep_leases and dlq_mode != "snapshot":
         raise ConfigError("--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot")
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        from ..errors import BundleError
+    from ..evidence import check_destination
 
-        raise BundleError(
-            f"{out} already exists; refusing to overwrite it", hint="pass --overwrite or another --out"
-        )
+    # before anything is loaded or pulled: a refused --out changes nothing
+    inputs = [spec[0] if isinstance(spec, tuple) else spec for spec in specs] + list(dlq_file)
+    check_destination(out, inputs=inputs, overwrite=overwrite)
 
     parts = []
     if specs:
@@ -256,7 +259,7 @@ def collect(
             ev.manifest["dlq_collections"] = collections
             ev.report.notes.extend(w for c in collections for w in c["warnings"])
     ev.report.notes.extend(overlapping_sources(ev.invocations))
-    dest = ev.save(out, overwrite=overwrite)
+    dest = ev.save(out, overwrite=overwrite, inputs=inputs)
 
     click.echo(dataclasses.replace(ev.report, notes=[n for n in ev.report.notes if n not in shown]).summary())
     rows = ev.manifest["rows"]

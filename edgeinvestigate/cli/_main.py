@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
+import os
 import sys
 from typing import Any
 
@@ -86,6 +88,8 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+    global _VERBOSITY
+    _VERBOSITY = verbose
     _install_warning_handler(quiet=bool(verbose))
     if verbose:
         import logging
@@ -97,6 +101,44 @@ def cli(ctx: click.Context, verbose: int) -> None:
         )
         # httpx logs request lines at INFO; they never contain the token, but keep them at DEBUG.
         logging.getLogger("httpx").setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+# The -v count of the running command, for the error boundary in main() (set by ``cli``).
+_VERBOSITY = 0
+DEBUG_ENV = "EDGEINVESTIGATE_DEBUG"
+
+_OS_HINTS: dict[int, str] = {
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
+    errno.EEXIST: "a file of that name is in the way: choose another path or move the file away",
+    errno.ENOENT: "check the path: its directory must exist (or be creatable)",
+    errno.EACCES: "no permission there: choose a path you can write, e.g. under your home directory",
+    errno.EPERM: "not permitted there: choose a path you can write, e.g. under your home directory",
+    errno.EISDIR: "the path is a directory: name a file instead",
+    errno.EROFS: "that file system is read-only: choose another path",
+    errno.ENOSPC: "the disk is full: free some space or choose another path",
+    errno.EDQUOT: "the disk quota is exhausted: free some space or choose another path",
+    errno.ENAMETOOLONG: "the path is too long: choose a shorter one",
+}
+
+
+def _os_error_lines(exc: OSError) -> tuple[str, str]:
+    """The one-line error and hint for an ``OSError`` that escaped a command."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    hint = _OS_HINTS.get(exc.errno or -1, "check the path and its parent directory, or choose another one")
+    if exc.filename is not None:
+        path = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+        where = path
+        if exc.filename2 is not None:
+            where = f"{path} -> {exc.filename2}"
+        return f"cannot read or write {where}: {reason}", hint
+    return (
+        f"operating system error: {reason}",
+        f"rerun with -vv (or {DEBUG_ENV}=1) to see where it happened",
+    )
+
+
+def _debugging() -> bool:
+    return _VERBOSITY > 1 or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
 class _EchoWarnings:
@@ -152,6 +194,17 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:
+        # An output path that cannot be created, a file that vanished, a full disk: one line, no
+        # traceback (-vv or EDGEINVESTIGATE_DEBUG=1 shows it). Network errors are library errors.
+        if _debugging():
+            import traceback
+
+            traceback.print_exc()
+        message, hint = _os_error_lines(exc)
+        click.secho(f"error: {message}", fg="red", err=True)
+        click.echo(f"hint: {hint}", err=True)
+        sys.exit(2)
     if isinstance(rv, int) and rv != 0:
         sys.exit(rv)
     return rv

@@ -211,6 +211,7 @@ def collect(
                 hint="check the path: collect reads wrangler tail JSON, TraceItems JSON(L), Logpush "
                 ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
             )
+        rejected_files_error(parts[-1].report, specs)
     client: Any = None
     if workers_logs or dlq:
         from ..cloudflare import CloudflareClient
@@ -279,6 +280,66 @@ def collect(
             f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",
             err=True,
         )
+
+
+#: the collect option of each file format
+FORMAT_FLAGS = {
+    "tail": "--tail",
+    "logpush": "--logpush",
+    "traceitems": "--traceitems",
+    "workers_logs_export": "--workers-logs-export",
+}
+
+
+def rejected_files_error(report: Any, specs: list[Any]) -> None:
+    """Raise :class:`~edgeinvestigate.errors.LoadError` when a file named on the command line (or
+    every file of the load) gave nothing but rejected records: almost always the wrong format flag
+    or not a telemetry file at all. The error names the file and the format it looks like."""
+    from ..errors import LoadError
+
+    named = {str(spec[0] if isinstance(spec, tuple) else spec) for spec in specs}
+    files = list(report.files)
+    useless = [f for f in files if f.skipped and not f.invocations and not f.filtered]
+    if not useless:
+        return
+    if len(useless) < len(files):
+        useless = [f for f in useless if f.path in named]
+        if not useless:
+            return  # some foreign files inside a directory: listed in the summary
+    problems = [_rejected(f) for f in useless]
+    raise LoadError(
+        "; ".join(problems) + "; nothing was written",
+        hint="give each file with the flag of its format (--tail, --logpush, --traceitems, "
+        "--workers-logs-export) or as PATHS to detect it from its content; `edgeinvestigate collect --help`",
+    )
+
+
+def _rejected(f: Any) -> str:
+    from ..sources import sniff_source
+
+    first = next((i for i in f.issues if i.severity == "error"), None)
+    if first is not None and first.kind == "gzip":
+        return f"{f.path}: {first.message}"
+    as_what = f"as {f.source} ({FORMAT_FLAGS.get(f.source, f.source)})"
+    what = f"none of the {f.skipped} records of {f.path} could be read {as_what}"
+    looks: str | None = None
+    head = b""
+    try:
+        from ..sources import _head
+
+        head = _head(Path(f.path))
+        looks = sniff_source(head)
+    except (OSError, ValueError):
+        looks = None
+    if looks is not None and looks != f.source:
+        return f"{what}: it looks like {looks} data; load it with {FORMAT_FLAGS.get(looks, looks)} {f.path}"
+    try:
+        head[:4096].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < 4090:  # not a multi-byte character cut by the slice
+            return f"{what}: it is binary data, not JSON text"
+    reason = f" (first problem: {first.message})" if first is not None else ""
+    return f"{what}: it matches none of the known telemetry formats{reason}"
 
 
 def empty_query_warning(manifest: dict[str, Any], script: str, account_id: str) -> str | None:

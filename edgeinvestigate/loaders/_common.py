@@ -362,7 +362,8 @@ def _gunzip_salvage(data: bytes, ctx: FileContext) -> bytes:
         except Exception as exc:  # isal_zlib.error
             ctx.issue(
                 "gzip",
-                f"corrupt gzip data ({exc}); the records before it were loaded",
+                f"corrupt gzip data ({exc}); "
+                + ("nothing of the file could be read" if not out else "the records before it were loaded"),
                 offset=pos,
                 expected="a complete gzip stream",
             )
@@ -393,7 +394,35 @@ def read_bytes(path: Path, ctx: FileContext) -> bytes:
         # zlib-style decompression objects (ISA-L): twice as fast as igzip.decompress here, and a
         # truncated or corrupt stream keeps everything before the damage
         return _gunzip_salvage(data, ctx)
+    if not plain_despite_gz_name(path, data, ctx):
+        return b""
     return data
+
+
+def plain_despite_gz_name(path: Path, head: bytes, ctx: FileContext) -> bool:
+    """For a file that does not start with the gzip magic bytes: whether to read it as plain text.
+
+    A ``.gz`` name with JSON text inside (a download that was decompressed on the way) is read, with
+    a note; a ``.gz`` name with anything else is reported once as "not a gzip file" (instead of one
+    "invalid JSON" per line of binary garbage) and nothing of it is read.
+    """
+    if not path.name.lower().endswith(".gz"):
+        return True
+    if head.lstrip()[:1] in (b"{", b"["):
+        ctx.issue(
+            "gzip",
+            "named .gz but not gzip-compressed (decompressed on download?); read as plain JSON text",
+            severity="info",
+        )
+        return True
+    ctx.issue(
+        "gzip",
+        f"not a gzip file: the name ends in .gz but it does not start with the gzip magic bytes 1f 8b "
+        f"(it starts with {head[:8].hex(' ')}); nothing of it could be read",
+        offset=0,
+        expected="a gzip file (re-download it) or the uncompressed file",
+    )
+    return False
 
 
 def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = GZIP_READ_SIZE) -> Iterator[bytes]:
@@ -403,6 +432,7 @@ def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = GZIP_READ_SIZE) -> 
 
     d = isal_zlib.decompressobj(wbits=31)
     fed = False  # the current member has input
+    produced = False  # some bytes were decompressed
     offset = 0  # compressed bytes read so far
     pending = b""
     while True:
@@ -430,12 +460,14 @@ def _iter_gunzip(fh: Any, ctx: FileContext, read_size: int = GZIP_READ_SIZE) -> 
         except Exception as exc:  # isal_zlib.error
             ctx.issue(
                 "gzip",
-                f"corrupt gzip data ({exc}); the records before it were loaded",
+                f"corrupt gzip data ({exc}); "
+                + ("the records before it were loaded" if produced else "nothing of the file could be read"),
                 offset=offset,
                 expected="a complete gzip stream",
             )
             return
         if out:
+            produced = True
             yield out
         if d.eof:
             pending = d.unused_data
@@ -459,7 +491,13 @@ def iter_line_blocks(
         magic = fh.read(2)
         fh.seek(0)
         pieces: Iterator[bytes]
-        pieces = _iter_gunzip(fh, ctx) if magic == GZIP_MAGIC else iter(lambda: fh.read(block_size), b"")
+        if magic == GZIP_MAGIC:
+            pieces = _iter_gunzip(fh, ctx)
+        elif plain_despite_gz_name(path, fh.read(64), ctx):
+            fh.seek(0)
+            pieces = iter(lambda: fh.read(block_size), b"")
+        else:
+            return
         line = 1
         buf: list[bytes] = []
         size = 0

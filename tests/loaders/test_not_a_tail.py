@@ -114,13 +114,14 @@ def test_tail_sampling_notices_stay_notices(tmp_path: Path) -> None:
     assert [i.kind for _, i in ev.report.issues()] == ["tail-info"]
 
 
-def test_collect_warns_about_a_forced_tail(
+def test_collect_refuses_a_forced_tail(
     tmp_path: Path, logpush_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "INC"
-    main(["collect", "--tail", str(logpush_file), "--out", str(out)])
-    captured = capsys.readouterr()
-    text = captured.out + captured.err
-    assert "does not look like a wrangler tail capture" in text
-    assert "looks like 'logpush' data" in text
-    assert "3 records could not be loaded" in text
+    with pytest.raises(SystemExit) as info:
+        main(["collect", "--tail", str(logpush_file), "--out", str(out)])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.splitlines()[0]
+    assert f"none of the 3 records of {logpush_file} could be read as tail (--tail)" in err
+    assert f"it looks like logpush data; load it with --logpush {logpush_file}" in err
+    assert not out.exists()

@@ -27,22 +27,41 @@ def parse_time(value: str | datetime | pd.Timestamp | None, *, name: str = "time
     if value is None or value == "":
         return None
     if isinstance(value, datetime | pd.Timestamp):
-        return to_utc(pd.Timestamp(value))
+        ts = pd.Timestamp(value)
+        if ts is pd.NaT:
+            raise _bad_time(name, value, "it is NaT (not a time)")
+        return to_utc(ts)
     text = str(value).strip()
     if text == "now":
         return pd.Timestamp(datetime.now(UTC))
-    m = _REL.match(text)
-    if m:
-        return pd.Timestamp(datetime.now(UTC) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)]))
-    if re.fullmatch(r"\d{9,19}", text):
-        return pd.Timestamp(epoch_to_ms(int(text)), unit="ms", tz="UTC")
     try:
-        return to_utc(pd.Timestamp(text))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(
-            f"cannot read {name} {text!r} as a time",
-            hint="use ISO-8601 like 2026-11-27T14:00Z, epoch seconds or ms, 'now' or '-2h'",
-        ) from exc
+        m = _REL.match(text)
+        if m:
+            ts = pd.Timestamp(datetime.now(UTC) - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)]))
+        elif re.fullmatch(r"\d{9,19}", text):
+            ts = pd.Timestamp(epoch_to_ms(int(text)), unit="ms", tz="UTC")
+        else:
+            ts = to_utc(pd.Timestamp(text))
+        if ts is not pd.NaT:
+            ts.as_unit("ns")  # every time must fit in ns (what frames and epoch-ms maths use)
+    except (OverflowError, ValueError, TypeError) as exc:  # OutOfBoundsDatetime is a ValueError
+        raise _bad_time(name, value, _why(exc)) from exc
+    if ts is pd.NaT or pd.isna(ts):  # "nan", "NaT", "" after strip
+        raise _bad_time(name, value, "it is not a point in time")
+    return ts
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OverflowError) or type(exc).__name__ == "OutOfBoundsDatetime":
+        return "it is out of range (times must lie between the years 1677 and 2262)"
+    return "it is not a recognised time"
+
+
+def _bad_time(name: str, value: object, why: str) -> ConfigError:
+    return ConfigError(
+        f"cannot read {name} {str(value)!r} as a time: {why}",
+        hint="use ISO-8601 like 2026-11-27T14:00Z, epoch seconds or ms, 'now' or '-2h'",
+    )
 
 
 def to_utc(ts: pd.Timestamp) -> pd.Timestamp:

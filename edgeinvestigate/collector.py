@@ -176,16 +176,21 @@ def _write_ready(path: Path, data: dict[str, Any]) -> None:
 
 def bind_socket(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port`` 0 picks a free one) with ``backlog``."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(
+            f"the collector cannot listen on {host}:{port}: the port must be between 0 and 65535",
+            hint="pick another --listen HOST:PORT, e.g. --listen 127.0.0.1:8788 (port 0 picks a free one)",
+        )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(backlog)
-    except OSError as exc:
+    except (OSError, OverflowError) as exc:
         sock.close()
         raise ConfigError(
-            f"the collector cannot listen on {host}:{port}: {exc.strerror or exc}",
+            f"the collector cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}",
             hint="pick another --listen HOST:PORT (port 0 picks a free one)",
         ) from exc
     sock.set_inheritable(True)

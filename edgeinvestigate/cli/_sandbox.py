@@ -19,11 +19,30 @@ def _token(token: str | None, token_file: Path | None) -> Secret:
         return Secret(token)
     if token_file is not None:
         if not token_file.exists():
-            token_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(24) + "\n")
-        value = token_file.read_text().strip()
+            # Never create directories here: a typo would serve a token nobody knows where to find.
+            if not token_file.parent.is_dir():
+                raise ConfigError(
+                    f"cannot create the token file {token_file}: its directory {token_file.parent} "
+                    "does not exist",
+                    hint=f"create it first (mkdir -p {token_file.parent}), fix the path, or set {TOKEN_ENV}",
+                )
+            try:
+                fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(24) + "\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create the token file {token_file}: {exc.strerror or exc}",
+                    hint=f"choose a --token-file in a directory you can write, or set {TOKEN_ENV}",
+                ) from exc
+            click.echo(f"wrote a new random sandbox token to {token_file} (mode 600)", err=True)
+        try:
+            value = token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the token file {token_file}: {exc.strerror or exc}",
+                hint=f"fix its permissions, or set {TOKEN_ENV}",
+            ) from exc
         if not value:
             raise ConfigError(
                 f"token file {token_file} is empty", hint="delete it to have a new token generated"

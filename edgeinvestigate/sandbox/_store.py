@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import SandboxError
+
 __all__ = ["DEFAULT_RETENTION_S", "QueueRow", "Store"]
 
 DEFAULT_RETENTION_S = 345_600
@@ -185,10 +187,19 @@ class Store:
             target = ":memory:"
         self._conn = sqlite3.connect(target, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
-        if state_dir is not None:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        try:
+            if state_dir is not None:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("PRAGMA quick_check").fetchall()
+            self._conn.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise SandboxError(
+                f"the sandbox state file {target} is not a usable SQLite database ({exc})",
+                hint=f"move it away (mv {target} {target}.corrupt, and its -wal/-shm files) to start "
+                "with an empty state, or pass another --state DIR",
+            ) from exc
         self._lock = threading.RLock()
         self.clock_offset_ms = 0
         self._events_cache: dict[str, list[dict[str, Any]]] = {}

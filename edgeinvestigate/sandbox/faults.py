@@ -38,7 +38,30 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["FaultInjector", "FaultSpec", "parse_faults"]
+__all__ = ["OPERATIONS", "FaultInjector", "FaultSpec", "parse_faults"]
+
+# Every Cloudflare API operation the sandbox serves, by the name ``ops=`` uses (the app's routes must
+# match this tuple; tests/sandbox/test_cli_failures.py checks that).
+OPERATIONS: tuple[str, ...] = (
+    "list_queues",
+    "get_queue",
+    "list_consumers",
+    "get_consumer",
+    "push",
+    "batch",
+    "pull",
+    "ack",
+    "extend",
+    "peek",
+    "purge_refs",
+    "metrics",
+    "purge",
+    "purge_status",
+    "telemetry_query",
+    "list_tails",
+    "create_tail",
+    "delete_tail",
+)
 
 _FLOAT_KEYS = (
     "latency",
@@ -114,7 +137,14 @@ def parse_faults(spec: str | dict[str, Any] | None) -> FaultSpec:
                     raise ValueError("commit_mode must be 'delay' or 'drop'")
                 out.commit_mode = str(value)
             elif key == "ops":
-                out.ops = list(value) if isinstance(value, list) else [v for v in str(value).split("+") if v]
+                ops = list(value) if isinstance(value, list) else [v for v in str(value).split("+") if v]
+                unknown = [str(op) for op in ops if op not in OPERATIONS]
+                if unknown:
+                    raise ConfigError(
+                        f"fault spec {spec!r}: unknown operation(s) {', '.join(map(repr, unknown))} in ops",
+                        hint="join operation names with '+'; valid names: " + ", ".join(OPERATIONS),
+                    )
+                out.ops = [str(op) for op in ops]
             else:
                 raise ValueError(f"unknown fault {key!r}")
         except (TypeError, ValueError) as exc:

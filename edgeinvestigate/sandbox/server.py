@@ -28,6 +28,25 @@ def write_ready_file(path: Path, info: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def check_ready_file(path: Path) -> None:
+    """Refuse a ready file that cannot be written, before listening (a caller would wait forever)."""
+    parent = path.parent
+    if path.is_dir():
+        raise SandboxError(
+            f"--ready-file {path} is a directory", hint="name a file, e.g. --ready-file /tmp/sandbox.json"
+        )
+    if not parent.is_dir():
+        raise SandboxError(
+            f"cannot write the ready file {path}: its directory {parent} does not exist",
+            hint=f"create it first (mkdir -p {parent}) or choose another --ready-file",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SandboxError(
+            f"cannot write the ready file {path}: no permission to write in {parent}",
+            hint="choose a --ready-file in a directory you can write",
+        )
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -45,13 +64,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _announce(server: uvicorn.Server, ready_file: Path | None, info: dict[str, Any]) -> None:
+async def _announce(
+    server: uvicorn.Server, ready_file: Path | None, info: dict[str, Any], failed: list[OSError]
+) -> None:
     while not server.started:
         if server.should_exit:
             return
         await asyncio.sleep(0.01)
     if ready_file is not None:
-        write_ready_file(ready_file, info)
+        try:
+            write_ready_file(ready_file, info)
+        except OSError as exc:  # checked before listening, but the directory may have gone since
+            failed.append(exc)
+            server.should_exit = True
+            return
     print(
         f"edgeinvestigate sandbox listening on {info['url']} (pid {info['pid']})", file=sys.stderr, flush=True
     )
@@ -67,14 +93,21 @@ def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM.
 
-    Writes ``{"url", "base", "pid", "port"}`` to ``ready_file`` once listening."""
+    Writes ``{"url", "base", "pid", "port"}`` to ``ready_file`` once listening; a ready file that
+    cannot be written is a :class:`SandboxError` before listening (or a stop right after)."""
+    if ready_file is not None:
+        check_ready_file(ready_file)
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
     shown_host = f"[{host}]" if ":" in host else host
     base = f"http://{shown_host}:{actual_port}"
     config.public_base = base
     info = {"url": base + API_PREFIX, "base": base, "pid": os.getpid(), "port": actual_port}
-    app = create_app(config)
+    try:
+        app = create_app(config)  # opens the state database: a corrupt one is a SandboxError
+    except BaseException:
+        sock.close()
+        raise
     uv_config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -86,8 +119,10 @@ def serve(
     server = uvicorn.Server(uv_config)
     logging.getLogger("uvicorn.error").addFilter(DropFilter())
 
+    failed: list[OSError] = []
+
     async def main() -> None:
-        announcer = asyncio.create_task(_announce(server, ready_file, info))
+        announcer = asyncio.create_task(_announce(server, ready_file, info, failed))
         try:
             await server.serve(sockets=[sock])
         finally:
@@ -97,3 +132,9 @@ def serve(
         asyncio.run(main())
     finally:
         sock.close()
+    if failed:
+        exc = failed[0]
+        raise SandboxError(
+            f"stopped: cannot write the ready file {ready_file}: {exc.strerror or exc}",
+            hint="choose a --ready-file in a directory that exists and that you can write",
+        ) from exc

@@ -137,6 +137,7 @@ def test_token_file_is_created_private_and_used(tmp_path):
     import stat
 
     token_file = tmp_path / "secrets" / "sandbox-token"
+    token_file.parent.mkdir()  # the directory must exist (a typo must not create one silently)
     with running_sandbox(tmp_path, extra_args=["--token-file", str(token_file)]) as sb:
         value = token_file.read_text().strip()
         assert len(value) >= 24

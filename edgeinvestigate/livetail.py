@@ -69,6 +69,7 @@ class TailCapture:
     overloads: int = 0
     undecodable: int = 0
     tails_created: int = 0
+    connections: int = 0  # WebSocket connections opened (handshake and subprotocol accepted)
     reconnects: int = 0
     stopped: StopReason = "stopped"
     warnings: list[str] = field(default_factory=list)
@@ -173,6 +174,7 @@ def capture_tail(
     deadline = None if duration is None else time.monotonic() + duration
     failures = 0
     tail: Mapping[str, Any] | None = None
+    last_error: BaseException | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
         try:
@@ -202,10 +204,13 @@ def capture_tail(
                     if time.monotonic() - started >= STABLE_AFTER_S:
                         failures = 0
                     failures += 1
+                    last_error = exc
                     what = _describe(exc)
                     if tail is not None:
                         _delete(client, script, tail)
                     tail = None
+                    if failures > max_reconnects and result.connections == 0:
+                        raise _never_connected(script, path, failures, exc) from None
                     if failures > max_reconnects:
                         raise ServerError(
                             f"the live tail of {script!r} was lost ({what}) and {max_reconnects} reconnects "
@@ -224,6 +229,8 @@ def capture_tail(
                     )
                     sleep(wait)
                     if deadline is not None and time.monotonic() >= deadline:
+                        if result.connections == 0:
+                            raise _never_connected(script, path, failures, exc) from None
                         result.stopped = "duration"
                         break
                     continue
@@ -239,14 +246,33 @@ def capture_tail(
         finally:
             if tail is not None:
                 _delete(client, script, tail)
+    if result.connections == 0 and last_error is not None and result.stopped != "interrupted":
+        raise _never_connected(script, path, failures, last_error)
+    final: list[str] = []
     if result.events == 0:
-        result.warnings.append(no_events_warning(client.account_id, script, filters, duration))
+        final.append(no_events_warning(client.account_id, script, filters, duration))
     if result.overloads:
-        result.warnings.append(
+        final.append(
             f"{result.overloads} overload notices: the tail entered sampling mode and dropped events; "
             "use --sampling-rate or filters, or Workers Logs for complete data"
         )
+    for warning in final:  # the reconnect warnings were logged as they happened
+        log.warning("%s", warning)
+    result.warnings.extend(final)
     return result
+
+
+def _never_connected(script: str, path: Path, attempts: int, exc: BaseException) -> ServerError:
+    """The error for a tail that could not be created or connected even once: nothing was captured."""
+    hint = (
+        "check CLOUDFLARE_API_BASE_URL (or --api-url), the network and the API status; "
+        "`edgeinvestigate collect --workers-logs` reads the same events after the fact"
+    )
+    return ServerError(
+        f"could not open a live tail of {script!r} ({_describe(exc)}) after {attempts} attempt(s); "
+        f"nothing was captured into {path}",
+        hint=hint,
+    )
 
 
 def no_events_warning(
@@ -277,6 +303,8 @@ def _describe(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ServerError):
         return exc.message
+    if isinstance(exc, _Lost):
+        return str(exc)
     return type(exc).__name__
 
 
@@ -316,6 +344,7 @@ def _run_socket(
     ) as ws:
         if ws.subprotocol != SUBPROTOCOL:
             raise _Lost(f"server did not accept the {SUBPROTOCOL} subprotocol")
+        result.connections += 1
         ws.send(json.dumps({"debug": debug}))
         log.debug("tail socket open")
         while True:

@@ -128,8 +128,7 @@ def tail(
             )
     finally:
         signal.signal(signal.SIGTERM, previous)
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    # result.warnings were logged as they happened (the CLI's warning handler showed them once)
     click.echo(result.summary())
     if result.stopped == "interrupted":
         raise SystemExit(130)

@@ -189,7 +189,9 @@ def test_gives_up_after_five_reconnects_and_deletes_every_tail(tmp_path: Path) -
     )
     with pytest.raises(ServerError) as info:
         capture_tail(client, SCRIPT, tmp_path / "t.ndjson", sleep=sleeps.append)
-    assert "5 reconnects in a row failed" in info.value.message
+    # no WebSocket ever opened: the error says nothing was captured (not "lost")
+    assert "could not open a live tail of 'jobs-consumer'" in info.value.message
+    assert "after 6 attempt(s); nothing was captured" in info.value.message
     assert sleeps == [1, 2, 4, 8, 16]
     assert len(created) == 6
     assert sorted(deleted) == sorted(created)
@@ -287,3 +289,54 @@ def test_messages_binary_frames_overloads_and_garbage_are_all_kept(tmp_path: Pat
     assert rows[1]["type"] == "overload"
     assert rows[2] == {"undecodable_tail_message": "not json at all"}
     assert (result.events, result.overloads, result.undecodable) == (2, 1, 1)
+
+
+def test_unreachable_api_is_an_error_not_zero_events(tmp_path: Path) -> None:
+    """--duration must not turn "could not even create a tail" into a quiet capture of 0 events."""
+    url = f"http://127.0.0.1:{_free_port()}/client/v4"  # nothing listens
+    client = CloudflareClient(ACCOUNT, Secret(TOKEN), api_url=url, backoff=0.01, max_attempts=1)
+    sleeps: list[float] = []
+    with pytest.raises(ServerError) as info:
+        capture_tail(
+            client,
+            SCRIPT,
+            tmp_path / "t.ndjson",
+            duration=0.2,
+            sleep=lambda s: (sleeps.append(s), time.sleep(0.2)),
+        )
+    client.close()
+    assert "could not open a live tail" in info.value.message
+    assert "could not connect" in info.value.message
+    assert "nothing was captured" in info.value.message
+    assert "CLOUDFLARE_API_BASE_URL" in info.value.hint
+    assert sleeps == [1]  # one backoff, then the duration was over
+    assert TOKEN not in str(info.value)
+
+
+def test_cli_tail_with_the_api_unreachable_exits_non_zero(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
+    env |= {
+        "CLOUDFLARE_API_TOKEN": TOKEN,
+        "CLOUDFLARE_ACCOUNT_ID": ACCOUNT,
+        "CLOUDFLARE_API_BASE_URL": f"http://127.0.0.1:{_free_port()}",
+    }
+    args = [sys.executable, "-m", "edgeinvestigate", "tail", SCRIPT, "--duration", "0.5"]
+    proc = subprocess.run(
+        [*args, "--out", "t.ndjson"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "captured 0 tail events" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    assert "could not open a live tail of 'jobs-consumer'" in errors[0]
+    assert proc.stderr.strip().splitlines()[-1].startswith("hint: check CLOUDFLARE_API_BASE_URL")
+    assert TOKEN not in proc.stdout + proc.stderr
+    # an output path that cannot be created is a one-line error too (the CLI's OSError boundary)
+    (tmp_path / "file").write_text("x")
+    proc = subprocess.run(
+        [*args, "--out", "file/t.ndjson"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "error: cannot read or write file" in proc.stderr

@@ -199,7 +199,26 @@ def _client(api_url: str | None, account_id: str | None, token_file: str | None,
 @click.option(
     "--progress/--no-progress", default=None, help="Show a progress bar (default: when stderr is a terminal)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--max-ambiguous-pushes",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Stop after this many pushes of one batch in a row got no answer (timeout, 5xx): each may have "
+    "been enqueued, so each re-send may add one more copy on the target.",
+)
+@click.option(
+    "--resend-ambiguous",
+    is_flag=True,
+    help="Send again the batches an earlier run stopped re-sending after unanswered pushes (check the "
+    "target queue's backlog and its consumer's dedupe on metadata.replay.id first).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print the result as JSON; an error is printed as a JSON object {"error": {...}} on stdout too.',
+)
 def run_cmd(
     plan_path: str,
     rate: float | None,
@@ -211,6 +230,8 @@ def run_cmd(
     token_file: str | None,
     timeout: float,
     progress: bool | None,
+    max_ambiguous_pushes: int,
+    resend_ambiguous: bool,
     as_json: bool,
 ) -> None:
     """Run (or resume) the replay PLAN: push in batches, then remove the originals from the DLQ.
@@ -222,6 +243,55 @@ def run_cmd(
     messages another plan's ledger (registered in the bundle, or next to PLAN) shows as already pushed
     is refused before anything is sent (exit 3): make a new plan, which excludes them.
     """
+    from ..errors import EdgeInvestigateError
+
+    try:
+        _run(
+            plan_path,
+            rate=rate,
+            max_requests_per_5min=max_requests_per_5min,
+            ledger_path=ledger_path,
+            yes=yes,
+            api_url=api_url,
+            account_id=account_id,
+            token_file=token_file,
+            timeout=timeout,
+            progress=progress,
+            max_ambiguous_pushes=max_ambiguous_pushes,
+            resend_ambiguous=resend_ambiguous,
+            as_json=as_json,
+        )
+    except EdgeInvestigateError as exc:
+        if not as_json:
+            raise
+        # --json: a script reads stdout; the error is one JSON object there (and the exit status)
+        error = {
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "hint": exc.hint or None,
+            "exit_code": exc.exit_code,
+            "plan": plan_path,
+        }
+        click.echo(json.dumps({"outcome": "error", "error": error}, indent=2))
+        sys.exit(exc.exit_code)
+
+
+def _run(
+    plan_path: str,
+    *,
+    rate: float | None,
+    max_requests_per_5min: int | None,
+    ledger_path: str | None,
+    yes: bool,
+    api_url: str | None,
+    account_id: str | None,
+    token_file: str | None,
+    timeout: float,
+    progress: bool | None,
+    max_ambiguous_pushes: int,
+    resend_ambiguous: bool,
+    as_json: bool,
+) -> None:
     from ..replay import ReplayPlan, run_replay
 
     ReplayPlan.load(plan_path)  # a tampered plan is refused before anything else
@@ -249,6 +319,8 @@ def run_cmd(
             confirm=confirm,
             argv=sys.argv[1:],
             say=lambda text: click.echo(text, err=True),
+            max_ambiguous_pushes=max_ambiguous_pushes,
+            resend_ambiguous=resend_ambiguous,
         )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -258,7 +330,9 @@ def run_cmd(
             f"{result.outcome}: {c.get('settled', 0)}/{sum(c.values())} settled, "
             f"{result.messages_pushed} pushed in {result.push_requests} requests this run "
             f"({result.achieved_rate:.1f} msg/s), {result.rate_limited} 429s, "
-            f"{result.ambiguous_batches} ambiguous batches, {result.possible_duplicates} possible duplicates"
+            f"{result.ambiguous_batches} ambiguous batches, "
+            f"{result.possible_duplicates} possible duplicates, "
+            f"{result.copies_sent} copies sent in all"
         )
         for note in result.notes:
             click.echo(f"note: {note}", err=True)
@@ -305,14 +379,21 @@ def cancel_cmd(plan_path: str, ledger_path: str | None) -> None:
 @replay.command("verify")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(exists=True, dir_okay=False))
 @click.argument("bundle2", type=click.Path(exists=True))
+@click.option(
+    "--ledger", "ledger_path", type=click.Path(dir_okay=False), help="Ledger file (default: next to PLAN)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def verify_cmd(plan_path: str, bundle2: str, as_json: bool) -> None:
-    """After a later collection BUNDLE2: replayed jobs back in the DLQ, succeeded, or not seen yet."""
+def verify_cmd(plan_path: str, bundle2: str, ledger_path: str | None, as_json: bool) -> None:
+    """After a later collection BUNDLE2: replayed jobs back in the DLQ, succeeded, or not seen yet.
+
+    Only the messages the plan's ledger shows as pushed are verified; a plan that has not run (no
+    ledger, or nothing pushed) is refused with exit status 1.
+    """
     from ..replay import ReplayPlan, verify_replay
 
     plan = ReplayPlan.load(plan_path)
     ev2 = _load_evidence(bundle2, plan.source_queue)
-    report = verify_replay(plan, ev2)
+    report = verify_replay(plan_path, ev2, ledger_path=ledger_path)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.render())
 
 

@@ -7,6 +7,8 @@ Each planned message moves ``planned -> pushing -> pushed | ambiguous -> settled
 - ``pushed`` is committed only after the API confirmed the batch;
 - ``ambiguous`` messages are pushed again with the same idempotency keys; they keep
   ``possible_duplicate = 1`` for ever, so the postmortem lists every message that may exist twice;
+  ``push_attempts`` counts the push requests that may have put a copy of it on the target (a push the
+  API refused, e.g. a 429, or one that never connected, is not counted): the copies that may exist;
 - ``settled`` means pushed *and* gone from the DLQ (acked, or purged by ref). A pushed message whose
   original could not be removed stays ``pushed`` with ``still_in_dlq = 1`` and is settled next run.
 
@@ -348,6 +350,7 @@ class Ledger:
                 c.execute(
                     "UPDATE messages SET "
                     "state = CASE WHEN possible_duplicate = 1 THEN 'ambiguous' ELSE 'planned' END, "
+                    "push_attempts = max(push_attempts - 1, 0), "  # a refused push made no copy
                     f"last_error = ?, updated_at = ? WHERE message_id IN ({marks}) AND state = 'pushing'",
                     [error, now, *chunk],
                 )
@@ -504,6 +507,33 @@ class Ledger:
         return {
             r[0]: int(r[1]) for r in self._conn.execute("SELECT kind, count(*) FROM events GROUP BY kind")
         }
+
+    def copies(self, ids: Sequence[str]) -> int:
+        """Push requests that may have put a copy of ``ids`` on the target (refused ones not counted)."""
+        total = 0
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            row = self._conn.execute(
+                f"SELECT coalesce(sum(push_attempts), 0) FROM messages WHERE message_id IN ({marks})",
+                list(chunk),
+            ).fetchone()
+            total += int(row[0])
+        return total
+
+    def capped_batches(self) -> dict[int, list[str]]:
+        """Batches a run stopped re-sending after too many unanswered pushes (an ``ambiguous_cap``
+        event) whose messages are still ``ambiguous``: batch -> message ids."""
+        capped = {
+            int(r[0])
+            for r in self._conn.execute("SELECT DISTINCT batch FROM events WHERE kind = 'ambiguous_cap'")
+            if r[0] is not None
+        }
+        out: dict[int, list[str]] = {}
+        for b in sorted(capped):
+            ids = self.ids_in(["ambiguous"], batch=b)
+            if ids:
+                out[b] = ids
+        return out
 
     def ambiguous_batches(self) -> int:
         return int(

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import ConfigError, ReplayError
 from ._rewrite import sha256_hex
 
-__all__ = ["Patch", "diff", "load_patch", "merge_patch"]
+__all__ = ["Patch", "check_json", "diff", "load_patch", "merge_patch"]
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -104,12 +104,21 @@ def _python_patch(path: Path) -> Callable[[dict[str, Any]], dict[str, Any]]:
         try:
             out = func(arg)
         except Exception as exc:
-            raise ReplayError(f"{path}: patch() raised {exc!r}") from exc
+            raise ReplayError(f"{path}: patch() raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(out, dict):
             raise ReplayError(f"{path}: patch() returned {type(out).__name__}, expected the job as a dict")
+        check_json(out, f"{path}: patch()")
         return out
 
     return apply
+
+
+def check_json(out: Any, where: str) -> None:
+    """Raise ReplayError naming the offending type when ``out`` cannot be pushed as JSON."""
+    try:
+        json.dumps(out, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ReplayError(f"{where} returned a job that is not JSON: {exc}") from exc
 
 
 def diff(before: Any, after: Any, path: str = "") -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from ..errors import ConfigError, EdgeInvestigateError, ReplayError, ReplayRefusedError
-from ._patch import Patch, diff, load_patch
+from ._patch import Patch, check_json, diff, load_patch
 from ._rewrite import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
@@ -279,6 +279,9 @@ class ReplayPlan(_Model):
                 lines.append(
                     f"  {reason:<26} {n:>6}  {REASONS.get(reason, '')} (e.g. {', '.join(ids)}{more})"
                 )
+                if reason == "patch_error":  # what went wrong, not only where
+                    for e in [e for e in self.excluded if e.reason == reason][:3]:
+                        lines.append(f"    {e.message_id}: {e.detail}")
         if self.messages and samples:
             lines.append("sample payloads (exactly as they will be pushed):")
             for m in self.messages[:samples]:
@@ -430,6 +433,45 @@ def _cluster_ids(ev: Any, frame: pd.DataFrame) -> pd.Series:
     cdf = clusters.dlq
     mapping = dict(zip(cdf["message_id"].astype(str), cdf["cluster_id"].astype("string"), strict=False))
     return frame["message_id"].astype(str).map(mapping).astype("string")
+
+
+def _close(name: str, known: Sequence[str]) -> str:
+    """`` (did you mean a, b?)`` for the close matches of ``name`` among ``known``."""
+    import difflib
+
+    near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(near)}?)" if near else " (no close match)"
+
+
+def _where_mask(frame: pd.DataFrame, where: str) -> pd.Series:
+    """``--where``: a boolean Series aligned to ``frame``, or a ConfigError naming what it returned."""
+    import pandas as pd
+
+    columns = ", ".join(map(str, frame.columns))
+    try:
+        result: Any = frame.eval(where)
+    except Exception as exc:
+        raise ConfigError(
+            f"--where {where!r} failed on the dlq frame: {exc}",
+            hint=f"a pandas query over the columns: {columns}",
+        ) from exc
+    ok = (
+        isinstance(result, pd.Series)
+        and result.index.equals(frame.index)
+        and (pd.api.types.is_bool_dtype(result.dtype))
+    )
+    if not ok:
+        what = (
+            f"a Series of dtype {result.dtype}"
+            if isinstance(result, pd.Series)
+            else f"{type(result).__name__} {str(result)[:60]!r}"
+        )
+        raise ConfigError(
+            f"--where {where!r} is not a condition: it returned {what}, not one true/false per message",
+            hint=f'write a comparison, e.g. --where "attempts >= 3" (columns: {columns})',
+        )
+    mask: pd.Series = result.fillna(False).astype(bool)
+    return mask
 
 
 def _val(row: Mapping[Any, Any], key: str) -> Any:
@@ -604,8 +646,11 @@ def plan_replay(
             if clusters:
                 raise
             cluster_note = f"no cluster ids: clustering the bundle failed: {exc.message}"
+    unknown: list[str] = []  # ids of --cluster / --id that name nothing in the frame
     if clusters:
         assert cluster_col is not None
+        known = sorted(set(cluster_col.dropna().astype(str)))
+        unknown += [f"--cluster {c}" + _close(c, known) for c in sorted(set(clusters)) if c not in set(known)]
         mask &= cluster_col.isin(list(clusters)).fillna(False)
     if types:
         mask &= frame["job_type"].astype("string").isin(list(types)).fillna(False)
@@ -624,18 +669,22 @@ def plan_replay(
         present = set(frame["message_id"].astype(str))
         for mid in sorted(set(ids) - present):
             excluded.append(Excluded(message_id=mid, reason="not_found"))
+            unknown.append(f"--id {mid}" + _close(mid, sorted(present)))
         mask &= frame["message_id"].astype("string").isin(list(ids)).fillna(False)
     if where:
-        try:
-            hit = frame.query(where)
-        except Exception as exc:
-            raise ConfigError(
-                f"--where {where!r} failed on the dlq frame: {exc}",
-                hint="a pandas query over the columns: " + ", ".join(map(str, frame.columns)),
-            ) from exc
-        mask &= frame.index.isin(hit.index)
+        mask &= _where_mask(frame, where)
 
     chosen = frame[mask.to_numpy(dtype=bool)]
+    if unknown:
+        named = "; ".join(unknown)
+        if chosen.empty:
+            raise ConfigError(
+                f"no DLQ message of {from_queue!r} in this bundle matches: unknown {named}; "
+                "refusing to write an empty plan",
+                hint="check the ids (edgeinvestigate clusters BUNDLE lists the cluster ids; the message ids "
+                "are in the bundle's dlq frame)",
+            )
+    warn_unknown = f"unknown {'; '.join(unknown)}: the other selectors matched" if unknown else ""
     not_selected = len(frame) - len(chosen)
     if "enqueued_at" in chosen.columns:
         chosen = chosen.assign(_order=chosen["enqueued_at"].astype(object)).sort_values(
@@ -657,6 +706,7 @@ def plan_replay(
         clusters_by_id = dict(zip(frame.index, cluster_col, strict=False))
 
     messages: list[PlanMessage] = []
+    patch_tried = 0
     for idx, row in zip(chosen.index, _records(chosen), strict=True):
         mid = str(row["message_id"])
         ctype = _val(row, "content_type")
@@ -704,8 +754,10 @@ def plan_replay(
         patched = False
         changes: list[dict[str, Any]] = []
         if patch_obj is not None:
+            patch_tried += 1
             try:
                 new_job = patch_obj.apply(job)
+                check_json(new_job, "the patch")  # a patch given as an object is checked here too
             except ReplayError as exc:
                 excluded.append(Excluded(**common, reason="patch_error", detail=exc.message))
                 continue
@@ -751,6 +803,14 @@ def plan_replay(
             )
         )
 
+    failed = [e for e in excluded if e.reason == "patch_error"]
+    if patch_tried and len(failed) == patch_tried:
+        assert patch_obj is not None
+        raise ReplayError(
+            f"the patch {patch_obj.path} failed on every one of the {patch_tried} selected messages; no "
+            f"plan written. First: {failed[0].message_id}: {failed[0].detail}",
+            hint="fix the patch (run it on one message first) or drop --patch",
+        )
     batches = _cut_batches(messages)
     leased: dict[int, bool] = {}
     for m in messages:
@@ -791,6 +851,8 @@ def plan_replay(
         estimates=estimates,
     )
     plan._cluster_note = cluster_note
+    if warn_unknown:
+        plan.warnings.append(warn_unknown)
     plan.dlq_coverage = _coverage(ev, frame, from_queue)
     cov = plan.dlq_coverage
     if cov is not None and not cov["complete"]:

@@ -12,7 +12,11 @@ without re-sending settled messages and re-sends possibly-sent ones with the *sa
 keys (they are counted as possible duplicates, never as lost).
 
 Errors: 429 waits ``Retry-After`` (or the window reset) and retries; 5xx and timeouts mark the
-batch ambiguous and retry with back-off; any other 4xx stops the run with the ledger consistent.
+batch ambiguous and retry with back-off, but only ``max_ambiguous_pushes`` times in a row (each such
+push may have been enqueued: one more copy each): then the run stops and says how many copies may
+exist, and a later run re-sends that batch only with ``resend_ambiguous``. Any other 4xx stops the
+run with the ledger consistent. Removal requests (ack, peek, purge) are retried at most
+``max_call_attempts`` times, one line said per retry wait, and a stop request ends such a wait.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class RunResult:
     server_errors: int = 0
     ambiguous_batches: int = 0
     possible_duplicates: int = 0
+    #: push requests (all runs) that may have put a copy of a message on the target: copies that may exist
+    copies_sent: int = 0
     still_in_dlq: int = 0
     #: removal rounds (peek + purge) after the last batch, and what the last peek saw at the DLQ's head
     sweep_rounds: int = 0
@@ -110,8 +116,9 @@ class _Round:
 
 @contextmanager
 def _graceful_interrupts(stop: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
-    """First Ctrl-C / SIGTERM: finish the in-flight batch, then stop. Second Ctrl-C: stop at once
-    (the ledger still says which batch may have been sent)."""
+    """First Ctrl-C / SIGTERM: finish the in-flight batch (or stop at the next retry wait of a failing
+    request), then stop. Second Ctrl-C: stop at once (the ledger still says which batch may have been
+    sent)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -120,7 +127,10 @@ def _graceful_interrupts(stop: threading.Event, say: Callable[[str], None]) -> I
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
-        say("stopping after the in-flight batch (Ctrl-C again to abort now; the ledger stays consistent)")
+        say(
+            "stopping after the in-flight batch, or at the next retry wait (Ctrl-C again to abort now; "
+            "the ledger stays consistent)"
+        )
 
     old_int = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)
@@ -146,6 +156,8 @@ class _Runner:
         max_attempts: int,
         max_backoff: float,
         say: Callable[[str], None],
+        max_ambiguous_pushes: int = 3,
+        max_call_attempts: int = 5,
     ) -> None:
         self.plan = plan
         self.ledger = ledger
@@ -154,6 +166,8 @@ class _Runner:
         self.progress = progress
         self.max_attempts = max_attempts
         self.max_backoff = max_backoff
+        self.max_ambiguous_pushes = max_ambiguous_pushes
+        self.max_call_attempts = max_call_attempts
         self.say = say
         self.pacer = Pacer(rate)
         last = ledger.last_push()
@@ -192,11 +206,14 @@ class _Runner:
             if self.ledger.cancel_requested():
                 raise _Stop("cancelled")
 
-    def _sleep(self, seconds: float) -> None:
+    def _sleep(self, seconds: float, *, interruptible: bool = False) -> None:
         """Sleep, waking up for Ctrl-C and ``replay cancel`` (and beating the heart: a long wait is
-        not a dead run)."""
+        not a dead run). ``interruptible``: a stop ends even a batch being finished (the wait is
+        between two requests, so the ledger is consistent)."""
         end = time.monotonic() + seconds
         while True:
+            if interruptible and self.stop.is_set():
+                raise _Stop("interrupted")
             self._check_stop()
             self._beat()
             left = end - time.monotonic()
@@ -328,6 +345,7 @@ class _Runner:
             return
         messages = [{"body": self.by_id[i].body, "content_type": "json"} for i in ids]
         attempt = 0
+        unanswered = 0  # pushes of this batch in this run that may have been enqueued (no answer, 5xx)
         while True:
             self._request_slot("push", len(ids))
             ts = self.budget.note()
@@ -342,12 +360,28 @@ class _Runner:
                 self._sleep(self._backoff(min(attempt, 6), exc.retry_after))
                 continue
             except ServerError as exc:
-                # a 5xx or a timeout after sending: it may have been enqueued
                 self.result.server_errors += 1
-                self.result.ambiguous_batches += 1
-                reason = f"HTTP {exc.status}" if exc.status else "no answer (timeout or dropped connection)"
-                self.ledger.push_ambiguous(ids, self.run_id, reason, batch=batch)
-                wait = self._backoff(attempt)
+                if _never_sent(exc):
+                    # no connection was made: nothing can have been enqueued by this attempt
+                    self.ledger.push_rejected(
+                        ids, self.run_id, exc.message, batch=batch, kind="push_not_sent"
+                    )
+                    wait = self._backoff(attempt)
+                else:
+                    # a 5xx or a timeout after sending: it may have been enqueued
+                    self.result.ambiguous_batches += 1
+                    unanswered += 1
+                    reason = (
+                        f"HTTP {exc.status}" if exc.status else "no answer (timeout or dropped connection)"
+                    )
+                    self.ledger.push_ambiguous(ids, self.run_id, reason, batch=batch)
+                    if unanswered >= self.max_ambiguous_pushes:
+                        self._give_up_ambiguous(batch, ids, unanswered, reason)
+                    wait = self._backoff(attempt)
+                self.say(
+                    f"retrying the push of batch {batch} in {wait:.1f}s ({exc.message}; "
+                    f"{unanswered} of at most {self.max_ambiguous_pushes} unanswered pushes)"
+                )
             except APIError as exc:
                 self.ledger.push_rejected(ids, self.run_id, exc.message, batch=batch)
                 raise ReplayError(
@@ -371,10 +405,38 @@ class _Runner:
                 raise ReplayError(
                     f"gave up on batch {batch} of plan {self.plan.plan_id} after {attempt} attempts "
                     f"({self.result.rate_limited} rate-limited, {self.result.server_errors} server errors); "
-                    "its messages are 'ambiguous' or 'planned' in the ledger, none is lost",
+                    f"its messages are 'ambiguous' or 'planned' in the ledger, none is lost (up to "
+                    f"{self.ledger.copies(ids)} copies of its {len(ids)} messages may be on the target)",
                     hint="run the same command again later: it resumes from the ledger",
                 )
             self._sleep(wait)
+
+    def _give_up_ambiguous(self, batch: int, ids: Sequence[str], unanswered: int, reason: str) -> None:
+        """Stop re-sending a batch whose pushes keep ending without an answer: each of them may have
+        been enqueued, so every re-send may add one more copy of every message on the target."""
+        copies = self.ledger.copies(ids)
+        self.ledger.event(
+            self.run_id,
+            "ambiguous_cap",
+            batch=batch,
+            n=len(ids),
+            detail=f"{unanswered} pushes in a row without an answer ({reason}); up to {copies} copies of "
+            f"{len(ids)} messages may be on the target",
+        )
+        raise ReplayError(
+            f"stopped re-sending batch {batch} of plan {self.plan.plan_id} ({len(ids)} messages, first "
+            f"{ids[0]}): {unanswered} pushes in a row got no answer ({reason}). The target queue "
+            f"{self.plan.target_queue!r} may have accepted every attempt: up to {copies} copies of these "
+            f"{len(ids)} messages may be on it (the sum of their push attempts), duplicates carrying the "
+            "same idempotency keys (metadata.replay.id). Nothing is lost: the originals are still in the "
+            f"DLQ {self.plan.source_queue!r}. Before resuming, check the backlog of "
+            f"{self.plan.target_queue!r} "
+            "(edgeinvestigate collect --dlq ... or the dashboard) and that its consumer dedupes on "
+            "metadata.replay.id; `replay status` shows the copies sent",
+            hint="when the target is healthy again, resume with: edgeinvestigate replay run PLAN "
+            "--resend-ambiguous (each ambiguous batch is sent again, at most --max-ambiguous-pushes "
+            "times); see runbooks/replay-failed-jobs.md",
+        )
 
     # -- removing the originals ------------------------------------------------------------------
     def _remove(self, ids: Sequence[str]) -> None:
@@ -424,9 +486,13 @@ class _Runner:
             )
 
     def _call(self, kind: str, fn: Callable[[], Any]) -> Any:
-        """Send one idempotent request (ack, peek, purge) with retries; ``None`` when it keeps failing."""
-        attempt = 0
-        while attempt < self.max_attempts:
+        """Send one idempotent request (ack, peek, purge) with at most ``max_call_attempts`` tries
+        (429s: at most ``max_attempts``); ``None`` when it keeps failing (the ledger keeps the message
+        ``pushed``, a later run removes it). Each retry wait is said (one line), and a stop request
+        (Ctrl-C, ``replay cancel``) ends the run during the wait: between two requests, where the
+        ledger is consistent."""
+        failures = limited = 0
+        while True:
             self._request_slot(kind)
             self._note_request(kind)
             try:
@@ -434,18 +500,28 @@ class _Runner:
             except RateLimitedError as exc:
                 self.result.rate_limited += 1
                 self.ledger.event(self.run_id, "rate_limited", detail=f"{kind}: {exc.message}")
-                self._sleep(self._backoff(min(attempt, 6), exc.retry_after))
-                continue
+                limited += 1
+                if limited >= self.max_attempts:
+                    return None
+                wait = self._backoff(min(limited, 6), exc.retry_after)
+                why = exc.message
             except ServerError as exc:
                 self.result.server_errors += 1
                 self.ledger.event(self.run_id, "server_error", detail=f"{kind}: {exc.message}")
-                wait = self._backoff(attempt)
+                failures += 1
+                if failures >= self.max_call_attempts:
+                    self.say(f"{kind} failed {failures} times ({exc.message}); giving up on it for this run")
+                    return None
+                wait = self._backoff(failures)
+                why = exc.message
             except APIError as exc:
                 self.ledger.event(self.run_id, "remove_failed", detail=f"{kind}: {exc.message}")
                 return None
-            attempt += 1
-            self._sleep(wait)
-        return None
+            self.say(
+                f"retrying {kind} in {wait:.1f}s ({why}; try {failures + limited + 1}, at most "
+                f"{self.max_call_attempts} on errors)"
+            )
+            self._sleep(wait, interruptible=True)
 
     def _ack(self, ids: list[str], leases: list[str]) -> list[str]:
         """Ack the leases held since the snapshot; returns the ids that need the peek fallback."""
@@ -524,6 +600,9 @@ def run_replay(
     max_backoff: float = 30.0,
     budget_window_s: float = 300.0,
     say: Callable[[str], None] | None = None,
+    max_ambiguous_pushes: int = 3,
+    resend_ambiguous: bool = False,
+    max_call_attempts: int = 5,
 ) -> RunResult:
     """Run (or resume) a replay plan against ``client``; returns what happened.
 
@@ -532,6 +611,11 @@ def run_replay(
     300 s like Cloudflare's). ``confirm`` is asked once before anything is sent (the CLI shows the
     plan and asks unless ``--yes``). ``stop`` is an event that ends the run after the in-flight
     batch, as Ctrl-C and ``replay cancel`` do.
+
+    A batch whose pushes end without an answer (timeout, 5xx) ``max_ambiguous_pushes`` times in a
+    row in one run may now exist that many times on the target: the run stops (``ReplayError``)
+    and says so. A later run refuses to send such a batch again unless ``resend_ambiguous`` (the
+    operator checked the target queue and its consumer's dedupe); it then keeps the same cap.
     """
     speak = say or (lambda text: print(text, file=sys.stderr))
     plan = ReplayPlan.load(plan_path)
@@ -540,6 +624,8 @@ def run_replay(
     budget = int(max_requests_per_5min if max_requests_per_5min is not None else plan.max_requests_per_5min)
     if r <= 0 or budget <= 0:
         raise ReplayError("--rate and --max-requests-per-5min must be positive", hint=_RUNBOOK)
+    if max_ambiguous_pushes < 1:
+        raise ReplayError("--max-ambiguous-pushes must be at least 1", hint=_RUNBOOK)
     lock = RunLock(lpath)
     lock.acquire()
     ledger = Ledger.open(lpath)
@@ -570,6 +656,8 @@ def run_replay(
             max_attempts=max_attempts,
             max_backoff=max_backoff,
             say=speak,
+            max_ambiguous_pushes=max_ambiguous_pushes,
+            max_call_attempts=max_call_attempts,
         )
         client.max_attempts = 1  # every request is counted against the budget and retried here
         runner.resolve_queues()
@@ -583,6 +671,7 @@ def run_replay(
         )
         if warning:
             runner.result.notes.append(warning)
+        _refuse_capped(plan, ledger, resend_ambiguous, speak)
         if confirm is not None and not confirm(plan):
             raise ReplayError(
                 "replay not confirmed; nothing was sent", hint="pass --yes to skip the question"
@@ -630,6 +719,7 @@ def run_replay(
         result.counts = ledger.counts()
         totals = ledger.totals()
         result.possible_duplicates = totals["possible_duplicates"]
+        result.copies_sent = totals["push_attempts"]
         result.still_in_dlq = totals["still_in_dlq"]
         if result.still_in_dlq:
             result.notes.append(still_in_dlq_note(result, plan))
@@ -638,6 +728,28 @@ def run_replay(
         client.max_attempts = saved_attempts
         ledger.close()
         lock.release()
+
+
+def _refuse_capped(plan: ReplayPlan, ledger: Ledger, resend: bool, say: Callable[[str], None]) -> None:
+    """A batch an earlier run stopped re-sending (too many unanswered pushes) is sent again only when
+    the operator says so: each re-send may add one more copy of each of its messages."""
+    capped = ledger.capped_batches()
+    if not capped:
+        return
+    ids = [i for b in capped.values() for i in b]
+    copies = ledger.copies(ids)
+    batches = ", ".join(str(b) for b in capped)
+    what = (
+        f"{len(ids)} messages of plan {plan.plan_id} (batch {batches}) got no answer to their last pushes "
+        f"and may already be on {plan.target_queue!r} up to {copies} times in all (same idempotency keys)"
+    )
+    if not resend:
+        raise ReplayRefusedError(
+            f"refusing to run: {what}; re-sending may add one more copy each time. Nothing was sent",
+            hint=f"check the backlog of {plan.target_queue!r} and that its consumer dedupes on "
+            "metadata.replay.id, then pass --resend-ambiguous; see runbooks/replay-failed-jobs.md",
+        )
+    say(f"warning: {what}; --resend-ambiguous: sending them again (at most --max-ambiguous-pushes times)")
 
 
 def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger) -> None:
@@ -668,6 +780,11 @@ def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger
         hint="make a new plan from the same bundle (edgeinvestigate replay plan ... --out NEW.json): it "
         "excludes messages already replayed and lists them as already_replayed",
     )
+
+
+def _never_sent(exc: ServerError) -> bool:
+    """A transport error raised before the request left (no connection): nothing was enqueued."""
+    return exc.status is None and "could not connect" in exc.message
 
 
 def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:

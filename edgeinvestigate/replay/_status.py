@@ -41,6 +41,8 @@ class ReplayStatus:
     counts: dict[str, int]
     possible_duplicates: int
     still_in_dlq: int
+    #: push requests that may have put a copy of a message on the target (all runs): >= messages pushed
+    copies_sent: int
     ambiguous_batches: int
     rate_limited: int
     server_errors: int
@@ -59,6 +61,8 @@ class ReplayStatus:
     rate_limit_msgs_per_s: float | None = None
     last_heartbeat_at: float | None = None
     plan_path: str = ""
+    #: batches a run stopped re-sending after unanswered pushes (None when there is none)
+    capped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,7 +77,8 @@ class ReplayStatus:
             f"  settled {c.get('settled', 0)}/{self.total}  pushed {c.get('pushed', 0)}  "
             f"ambiguous {c.get('ambiguous', 0)}  pushing {c.get('pushing', 0)}  "
             f"planned {c.get('planned', 0)}",
-            f"  possible duplicates {self.possible_duplicates}  "
+            f"  possible duplicates {self.possible_duplicates}  copies sent {self.copies_sent} "
+            f"(push attempts that may be on {self.target_queue!r})  "
             f"pushed, removal from the DLQ not confirmed {self.still_in_dlq}",
             f"  ambiguous batches {self.ambiguous_batches}  429s {self.rate_limited}  "
             f"5xx/timeouts {self.server_errors}",
@@ -87,6 +92,8 @@ class ReplayStatus:
             )
         if self.blocked:
             lines.append(f"  blocked: {self.blocked}")
+        if self.capped:
+            lines.append(f"  stopped re-sending: {self.capped}")
         for run in self.runs[-3:]:
             lines.append(
                 f"  run {run['run_id']}: {run['user']}@{run['host']} pid {run['pid']} "
@@ -238,6 +245,7 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
             counts=counts,
             possible_duplicates=totals["possible_duplicates"],
             still_in_dlq=totals["still_in_dlq"],
+            copies_sent=totals["push_attempts"],
             ambiguous_batches=events.get("push_ambiguous", 0),
             rate_limited=events.get("rate_limited", 0),
             server_errors=events.get("push_ambiguous", 0) + events.get("server_error", 0),
@@ -253,9 +261,22 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
             rate_limit_msgs_per_s=run_rate,
             last_heartbeat_at=float(last["heartbeat_at"]) if last and last["heartbeat_at"] else None,
             plan_path=str(plan_path),
+            capped=_capped_text(ledger, plan.target_queue),
         )
     finally:
         ledger.close()
+
+
+def _capped_text(ledger: Ledger, target: str) -> str | None:
+    capped = ledger.capped_batches()
+    if not capped:
+        return None
+    ids = [i for b in capped.values() for i in b]
+    return (
+        f"{len(ids)} messages (batch {', '.join(map(str, capped))}) got no answer to their last pushes; up "
+        f"to {ledger.copies(ids)} copies of them may be on {target!r} (same idempotency keys): check that "
+        "queue's backlog and its consumer's dedupe, then `replay run PLAN --resend-ambiguous`"
+    )
 
 
 def cancel_replay(plan_path: str | Path, *, ledger_path: str | Path | None = None) -> ReplayStatus:
@@ -341,6 +362,7 @@ def export_replay(plan_path: str | Path, fmt: str = "json", *, ledger_path: str 
             writer.writeheader()
             writer.writerows(rows)
             return buf.getvalue()
+        totals = ledger.totals()
         runs = ledger.runs()
         for run in runs:
             for key in ("started_at", "heartbeat_at", "ended_at"):
@@ -363,7 +385,13 @@ def export_replay(plan_path: str | Path, fmt: str = "json", *, ledger_path: str 
                 "excluded": [e.model_dump() for e in plan.excluded],
                 "estimates": plan.estimates.model_dump(),
             },
-            "ledger": {"path": str(ledger.path), "meta": ledger.meta(), "counts": ledger.counts()},
+            "ledger": {
+                "path": str(ledger.path),
+                "meta": ledger.meta(),
+                "counts": ledger.counts(),
+                # copies_sent: push requests that may have put a copy on the target (>= messages pushed)
+                "totals": {**totals, "copies_sent": totals["push_attempts"]},
+            },
             "runs": runs,
             "events": events,
             "messages": rows,

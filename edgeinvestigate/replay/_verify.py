@@ -38,6 +38,8 @@ class VerifyReport:
     originals_still_in_dlq: list[str] = field(default_factory=list)
     #: what limits the answers (a partial view of the DLQ...)
     warnings: list[str] = field(default_factory=list)
+    #: messages of the plan that its ledger shows as never pushed (not verified)
+    not_replayed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,6 +54,7 @@ class VerifyReport:
             "failing_in_logs": len(self.failing),
             "not_seen": len(self.not_seen),
             "originals_still_in_dlq": len(self.originals_still_in_dlq),
+            "not_replayed": len(self.not_replayed),
         }
 
     def render(self) -> str:
@@ -63,6 +66,11 @@ class VerifyReport:
             f"  seen failing in logs:           {c['failing_in_logs']}",
             f"  not seen yet:                   {c['not_seen']}",
         ]
+        if self.not_replayed:
+            lines.append(
+                f"  not replayed (never pushed):    {c['not_replayed']} (the plan did not finish: "
+                "edgeinvestigate replay status PLAN)"
+            )
         if self.originals_still_in_dlq:
             lines.append(
                 f"  originals still in the DLQ:     {c['originals_still_in_dlq']} (run the plan again)"
@@ -100,18 +108,59 @@ def _replay_block(row: Mapping[Any, Any]) -> dict[str, Any] | None:
     return block if isinstance(block, dict) else None
 
 
-def verify_replay(plan_path: str | Path | ReplayPlan, ev2: Any) -> VerifyReport:
+def _pushed(
+    plan: ReplayPlan, plan_path: str | Path | ReplayPlan, ledger_path: str | Path | None
+) -> set[str] | None:
+    """The message ids the plan's ledger shows as (possibly) pushed; None when there is no ledger to
+    ask (a plan object without ``ledger_path``). Raises when the plan has not pushed anything."""
+    from ..errors import ReplayError
+    from ._ledger import Ledger, default_ledger_path
+
+    if ledger_path is None:
+        if isinstance(plan_path, ReplayPlan):
+            return None
+        ledger_path = default_ledger_path(plan_path)
+    lpath = Path(ledger_path)
+    never = (
+        f"plan {plan.plan_id} has not run: nothing to verify ({len(plan.messages)} messages planned, "
+        "0 replayed"
+    )
+    hint = "run it first: edgeinvestigate replay run PLAN (or point --ledger at its ledger)"
+    if not lpath.exists():
+        raise ReplayError(f"{never}; no ledger at {lpath})", hint=hint)
+    with Ledger.open(lpath, create=False) as led:
+        states = led.states()
+    pushed = {mid for mid, st in states.items() if st in ("pushed", "settled", "ambiguous", "pushing")}
+    if not pushed:
+        raise ReplayError(f"{never}; its ledger {lpath} shows no push)", hint=hint)
+    return pushed
+
+
+def verify_replay(
+    plan_path: str | Path | ReplayPlan, ev2: Any, *, ledger_path: str | Path | None = None
+) -> VerifyReport:
     """Compare a plan (its file, or the plan already loaded) with a later bundle (an Evidence or a
-    bundle directory)."""
+    bundle directory).
+
+    Only the messages the plan's ledger (next to the plan file, or ``ledger_path``) shows as pushed
+    are verified; the others are listed as ``not_replayed``. A plan that has not pushed anything is
+    refused (``ReplayError``). A plan object without ``ledger_path`` is verified as a whole.
+    """
     import pandas as pd
 
     plan = plan_path if isinstance(plan_path, ReplayPlan) else ReplayPlan.load(plan_path)
+    pushed = _pushed(plan, plan_path, ledger_path)
+    if pushed is not None:
+        never = [m.message_id for m in plan.messages if m.message_id not in pushed]
+        plan = plan.model_copy(update={"messages": [m for m in plan.messages if m.message_id in pushed]})
     if isinstance(ev2, str | Path):
         from ..evidence import Evidence
 
         ev2 = Evidence.open(ev2)
     dlq, logs = _frames(ev2)
     report = VerifyReport(plan_id=plan.plan_id, total=len(plan.messages))
+    if pushed is not None:
+        report.not_replayed = never
     ours = {m.message_id for m in plan.messages}
     by_replay_id = {m.replay_id: m.message_id for m in plan.messages}
     back: set[str] = set()

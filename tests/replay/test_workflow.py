@@ -34,9 +34,17 @@ from replay_scenario import (
 from edgeinvestigate import schema
 from edgeinvestigate.cli import cli
 from edgeinvestigate.dlq import collect_dlq, dlq_frame
-from edgeinvestigate.errors import ReplayRefusedError
+from edgeinvestigate.errors import ReplayError, ReplayRefusedError
 from edgeinvestigate.evidence import Evidence
-from edgeinvestigate.replay import Ledger, ReplayPlan, plan_replay, replay_status, run_replay, verify_replay
+from edgeinvestigate.replay import (
+    Ledger,
+    ReplayPlan,
+    default_ledger_path,
+    plan_replay,
+    replay_status,
+    run_replay,
+    verify_replay,
+)
 from edgeinvestigate.sandbox.testing import running_sandbox
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -248,6 +256,23 @@ def test_without_leases_originals_are_purged_by_ref_even_beyond_the_first_peek(t
             assert led.runs() == []
 
 
+def _ledger_says_all_settled(plan: ReplayPlan, path: Path) -> None:
+    """The ledger a completed run leaves (the test skips the sandbox: verify reads only the ledger)."""
+    ids = [m.message_id for m in plan.messages]
+    with Ledger.open(default_ledger_path(path)) as led:
+        led.init_plan(
+            plan_id=plan.plan_id,
+            content_hash=plan.content_hash,
+            plan_path=str(path),
+            rows=[(m.message_id, m.replay_id, m.batch, m.lease_id) for m in plan.messages],
+        )
+        run = led.begin_run(user="oncall", host="laptop", argv=[], rate=100.0, max_requests=1200)
+        led.start_push(ids, run)
+        led.push_confirmed(ids, run)
+        led.settle(ids, run, "ack")
+        led.end_run(run, "completed")
+
+
 def test_verify_finds_loops_successes_and_unseen_jobs(tmp_path: Path) -> None:
     msgs = [peeked(i, job(i, "EMAIL_DELIVERY")) for i in range(40)]
     plan = plan_replay(dlq_frame(msgs, "jobs-dlq"), "jobs-dlq", "jobs", allow_queues=["jobs"])
@@ -279,6 +304,9 @@ def test_verify_finds_loops_successes_and_unseen_jobs(tmp_path: Path) -> None:
         Evidence.empty().with_dlq(dlq_frame(back, "jobs-dlq")),
         logs=schema.conform(pd.DataFrame(log_rows), "logs"),
     )
+    with pytest.raises(ReplayError, match="has not run: nothing to verify"):
+        verify_replay(path, ev2)  # a plan that never ran has replayed nothing
+    _ledger_says_all_settled(plan, path)
     report = verify_replay(path, ev2)
     counts = report.counts()
     assert counts == {
@@ -288,6 +316,7 @@ def test_verify_finds_loops_successes_and_unseen_jobs(tmp_path: Path) -> None:
         "failing_in_logs": 3,
         "not_seen": 12,
         "originals_still_in_dlq": 0,
+        "not_replayed": 0,
     }
     assert {b["of"] for b in report.back_in_dlq} == {m.message_id for m in plan.messages[:5]}
     bundle = ev2.save(tmp_path / "bundle2")

@@ -242,6 +242,10 @@ def run_cmd(
     what to do, see runbooks/replay-failed-jobs.md), 5 cancelled, 130 interrupted. A plan some of whose
     messages another plan's ledger (registered in the bundle, or next to PLAN) shows as already pushed
     is refused before anything is sent (exit 3): make a new plan, which excludes them.
+
+    A batch whose pushes get no answer (timeout, 5xx) --max-ambiguous-pushes times in a row stops the
+    run (exit 1): each such push may have been enqueued, and the message says how many copies may be
+    on the target. A later run refuses that batch (exit 3) until --resend-ambiguous is given.
     """
     from ..errors import EdgeInvestigateError
 

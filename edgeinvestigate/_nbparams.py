@@ -15,6 +15,7 @@ comma-separated string (``-p clusters=c1a2,c3b4``) or a JSON list.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -196,6 +197,24 @@ def _model(notebook: str) -> type[NotebookParameters]:
         ) from None
 
 
+# Environment variables holding the API token: no parameter value may contain their values.
+TOKEN_ENVS: tuple[str, ...] = ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY", "EDGEINVESTIGATE_SANDBOX_TOKEN")
+_MIN_TOKEN_LEN = 8  # shorter values (test placeholders) would match ordinary text
+
+
+def _carries_token(value: Any) -> bool:
+    """True when ``value`` (or an item of a list/tuple/dict value) contains a token from the environment."""
+    tokens = [t for t in (os.environ.get(k, "").strip() for k in TOKEN_ENVS) if len(t) >= _MIN_TOKEN_LEN]
+    if not tokens:
+        return False
+    if isinstance(value, list | tuple | set):
+        return any(_carries_token(v) for v in value)
+    if isinstance(value, dict):
+        return any(_carries_token(k) or _carries_token(v) for k, v in value.items())
+    text = str(value)
+    return any(t in text for t in tokens)
+
+
 def validate_parameters(notebook: str, parameters: dict[str, Any] | None) -> NotebookParameters:
     """Check ``parameters`` against the notebook's model; raise :class:`NotebookError` if wrong.
 
@@ -211,6 +230,14 @@ def validate_parameters(notebook: str, parameters: dict[str, Any] | None) -> Not
             f"notebook {notebook!r} refuses parameter(s) {', '.join(secret)}: secrets are never notebook "
             f"parameters (papermill writes every parameter into the executed notebook); valid: {valid}",
             hint="set CLOUDFLARE_API_TOKEN in the environment instead",
+        )
+    carrying = sorted(name for name, value in given.items() if _carries_token(value))
+    if carrying:
+        raise NotebookParameterError(
+            f"notebook {notebook!r} was not run: the value of parameter(s) {', '.join(carrying)} contains "
+            f"the API token from the environment ({' or '.join(TOKEN_ENVS)}); papermill would write it "
+            "into the executed notebook",
+            hint="pass a value without the token (the notebook reads the token from the environment itself)",
         )
     try:
         return model.model_validate(given)

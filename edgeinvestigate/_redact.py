@@ -78,10 +78,16 @@ class Redactor:
     """Applies the redaction rules to strings and to nested JSON-like values.
 
     ``pii=False`` keeps personal data (``--no-redact``) but still scrubs ``secrets``.
+    ``credentials`` (default: same as ``pii``) masks credential patterns (auth headers, bearer/basic
+    credentials, JWTs, ``token=...`` fields, Cloudflare-style tokens) whatever ``pii`` says: with
+    ``pii=False, credentials=True`` emails and IPs stay and credentials go.
     """
 
-    def __init__(self, *, pii: bool = True, secrets: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, *, pii: bool = True, secrets: Iterable[str] | None = None, credentials: bool | None = None
+    ) -> None:
         self.pii = pii
+        self.credentials = pii if credentials is None else credentials
         self.secrets = [s for s in (env_secrets() if secrets is None else secrets) if s]
         self.count = 0
 
@@ -103,12 +109,13 @@ class Redactor:
             if secret in text:
                 self.count += text.count(secret)
                 text = text.replace(secret, "[secret]")
+        if self.credentials:
+            text = self._sub(_HEADER, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
+            text = self._sub(_BEARER, lambda m: f"{m['scheme']} [redacted]", text)
+            text = self._sub(_JWT, "[token]", text)
+            text = self._sub(_KV_SECRET, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
         if not self.pii:
-            return text
-        text = self._sub(_HEADER, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
-        text = self._sub(_BEARER, lambda m: f"{m['scheme']} [redacted]", text)
-        text = self._sub(_JWT, "[token]", text)
-        text = self._sub(_KV_SECRET, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
+            return self._cf_tokens(text) if self.credentials else text
         text = self._sub(_EMAIL, "[email]", text)
         text = self._sub(_IPV4, _ipv4, text)
         if ":" in text:
@@ -116,8 +123,10 @@ class Redactor:
             text = _IPV6_CANDIDATE.sub(_ipv6, text)
             if text != before:
                 self.count += 1
-        text = self._sub(_CF_TOKEN, lambda m: "[token]" if _is_cf_token(m.group(0)) else m.group(0), text)
-        return text
+        return self._cf_tokens(text) if self.credentials else text
+
+    def _cf_tokens(self, text: str) -> str:
+        return self._sub(_CF_TOKEN, lambda m: "[token]" if _is_cf_token(m.group(0)) else m.group(0), text)
 
     def value(self, value: Any) -> Any:
         """Redact every string inside a nested structure of dicts, lists and strings."""

@@ -45,14 +45,26 @@ __all__ = ["clusters"]
     help="Explain how a cluster (by cluster id), a DLQ message (by id), an error row (by number) or "
     "an error text is grouped: masking steps, template and rule.",
 )
-@click.option("--redact", is_flag=True, help="Mask the example messages (values become <uuid>, <email>...).")
+@click.option(
+    "--redact",
+    is_flag=True,
+    help="Mask the example messages (values become <uuid>, <email>...) and emails/IPs everywhere. "
+    "Credentials (the CLOUDFLARE_API_TOKEN value, bearer tokens, auth headers) are always masked.",
+)
 @click.option("--limit", type=int, default=50, show_default=True, help="Rows shown by --format table.")
 def clusters(
     bundle: Path, fmt: str, rules: Path | None, explain: str | None, redact: bool, limit: int
 ) -> None:
-    """Group the errors of BUNDLE (a directory written by `collect`) into clusters with stable ids."""
+    """Group the errors of BUNDLE (a directory written by `collect`) into clusters with stable ids.
+
+    Every output masks credentials found in log and exception text (the value of CLOUDFLARE_API_TOKEN
+    and other secret environment variables, bearer tokens, auth headers), with or without --redact.
+    """
+    from .._redact import Redactor
     from ..clustering import cluster
     from ..evidence import Evidence
+
+    mask = Redactor(pii=redact, credentials=True)
 
     ev = Evidence.open(bundle)
     result = cluster(ev, rules=rules, redact=redact)
@@ -70,24 +82,24 @@ def clusters(
                 note = f"cluster {explain}: explaining its first error row ({target}) of {len(rows)}"
         exp = result.explain(target)
         if fmt == "json":
-            click.echo(json.dumps(exp.to_dict(), indent=2))
+            click.echo(json.dumps(mask.value(exp.to_dict()), indent=2))
         else:
             if note:
-                click.echo(note)
-            click.echo(str(exp))
+                click.echo(mask.text(note))
+            click.echo(mask.text(str(exp)))
         return
     if fmt == "json":
-        click.echo(result.to_json(indent=2))
+        click.echo(json.dumps(mask.value(json.loads(result.to_json())), indent=2))
     elif fmt == "csv":
         buf = io.StringIO()
-        records = result.records()
+        records = mask.value(result.records())
         writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["cluster_id"])
         writer.writeheader()
         for rec in records:
             writer.writerow({k: (" | ".join(v) if isinstance(v, list) else v) for k, v in rec.items()})
         click.echo(buf.getvalue(), nl=False)
     else:
-        click.echo(_table(result.records(), limit))
+        click.echo(_table(mask.value(result.records()), limit))
     if rules is not None and result.rules is not None and result.rules.unused():
         click.echo(f"note: rules that matched nothing: {', '.join(result.rules.unused())}", err=True)
 

@@ -58,6 +58,18 @@ def snippet(data: bytes | str) -> str:
     return repr(text)
 
 
+_LENIENT_TAIL = re.compile(
+    r"(?:[;,]\s*|\s+)(?:it was |were |was )?(?:skipped|loaded as null|loaded with trigger 'unknown'"
+    r"|the records before it were loaded|the other elements were loaded|not loaded)\s*$"
+)
+
+
+def strict_wording(message: str) -> str:
+    """A report message reworded for a strict-mode error: nothing was skipped or loaded, the load
+    stopped (the lenient endings such as "; skipped" or "it was loaded as null" are dropped)."""
+    return _LENIENT_TAIL.sub("", message).rstrip(" ;,") + " (--strict: the load stopped here)"
+
+
 def record_id(canonical: bytes) -> str:
     """The stable id of a record: 64-bit xxh3 of its compact JSON bytes, as 16 hex digits."""
     return xxhash.xxh3_64_hexdigest(canonical)
@@ -97,9 +109,33 @@ class FileContext:
     ) -> None:
         """Record a problem; in strict mode errors and warnings raise :class:`ParseError`."""
         if self.strict and severity != "info":
-            raise ParseError(message, path=self.path, line=line, offset=offset, expected=expected)
+            raise ParseError(
+                strict_wording(message),
+                path=self.path,
+                line=line,
+                offset=offset,
+                expected=expected,
+                hint=self._strict_hint(),
+            )
         self.report.add(
             Issue(kind=kind, message=message, line=line, offset=offset, expected=expected, severity=severity)
+        )
+
+    def _strict_hint(self) -> str:
+        """The next step after a strict-mode stop: the right flag when the file looks like another
+        format than it is read as, else how to see every bad record."""
+        from ..sources import SOURCES, _head, sniff_source
+
+        try:
+            looks = sniff_source(_head(Path(self.path)))
+        except (OSError, ValueError):
+            looks = None
+        if looks is not None and looks != self.source and self.source in SOURCES:
+            flag = "--" + looks.replace("_", "-")
+            return f"this file looks like {looks} data, not {self.source}: load it with {flag} {self.path}"
+        return (
+            "nothing was written (--strict stops at the first bad record); fix the file, or run "
+            "without --strict to skip and list every bad record in the load report"
         )
 
     def in_window(self, ts: int | None) -> bool:

@@ -219,21 +219,7 @@ def _client(api_url: str | None, account_id: str | None, token_file: str | None,
     is_flag=True,
     help='Print the result as JSON; an error is printed as a JSON object {"error": {...}} on stdout too.',
 )
-def run_cmd(
-    plan_path: str,
-    rate: float | None,
-    max_requests_per_5min: int | None,
-    ledger_path: str | None,
-    yes: bool,
-    api_url: str | None,
-    account_id: str | None,
-    token_file: str | None,
-    timeout: float,
-    progress: bool | None,
-    max_ambiguous_pushes: int,
-    resend_ambiguous: bool,
-    as_json: bool,
-) -> None:
+def run_cmd(plan_path: str, as_json: bool, **options: Any) -> None:
     """Run (or resume) the replay PLAN: push in batches, then remove the originals from the DLQ.
 
     Safe to run again after a crash, Ctrl-C or kill -9: it resumes from the ledger and never re-sends
@@ -241,7 +227,8 @@ def run_cmd(
     (everything pushed, the removal of some originals not confirmed; the note says what is known and
     what to do, see runbooks/replay-failed-jobs.md), 5 cancelled, 130 interrupted. A plan some of whose
     messages another plan's ledger (registered in the bundle, or next to PLAN) shows as already pushed
-    is refused before anything is sent (exit 3): make a new plan, which excludes them.
+    and removed from the DLQ is refused before anything is sent (exit 3): make a new plan, which
+    excludes them.
 
     A batch whose pushes get no answer (timeout, 5xx) --max-ambiguous-pushes times in a row stops the
     run (exit 1): each such push may have been enqueued, and the message says how many copies may be
@@ -250,21 +237,7 @@ def run_cmd(
     from ..errors import EdgeInvestigateError
 
     try:
-        _run(
-            plan_path,
-            rate=rate,
-            max_requests_per_5min=max_requests_per_5min,
-            ledger_path=ledger_path,
-            yes=yes,
-            api_url=api_url,
-            account_id=account_id,
-            token_file=token_file,
-            timeout=timeout,
-            progress=progress,
-            max_ambiguous_pushes=max_ambiguous_pushes,
-            resend_ambiguous=resend_ambiguous,
-            as_json=as_json,
-        )
+        _run(plan_path, as_json=as_json, **options)  # the options of the decorators above, by name
     except EdgeInvestigateError as exc:
         if not as_json:
             raise

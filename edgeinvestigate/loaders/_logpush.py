@@ -689,6 +689,15 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     return out
 
 
+def _trigger_from_event(ev: Any) -> str:
+    """The trigger of a record without ``EventType``, from the shape of its ``Event``."""
+    if ev is None:
+        return "unknown"
+    if ev.Request is not None:
+        return "fetch"
+    return "queue" if ev.Queue else "unknown"
+
+
 def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Block) -> int | None:
     """The whole block in one typed decode when every line is a plain record (no truncation
     marker, no bad line, no unknown event type). Returns the next line number, or ``None`` when
@@ -710,16 +719,7 @@ def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
     if "" in trig:
         return None
     for i in [i for i, t in enumerate(trig) if t is None]:
-        ev = recs[i].Event
-        trig[i] = (
-            "unknown"
-            if ev is None
-            else "fetch"
-            if ev.Request is not None
-            else "queue"
-            if ev.Queue
-            else "unknown"
-        )
+        trig[i] = _trigger_from_event(recs[i].Event)
     rows.inv["invocation_id"] = list(map(xxhash.xxh3_64_hexdigest, lines))  # = record_id(line)
     rows.inv["ts"] = list(map(_event_ts, recs))  # s/us/ns are scaled in _flush
     rows.inv["trigger"] = trig
@@ -784,16 +784,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: _Blo
             n_filtered += 1
             continue
         if trig is None:
-            ev = r.Event
-            trig = (
-                "unknown"
-                if ev is None
-                else "fetch"
-                if ev.Request is not None
-                else "queue"
-                if ev.Queue
-                else "unknown"
-            )
+            trig = _trigger_from_event(r.Event)
         i_id.append(record_id(raw))
         i_ts.append(ts)
         i_trig.append(trig)

@@ -48,7 +48,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from .clustering import FAILURE_LEVELS, _dlq_time, _json_decode, _obj, utc_series
+from .clustering import FAILURE_LEVELS, _dlq_time, _json_decode, _json_values, _obj, utc_series
 from .clustering import cluster as _cluster
 from .deploys import Deployment, invocation_versions, parse_deployments
 from .findings import (
@@ -591,13 +591,8 @@ def _payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str]) -> 
             for text in (msgs[r], args[r]):
                 if not text or "{" not in str(text):
                     continue
-                try:
-                    value = _json_decode(text)
-                except (ValueError, msgspec.DecodeError):
-                    continue
-                objs = value if isinstance(value, list) else [value]
                 hit = None
-                for o in objs:
+                for o in _json_values(text):
                     hit = _find_field(o, fields)
                     if hit:
                         break

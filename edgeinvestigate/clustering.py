@@ -139,6 +139,16 @@ def _json_decode(text: str | bytes) -> Any:
     return _DECODER.decode(text.encode("utf-8") if isinstance(text, str) else text)
 
 
+def _json_values(text: str | bytes) -> list[Any]:
+    """The JSON value(s) of a structured log text: the items of an array, else the value itself;
+    empty when the text is not JSON."""
+    try:
+        value = _json_decode(text)
+    except (ValueError, msgspec.DecodeError):
+        return []
+    return value if isinstance(value, list) else [value]
+
+
 def _as_string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None] | pd.Series) -> pa.Array:
     if isinstance(texts, pd.Series):
         texts = pa.array(texts.astype(object).where(texts.notna(), None), type=pa.string())
@@ -205,12 +215,7 @@ def _structured_error(message: str | None, args: str | None) -> str | None:
     for text in (message, args):
         if not text or '"error"' not in text:
             continue
-        try:
-            value = _json_decode(text)
-        except (ValueError, msgspec.DecodeError):
-            continue
-        objs = value if isinstance(value, list) else [value]
-        for obj in objs:
+        for obj in _json_values(text):
             if isinstance(obj, str) and obj.lstrip().startswith("{"):
                 try:
                     obj = _json_decode(obj)

@@ -49,8 +49,6 @@ DEFAULT_API_URL = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"  # noqa: S105 (the variable name, not a token)
 ACCOUNT_ENV = "CLOUDFLARE_ACCOUNT_ID"
 BASE_URL_ENV = "CLOUDFLARE_API_BASE_URL"
-# The account every shipped simulator scenario uses (edgeinvestigate/simulator/_scenario.py).
-SIMULATOR_ACCOUNT_ID = "9a7806061c88ada191ed06f989cc3dac"
 
 _QUEUE_ID = re.compile(r"^[0-9a-f]{32}$")
 _LIST_HINT = (
@@ -255,6 +253,8 @@ class CloudflareClient:
             return name
         hint = _LIST_HINT
         if self.api_url != DEFAULT_API_URL:
+            from .simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
+
             hint += (
                 "; on the local sandbox the queues live in the account that loaded them: "
                 "`edgeinvestigate simulate ... --sandbox URL` uses the account_id of DIR/ground_truth.json "

@@ -144,10 +144,10 @@ def serve_cmd(
     log_level: str,
 ) -> None:
     """Serve the sandbox until interrupted."""
-    from ..cloudflare import SIMULATOR_ACCOUNT_ID
     from ..sandbox._context import SandboxConfig
     from ..sandbox.faults import parse_faults
     from ..sandbox.server import serve
+    from ..simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
 
     limit, window = _rate(rate_limit)
     config = SandboxConfig(

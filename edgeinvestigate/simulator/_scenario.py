@@ -17,7 +17,7 @@ import tomllib
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -139,10 +139,14 @@ class IncidentSpec(_Model):
         return self.kind == "dependency_outage"
 
 
+#: the account every shipped scenario uses (the sandbox serves whatever account a scenario names)
+DEFAULT_ACCOUNT_ID: Final = "9a7806061c88ada191ed06f989cc3dac"
+
+
 class SystemSpec(_Model):
     """The queues and consumer settings (Cloudflare defaults where the reference gives them)."""
 
-    account_id: str = "9a7806061c88ada191ed06f989cc3dac"
+    account_id: str = DEFAULT_ACCOUNT_ID
     consumer_script: str = "jobs-consumer"
     producer_script: str = "jobs-api"
     queue: str = "jobs"

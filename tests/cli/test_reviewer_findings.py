@@ -15,10 +15,11 @@ import pytest
 
 from edgeinvestigate._http import Secret
 from edgeinvestigate.cli import main
-from edgeinvestigate.cloudflare import SIMULATOR_ACCOUNT_ID, CloudflareClient, normalize_api_url
+from edgeinvestigate.cloudflare import CloudflareClient, normalize_api_url
 from edgeinvestigate.errors import AuthError, NotFoundError
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
 from edgeinvestigate.simulator import simulate
+from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
 
 TOKEN = "reviewer-findings-token"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 from typing import Any
@@ -92,8 +93,6 @@ def cli(ctx: click.Context, verbose: int) -> None:
     _VERBOSITY = verbose
     _install_warning_handler(quiet=bool(verbose))
     if verbose:
-        import logging
-
         logging.basicConfig(
             level=logging.DEBUG if verbose > 1 else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -141,8 +140,14 @@ def _debugging() -> bool:
     return _VERBOSITY > 1 or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
-class _EchoWarnings:
-    """Marker base for the CLI's handler of library warnings (so a second run replaces it)."""
+class _EchoHandler(logging.Handler):
+    """Shows the library's warnings as ``warning: ...`` lines on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"warning: {record.getMessage()}", err=True)
+        except Exception:  # logging must never break a command
+            self.handleError(record)
 
 
 def _install_warning_handler(*, quiet: bool) -> None:
@@ -152,21 +157,11 @@ def _install_warning_handler(*, quiet: bool) -> None:
     same warning themselves printed it twice. Commands leave warnings to this handler. With -v the
     logging configuration of ``cli`` shows them (with a timestamp) instead.
     """
-    import logging
-
-    class EchoHandler(_EchoWarnings, logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                click.echo(f"warning: {record.getMessage()}", err=True)  # the current stderr, always
-            except Exception:  # logging must never break a command
-                self.handleError(record)
-
     logger = logging.getLogger("edgeinvestigate")
-    for handler in list(logger.handlers):
-        if isinstance(handler, _EchoWarnings):
-            logger.removeHandler(handler)
+    for handler in [h for h in logger.handlers if isinstance(h, _EchoHandler)]:
+        logger.removeHandler(handler)  # a second run in one process replaces it
     if not quiet:
-        logger.addHandler(EchoHandler(logging.WARNING))
+        logger.addHandler(_EchoHandler(logging.WARNING))
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -211,7 +211,7 @@ def collect(
                 hint="check the path: collect reads wrangler tail JSON, TraceItems JSON(L), Logpush "
                 ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
             )
-        rejected_files_error(parts[-1].report, specs)
+        rejected_files_error(parts[-1].report, inputs)
     client: Any = None
     if workers_logs or dlq:
         from ..cloudflare import CloudflareClient
@@ -291,13 +291,13 @@ FORMAT_FLAGS = {
 }
 
 
-def rejected_files_error(report: Any, specs: list[Any]) -> None:
+def rejected_files_error(report: Any, inputs: list[Any]) -> None:
     """Raise :class:`~edgeinvestigate.errors.LoadError` when a file named on the command line (or
     every file of the load) gave nothing but rejected records: almost always the wrong format flag
     or not a telemetry file at all. The error names the file and the format it looks like."""
     from ..errors import LoadError
 
-    named = {str(spec[0] if isinstance(spec, tuple) else spec) for spec in specs}
+    named = {str(path) for path in inputs}
     files = list(report.files)
     useless = [f for f in files if f.skipped and not f.invocations and not f.filtered]
     if not useless:

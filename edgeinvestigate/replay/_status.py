@@ -195,12 +195,13 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
             crashed = crashed or not alive
         remaining = totals["messages"] - counts["settled"]
         run_rate = float(last["rate"]) if last and last.get("rate") else None
+        events_log = ledger.events()  # read once: the rate and the blocked reason both use it
         rate = None
         if last is not None:
             since = max(float(last["started_at"] or 0), now - RATE_WINDOW_S)
             sent_at: dict[Any, float] = {}
             pushes: list[tuple[float, int]] = []
-            for e in ledger.events():
+            for e in events_log:
                 if e["run_id"] != last["run_id"] or float(e["ts"]) < since:
                     continue
                 if e["kind"] == "push_sent":
@@ -223,7 +224,7 @@ def replay_status(plan_path: str | Path, *, ledger_path: str | Path | None = Non
         elif last is not None and last.get("outcome") == "incomplete":
             state = "blocked"
             detail = next(
-                (str(e["detail"]) for e in reversed(ledger.events()) if e["kind"] == "removal_blocked"), ""
+                (str(e["detail"]) for e in reversed(events_log) if e["kind"] == "removal_blocked"), ""
             )
             blocked = (
                 f"{totals['still_in_dlq'] or counts['pushed']} messages are pushed but the removal of their "

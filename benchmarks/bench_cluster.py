@@ -73,7 +73,7 @@ CPU: dict[str, list[float]] = {"ours": [], "drain3": []}
 
 
 def run_ours(msgs: list[str]) -> tuple[np.ndarray, float, int]:
-    from edgeinvestigate.clustering import group_texts
+    from edgeinvestigate.analysis.clustering import group_texts
 
     c0 = time.process_time()
     t0 = time.perf_counter()

@@ -6,7 +6,7 @@
 
 Every method runs in a fresh process (so peak memory is its own), in interleaved order, on the same
 gzip NDJSON files; the figures are medians over ``--repeat`` runs. Each method builds the same
-canonical frames (conformed with :func:`edgeinvestigate.schema.conform`). Peak RSS is sampled over the
+canonical frames (conformed with :func:`edgeinvestigate.models.frames.conform`). Peak RSS is sampled over the
 whole process tree (worker processes included) and compared with the size of the resulting frames.
 """
 
@@ -104,7 +104,7 @@ def _read_json(glob: str, columns: dict[str, str]) -> str:
 def run_duckdb(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
     import duckdb
 
-    from edgeinvestigate.schema import conform
+    from edgeinvestigate.models.frames import conform
 
     con = duckdb.connect()
     con.execute("SET threads = 2")
@@ -146,7 +146,7 @@ def run_duckdb(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
 def run_pandas(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
     import pandas as pd
 
-    from edgeinvestigate.schema import conform
+    from edgeinvestigate.models.frames import conform
 
     inv_parts, log_parts, exc_parts = [], [], []
     for path in sorted(data.rglob("*.gz")):
@@ -253,7 +253,7 @@ def child(method: str, data: Path) -> None:
     import pyarrow  # noqa: F401
 
     import edgeinvestigate
-    import edgeinvestigate.evidence
+    import edgeinvestigate.evidence.bundle
 
     frames: tuple[str, ...] = (
         ("invocations",)

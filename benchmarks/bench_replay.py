@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeinvestigate.cloudflare import CloudflareClient
-from edgeinvestigate.dlq import dlq_frame
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.replay import plan_replay, run_replay
 from edgeinvestigate.sandbox.testing import running_sandbox
+from edgeinvestigate.sources.api.dlq import dlq_frame
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 T0_MS = 1_795_960_800_000

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import httpx
 
-from ._version import __version__
-from .errors import ConfigError
+from edgeinvestigate._version import __version__
+from edgeinvestigate.errors import ConfigError
 
 __all__ = ["DEFAULT_TIMEOUT", "Secret", "make_client"]
 

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from edgeinvestigate.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd

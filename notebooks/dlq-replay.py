@@ -41,7 +41,7 @@ api_url = ""  # API base URL (e.g. the sandbox); empty means CLOUDFLARE_API_BASE
 import pandas as pd
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import dlq_size, emit, open_bundle, pre, say, table
+from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)
 groups = ei.cluster(ev)

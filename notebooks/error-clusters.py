@@ -31,7 +31,7 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import emit, open_bundle, pre, say, show, table
+from edgeinvestigate.report.kernel import emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)

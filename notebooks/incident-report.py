@@ -34,8 +34,8 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
-from edgeinvestigate import plots
-from edgeinvestigate.notebooks import dlq_size, emit, open_bundle, pre, say, show, table
+from edgeinvestigate.analysis import plots
+from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)

@@ -29,8 +29,8 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
-from edgeinvestigate import plots
-from edgeinvestigate.notebooks import emit, open_bundle, say, show, table
+from edgeinvestigate.analysis import plots
+from edgeinvestigate.report.kernel import emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)

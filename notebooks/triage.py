@@ -32,7 +32,7 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import dlq_size, emit, open_bundle, say, show, table
+from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
@@ -56,7 +56,7 @@ if findings.top is not None:
 # Invocations that failed per job type, over the whole window and per time bucket: the runtime
 # reported a failure (an exception, or an outcome other than `ok`), or the invocation logged an
 # error-level line. Warn lines, retries logged at warn included, are not failures (see
-# `edgeinvestigate.analysis`). One job type on fire points to its code or its dependency;
+# `edgeinvestigate.analysis.rca`). One job type on fire points to its code or its dependency;
 # all of them at once points to the platform or a shared dependency.
 
 # %%

@@ -18,7 +18,7 @@ import click
 import pytest
 
 from edgeinvestigate.cli._main import cli
-from edgeinvestigate.notebooks import NOTEBOOKS
+from edgeinvestigate.report.runner import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "README.md"]

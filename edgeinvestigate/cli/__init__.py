@@ -9,6 +9,6 @@ a non-zero exit status.
 
 from __future__ import annotations
 
-from ._main import cli, main
+from edgeinvestigate.cli._main import cli, main
 
 __all__ = ["cli", "main"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._term import terminal_width
+from edgeinvestigate.cli._term import terminal_width
 
 __all__ = ["analyze"]
 
@@ -65,12 +65,12 @@ def analyze(
     deploys: tuple[str, ...],
 ) -> None:
     """Rank root-cause hypotheses for BUNDLE (a directory written by `collect`)."""
-    from ..analysis import TENANT_FIELDS
-    from ..analysis import analyze as run_analysis
-    from ..clustering import cluster
-    from ..deploys import parse_deployments
-    from ..errors import ConfigError
-    from ..evidence import Evidence
+    from edgeinvestigate.analysis.clustering import cluster
+    from edgeinvestigate.analysis.deploys import parse_deployments
+    from edgeinvestigate.analysis.rca import TENANT_FIELDS
+    from edgeinvestigate.analysis.rca import analyze as run_analysis
+    from edgeinvestigate.errors import ConfigError
+    from edgeinvestigate.evidence.bundle import Evidence
 
     given = parse_deployments(deploys)  # bad values fail before the bundle is read
     ev = Evidence.open(bundle)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ._term import terminal_width
+from edgeinvestigate.cli._term import terminal_width
 
 __all__ = ["clusters"]
 
@@ -36,7 +36,7 @@ __all__ = ["clusters"]
 @click.option(
     "--rules",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A TOML or JSON file of merge/split rules (see edgeinvestigate.cluster_rules).",
+    help="A TOML or JSON file of merge/split rules (see edgeinvestigate.analysis.rules).",
 )
 @click.option(
     "--explain",
@@ -60,9 +60,9 @@ def clusters(
     Every output masks credentials found in log and exception text (the value of CLOUDFLARE_API_TOKEN
     and other secret environment variables, bearer tokens, auth headers), with or without --redact.
     """
-    from .._redact import Redactor
-    from ..clustering import cluster
-    from ..evidence import Evidence
+    from edgeinvestigate.analysis.clustering import cluster
+    from edgeinvestigate.evidence.bundle import Evidence
+    from edgeinvestigate.report.redact import Redactor
 
     mask = Redactor(pii=redact, credentials=True)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError
+from edgeinvestigate.errors import ConfigError
 
 __all__ = ["collect"]
 
@@ -164,7 +164,7 @@ def collect(
     records are skipped and listed in the summary (and in manifest.json) unless --strict is given.
     """
     if listen:
-        from ..collector import serve_collector
+        from edgeinvestigate.capture.collector import serve_collector
 
         host, port = _listen_address(listen)
         click.echo(
@@ -173,8 +173,8 @@ def collect(
         serve_collector(host, port, out)
         return
 
-    from .._time import parse_time
-    from ..evidence import Evidence, concat_frames, load
+    from edgeinvestigate._time import parse_time
+    from edgeinvestigate.evidence.bundle import Evidence, concat_frames, load
 
     specs: list[Any] = list(paths)
     for name, items in (
@@ -193,7 +193,7 @@ def collect(
     if dlq and dlq_keep_leases and dlq_mode != "snapshot":
         raise ConfigError("--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot")
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
-    from ..evidence import check_destination
+    from edgeinvestigate.evidence.bundle import check_destination
 
     # before anything is loaded or pulled: a refused --out changes nothing
     inputs = [spec[0] if isinstance(spec, tuple) else spec for spec in specs] + list(dlq_file)
@@ -203,7 +203,7 @@ def collect(
     if specs:
         parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs))
         if not parts[-1].report.files:
-            from ..errors import LoadError
+            from edgeinvestigate.errors import LoadError
 
             given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in specs)
             raise LoadError(
@@ -214,13 +214,13 @@ def collect(
         rejected_files_error(parts[-1].report, inputs)
     client: Any = None
     if workers_logs or dlq:
-        from ..cloudflare import CloudflareClient
+        from edgeinvestigate.cloudflare.client import CloudflareClient
 
         client = CloudflareClient.from_env(api_url=api_url, account_id=account_id, token_file=token_file)
         click.get_current_context().call_on_close(client.close)  # also when a request fails
     shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
     if workers_logs:
-        from ..workers_logs import load_workers_logs
+        from edgeinvestigate.sources.api.workers_logs import load_workers_logs
 
         for script in workers_logs:
             part = load_workers_logs(client, script, since=s, until=u)
@@ -238,7 +238,7 @@ def collect(
         }
     dlq_frames: list[Any] = []
     if dlq:
-        from ..dlq import load_dlq
+        from edgeinvestigate.sources.api.dlq import load_dlq
 
         extra: dict[str, Any] = {"release": not dlq_keep_leases}
         if dlq_lease_ms is not None:
@@ -249,7 +249,7 @@ def collect(
             shown.extend(frame.attrs.get("dlq_collection", {}).get("warnings", []))
             dlq_frames.append(frame)
     if dlq_file:
-        from ..dlq import dlq_frame_from_file
+        from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
 
         dlq_frames.extend(dlq_frame_from_file(p) for p in dlq_file)
     if dlq_frames:
@@ -295,7 +295,7 @@ def rejected_files_error(report: Any, inputs: list[Any]) -> None:
     """Raise :class:`~edgeinvestigate.errors.LoadError` when a file named on the command line (or
     every file of the load) gave nothing but rejected records: almost always the wrong format flag
     or not a telemetry file at all. The error names the file and the format it looks like."""
-    from ..errors import LoadError
+    from edgeinvestigate.errors import LoadError
 
     named = {str(path) for path in inputs}
     files = list(report.files)
@@ -315,7 +315,7 @@ def rejected_files_error(report: Any, inputs: list[Any]) -> None:
 
 
 def _rejected(f: Any) -> str:
-    from ..sources import sniff_source
+    from edgeinvestigate.sources.registry import sniff_source
 
     first = next((i for i in f.issues if i.severity == "error"), None)
     if first is not None and first.kind == "gzip":
@@ -325,7 +325,7 @@ def _rejected(f: Any) -> str:
     looks: str | None = None
     head = b""
     try:
-        from ..sources import _head
+        from edgeinvestigate.sources.registry import _head
 
         head = _head(Path(f.path))
         looks = sniff_source(head)

@@ -42,7 +42,7 @@ from typing import Any
 
 import click
 
-from ..errors import ConfigError, EdgeInvestigateError, SandboxError
+from edgeinvestigate.errors import ConfigError, EdgeInvestigateError, SandboxError
 
 __all__ = ["demo"]
 
@@ -81,7 +81,7 @@ class _Steps:
 
 def _run_cli(args: list[str], *, ok: tuple[int, ...] = (0,)) -> int:
     """Run one edgeinvestigate command in this process, echoing it first; return its exit status."""
-    from ._main import cli
+    from edgeinvestigate.cli._main import cli
 
     shown = " ".join(a if " " not in a else repr(a) for a in args)
     click.secho(f"      $ edgeinvestigate {shown}", fg="cyan")
@@ -366,7 +366,7 @@ def _main_steps(
     with steps.step("The fixed consumer processes the replayed jobs"):
         _consume_replayed(sb, token, account, work_queue, script, truth)
     with steps.step("Collect again, verify the replay, add it to the report"):
-        from ..replay import ReplayPlan
+        from edgeinvestigate.replay import ReplayPlan
 
         # the consumer's Workers Logs since the plan was made, and the DLQ by peek (a second
         # snapshot would push messages past the DLQ's max_retries)
@@ -397,10 +397,10 @@ def _consume_replayed(
     """Stand in for the consumer Worker (the sandbox runs no Workers): give the work queue an
     ``http_pull`` consumer, pull and process every replayed job as the version live now, ack it,
     and load the Workers Logs the Worker would have written into the sandbox."""
-    from .._http import Secret, make_client
-    from ..cloudflare import CloudflareClient
-    from ..simulator import load_scenario
-    from ..simulator._consumer import JobModel, consume, publish_events, use_http_pull
+    from edgeinvestigate._http import Secret, make_client
+    from edgeinvestigate.cloudflare.client import CloudflareClient
+    from edgeinvestigate.simulator import load_scenario
+    from edgeinvestigate.simulator._consumer import JobModel, consume, publish_events, use_http_pull
 
     scenario = load_scenario(str(truth.get("scenario") or SCENARIO))
     model = JobModel(scenario)
@@ -429,8 +429,8 @@ def _consume_replayed(
 def _check_verified(sb: _Sandbox, token: str, account: str, plan_path: Path, after: Path) -> None:
     """The loop is closed only when verify saw every replayed job succeed and none came back, and
     the sandbox agrees: the work queue is drained and no message of this replay is in the DLQ."""
-    from .._http import Secret, make_client
-    from ..replay import ReplayPlan, verify_replay
+    from edgeinvestigate._http import Secret, make_client
+    from edgeinvestigate.replay import ReplayPlan, verify_replay
 
     plan = ReplayPlan.load(plan_path)
     report = verify_replay(plan_path, after)
@@ -474,8 +474,8 @@ def _replay_plan_of(body: Any) -> str | None:
 def _check_sandbox_state(sb: _Sandbox, token: str, account: str, plan_path: Path) -> None:
     """Prove it from the sandbox's own state: every planned message is on the target queue once
     or more with its idempotency key, and none of them is left in the DLQ."""
-    from .._http import Secret, make_client
-    from ..replay import ReplayPlan
+    from edgeinvestigate._http import Secret, make_client
+    from edgeinvestigate.replay import ReplayPlan
 
     plan = ReplayPlan.load(plan_path)
     with make_client(sb.root, token=Secret(token)) as http:

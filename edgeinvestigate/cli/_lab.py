@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError, EdgeInvestigateError
+from edgeinvestigate.errors import ConfigError, EdgeInvestigateError
 
 __all__ = ["lab"]
 
@@ -92,8 +92,8 @@ def run(
     evidence, writes the report, replays the top cluster into the runtime and checks that the
     replayed jobs succeeded. Every process it starts is stopped at the end, whatever happens.
     """
-    from .._lab import LabOptions, run_lab
-    from .._lab._checks import check_result
+    from edgeinvestigate.lab import LabOptions, run_lab
+    from edgeinvestigate.lab._checks import check_result
 
     if scale <= 0:
         raise ConfigError(f"--jobs must be positive, got {scale}")
@@ -162,7 +162,7 @@ def collector(listen: str, out: Path, ready_file: Path | None, backlog: int) -> 
 
     The same server as `edgeinvestigate collect --listen`; runs until Ctrl-C or SIGTERM.
     """
-    from ..collector import serve_collector
+    from edgeinvestigate.capture.collector import serve_collector
 
     host, port = _listen(listen)
     serve_collector(host, port, out, ready_file=ready_file, backlog=backlog)
@@ -172,8 +172,8 @@ def collector(listen: str, out: Path, ready_file: Path | None, backlog: int) -> 
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path), required=False)
 def status(out_dir: Path | None) -> None:
     """Check a finished lab run again (OUT_DIR/summary.json) [default: lab/.state/last-run]."""
-    from .._lab import LabResult, find_lab_dir
-    from .._lab._checks import check_result
+    from edgeinvestigate.lab import LabResult, find_lab_dir
+    from edgeinvestigate.lab._checks import check_result
 
     if out_dir is None:
         out_dir = find_lab_dir() / ".state" / "last-run"

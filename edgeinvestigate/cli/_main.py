@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from .._version import __version__
-from ..errors import EdgeInvestigateError
+from edgeinvestigate._version import __version__
+from edgeinvestigate.errors import EdgeInvestigateError
 
 # name -> "module:attribute" (relative to edgeinvestigate.cli); one module per command.
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -23,7 +23,7 @@ def notebooks() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def list_(as_json: bool) -> None:
     """List every notebook with what it answers and its parameters (name, type, default)."""
-    from ..notebooks import list_notebooks
+    from edgeinvestigate.report.runner import list_notebooks
 
     items = list_notebooks()
     if as_json:
@@ -56,6 +56,6 @@ def list_(as_json: bool) -> None:
 @click.argument("name", required=False)
 def path(name: str | None) -> None:
     """Print the folder of the notebooks, or the file of notebook NAME."""
-    from ..notebooks import notebook_path, notebooks_dir
+    from edgeinvestigate.report.runner import notebook_path, notebooks_dir
 
     click.echo(str(notebook_path(name) if name else notebooks_dir()))

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ._term import fit_lines
+from edgeinvestigate.cli._term import fit_lines
 
 __all__ = ["replay"]
 
@@ -23,10 +23,10 @@ def _load_evidence(path: str, from_queue: str | None) -> Any:
     """A bundle directory (Evidence.open) or a DLQ snapshot file (messages.json)."""
     p = Path(path)
     if p.is_dir():
-        from ..evidence import Evidence
+        from edgeinvestigate.evidence.bundle import Evidence
 
         return Evidence.open(p)
-    from ..dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
 
     return dlq_frame_from_file(p, queue=from_queue)
 
@@ -50,8 +50,8 @@ def replay() -> None:
 def _check_not_run(out: Path) -> None:
     """A plan that was run is evidence: never overwrite it. A ledger that never ran (confirmation
     declined) belongs to the old plan and is removed with it."""
-    from ..errors import ReplayError
-    from ..replay import Ledger, default_ledger_path
+    from edgeinvestigate.errors import ReplayError
+    from edgeinvestigate.replay import Ledger, default_ledger_path
 
     ledger = default_ledger_path(out)
     if not ledger.exists():
@@ -133,7 +133,7 @@ def plan_cmd(
     run`, or lies next to --out) are excluded as already_replayed; a bundle that saw only part of
     the DLQ (a peek) is flagged with a WARNING.
     """
-    from ..replay import plan_replay
+    from edgeinvestigate.replay import plan_replay
 
     if Path(out).exists() and not force:
         raise click.UsageError(f"{out} exists already; choose another --out or pass --force")
@@ -168,7 +168,7 @@ def plan_cmd(
 
 
 def _client(api_url: str | None, account_id: str | None, token_file: str | None, timeout: float) -> Any:
-    from ..cloudflare import CloudflareClient
+    from edgeinvestigate.cloudflare.client import CloudflareClient
 
     return CloudflareClient.from_env(
         api_url=api_url, account_id=account_id, token_file=token_file, timeout=timeout
@@ -234,7 +234,7 @@ def run_cmd(plan_path: str, as_json: bool, **options: Any) -> None:
     run (exit 1): each such push may have been enqueued, and the message says how many copies may be
     on the target. A later run refuses that batch (exit 3) until --resend-ambiguous is given.
     """
-    from ..errors import EdgeInvestigateError
+    from edgeinvestigate.errors import EdgeInvestigateError
 
     try:
         _run(plan_path, as_json=as_json, **options)  # the options of the decorators above, by name
@@ -269,7 +269,7 @@ def _run(
     resend_ambiguous: bool,
     as_json: bool,
 ) -> None:
-    from ..replay import ReplayPlan, run_replay
+    from edgeinvestigate.replay import ReplayPlan, run_replay
 
     ReplayPlan.load(plan_path)  # a tampered plan is refused before anything else
     client = _client(api_url, account_id, token_file, timeout)
@@ -331,7 +331,7 @@ def status_cmd(plan_path: str, ledger_path: str | None, as_json: bool) -> None:
     after 120 s without a heartbeat), and "blocked: ..." instead of an ETA for a plan that cannot
     finish on its own (exit status 4).
     """
-    from ..replay import replay_status
+    from edgeinvestigate.replay import replay_status
 
     st = replay_status(plan_path, ledger_path=ledger_path)
     click.echo(json.dumps(st.to_dict(), indent=2) if as_json else st.render())
@@ -344,7 +344,7 @@ def status_cmd(plan_path: str, ledger_path: str | None, as_json: bool) -> None:
 )
 def cancel_cmd(plan_path: str, ledger_path: str | None) -> None:
     """Stop a running replay cleanly after its in-flight batch (resume later with replay run)."""
-    from ..replay import cancel_replay
+    from edgeinvestigate.replay import cancel_replay
 
     st = cancel_replay(plan_path, ledger_path=ledger_path)
     click.echo(
@@ -366,7 +366,7 @@ def verify_cmd(plan_path: str, bundle2: str, ledger_path: str | None, as_json: b
     Only the messages the plan's ledger shows as pushed are verified; a plan that has not run (no
     ledger, or nothing pushed) is refused with exit status 1.
     """
-    from ..replay import ReplayPlan, verify_replay
+    from edgeinvestigate.replay import ReplayPlan, verify_replay
 
     plan = ReplayPlan.load(plan_path)
     ev2 = _load_evidence(bundle2, plan.source_queue)
@@ -390,7 +390,7 @@ def verify_cmd(plan_path: str, bundle2: str, ledger_path: str | None, as_json: b
 )
 def export_cmd(plan_path: str, fmt: str, out: str | None, ledger_path: str | None) -> None:
     """Export the plan and ledger as postmortem evidence: who, when, which plan, per-message outcome."""
-    from ..replay import export_replay
+    from edgeinvestigate.replay import export_replay
 
     text = export_replay(plan_path, fmt, ledger_path=ledger_path)
     if out:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
-from ..notebooks import NOTEBOOKS
+from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.report.runner import NOTEBOOKS
 
 __all__ = ["parse_parameters", "report"]
 
@@ -97,7 +97,7 @@ def report(
     """
     import sys
 
-    from ..notebooks import write_report
+    from edgeinvestigate.report.runner import write_report
 
     if progress is None:
         progress = sys.stderr.isatty()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .._http import Secret
-from ..errors import ConfigError
+from edgeinvestigate._http import Secret
+from edgeinvestigate.errors import ConfigError
 
 TOKEN_ENV = "EDGEINVESTIGATE_SANDBOX_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -144,10 +144,10 @@ def serve_cmd(
     log_level: str,
 ) -> None:
     """Serve the sandbox until interrupted."""
-    from ..sandbox._context import SandboxConfig
-    from ..sandbox.faults import parse_faults
-    from ..sandbox.server import serve
-    from ..simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
+    from edgeinvestigate.sandbox._context import SandboxConfig
+    from edgeinvestigate.sandbox.faults import parse_faults
+    from edgeinvestigate.sandbox.server import serve
+    from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
 
     limit, window = _rate(rate_limit)
     config = SandboxConfig(

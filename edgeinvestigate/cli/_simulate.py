@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import ConfigError
+from edgeinvestigate.errors import ConfigError
 
 _FORMATS = ("tail", "traceitems", "logpush", "workers_logs", "dlq")
 
@@ -71,8 +71,8 @@ def simulate(
     list_: bool,
     quiet: bool,
 ) -> None:
-    from ..simulator import list_scenarios
-    from ..simulator import simulate as run_simulation
+    from edgeinvestigate.simulator import list_scenarios
+    from edgeinvestigate.simulator import simulate as run_simulation
 
     if list_:
         for name, description in list_scenarios().items():

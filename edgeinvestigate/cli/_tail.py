@@ -98,8 +98,8 @@ def tail(
     (backoff 1-16 s, 5 attempts) and deletes the tail on exit, Ctrl-C included. Runs until Ctrl-C,
     --duration or --max-events.
     """
-    from ..cloudflare import CloudflareClient
-    from ..livetail import build_filters, capture_tail
+    from edgeinvestigate.capture.livetail import build_filters, capture_tail
+    from edgeinvestigate.cloudflare.client import CloudflareClient
 
     filters = build_filters(
         outcomes=outcomes,

@@ -12,12 +12,12 @@ point resumes from the ledger without losing a message. See ``runbooks/replay-fa
 
 from __future__ import annotations
 
-from ._ledger import Ledger, default_ledger_path
-from ._patch import merge_patch
-from ._plan import ReplayPlan, plan_replay
-from ._runner import RunResult, run_replay
-from ._status import ReplayStatus, cancel_replay, export_replay, replay_status
-from ._verify import VerifyReport, verify_replay
+from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
+from edgeinvestigate.replay._patch import merge_patch
+from edgeinvestigate.replay._plan import ReplayPlan, plan_replay
+from edgeinvestigate.replay._runner import RunResult, run_replay
+from edgeinvestigate.replay._status import ReplayStatus, cancel_replay, export_replay, replay_status
+from edgeinvestigate.replay._verify import VerifyReport, verify_replay
 
 __all__ = [
     "Ledger",

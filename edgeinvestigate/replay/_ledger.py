@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import ReplayError, ReplayRefusedError
+from edgeinvestigate.errors import ReplayError, ReplayRefusedError
 
 __all__ = ["STATES", "Ledger", "RunLock", "default_ledger_path"]
 

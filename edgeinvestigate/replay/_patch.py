@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ReplayError
-from ._rewrite import sha256_hex
+from edgeinvestigate.errors import ConfigError, ReplayError
+from edgeinvestigate.replay._rewrite import sha256_hex
 
 __all__ = ["Patch", "check_json", "diff", "load_patch", "merge_patch"]
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
-from ..errors import ConfigError, EdgeInvestigateError, ReplayError, ReplayRefusedError
-from ._patch import Patch, check_json, diff, load_patch
-from ._rewrite import (
+from edgeinvestigate.errors import ConfigError, EdgeInvestigateError, ReplayError, ReplayRefusedError
+from edgeinvestigate.replay._patch import Patch, check_json, diff, load_patch
+from edgeinvestigate.replay._rewrite import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
     MAX_MESSAGE_BYTES,
@@ -406,7 +406,7 @@ def _dlq_frame(ev: Any) -> pd.DataFrame:
     if isinstance(ev, pd.DataFrame):
         return ev
     if isinstance(ev, str | Path):
-        from ..evidence import Evidence
+        from edgeinvestigate.evidence.bundle import Evidence
 
         ev = Evidence.open(ev)
     frame = getattr(ev, "dlq", None)
@@ -427,7 +427,7 @@ def _cluster_ids(ev: Any, frame: pd.DataFrame) -> pd.Series:
             "--cluster needs cluster ids: the dlq frame has no cluster_id column",
             hint="pass an evidence bundle (clusters are computed with edgeinvestigate clusters)",
         )
-    from ..clustering import cluster
+    from edgeinvestigate.analysis.clustering import cluster
 
     clusters = cluster(ev)
     cdf = clusters.dlq
@@ -554,7 +554,7 @@ def plan_replay(
 ) -> ReplayPlan:
     """Select, rewrite and batch the DLQ messages to replay; nothing is sent.
 
-    ``ev`` is an :class:`~edgeinvestigate.evidence.Evidence`, a bundle directory, or a ``dlq``
+    ``ev`` is an :class:`~edgeinvestigate.evidence.bundle.Evidence`, a bundle directory, or a ``dlq``
     frame. The target must be in ``allow_queues`` or the ``[replay] allow_queues`` of ``config``;
     the DLQ itself is always refused (:class:`~edgeinvestigate.errors.ReplayRefusedError`).
 
@@ -568,8 +568,8 @@ def plan_replay(
     """
     import pandas as pd
 
-    from .._time import parse_time
-    from ._registry import find_prior_replays
+    from edgeinvestigate._time import parse_time
+    from edgeinvestigate.replay._registry import find_prior_replays
 
     if rate <= 0:
         raise ConfigError(f"--rate must be positive, got {rate}", hint="messages per second, e.g. --rate 50")
@@ -577,7 +577,7 @@ def plan_replay(
         raise ConfigError("--max-requests-per-5min must be positive", hint="the default is 1200")
     allow = [*allow_queues, *load_allow_list(config)]
     if isinstance(ev, str | Path) and Path(ev).is_dir():
-        from ..evidence import Evidence
+        from edgeinvestigate.evidence.bundle import Evidence
 
         if bundle is None:
             bundle = str(Path(ev).resolve())

@@ -34,14 +34,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import APIError, NotFoundError, RateLimitedError, ReplayError, ReplayRefusedError, ServerError
-from ._ledger import Ledger, RunLock, default_ledger_path
-from ._plan import ReplayPlan, check_target, who
-from ._ratelimit import Pacer, RequestBudget, ServerBudget
-from ._registry import register_ledger
+from edgeinvestigate.errors import (
+    APIError,
+    NotFoundError,
+    RateLimitedError,
+    ReplayError,
+    ReplayRefusedError,
+    ServerError,
+)
+from edgeinvestigate.replay._ledger import Ledger, RunLock, default_ledger_path
+from edgeinvestigate.replay._plan import ReplayPlan, check_target, who
+from edgeinvestigate.replay._ratelimit import Pacer, RequestBudget, ServerBudget
+from edgeinvestigate.replay._registry import register_ledger
 
 if TYPE_CHECKING:
-    from ..cloudflare import CloudflareClient
+    from edgeinvestigate.cloudflare.client import CloudflareClient
 
 __all__ = ["RunResult", "run_replay"]
 
@@ -756,7 +763,7 @@ def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger
     """Refuse to push messages that the ledger of another plan (registered in the plan's bundle, or
     next to the plan file) shows as already pushed: they would reach the consumer twice, under two
     different idempotency keys. Only messages this plan has not sent yet are checked."""
-    from ._registry import find_prior_replays
+    from edgeinvestigate.replay._registry import find_prior_replays
 
     todo = ledger.ids_in(["planned"])
     prior = find_prior_replays(todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path])

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ._ledger import Ledger, default_ledger_path
-from ._plan import ReplayPlan, who
+from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
+from edgeinvestigate.replay._plan import ReplayPlan, who
 
 __all__ = ["ReplayStatus", "cancel_replay", "export_replay", "replay_status"]
 

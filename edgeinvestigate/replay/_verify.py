@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._plan import ReplayPlan
-from ._rewrite import decode_body, unwrap
+from edgeinvestigate.replay._plan import ReplayPlan
+from edgeinvestigate.replay._rewrite import decode_body, unwrap
 
 __all__ = ["VerifyReport", "verify_replay"]
 
@@ -85,7 +85,7 @@ class VerifyReport:
 
 def _frames(ev: Any) -> tuple[Any, Any]:
     if isinstance(ev, str | Path):
-        from ..evidence import Evidence
+        from edgeinvestigate.evidence.bundle import Evidence
 
         ev = Evidence.open(ev)
     return getattr(ev, "dlq", None), getattr(ev, "logs", None)
@@ -113,8 +113,8 @@ def _pushed(
 ) -> set[str] | None:
     """The message ids the plan's ledger shows as (possibly) pushed; None when there is no ledger to
     ask (a plan object without ``ledger_path``). Raises when the plan has not pushed anything."""
-    from ..errors import ReplayError
-    from ._ledger import Ledger, default_ledger_path
+    from edgeinvestigate.errors import ReplayError
+    from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
 
     if ledger_path is None:
         if isinstance(plan_path, ReplayPlan):
@@ -154,7 +154,7 @@ def verify_replay(
         never = [m.message_id for m in plan.messages if m.message_id not in pushed]
         plan = plan.model_copy(update={"messages": [m for m in plan.messages if m.message_id in pushed]})
     if isinstance(ev2, str | Path):
-        from ..evidence import Evidence
+        from edgeinvestigate.evidence.bundle import Evidence
 
         ev2 = Evidence.open(ev2)
     dlq, logs = _frames(ev2)
@@ -226,7 +226,7 @@ def verify_replay(
 
 def _partial_view(ev: Any, dlq: Any, queue: str, not_seen: int) -> list[str]:
     """A warning when the later bundle saw only part of the DLQ (a peek reads at most 100 from the head)."""
-    from ._plan import _coverage
+    from edgeinvestigate.replay._plan import _coverage
 
     frame = dlq if dlq is not None else ev
     cov = _coverage(ev, frame, queue)

@@ -7,7 +7,7 @@ Importing this package starts nothing.
 
 from __future__ import annotations
 
-from ._context import SandboxConfig
-from .faults import FaultSpec, parse_faults
+from edgeinvestigate.sandbox._context import SandboxConfig
+from edgeinvestigate.sandbox.faults import FaultSpec, parse_faults
 
 __all__ = ["FaultSpec", "SandboxConfig", "parse_faults"]

@@ -11,12 +11,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ._bodies import BodyError, encode_admin_body
-from ._context import SandboxContext
-from ._endpoint import bearer_error, read_json
-from ._envelope import SandboxHTTPError, error_response, success
-from ._store import QueueRow
-from .faults import parse_faults
+from edgeinvestigate.sandbox._bodies import BodyError, encode_admin_body
+from edgeinvestigate.sandbox._context import SandboxContext
+from edgeinvestigate.sandbox._endpoint import bearer_error, read_json
+from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, success
+from edgeinvestigate.sandbox._store import QueueRow
+from edgeinvestigate.sandbox.faults import parse_faults
 
 __all__ = ["ADMIN_ROUTES", "admin_endpoint"]
 
@@ -250,7 +250,7 @@ async def get_faults(request: Request, ctx: SandboxContext) -> Any:
 
 async def put_faults(request: Request, ctx: SandboxContext) -> Any:
     body = await read_json(request, required=False)
-    from ..errors import ConfigError
+    from edgeinvestigate.errors import ConfigError
 
     try:
         if isinstance(body, dict) and set(body) <= {"spec"}:

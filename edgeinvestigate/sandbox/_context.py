@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._http import Secret
-from ._ratelimit import RateLimiter
-from ._store import Store
-from .faults import FaultInjector, FaultSpec
+from edgeinvestigate._http import Secret
+from edgeinvestigate.sandbox._ratelimit import RateLimiter
+from edgeinvestigate.sandbox._store import Store
+from edgeinvestigate.sandbox.faults import FaultInjector, FaultSpec
 
 if TYPE_CHECKING:
-    from ._tails import TailHub
+    from edgeinvestigate.sandbox._tails import TailHub
 
 __all__ = ["SandboxConfig", "SandboxContext"]
 
@@ -33,7 +33,7 @@ class SandboxConfig:
 
 class SandboxContext:
     def __init__(self, config: SandboxConfig) -> None:
-        from ._tails import TailHub
+        from edgeinvestigate.sandbox._tails import TailHub
 
         self.config = config
         self.store = Store(config.state_dir, default_json_encoding=config.json_body_encoding)

@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from ._context import SandboxContext
-from ._envelope import SandboxHTTPError, error_response, family_of, success
+from edgeinvestigate.sandbox._context import SandboxContext
+from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, family_of, success
 
 __all__ = ["ApiEndpoint", "DropFilter", "MethodDispatch", "bearer_error", "read_json"]
 

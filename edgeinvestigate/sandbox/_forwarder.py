@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._http import make_client
+from edgeinvestigate._http import make_client
 
 if TYPE_CHECKING:
-    from ._context import SandboxContext
-    from ._store import QueueRow
+    from edgeinvestigate.sandbox._context import SandboxContext
+    from edgeinvestigate.sandbox._store import QueueRow
 
 __all__ = ["forward_body", "run_background"]
 

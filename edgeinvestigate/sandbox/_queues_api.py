@@ -9,11 +9,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from ._bodies import PUSHABLE_CONTENT_TYPES, BodyError, encode_push_body, wire_body
-from ._context import SandboxContext
-from ._endpoint import read_json
-from ._envelope import SandboxHTTPError, success
-from ._store import QueueRow, make_ref
+from edgeinvestigate.sandbox._bodies import PUSHABLE_CONTENT_TYPES, BodyError, encode_push_body, wire_body
+from edgeinvestigate.sandbox._context import SandboxContext
+from edgeinvestigate.sandbox._endpoint import read_json
+from edgeinvestigate.sandbox._envelope import SandboxHTTPError, success
+from edgeinvestigate.sandbox._store import QueueRow, make_ref
 
 __all__ = ["LIMITS", "QUEUE_HANDLERS"]
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import SandboxError
+from edgeinvestigate.errors import SandboxError
 
 __all__ = ["DEFAULT_RETENTION_S", "QueueRow", "Store"]
 

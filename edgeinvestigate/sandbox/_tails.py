@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from ._endpoint import read_json
-from ._envelope import SandboxHTTPError
-from ._store import iso
+from edgeinvestigate.sandbox._endpoint import read_json
+from edgeinvestigate.sandbox._envelope import SandboxHTTPError
+from edgeinvestigate.sandbox._store import iso
 
 if TYPE_CHECKING:
-    from ._context import SandboxContext
+    from edgeinvestigate.sandbox._context import SandboxContext
 
 __all__ = ["TAIL_HANDLERS", "TailHub", "event_matches", "tail_websocket"]
 

@@ -31,9 +31,9 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ._context import SandboxContext
-from ._endpoint import read_json
-from ._envelope import SandboxHTTPError
+from edgeinvestigate.sandbox._context import SandboxContext
+from edgeinvestigate.sandbox._endpoint import read_json
+from edgeinvestigate.sandbox._envelope import SandboxHTTPError
 
 __all__ = ["field_value", "filter_events", "run_query", "telemetry_query"]
 

@@ -13,14 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 
-from ._admin_api import ADMIN_ROUTES, admin_endpoint
-from ._context import SandboxConfig, SandboxContext
-from ._endpoint import ApiEndpoint, MethodDispatch
-from ._envelope import SandboxHTTPError, error_response, family_of
-from ._forwarder import run_background
-from ._queues_api import QUEUE_HANDLERS
-from ._tails import TAIL_HANDLERS, tail_websocket
-from ._telemetry import telemetry_query
+from edgeinvestigate.sandbox._admin_api import ADMIN_ROUTES, admin_endpoint
+from edgeinvestigate.sandbox._context import SandboxConfig, SandboxContext
+from edgeinvestigate.sandbox._endpoint import ApiEndpoint, MethodDispatch
+from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, family_of
+from edgeinvestigate.sandbox._forwarder import run_background
+from edgeinvestigate.sandbox._queues_api import QUEUE_HANDLERS
+from edgeinvestigate.sandbox._tails import TAIL_HANDLERS, tail_websocket
+from edgeinvestigate.sandbox._telemetry import telemetry_query
 
 __all__ = ["API_PREFIX", "create_app"]
 

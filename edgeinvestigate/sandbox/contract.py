@@ -19,7 +19,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ..errors import EdgeInvestigateError, MissingExtraError
+from edgeinvestigate.errors import EdgeInvestigateError, MissingExtraError
 
 if TYPE_CHECKING:
     import httpx

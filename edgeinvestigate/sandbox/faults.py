@@ -36,7 +36,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from edgeinvestigate.errors import ConfigError
 
 __all__ = ["OPERATIONS", "FaultInjector", "FaultSpec", "parse_faults"]
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import uvicorn
 
-from ..errors import SandboxError
-from ._context import SandboxConfig
-from ._endpoint import DropFilter
-from .app import API_PREFIX, create_app
+from edgeinvestigate.errors import SandboxError
+from edgeinvestigate.sandbox._context import SandboxConfig
+from edgeinvestigate.sandbox._endpoint import DropFilter
+from edgeinvestigate.sandbox.app import API_PREFIX, create_app
 
 __all__ = ["serve", "write_ready_file"]
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from .._http import Secret, make_client
-from ..errors import SandboxError
+from edgeinvestigate._http import Secret, make_client
+from edgeinvestigate.errors import SandboxError
 
 __all__ = ["RunningSandbox", "running_sandbox"]
 

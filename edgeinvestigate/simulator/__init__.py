@@ -2,7 +2,6 @@
 
 >>> import edgeinvestigate as ei
 >>> summary = ei.simulate("default", "incident", seed=1)        # doctest: +SKIP
->>> ev = ei.sample_bundle()                                       # doctest: +SKIP
 >>> msgs, template_ids = corpus(1_000_000, seed=0)                # doctest: +SKIP
 
 ``simulate`` writes the same incident as ``wrangler tail`` JSON, Tail Worker TraceItems, Logpush
@@ -13,10 +12,15 @@ Scenarios are TOML files in ``scenarios/`` (``list_scenarios()``); see ARCHITECT
 
 from __future__ import annotations
 
-from ._corpus import corpus, corpus_templates
-from ._sample import sample_bundle, sample_dir
-from ._scenario import JOB_TYPES, IncidentSpec, Scenario, list_scenarios, load_scenario
-from ._simulate import FORMATS, LAYOUT, SimulationSummary, simulate
+from edgeinvestigate.simulator._corpus import corpus, corpus_templates
+from edgeinvestigate.simulator._scenario import (
+    JOB_TYPES,
+    IncidentSpec,
+    Scenario,
+    list_scenarios,
+    load_scenario,
+)
+from edgeinvestigate.simulator._simulate import FORMATS, LAYOUT, SimulationSummary, simulate
 
 __all__ = [
     "FORMATS",
@@ -29,7 +33,5 @@ __all__ = [
     "corpus_templates",
     "list_scenarios",
     "load_scenario",
-    "sample_bundle",
-    "sample_dir",
     "simulate",
 ]

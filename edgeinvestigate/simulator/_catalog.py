@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._values import Template
+from edgeinvestigate.simulator._values import Template
 
 __all__ = ["CHATTER", "NOISE_ERRORS", "UNCAUGHT", "Chatter", "NoiseError"]
 

@@ -10,7 +10,7 @@ like ``processing-architecture.md``: ack on success, retry with backoff on a tra
 queue's ``max_retries`` moves exhausted ones to the DLQ), ``{original, error}`` to the DLQ then ack
 on a permanent one. It writes what the real Worker would have logged: one ``cf-worker-event``
 invocation event per batch and one structured ``cf-worker`` line per job following the logging
-convention of :mod:`edgeinvestigate.schema` (``event``, ``jobId``, ``type``, ``attempt``,
+convention of :mod:`edgeinvestigate.models.frames` (``event``, ``jobId``, ``type``, ``attempt``,
 ``messageId``, ``error``, plus ``replayId`` from ``metadata.replay.id``). :func:`publish_events`
 loads them into the sandbox (admin telemetry endpoint), where ``collect --workers-logs`` finds them.
 """
@@ -27,10 +27,10 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 
-from ..cloudflare import CloudflareClient
-from ..errors import SandboxError
-from ._scenario import IncidentSpec, Scenario
-from ._values import Template, ulids
+from edgeinvestigate.cloudflare.client import CloudflareClient
+from edgeinvestigate.errors import SandboxError
+from edgeinvestigate.simulator._scenario import IncidentSpec, Scenario
+from edgeinvestigate.simulator._values import Template, ulids
 
 __all__ = ["ConsumerRun", "JobModel", "JobOutcome", "consume", "publish_events", "use_http_pull"]
 
@@ -219,7 +219,7 @@ def _compact(obj: Any) -> str:
 
 def _job(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The ``QueueMessage`` of a pulled message, or ``(None, why not)``."""
-    from ..dlq import decode_body
+    from edgeinvestigate.sources.api.dlq import decode_body
 
     meta = message.get("metadata") if isinstance(message.get("metadata"), Mapping) else {}
     ctype = meta.get("CF-Content-Type") if isinstance(meta, Mapping) else None

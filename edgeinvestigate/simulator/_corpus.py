@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._catalog import CHATTER, NOISE_ERRORS, UNCAUGHT
-from ._values import Template
+from edgeinvestigate.simulator._catalog import CHATTER, NOISE_ERRORS, UNCAUGHT
+from edgeinvestigate.simulator._values import Template
 
 __all__ = ["corpus", "corpus_templates"]
 

@@ -27,10 +27,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ._catalog import CHATTER, NOISE_ERRORS, UNCAUGHT
-from ._payloads import JobPayloads, context_of
-from ._scenario import JOB_TYPES, Scenario
-from ._values import Template, hex_ids, job_ids
+from edgeinvestigate.simulator._catalog import CHATTER, NOISE_ERRORS, UNCAUGHT
+from edgeinvestigate.simulator._payloads import JobPayloads, context_of
+from edgeinvestigate.simulator._scenario import JOB_TYPES, Scenario
+from edgeinvestigate.simulator._values import Template, hex_ids, job_ids
 
 __all__ = ["LEVELS", "Simulation", "TemplateInfo", "run"]
 

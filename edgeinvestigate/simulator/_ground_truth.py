@@ -30,10 +30,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from .._version import __version__
-from ._engine import LEVELS, SKIPPED, STATUS_NAMES, Simulation, _iso
-from ._records import TRIGGER_NAMES
-from ._scenario import JOB_TYPES
+from edgeinvestigate._version import __version__
+from edgeinvestigate.simulator._engine import LEVELS, SKIPPED, STATUS_NAMES, Simulation, _iso
+from edgeinvestigate.simulator._records import TRIGGER_NAMES
+from edgeinvestigate.simulator._scenario import JOB_TYPES
 
 __all__ = ["ground_truth", "write_ground_truth"]
 

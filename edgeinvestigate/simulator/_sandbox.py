@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from .._http import Secret, make_client
-from ..errors import AuthError, ConfigError, SandboxError
-from ._engine import Simulation
-from ._write_workers_logs import event_lines
+from edgeinvestigate._http import Secret, make_client
+from edgeinvestigate.errors import AuthError, ConfigError, SandboxError
+from edgeinvestigate.simulator._engine import Simulation
+from edgeinvestigate.simulator._write_workers_logs import event_lines
 
 __all__ = ["TOKEN_ENVS", "load_into_sandbox", "sandbox_token"]
 

@@ -21,8 +21,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError
-from ._values import Template
+from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.simulator._values import Template
 
 __all__ = [
     "JOB_TYPES",

@@ -15,17 +15,17 @@ from typing import Any
 
 import httpx
 
-from .._http import Secret
-from .._time import parse_time
-from ..errors import ConfigError
-from ._engine import Simulation, run
-from ._ground_truth import write_ground_truth
-from ._scenario import Scenario, load_scenario
-from ._write_dlq import write_dlq
-from ._write_logpush import write_logpush
-from ._write_tail import write_tail
-from ._write_traceitems import write_traceitems
-from ._write_workers_logs import write_workers_logs
+from edgeinvestigate._http import Secret
+from edgeinvestigate._time import parse_time
+from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.simulator._engine import Simulation, run
+from edgeinvestigate.simulator._ground_truth import write_ground_truth
+from edgeinvestigate.simulator._scenario import Scenario, load_scenario
+from edgeinvestigate.simulator._write_dlq import write_dlq
+from edgeinvestigate.simulator._write_logpush import write_logpush
+from edgeinvestigate.simulator._write_tail import write_tail
+from edgeinvestigate.simulator._write_traceitems import write_traceitems
+from edgeinvestigate.simulator._write_workers_logs import write_workers_logs
 
 __all__ = ["FORMATS", "LAYOUT", "SimulationSummary", "simulate"]
 
@@ -180,7 +180,7 @@ def simulate(
     if unknown:
         raise ConfigError(f"unknown formats {unknown}", hint=f"choose from {', '.join(FORMATS)}")
     if sandbox_url and token is None:
-        from ._sandbox import sandbox_token
+        from edgeinvestigate.simulator._sandbox import sandbox_token
 
         token = sandbox_token()  # fail before the work, not after
     n = _size(sc, invocations, scale)
@@ -205,7 +205,7 @@ def simulate(
         files["ground_truth"] = [str(outp / "ground_truth.json")]
         loaded = None
         if sandbox_url:
-            from ._sandbox import load_into_sandbox
+            from edgeinvestigate.simulator._sandbox import load_into_sandbox
 
             say(f"loading the DLQ and Workers Logs events into the sandbox at {sandbox_url}")
             loaded = load_into_sandbox(sim, sandbox_url, token=token, transport=transport)

@@ -16,8 +16,8 @@ from typing import Any
 
 import isal.igzip as igzip
 
-from ._engine import Simulation
-from ._records import InvocationView
+from edgeinvestigate.simulator._engine import Simulation
+from edgeinvestigate.simulator._records import InvocationView
 
 __all__ = ["logpush_record", "write_logpush"]
 
@@ -93,7 +93,7 @@ def _stamp(ms: int) -> str:
 
 def write_logpush(sim: Simulation, root: Path) -> list[Path]:
     """Write the gz files; returns their paths."""
-    from ._fast import logpush_lines
+    from edgeinvestigate.simulator._fast import logpush_lines
 
     interval = sim.scenario.system.logpush_interval_s * 1000
     files: list[Path] = []

@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ._engine import Simulation
-from ._records import InvocationView, fetch_request, invocations
-from ._values import ulids
+from edgeinvestigate.simulator._engine import Simulation
+from edgeinvestigate.simulator._records import InvocationView, fetch_request, invocations
+from edgeinvestigate.simulator._values import ulids
 
 __all__ = ["event_lines", "iter_events", "write_workers_logs"]
 

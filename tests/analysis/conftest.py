@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from edgeinvestigate.evidence import Evidence
-from edgeinvestigate.schema import conform, empty_frame
+from edgeinvestigate.evidence.bundle import Evidence
+from edgeinvestigate.models.frames import conform, empty_frame
 
 T0 = pd.Timestamp("2026-11-27T14:00:00Z")
 
@@ -115,9 +115,9 @@ def default_incident(
     with its ground truth."""
     import json
 
-    from edgeinvestigate.dlq import dlq_frame_from_file
-    from edgeinvestigate.evidence import load
+    from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
+    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
 
     out = tmp_path_factory.mktemp(f"default-{request.param}")
     summary = simulate("default", out, seed=request.param, formats=("traceitems", "dlq"))

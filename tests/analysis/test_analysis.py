@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.analysis import choose_bucket
-from edgeinvestigate.evidence import Evidence
-from edgeinvestigate.findings import Findings
+from edgeinvestigate.analysis.rca import choose_bucket
+from edgeinvestigate.evidence.bundle import Evidence
+from edgeinvestigate.models.findings import Findings
 
 from .conftest import T0, invocation, make_evidence
 
@@ -154,9 +154,9 @@ def test_default_scenario_top_finding_matches_ground_truth(
 def test_other_scenarios_top_finding(scenario: str, kind: str, tmp_path: Any) -> None:
     import json
 
-    from edgeinvestigate.dlq import dlq_frame_from_file
-    from edgeinvestigate.evidence import load
+    from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
+    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
 
     summary = simulate(scenario, tmp_path, seed=5, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)

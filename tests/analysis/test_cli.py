@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeinvestigate.cli import cli, main
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
 
 
 @pytest.fixture

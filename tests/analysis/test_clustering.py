@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 import edgeinvestigate as ei
-import edgeinvestigate._masking as masking
-from edgeinvestigate.cluster_rules import ClusterRules
-from edgeinvestigate.clustering import CLUSTER_COLUMNS, group_texts
+import edgeinvestigate.analysis._masking as masking
+from edgeinvestigate.analysis.clustering import CLUSTER_COLUMNS, group_texts
+from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
 
 from .conftest import T0, invocation, make_evidence
 
@@ -68,7 +68,7 @@ def test_million_identical_errors_take_the_dedup_fast_path(monkeypatch: pytest.M
         seen.append(len(texts))
         return real(texts, masks)
 
-    monkeypatch.setattr("edgeinvestigate.clustering.mask_keys", spy)
+    monkeypatch.setattr("edgeinvestigate.analysis.clustering.mask_keys", spy)
     g = group_texts(["Error: upstream 10.0.0.1:443 refused connection"] * 1_000_000)
     assert len(g.templates) == 1
     assert len(g.labels) == 1_000_000

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import edgeinvestigate as ei
+from edgeinvestigate.analysis.deploys import log_versions, parse_deployment, parse_deployments
 from edgeinvestigate.cli import cli, main
-from edgeinvestigate.deploys import log_versions, parse_deployment, parse_deployments
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
 
 from .conftest import T0
 
@@ -291,7 +291,7 @@ def test_cli_deploy_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_timeline_marks_given_and_observed_deploys(tmp_path: Path) -> None:
-    from edgeinvestigate import plots
+    from edgeinvestigate.analysis import plots
 
     f = ei.analyze(lab_like(tmp_path), deployments=["v42@2026-11-27T14:20Z"])
     fig = plots.timeline(f)

@@ -7,8 +7,8 @@ import re
 import pyarrow as pa
 import pytest
 
-from edgeinvestigate._masking import MASKS, mask_keys, mask_typed
-from edgeinvestigate._templates import tokens
+from edgeinvestigate.analysis._masking import MASKS, mask_keys, mask_typed
+from edgeinvestigate.analysis._templates import tokens
 
 CASES = [
     ("job 0f8fad5b-d9cb-469f-a165-70867728950e failed", "uuid"),

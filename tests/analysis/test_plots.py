@@ -8,9 +8,9 @@ import plotly.graph_objects as go
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate import plots
+from edgeinvestigate.analysis import plots
 from edgeinvestigate.errors import MissingExtraError
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
 
 
 @pytest.fixture

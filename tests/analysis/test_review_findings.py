@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import edgeinvestigate as ei
 from edgeinvestigate.cli import cli
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
 
 from .conftest import T0, invocation, make_evidence
 
@@ -126,9 +126,9 @@ def test_incident_timeline_follows_a_limit_hit_without_clusters() -> None:
 
 
 def test_cpu_limits_scenario_timeline_matches_ground_truth(tmp_path: Path) -> None:
-    from edgeinvestigate.dlq import dlq_frame_from_file
-    from edgeinvestigate.evidence import load
+    from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
+    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
 
     summary = simulate("cpu-limits", tmp_path, seed=3, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)
@@ -227,9 +227,9 @@ def test_dlq_join_stops_at_the_last_attempt() -> None:
 
 
 def test_dependency_outage_dlq_messages_join_the_outage_clusters(tmp_path: Path) -> None:
-    from edgeinvestigate.dlq import dlq_frame_from_file
-    from edgeinvestigate.evidence import load
+    from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
+    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
 
     summary = simulate("dependency-outage", tmp_path, seed=0, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)

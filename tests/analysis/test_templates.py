@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeinvestigate._templates import (
+from edgeinvestigate.analysis._templates import (
     cluster_id_for,
     display_template,
     merge_templates,
     stack_fingerprint,
 )
-from edgeinvestigate.clustering import group_texts
+from edgeinvestigate.analysis.clustering import group_texts
 
 
 def test_plain_words_with_many_values_become_a_slot() -> None:
@@ -106,7 +106,7 @@ def test_templates_do_not_depend_on_order(keys: list[str], seed: int) -> None:
     assert a == b
     # every template is a generalisation of its key: same length, <*> or the same token per slot
     for key, tpl in a.items():
-        from edgeinvestigate._templates import tokens
+        from edgeinvestigate.analysis._templates import tokens
 
         k, t = tokens(key), tuple(tpl.split(" "))
         assert len(k) == len(t)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeinvestigate import triage
+from edgeinvestigate.analysis import triage
 
 
 @pytest.mark.parametrize(

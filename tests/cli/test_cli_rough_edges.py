@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgeinvestigate.cli import main
-from edgeinvestigate.report_model import FileReport, LoadReport
+from edgeinvestigate.models.load_report import FileReport, LoadReport
 from edgeinvestigate.simulator import simulate
 
 

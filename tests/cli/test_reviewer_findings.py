@@ -15,7 +15,7 @@ import pytest
 
 from edgeinvestigate._http import Secret
 from edgeinvestigate.cli import main
-from edgeinvestigate.cloudflare import CloudflareClient, normalize_api_url
+from edgeinvestigate.cloudflare.client import CloudflareClient, normalize_api_url
 from edgeinvestigate.errors import AuthError, NotFoundError
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
 from edgeinvestigate.simulator import simulate

@@ -14,7 +14,7 @@ import pytest
 from _collect_helpers import ACCOUNT, TOKEN, Recorder, fail, ok
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.cloudflare import DEFAULT_API_URL, CloudflareClient, RateLimitState
+from edgeinvestigate.cloudflare.client import DEFAULT_API_URL, CloudflareClient, RateLimitState
 from edgeinvestigate.errors import (
     APIError,
     AuthError,

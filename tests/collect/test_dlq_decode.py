@@ -9,9 +9,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from edgeinvestigate import schema
-from edgeinvestigate.dlq import V8_FLAG, decode_body, dlq_frame, dlq_frame_from_file, recognise_envelope
 from edgeinvestigate.errors import ParseError
+from edgeinvestigate.models import frames as schema
+from edgeinvestigate.sources.api.dlq import (
+    V8_FLAG,
+    decode_body,
+    dlq_frame,
+    dlq_frame_from_file,
+    recognise_envelope,
+)
 
 JOB = {
     "type": "EMAIL_DELIVERY",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _collect_helpers import ACCOUNT, TOKEN, job
 
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
 
 pytestmark = [pytest.mark.e2e]

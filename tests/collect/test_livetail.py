@@ -19,9 +19,9 @@ from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, ValidatingTransport, ok, ta
 
 import edgeinvestigate as ei
 from edgeinvestigate._http import Secret
-from edgeinvestigate.cloudflare import CloudflareClient
+from edgeinvestigate.capture.livetail import TailCapture, build_filters, capture_tail
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ConfigError, ServerError
-from edgeinvestigate.livetail import TailCapture, build_filters, capture_tail
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
 
 FAST = (0.05, 0.05, 0.05, 0.05, 0.05)
@@ -267,7 +267,7 @@ def test_cli_ctrl_c_deletes_the_tail(sb, tmp_path: Path, sig: int) -> None:
 def test_messages_binary_frames_overloads_and_garbage_are_all_kept(tmp_path: Path) -> None:
     import io
 
-    from edgeinvestigate.livetail import _write
+    from edgeinvestigate.capture.livetail import _write
 
     result = TailCapture(path=tmp_path / "x", script=SCRIPT)
     buf = io.StringIO()

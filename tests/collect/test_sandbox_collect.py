@@ -14,11 +14,11 @@ import pytest
 from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, VERSION, ValidatingTransport, job, wl_events
 
 import edgeinvestigate as ei
-from edgeinvestigate.cloudflare import CloudflareClient
-from edgeinvestigate.dlq import collect_dlq
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import AuthError, EdgeInvestigateError
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
-from edgeinvestigate.workers_logs import load_workers_logs, workers_logs_counts
+from edgeinvestigate.sources.api.dlq import collect_dlq
+from edgeinvestigate.sources.api.workers_logs import load_workers_logs, workers_logs_counts
 
 pytestmark = pytest.mark.e2e
 

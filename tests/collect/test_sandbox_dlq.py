@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from _collect_helpers import ACCOUNT, TOKEN, ValidatingTransport, job
 
-from edgeinvestigate.cloudflare import CloudflareClient
-from edgeinvestigate.dlq import V8_FLAG, collect_dlq, load_dlq, release_leases
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import AuthError, NotFoundError, RateLimitedError, ReplayRefusedError, ServerError
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
+from edgeinvestigate.sources.api.dlq import V8_FLAG, collect_dlq, load_dlq, release_leases
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,9 @@ import pytest
 from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, VERSION, FakeTelemetry, Recorder, ok, wl_events
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.cloudflare import CloudflareClient
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.workers_logs import load_workers_logs, workers_logs_counts
+from edgeinvestigate.sources.api.workers_logs import load_workers_logs, workers_logs_counts
 
 START = 1_795_788_000_000  # 2026-11-27T14:00:00Z
 

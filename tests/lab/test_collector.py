@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.collector import bind_socket
+from edgeinvestigate.capture.collector import bind_socket
 from edgeinvestigate.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"

@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate._lab import LabOptions, LabResult, run_lab
-from edgeinvestigate._lab._checks import check_result, job_events
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
+from edgeinvestigate.lab import LabOptions, LabResult, run_lab
+from edgeinvestigate.lab._checks import check_result, job_events
 
 pytestmark = [pytest.mark.lab, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(400)]
 

@@ -13,11 +13,11 @@ import psutil
 import pytest
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate._lab import find_lab_dir
-from edgeinvestigate._lab._procs import ProcessSet, wait_until
-from edgeinvestigate._lab._runtime import WORKERS, Deploy, RuntimeSettings, offline_env, render_configs
-from edgeinvestigate._lab._traffic import baseline_jobs, incident_jobs
 from edgeinvestigate.errors import ConfigError, EdgeInvestigateError
+from edgeinvestigate.lab import find_lab_dir
+from edgeinvestigate.lab._procs import ProcessSet, wait_until
+from edgeinvestigate.lab._runtime import WORKERS, Deploy, RuntimeSettings, offline_env, render_configs
+from edgeinvestigate.lab._traffic import baseline_jobs, incident_jobs
 
 TOKEN = "lab-sandbox-token-9f3c"  # a per-run token in real runs
 
@@ -137,8 +137,8 @@ def test_sigterm_to_the_lab_stops_its_children(tmp_path: Path) -> None:
     script = f"""
 import sys, time
 from pathlib import Path
-from edgeinvestigate._lab._procs import ProcessSet
-from edgeinvestigate._lab._scenario import _terminate_as_exit
+from edgeinvestigate.lab._procs import ProcessSet
+from edgeinvestigate.lab._scenario import _terminate_as_exit
 with _terminate_as_exit(), ProcessSet(Path({str(tmp_path)!r}) / "logs") as procs:
     p = procs.start("child", [sys.executable, "-c", "import time; time.sleep(600)"])
     print(p.pid, flush=True)
@@ -157,8 +157,8 @@ with _terminate_as_exit(), ProcessSet(Path({str(tmp_path)!r}) / "logs") as procs
 
 
 def test_waiting_stops_at_once_when_the_runtime_dies(tmp_path: Path) -> None:
-    from edgeinvestigate._lab._driver import Driver
-    from edgeinvestigate._lab._watch import TraceWatcher
+    from edgeinvestigate.lab._driver import Driver
+    from edgeinvestigate.lab._watch import TraceWatcher
 
     with ProcessSet(tmp_path / "logs") as procs:
         dead = procs.start(
@@ -177,7 +177,7 @@ def test_waiting_stops_at_once_when_the_runtime_dies(tmp_path: Path) -> None:
 
 
 def test_watcher_reads_only_complete_lines(tmp_path: Path) -> None:
-    from edgeinvestigate._lab._watch import TraceWatcher
+    from edgeinvestigate.lab._watch import TraceWatcher
 
     real = (Path(__file__).parent / "data" / "workerd-2026-04-26-traceitems.jsonl").read_text().splitlines()
     path = tmp_path / "t.jsonl"

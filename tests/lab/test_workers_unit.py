@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeinvestigate._lab import find_lab_dir
+from edgeinvestigate.lab import find_lab_dir
 
 
 def test_job_model_unit_tests_pass() -> None:

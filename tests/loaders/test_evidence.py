@@ -12,7 +12,7 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.errors import BundleError
-from edgeinvestigate.schema import conform, empty_frame
+from edgeinvestigate.models.frames import conform, empty_frame
 
 FRAMES = ("invocations", "logs", "exceptions", "dlq")
 
@@ -120,6 +120,6 @@ def test_empty_frames_have_the_schema():
 
 def test_loader_worker_imports_no_pandas() -> None:
     """The worker side of loading (the forkserver preload on Python 3.12+) imports no pandas."""
-    code = "import sys, edgeinvestigate.loaders._worker; print('pandas' in sys.modules)"
+    code = "import sys, edgeinvestigate.sources.files._worker; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

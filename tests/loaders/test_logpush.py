@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.loaders import _logpush
-from edgeinvestigate.loaders._common import FileContext, Rows
-from edgeinvestigate.schema import conform
+from edgeinvestigate.models.frames import conform
+from edgeinvestigate.sources.files import _logpush
+from edgeinvestigate.sources.files._common import FileContext, Rows
 
 
 def test_directory_tree_any_file_names(data_dir):
@@ -163,7 +163,7 @@ def test_parallel_load_equals_sequential(tmp_path, data_dir, monkeypatch):
                 fh.write(json.dumps(r) + "\n")
     seq = ei.load(tmp_path, jobs=1)
     par = ei.load(tmp_path, jobs=2)  # this process and a worker share the files
-    from edgeinvestigate import evidence
+    from edgeinvestigate.evidence import bundle as evidence
 
     monkeypatch.setattr(evidence, "_PARENT_TAKES_SHARE", False)
     workers = ei.load(tmp_path, jobs=2)  # every file through a worker and the Arrow IPC hand-over
@@ -182,8 +182,8 @@ def test_parallel_load_survives_a_dying_worker(tmp_path, data_dir, monkeypatch, 
             for r in recs:
                 fh.write(json.dumps(dict(r, EventTimestampMs=r["EventTimestampMs"] + i)) + "\n")
     seq = ei.load(tmp_path, jobs=1)
-    from edgeinvestigate import evidence
-    from edgeinvestigate.loaders import _worker
+    from edgeinvestigate.evidence import bundle as evidence
+    from edgeinvestigate.sources.files import _worker
 
     if evidence._mp_context().get_start_method() != "fork":
         pytest.skip("the patched worker function reaches only forked workers")
@@ -193,7 +193,7 @@ def test_parallel_load_survives_a_dying_worker(tmp_path, data_dir, monkeypatch, 
 
     monkeypatch.setattr(_worker, "load_one_to_ipc", die)  # inherited by the forked worker
     monkeypatch.setattr(evidence, "_PARENT_TAKES_SHARE", False)
-    with caplog.at_level("WARNING", logger="edgeinvestigate.evidence"):
+    with caplog.at_level("WARNING", logger="edgeinvestigate.evidence.bundle"):
         par = ei.load(tmp_path, jobs=2)
     for name in ("invocations", "logs", "exceptions"):
         pd.testing.assert_frame_equal(seq.frame(name), par.frame(name))
@@ -238,7 +238,7 @@ def test_multi_member_gzip_and_blocks(tmp_path, data_dir, monkeypatch):
     assert len(ev.invocations) == 6
     assert ev.report.n_issues == 0
     # tiny blocks: line numbers stay right across block boundaries
-    from edgeinvestigate.loaders import _common
+    from edgeinvestigate.sources.files import _common
 
     monkeypatch.setattr(_common, "BLOCK_SIZE", 64)
     bad = tmp_path / "bad.log"

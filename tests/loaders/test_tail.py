@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.schema import FRAMES
+from edgeinvestigate.models.frames import FRAMES
 
 TAIL_FILES = ["tail/tail-4space.json", "tail/tail-2space-stray.json", "tail/tail.ndjson"]
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.loaders import workers_logs_events_to_frames
-from edgeinvestigate.report_model import FileReport
+from edgeinvestigate.models.load_report import FileReport
+from edgeinvestigate.sources.files import workers_logs_events_to_frames
 
 
 @pytest.mark.parametrize(

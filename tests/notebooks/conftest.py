@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.notebooks import NOTEBOOKS, NotebookRun, write_report
+from edgeinvestigate.report.runner import NOTEBOOKS, NotebookRun, write_report
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(1)>"
@@ -89,7 +89,7 @@ def _with_hostile_line(ev: ei.Evidence) -> ei.Evidence:
         invocation_id="hostile-invocation-0001", ts=last, name="Error", message=HOSTILE_LINE, stack=pd.NA
     ).astype(ev.exceptions.dtypes.to_dict())
     exceptions = pd.concat([ev.exceptions, exc], ignore_index=True)
-    from edgeinvestigate.schema import conform
+    from edgeinvestigate.models.frames import conform
 
     return dataclasses.replace(
         ev,

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from edgeinvestigate.cli._main import main
-from edgeinvestigate.notebooks import NOTEBOOKS, run_notebook
+from edgeinvestigate.report.runner import NOTEBOOKS, run_notebook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -191,7 +191,7 @@ def test_a_failing_run_still_writes_both_files_with_a_banner(
 def test_incident_report_on_an_empty_bundle(tmp_path: Path) -> None:
     """No data at all is a valid (if boring) incident: the report says so instead of crashing."""
     import edgeinvestigate as ei
-    from edgeinvestigate.notebooks import write_report
+    from edgeinvestigate.report.runner import write_report
 
     bundle = ei.Evidence.empty().save(tmp_path / "bundle")
     run = write_report(bundle, tmp_path / "report", progress=False)

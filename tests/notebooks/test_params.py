@@ -7,15 +7,15 @@ from pathlib import Path
 import jupytext
 import pytest
 
-import edgeinvestigate.notebooks as nbmod
-from edgeinvestigate._nbparams import (
+import edgeinvestigate.report.runner as nbmod
+from edgeinvestigate.cli._report import parse_parameters
+from edgeinvestigate.errors import ConfigError, NotebookError
+from edgeinvestigate.report.params import (
     PARAMETER_MODELS,
     NotebookParameters,
     is_secret_name,
     validate_parameters,
 )
-from edgeinvestigate.cli._report import parse_parameters
-from edgeinvestigate.errors import ConfigError, NotebookError
 
 
 @pytest.fixture

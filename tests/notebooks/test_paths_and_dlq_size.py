@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 import edgeinvestigate as ei
-import edgeinvestigate.notebooks as nbmod
-from edgeinvestigate._nbparams import path_parameters, resolve_path_parameters, validate_parameters
+import edgeinvestigate.report.runner as nbmod
 from edgeinvestigate.cli import main
 from edgeinvestigate.errors import NotebookParameterError
+from edgeinvestigate.report.params import path_parameters, resolve_path_parameters, validate_parameters
 
 
 class _Stop(BaseException):  # not an Exception: _execute writes a report for those

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgeinvestigate._redact import Redactor, env_secrets, redact
+from edgeinvestigate.report.redact import Redactor, env_secrets, redact
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edgeinvestigate._nbparams import validate_parameters
-from edgeinvestigate._redact import Redactor
 from edgeinvestigate.errors import NotebookError
+from edgeinvestigate.report.params import validate_parameters
+from edgeinvestigate.report.redact import Redactor
 
 TOKEN = "Zq7TfK2mWcX9rVb4Lp0sYh3NdJ8uGe6Aio1Btk5C"
 

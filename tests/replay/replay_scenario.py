@@ -17,10 +17,10 @@ from typing import Any
 
 from replay_messages import JOB_TYPES, T0_MS, iso, job, message_id
 
-from edgeinvestigate.cloudflare import CloudflareClient
-from edgeinvestigate.dlq import collect_dlq
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ReplayError
 from edgeinvestigate.replay import Ledger, ReplayPlan, plan_replay
+from edgeinvestigate.sources.api.dlq import collect_dlq
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 SELECTED_TYPES = JOB_TYPES[:3]  # 3 of the 5 job types: 1,200 of 2,000

@@ -138,8 +138,8 @@ def test_after_exit_4_a_leased_bundle_plan_removes_the_rest_under_the_same_keys(
     """The runbook's second way out of exit 4: collect with leases kept and plan again next to the
     first plan. The originals pushed but not removed stay in the new plan under the FIRST plan's
     idempotency keys, are flagged as possible duplicates, and are removed by ack."""
-    from edgeinvestigate.dlq import collect_dlq
     from edgeinvestigate.replay import plan_replay
+    from edgeinvestigate.sources.api.dlq import collect_dlq
 
     def selected(i: int) -> bool:
         return i % 3 == 0 if i < 150 else True

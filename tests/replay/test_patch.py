@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from replay_messages import job, peeked
 
-from edgeinvestigate.dlq import dlq_frame
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.replay import merge_patch, plan_replay
 from edgeinvestigate.replay._patch import diff, load_patch
+from edgeinvestigate.sources.api.dlq import dlq_frame
 
 # RFC 7386 appendix A: (original, patch, result)
 RFC_CASES = [

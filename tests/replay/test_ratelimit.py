@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from edgeinvestigate._cfapi import RateLimitState
+from edgeinvestigate.cloudflare._wire import RateLimitState
 from edgeinvestigate.replay._ratelimit import Pacer, RequestBudget, ServerBudget
 
 

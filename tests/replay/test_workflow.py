@@ -31,11 +31,10 @@ from replay_scenario import (
     settled,
 )
 
-from edgeinvestigate import schema
 from edgeinvestigate.cli import cli
-from edgeinvestigate.dlq import collect_dlq, dlq_frame
 from edgeinvestigate.errors import ReplayError, ReplayRefusedError
-from edgeinvestigate.evidence import Evidence
+from edgeinvestigate.evidence.bundle import Evidence
+from edgeinvestigate.models import frames as schema
 from edgeinvestigate.replay import (
     Ledger,
     ReplayPlan,
@@ -46,6 +45,7 @@ from edgeinvestigate.replay import (
     verify_replay,
 )
 from edgeinvestigate.sandbox.testing import running_sandbox
+from edgeinvestigate.sources.api.dlq import collect_dlq, dlq_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

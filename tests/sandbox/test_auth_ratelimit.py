@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from edgeinvestigate._http import make_client
-from edgeinvestigate.cloudflare import CloudflareClient
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.sandbox.contract import validate_exchange
 from edgeinvestigate.sandbox.testing import running_sandbox
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import edgeinvestigate as ei
-from edgeinvestigate.simulator import sample_dir
+from edgeinvestigate.report.sample import sample_dir
 
 
 def test_sample_bundle_builds_once_and_reopens(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Clustering, triage, deploys, root-cause analysis (`analyze` -> `Findings`) and plot builders."""

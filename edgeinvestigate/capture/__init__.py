@@ -1,0 +1,1 @@
+"""Live telemetry to files: the live tail and the Tail Worker collector."""

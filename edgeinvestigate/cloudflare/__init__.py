@@ -1,0 +1,1 @@
+"""The Cloudflare API client (`CloudflareClient`) and its wire helpers."""

@@ -1,0 +1,1 @@
+"""The evidence bundle: `load()`, `Evidence` (save / open / merge / window) and deduplication."""

@@ -1,0 +1,556 @@
+"""Loading telemetry into an :class:`Evidence` bundle, and saving / opening bundles.
+
+>>> import edgeinvestigate as ei
+>>> ev = ei.load(["tail.json", "logpush/20261127/"], since="2026-11-27T14:00Z")  # doctest: +SKIP
+>>> ev.invocations, ev.logs, ev.exceptions, ev.dlq, ev.report                     # doctest: +SKIP
+>>> ev.save("evidence/INC-123"); ev2 = ei.Evidence.open("evidence/INC-123")       # doctest: +SKIP
+
+A bundle directory holds ``invocations.parquet``, ``logs.parquet``, ``exceptions.parquet``,
+``dlq.parquet`` and ``manifest.json`` (tool version, sources with sha256 and sizes, time window, row
+counts, the load report).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from edgeinvestigate._time import parse_time
+from edgeinvestigate._version import __version__
+from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
+from edgeinvestigate.evidence._dedupe import drop_cross_source
+from edgeinvestigate.models.frames import conform, empty_frame
+from edgeinvestigate.models.load_report import LoadReport
+from edgeinvestigate.sources.files._common import ALL_FRAMES
+from edgeinvestigate.sources.files._worker import (
+    LoadResult,
+    claim_back,
+    init_claims,
+    load_claimed,
+    load_one,
+    read_ipc,
+)
+from edgeinvestigate.sources.registry import SOURCES, expand_paths
+
+__all__ = ["BUNDLE_FORMAT", "Evidence", "check_destination", "concat_frames", "is_bundle", "load"]
+
+log = logging.getLogger(__name__)
+
+BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
+FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
+#: inputs of a parallel-capable source bigger than this are read by several processes
+PARALLEL_MIN_BYTES: Final = 48 * 1024 * 1024
+#: this process loads files too while the workers run (tests turn it off to exercise the workers)
+_PARENT_TAKES_SHARE = True
+
+PathLike = str | os.PathLike[str]
+PathSpec = PathLike | tuple[PathLike, str]
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+@dataclass(eq=False)
+class Evidence:
+    """The frames of one investigation plus what was loaded (``report``) and from where (``manifest``)."""
+
+    invocations: pd.DataFrame
+    logs: pd.DataFrame
+    exceptions: pd.DataFrame
+    dlq: pd.DataFrame = field(default_factory=lambda: empty_frame("dlq"))
+    report: LoadReport = field(default_factory=LoadReport)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.manifest = dict(self.manifest)
+        self.manifest.setdefault("format", BUNDLE_FORMAT)
+        self.manifest.setdefault("tool", "edgeinvestigate")
+        self.manifest.setdefault("version", __version__)
+        self.manifest.setdefault("sources", [])
+        self.manifest.setdefault("window", {"since": None, "until": None})
+        self.manifest["rows"] = {name: len(self.frame(name)) for name in FRAME_NAMES}
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """One frame by name (``invocations``, ``logs``, ``exceptions``, ``dlq``)."""
+        if name not in FRAME_NAMES:
+            raise KeyError(f"unknown frame {name!r}; one of {FRAME_NAMES}")
+        df: pd.DataFrame = getattr(self, name)
+        return df
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{k}={v}" for k, v in self.manifest["rows"].items())
+        return f"<Evidence {rows}; {self.report.skipped} records skipped>"
+
+    # --- derived bundles ---------------------------------------------------------------------
+    def with_dlq(self, df: pd.DataFrame, *, source: str | None = None) -> Evidence:
+        """A copy with ``df`` (any frame with DLQ columns) as the conformed ``dlq`` frame."""
+        manifest = dict(self.manifest)
+        if source:
+            manifest["sources"] = [*manifest["sources"], {"path": source, "source": "dlq"}]
+        return replace(self, dlq=conform(df, "dlq"), manifest=manifest)
+
+    @classmethod
+    def merge(cls, parts: Sequence[Evidence], *, dedupe: bool = True) -> Evidence:
+        """Combine bundles. An invocation (by ``invocation_id``) or DLQ message (by ``message_id``)
+        present in several keeps its first copy, with the logs and exceptions of that copy.
+        ``dedupe``: also drop the same invocation read from another format (as :func:`load` does;
+        counted in ``report.duplicates``)."""
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        seen: set[str] = set()
+        tables: dict[str, list[pa.Table]] = {n: [] for n in FRAME_NAMES}
+        seen_msgs: set[str] = set()
+        for ev in parts:
+            ids = ev.invocations["invocation_id"].astype(object)
+            dup = ids.isin(seen).to_numpy(dtype=bool)
+            dup_ids = set(ids[dup])
+            seen.update(ids[~dup])
+            tables["invocations"].append(_to_arrow(ev.invocations[~dup]))
+            for name in ("logs", "exceptions"):
+                df = ev.frame(name)
+                keep = ~df["invocation_id"].astype(object).isin(dup_ids).to_numpy(dtype=bool)
+                tables[name].append(_to_arrow(df[keep]))
+            mids = ev.dlq["message_id"].astype(object)
+            mdup = (mids.isin(seen_msgs) & mids.notna()).to_numpy(dtype=bool)
+            seen_msgs.update(mids[~mdup].dropna())
+            tables["dlq"].append(_to_arrow(ev.dlq[~mdup]))
+        frames = {
+            n: conform(pa.concat_tables(ts, promote_options="permissive"), n) for n, ts in tables.items()
+        }
+        report = LoadReport()
+        sources: list[dict[str, Any]] = []
+        for ev in parts:
+            report = report.merge(ev.report)
+            sources.extend(ev.manifest.get("sources", []))
+        if dedupe:
+            drop_cross_source(frames, report.duplicates)
+        sinces = [p.manifest["window"].get("since") for p in parts]
+        untils = [p.manifest["window"].get("until") for p in parts]
+        window = {
+            "since": None if None in sinces else min(sinces),
+            "until": None if None in untils else max(untils),
+        }
+        manifest = {"sources": sources, "window": window, "created_at": _now()}
+        return cls(
+            invocations=frames["invocations"],
+            logs=frames["logs"],
+            exceptions=frames["exceptions"],
+            dlq=frames["dlq"],
+            report=report,
+            manifest=manifest,
+        )
+
+    @classmethod
+    def empty(cls) -> Evidence:
+        return cls(
+            invocations=empty_frame("invocations"),
+            logs=empty_frame("logs"),
+            exceptions=empty_frame("exceptions"),
+            dlq=empty_frame("dlq"),
+        )
+
+    # --- bundles on disk ---------------------------------------------------------------------
+    def save(
+        self, path: PathLike, *, overwrite: bool = False, inputs: Iterable[PathLike] | None = None
+    ) -> Path:
+        """Write the bundle (one Parquet file per frame + ``manifest.json``) to directory ``path``.
+
+        Refuses to write into a non-empty directory unless ``overwrite=True``, and even then only
+        replaces an existing evidence bundle (a directory with this tool's ``manifest.json``): any
+        other folder is refused and left untouched. Also refused: ``path`` holding (or lying inside)
+        one of the files the bundle was loaded from (``inputs``, default: the manifest's sources),
+        and the current directory or one of its parents. The bundle is written next to ``path``
+        first and moved into place, so a crash never leaves half a bundle behind.
+        """
+        if inputs is None:
+            inputs = [
+                s["path"] for s in self.manifest.get("sources", []) if isinstance(s, dict) and s.get("path")
+            ]
+        dest = check_destination(path, inputs=inputs, overwrite=overwrite)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        try:
+            manifest = dict(self.manifest)
+            manifest["saved_at"] = _now()
+            manifest["frames"] = {}
+            for name in FRAME_NAMES:
+                fname = f"{name}.parquet"
+                pq.write_table(_to_arrow(self.frame(name)), tmp / fname, compression="zstd")
+                manifest["frames"][name] = fname
+            manifest["report"] = self.report.to_dict()
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            if dest.exists():
+                old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+                dest.rename(old)
+                tmp.rename(dest)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.manifest = {k: v for k, v in manifest.items() if k != "report"}
+        return dest
+
+    @classmethod
+    def open(cls, path: PathLike) -> Evidence:
+        """Read a bundle written by :meth:`save`."""
+        src = Path(path)
+        mpath = src / "manifest.json"
+        if not mpath.is_file():
+            raise BundleError(
+                f"{src} is not an evidence bundle (no manifest.json)",
+                hint="create one with `edgeinvestigate collect ... --out DIR` or Evidence.save(DIR)",
+            )
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as exc:
+            raise BundleError(
+                f"cannot read {mpath}: {exc}", hint="re-create the bundle with collect"
+            ) from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+            raise BundleError(
+                f"{mpath} is not a {BUNDLE_FORMAT} manifest",
+                hint="re-create the bundle with this version of edgeinvestigate collect",
+            )
+        frames: dict[str, pd.DataFrame] = {}
+        listed = manifest.get("frames")
+        if not isinstance(listed, dict):
+            listed = {}
+        for name in FRAME_NAMES:
+            fpath = _frame_path(src, name, listed.get(name, f"{name}.parquet"))
+            if not fpath.is_file():
+                rows = manifest.get("rows", {}).get(name, "?")
+                raise BundleError(
+                    f"evidence bundle {src} is incomplete: its {name} frame file {fpath.name} is missing "
+                    f"(manifest.json says {rows} rows); it was deleted or renamed after the bundle was "
+                    "written",
+                    hint=f"restore {fpath.name} from a copy of the bundle, or re-create the bundle with "
+                    "`edgeinvestigate collect ... --out DIR`",
+                )
+            try:
+                table = pq.read_table(fpath)
+            except (OSError, pa.ArrowException) as exc:
+                raise BundleError(
+                    f"cannot read {fpath}: {exc}", hint="re-create the bundle with collect"
+                ) from exc
+            frames[name] = conform(table, name)
+            expected = manifest.get("rows", {}).get(name)
+            if expected is not None and expected != len(frames[name]):
+                raise BundleError(
+                    f"{fpath} has {len(frames[name])} rows but the manifest says {expected}",
+                    hint="the bundle was changed after it was written; re-create it with collect",
+                )
+        report = LoadReport.from_dict(manifest.pop("report", {}) or {})
+        return cls(**frames, report=report, manifest=manifest)
+
+    def equals(self, other: Evidence) -> bool:
+        """Same frames (values and dtypes) and the same load report."""
+        return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
+            self.report.to_dict() == other.report.to_dict()
+        )
+
+
+def _frame_path(src: Path, name: str, rel: Any) -> Path:
+    """The file of frame ``name`` listed in a manifest: a plain file name inside the bundle."""
+    if (
+        not isinstance(rel, str)
+        or not rel
+        or Path(rel).is_absolute()
+        or Path(rel).name != rel
+        or rel in (".", "..")
+    ):
+        raise BundleError(
+            f"{src / 'manifest.json'} lists {rel!r} as the {name} frame file: frame files must be "
+            "plain file names inside the bundle; refusing to read it",
+            hint="the manifest was edited by hand or is not from edgeinvestigate; re-create the "
+            "bundle with collect",
+        )
+    return src / rel
+
+
+def is_bundle(path: PathLike) -> bool:
+    """Whether ``path`` is a directory with this tool's ``manifest.json``."""
+    mpath = Path(path) / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def check_destination(path: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> Path:
+    """Check that an evidence bundle may be written to ``path``; returns it. Raises
+    :class:`~edgeinvestigate.errors.BundleError` (and touches nothing) when ``path`` is a file, the
+    current directory or one of its parents, holds or lies inside one of ``inputs``, or is a
+    non-empty directory that is not an evidence bundle (a bundle only with ``overwrite``)."""
+    dest = Path(path)
+    full = dest.resolve()
+    if not full.name or _inside(Path.cwd().resolve(), full):
+        raise BundleError(
+            f"cannot write an evidence bundle to {str(dest)!r}: it is the current directory or one of "
+            "its parents (the bundle replaces the whole directory)",
+            hint="give --out a new directory name, such as --out evidence/INC-123",
+        )
+    if dest.exists() and not dest.is_dir():
+        raise BundleError(
+            f"cannot write an evidence bundle to {dest}: it is a file", hint="choose a directory"
+        )
+    for item in inputs:
+        inp = Path(item)
+        if not inp.exists():
+            continue  # an API source ("queue:x") or a file gone since
+        rin = inp.resolve()
+        if _inside(rin, full) or _inside(full, rin):
+            where = "holds" if _inside(rin, full) and rin != full else "is inside" if rin != full else "is"
+            raise BundleError(
+                f"cannot write the evidence bundle to {dest}: it {where} the input {inp}; "
+                "writing there would replace the files being collected",
+                hint="choose an --out directory outside the input files, such as --out evidence/INC-123",
+            )
+    if dest.is_dir() and any(dest.iterdir()):
+        if not overwrite:
+            raise BundleError(
+                f"{dest} already exists and is not empty; refusing to overwrite it",
+                hint="pass overwrite=True (CLI: --overwrite) to replace an evidence bundle, or choose "
+                "another --out directory",
+            )
+        if not is_bundle(dest):
+            raise BundleError(
+                f"{dest} is not an evidence bundle (no edgeinvestigate manifest.json), so --overwrite "
+                "will not replace it; nothing was changed",
+                hint="choose another --out directory (overwrite only ever replaces a bundle written "
+                "by collect)",
+            )
+    return dest
+
+
+def concat_frames(frames: Sequence[pd.DataFrame], name: str) -> pd.DataFrame:
+    """Stack frames of one canonical kind (categoricals with different categories are fine)."""
+    if not frames:
+        return empty_frame(name)
+    tables = [_to_arrow(conform(df, name)) for df in frames]
+    return conform(pa.concat_tables(tables, promote_options="permissive"), name)
+
+
+def _to_arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    path: Path
+    source: str
+    size: int
+    in_dir: bool = False
+
+
+def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> list[_Job]:
+    if isinstance(paths, str | os.PathLike | tuple):
+        paths = [paths]
+    jobs: list[_Job] = []
+    for spec in paths:
+        name = source
+        if isinstance(spec, tuple):
+            spec, name = spec
+        if name is not None and name not in SOURCES:
+            raise ConfigError(f"unknown source {name!r}", hint=f"one of {', '.join(SOURCES)}")
+        root = Path(spec)
+        for f in expand_paths(root):
+            try:
+                size = f.stat().st_size
+            except OSError as exc:
+                raise LoadError(f"cannot read {f}: {exc.strerror or exc}") from exc
+            jobs.append(_Job(path=f, source=name or "", size=size, in_dir=f != root))
+    return jobs
+
+
+def _ms(ts: pd.Timestamp | None) -> int | None:
+    return None if ts is None else int(ts.value // 1_000_000)
+
+
+def _raise(err: tuple[str, dict[str, Any]]) -> None:
+    kind, d = err
+    if kind == "parse":
+        exc: EdgeInvestigateError = ParseError("", path=d["path"], line=d["line"], offset=d["offset"])
+        exc.message = d["message"]
+        exc.args = (d["message"],)
+        exc.hint = d["hint"]
+        raise exc
+    from edgeinvestigate import errors
+
+    cls = getattr(errors, kind, LoadError)
+    raise cls(d["message"], hint=d["hint"])
+
+
+def load(
+    paths: PathSpec | Iterable[PathSpec],
+    since: str | datetime | pd.Timestamp | None = None,
+    until: str | datetime | pd.Timestamp | None = None,
+    strict: bool = False,
+    *,
+    source: str | None = None,
+    frames: Sequence[str] = ALL_FRAMES,
+    jobs: int | None = None,
+    dedupe: bool = True,
+) -> Evidence:
+    """Load telemetry files and directories into one :class:`Evidence`.
+
+    ``paths``: files or directories (read recursively); an item may be ``(path, source_name)`` to
+    skip content sniffing. ``since``/``until``: ISO-8601, epoch, ``-2h`` or datetimes; records
+    outside ``[since, until)`` are skipped while reading. ``strict``: raise
+    :class:`~edgeinvestigate.errors.ParseError` at the first malformed record instead of listing it
+    in ``ev.report``. ``frames``: build only some of ``invocations``/``logs``/``exceptions`` (the
+    others are empty; invocation counts stay exact). ``jobs``: processes for large inputs (default:
+    up to the CPU count when there is more than ~48 MB of Logpush data in several files).
+    ``dedupe``: when several formats (tail, TraceItems, Logpush, Workers Logs) hold the same
+    invocation, keep one copy with its logs and exceptions; the counts dropped per source pair are
+    in ``ev.report.duplicates`` (see :mod:`edgeinvestigate.evidence._dedupe`).
+    """
+    s, u = parse_time(since, name="since"), parse_time(until, name="until")
+    if s is not None and u is not None and s >= u:
+        raise ConfigError(f"since ({s}) is not before until ({u})", hint="swap --since and --until")
+    wanted = tuple(f for f in ALL_FRAMES if f in frames)
+    unknown = set(frames) - set(ALL_FRAMES)
+    if unknown:
+        raise ConfigError(f"unknown frames {sorted(unknown)}", hint=f"choose from {ALL_FRAMES}")
+    plan = _plan(paths, source)
+    since_ms, until_ms = _ms(s), _ms(u)
+    results = _run(plan, since_ms, until_ms, strict, wanted, jobs)
+
+    report = LoadReport()
+    parts: dict[str, list[pa.Table]] = {n: [] for n in ALL_FRAMES}
+    for tables, file_report, err in results:
+        if err is not None:
+            _raise(err)
+        report.files.append(file_report)
+        if tables is not None:
+            for n in ALL_FRAMES:
+                parts[n].append(tables[n])
+    out: dict[str, pd.DataFrame] = {}
+    for n in ALL_FRAMES:
+        if n in wanted and parts[n]:
+            out[n] = conform(_concat(parts[n]), n)
+        else:
+            out[n] = empty_frame(n)
+    if dedupe:
+        drop_cross_source(out, report.duplicates)
+    manifest = {
+        "created_at": _now(),
+        "window": {"since": _iso(s), "until": _iso(u)},
+        "sources": [
+            {"path": f.path, "source": f.source, "size": f.size, "sha256": f.sha256, "mtime_ns": f.mtime_ns}
+            for f in report.files
+        ],
+        "strict": strict,
+    }
+    return Evidence(**out, dlq=empty_frame("dlq"), report=report, manifest=manifest)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    # The same columns everywhere; dictionary columns may have different dictionaries.
+    return pa.concat_tables([t.select(tables[0].column_names) for t in tables], promote_options="permissive")
+
+
+def _run(
+    plan: list[_Job],
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    jobs: int | None,
+) -> list[LoadResult]:
+    """Load every planned file; large Logpush inputs in this process plus worker processes."""
+    big = [j for j in plan if not j.source or SOURCES[j.source].parallel]
+    n_workers = jobs if jobs is not None else min(os.cpu_count() or 1, max(1, len(big)))
+    if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
+        n_workers = 1
+    n_workers = min(n_workers, len(plan))
+    ctx = _mp_context()
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if ctx.get_start_method() != "fork" and main_file is not None and not os.path.exists(main_file):
+        n_workers = 1  # new worker processes re-import __main__, which is not a file (python - <<EOF)
+    args = (since_ms, until_ms, strict, frames)
+    if n_workers <= 1:
+        return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
+    # Work sharing: the workers claim files from the front of one list (biggest first), this process
+    # from the back, one file at a time, so both finish at about the same time whatever the file
+    # sizes and the workers' start-up time (nothing is queued ahead for a busy process).
+    order = sorted(range(len(plan)), key=lambda i: -plan[i].size)
+    files = [(plan[i].path, plan[i].source, plan[i].in_dir) for i in order]
+    claims = (ctx.Lock(), ctx.RawValue("q", 0), ctx.RawValue("q", len(order)))
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
+    tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-load-", dir=shm if shm.is_dir() else None))
+    results: dict[int, LoadResult] = {}
+    try:
+        with ProcessPoolExecutor(
+            max_workers=n_workers - 1, mp_context=ctx, initializer=init_claims, initargs=claims
+        ) as pool:
+            futures = [pool.submit(load_claimed, tmp, files, *args) for _ in range(n_workers - 1)]
+            while _PARENT_TAKES_SHARE and (k := claim_back(claims)) is not None:
+                path, source, in_dir = files[k]
+                results[order[k]] = load_one(path, source, *args, in_dir)
+            for fut in futures:
+                try:
+                    for k, paths, report, err in fut.result():
+                        results[order[k]] = read_ipc(paths, report, err)
+                except (BrokenProcessPool, OSError) as exc:
+                    # A worker could not start or died (e.g. a __main__ that cannot be re-imported,
+                    # or memory): the files it took are loaded below. Nothing is lost, only slower.
+                    log.warning("parallel load failed (%s); loading its files in this process", exc)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for i, job in enumerate(plan):
+        if i not in results:  # claimed by a worker that failed (or never claimed: no worker started)
+            log.warning("loading %s in this process", job.path)
+            results[i] = load_one(job.path, job.source, *args, job.in_dir)
+    return [results[i] for i in range(len(plan))]
+
+
+def _mp_context() -> Any:
+    """``fork`` where it is safe and quiet (Linux, Python 3.11: workers start in milliseconds and
+    nothing is re-imported); ``forkserver`` elsewhere (Python 3.12+ warns about forking a process
+    with threads, and pandas/numpy always have some)."""
+    import multiprocessing as mp
+
+    if sys.platform == "linux" and sys.version_info < (3, 12):
+        return mp.get_context("fork")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["edgeinvestigate.sources.files._worker"])  # no pandas in the workers
+    return ctx
+
+
+def frames_of(ev: Evidence) -> dict[str, pd.DataFrame]:
+    """The four frames of a bundle by name."""
+    return {n: ev.frame(n) for n in FRAME_NAMES}

@@ -1,0 +1,1 @@
+"""The canonical frames, the load report, findings and other shared models (imports: ground floor only)."""

@@ -1,0 +1,1 @@
+"""Notebooks and incident reports: papermill runner, parameters, kernel helpers, HTML export, redaction."""

@@ -1,0 +1,27 @@
+"""File loaders, one private module per format. Use :func:`edgeinvestigate.load` rather than these.
+
+Every loader has the signature ``loader(path: Path, ctx: FileContext) -> dict[str, pyarrow.Table]``
+(``invocations``, ``logs``, ``exceptions``; not yet conformed) and reports problems through
+``ctx.issue``. :func:`workers_logs_events_to_frames` is public so that the Workers Logs query API
+(:mod:`edgeinvestigate.sources.api.workers_logs`) maps its events exactly like the file loader does.
+"""
+
+from __future__ import annotations
+
+from edgeinvestigate.sources.files._common import FileContext
+from edgeinvestigate.sources.files._logpush import load_logpush
+from edgeinvestigate.sources.files._tail import load_tail
+from edgeinvestigate.sources.files._traceitems import load_traceitems
+from edgeinvestigate.sources.files._workers_logs import (
+    load_workers_logs_export,
+    workers_logs_events_to_frames,
+)
+
+__all__ = [
+    "FileContext",
+    "load_logpush",
+    "load_tail",
+    "load_traceitems",
+    "load_workers_logs_export",
+    "workers_logs_events_to_frames",
+]

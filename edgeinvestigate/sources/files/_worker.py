@@ -1,0 +1,191 @@
+"""Loading one file, in this process or in a worker process (imports no pandas).
+
+Errors travel back as data: exception classes with keyword-only arguments do not pickle.
+Workers hand their tables over as Arrow IPC files (in ``/dev/shm`` when there is one) that the
+parent memory-maps, so no table is pickled or copied on the way.
+
+Work sharing: the files are claimed one at a time from two ends of one list (shared counters under
+a lock), the workers from the front (biggest files first), the parent from the back. Nothing is
+handed to a worker before it is free, so no process idles while another still has files queued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from edgeinvestigate.errors import EdgeInvestigateError, LoadError, ParseError
+from edgeinvestigate.models.load_report import FileReport
+from edgeinvestigate.sources.files._common import FileContext
+from edgeinvestigate.sources.registry import SOURCES, sniff_file
+
+__all__ = [
+    "Claims",
+    "LoadResult",
+    "claim_back",
+    "init_claims",
+    "load_claimed",
+    "load_one",
+    "load_one_to_ipc",
+    "read_ipc",
+]
+
+ErrorData = tuple[str, dict[str, Any]]
+LoadResult = tuple[dict[str, pa.Table] | None, FileReport, ErrorData | None]
+#: a shared lock and the two ends (``lo``, ``hi``) of the files not claimed yet
+Claims = tuple[Any, Any, Any]
+#: one file to load: path, source name ("" = sniff), found inside a directory
+FileJob = tuple[Path, str, bool]
+
+_claims: Claims | None = None  # set in each worker process by init_claims
+
+
+def init_claims(lock: Any, lo: Any, hi: Any) -> None:
+    """Worker initializer: the shared claim counters (inherited at process start)."""
+    global _claims
+    _claims = (lock, lo, hi)
+
+
+def claim_front(claims: Claims) -> int | None:
+    """The next unclaimed file from the front (for workers), or ``None`` when none is left."""
+    lock, lo, hi = claims
+    with lock:
+        k: int = lo.value
+        if k >= hi.value:
+            return None
+        lo.value = k + 1
+        return k
+
+
+def claim_back(claims: Claims) -> int | None:
+    """The next unclaimed file from the back (for the parent), or ``None`` when none is left."""
+    lock, lo, hi = claims
+    with lock:
+        k: int = hi.value - 1
+        if k < lo.value:
+            return None
+        hi.value = k
+        return k
+
+
+def load_one(
+    path: Path,
+    source: str,
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    in_dir: bool = False,
+) -> LoadResult:
+    """Load one file with its registered (or sniffed) loader."""
+    st = path.stat()
+    report = FileReport(path=str(path), source=source, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    try:
+        if not source:
+            try:
+                detected = sniff_file(path)
+            except LoadError as exc:
+                if not in_dir or strict:
+                    raise
+                # a foreign file inside a directory tree: list it, load the rest
+                report.source = "unknown"
+                FileContext(path=str(path), source="unknown", report=report).issue(
+                    "format", exc.message, expected=f"a telemetry file ({', '.join(SOURCES)})"
+                )
+                return None, report, None
+            if detected is None:
+                report.source = "empty"
+                return None, report, None
+            source = report.source = detected
+        ctx = FileContext(
+            path=str(path),
+            source=source,
+            since_ms=since_ms,
+            until_ms=until_ms,
+            strict=strict,
+            frames=frames,
+            report=report,
+        )
+        tables = SOURCES[source].loader(path, ctx)
+        report.sha256 = sha256_file(path)
+    except ParseError as exc:
+        err = {
+            "message": exc.message,
+            "path": exc.path,
+            "line": exc.line,
+            "offset": exc.offset,
+            "hint": exc.hint,
+        }
+        return None, report, ("parse", err)
+    except EdgeInvestigateError as exc:
+        return None, report, (type(exc).__name__, {"message": exc.message, "hint": exc.hint})
+    return tables, report, None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 * 1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_one_to_ipc(
+    prefix: Path,
+    path: Path,
+    source: str,
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+    in_dir: bool,
+) -> tuple[dict[str, str] | None, FileReport, ErrorData | None]:
+    """In a worker: load one file and write its tables as Arrow IPC files named ``prefix.*``."""
+    tables, report, err = load_one(path, source, since_ms, until_ms, strict, frames, in_dir)
+    if tables is None:
+        return None, report, err
+    out = {}
+    for name, table in tables.items():
+        table = table.unify_dictionaries()  # one dictionary per column: what the IPC file format holds
+        fname = f"{prefix}.{name}.arrow"
+        with pa.OSFile(fname, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        out[name] = fname
+    return out, report, err
+
+
+def read_ipc(paths: dict[str, str] | None, report: FileReport, err: ErrorData | None) -> LoadResult:
+    """In the parent: memory-map the tables a worker wrote (no copy) and remove the files."""
+    if paths is None:
+        return None, report, err
+    tables = {}
+    for name, fname in paths.items():
+        tables[name] = pa.ipc.open_file(pa.memory_map(fname)).read_all()
+        os.unlink(fname)
+    return tables, report, err
+
+
+def load_claimed(
+    prefix: Path,
+    files: list[FileJob],
+    since_ms: int | None,
+    until_ms: int | None,
+    strict: bool,
+    frames: tuple[str, ...],
+) -> list[tuple[int, dict[str, str] | None, FileReport, ErrorData | None]]:
+    """In a worker: load files claimed from the front of ``files`` until none is left; each file's
+    tables go to Arrow IPC files named ``prefix/<index>.*``. Returns ``(index, paths, report, err)``."""
+    if _claims is None:
+        raise RuntimeError("load_claimed runs in a worker started with init_claims")
+    out = []
+    while (k := claim_front(_claims)) is not None:
+        path, source, in_dir = files[k]
+        paths, report, err = load_one_to_ipc(
+            prefix / str(k), path, source, since_ms, until_ms, strict, frames, in_dir
+        )
+        out.append((k, paths, report, err))
+    return out

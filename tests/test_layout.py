@@ -79,7 +79,10 @@ def _imports(module: str) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            targets = [target] + [f"{target}.{a.name}" for a in node.names]
+            # ``from pkg import sub`` imports the submodule; ``from mod import name`` imports the module
+            targets = [
+                f"{target}.{a.name}" if f"{target}.{a.name}" in MODULES else target for a in node.names
+            ]
         elif (
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"

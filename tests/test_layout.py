@@ -130,31 +130,39 @@ def test_imports_follow_the_data_flow() -> None:
     assert breaks == [], "imports against the layout rules (ARCHITECTURE.md):\n" + "\n".join(breaks)
 
 
-def _cycle() -> list[str] | None:
-    state: dict[str, int] = {}
+def _cycles() -> list[list[str]]:
+    """Every group of modules that import each other, directly or not (Tarjan's strongly connected components)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
     stack: list[str] = []
+    groups: list[list[str]] = []
 
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
         stack.append(node)
         for nxt in sorted(GRAPH[node]):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return None
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while (member := stack.pop()) != node:
+                group.append(member)
+            group.append(node)
+            if len(group) > 1:
+                groups.append(sorted(group))
 
     for module in sorted(GRAPH):
-        if module not in state and (found := visit(module)):
-            return found
-    return None
+        if module not in index:
+            visit(module)
+    return groups
 
 
 def test_no_import_cycles() -> None:
-    cycle = _cycle()
-    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    cycles = _cycles()
+    assert cycles == [], "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
 def test_no_giant_modules() -> None:

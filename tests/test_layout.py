@@ -131,7 +131,7 @@ def test_imports_follow_the_data_flow() -> None:
 
 
 def _cycles() -> list[list[str]]:
-    """Every group of modules that import each other, directly or not (Tarjan's strongly connected components)."""
+    """Every group of modules that import each other, directly or not (strongly connected components)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

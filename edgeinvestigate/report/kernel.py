@@ -184,10 +184,11 @@ def dlq_size(ev: Evidence) -> str:
 
 def open_bundle(bundle: str = "", *, since: str = "", until: str = "") -> Evidence:
     """The evidence a notebook works on: a bundle directory, or the bundled sample when empty."""
-    import edgeinvestigate as ei
     from edgeinvestigate._time import parse_time
+    from edgeinvestigate.evidence.bundle import Evidence
+    from edgeinvestigate.report.sample import sample_bundle
 
-    ev = ei.Evidence.open(bundle) if bundle else ei.sample_bundle()
+    ev = Evidence.open(bundle) if bundle else sample_bundle()
     lo, hi = parse_time(since, name="since"), parse_time(until, name="until")
     if lo is None and hi is None:
         return ev

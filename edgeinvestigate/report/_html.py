@@ -36,6 +36,12 @@ _TEMPLATE = r"""
   .ei-say { margin: 4px 0; }
 </style>
 <script type="text/javascript">{{ resources.ei_plotlyjs }}</script>
+<script type="text/javascript">
+  /* no figure may offer to send its data anywhere (plotly.js "Share chart..."), whatever its own config */
+  if (window.Plotly && Plotly.setPlotConfig) {
+    Plotly.setPlotConfig({showSendToCloud: false, plotlyServerURL: "", showLink: false});
+  }
+</script>
 {%- endblock html_head_css -%}
 {%- block body_header -%}
 {{ super() }}

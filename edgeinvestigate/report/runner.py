@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeinvestigate.errors import BundleError, MissingExtraError, NotebookError, NotebookParameterError
+from edgeinvestigate.report._kernel_logs import redacted_kernel_logs
 from edgeinvestigate.report.kernel import (
     FINDINGS_MIMETYPE,
     HIDDEN_OUTPUT_TAG,
@@ -235,7 +236,8 @@ def run_notebook(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
-    nb, error, failed_cell = _execute(path, params, out, progress=progress, timeout=timeout)
+    with redacted_kernel_logs(Redactor(pii=redact, credentials=True)):
+        nb, error, failed_cell = _execute(path, params, out, progress=progress, timeout=timeout)
 
     redactor = Redactor(pii=redact)
     nb, emitted = _postprocess(nb, redactor, notebook=notebook, source=path)

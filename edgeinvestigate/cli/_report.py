@@ -89,8 +89,10 @@ def report(
       NOTEBOOK.ipynb  the executed notebook (open it in JupyterLab)
       findings.json   the ranked findings, for tickets and tooling
 
-    A failing cell still writes both files, with a red banner naming the cell and the error, and
-    the command exits non-zero. Example:
+    Parameters are checked before a kernel starts: names and types, and cluster ids and job types
+    against the bundle. A failing cell still writes NOTEBOOK.failed.html and NOTEBOOK.failed.ipynb,
+    with a red banner naming the cell and the error, beside (never over) a good report, and the
+    command exits non-zero. Example:
 
     \b
       edgeinvestigate report evidence/INC-123 --out reports/INC-123 -p incident_id=INC-123

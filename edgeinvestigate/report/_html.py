@@ -39,7 +39,7 @@ _TEMPLATE = r"""
 <script type="text/javascript">
   /* no figure may offer to send its data anywhere (plotly.js "Share chart..."), whatever its own config */
   if (window.Plotly && Plotly.setPlotConfig) {
-    Plotly.setPlotConfig({showSendToCloud: false, plotlyServerURL: "", showLink: false});
+    Plotly.setPlotConfig({showSendToCloud: false, plotlyServerURL: ""});
   }
 </script>
 {%- endblock html_head_css -%}

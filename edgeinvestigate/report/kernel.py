@@ -52,8 +52,6 @@ OFFLINE_PLOT_CONFIG: dict[str, Any] = {
     "displaylogo": False,
     "responsive": True,
     "showSendToCloud": False,
-    "showEditInChartStudio": False,
-    "showLink": False,
     "plotlyServerURL": "",
     "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"],
 }

@@ -33,6 +33,7 @@ from typing import Any
 
 from edgeinvestigate.errors import BundleError, MissingExtraError, NotebookError, NotebookParameterError
 from edgeinvestigate.report._kernel_logs import redacted_kernel_logs
+from edgeinvestigate.report._preflight import check_against_bundle
 from edgeinvestigate.report.kernel import (
     FINDINGS_MIMETYPE,
     HIDDEN_OUTPUT_TAG,
@@ -233,6 +234,7 @@ def run_notebook(
     params = resolve_path_parameters(validate_parameters(notebook, parameters))
     path = notebook_path(notebook)
     _require_extra()
+    check_against_bundle(notebook, params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
@@ -251,13 +253,15 @@ def run_notebook(
         + ("" if redact else " · NOT REDACTED: contains personal data")
     )
 
-    ipynb = out / f"{notebook}.ipynb"
+    # a failed run never replaces a good report: it is written beside it as NOTEBOOK.failed.*
+    stem = notebook if error is None else f"{notebook}.failed"
+    ipynb = out / f"{stem}.ipynb"
     _write_text(ipynb, _dump_ipynb(nb))
 
     from edgeinvestigate.report._html import count_figure_divs, export_html
 
     page = export_html(nb, show_code=show_code, banner=banner, meta=redactor.text(meta))
-    html_path = out / f"{notebook}.html"
+    html_path = out / f"{stem}.html"
     _write_text(html_path, page)
     n_figures = _count_figures(nb)
     drawn = count_figure_divs(page)
@@ -270,8 +274,11 @@ def run_notebook(
     findings_path: Path | None = None
     findings = emitted.pop("findings", None)
     if findings is not None:
-        findings_path = out / "findings.json"
+        findings_path = out / ("findings.json" if error is None else "findings.failed.json")
         _write_text(findings_path, json.dumps(findings, indent=2, sort_keys=False, default=str) + "\n")
+    if error is None:  # a good run supersedes the files of an earlier failed one
+        for stale in (f"{notebook}.failed.html", f"{notebook}.failed.ipynb"):
+            (out / stale).unlink(missing_ok=True)
     return NotebookRun(
         notebook=notebook,
         out_dir=out,

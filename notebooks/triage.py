@@ -109,6 +109,7 @@ else:
         color="job_type",
         line_shape="hv",
         title="DLQ arrivals (cumulative) by job type",
+        labels={"enqueued_at": "time (UTC)", "job_type": "job type"},
     )
     show(fig)
 

@@ -69,12 +69,13 @@ def export_html(
     show_code: bool = False,
     banner: str | None = None,
     meta: str = "",
+    title: str = "",
     hidden_output_tag: str = "ei-hidden",
 ) -> str:
     """Render ``nb`` (an executed ``NotebookNode``) to a self-contained HTML string.
 
     ``banner`` (plain text, escaped here) is shown at the top in red; ``meta`` is plain text shown
-    under it (notebook, bundle, time of the run).
+    under it (notebook, bundle, time of the run); ``title`` (plain text) is the page's ``<title>``.
     """
     import jinja2
     from nbconvert import HTMLExporter
@@ -109,6 +110,7 @@ def export_html(
         "ei_csp": CSP,
         "ei_version": __version__,
         "ei_header": header,
+        "metadata": {"name": title or "edgeinvestigate report"},
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     text: str = body

@@ -260,7 +260,10 @@ def run_notebook(
 
     from edgeinvestigate.report._html import count_figure_divs, export_html
 
-    page = export_html(nb, show_code=show_code, banner=banner, meta=redactor.text(meta))
+    page_title = str(emitted.pop("title", "") or "") or f"{notebook} · edgeinvestigate"
+    page = export_html(
+        nb, show_code=show_code, banner=banner, meta=redactor.text(meta), title=redactor.text(page_title)
+    )
     html_path = out / f"{stem}.html"
     _write_text(html_path, page)
     n_figures = _count_figures(nb)

@@ -112,6 +112,7 @@ class NotebookRun:
     n_figures: int = 0
     redactions: int = 0
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: Path | None = None
 
     def raise_for_error(self) -> None:
         """Raise :class:`NotebookError` if the run failed (after the files were written)."""
@@ -279,6 +280,10 @@ def run_notebook(
     if findings is not None:
         findings_path = out / ("findings.json" if error is None else "findings.failed.json")
         _write_text(findings_path, json.dumps(findings, indent=2, sort_keys=False, default=str) + "\n")
+    summary_path: Path | None = None
+    if findings is not None and error is None:
+        summary_path = out / "summary.md"
+        _write_text(summary_path, _summary(findings, params, html_path, redact=redact))
     if error is None:  # a good run supersedes the files of an earlier failed one
         for stale in (f"{notebook}.failed.html", f"{notebook}.failed.ipynb"):
             (out / stale).unlink(missing_ok=True)
@@ -294,6 +299,22 @@ def run_notebook(
         n_figures=n_figures,
         redactions=redactor.count,
         results=emitted,
+        summary=summary_path,
+    )
+
+
+def _summary(findings: dict[str, Any], params: NotebookParameters, html_path: Path, *, redact: bool) -> str:
+    """``summary.md``: the ticket-ready Markdown summary of the findings the notebook emitted."""
+    from edgeinvestigate.models.findings import Findings
+    from edgeinvestigate.report.summary import markdown_summary
+
+    return markdown_summary(
+        Findings.model_validate(findings),
+        incident_id=str(getattr(params, "incident_id", "") or ""),
+        title=str(getattr(params, "title", "") or "").replace("Incident report", ""),
+        report=html_path.name,
+        bundle=params.bundle or "bundled sample incident",
+        redact=redact,
     )
 
 

@@ -42,7 +42,8 @@ from edgeinvestigate.errors import (
     ReplayRefusedError,
     ServerError,
 )
-from edgeinvestigate.replay._ledger import Ledger, RunLock, default_ledger_path
+from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
+from edgeinvestigate.replay._lock import RunLock
 from edgeinvestigate.replay._plan import ReplayPlan, check_target, who
 from edgeinvestigate.replay._ratelimit import Pacer, RequestBudget, ServerBudget
 from edgeinvestigate.replay._registry import register_ledger

@@ -9,7 +9,7 @@ import pytest
 
 from edgeinvestigate.errors import ReplayError, ReplayRefusedError
 from edgeinvestigate.replay import Ledger
-from edgeinvestigate.replay._ledger import RunLock
+from edgeinvestigate.replay._lock import RunLock
 
 IDS = [f"m{i}" for i in range(6)]
 

@@ -44,9 +44,10 @@ from edgeinvestigate.errors import (
 )
 from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
 from edgeinvestigate.replay._lock import RunLock
-from edgeinvestigate.replay._plan import ReplayPlan, check_target, who
+from edgeinvestigate.replay._plan import ReplayPlan, who
 from edgeinvestigate.replay._ratelimit import Pacer, RequestBudget, ServerBudget
 from edgeinvestigate.replay._registry import register_ledger
+from edgeinvestigate.replay._targets import check_target
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient

@@ -7,7 +7,8 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeinvestigate.replay._plan import PlanMessage, _cut_batches
+from edgeinvestigate.replay._plan import PlanMessage
+from edgeinvestigate.replay._planner import cut_batches
 from edgeinvestigate.replay._rewrite import (
     MAX_BATCH_BYTES,
     MAX_BATCH_MESSAGES,
@@ -26,7 +27,7 @@ def test_batches_respect_both_limits_keep_order_and_lose_nothing(message_sizes: 
         PlanMessage(message_id=f"m{i}", replay_id=f"r{i}", batch=-1, size=s, body={})
         for i, s in enumerate(message_sizes)
     ]
-    batches = _cut_batches(msgs)
+    batches = cut_batches(msgs)
     flat = [mid for b in batches for mid in b.message_ids]
     assert flat == [m.message_id for m in msgs]  # every message once, in order
     by_id = {m.message_id: m for m in msgs}

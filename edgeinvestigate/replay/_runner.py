@@ -22,7 +22,6 @@ run with the ledger consistent. Removal requests (ack, peek, purge) are retried 
 from __future__ import annotations
 
 import functools
-import math
 import random
 import signal
 import sys
@@ -30,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,12 +46,13 @@ from edgeinvestigate.replay._lock import RunLock
 from edgeinvestigate.replay._plan import ReplayPlan, who
 from edgeinvestigate.replay._ratelimit import Pacer, RequestBudget, ServerBudget
 from edgeinvestigate.replay._registry import register_ledger
+from edgeinvestigate.replay._result import RunResult
 from edgeinvestigate.replay._targets import check_target
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
 
-__all__ = ["RunResult", "run_replay"]
+__all__ = ["run_replay"]
 
 PEEK_BATCH = 100
 _RUNBOOK = "see runbooks/replay-failed-jobs.md"
@@ -61,48 +61,6 @@ NOT_AT_HEAD = (
     "pushed; the original was not in a peek of the DLQ's head (it is further back in the DLQ, or "
     "no longer in it): removal not confirmed"
 )
-
-
-@dataclass
-class RunResult:
-    """What one ``replay run`` did (the ledger holds the full story)."""
-
-    outcome: str  # completed | cancelled | interrupted | incomplete
-    plan_id: str
-    ledger: str
-    counts: dict[str, int]
-    messages_pushed: int = 0
-    push_requests: int = 0
-    requests: int = 0
-    rate_limited: int = 0
-    server_errors: int = 0
-    ambiguous_batches: int = 0
-    possible_duplicates: int = 0
-    #: push requests (all runs) that may have put a copy of a message on the target: copies that may exist
-    copies_sent: int = 0
-    still_in_dlq: int = 0
-    #: removal rounds (peek + purge) after the last batch, and what the last peek saw at the DLQ's head
-    sweep_rounds: int = 0
-    head_seen: int = 0
-    head_not_replayed: int = 0
-    elapsed_s: float = 0.0
-    push_elapsed_s: float = 0.0
-    configured_rate: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def achieved_rate(self) -> float:
-        return self.messages_pushed / self.push_elapsed_s if self.push_elapsed_s > 0 else 0.0
-
-    @property
-    def messages_per_push(self) -> float:
-        return self.messages_pushed / self.push_requests if self.push_requests else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["achieved_rate"] = round(self.achieved_rate, 2)
-        d["messages_per_push"] = round(self.messages_per_push, 2)
-        return d
 
 
 class _Stop(Exception):
@@ -839,7 +797,3 @@ def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
 
 def _rounds(n: int) -> str:
     return f"{n} removal round" + ("" if n == 1 else "s")
-
-
-def eta_seconds(remaining: int, rate: float) -> float:
-    return math.inf if rate <= 0 else remaining / rate

@@ -1,20 +1,29 @@
-"""Plan building: selection, exclusions and why, rewriting, idempotency keys, batches, hashing."""
+"""Building a plan: rewritten bodies, idempotency keys, exclusions and why, batches, estimates."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import itertools
 
 import pandas as pd
 import pytest
-from replay_messages import T0_MS, dlq_messages, iso, job, message_id, peeked
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from replay_messages import dlq_messages, job, message_id, peeked
 
-from edgeinvestigate.errors import ConfigError, ReplayRefusedError
 from edgeinvestigate.replay import ReplayPlan, plan_replay
-from edgeinvestigate.replay._rewrite import MAX_BATCH_BYTES, body_size
+from edgeinvestigate.replay._plan import PlanMessage
+from edgeinvestigate.replay._planner import cut_batches
+from edgeinvestigate.replay._rewrite import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    MAX_MESSAGE_BYTES,
+    MESSAGE_OVERHEAD_BYTES,
+    body_size,
+)
 from edgeinvestigate.sources.api.dlq import dlq_frame
 
 NOW = "2026-11-28T03:00:00.000Z"
+sizes = st.lists(st.integers(min_value=2, max_value=MAX_MESSAGE_BYTES - MESSAGE_OVERHEAD_BYTES), max_size=400)
 
 
 def plan(frame: pd.DataFrame, **kw: object) -> ReplayPlan:
@@ -54,42 +63,6 @@ def test_idempotency_key_is_stable_per_message_and_selection(dlq_frame: pd.DataF
     assert a.plan_id != b.plan_id
     assert all(keys_a[m.message_id] != m.replay_id for m in c.messages if m.message_id in keys_a)
     assert len(set(keys_a.values())) == len(keys_a)
-
-
-def test_selection_by_type_id_time_where_and_cluster(dlq_frame: pd.DataFrame) -> None:
-    p = plan(dlq_frame, types=["DATA_SYNC"])
-    assert {m.job_type for m in p.messages} == {"DATA_SYNC"}
-    assert len(p.messages) == 60
-    assert p.not_selected == 240
-    assert p.by_type == {"DATA_SYNC": 60}
-
-    ids = [message_id(3), message_id(4), "ffffffffffffffffffffffffffffffff"]
-    p = plan(dlq_frame, ids=ids)
-    assert sorted(m.message_id for m in p.messages) == sorted(ids[:2])
-    assert [(e.message_id, e.reason) for e in p.excluded] == [(ids[2], "not_found")]
-
-    p = plan(dlq_frame, since=iso(T0_MS + 100_000), until=iso(T0_MS + 110_000))
-    assert sorted(int(m.message_id[:8], 16) for m in p.messages) == list(range(100, 110))
-
-    p = plan(dlq_frame, where="job_type == 'EMAIL_DELIVERY' and attempts >= 1")
-    assert len(p.messages) == 60
-    assert p.selection["where"]
-
-    framed = dlq_frame.assign(cluster_id=["c-smtp" if i % 2 else "c-null-url" for i in range(len(dlq_frame))])
-    p = plan(framed, clusters=["c-smtp"])
-    assert len(p.messages) == 150
-    assert p.by_cluster == {"c-smtp": 150}
-
-
-def test_bad_where_names_the_expression_and_columns(dlq_frame: pd.DataFrame) -> None:
-    with pytest.raises(ConfigError, match=r"--where 'no_such_column > 3' failed") as err:
-        plan(dlq_frame, where="no_such_column > 3")
-    assert "job_type" in err.value.hint
-
-
-def test_cluster_selection_without_cluster_ids_is_a_clear_error(dlq_frame: pd.DataFrame) -> None:
-    with pytest.raises(ConfigError, match="cluster_id"):
-        plan(dlq_frame, clusters=["c1"])
 
 
 def test_exclusions_say_why() -> None:
@@ -142,52 +115,36 @@ def test_batches_hold_at_most_100_messages_and_256_kb() -> None:
     assert est.duration_s == pytest.approx(max(250 / 100.0, 9 * 300 / 1200), abs=0.1)
 
 
+@settings(max_examples=200, deadline=None)
+@given(sizes)
+def test_batches_respect_both_limits_keep_order_and_lose_nothing(message_sizes: list[int]) -> None:
+    msgs = [
+        PlanMessage(message_id=f"m{i}", replay_id=f"r{i}", batch=-1, size=s, body={})
+        for i, s in enumerate(message_sizes)
+    ]
+    batches = cut_batches(msgs)
+    flat = [mid for b in batches for mid in b.message_ids]
+    assert flat == [m.message_id for m in msgs]  # every message once, in order
+    by_id = {m.message_id: m for m in msgs}
+    for b in batches:
+        assert 1 <= len(b.message_ids) <= MAX_BATCH_MESSAGES
+        assert (
+            b.bytes == sum(by_id[i].size + MESSAGE_OVERHEAD_BYTES for i in b.message_ids) <= MAX_BATCH_BYTES
+        )
+    # greedy: a batch is only cut when the next message would not fit
+    for a, nxt in itertools.pairwise(batches):
+        first = by_id[nxt.message_ids[0]]
+        assert (
+            len(a.message_ids) == MAX_BATCH_MESSAGES
+            or a.bytes + first.size + MESSAGE_OVERHEAD_BYTES > MAX_BATCH_BYTES
+        )
+
+
 def test_leases_make_removal_one_ack_per_batch() -> None:
     msgs = [peeked(i, job(i), lease_id=f"lease-{i}") for i in range(150)]
     p = plan(dlq_frame(msgs, "jobs-dlq"))
     assert p.estimates.removal_requests == 2
     assert p.messages[0].lease_id == "lease-0"
-
-
-def test_target_allow_list_and_the_dlq_itself_are_enforced(dlq_frame: pd.DataFrame, tmp_path: Path) -> None:
-    with pytest.raises(ReplayRefusedError, match="into itself"):
-        plan_replay(dlq_frame, "jobs-dlq", "jobs-dlq", allow_queues=["jobs-dlq"])
-    with pytest.raises(ReplayRefusedError, match=r"not in the allow-list.*allowed: none") as err:
-        plan_replay(dlq_frame, "jobs-dlq", "jobs")
-    assert "--allow-queue jobs" in err.value.hint
-    other = dlq_frame.assign(queue=["jobs-dlq"] * 299 + ["emails-dlq"])
-    with pytest.raises(ReplayRefusedError, match="dead-letter queue"):
-        plan_replay(other, "jobs-dlq", "emails-dlq", allow_queues=["emails-dlq"])
-    cfg = tmp_path / "edgeinvestigate.toml"
-    cfg.write_text('[replay]\nallow_queues = ["jobs"]\n')
-    assert plan_replay(dlq_frame, "jobs-dlq", "jobs", config=cfg).allow_queues == ["jobs"]
-    cfg.write_text("[replay]\nallow_queues = 'jobs'\n")
-    with pytest.raises(ConfigError, match="must be a list"):
-        plan_replay(dlq_frame, "jobs-dlq", "jobs", config=cfg)
-
-
-def test_unknown_source_queue_lists_what_the_bundle_has(dlq_frame: pd.DataFrame) -> None:
-    with pytest.raises(Exception, match=r"no DLQ messages from 'emails-dlq' \(it has: jobs-dlq\)"):
-        plan_replay(dlq_frame, "emails-dlq", "emails", allow_queues=["emails"])
-
-
-def test_plan_file_round_trips_and_refuses_tampering(dlq_frame: pd.DataFrame, tmp_path: Path) -> None:
-    p = plan(dlq_frame, types=["EMAIL_DELIVERY"])
-    path = p.save(tmp_path / "plan.json")
-    loaded = ReplayPlan.load(path)
-    assert loaded.content_hash == p.content_hash == loaded.compute_hash()
-    assert loaded.messages == p.messages
-    with pytest.raises(ConfigError, match="exists already"):
-        p.save(path)
-
-    doc = json.loads(path.read_text())
-    doc["messages"][0]["body"]["payload"]["to"] = "attacker@example.com"
-    path.write_text(json.dumps(doc))
-    with pytest.raises(ReplayRefusedError, match="was changed after it was made"):
-        ReplayPlan.load(path)
-    path.write_text("{broken")
-    with pytest.raises(ReplayRefusedError, match="not valid JSON"):
-        ReplayPlan.load(path)
 
 
 def test_empty_selection_makes_an_empty_plan(dlq_frame: pd.DataFrame) -> None:

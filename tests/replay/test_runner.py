@@ -1,5 +1,5 @@
 """A run as the operator drives it: the first Ctrl-C finishes the in-flight batch; a declined
-confirmation sends nothing."""
+confirmation sends nothing; run_until_settled runs a plan again while a run ends incomplete."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ from replay_scenario import (
 )
 
 from edgeinvestigate.cli import cli
-from edgeinvestigate.replay import Ledger
+from edgeinvestigate.replay import Ledger, RunResult
 from edgeinvestigate.sandbox.testing import running_sandbox
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
-
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
 def test_ctrl_c_finishes_the_in_flight_batch(tmp_path: Path) -> None:
     with running_sandbox(tmp_path) as sb:
         sc = build(sb, tmp_path, n=500)
@@ -56,6 +56,8 @@ def test_ctrl_c_finishes_the_in_flight_batch(tmp_path: Path) -> None:
         assert stats["duplicates"] == 0
 
 
+@pytest.mark.e2e
+@pytest.mark.timeout(240)
 def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(tmp_path: Path) -> None:
     with running_sandbox(tmp_path) as sb:
         sc = build(sb, tmp_path, n=200)
@@ -70,3 +72,28 @@ def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(tmp_path
         res = runner.invoke(cli, [*replan, "--out", str(sc.plan_path), "--force"])
         assert res.exit_code == 0, res.output
         assert not sc.ledger_path.exists()  # the never-run ledger of the old plan went with it
+
+
+def test_run_until_settled_runs_again_while_a_run_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeinvestigate.replay import _runner
+
+    outcomes = ["incomplete", "incomplete", "completed", "incomplete"]
+    calls: list[tuple[object, object, dict[str, object]]] = []
+
+    def fake(plan_path: object, client: object, **options: object) -> RunResult:
+        calls.append((plan_path, client, options))
+        return RunResult(outcome=outcomes[len(calls) - 1], plan_id="p", ledger="l", counts={})
+
+    monkeypatch.setattr(_runner, "run_replay", fake)
+    client = object()
+    result = _runner.run_until_settled("plan.json", client, rate=50.0, confirm=None)  # type: ignore[arg-type]
+    assert result.outcome == "completed"
+    assert calls == [("plan.json", client, {"rate": 50.0, "confirm": None})] * 3
+    calls.clear()
+    outcomes[:] = ["incomplete"] * 5
+    assert _runner.run_until_settled("plan.json", client, max_runs=2).outcome == "incomplete"  # type: ignore[arg-type]
+    assert len(calls) == 2
+    calls.clear()
+    outcomes[:] = ["cancelled"]
+    assert _runner.run_until_settled("plan.json", client).outcome == "cancelled"  # type: ignore[arg-type]
+    assert len(calls) == 1  # a stopped run is not resumed behind the operator's back

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
 from edgeinvestigate.replay._patch import merge_patch
-from edgeinvestigate.replay._plan import ReplayPlan, plan_replay
-from edgeinvestigate.replay._runner import RunResult, run_replay
+from edgeinvestigate.replay._plan import ReplayPlan
+from edgeinvestigate.replay._planner import plan_replay
+from edgeinvestigate.replay._result import RunResult
+from edgeinvestigate.replay._runner import run_replay
 from edgeinvestigate.replay._status import ReplayStatus, cancel_replay, export_replay, replay_status
 from edgeinvestigate.replay._verify import VerifyReport, verify_replay
 

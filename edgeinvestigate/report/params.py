@@ -131,7 +131,7 @@ class DlqReplayParameters(NotebookParameters):
 
     notebook: ClassVar[str] = "dlq-replay"
     from_queue: str = Field("", description="the dead-letter queue to replay from; empty = the bundle's DLQ")
-    to_queue: str = Field("", description="the queue to replay into; empty = the queue the DLQ belongs to")
+    to_queue: str = Field("", description="the queue to replay into; empty = no plan (none is guessed)")
     clusters: list[str] = Field(default_factory=list, description="cluster ids to replay (comma-separated)")
     job_types: list[str] = Field(default_factory=list, description="job types to replay (comma-separated)")
     allow_queues: list[str] = Field(

@@ -41,8 +41,7 @@ api_url = ""  # API base URL (e.g. the sandbox); empty means CLOUDFLARE_API_BASE
 import pandas as pd
 
 import edgeinvestigate as ei
-from edgeinvestigate.replay._default_selection import default_selection
-from edgeinvestigate.replay._runner import run_until_settled
+from edgeinvestigate.replay import default_selection, run_until_settled
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)

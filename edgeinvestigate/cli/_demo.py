@@ -286,7 +286,7 @@ def _main_steps(
                        "-p", f"title=Demo: {_TITLES.get(scenario, scenario)}"]  # fmt: skip
         _run_cli(report_args)
     with steps.step("Pick the clusters the fix made safe and plan their replay"):
-        from edgeinvestigate.replay._default_selection import default_selection
+        from edgeinvestigate.replay import default_selection
 
         safe = default_selection(bundle)
         if not safe:

@@ -113,7 +113,7 @@ def build(sb: Any, tmp_path: Path, *, n: int = 2000, rate: float = 400.0) -> Sce
 
 
 def build_without_leases(
-    sb: Any, tmp_path: Path, *, n: int, selected: Callable[[int], bool], rate: float = 1000.0
+    sb: Any, tmp_path: Path, *, n: int, selected: Callable[[int], bool], rate: float = 400.0
 ) -> Scenario:
     """Queues, a DLQ of ``n`` jobs collected by a snapshot that *released* its leases (the frame holds
     no lease id, so replay removes originals by peek + purge), and a plan replaying the messages at the

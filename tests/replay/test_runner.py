@@ -58,7 +58,10 @@ def test_ctrl_c_finishes_the_in_flight_batch(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
-def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(tmp_path: Path) -> None:
+def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edgeinvestigate.cli._replay._can_ask", lambda: True)  # as at a terminal
     with running_sandbox(tmp_path) as sb:
         sc = build(sb, tmp_path, n=200)
         runner = CliRunner()

@@ -6,8 +6,10 @@ like ``/tmp`` itself; ``EDGEINVESTIGATE_REPLAY_LOCK_DIR`` chooses another). Two 
 (``cp a/plan.json b/plan.json``) have the same id, so the second run is refused, naming the first
 (pid, user, host, start, last heartbeat). The kernel drops the lock when its process dies, even by
 ``kill -9``; the next run then finds the dead run's details in the file and takes the lock over with
-a note. Across machines the lock cannot help: there the idempotency key in every replayed message
-(``metadata.replay.id``) is the guard.
+a note. The file also remembers the ledgers of the plan's earlier runs (``earlier_ledgers``), so a
+later run of another copy, with another ledger, sees what they replayed. Across machines the lock
+cannot help: there the idempotency key in every replayed message (``metadata.replay.id``) is the
+guard.
 
 :class:`RunLock` is the older lock next to the ledger: one run per ledger file (two different plans
 never write one ledger at once).
@@ -36,6 +38,8 @@ LOCK_DIR_ENV = "EDGEINVESTIGATE_REPLAY_LOCK_DIR"
 #: the lock file holds one JSON object padded to this size (written in one pwrite, read in one pread)
 _SIZE = 2048
 _HEARTBEAT_S = 10.0
+#: how many ledgers of earlier runs of a plan its lock file remembers
+_MAX_LEDGERS = 20
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -83,6 +87,8 @@ class PlanLock:
         self.plan_path = str(plan_path)
         self.ledger_path = str(ledger_path)
         self.note = ""
+        #: the ledgers earlier runs of this plan used on this machine (other copies, other --ledger)
+        self.earlier_ledgers: list[str] = []
         self._fd: int | None = None
         self._info: dict[str, Any] = {}
         self._stop = threading.Event()
@@ -158,6 +164,8 @@ class PlanLock:
         previous = self._read(fd)
         if previous.get("pid") and not previous.get("released_at"):
             self.note = self._stale_note(previous)
+        known = [str(p) for p in previous.get("ledgers") or [] if isinstance(p, str) and p]
+        self.earlier_ledgers = [p for p in dict.fromkeys(known) if p != self.ledger_path]
         user = who()
         now = time.time()
         self._info = {
@@ -169,6 +177,7 @@ class PlanLock:
             "heartbeat_at": now,
             "plan": self.plan_path,
             "ledger": self.ledger_path,
+            "ledgers": [*self.earlier_ledgers[-(_MAX_LEDGERS - 1) :], self.ledger_path],
         }
         self._write(self._info)
         self._stop.clear()

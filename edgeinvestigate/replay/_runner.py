@@ -113,7 +113,7 @@ def run_replay(
         speak(f"warning: {w}")
     try:
         return _run_locked(
-            plan, Path(plan_path), client, lpath, r, budget, warnings, allowed,
+            plan, Path(plan_path), client, lpath, r, budget, warnings, allowed, plan_lock.earlier_ledgers,
             progress=progress, confirm=confirm, stop=stop, argv=argv, max_attempts=max_attempts,
             max_backoff=max_backoff, budget_window_s=budget_window_s, speak=speak,
             max_ambiguous_pushes=max_ambiguous_pushes, resend_ambiguous=resend_ambiguous,
@@ -146,6 +146,7 @@ def _run_locked(
     budget: int,
     warnings: list[str],
     allowed: Sequence[str],
+    earlier_ledgers: Sequence[str],
     *,
     progress: bool,
     confirm: Callable[[ReplayPlan], bool] | None,
@@ -178,7 +179,7 @@ def _run_locked(
         client.max_attempts = 1  # every request is counted against the budget and retried here
         source_id, target_id = _resolve_queues(plan, gate, allowed)
         runner = _Runner(plan, gate, source_id, target_id, max_ambiguous_pushes=max_ambiguous_pushes)
-        _before_sending(plan, plan_path, ledger, result, resend_ambiguous, confirm, speak)
+        _before_sending(plan, plan_path, ledger, result, resend_ambiguous, confirm, speak, earlier_ledgers)
         gate.run_id = _begin(ledger, result, argv, r, budget)
         result = _execute(runner, progress=progress)
         _finish(result, ledger, plan)
@@ -311,10 +312,12 @@ def _before_sending(
     resend_ambiguous: bool,
     confirm: Callable[[ReplayPlan], bool] | None,
     say: Callable[[str], None],
+    earlier_ledgers: Sequence[str] = (),
 ) -> None:
-    """The last checks before anything is sent: messages other plans replayed, the registration of
-    this ledger in the bundle, batches capped by an earlier run, and the operator's confirmation."""
-    _refuse_replayed_elsewhere(plan, plan_path, ledger)
+    """The last checks before anything is sent: messages other plans (or other copies of this one,
+    with other ledgers) replayed, the registration of this ledger in the bundle, batches capped by an
+    earlier run, and the operator's confirmation."""
+    _refuse_replayed_elsewhere(plan, plan_path, ledger, earlier_ledgers)
     warning = register_ledger(
         plan.bundle,
         plan_id=plan.plan_id,
@@ -439,12 +442,16 @@ def _refuse_capped(plan: ReplayPlan, ledger: Ledger, resend: bool, say: Callable
     say(f"warning: {what}; --resend-ambiguous: sending them again (at most --max-ambiguous-pushes times)")
 
 
-def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger) -> None:
+def _refuse_replayed_elsewhere(
+    plan: ReplayPlan, plan_path: Path, ledger: Ledger, earlier_ledgers: Sequence[str] = ()
+) -> None:
     """Refuse to push messages that the ledger of another plan (registered in the plan's bundle, or
-    next to the plan file) shows as already pushed: they would reach the consumer twice, under two
-    different idempotency keys. Only messages this plan has not sent yet are checked."""
+    next to the plan file), or of an earlier run of a copy of this plan, shows as already pushed:
+    they would reach the consumer twice. Only messages this plan has not sent yet are checked."""
     todo = ledger.ids_in(["planned"])
-    prior = find_prior_replays(todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path])
+    prior = find_prior_replays(
+        todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path], ledgers=earlier_ledgers
+    )
     again = prior.not_removed  # pushed by another plan, original maybe still in the DLQ: sent again
     if again:
         ledger.flag_pushed_elsewhere(

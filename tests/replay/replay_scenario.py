@@ -341,5 +341,16 @@ def cli_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
     return int(stop.value.code or 0), out.out + out.err
 
 
+def tamper(path: Path, **changes: Any) -> None:
+    """Edit a plan file as an attacker would: change fields, then recompute its (unkeyed) hash."""
+    from edgeinvestigate.replay._rewrite import canonical_bytes, sha256_hex
+
+    doc = json.loads(path.read_text())
+    doc.pop("content_hash")
+    doc.update(changes)
+    doc["content_hash"] = sha256_hex(canonical_bytes(doc))
+    path.write_text(json.dumps(doc))
+
+
 def bundle_of(tmp_path: Path, frame: pd.DataFrame) -> Path:
     return Path(Evidence.empty().with_dlq(frame).save(tmp_path / "bundle"))

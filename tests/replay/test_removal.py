@@ -275,7 +275,7 @@ def test_without_leases_originals_are_purged_by_ref_even_beyond_the_first_peek(t
         other = plan_replay(frame, "jobs-dlq", "emails", ids=ids[:3], allow_queues=["emails"])
         other_path = other.save(tmp_path / "emails.json")
         with client_for(sb) as client, pytest.raises(ReplayRefusedError, match="'emails' does not exist"):
-            run_replay(other_path, client)
+            run_replay(other_path, client, allow_queues=["emails"])
         with Ledger.open(tmp_path / "emails.ledger.sqlite", create=False) as led:
             assert led.counts()["planned"] == 3
             assert led.runs() == []

@@ -170,9 +170,7 @@ def test_request_budget_binds_and_is_never_exceeded(tmp_path: Path) -> None:
                 other_tool.peek(qid, batch_size=1)
         started = time.monotonic()
         with client_for(sb) as client:
-            result = run_replay(
-                sc.plan_path, client, rate=500, max_requests_per_5min=10, budget_window_s=2.0
-            )
+            result = run_replay(sc.plan_path, client, rate=500, max_requests_per_5min=10, budget_window_s=2.0)
         elapsed = time.monotonic() - started
         assert result.outcome == "completed", result.to_dict()
         assert result.requests >= 26  # 2 lookups + 12 pushes + 12 acks

@@ -130,9 +130,7 @@ def test_status_after_kill_9_at_a_set_rate_and_the_preview_of_that_rate(
         doc = json.loads(CliRunner().invoke(cli, ["replay", "status", str(sc.plan_path), "--json"]).output)
         assert doc["state"] == "crashed"
 
-        resume = run_cli(
-            ["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "400"], env
-        )
+        resume = run_cli(["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "400"], env)
         _, err = resume.communicate(timeout=60)
         assert resume.returncode == 0, err.decode()
         assert_nothing_lost(sb, sc)

@@ -40,7 +40,7 @@ def replay() -> None:
     \b
     1. edgeinvestigate replay plan BUNDLE --from jobs-dlq --to jobs --allow-queue jobs --out plan.json
     2. review what it printed (and plan.json)
-    3. edgeinvestigate replay run plan.json
+    3. edgeinvestigate replay run plan.json --allow-queue jobs
     4. edgeinvestigate replay status plan.json      (from another terminal)
     5. edgeinvestigate replay verify plan.json BUNDLE2   (after a later collection)
 
@@ -92,7 +92,12 @@ def _check_not_run(out: Path) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="An RFC 7386 JSON merge patch (.json) or a Python file defining patch(message) -> message.",
 )
-@click.option("--allow-queue", "allow_queues", multiple=True, help="A queue allowed as --to (repeatable).")
+@click.option(
+    "--allow-queue",
+    "allow_queues",
+    multiple=True,
+    help=f"A queue allowed as --to (repeatable; also {ALLOW_ENV}=q1,q2 or --config).",
+)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False),

@@ -125,7 +125,7 @@ def test_status_after_kill_9_at_a_set_rate_and_the_preview_of_that_rate(
         assert (st.state, st.running, st.eta_s) == ("crashed", False, None)
         text = st.render()
         assert "not running (crashed? last heartbeat" in text
-        assert f"resume with `edgeinvestigate replay run {sc.plan_path}`" in text
+        assert f"resume with `edgeinvestigate replay run {sc.plan_path} --allow-queue jobs`" in text
         assert "ETA" not in text
         doc = json.loads(CliRunner().invoke(cli, ["replay", "status", str(sc.plan_path), "--json"]).output)
         assert doc["state"] == "crashed"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeinvestigate.errors import ConfigError, ReplayError
+from edgeinvestigate.models.credentials import mask_credentials
 from edgeinvestigate.replay._patch import Patch, check_json, diff, load_patch
 from edgeinvestigate.replay._plan import (
     DEFAULT_MAX_REQUESTS_PER_5MIN,
@@ -190,6 +191,8 @@ def _open(ev: Any, bundle: str | None) -> tuple[Any, str | None]:
         manifest = getattr(ev, "manifest", None)
         if isinstance(manifest, dict) and manifest.get("path"):
             bundle = str(manifest["path"])
+    if bundle and Path(bundle).exists():
+        bundle = str(Path(bundle).resolve())  # `replay run` may start in another directory
     return ev, bundle
 
 
@@ -234,7 +237,8 @@ class _Rewriter:
             assert self.patch is not None
             raise ReplayError(
                 f"the patch {self.patch.path} failed on every one of the {self.patch_tried} selected "
-                f"messages; no plan written. First: {failed[0].message_id}: {failed[0].detail}",
+                f"messages; no plan written. First: {failed[0].message_id}: "
+                + mask_credentials(failed[0].detail),
                 hint="fix the patch (run it on one message first) or drop --patch",
             )
         return messages, excluded

@@ -229,12 +229,10 @@ class CloudflareClient(ApiSession):
             return name
         hint = _LIST_HINT
         if self.api_url != DEFAULT_API_URL:
-            from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
-
             hint += (
                 "; on the local sandbox the queues live in the account that loaded them: "
-                "`edgeinvestigate simulate ... --sandbox URL` uses the account_id of DIR/ground_truth.json "
-                f"({SIMULATOR_ACCOUNT_ID} for the shipped scenarios)"
+                "`edgeinvestigate simulate ... --sandbox URL` uses the account_id of DIR/ground_truth.json, "
+                f"so set {ACCOUNT_ENV} (or --account-id) to that account_id"
             )
         raise NotFoundError(
             f"unknown queue name {name!r} in account {self.account_id}",

@@ -25,7 +25,7 @@ from edgeinvestigate.errors import LoadError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from edgeinvestigate.sources.files._common import FileContext
+    from edgeinvestigate.sources.files._framing import FileContext
 
 __all__ = ["SOURCES", "Source", "expand_paths", "register_source", "sniff_file", "sniff_source"]
 
@@ -172,7 +172,7 @@ def _head(path: Path) -> bytes:
 
 
 def _first_value(head: bytes) -> Any:
-    from edgeinvestigate.sources.files._common import FileContext, iter_documents
+    from edgeinvestigate.sources.files._framing import FileContext, iter_documents
 
     ctx = FileContext(path="<sniff>", source="<sniff>")
     try:

@@ -13,7 +13,7 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.cli import main
-from edgeinvestigate.sources.files._common import FileContext, iter_documents
+from edgeinvestigate.sources.files._framing import FileContext, iter_documents
 
 SINGLE = ("tail", "logpush", "traceitems")
 

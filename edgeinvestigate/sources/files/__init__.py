@@ -8,7 +8,7 @@ Every loader has the signature ``loader(path: Path, ctx: FileContext) -> dict[st
 
 from __future__ import annotations
 
-from edgeinvestigate.sources.files._common import FileContext
+from edgeinvestigate.sources.files._framing import FileContext
 from edgeinvestigate.sources.files._logpush import load_logpush
 from edgeinvestigate.sources.files._tail import load_tail
 from edgeinvestigate.sources.files._traceitems import load_traceitems

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from edgeinvestigate._time import epoch_to_ms
-from edgeinvestigate.sources.files._common import (
+from edgeinvestigate.sources.files._framing import (
     _TS,
     EXC_COLS,
     INV_COLS,

@@ -13,7 +13,7 @@ from typing import Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import Issue
-from edgeinvestigate.sources.files._common import (
+from edgeinvestigate.sources.files._framing import (
     FileContext,
     Rows,
     canonical_bytes,

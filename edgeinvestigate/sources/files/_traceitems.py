@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from edgeinvestigate.sources.files._common import FileContext, Rows, iter_documents, read_bytes, snippet
+from edgeinvestigate.sources.files._framing import FileContext, Rows, iter_documents, read_bytes, snippet
 from edgeinvestigate.sources.files._tail import add_trace_item, check_capture
 
 __all__ = ["load_traceitems"]

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from edgeinvestigate.errors import EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.files._common import FileContext
+from edgeinvestigate.sources.files._framing import FileContext
 from edgeinvestigate.sources.registry import SOURCES, sniff_file
 
 __all__ = [

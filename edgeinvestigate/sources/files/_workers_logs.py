@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.files._common import (
+from edgeinvestigate.sources.files._framing import (
     FileContext,
     Rows,
     canonical_bytes,

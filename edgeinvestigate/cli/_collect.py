@@ -325,9 +325,9 @@ def _rejected(f: Any) -> str:
     looks: str | None = None
     head = b""
     try:
-        from edgeinvestigate.sources.registry import _head
+        from edgeinvestigate.sources.registry import read_head
 
-        head = _head(Path(f.path))
+        head = read_head(Path(f.path))
         looks = sniff_source(head)
     except (OSError, ValueError):
         looks = None

@@ -36,7 +36,7 @@ from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateErro
 from edgeinvestigate.evidence._dedupe import drop_cross_source
 from edgeinvestigate.models.frames import conform, empty_frame
 from edgeinvestigate.models.load_report import LoadReport
-from edgeinvestigate.sources.files._framing import ALL_FRAMES
+from edgeinvestigate.sources.files._context import ALL_FRAMES
 from edgeinvestigate.sources.files._worker import (
     LoadResult,
     claim_back,

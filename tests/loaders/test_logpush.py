@@ -13,7 +13,8 @@ import pytest
 import edgeinvestigate as ei
 from edgeinvestigate.models.frames import conform
 from edgeinvestigate.sources.files import _logpush
-from edgeinvestigate.sources.files._framing import FileContext, Rows
+from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._rows import Rows
 
 
 def test_directory_tree_any_file_names(data_dir):
@@ -238,9 +239,9 @@ def test_multi_member_gzip_and_blocks(tmp_path, data_dir, monkeypatch):
     assert len(ev.invocations) == 6
     assert ev.report.n_issues == 0
     # tiny blocks: line numbers stay right across block boundaries
-    from edgeinvestigate.sources.files import _framing
+    from edgeinvestigate.sources.files import _reading
 
-    monkeypatch.setattr(_framing, "BLOCK_SIZE", 64)
+    monkeypatch.setattr(_reading, "BLOCK_SIZE", 64)
     bad = tmp_path / "bad.log"
     bad.write_bytes(lines + b"{broken\n" + lines)
     ev = ei.load(bad)

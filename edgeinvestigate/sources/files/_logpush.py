@@ -25,22 +25,18 @@ import pyarrow.compute as pc
 import xxhash
 
 from edgeinvestigate._time import epoch_to_ms
-from edgeinvestigate.sources.files._framing import (
-    _TS,
+from edgeinvestigate.sources.files._coerce import is_bad, join_args, lift_job_fields, to_ms
+from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._reading import iter_line_blocks
+from edgeinvestigate.sources.files._rows import (
     EXC_COLS,
     INV_COLS,
     LOG_COLS,
-    FileContext,
+    TS,
     Rows,
-    _array,
+    arrow_column,
     constant_dictionary,
-    is_bad,
-    iter_line_blocks,
-    join_args,
-    lift_job_fields,
     record_id,
-    snippet,
-    to_ms,
 )
 from edgeinvestigate.sources.files._tail import failed_of
 
@@ -502,7 +498,7 @@ def _ms_array(values: list[Any]) -> pa.Array:
     lo, hi = pc.min_max(arr).values()
     if lo.is_valid and not (lo.as_py() >= _MS_LO and hi.as_py() < _MS_HI):
         arr = pa.array([None if v is None else epoch_to_ms(v) for v in values], pa.int64())
-    return arr.cast(_TS)
+    return arr.cast(TS)
 
 
 def _job_fields(
@@ -569,7 +565,7 @@ def _log_columns(st: _Block, n_logs: list[int]) -> dict[str, pa.Array]:
     cols: dict[str, pa.Array] = {
         "invocation_id": pa.array(np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)),
         "ts": _ms_array([lg.TimestampMs for lg in flat]),
-        "level": _array("level", [lg.Level for lg in flat]),
+        "level": arrow_column("level", [lg.Level for lg in flat]),
         "message": pa.array(msgs, pa.string()),
         "args": pa.array(raw_args, pa.string()),
     }
@@ -582,7 +578,7 @@ def _exception_columns(st: _Block, n_exc: list[int]) -> dict[str, pa.Array]:
     return {
         "invocation_id": pa.array(np.repeat(np.arange(len(n_exc), dtype=np.int32), n_exc)),
         "ts": _ms_array([e.TimestampMs for e in flat]),
-        "name": _array("name", [e.Name if e.Name is not None else e.name for e in flat]),
+        "name": arrow_column("name", [e.Name if e.Name is not None else e.name for e in flat]),
         "message": pa.array([e.Message if e.Message is not None else e.message for e in flat], pa.string()),
         "stack": pa.array([e.Stack if e.Stack is not None else e.stack for e in flat], pa.string()),
     }
@@ -594,7 +590,7 @@ def _job_arrays(n: int, pos: list[int], vals: dict[str, list[Any]]) -> dict[str,
     if pos:
         index[np.fromiter(pos, dtype=np.int64, count=len(pos))] = np.arange(len(pos), dtype=np.int32)
     take = pa.array(index)
-    return {c: _array(c, [*vals[c], None]).take(take) for c in JOB_COLS}
+    return {c: arrow_column(c, [*vals[c], None]).take(take) for c in JOB_COLS}
 
 
 def _with_general(
@@ -605,7 +601,7 @@ def _with_general(
     if general["invocation_id"]:
         extra = pa.table(
             {
-                c: pa.array(general[c], pa.int32()) if c == "invocation_id" else _array(c, general[c])
+                c: pa.array(general[c], pa.int32()) if c == "invocation_id" else arrow_column(c, general[c])
                 for c in names
             }
         )
@@ -619,7 +615,7 @@ def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: _Block, ctx:
     Log and exception rows carry their invocation's row number until one vectorised take."""
     if not st.recs:
         return
-    ids = _array("invocation_id", rows.inv["invocation_id"])
+    ids = arrow_column("invocation_id", rows.inv["invocation_id"])
     inv = _invocation_columns(st)
     inv["invocation_id"], inv["ts"], inv["trigger"] = (
         rows.inv["invocation_id"],
@@ -627,7 +623,7 @@ def _flush(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: _Block, ctx:
         rows.inv["trigger"],
     )
     arrays = [
-        ids if c == "invocation_id" else _ms_array(inv[c]) if c == "ts" else _array(c, inv[c])
+        ids if c == "invocation_id" else _ms_array(inv[c]) if c == "ts" else arrow_column(c, inv[c])
         for c in INV_COLS
     ]
     chunks["invocations"].append(pa.record_batch(arrays, names=list(INV_COLS)))
@@ -680,7 +676,7 @@ def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
                 # load, more than the slower later operations (~6% on 300k rows) cost
                 table = table.combine_chunks()
         else:
-            table = pa.table({c: _array(c, []) for c in names})
+            table = pa.table({c: arrow_column(c, []) for c in names})
         out[frame] = table
     n = out["invocations"].num_rows
     inv = out["invocations"]

@@ -12,7 +12,7 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.models.frames import conform
-from edgeinvestigate.sources.files import _logpush
+from edgeinvestigate.sources.files import _logpush_record
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._rows import Rows
 
@@ -103,7 +103,7 @@ def _general_only(path, frames=("invocations", "logs", "exceptions")):
     ctx = FileContext(path=str(path), source="logpush", frames=frames)
     rows = Rows()
     for line in path.read_bytes().splitlines():
-        _logpush._general(line, rows, ctx, 0)
+        _logpush_record.add_logpush_line(line, rows, ctx, 0)
     return {k: conform(v, k) for k, v in rows.to_tables("logpush", str(path)).items()}
 
 

@@ -249,7 +249,7 @@ def collect(
             shown.extend(frame.attrs.get("dlq_collection", {}).get("warnings", []))
             dlq_frames.append(frame)
     if dlq_file:
-        from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+        from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
         dlq_frames.extend(dlq_frame_from_file(p) for p in dlq_file)
     if dlq_frames:

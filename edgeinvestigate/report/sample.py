@@ -76,7 +76,7 @@ def _summary_truth(gt_path: Path) -> dict[str, Any]:
 
 def _build(dest: Path) -> None:
     from edgeinvestigate.evidence.bundle import load
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     incident = dest / "incident"
     summary = simulate(SAMPLE_SCENARIO, incident, seed=SAMPLE_SEED)

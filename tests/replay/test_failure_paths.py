@@ -32,7 +32,7 @@ from edgeinvestigate.errors import ConfigError, ReplayError, ReplayRefusedError
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.replay import Ledger, ReplayPlan, export_replay, plan_replay, replay_status, run_replay
 from edgeinvestigate.sandbox.testing import running_sandbox
-from edgeinvestigate.sources.api.dlq import dlq_frame
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
 
 pytestmark = [pytest.mark.timeout(240)]
 ALLOW = ["--from", "jobs-dlq", "--to", "jobs", "--allow-queue", "jobs"]

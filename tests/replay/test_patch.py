@@ -11,7 +11,7 @@ from replay_messages import job, peeked
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.replay import merge_patch, plan_replay
 from edgeinvestigate.replay._patch import diff, load_patch
-from edgeinvestigate.sources.api.dlq import dlq_frame
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
 
 # RFC 7386 appendix A: (original, patch, result)
 RFC_CASES = [

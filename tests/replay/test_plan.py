@@ -12,7 +12,7 @@ from replay_messages import T0_MS, dlq_messages, iso, job, message_id, peeked
 from edgeinvestigate.errors import ConfigError, ReplayRefusedError
 from edgeinvestigate.replay import ReplayPlan, plan_replay
 from edgeinvestigate.replay._rewrite import MAX_BATCH_BYTES, body_size
-from edgeinvestigate.sources.api.dlq import dlq_frame
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
 
 NOW = "2026-11-28T03:00:00.000Z"
 

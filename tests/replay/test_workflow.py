@@ -45,7 +45,8 @@ from edgeinvestigate.replay import (
     verify_replay,
 )
 from edgeinvestigate.sandbox.testing import running_sandbox
-from edgeinvestigate.sources.api.dlq import collect_dlq, dlq_frame
+from edgeinvestigate.sources.api.dlq import collect_dlq
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -220,7 +220,7 @@ def collect(
         click.get_current_context().call_on_close(client.close)  # also when a request fails
     shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
     if workers_logs:
-        from edgeinvestigate.sources.api.workers_logs import load_workers_logs
+        from edgeinvestigate.evidence.workers_logs import load_workers_logs
 
         for script in workers_logs:
             part = load_workers_logs(client, script, since=s, until=u)

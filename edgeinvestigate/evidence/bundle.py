@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from edgeinvestigate import errors
 from edgeinvestigate._time import parse_time
 from edgeinvestigate._version import __version__
 from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
@@ -406,8 +407,6 @@ def _raise(err: tuple[str, dict[str, Any]]) -> None:
         exc.args = (d["message"],)
         exc.hint = d["hint"]
         raise exc
-    from edgeinvestigate import errors
-
     cls = getattr(errors, kind, LoadError)
     raise cls(d["message"], hint=d["hint"])
 

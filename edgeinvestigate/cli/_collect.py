@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.evidence._collect_checks import (
-    empty_query_warning,
-    overlapping_sources,
-    rejected_files_error,
-)
+
+if TYPE_CHECKING:
+    from edgeinvestigate.cloudflare.client import CloudflareClient
 
 __all__ = ["collect"]
 
@@ -179,7 +177,9 @@ def collect(
         return
 
     from edgeinvestigate._time import parse_time
-    from edgeinvestigate.evidence.bundle import Evidence, concat_frames, load
+    from edgeinvestigate.evidence.bundle import check_destination
+    from edgeinvestigate.evidence.collect import collect as collect_evidence
+    from edgeinvestigate.evidence.collect import collect_inputs
 
     specs: list[Any] = list(paths)
     for name, items in (
@@ -198,73 +198,41 @@ def collect(
     if dlq and dlq_keep_leases and dlq_mode != "snapshot":
         raise ConfigError("--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot")
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
-    from edgeinvestigate.evidence.bundle import check_destination
-
     # before anything is loaded or pulled: a refused --out changes nothing
-    inputs = [spec[0] if isinstance(spec, tuple) else spec for spec in specs] + list(dlq_file)
+    inputs = collect_inputs(specs, dlq_file)
     check_destination(out, inputs=inputs, overwrite=overwrite)
 
-    parts = []
-    if specs:
-        parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs))
-        if not parts[-1].report.files:
-            from edgeinvestigate.errors import LoadError
+    shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
 
-            given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in specs)
-            raise LoadError(
-                f"no telemetry files found in {given}",
-                hint="check the path: collect reads wrangler tail JSON, TraceItems JSON(L), Logpush "
-                ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
-            )
-        rejected_files_error(parts[-1].report, inputs)
-    client: Any = None
-    if workers_logs or dlq:
+    def warn(text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+        shown.append(text)
+
+    def connect() -> CloudflareClient:
         from edgeinvestigate.cloudflare.client import CloudflareClient
 
         client = CloudflareClient.from_env(api_url=api_url, account_id=account_id, token_file=token_file)
         click.get_current_context().call_on_close(client.close)  # also when a request fails
-    shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
-    if workers_logs:
-        from edgeinvestigate.evidence.workers_logs import load_workers_logs
+        return client
 
-        for script in workers_logs:
-            part = load_workers_logs(client, script, since=s, until=u)
-            empty = empty_query_warning(part.manifest, script, client.account_id)
-            if empty:
-                click.echo(f"warning: {empty}", err=True)
-                part.report.notes.append(empty)
-                shown.append(empty)
-            parts.append(part)
-    ev = Evidence.merge(parts) if parts else Evidence.empty()
-    if parts:
-        ev.manifest["window"] = {
-            "since": None if s is None else s.isoformat(),
-            "until": None if u is None else u.isoformat(),
-        }
-    dlq_frames: list[Any] = []
-    if dlq:
-        from edgeinvestigate.sources.api.dlq import load_dlq
-
-        extra: dict[str, Any] = {"release": not dlq_keep_leases}
-        if dlq_lease_ms is not None:
-            extra["visibility_timeout_ms"] = dlq_lease_ms
-        for queue in dlq:
-            # load_dlq logs each of its warnings once (the CLI shows them as "warning: ..." on stderr)
-            frame = load_dlq(client, queue, mode=dlq_mode, force=force, **extra)  # type: ignore[arg-type]
-            shown.extend(frame.attrs.get("dlq_collection", {}).get("warnings", []))
-            dlq_frames.append(frame)
-    if dlq_file:
-        from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
-
-        dlq_frames.extend(dlq_frame_from_file(p) for p in dlq_file)
-    if dlq_frames:
-        sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_file)]
-        ev = ev.with_dlq(concat_frames([ev.dlq, *dlq_frames], "dlq"), source=", ".join(sources))
-        collections = [f.attrs["dlq_collection"] for f in dlq_frames if "dlq_collection" in f.attrs]
-        if collections:
-            ev.manifest["dlq_collections"] = collections
-            ev.report.notes.extend(w for c in collections for w in c["warnings"])
-    ev.report.notes.extend(overlapping_sources(ev.invocations))
+    ev = collect_evidence(
+        specs,
+        since=s,
+        until=u,
+        strict=strict,
+        jobs=jobs,
+        workers_logs=workers_logs,
+        dlq=dlq,
+        dlq_mode=dlq_mode,  # type: ignore[arg-type]
+        force=force,
+        release=not dlq_keep_leases,
+        visibility_timeout_ms=dlq_lease_ms,
+        dlq_files=dlq_file,
+        client=connect,
+        on_warning=warn,
+    )
+    # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
+    shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
     dest = ev.save(out, overwrite=overwrite, inputs=inputs)
 
     click.echo(dataclasses.replace(ev.report, notes=[n for n in ev.report.notes if n not in shown]).summary())

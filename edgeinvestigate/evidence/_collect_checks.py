@@ -3,8 +3,15 @@ telemetry sources that hold the same invocations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from edgeinvestigate.errors import LoadError
+from edgeinvestigate.models.load_report import FileReport, LoadReport
+from edgeinvestigate.sources.registry import read_head, sniff_source
 
 __all__ = ["FORMAT_FLAGS", "empty_query_warning", "overlapping_sources", "rejected_files_error"]
 
@@ -18,12 +25,10 @@ FORMAT_FLAGS = {
 }
 
 
-def rejected_files_error(report: Any, inputs: list[Any]) -> None:
+def rejected_files_error(report: LoadReport, inputs: Iterable[Any]) -> None:
     """Raise :class:`~edgeinvestigate.errors.LoadError` when a file named on the command line (or
     every file of the load) gave nothing but rejected records: almost always the wrong format flag
     or not a telemetry file at all. The error names the file and the format it looks like."""
-    from edgeinvestigate.errors import LoadError
-
     named = {str(path) for path in inputs}
     files = list(report.files)
     useless = [f for f in files if f.skipped and not f.invocations and not f.filtered]
@@ -41,9 +46,7 @@ def rejected_files_error(report: Any, inputs: list[Any]) -> None:
     )
 
 
-def _rejected(f: Any) -> str:
-    from edgeinvestigate.sources.registry import sniff_source
-
+def _rejected(f: FileReport) -> str:
     first = next((i for i in f.issues if i.severity == "error"), None)
     if first is not None and first.kind == "gzip":
         return f"{f.path}: {first.message}"
@@ -52,8 +55,6 @@ def _rejected(f: Any) -> str:
     looks: str | None = None
     head = b""
     try:
-        from edgeinvestigate.sources.registry import read_head
-
         head = read_head(Path(f.path))
         looks = sniff_source(head)
     except (OSError, ValueError):
@@ -90,14 +91,12 @@ def empty_query_warning(manifest: dict[str, Any], script: str, account_id: str) 
     )
 
 
-def overlapping_sources(invocations: Any, min_share: float = 0.5) -> list[str]:
+def overlapping_sources(invocations: pd.DataFrame, min_share: float = 0.5) -> list[str]:
     """Notes for sources that hold the same invocations (same Worker and timestamp).
 
     The tail, TraceItems, Logpush and Workers Logs formats carry the same events: loading two of
     them for one time window counts every invocation, log line and error twice.
     """
-    import pandas as pd
-
     if not len(invocations):
         return []
     keys: dict[str, pd.MultiIndex] = {}

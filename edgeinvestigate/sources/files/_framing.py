@@ -6,7 +6,7 @@ Damage costs only the damaged value: see :func:`iter_documents`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, Final
 
 import msgspec
@@ -69,6 +69,7 @@ def _frame(
         if ch in (b"{", b"["):
             closer = b"}" if ch == b"{" else b"]"
             if first.endswith(closer) or first.endswith(closer + b","):
+                # a value on one line (NDJSON): the common case, framed here
                 raw = first[:-1] if first.endswith(b",") else first
                 try:
                     value = _json_decode(raw)
@@ -92,91 +93,100 @@ def _frame(
                 line += 1
                 pos = eol + 1
                 continue
-            pat = _close_pattern(closer, indent, in_array)
-            mm = pat.search(data, eol if eol < n else pos, n)
-            if mm is not None:
-                # In pretty output the first closing bracket in column 0 ends the top-level value.
-                close_at = mm.start() + 1 + len(indent) + 1
-                raw = data[pos:close_at]
-                try:
-                    value = _json_decode(raw)
-                except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
-                    nxt = _next_record_start(data, eol + 1, indent, close_at)
-                    if ch == b"{" and nxt < close_at:
-                        # a value that starts inside this one: this one lost its closing bracket
-                        # (or has one too many); report it alone and go on with the next
-                        ctx.issue(
-                            "json",
-                            f"invalid JSON value ({exc}; its closing {closer.decode()} is missing or "
-                            f"doubled) starting {snippet(data[pos : min(n, pos + 200)])}",
-                            line=line,
-                            offset=pos,
-                            expected="a complete JSON object",
-                        )
-                        line += data.count(b"\n", pos, nxt)
-                        pos = nxt
-                        continue
-                    if ch == b"[":
-                        # an array with a bad element: frame its elements one by one
-                        yield from _frame(
-                            data,
-                            ctx,
-                            pos + 1,
-                            mm.start() + 1,
-                            line,
-                            _indent_of_first(data, pos + 1, mm.start()),
-                            in_array=True,
-                        )
-                        line += data.count(b"\n", pos, mm.end())
-                        pos = mm.end()
-                        continue
-                    where = f"array element at byte {pos}" if in_array else "value"
-                    ctx.issue(
-                        "json",
-                        f"invalid JSON {where} ({exc}) starting {snippet(data[pos : min(n, pos + 200)])}"
-                        + ("; the other elements were loaded" if in_array else ""),
-                        line=line,
-                        offset=pos,
-                        expected="a complete JSON object",
-                    )
-                else:
-                    yield value, line, raw
-                line += data.count(b"\n", pos, mm.end())
-                pos = mm.end()
-            else:
-                # no closing line found: an unterminated value (a truncated file)
-                nxt = _next_record_start(data, eol + 1, indent, n)
-                ctx.issue(
-                    "json",
-                    f"invalid or unterminated JSON value starting {snippet(data[pos : min(n, pos + 200)])}",
-                    line=line,
-                    offset=pos,
-                    expected="a complete JSON object",
-                )
-                line += data.count(b"\n", pos, nxt)
-                pos = nxt
+            pos, line = yield from _frame_lines(
+                data, ctx, pos, n, eol, line, indent, closer, in_array=in_array
+            )
             continue
-        # stray text up to the end of the line
-        word = first.strip()
-        if in_array and word in (b",", b"]", b"],"):
-            pass  # separators of an array whose elements are framed one by one
-        elif word in KNOWN_STRAY:
-            ctx.issue(
-                "stray",
-                f"ignored the stray line {word.decode()!r} (printed by wrangler 3.35-4.24.3 on exit)",
-                line=line,
-                severity="info",
-            )
-        else:
-            ctx.issue(
-                "json",
-                f"not JSON: {snippet(first)}",
-                line=line,
-                offset=pos,
-                expected="a JSON object or array",
-            )
+        _stray(first, ctx, pos, line, in_array=in_array)
         line += 1
         pos = eol + 1
+
+
+def _frame_lines(
+    data: bytes,
+    ctx: FileContext,
+    pos: int,
+    n: int,
+    eol: int,
+    line: int,
+    indent: bytes,
+    closer: bytes,
+    *,
+    in_array: bool,
+) -> Generator[tuple[Any, int, bytes], None, tuple[int, int]]:
+    """Frame one value that spans lines (it starts at ``pos``, its first line ends at ``eol``);
+    returns the ``(pos, line)`` after it."""
+    ch = data[pos : pos + 1]
+    mm = _close_pattern(closer, indent, in_array).search(data, eol if eol < n else pos, n)
+    if mm is None:
+        # no closing line found: an unterminated value (a truncated file)
+        nxt = _next_record_start(data, eol + 1, indent, n)
+        ctx.issue(
+            "json",
+            f"invalid or unterminated JSON value starting {snippet(data[pos : min(n, pos + 200)])}",
+            line=line,
+            offset=pos,
+            expected="a complete JSON object",
+        )
+        return nxt, line + data.count(b"\n", pos, nxt)
+    # In pretty output the first closing bracket in column 0 ends the top-level value.
+    close_at = mm.start() + 1 + len(indent) + 1
+    raw = data[pos:close_at]
+    try:
+        value = _json_decode(raw)
+    except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
+        nxt = _next_record_start(data, eol + 1, indent, close_at)
+        if ch == b"{" and nxt < close_at:
+            # a value that starts inside this one: this one lost its closing bracket
+            # (or has one too many); report it alone and go on with the next
+            ctx.issue(
+                "json",
+                f"invalid JSON value ({exc}; its closing {closer.decode()} is missing or "
+                f"doubled) starting {snippet(data[pos : min(n, pos + 200)])}",
+                line=line,
+                offset=pos,
+                expected="a complete JSON object",
+            )
+            return nxt, line + data.count(b"\n", pos, nxt)
+        if ch == b"[":
+            # an array with a bad element: frame its elements one by one
+            inner = _indent_of_first(data, pos + 1, mm.start())
+            yield from _frame(data, ctx, pos + 1, mm.start() + 1, line, inner, in_array=True)
+            return mm.end(), line + data.count(b"\n", pos, mm.end())
+        where = f"array element at byte {pos}" if in_array else "value"
+        ctx.issue(
+            "json",
+            f"invalid JSON {where} ({exc}) starting {snippet(data[pos : min(n, pos + 200)])}"
+            + ("; the other elements were loaded" if in_array else ""),
+            line=line,
+            offset=pos,
+            expected="a complete JSON object",
+        )
+    else:
+        yield value, line, raw
+    return mm.end(), line + data.count(b"\n", pos, mm.end())
+
+
+def _stray(first: bytes, ctx: FileContext, pos: int, line: int, *, in_array: bool) -> None:
+    """Report text between values (up to the end of its line): a known stray word, or not JSON."""
+    word = first.strip()
+    if in_array and word in (b",", b"]", b"],"):
+        return  # separators of an array whose elements are framed one by one
+    if word in KNOWN_STRAY:
+        ctx.issue(
+            "stray",
+            f"ignored the stray line {word.decode()!r} (printed by wrangler 3.35-4.24.3 on exit)",
+            line=line,
+            severity="info",
+        )
+        return
+    ctx.issue(
+        "json",
+        f"not JSON: {snippet(first)}",
+        line=line,
+        offset=pos,
+        expected="a JSON object or array",
+    )
 
 
 def _indent_of_first(data: bytes, pos: int, end: int) -> bytes:

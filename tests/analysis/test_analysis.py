@@ -156,7 +156,7 @@ def test_other_scenarios_top_finding(scenario: str, kind: str, tmp_path: Any) ->
 
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     summary = simulate(scenario, tmp_path, seed=5, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import msgspec
 import numpy as np
 
-from edgeinvestigate.simulator._engine import LEVELS, Simulation
 from edgeinvestigate.simulator._logpush_record import CAP, logpush_record
 from edgeinvestigate.simulator._records import request_of, view_at
+from edgeinvestigate.simulator._simulation import LEVELS, Simulation
 
 __all__ = ["logpush_lines", "trace_item_lines"]
 

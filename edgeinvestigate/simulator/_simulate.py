@@ -18,9 +18,10 @@ import httpx
 from edgeinvestigate._http import Secret
 from edgeinvestigate._time import parse_time
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.simulator._engine import Simulation, run
+from edgeinvestigate.simulator._engine import run
 from edgeinvestigate.simulator._ground_truth import write_ground_truth
 from edgeinvestigate.simulator._scenario import Scenario, load_scenario
+from edgeinvestigate.simulator._simulation import Simulation
 from edgeinvestigate.simulator._write_dlq import write_dlq
 from edgeinvestigate.simulator._write_logpush import write_logpush
 from edgeinvestigate.simulator._write_tail import write_tail

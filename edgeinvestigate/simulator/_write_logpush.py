@@ -15,8 +15,8 @@ from pathlib import Path
 
 import isal.igzip as igzip
 
-from edgeinvestigate.simulator._engine import Simulation
 from edgeinvestigate.simulator._fast import logpush_lines
+from edgeinvestigate.simulator._simulation import Simulation
 
 __all__ = ["write_logpush"]
 

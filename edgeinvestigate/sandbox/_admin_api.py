@@ -15,7 +15,7 @@ from edgeinvestigate.sandbox._bodies import BodyError, encode_admin_body
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import bearer_error, read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, success
-from edgeinvestigate.sandbox._store import QueueRow
+from edgeinvestigate.sandbox._messages import QueueRow
 from edgeinvestigate.sandbox.faults import parse_faults
 
 __all__ = ["ADMIN_ROUTES", "admin_endpoint"]

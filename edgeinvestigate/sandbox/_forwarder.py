@@ -26,7 +26,7 @@ from edgeinvestigate._http import make_client
 
 if TYPE_CHECKING:
     from edgeinvestigate.sandbox._context import SandboxContext
-    from edgeinvestigate.sandbox._store import QueueRow
+    from edgeinvestigate.sandbox._messages import QueueRow
 
 __all__ = ["forward_body", "run_background"]
 

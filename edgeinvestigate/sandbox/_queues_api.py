@@ -13,7 +13,7 @@ from edgeinvestigate.sandbox._bodies import PUSHABLE_CONTENT_TYPES, BodyError, e
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, success
-from edgeinvestigate.sandbox._store import QueueRow, make_ref
+from edgeinvestigate.sandbox._messages import QueueRow, make_ref
 
 __all__ = ["LIMITS", "QUEUE_HANDLERS"]
 

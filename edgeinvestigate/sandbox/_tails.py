@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError
-from edgeinvestigate.sandbox._store import iso
+from edgeinvestigate.sandbox._messages import iso
 from edgeinvestigate.sandbox._tail_hub import TailConnection
 
 __all__ = ["TAIL_HANDLERS", "tail_websocket"]

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.sandbox._messages import Store
 from edgeinvestigate.sandbox._ratelimit import RateLimiter
+from edgeinvestigate.sandbox._store import Store
 from edgeinvestigate.sandbox._tail_hub import TailHub
 from edgeinvestigate.sandbox.faults import FaultInjector, FaultSpec
 

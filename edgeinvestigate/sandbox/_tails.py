@@ -18,10 +18,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from edgeinvestigate.sandbox._clock import iso
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError
-from edgeinvestigate.sandbox._messages import iso
 from edgeinvestigate.sandbox._tail_hub import TailConnection
 
 __all__ = ["TAIL_HANDLERS", "tail_websocket"]
@@ -35,7 +35,7 @@ _SCRIPT_RE = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
 async def tail_websocket(websocket: WebSocket) -> None:
     ctx: SandboxContext = websocket.app.state.ctx
     tail_id = websocket.path_params["tail_id"]
-    tail = ctx.store.get_tail(tail_id)
+    tail = ctx.store.tails.get(tail_id)
     if tail is None or SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
         await websocket.close(code=1008)  # before accept: the client gets HTTP 403
         return
@@ -91,18 +91,18 @@ async def create_tail(request: Request, ctx: SandboxContext) -> Any:
         filters = body["filters"]
     elif body not in ({}, None) and not isinstance(body, dict):
         raise SandboxHTTPError("bad_request", 'send {"filters": [...]}')
-    if len(ctx.store.tails(account, script)) >= MAX_TAILS_PER_SCRIPT:
+    if len(ctx.store.tails.all(account, script)) >= MAX_TAILS_PER_SCRIPT:
         raise SandboxHTTPError(
             "too_many_tails", f"{script!r} already has {MAX_TAILS_PER_SCRIPT} tails; delete one"
         )
-    tail = ctx.store.create_tail(account, script, filters, TAIL_TTL_MS)
+    tail = ctx.store.tails.create(account, script, filters, TAIL_TTL_MS)
     return _tail_api(tail, request)
 
 
 async def list_tails(request: Request, ctx: SandboxContext) -> Any:
     account = request.path_params["account_id"]
     script = _script(request)
-    tails = ctx.store.tails(account, script)
+    tails = ctx.store.tails.all(account, script)
     if not tails:
         raise SandboxHTTPError("script_not_found", f"no active tail on {script!r}")
     return _tail_api(tails[-1], request)
@@ -112,7 +112,7 @@ async def delete_tail(request: Request, ctx: SandboxContext) -> Any:
     account = request.path_params["account_id"]
     script = _script(request)
     tail_id = request.path_params["id"]
-    if not ctx.store.delete_tail(account, script, tail_id):
+    if not ctx.store.tails.delete(account, script, tail_id):
         raise SandboxHTTPError("script_not_found", f"no tail {tail_id!r} on {script!r}")
     await ctx.tails.close_tail(tail_id, 1000)
     return None

@@ -1,23 +1,18 @@
-"""Fast tests of the lab's plumbing: config rendering, offline environment, process stopping."""
+"""``lab/_runtime.py``: the rendered Worker configs and the offline environment of ``wrangler dev``."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import stat
-import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.errors import ConfigError, EdgeInvestigateError
+from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.lab import find_lab_dir
-from edgeinvestigate.lab._procs import ProcessSet, wait_until
 from edgeinvestigate.lab._runtime import WORKERS, Deploy, RuntimeSettings, offline_env, render_configs
-from edgeinvestigate.lab._traffic import baseline_jobs, incident_jobs
 
 TOKEN = "lab-sandbox-token-9f3c"  # a per-run token in real runs
 
@@ -72,120 +67,3 @@ def test_offline_env(tmp_path: Path) -> None:
     assert env["TMPDIR"] == str(tmp_path / "tmp")
     assert "CLOUDFLARE_API_TOKEN" not in env  # never near a real account
     assert (tmp_path / "xdg").is_dir()
-
-
-def test_process_set_stops_the_whole_group(tmp_path: Path) -> None:
-    """A child that spawns a grandchild (like wrangler spawning workerd): both are stopped."""
-    script = (
-        "import subprocess, sys, time\n"
-        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-        "print(p.pid, flush=True)\n"
-        "time.sleep(600)\n"
-    )
-    with ProcessSet(tmp_path / "logs") as procs:
-        proc = procs.start("parent", [sys.executable, "-c", script])
-        wait_until(lambda: proc.log_path.read_text().strip() != "", timeout=10, what="the grandchild pid")
-        grandchild = int(proc.log_path.read_text().split()[0])
-        assert psutil.pid_exists(grandchild)
-    # leaving the block stopped both, by pid and process group
-    proc.popen.wait(timeout=5)
-    deadline = time.monotonic() + 5
-    while psutil.pid_exists(grandchild) and psutil.Process(grandchild).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline, "the grandchild survived"
-        time.sleep(0.05)
-
-
-def test_process_set_stops_children_when_the_run_fails(tmp_path: Path) -> None:
-    started = []
-
-    def failing_run() -> None:
-        with ProcessSet(tmp_path / "logs") as procs:
-            started.append(procs.start("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"]))
-            raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError, match="boom"):
-        failing_run()
-    assert started[0].popen.poll() is not None
-
-
-def test_wait_until_names_the_dead_process(tmp_path: Path) -> None:
-    with ProcessSet(tmp_path / "logs") as procs:
-        proc = procs.start("crasher", [sys.executable, "-c", "import sys; print('bad config'); sys.exit(3)"])
-        with pytest.raises(EdgeInvestigateError, match=r"(?s)crasher exited \(code 3\).*bad config"):
-            wait_until(lambda: False, timeout=10, what="readiness", proc=proc)
-
-
-def test_traffic_is_seeded_and_expectations_are_consistent() -> None:
-    import random
-
-    a = baseline_jobs(60, random.Random(1))
-    b = baseline_jobs(60, random.Random(1))
-    assert [j.body["payload"] for j in a] == [j.body["payload"] for j in b]
-    assert {j.expect for j in a} == {"succeed", "dlq-wrapped", "dlq-raw"}
-    assert len({j.job_id for j in a}) == 60
-    incident = incident_jobs(100, random.Random(2))
-    assert all((j.expect == "dlq-wrapped") == (j.type == "EMAIL_DELIVERY") for j in incident)
-    assert all(j.body["payload"]["jobId"] == j.job_id for j in incident)
-
-
-def test_sigterm_to_the_lab_stops_its_children(tmp_path: Path) -> None:
-    """`timeout`, CI or a user sends SIGTERM to `lab run`: the children are still stopped."""
-    import os
-    import signal
-    import subprocess
-
-    script = f"""
-import sys, time
-from pathlib import Path
-from edgeinvestigate.lab._procs import ProcessSet
-from edgeinvestigate.lab._scenario import _terminate_as_exit
-with _terminate_as_exit(), ProcessSet(Path({str(tmp_path)!r}) / "logs") as procs:
-    p = procs.start("child", [sys.executable, "-c", "import time; time.sleep(600)"])
-    print(p.pid, flush=True)
-    time.sleep(600)
-"""
-    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as parent:
-        assert parent.stdout is not None
-        child = int(parent.stdout.readline())
-        assert psutil.pid_exists(child)
-        os.kill(parent.pid, signal.SIGTERM)
-        assert parent.wait(timeout=20) == 128 + signal.SIGTERM
-    deadline = time.monotonic() + 5
-    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline, "the child survived SIGTERM of the lab"
-        time.sleep(0.05)
-
-
-def test_waiting_stops_at_once_when_the_runtime_dies(tmp_path: Path) -> None:
-    from edgeinvestigate.lab._driver import Driver
-    from edgeinvestigate.lab._watch import TraceWatcher
-
-    with ProcessSet(tmp_path / "logs") as procs:
-        dead = procs.start(
-            "wrangler-1-v41", [sys.executable, "-c", "print('workerd crashed'); raise SystemExit(7)"]
-        )
-        dead.popen.wait(timeout=10)
-        driver = Driver(
-            "http://127.0.0.1:9", TraceWatcher(tmp_path / "t.jsonl"), print, processes=lambda: [dead]
-        )
-        t0 = time.monotonic()
-        with pytest.raises(
-            EdgeInvestigateError, match=r"(?s)wrangler-1-v41 \(pid \d+\) exited with code 7.*crashed"
-        ):
-            driver.wait_settled(["baseline-0000"], timeout=60, what="the baseline jobs")
-        assert time.monotonic() - t0 < 5
-
-
-def test_watcher_reads_only_complete_lines(tmp_path: Path) -> None:
-    from edgeinvestigate.lab._watch import TraceWatcher
-
-    real = (Path(__file__).parent / "data" / "workerd-2026-04-26-traceitems.jsonl").read_text().splitlines()
-    path = tmp_path / "t.jsonl"
-    watcher = TraceWatcher(path)
-    assert watcher.poll() == 0  # no file yet
-    path.write_text(real[0] + "\n" + real[1][:100])  # the second line is still being written
-    assert watcher.poll() == 1
-    with path.open("a") as fh:
-        fh.write(real[1][100:] + "\n")
-    assert watcher.poll() == 1
-    assert watcher.lines == 2

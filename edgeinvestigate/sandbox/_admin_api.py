@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.sandbox._bodies import BodyError, encode_admin_body
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import bearer_error, read_json
@@ -250,8 +251,6 @@ async def get_faults(request: Request, ctx: SandboxContext) -> Any:
 
 async def put_faults(request: Request, ctx: SandboxContext) -> Any:
     body = await read_json(request, required=False)
-    from edgeinvestigate.errors import ConfigError
-
     try:
         if isinstance(body, dict) and set(body) <= {"spec"}:
             spec = parse_faults(body.get("spec") or "")

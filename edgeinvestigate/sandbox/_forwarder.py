@@ -17,16 +17,14 @@ import contextlib
 import json
 import logging
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from edgeinvestigate._http import make_client
-
-if TYPE_CHECKING:
-    from edgeinvestigate.sandbox._context import SandboxContext
-    from edgeinvestigate.sandbox._queues import QueueRow
+from edgeinvestigate.sandbox._context import SandboxContext
+from edgeinvestigate.sandbox._queues import QueueRow
 
 __all__ = ["forward_body", "run_background"]
 

@@ -95,6 +95,9 @@ class _Window:
 
 
 class _Consumer:
+    """The consumer Worker and the queue's runtime over the whole run: windows in time order, each
+    retry scheduled into the window in which it becomes visible again."""
+
     def __init__(
         self, scenario: Scenario, jobs: Production, templates: Templates, rng: np.random.Generator
     ) -> None:
@@ -166,7 +169,7 @@ class _Consumer:
         w.inv_ts = (b + 1) * self.W + np.arange(w.nb) * 3 + rng.integers(0, 400, w.nb)
         w.version = np.searchsorted(self.dep_ms, w.inv_ts, side="right") - 1
         self._errors(w)
-        self._kills(w)
+        self._statuses(w)
         self._timing(w)
         self._outcomes(w)
         self._settle(w)
@@ -216,7 +219,7 @@ class _Consumer:
                 tpl[m] = self.noise_idx[ti][pick_cum(self.noise_cum[ti], rng.random(cnt))]
         w.tpl, w.cause, w.kill = tpl, cause, kill
 
-    def _kills(self, w: _Window) -> None:
+    def _statuses(self, w: _Window) -> None:
         """Statuses: a kill skips the rest of its batch (collateral of the killer's root cause)."""
         status = np.full(w.n, OK, dtype=np.int8)
         has_err = w.has_err = w.tpl >= 0

@@ -19,8 +19,9 @@ from starlette.routing import Route
 from edgeinvestigate._http import Secret
 from edgeinvestigate.errors import ConfigError, SandboxError
 from edgeinvestigate.sandbox._context import SandboxConfig
+from edgeinvestigate.sandbox._database import DB_NAME
 from edgeinvestigate.sandbox._endpoint import ApiEndpoint, MethodDispatch
-from edgeinvestigate.sandbox._store import DB_NAME, Store
+from edgeinvestigate.sandbox._store import Store
 from edgeinvestigate.sandbox.app import create_app
 from edgeinvestigate.sandbox.faults import OPERATIONS, parse_faults
 

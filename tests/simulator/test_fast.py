@@ -6,9 +6,9 @@ import msgspec
 
 from edgeinvestigate.simulator._engine import run
 from edgeinvestigate.simulator._fast import logpush_lines, trace_item_lines
+from edgeinvestigate.simulator._logpush_record import logpush_record
 from edgeinvestigate.simulator._records import invocations, trace_item
 from edgeinvestigate.simulator._scenario import load_scenario
-from edgeinvestigate.simulator._write_logpush import logpush_record
 
 
 def test_fast_lines_equal_the_reference_dicts() -> None:

@@ -1,4 +1,4 @@
-"""The simulated consumer Worker (``simulator/_consumer.py``) against a real sandbox process.
+"""The simulated consumer Worker (``lab/_consumer.py``) against a real sandbox process.
 
 It pulls replayed jobs, decides them with the scenario's job model, acks / retries / dead-letters
 them, and writes Workers Logs events that ``load_workers_logs`` reads back with job and replay ids.
@@ -14,9 +14,9 @@ import pytest
 
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.evidence.workers_logs import load_workers_logs
+from edgeinvestigate.lab._consumer import JobModel, consume, publish_events, use_http_pull
 from edgeinvestigate.sandbox.testing import running_sandbox
 from edgeinvestigate.simulator import load_scenario
-from edgeinvestigate.simulator._consumer import JobModel, consume, publish_events, use_http_pull
 from edgeinvestigate.sources.api.dlq_body import decode_body
 
 ACCT = "9a7806061c88ada191ed06f989cc3dac"

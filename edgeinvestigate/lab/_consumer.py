@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import msgspec
 import numpy as np
 
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import SandboxError
 from edgeinvestigate.simulator._scenario import IncidentSpec, Scenario
 from edgeinvestigate.simulator._values import Template, ulids
+from edgeinvestigate.sources.api.dlq_body import decode_body
 
 __all__ = ["ConsumerRun", "JobModel", "JobOutcome", "consume", "publish_events", "use_http_pull"]
 
@@ -212,15 +214,11 @@ class _Logs:
 
 
 def _compact(obj: Any) -> str:
-    import msgspec
-
     return msgspec.json.encode(obj).decode()
 
 
 def _job(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The ``QueueMessage`` of a pulled message, or ``(None, why not)``."""
-    from edgeinvestigate.sources.api.dlq_body import decode_body
-
     meta = message.get("metadata") if isinstance(message.get("metadata"), Mapping) else {}
     ctype = meta.get("CF-Content-Type") if isinstance(meta, Mapping) else None
     decoded = decode_body(message.get("body"), ctype if isinstance(ctype, str) else None)
@@ -298,21 +296,7 @@ def consume(
                         "delay_seconds": _backoff(model.scenario, outcome.attempt),
                     }
                 )
-            src: dict[str, Any] = {"event": outcome.event}
-            if outcome.job_id is not None:
-                src["jobId"] = outcome.job_id
-            src |= {"type": outcome.job_type, "attempt": outcome.attempt, "messageId": outcome.message_id}
-            if outcome.replay_id:
-                src["replayId"] = outcome.replay_id
-            if outcome.error is not None:
-                src["error"] = outcome.error
-            if outcome.event == "job.retry":
-                src["delaySeconds"] = _backoff(model.scenario, outcome.attempt)
-            elif outcome.event == "job.exhausted":
-                src["maxRetries"] = max_retries
-            elif outcome.event == "job.dead_lettered":
-                src["dlq"] = dlq
-            lines.append((t0 + 2 + k, level, src))
+            lines.append((t0 + 2 + k, level, _log_line(outcome, model.scenario, max_retries, dlq)))
         client.ack(qid, acks=acks, retries=retries)
         logs.invocation(queue, t0, lines)
     else:
@@ -322,6 +306,25 @@ def consume(
         )
     run.events = logs.events
     return run
+
+
+def _log_line(outcome: JobOutcome, scenario: Scenario, max_retries: int, dlq: str | None) -> dict[str, Any]:
+    """The structured ``console.log`` object the Worker writes for one job (the logging convention)."""
+    src: dict[str, Any] = {"event": outcome.event}
+    if outcome.job_id is not None:
+        src["jobId"] = outcome.job_id
+    src |= {"type": outcome.job_type, "attempt": outcome.attempt, "messageId": outcome.message_id}
+    if outcome.replay_id:
+        src["replayId"] = outcome.replay_id
+    if outcome.error is not None:
+        src["error"] = outcome.error
+    if outcome.event == "job.retry":
+        src["delaySeconds"] = _backoff(scenario, outcome.attempt)
+    elif outcome.event == "job.exhausted":
+        src["maxRetries"] = max_retries
+    elif outcome.event == "job.dead_lettered":
+        src["dlq"] = dlq
+    return src
 
 
 def _process(

@@ -48,6 +48,7 @@ class Receiver:
 
 
 def _wait(predicate, timeout=10.0):
+    """Poll ``predicate`` (the forwarder works in the background) until it holds or ``timeout`` s pass."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -56,7 +57,34 @@ def _wait(predicate, timeout=10.0):
     return False
 
 
-def test_forward_acks_on_2xx_and_retries_otherwise(api, sandbox):
+def _stat(sandbox, account, queue, name):
+    return sandbox.queue_state(account, queue)["stats"].get(name, 0)
+
+
+def _after_the_backoff(sandbox, account, queue, clock):
+    """Wait until the forwarder retried a failed delivery, then move the sandbox clock past the
+    retry's backoff (1 s after a first failure, with retry_delay 0) instead of sleeping through it."""
+    assert _wait(lambda: _stat(sandbox, account, queue, "retried") >= 1)
+    clock(1_000)
+
+
+def _forwarder_went_round(api, sandbox):
+    """Return once the forwarder has visited every queue after this call (no fixed sleep).
+
+    The forwarder visits the forwarded queues in creation order, pass after pass, so a queue created
+    now comes last. Its first message is forwarded in some pass P; a second one, put there only after
+    the first arrived, is forwarded in a later pass, which started after P ended and so visited every
+    older queue before it.
+    """
+    api.queue("barrier", consumer={"type": "worker", "script_name": "jobs-consumer", "max_retries": 0})
+    with Receiver() as rx:
+        sandbox.admin.post(f"/__admin/accounts/{api.account}/queues/barrier/forward", json={"url": rx.url})
+        for n in (1, 2):
+            sandbox.load_messages(api.account, "barrier", [{"id": f"barrier-{n}", "body": {}}])
+            assert _wait(lambda n=n: len(rx.received) == n)
+
+
+def test_forward_acks_on_2xx_and_retries_otherwise(api, sandbox, clock):
     job = {
         "type": "EMAIL_DELIVERY",
         "payload": {"to": "a@example.com"},
@@ -78,6 +106,7 @@ def test_forward_acks_on_2xx_and_retries_otherwise(api, sandbox):
         qid = api.ok("GET", "/queues", params={"name": "jobs-retry"})[0]["queue_id"]
         api.ok("POST", f"/queues/{qid}/messages", {"body": job, "content_type": "json"})
         api.ok("POST", f"/queues/{qid}/messages", {"body": "plain words", "content_type": "text"})
+        _after_the_backoff(sandbox, api.account, "jobs-retry", clock)
         assert _wait(lambda: sandbox.queue_state(api.account, "jobs-retry")["stats"].get("acked", 0) == 2)
     bodies = [b for _, b in rx.received]
     assert bodies.count(job) == 2  # the first POST got 503 and was retried
@@ -94,7 +123,7 @@ def test_forward_acks_on_2xx_and_retries_otherwise(api, sandbox):
     assert state["stats"]["retried"] == 1
 
 
-def test_forward_exhaustion_goes_to_the_dlq_and_forwarding_stops(api, sandbox):
+def test_forward_exhaustion_goes_to_the_dlq_and_forwarding_stops(api, sandbox, clock):
     api.queue(
         "jobs-retry",
         consumer={
@@ -108,11 +137,12 @@ def test_forward_exhaustion_goes_to_the_dlq_and_forwarding_stops(api, sandbox):
     with Receiver(always_fail=True) as rx:
         sandbox.admin.post(f"/__admin/accounts/{api.account}/queues/jobs-retry/forward", json={"url": rx.url})
         sandbox.load_messages(api.account, "jobs-retry", [{"id": "m-1", "body": {"type": "DATA_SYNC"}}])
+        _after_the_backoff(sandbox, api.account, "jobs-retry", clock)
         assert _wait(lambda: sandbox.queue_state(api.account, "jobs-dlq")["messages"], timeout=15)
         assert len(rx.received) == 2  # max_retries=1: two deliveries
         sandbox.admin.post(f"/__admin/accounts/{api.account}/queues/jobs-retry/forward", json={"url": None})
         sandbox.load_messages(api.account, "jobs-retry", [{"id": "m-2", "body": {"type": "DATA_SYNC"}}])
-        time.sleep(0.5)
+        _forwarder_went_round(api, sandbox)
         assert len(rx.received) == 2
     [dead] = sandbox.queue_state(api.account, "jobs-dlq")["messages"]
     assert dead["id"] == "m-1"

@@ -11,6 +11,7 @@ holds a credential: only the operation, bucket, key, endpoint and the server's e
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -71,8 +72,11 @@ def make_s3_client(connections: int = 4) -> Any:
         raise ConfigError(f"the AWS configuration cannot be used: {exc}", hint=f"see {RUNBOOK}") from exc
 
     def client(region_name: str | None, path_style: bool) -> Any:
+        retries: dict[str, Any] = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard"}
+        if not os.environ.get("AWS_MAX_ATTEMPTS"):  # the AWS convention wins when set
+            retries["max_attempts"] = MAX_ATTEMPTS
         cfg: dict[str, Any] = {
-            "retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            "retries": retries,
             "max_pool_connections": max(10, connections + 2),
             "connect_timeout": 10,
             "read_timeout": 60,
@@ -103,6 +107,12 @@ def is_aws(endpoint_url: str) -> bool:
 
 def endpoint_of(client: Any) -> str:
     return str(client.meta.endpoint_url)
+
+
+def attempts(client: Any) -> int:
+    """Tries per request of ``client`` (``AWS_MAX_ATTEMPTS`` or ours)."""
+    retries = getattr(client.meta.config, "retries", None) or {}
+    return int(retries.get("total_max_attempts") or retries.get("max_attempts") or MAX_ATTEMPTS)
 
 
 def not_s3_error(client: Any, what: str, detail: str) -> ConfigError:
@@ -138,7 +148,7 @@ def s3_error(exc: Exception, client: Any, op: str, bucket: str, key: str = "") -
             method=op,
             url=where,
             hint="check AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 and the network (tried "
-            f"{MAX_ATTEMPTS} times); see {RUNBOOK}",
+            f"{attempts(client)} times); see {RUNBOOK}",
         )
     if not isinstance(exc, ClientError):
         return ServerError(
@@ -184,7 +194,7 @@ def s3_error(exc: Exception, client: Any, op: str, bucket: str, key: str = "") -
         )
     if code in _RETRIED_CODES or (isinstance(status, int) and status >= 500):
         return ServerError(
-            f"{op} {where} at {endpoint} still failed after {MAX_ATTEMPTS} tries ({said})",
+            f"{op} {where} at {endpoint} still failed after {attempts(client)} tries ({said})",
             hint=f"the store is throttling or failing; wait a minute and run again; see {RUNBOOK}",
             **kw,
         )

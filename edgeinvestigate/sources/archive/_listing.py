@@ -194,7 +194,7 @@ def list_window(
     since, until = since.astimezone(UTC), until.astimezone(UTC)
     plan = ArchivePlan(url=url, since=since, until=until, margin=margin)
     lister = _Lister(client, url)
-    first = since - margin - MAX_BATCH - timedelta(days=1)  # and the day before
+    first = min(since - timedelta(days=1), since - margin - MAX_BATCH)  # and the day before
     for day in _days(first, until + margin):
         prefix = f"{url.prefix}{day}/"
         plan.prefixes.append(prefix)

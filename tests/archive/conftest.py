@@ -206,7 +206,12 @@ class S3Server:
         )
 
     def moto_api(self, path: str, body: bytes = b"") -> None:
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/{path}", data=body, method="POST")
+        req = urllib.request.Request(
+            f"{self.endpoint}/moto-api/{path}",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "text/plain"},  # a form body would not reach moto's handler
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:  # 127.0.0.1 only
             resp.read()
 

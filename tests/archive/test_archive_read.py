@@ -93,6 +93,8 @@ def test_dry_run_plan_reads_nothing(aws_env, archive):
     plan = plan_archive(URL, SINCE, UNTIL)
     assert {o.key for o in plan.selected} == {PREFIX + k for k in _expected_keys(archive.keys)}
     assert aws_env.log.gets() == []
-    assert plan.selected_bytes == sum(archive.path(o.key[len(PREFIX) :]).stat().st_size for o in plan.selected)
+    assert plan.selected_bytes == sum(
+        archive.path(o.key[len(PREFIX) :]).stat().st_size for o in plan.selected
+    )
     text = "\n".join(plan.lines())
     assert f"would read {len(plan.selected)} objects, {plan.selected_bytes:,d} bytes" in text

@@ -10,7 +10,17 @@ from typing import Any
 
 import click
 
-__all__ = ["INPUT", "archive_dry_run", "has_archives", "quiet_s3_logging"]
+__all__ = [
+    "INPUT",
+    "archive_dry_run",
+    "archive_inputs",
+    "archive_load_options",
+    "archive_options",
+    "has_archives",
+    "quiet_s3_logging",
+]
+
+_META = "edgeinvestigate.archive"
 
 
 class _Input(click.ParamType):
@@ -27,6 +37,53 @@ class _Input(click.ParamType):
 
 
 INPUT = _Input()
+
+
+def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(_META, {})[param.name] = value
+    return value
+
+
+def archive_options(f: Any) -> Any:
+    """``--archive-margin`` and ``--dry-run``: kept in the click context (read them with
+    :func:`archive_inputs` and :func:`archive_load_options`), not passed to the command."""
+    f = click.option(
+        "--dry-run",
+        is_flag=True,
+        expose_value=False,
+        callback=_store,
+        help="List the archive objects and files a collect would read, and their bytes; read nothing.",
+    )(f)
+    return click.option(
+        "--archive-margin",
+        metavar="DURATION",
+        expose_value=False,
+        callback=_store,
+        help="s3:// archives: also read objects whose names lie up to this far outside the window "
+        "(late records; default 10m).",
+    )(f)
+
+
+def _options() -> dict[str, Any]:
+    ctx = click.get_current_context(silent=True)
+    return dict(ctx.meta.get(_META, {})) if ctx is not None else {}
+
+
+def archive_load_options() -> dict[str, Any]:
+    """The keyword arguments of :func:`edgeinvestigate.load` that the archive options give."""
+    return {"archive_margin": _options().get("archive_margin")}
+
+
+def archive_inputs(specs: list[Any], since: Any, until: Any) -> bool:
+    """Before a collect: keep S3 logging quiet when there are archives; with ``--dry-run`` print
+    what would be read and return True (the command then stops)."""
+    if has_archives(specs):
+        quiet_s3_logging()
+    opts = _options()
+    if opts.get("dry_run"):
+        archive_dry_run(specs, since, until, opts.get("archive_margin"))
+        return True
+    return False
 
 
 def has_archives(specs: list[Any]) -> bool:

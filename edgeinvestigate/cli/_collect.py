@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from edgeinvestigate.cli._archive import INPUT, archive_dry_run, has_archives, quiet_s3_logging
+from edgeinvestigate.cli._archive import INPUT, archive_inputs, archive_load_options, archive_options
 from edgeinvestigate.errors import ConfigError
 
 __all__ = ["collect"]
@@ -49,17 +49,7 @@ def _listen_address(value: str) -> tuple[str, int]:
     help="Logpush workers_trace_events file or directory tree, or an archive in R2/S3 as "
     "s3://BUCKET/PREFIX/ (credentials from AWS_* only; needs --since and --until) (repeatable).",
 )
-@click.option(
-    "--archive-margin",
-    metavar="DURATION",
-    help="s3:// archives: read objects whose names lie up to this far outside the window (late "
-    "records; default 10m).",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="List the archive objects and files a collect would read, and their bytes; read nothing.",
-)
+@archive_options
 @click.option(
     "--traceitems",
     multiple=True,
@@ -169,8 +159,6 @@ def collect(
     token_file: Path | None,
     listen: str | None,
     jobs: int | None,
-    archive_margin: str | None,
-    dry_run: bool,
 ) -> None:
     """Load telemetry files and API sources into an evidence bundle (Parquet + manifest.json).
 
@@ -212,16 +200,13 @@ def collect(
 
     # before anything is loaded or pulled: a refused --out changes nothing
     inputs = [spec[0] if isinstance(spec, tuple) else spec for spec in specs] + list(dlq_file)
-    if has_archives(specs):
-        quiet_s3_logging()
-    if dry_run:
-        archive_dry_run(specs, s, u, archive_margin)
+    if archive_inputs(specs, s, u):  # s3:// archives: --dry-run (lists, reads nothing), logging
         return
     check_destination(out, inputs=inputs, overwrite=overwrite)
 
     parts = []
     if specs:
-        parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs, archive_margin=archive_margin))
+        parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs, **archive_load_options()))
         if not parts[-1].report.files:
             from edgeinvestigate.errors import LoadError
 

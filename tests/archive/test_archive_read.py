@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
-import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.sources.archive import name_range, plan_archive

@@ -34,9 +34,11 @@ def test_collect_from_s3_writes_the_window(aws_env, archive, tmp_path, capsys):
     assert len(ev.invocations) == len(disk.invocations)
     manifest = json.loads((out / "manifest.json").read_text())
     (arch,) = manifest["archives"]
-    assert arch["url"] == URL and arch["failed"] == []
+    assert arch["url"] == URL
+    assert arch["failed"] == []
     assert all(s["path"].startswith(URL) for s in manifest["sources"])
-    assert f"{URL}: listed " in stdout and "skipped" in stdout
+    assert f"{URL}: listed " in stdout
+    assert "skipped" in stdout
     for text in (stdout, stderr, (out / "manifest.json").read_text()):
         assert SECRET not in text
         assert TOKEN not in text
@@ -44,7 +46,9 @@ def test_collect_from_s3_writes_the_window(aws_env, archive, tmp_path, capsys):
 
 def test_collect_positional_s3_url_and_margin(aws_env, archive, tmp_path, capsys):
     out = tmp_path / "b"
-    code, stdout, stderr = _run(["collect", URL, *WINDOW, "--archive-margin", "0", "--out", str(out)], capsys)
+    code, _stdout, stderr = _run(
+        ["collect", URL, *WINDOW, "--archive-margin", "0", "--out", str(out)], capsys
+    )
     assert code == 0, stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["archives"][0]["margin_s"] == 0
@@ -62,7 +66,8 @@ def test_dry_run_lists_objects_and_reads_nothing(aws_env, archive, tmp_path, cap
     assert aws_env.log.gets() == []  # only listings
     assert f"{URL}20261127/20261127T003000Z_20261127T003500Z_badc0ffe.log.gz" in stdout
     assert "(name without times)" in stdout
-    assert "dry run: would read" in stdout and "nothing was read" in stdout
+    assert "dry run: would read" in stdout
+    assert "nothing was read" in stdout
     sizes = sum(
         int(line.split()[0].replace(",", "")) for line in stdout.splitlines() if line.startswith("  ")
     )
@@ -70,7 +75,7 @@ def test_dry_run_lists_objects_and_reads_nothing(aws_env, archive, tmp_path, cap
 
 
 def test_missing_window_exits_2_with_a_hint(aws_env, archive, tmp_path, capsys):
-    code, stdout, stderr = _run(
+    code, _stdout, stderr = _run(
         ["collect", "--logpush", URL, "--since", "2026-11-27T00:00Z", "--out", str(tmp_path / "x")], capsys
     )
     assert code == 2
@@ -98,7 +103,8 @@ def test_one_line_errors(aws_env, archive, tmp_path, capsys, url, code, first):
     assert rc == code
     errors = [line for line in stderr.splitlines() if line.startswith(("error:", "hint:"))]
     assert errors[0].startswith(first)
-    assert errors[1].startswith("hint: ") and "runbooks/logpush-archives.md" in errors[1]
+    assert errors[1].startswith("hint: ")
+    assert "runbooks/logpush-archives.md" in errors[1]
     assert SECRET not in stderr + stdout
     assert TOKEN not in stderr + stdout
     assert "Traceback" not in stderr

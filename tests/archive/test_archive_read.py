@@ -3,6 +3,8 @@ only the window's objects fetched, the load report and manifest list every objec
 
 from __future__ import annotations
 
+import sys
+import threading
 from datetime import timedelta
 
 import pandas as pd
@@ -97,3 +99,41 @@ def test_dry_run_plan_reads_nothing(aws_env, archive):
     )
     text = "\n".join(plan.lines())
     assert f"would read {len(plan.selected)} objects, {plan.selected_bytes:,d} bytes" in text
+
+
+_WATCH = threading.local()
+_WRITES: list[str] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and getattr(_WATCH, "on", False):
+        path, mode = args[0], args[1]
+        if isinstance(mode, str) and any(c in mode for c in "wax+"):
+            _WRITES.append(f"{path} ({mode})")
+
+
+sys.addaudithook(_audit)
+
+
+def test_nothing_is_written_to_disk(aws_env, archive, monkeypatch):
+    """The archive is streamed: no file is opened for writing while it is read (an audit hook on
+    this thread and on every thread that reads an object)."""
+    import edgeinvestigate.sources.archive._load as load_mod
+
+    real = load_mod.load_object
+
+    def watched(*a, **kw):
+        _WATCH.on = True
+        try:
+            return real(*a, **kw)
+        finally:
+            _WATCH.on = False
+
+    monkeypatch.setattr(load_mod, "load_object", watched)
+    _WATCH.on = True
+    try:
+        ev = ei.load([URL], since=SINCE, until=UNTIL)
+    finally:
+        _WATCH.on = False
+    assert len(ev.invocations) > 100
+    assert _WRITES == []

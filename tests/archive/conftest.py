@@ -45,6 +45,7 @@ UNTIL = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 CORRUPT = "20261127/20261127T003000Z_20261127T003500Z_badc0ffe.log.gz"
 ODD = "20261127/late-batch-from-a-replay.log.gz"
 LATE = "20261127/20261127T010500Z_20261127T011000Z_1a7e1a7e.log.gz"
+PLAIN = "20261127/20261127T004000Z_20261127T004500Z_0001.log"
 CHALLENGE = "ownership-challenge.txt"
 SECRET = "s3cr3t-DO-NOT-PRINT-7f1c"
 TOKEN = "t0ken-DO-NOT-PRINT-9e2a"
@@ -135,6 +136,9 @@ def build_archive(root: Path, per_batch: int = 12, seed: int = 13) -> Archive:
         record(rng, _ms(UNTIL + timedelta(minutes=5, seconds=k)), 991 + k) for k in range(3)
     ]
     objects[LATE] = _gz(late)
+    # an uncompressed batch (a job or a copy that stored plain NDJSON)
+    plain = [record(rng, _ms(SINCE + timedelta(minutes=40, seconds=k * 30)), 995 + k) for k in range(5)]
+    objects[PLAIN] = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in plain).encode()
     for key, data in sorted(objects.items()):
         p = root / key
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def test_collect_from_s3_writes_the_window(aws_env, archive, tmp_path, capsys):
     assert arch["failed"] == []
     assert all(s["path"].startswith(URL) for s in manifest["sources"])
     assert f"{URL}: listed " in stdout
-    assert f"11 files under {URL}20261127 [logpush]" in stdout
+    assert f"12 files under {URL}20261127 [logpush]" in stdout
     assert "skipped" in stdout
     for text in (stdout, stderr, (out / "manifest.json").read_text()):
         assert SECRET not in text

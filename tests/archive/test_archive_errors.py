@@ -220,3 +220,20 @@ def test_bad_urls():
     assert "AWS_ENDPOINT_URL=https://<ACCOUNT_ID>.r2.cloudflarestorage.com" in info.value.hint
     with pytest.raises(ConfigError, match="is read as a Logpush archive, not as tail"):
         ei.load([("s3://logs/workers/", "tail")], since=SINCE, until=UNTIL)
+
+
+def test_an_object_that_keeps_failing_fails_alone(fault_proxy, archive):
+    key = PREFIX + "20261127/20261127T002100Z"
+    fault_proxy.faults.append(Fault(match=key, times=99, status=503, code="SlowDown"))
+    load = load_logpush_archive(URL, SHORT[0], SHORT[1])
+    (failed,) = load.failed
+    assert failed[0].startswith(f"s3://{BUCKET}/{key}")
+    assert "still failed after 3 tries (HTTP 503 SlowDown)" in failed[1]
+    assert len(load.results) == len(load.plan.selected)
+    assert sum(1 for t, _, _ in load.results if t is not None) == len(load.plan.selected) - 1
+
+
+def test_the_load_stops_when_many_objects_fail(fault_proxy, archive):
+    fault_proxy.faults.append(Fault(match=PREFIX + "2026112", times=999, status=500, code="InternalError"))
+    with pytest.raises(LoadError, match=r"objects could not be read \(the last: .*\); the load stopped"):
+        ei.load([URL], since=SINCE, until=UNTIL)

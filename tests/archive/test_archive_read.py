@@ -12,7 +12,7 @@ import pandas as pd
 import edgeinvestigate as ei
 from edgeinvestigate.sources.archive import name_range, plan_archive
 
-from .conftest import CHALLENGE, CORRUPT, LATE, ODD, PREFIX, SINCE, UNTIL, URL
+from .conftest import CHALLENGE, CORRUPT, LATE, ODD, PLAIN, PREFIX, SINCE, UNTIL, URL
 
 MARGIN = timedelta(minutes=10)
 
@@ -45,7 +45,7 @@ def test_window_equals_disk_and_fetches_only_the_window(aws_env, archive):
     fetched = aws_env.log.gets()
     expected = _expected_keys(archive.keys)
     assert sorted(fetched) == sorted(PREFIX + k for k in expected)
-    assert {CORRUPT, ODD, LATE} <= expected
+    assert {CORRUPT, ODD, LATE, PLAIN} <= expected
     assert len(expected) < len(archive.keys) / 10
     # the day before, the window's day: nothing else was listed
     assert set(aws_env.log.list_prefixes()) == {f"{PREFIX}20261126/", f"{PREFIX}20261127/"}

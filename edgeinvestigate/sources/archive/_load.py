@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -14,11 +15,16 @@ from typing import Any, Final
 import pyarrow as pa
 
 from edgeinvestigate._time import parse_time
-from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.errors import ConfigError, LoadError
 from edgeinvestigate.models.load_report import FileReport
 from edgeinvestigate.sources.archive._client import make_s3_client
 from edgeinvestigate.sources.archive._listing import ArchivePlan, list_window, require_window
-from edgeinvestigate.sources.archive._names import is_archive_url, parse_archive_url, parse_margin
+from edgeinvestigate.sources.archive._names import (
+    RUNBOOK,
+    is_archive_url,
+    parse_archive_url,
+    parse_margin,
+)
 from edgeinvestigate.sources.archive._stream import load_object
 from edgeinvestigate.sources.files._common import ALL_FRAMES
 
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: objects read at the same time (each on its own connection)
 DEFAULT_CONNECTIONS: Final = 4
+#: objects that may fail (after their retries) before the load stops: this many, or a tenth
+MAX_FAILED: Final = 3
 
 ObjectResult = tuple[dict[str, pa.Table] | None, FileReport, None]
 TimeLike = str | datetime | None
@@ -150,26 +158,43 @@ def load_logpush_archive(
     since_ms, until_ms = int(s.timestamp() * 1000), int(u.timestamp() * 1000)
     args = (since_ms, until_ms, strict, tuple(f for f in ALL_FRAMES if f in frames))
     stop = threading.Event()
-    with ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="s3-read") as pool:
-        futures: list[Future[Any]] = [
-            pool.submit(load_object, client, where, obj, *args, stop=stop) for obj in plan.selected
-        ]
-        try:
-            for obj, fut in zip(plan.selected, futures, strict=True):
-                tables, report, failed = fut.result()
-                out.results.append((tables, report, None))
-                if failed is not None:
+    budget = max(MAX_FAILED, len(plan.selected) // 10)
+    gc_was_enabled = gc.isenabled()  # the parser turns the collector off while it runs, per thread
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, connections), thread_name_prefix="s3-read") as pool:
+            futures: list[Future[Any]] = [
+                pool.submit(load_object, client, where, obj, *args, stop=stop) for obj in plan.selected
+            ]
+            try:
+                for obj, fut in zip(plan.selected, futures, strict=True):
+                    tables, report, failed = fut.result()
+                    out.results.append((tables, report, None))
+                    if failed is None:
+                        out.bytes_read += obj.size
+                        continue
                     out.failed.append((report.path, failed))
-                else:
-                    out.bytes_read += obj.size
-        except BaseException:
-            stop.set()  # the objects being read stop at their next read
-            for fut in futures:
-                fut.cancel()
-            raise
+                    if len(out.failed) > budget:
+                        raise _too_many_failed(out)
+            except BaseException:
+                stop.set()  # the objects being read stop at their next read
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     out.seconds = time.perf_counter() - t0
     log.info("%s", out.note())
     return out
+
+
+def _too_many_failed(out: ArchiveLoad) -> LoadError:
+    path, why = out.failed[-1]
+    return LoadError(
+        f"{out.plan.url}: {len(out.failed)} objects could not be read (the last: {path}: {why}); "
+        "the load stopped",
+        hint=f"the store is failing or throttling: wait a few minutes and run again; see {RUNBOOK}",
+    )
 
 
 def split_archive_specs(paths: Any, source: str | None) -> tuple[list[str], list[Any]]:

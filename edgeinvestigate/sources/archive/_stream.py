@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from edgeinvestigate.errors import LoadError
+from edgeinvestigate.errors import EdgeInvestigateError, LoadError, ServerError
 from edgeinvestigate.models.load_report import FileReport
 from edgeinvestigate.sources.archive._client import error_code, s3_error
 from edgeinvestigate.sources.archive._listing import ArchiveObject
@@ -28,6 +28,7 @@ from edgeinvestigate.sources.archive._names import ArchiveURL
 from edgeinvestigate.sources.files._common import (
     BLOCK_SIZE,
     GZIP_MAGIC,
+    GZIP_READ_SIZE,
     FileContext,
     _iter_gunzip,
     plain_despite_gz_name,
@@ -50,6 +51,14 @@ class ObjectFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _fatal_or_failed(err: EdgeInvestigateError) -> Exception:
+    """Throttling, 5xx and dropped connections that outlived the retries fail this object only;
+    credentials, permissions, the bucket and the endpoint fail the load (every object would fail)."""
+    if isinstance(err, ServerError):
+        return ObjectFailed(err.message)
+    return err
 
 
 class ObjectStream:
@@ -93,9 +102,13 @@ class ObjectStream:
                     if code == "NoSuchKey"
                     else f"the object changed while it was read ({code})"
                 ) from exc
-            raise s3_error(exc, self.client, "GetObject", self.bucket, self.obj.key) from exc
+            raise _fatal_or_failed(
+                s3_error(exc, self.client, "GetObject", self.bucket, self.obj.key)
+            ) from exc
         except BotoCoreError as exc:
-            raise s3_error(exc, self.client, "GetObject", self.bucket, self.obj.key) from exc
+            raise _fatal_or_failed(
+                s3_error(exc, self.client, "GetObject", self.bucket, self.obj.key)
+            ) from exc
 
     def read(self, n: int = -1) -> bytes:
         from botocore.exceptions import BotoCoreError
@@ -158,7 +171,8 @@ def iter_object_blocks(
     if head[:2] == GZIP_MAGIC:
         pieces = _iter_gunzip(_Prefixed(head, stream), ctx)
     elif plain_despite_gz_name(Path(name), head[:64], ctx):
-        pieces = iter(_Prefixed(head, stream).read, b"")
+        plain = _Prefixed(head, stream)
+        pieces = iter(lambda: plain.read(block_size), b"")
     else:
         return
     buf: list[bytes] = []
@@ -209,6 +223,9 @@ def load_object(
     stream = ObjectStream(client, url.bucket, obj, stop=stop)
     try:
         tables = load_logpush(Path(obj.key), ctx, blocks=iter_object_blocks(stream, obj.key, ctx))
+        with contextlib.suppress(ObjectFailed):  # then only the hash is of a prefix
+            while stream.read(GZIP_READ_SIZE):  # the rest of a corrupt object: hashed, not parsed
+                pass
     except ObjectFailed as exc:
         failed = FileReport(path=path, source="logpush", size=obj.size, mtime_ns=mtime)
         FileContext(path=path, source="logpush", report=failed).issue(
@@ -225,5 +242,5 @@ def load_object(
         return None, failed, exc.reason
     finally:
         stream.close()
-    report.sha256 = stream.sha256.hexdigest()
+    report.sha256 = stream.sha256.hexdigest() if stream.pos >= obj.size else ""
     return tables, report, None

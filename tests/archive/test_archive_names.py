@@ -77,3 +77,25 @@ def test_flat_archive_and_a_day_folder_given_as_the_url(aws_env, archive, s3_ser
     assert names == sorted(o.key.rsplit("/", 1)[1] for o in day.selected if "late-batch" not in o.key)
     assert names[0].startswith("20261127T000100Z")  # the batch across midnight is in 20261126/
     assert s3_server.log.gets() == []
+
+
+def test_client_region_and_addressing(aws_env, monkeypatch):
+    """An endpoint other than AWS without a region gets ``auto`` (R2) and path-style URLs; AWS
+    itself keeps botocore's defaults. Creating a client sends nothing."""
+    from edgeinvestigate.sources.archive._client import endpoint_of, make_s3_client
+
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://0123abcd.r2.cloudflarestorage.com")
+    r2 = make_s3_client()
+    assert r2.meta.region_name == "auto"
+    assert r2.meta.config.s3["addressing_style"] == "path"
+    assert r2.meta.config.retries["total_max_attempts"] == 3  # AWS_MAX_ATTEMPTS of the test environment
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "https://user:pw@s3.example.test:9000")
+    assert endpoint_of(make_s3_client()) == "https://s3.example.test:9000"
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS")
+    aws = make_s3_client()
+    assert aws.meta.endpoint_url.endswith(".amazonaws.com")
+    assert (aws.meta.config.s3 or {}).get("addressing_style") != "path"
+    assert aws.meta.config.retries["total_max_attempts"] == 6

@@ -74,7 +74,7 @@ def make_s3_client(connections: int = 4) -> Any:
     def client(region_name: str | None, path_style: bool) -> Any:
         retries: dict[str, Any] = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard"}
         if not os.environ.get("AWS_MAX_ATTEMPTS"):  # the AWS convention wins when set
-            retries["max_attempts"] = MAX_ATTEMPTS
+            retries["total_max_attempts"] = MAX_ATTEMPTS
         cfg: dict[str, Any] = {
             "retries": retries,
             "max_pool_connections": max(10, connections + 2),
@@ -106,7 +106,12 @@ def is_aws(endpoint_url: str) -> bool:
 
 
 def endpoint_of(client: Any) -> str:
-    return str(client.meta.endpoint_url)
+    """The endpoint for messages: scheme, host, port and path, never a ``user:password@`` part."""
+    parts = urlsplit(str(client.meta.endpoint_url))
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return parts._replace(netloc=host).geturl()
 
 
 def attempts(client: Any) -> int:

@@ -137,3 +137,25 @@ def test_nothing_is_written_to_disk(aws_env, archive, monkeypatch):
         _WATCH.on = False
     assert len(ev.invocations) > 100
     assert _WRITES == []
+
+
+def test_credentials_from_a_profile_in_the_shared_files(aws_env, archive, monkeypatch, tmp_path):
+    """AWS_PROFILE + the shared credentials and config files (endpoint and region from the profile)."""
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(name)
+    creds = tmp_path / "credentials"
+    creds.write_text("[incident]\naws_access_key_id = profile-key\naws_secret_access_key = profile-secret\n")
+    config = tmp_path / "config"
+    config.write_text(f"[profile incident]\nregion = us-east-1\nendpoint_url = {aws_env.endpoint}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "incident")
+    ev = ei.load([URL], since=SINCE, until=UNTIL)
+    assert len(ev.invocations) > 100
+    assert aws_env.log.gets()

@@ -116,3 +116,21 @@ def test_strict_stops_at_the_truncated_object(aws_env, archive):
         ei.load([URL], since=SINCE, until=UNTIL, strict=True)
     assert info.value.path.startswith(f"{URL}20261127/20261127T003000Z")
     assert PREFIX in info.value.path
+
+
+def test_collect_lists_an_object_that_cannot_be_read(fault_proxy, archive, tmp_path, capsys):
+    from .conftest import Fault
+
+    fault_proxy.faults.append(Fault(match=PREFIX + "20261127/20261127T020100Z", times=99, code="SlowDown"))
+    argv = ["collect", "--logpush", URL, "--since", "2026-11-27T02:02Z", "--until", "2026-11-27T02:03Z"]
+    code, stdout, stderr = _run([*argv, "--archive-margin", "0", "--out", str(tmp_path / "x")], capsys)
+    assert code == 0, stderr
+    bad = f"{URL}20261127/20261127T020100Z_"
+    assert f"error: {bad}" in stdout  # the summary's issue line
+    assert "could not be read: GetObject" in stdout
+    assert "still failed after 3 tries (HTTP 503 SlowDown)" in stdout
+    note = next(line for line in stdout.splitlines() if line.startswith(f"note: {URL}: listed"))
+    assert f"FAILED 1: {bad}" in note
+    assert "warning: 1 records could not be loaded" in stderr
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["archives"][0]["failed"][0]["path"].startswith(bad)

@@ -150,6 +150,8 @@ class Evidence:
             "until": None if None in untils else max(untils),
         }
         manifest = {"sources": sources, "window": window, "created_at": _now()}
+        if archives := [a for p in parts for a in p.manifest.get("archives", [])]:
+            manifest["archives"] = archives  # what each R2/S3 archive read listed, skipped, failed
         return cls(
             invocations=frames["invocations"],
             logs=frames["logs"],

@@ -159,3 +159,13 @@ def test_credentials_from_a_profile_in_the_shared_files(aws_env, archive, monkey
     ev = ei.load([URL], since=SINCE, until=UNTIL)
     assert len(ev.invocations) > 100
     assert aws_env.log.gets()
+
+
+def test_merged_bundles_keep_the_archive_listing(aws_env, archive):
+    from pathlib import Path
+
+    ev = ei.load([URL], since=SINCE, until=UNTIL)
+    other = ei.load([Path(__file__).resolve().parents[1] / "data" / "logpush"])
+    merged = ei.Evidence.merge([other, ev])
+    assert merged.manifest["archives"] == ev.manifest["archives"]
+    assert any(n.startswith(URL) for n in merged.report.notes)

@@ -57,9 +57,10 @@ def readme_bucket(aws_env, archive):
 @pytest.mark.parametrize(
     ("line", "lang", "code", "reason"), BLOCKS, ids=[f"README.md:{b[0]}" for b in BLOCKS]
 )
-def test_readme_archive_example(line, lang, code, reason, readme_bucket, capsys):
+def test_readme_archive_example(line, lang, code, reason, request, capsys):
     if reason is not None:
         pytest.skip(f"README.md:{line}: not run offline: {reason}")
+    request.getfixturevalue("readme_bucket")  # the server and the bucket only for blocks that run
     namespace: dict[str, object] = {}
     exec(compile(code, f"README.md:{line}", "exec"), namespace)
     out = capsys.readouterr().out

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from edgeinvestigate.cli._archive import INPUT, archive_inputs, archive_load_options, archive_options
 from edgeinvestigate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,16 +41,18 @@ def _listen_address(value: str) -> tuple[str, int]:
         "Secrets: the API token comes from CLOUDFLARE_API_TOKEN or --token-file, never from an option value."
     ),
 )
-@click.argument("paths", nargs=-1, type=_ANY)
+@click.argument("paths", nargs=-1, type=INPUT)
 @click.option(
     "--tail", "tail", multiple=True, type=_ANY, help="`wrangler tail --format json` output (repeatable)."
 )
 @click.option(
     "--logpush",
     multiple=True,
-    type=_ANY,
-    help="Logpush workers_trace_events file or directory tree (repeatable).",
+    type=INPUT,
+    help="Logpush workers_trace_events file or directory tree, or an archive in R2/S3 as "
+    "s3://BUCKET/PREFIX/ (credentials from AWS_* only; needs --since and --until) (repeatable).",
 )
+@archive_options
 @click.option(
     "--traceitems",
     multiple=True,
@@ -200,6 +203,8 @@ def collect(
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
     # before anything is loaded or pulled: a refused --out changes nothing
     inputs = collect_inputs(specs, dlq_file)
+    if archive_inputs(specs, s, u):  # s3:// archives: --dry-run (lists, reads nothing), logging
+        return
     check_destination(out, inputs=inputs, overwrite=overwrite)
 
     shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
@@ -230,6 +235,7 @@ def collect(
         dlq_files=dlq_file,
         client=connect,
         on_warning=warn,
+        **archive_load_options(),
     )
     # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
     shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])

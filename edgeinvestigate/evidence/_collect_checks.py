@@ -48,7 +48,7 @@ def rejected_files_error(report: LoadReport, inputs: Iterable[Any]) -> None:
 
 def _rejected(f: FileReport) -> str:
     first = next((i for i in f.issues if i.severity == "error"), None)
-    if first is not None and first.kind == "gzip":
+    if first is not None and first.kind in ("gzip", "s3"):  # s3: an archive object that failed
         return f"{f.path}: {first.message}"
     as_what = f"as {f.source} ({FORMAT_FLAGS.get(f.source, f.source)})"
     what = f"none of the {f.skipped} records of {f.path} could be read {as_what}"

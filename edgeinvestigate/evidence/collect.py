@@ -59,6 +59,7 @@ def collect(
     dlq_files: Sequence[str | Path] = (),
     client: CloudflareClient | Callable[[], CloudflareClient] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    archive_margin: str | None = None,
 ) -> Evidence:
     """Load telemetry files and API sources into one :class:`Evidence`.
 
@@ -71,11 +72,17 @@ def collect(
     that makes it, called after the files are loaded) is needed for ``workers_logs`` and ``dlq``.
     ``on_warning`` is called with each warning about an empty Workers Logs query (also in the
     report's notes); the DLQ warnings are logged by :func:`edgeinvestigate.load_dlq`.
+    ``archive_margin``: for ``s3://`` Logpush archives among ``files``, how far outside the window an
+    object's name may lie and still be read (default 10 minutes).
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     parts: list[Evidence] = []
     if files:
-        parts.append(_load_files(files, s, u, strict=strict, jobs=jobs, dlq_files=dlq_files))
+        parts.append(
+            _load_files(
+                files, s, u, strict=strict, jobs=jobs, dlq_files=dlq_files, archive_margin=archive_margin
+            )
+        )
     api = _client(client) if (workers_logs or dlq) else None
     if api is not None:
         parts.extend(_workers_logs(api, script, s, u, on_warning) for script in workers_logs)
@@ -114,8 +121,9 @@ def _load_files(
     strict: bool,
     jobs: int | None,
     dlq_files: Sequence[str | Path],
+    archive_margin: str | None = None,
 ) -> Evidence:
-    ev = load(files, since=since, until=until, strict=strict, jobs=jobs)
+    ev = load(files, since=since, until=until, strict=strict, jobs=jobs, archive_margin=archive_margin)
     if not ev.report.files:
         given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in files)
         raise LoadError(

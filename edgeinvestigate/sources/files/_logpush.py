@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import re
+from collections.abc import Iterable
 from itertools import repeat
 from operator import attrgetter
 from pathlib import Path
@@ -78,14 +79,19 @@ def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, st: Block
             ids[k] = i0
 
 
-def load_logpush(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
-    """Load one Logpush ``workers_trace_events`` file (NDJSON, plain or gzip)."""
+def load_logpush(
+    path: Path, ctx: FileContext, *, blocks: Iterable[tuple[bytes, int]] | None = None
+) -> dict[str, pa.Table]:
+    """Load one Logpush ``workers_trace_events`` file (NDJSON, plain or gzip). ``blocks``: its line
+    blocks from another reader (an object streamed from S3, see ``sources.archive``) instead of ``path``."""
     chunks: dict[str, list[pa.RecordBatch]] = {"invocations": [], "logs": [], "exceptions": []}
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         line = 1
-        for block, _ in iter_line_blocks(path, ctx, count_lines=False):
+        if blocks is None:
+            blocks = iter_line_blocks(path, ctx, count_lines=False)
+        for block, _ in blocks:
             rows = Rows()
             st = Block()
             nxt = None if ctx.windowed else _fast_block(block, line, rows, ctx, st)

@@ -68,7 +68,7 @@ def test_million_identical_errors_take_the_dedup_fast_path(monkeypatch: pytest.M
         seen.append(len(texts))
         return real(texts, masks)
 
-    monkeypatch.setattr("edgeinvestigate.analysis.clustering.mask_keys", spy)
+    monkeypatch.setattr("edgeinvestigate.analysis.clustering._grouping.mask_keys", spy)
     g = group_texts(["Error: upstream 10.0.0.1:443 refused connection"] * 1_000_000)
     assert len(g.templates) == 1
     assert len(g.labels) == 1_000_000

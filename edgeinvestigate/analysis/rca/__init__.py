@@ -48,14 +48,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from edgeinvestigate.analysis.clustering import (
-    FAILURE_LEVELS,
-    _dlq_time,
-    _json_decode,
-    _json_values,
-    _obj,
-    utc_series,
-)
+from edgeinvestigate.analysis._columns import as_object, dlq_time, json_decode, json_values, utc_series
+from edgeinvestigate.analysis.clustering import FAILURE_LEVELS
 from edgeinvestigate.analysis.clustering import cluster as _cluster
 from edgeinvestigate.analysis.deploys import Deployment, invocation_versions, parse_deployments
 from edgeinvestigate.models.findings import (
@@ -316,13 +310,13 @@ def _invocations(ev: Evidence) -> pd.DataFrame:
     src = ev.invocations
     inv = pd.DataFrame(
         {
-            "invocation_id": _obj(src["invocation_id"]),
+            "invocation_id": as_object(src["invocation_id"]),
             "ts": utc_series(src["ts"]),
-            "script": _obj(src["script"]),
-            "script_version": _obj(src["script_version"]),
-            "trigger": _obj(src["trigger"]),
-            "queue": _obj(src["queue"]),
-            "outcome": _obj(src["outcome"]).fillna("unknown"),
+            "script": as_object(src["script"]),
+            "script_version": as_object(src["script_version"]),
+            "trigger": as_object(src["trigger"]),
+            "queue": as_object(src["queue"]),
+            "outcome": as_object(src["outcome"]).fillna("unknown"),
             "failed": src["failed"].astype("boolean").fillna(False).astype(bool),
             "cpu_ms": pd.to_numeric(src["cpu_ms"].astype(object), errors="coerce"),
             "wall_ms": pd.to_numeric(src["wall_ms"].astype(object), errors="coerce"),
@@ -334,7 +328,9 @@ def _invocations(ev: Evidence) -> pd.DataFrame:
     inv["script_version"] = versions["version"].to_numpy()
     inv["version_source"] = versions["version_source"].to_numpy()
     if len(logs) and len(inv):
-        lj = pd.DataFrame({"invocation_id": _obj(logs["invocation_id"]), "job_type": _obj(logs["job_type"])})
+        lj = pd.DataFrame(
+            {"invocation_id": as_object(logs["invocation_id"]), "job_type": as_object(logs["job_type"])}
+        )
         jt = lj.dropna().drop_duplicates("invocation_id")
         inv = inv.merge(jt, on="invocation_id", how="left")
     else:
@@ -386,11 +382,11 @@ def _deliveries(ev: Evidence) -> pd.DataFrame:
         return pd.DataFrame(columns=["job_id", "attempt", "invocation_id", "ts", "job_type"])
     d = pd.DataFrame(
         {
-            "job_id": _obj(logs["job_id"]),
+            "job_id": as_object(logs["job_id"]),
             "attempt": pd.to_numeric(logs["attempt"].astype(object), errors="coerce"),
-            "invocation_id": _obj(logs["invocation_id"]),
+            "invocation_id": as_object(logs["invocation_id"]),
             "ts": utc_series(logs["ts"]),
-            "job_type": _obj(logs["job_type"]),
+            "job_type": as_object(logs["job_type"]),
         }
     ).dropna(subset=["job_id", "attempt"])
     return d.drop_duplicates(["job_id", "attempt", "invocation_id"])
@@ -576,12 +572,12 @@ def _payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str]) -> 
     dlq = clusters.dlq
     if len(dlq):
         for payload, job, cid in zip(
-            _obj(dlq["payload"]), _obj(dlq["job_id"]), _obj(dlq["cluster_id"]), strict=True
+            as_object(dlq["payload"]), as_object(dlq["job_id"]), as_object(dlq["cluster_id"]), strict=True
         ):
             if not payload:
                 continue
             try:
-                hit = _find_field(_json_decode(payload), fields)
+                hit = _find_field(json_decode(payload), fields)
             except (ValueError, msgspec.DecodeError):
                 continue
             if hit:
@@ -592,14 +588,14 @@ def _payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str]) -> 
     a = clusters.assign
     log_rows = a[a["source"] == "log"]
     if len(log_rows) and len(logs):
-        args = _obj(logs["args"]).to_numpy()
-        msgs = _obj(logs["message"]).to_numpy()
+        args = as_object(logs["args"]).to_numpy()
+        msgs = as_object(logs["message"]).to_numpy()
         for r, job, cid in zip(log_rows["row"], log_rows["job_id"], log_rows["cluster_id"], strict=True):
             for text in (msgs[r], args[r]):
                 if not text or "{" not in str(text):
                     continue
                 hit = None
-                for o in _json_values(text):
+                for o in json_values(text):
                     hit = _find_field(o, fields)
                     if hit:
                         break
@@ -647,7 +643,7 @@ def _dlq_by_cluster(dlq: pd.DataFrame, table: pd.DataFrame) -> list[DlqCluster]:
         return []
     templates = dict(zip(table["cluster_id"], table["template"], strict=True))
     d = pd.DataFrame(
-        {"cluster_id": _obj(dlq["cluster_id"]), "join": _obj(dlq["cluster_join"]).fillna("none")}
+        {"cluster_id": as_object(dlq["cluster_id"]), "join": as_object(dlq["cluster_join"]).fillna("none")}
     )
     out = []
     for cid, g in d.groupby(d["cluster_id"].fillna("\0"), sort=False):
@@ -736,9 +732,9 @@ def _over_represented(ev: Evidence, invocation_ids: set[Any]) -> list[str]:
         return []
     d = pd.DataFrame(
         {
-            "invocation_id": _obj(logs["invocation_id"]),
-            "job_id": _obj(logs["job_id"]),
-            "job_type": _obj(logs["job_type"]),
+            "invocation_id": as_object(logs["invocation_id"]),
+            "job_id": as_object(logs["job_id"]),
+            "job_type": as_object(logs["job_type"]),
         }
     ).dropna(subset=["job_type"])
     d = d.drop_duplicates(["invocation_id", "job_id", "job_type"])
@@ -1258,7 +1254,7 @@ def _incident(
             w0, w1 = pd.Timestamp(h.window.start), pd.Timestamp(h.window.end)
             extra.append(retried.loc[(retried["ts"] >= w0) & (retried["ts"] < w1), "ts"])
         elif h.kind == "dlq_cluster" and len(dlq):
-            extra.append(_dlq_time(dlq)[dlq["cluster_id"].isin(h.cluster_ids).to_numpy()].dropna())
+            extra.append(dlq_time(dlq)[dlq["cluster_id"].isin(h.cluster_ids).to_numpy()].dropna())
     if len(involved):
         involved = involved.loc[~involved.index.duplicated()]
     if not leading and len(errors):
@@ -1333,7 +1329,7 @@ def _no_telemetry_note(dlq: pd.DataFrame) -> str:
         "failures never reached the DLQ."
     ]
     if len(raw):
-        types = _obj(raw["job_type"]).fillna("unknown job type").value_counts()
+        types = as_object(raw["job_type"]).fillna("unknown job type").value_counts()
         parts.append(
             f"{len(raw)} DLQ messages have no error text (raw bodies moved after max_retries) and so "
             "no cluster: " + ", ".join(f"{t} {int(n)}" for t, n in types.head(8).items()) + "."
@@ -1349,10 +1345,10 @@ def _dlq_hypotheses(dlq: pd.DataFrame, table: pd.DataFrame) -> list[Hypothesis]:
     info: dict[str, dict[str, Any]] = {str(r["cluster_id"]): r for r in _records(table)}
     d = pd.DataFrame(
         {
-            "cluster_id": _obj(dlq["cluster_id"]),
-            "job_type": _obj(dlq["job_type"]),
-            "job_id": _obj(dlq["job_id"]),
-            "ts": _dlq_time(dlq).to_numpy(),
+            "cluster_id": as_object(dlq["cluster_id"]),
+            "job_type": as_object(dlq["job_type"]),
+            "job_id": as_object(dlq["job_id"]),
+            "ts": dlq_time(dlq).to_numpy(),
         }
     )
     total = len(d)
@@ -1418,7 +1414,7 @@ def _add_unattributed(hyps: list[Hypothesis], dlq: pd.DataFrame) -> None:
     loose = dlq[dlq["cluster_id"].isna()]
     if loose.empty:
         return
-    loose_types = _obj(loose["job_type"])
+    loose_types = as_object(loose["job_type"])
     for h in hyps:
         if "dlq_messages" not in h.evidence or h.kind == "dlq_cluster":
             continue

@@ -1,7 +1,10 @@
-"""analyze(): findings on hand-made evidence and on the simulator's default scenario (ground truth)."""
+"""analyze(): findings on hand-made evidence and on the simulator's scenarios (ground truth); what
+"failed" means, whose timeline the incident has, DLQ-only bundles and unattributed DLQ messages."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -12,7 +15,7 @@ from edgeinvestigate.analysis.rca import choose_bucket
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models.findings import Findings
 
-from .conftest import T0, invocation, make_evidence
+from .conftest import T0, invocation, job_log, make_evidence
 
 
 @pytest.mark.parametrize(
@@ -190,3 +193,193 @@ def test_logs_only_evidence() -> None:
     assert f.window is not None
     assert f.incident.timeline.first_error == T0.to_pydatetime()
     assert f.clusters[0].template == "boom <int>"
+
+
+# --------------------------------------------------------------------------------------------
+# "failed" has one definition: runtime failure, exception or error-level line; warn is not
+# --------------------------------------------------------------------------------------------
+def test_warn_only_invocations_are_not_failed() -> None:
+    inv, logs, exc = [], [], []
+    for i in range(40):
+        ts = T0 + pd.Timedelta(seconds=30 * i)
+        inv.append(invocation(i, ts))
+        job = f"job_{i}"
+        logs.append(job_log(f"inv-{i}", ts, "log", "job.completed", job))
+        if i < 20:  # a retry logged at warn (with an error field) and a warning: not failures
+            logs.append(job_log(f"inv-{i}", ts, "warn", "job.retry", job, extra={"error": "fetch failed"}))
+            logs.append(
+                {"invocation_id": f"inv-{i}", "ts": ts, "level": "warn", "message": f"slow subrequest: {i}ms"}
+            )
+    # failures: an error-level line in an ok invocation, an exception, a runtime outcome
+    logs.append(job_log("inv-30", T0, "error", "job.exhausted", "job_30", extra={"error": "fetch failed"}))
+    exc.append({"invocation_id": "inv-31", "ts": T0, "name": "TypeError", "message": "x is not a function"})
+    inv[32] = invocation(32, inv[32]["ts"], outcome="exceededCpu")
+    f = ei.analyze(make_evidence(invocations=inv, logs=logs, exceptions=exc))
+    assert f.totals["failed_invocations"] == 3
+    assert f.incident.impact.failed_invocations == 3
+    assert f.totals["error_rows"] == 20 + 20 + 1 + 1  # warn rows are still clustered
+    assert f.totals["failure_rows"] == f.incident.impact.failure_rows == 2
+    # the same definition in the rates and in the timeline
+    assert sum(r.failed for r in f.failed_rate) == 3
+    assert sum(r.failed for r in f.timeline) == 3
+    assert sum(r.invocations for r in f.timeline) == 40
+    assert "failed: 3 (7.5%)" in f.to_text()
+    assert "2 failures, 40 warnings" in f.to_text()
+
+
+def test_default_scenario_failed_counts_follow_the_definition(
+    default_incident: tuple[Evidence, dict[str, Any]],
+) -> None:
+    ev, _truth = default_incident
+    f = ei.analyze(ev)
+    logs = ev.logs
+    level = logs["level"].astype(object)
+    errored = set(logs.loc[level == "error", "invocation_id"].dropna()) | set(
+        ev.exceptions["invocation_id"].dropna()
+    )
+    runtime = set(ev.invocations.loc[ev.invocations["failed"].astype(bool), "invocation_id"])
+    warn_only = set(logs.loc[level == "warn", "invocation_id"].dropna()) - errored - runtime
+    assert warn_only  # the scenario has invocations that only warned
+    expected = len(set(ev.invocations["invocation_id"]) & (errored | runtime))
+    assert f.totals["failed_invocations"] == expected
+    assert sum(r.failed for r in f.failed_rate) == expected
+    assert sum(r.failed for r in f.timeline) == expected
+    # the one incident-unrelated job type is not shown as failing like the broken ones
+    rates = (
+        pd.DataFrame([r.model_dump() for r in f.failed_rate])
+        .groupby("job_type")[["invocations", "failed"]]
+        .sum()
+    )
+    share = rates["failed"] / rates["invocations"]
+    assert share.idxmax() in {"EMAIL_DELIVERY", "IMAGE_PROCESSING"}, share
+
+
+# --------------------------------------------------------------------------------------------
+# the incident's timeline is the top hypothesis's, not background noise
+# --------------------------------------------------------------------------------------------
+def test_incident_timeline_follows_a_limit_hit_without_clusters() -> None:
+    inv, logs = [], []
+    for i in range(120):  # two hours of background warnings and a few errors
+        ts = T0 + pd.Timedelta(minutes=i)
+        inv.append(invocation(i, ts))
+        logs.append(
+            {"invocation_id": f"inv-{i}", "ts": ts, "level": "warn", "message": f"slow subrequest: {i}ms"}
+        )
+        if i % 20 == 3:
+            logs.append({"invocation_id": f"inv-{i}", "ts": ts, "level": "error", "message": f"KV miss {i}"})
+    for k in range(80):  # limit hits from 14:40 to 15:00, no error text at all
+        ts = T0 + pd.Timedelta(minutes=40) + pd.Timedelta(seconds=k * 15)
+        inv.append(invocation(1000 + k, ts, outcome="exceededCpu", cpu_ms=30_050.0))
+    f = ei.analyze(make_evidence(invocations=inv, logs=logs))
+    assert f.top is not None
+    assert f.top.kind == "limit_hit", f.to_text()
+    tl = f.incident.timeline
+    assert pd.Timestamp(tl.first_error) == T0 + pd.Timedelta(minutes=40)
+    assert pd.Timestamp(tl.last_error) == T0 + pd.Timedelta(minutes=40) + pd.Timedelta(seconds=79 * 15)
+    assert tl.detection is not None
+    assert pd.Timestamp(tl.detection) >= T0 + pd.Timedelta(minutes=40)
+    assert tl.peak is not None
+    assert pd.Timestamp(tl.peak) >= T0 + pd.Timedelta(minutes=40)
+
+
+def test_cpu_limits_scenario_timeline_matches_ground_truth(tmp_path: Path) -> None:
+    from edgeinvestigate.evidence.bundle import load
+    from edgeinvestigate.simulator import simulate
+    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+
+    summary = simulate("cpu-limits", tmp_path, seed=3, formats=("traceitems", "dlq"))
+    ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)
+    ev = ev.with_dlq(dlq_frame_from_file(tmp_path / "dlq" / "messages.json"))
+    truth = json.loads(summary.ground_truth.read_text())["root_causes"][0]
+    clusters = ei.cluster(ev)
+    f = ei.analyze(ev, clusters)
+    assert f.top is not None
+    assert f.top.kind == "limit_hit", f.to_text()
+    bucket = pd.Timedelta(seconds=f.bucket_seconds)
+    tl = f.incident.timeline
+    assert abs(pd.Timestamp(tl.first_error) - pd.Timestamp(truth["first_error"])) <= bucket, f.to_text()
+    assert abs(pd.Timestamp(tl.last_error) - pd.Timestamp(truth["last_error"])) <= bucket, f.to_text()
+    assert pd.Timestamp(tl.detection) >= pd.Timestamp(truth["start"]) - bucket
+    # warn noise that a limit-hit invocation happened to log is not a resource-limit cluster
+    limit_clusters = clusters.table[clusters.table["kind_rule"] == "resource-limit"]
+    assert all("exceeded" in t for t in limit_clusters["template"]), limit_clusters["template"].tolist()
+    # its DLQ messages (raw, job ids never logged: joined by job type and time) join a failure
+    # nearby, not a warning ("slow subrequest") that happened to be closer
+    dlq = clusters.dlq.set_index("message_id")
+    joined = dlq.loc[[m for m in truth["dlq_message_ids"] if m in dlq.index], "cluster_id"]
+    assert len(joined)
+    failing = set(clusters.assign.loc[clusters.assign["level"].isin(["error", "exception"]), "cluster_id"])
+    assert joined.isin(failing).all(), joined.value_counts()
+    exceeded = set(clusters.table.loc[clusters.table["template"].str.contains("exceeded"), "cluster_id"])
+    assert joined.isin(exceeded).mean() >= 0.8, joined.value_counts()
+
+
+# --------------------------------------------------------------------------------------------
+# a DLQ-only or empty bundle says so, and still ranks what the DLQ shows
+# --------------------------------------------------------------------------------------------
+def _dlq_only() -> list[dict[str, Any]]:
+    rows = []
+    for i in range(566):
+        ts = T0 + pd.Timedelta(seconds=7 * i)
+        if i < 470:
+            err = f"TypeError: Cannot read properties of undefined (reading 'items') in job job_{i:04d}"
+            jt = "DATA_SYNC" if i % 3 else "WEBHOOK_PROCESSING"
+        elif i < 520:
+            err = f"Webhook endpoint https://hooks.example.com/{i} returned 410 Gone"
+            jt = "WEBHOOK_PROCESSING"
+        else:
+            err = None
+            jt = "IMAGE_PROCESSING"
+        rows.append({"message_id": f"m{i}", "enqueued_at": ts, "attempts": 4, "job_type": jt,
+                     "job_id": f"job_{i:04d}", "envelope": "wrapped" if err else "raw", "error": err})  # fmt: skip  # noqa: E501
+    return rows
+
+
+def test_dlq_only_bundle_says_it_has_no_telemetry_and_ranks_the_dlq() -> None:
+    f = ei.analyze(make_evidence(dlq=_dlq_only()))
+    assert f.has_telemetry is False
+    top = f.top
+    assert top is not None
+    assert top.kind == "dlq_cluster"
+    assert top.evidence["dlq_messages"] == 470
+    assert "TypeError" in top.sentence
+    assert "470 of 566" in top.sentence
+    assert "DATA_SYNC" in top.sentence
+    assert "WEBHOOK_PROCESSING" in top.sentence
+    assert top.evidence["triage_rule"] == "type-error"
+    text = f.to_text()
+    assert "no telemetry" in text
+    assert "No hypothesis stands out" not in text
+    assert "46 DLQ messages have no error text" in text
+    assert "IMAGE_PROCESSING 46" in text
+    assert "collect --workers-logs" in text
+    assert f.incident.title == top.title
+    assert f.incident.timeline.first_error is not None
+
+
+# --------------------------------------------------------------------------------------------
+# DLQ messages no cluster explains are counted
+# --------------------------------------------------------------------------------------------
+def test_outage_finding_counts_unattributed_dlq_messages() -> None:
+    inv, logs = [], []
+    for i in range(120):
+        ts = T0 + pd.Timedelta(minutes=i)
+        inv.append(invocation(i, ts))
+        logs.append(job_log(f"inv-{i}", ts, "log", "job.completed", f"ok_{i}", job_type="IMAGE_PROCESSING"))
+        if 60 <= i < 80:
+            for k in range(3):
+                logs.append(
+                    job_log(f"inv-{i}", ts, "warn", "job.retry", f"job_{i}_{k}", job_type="IMAGE_PROCESSING",
+                             extra={"error": f"Image service https://images.example.com/{i} returned 503 Service Unavailable"})  # noqa: E501
+                )  # fmt: skip
+    # the DLQ was peeked days later: raw bodies, job ids never logged, times far from the outage
+    later = T0 + pd.Timedelta(days=2)
+    dlq = [{"message_id": f"d{i}", "enqueued_at": later, "attempts": 0, "job_type": "IMAGE_PROCESSING",
+            "job_id": f"lost_{i}", "envelope": "raw"} for i in range(7)]  # fmt: skip
+    f = ei.analyze(make_evidence(invocations=inv, logs=logs, dlq=dlq))
+    outage = next(h for h in f.hypotheses if h.kind == "dependency_outage")
+    assert outage.evidence["dlq_messages"] == 0
+    assert outage.evidence["dlq_unattributed"] == 7
+    assert "7 DLQ messages of IMAGE_PROCESSING could not be attributed" in outage.sentence
+    assert f.totals["dlq_unattributed"] == 7
+    assert "7 not attributed to any cluster" in f.to_text()

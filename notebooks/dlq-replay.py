@@ -28,8 +28,8 @@ bundle = ""  # evidence bundle folder; empty means the bundled sample incident
 since = ""  # only DLQ messages dead-lettered at or after this UTC time
 until = ""  # only DLQ messages dead-lettered before this UTC time
 from_queue = ""  # the DLQ to replay from; empty means the bundle's DLQ
-to_queue = ""  # the queue to replay into; empty means guessed (dry run only)
-clusters = []  # cluster ids to replay; empty means the clusters of the top findings
+to_queue = ""  # the queue to replay into (the DLQ consumer's work queue); empty means no plan
+clusters = []  # cluster ids to replay; empty means the clusters a fix made safe
 job_types = []  # job types to replay
 allow_queues = []  # queues a replay may write to; empty means only to_queue
 plan_out = "replay-plan.json"  # where the plan is written
@@ -41,6 +41,7 @@ api_url = ""  # API base URL (e.g. the sandbox); empty means CLOUDFLARE_API_BASE
 import pandas as pd
 
 import edgeinvestigate as ei
+from edgeinvestigate.replay import default_selection, run_until_settled
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -52,19 +53,11 @@ if dlq.empty:
         "this bundle holds no DLQ messages", hint="collect them first: edgeinvestigate collect --dlq QUEUE"
     )
 source = from_queue or str(dlq["queue"].dropna().mode().iloc[0])
-truth_queues = (ev.manifest.get("ground_truth") or {}).get("queues") or {}
-guessed = ""
-if not to_queue:
-    guessed = (truth_queues.get("immediate") or {}).get("name") or source.removesuffix("-dlq").removesuffix(
-        "_dlq"
-    )
-target = to_queue or guessed
 say(
-    "Replay from <code>{src}</code> to <code>{dst}</code>{note}; the bundle holds <b>{n}</b> DLQ messages.",
+    "Replay from <code>{src}</code> to <code>{dst}</code>; the bundle holds <b>{n}</b> DLQ messages.",
     src=source,
-    dst=target,
+    dst=to_queue or "(no target queue given)",
     n=dlq_size(ev),
-    note=" (guessed: give -p to_queue=... to run it)" if guessed else "",
 )
 
 # %% [markdown]
@@ -89,40 +82,53 @@ table(per_cluster)
 
 # %% [markdown]
 # ## The selection
-# By default, the clusters named by the top findings (the bad deploy that was reverted, the
-# outage that ended). Review it: replay only what the fix made safe.
+# By default, the clusters the findings say a fix made safe: those new after a deploy that a later
+# deploy replaced (the revert or the fix is live), and transient ones whose errors stopped (the
+# dependency recovered). Review it: replay only what the fix made safe.
 
 # %%
-selected = list(clusters)
-if not selected and not job_types:
-    for h in findings.hypotheses:
-        if h.kind in ("bad_deploy", "dependency_outage"):
-            selected += [c for c in h.cluster_ids if c in set(dlq["cluster_id"].dropna())]
-    selected = list(dict.fromkeys(selected))
+safe = default_selection(ev, clusters=groups, findings=findings)
+by_default = not clusters and not job_types
+selected = [c.cluster_id for c in safe] if by_default else list(clusters)
+if by_default:
     say("Default selection from the findings: {ids}", ids=", ".join(selected) or "(none)")
-plan = ei.plan_replay(
-    ev,
-    source,
-    target,
-    clusters=selected,
-    types=list(job_types),
-    since=since or None,
-    until=until or None,
-    allow_queues=list(allow_queues) or [target],
-    rate=rate,
-    bundle=bundle or None,
-)
-plan.save(plan_out, overwrite=True)
-say(
-    "Plan <code>{pid}</code> written to <code>{path}</code>: <b>{n}</b> messages in {b} batches, "
-    "{x} excluded, {k} not selected (they stay in the DLQ).",
-    pid=plan.plan_id,
-    path=plan_out,
-    n=len(plan.messages),
-    b=len(plan.batches),
-    x=len(plan.excluded),
-    k=plan.not_selected,
-)
+    if safe:
+        table(pd.DataFrame(safe, columns=["cluster_id", "why it is safe now"]))
+plan = None
+if not to_queue:
+    say(
+        "No plan yet: a replay needs its target, the work queue whose consumer dead-lettered these "
+        "messages, and the bundle does not name it. Rerun with <code>-p to_queue=QUEUE</code>."
+    )
+elif by_default and not selected:
+    say(
+        "No plan: no cluster is judged safe to replay. Choose what to replay with "
+        "<code>-p clusters=ID,...</code> or <code>-p job_types=TYPE,...</code>."
+    )
+else:
+    plan = ei.plan_replay(
+        ev,
+        source,
+        to_queue,
+        clusters=selected,
+        types=list(job_types),
+        since=since or None,
+        until=until or None,
+        allow_queues=list(allow_queues) or [to_queue],
+        rate=rate,
+        bundle=bundle or None,
+    )
+    plan.save(plan_out, overwrite=True)
+    say(
+        "Plan <code>{pid}</code> written to <code>{path}</code>: <b>{n}</b> messages in {b} batches, "
+        "{x} excluded, {k} not selected (they stay in the DLQ).",
+        pid=plan.plan_id,
+        path=plan_out,
+        n=len(plan.messages),
+        b=len(plan.batches),
+        x=len(plan.excluded),
+        k=plan.not_selected,
+    )
 
 # %% [markdown]
 # ## Dry run
@@ -130,39 +136,37 @@ say(
 # the estimated API requests and duration, and sample bodies as they will be pushed.
 
 # %%
-pre(plan.summary(samples=3))
-if plan.excluded:
-    table(
-        pd.DataFrame([e.model_dump() for e in plan.excluded])
-        .groupby("reason")
-        .size()
-        .rename("messages")
-        .reset_index()
-    )
+if plan is not None:
+    pre(plan.summary(samples=3))
+    if plan.excluded:
+        table(
+            pd.DataFrame([e.model_dump() for e in plan.excluded])
+            .groupby("reason")
+            .size()
+            .rename("messages")
+            .reset_index()
+        )
 
 # %% [markdown]
 # ## Run (only with `execute=True`)
 
 # %%
-if not execute:
+if plan is None:
+    if execute:
+        raise ei.ReplayRefusedError("execute=True needs a plan: nothing was sent", hint="-p to_queue=QUEUE")
+elif not execute:
     say(
         "Dry run only. To send: <code>edgeinvestigate replay run {p}</code>, or rerun this notebook with "
-        "<code>-p execute=true -p to_queue={q}</code>.",
+        "the same parameters and <code>-p execute=true</code>.",
         p=plan_out,
-        q=target,
     )
 else:
-    if guessed:
-        raise ei.ReplayRefusedError("execute=True needs an explicit to_queue", hint="-p to_queue=QUEUE")
     client = ei.CloudflareClient.from_env(api_url=api_url or None)
-    # "incomplete" means pushed messages whose original is still in the DLQ: running the same
-    # plan again settles them from the ledger without pushing anything twice.
-    for _ in range(10):
-        result = ei.run_replay(
-            plan_out, client, rate=rate, progress=False, confirm=lambda _plan: True, say=print
-        )
-        if result.outcome != "incomplete":
-            break
+    # "incomplete" means pushed messages whose original is still in the DLQ: running the same plan
+    # again settles them from the ledger without pushing anything twice (at most 10 runs)
+    result = run_until_settled(
+        plan_out, client, rate=rate, progress=False, confirm=lambda _plan: True, say=print
+    )
     status = ei.replay_status(plan_out)
     pre(status.render())
     after = ev.with_dlq(ei.load_dlq(client, source, mode="peek"))

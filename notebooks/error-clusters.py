@@ -31,6 +31,7 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
+from edgeinvestigate.analysis import plots
 from edgeinvestigate.report.kernel import emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -64,19 +65,9 @@ shown = clusters.table[cols].head(top_n).copy()
 shown["script_versions"] = shown["script_versions"].map(lambda vs: ", ".join(str(v)[:8] for v in vs))
 shown["share"] = shown["share"].map(lambda x: f"{x:.1%}")
 table(shown)
-top = clusters.table.head(top_n).iloc[::-1]
-fig = px.bar(
-    top,
-    x="count",
-    y="cluster_id",
-    color="kind",
-    orientation="h",
-    hover_data=["template"],
-    title=f"Top {len(top)} clusters by error count",
+show(
+    plots.cluster_bars(clusters, top=top_n, title=f"Top {min(top_n, len(clusters))} clusters by error count")
 )
-fig.update_yaxes(categoryorder="total ascending")
-fig.update_layout(height=max(350, 26 * len(top) + 140))  # one readable row per cluster id
-show(fig)
 
 # %% [markdown]
 # ## One cluster in depth
@@ -125,8 +116,14 @@ if chosen:
 # %%
 if chosen and len(rows):
     fig = px.histogram(
-        rows, x="ts", color="job_type", nbins=60, title=f"Errors of cluster {chosen} over time (UTC)"
+        rows,
+        x="ts",
+        color="job_type",
+        nbins=60,
+        title=f"Errors of cluster {chosen} over time (UTC)",
+        labels={"ts": "time (UTC)", "job_type": "job type", "count": "errors"},
     )
+    fig.update_yaxes(title_text="errors")
     show(fig)
     spread = (
         rows.assign(

@@ -31,31 +31,30 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
+from edgeinvestigate.report import views
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
 findings = ei.analyze(ev, clusters=clusters)
 inc = findings.incident
-say(
-    "<h2>{id}{title}</h2>",
-    id=f"{incident_id}: " if incident_id else "",
-    title=title if title != "Incident report" else inc.title,
-)
+heading = title if title != "Incident report" else inc.title
+say("<h2>{id}{title}</h2>", id=f"{incident_id}: " if incident_id else "", title=heading)
+emit("title", views.page_title("incident-report", incident_id=incident_id, title=heading))
 
 # %% [markdown]
 # ## Summary
 
 # %%
-say(
-    "<p><b>What happened:</b> {s}</p>",
-    s=findings.top.sentence if findings.top else "no single cause stands out.",
-)
-if inc.trigger and (findings.top is None or inc.trigger != findings.top.sentence):
+named = views.summary_findings(findings)
+if not named:
+    say("<p><b>What happened:</b> no single cause stands out.</p>")
+for h in named:
+    say("<p><b>What happened ({conf} confidence):</b> {s}</p>", conf=h.confidence, s=h.sentence)
+if inc.trigger and all(inc.trigger != h.sentence for h in named):
     say("<p><b>Trigger:</b> {t}</p>", t=inc.trigger)
 say("<p><b>Affected job types:</b> {jt}</p>", jt=", ".join(inc.affected_job_types) or "none")
 
@@ -132,25 +131,22 @@ if not findings.hypotheses:
 
 # %% [markdown]
 # ## Error clusters
+# The clusters the findings name, by their share of the incident's errors; background clusters
+# (errors that also occur when nothing is wrong) come after them and are marked.
 
 # %%
+ranked = views.incident_clusters(clusters, findings, top_n=top_n)
+shown = ranked.assign(share=ranked["share"].map(lambda x: "" if pd.isna(x) else f"{x:.0%}"))
 table(
-    clusters.table[
-        ["cluster_id", "kind", "count", "n_dlq_messages", "first_seen", "last_seen", "job_types", "template"]
-    ].head(top_n)
-)
-top = clusters.table.head(top_n).iloc[::-1]
-show(
-    px.bar(
-        top,
-        x="count",
-        y="cluster_id",
-        color="kind",
-        orientation="h",
-        hover_data=["template"],
-        title="Largest error clusters",
-    ).update_yaxes(categoryorder="total ascending")
-)
+    shown[["label", "role", "share", "kind", "count", "n_dlq_messages", "first_seen", "last_seen",
+           "job_types", "cluster_id"]].rename(
+        columns={"label": "cluster", "share": "share of incident", "count": "errors",
+                 "n_dlq_messages": "DLQ messages", "first_seen": "first seen", "last_seen": "last seen",
+                 "job_types": "job types", "cluster_id": "cluster id"}
+    )
+)  # fmt: skip
+if len(ranked):
+    show(plots.cluster_bars(clusters, table=ranked, top=top_n, title="Error clusters of the incident"))
 
 # %% [markdown]
 # ## Replay

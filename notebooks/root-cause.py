@@ -30,6 +30,7 @@ import plotly.express as px
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
+from edgeinvestigate.report import views
 from edgeinvestigate.report.kernel import emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -88,7 +89,8 @@ if shifts.empty:
     say("No deploy inside the window, so no before/after comparison.")
 else:
     shifts["short_version"] = shifts["version"].str[:8]
-    shifts = shifts.round({"rate_before_per_min": 2, "rate_after_per_min": 2, "minutes_after_deploy": 1})
+    shifts = shifts.round({"rate_before_per_min": 2, "rate_after_per_min": 2})
+    shifts["first seen vs deploy"] = shifts["minutes_after_deploy"].map(views.deploy_lag)
     table(
         shifts.sort_values("after", ascending=False)[
             [
@@ -98,7 +100,7 @@ else:
                 "after",
                 "rate_before_per_min",
                 "rate_after_per_min",
-                "minutes_after_deploy",
+                "first seen vs deploy",
                 "new_after_deploy",
                 "template",
             ]
@@ -133,7 +135,7 @@ if len(blast):
     table(blast.sort_values(["dimension", "errors"], ascending=[True, False]).groupby("dimension").head(5))
     by_type = blast[blast["dimension"] == "job_type"]
     if len(by_type):
-        show(px.bar(by_type, x="value", y="errors", title="Errors by job type"))
+        show(px.bar(by_type, x="value", y="errors", title="Errors by job type", labels={"value": "job type"}))
 dlq_by_cluster = pd.DataFrame([d.model_dump() for d in findings.dlq_by_cluster])
 if len(dlq_by_cluster):
     say("Jobs waiting in the DLQ, by cluster:")

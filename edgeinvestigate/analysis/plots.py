@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING, Any
 from edgeinvestigate.errors import MissingExtraError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from edgeinvestigate.analysis.clustering import Clusters
     from edgeinvestigate.models.findings import Findings
 
 __all__ = ["attempts_histogram", "blast_radius", "cluster_bars", "timeline"]
 
 _COLORS = {"transient": "#f0a202", "permanent": "#d1495b", "unknown": "#7d8597"}
+
+
+def _html(text: str) -> str:
+    """Data put into a hover template is text: escape it (and plotly's own %{...} syntax)."""
+    import html
+
+    return html.escape(text).replace("%{", "%&#123;")
 
 
 def _go() -> Any:
@@ -43,7 +52,15 @@ def timeline(findings: Findings, *, title: str = "Invocations with errors per jo
         ys.append(row.failed)
     for job_type in sorted(by_type):
         xs, ys = by_type[job_type]
-        fig.add_trace(go.Bar(x=xs, y=ys, name=job_type))
+        fig.add_trace(
+            go.Bar(
+                x=xs,
+                y=ys,
+                name=job_type,
+                hovertemplate=f"<b>{_html(job_type)}</b><br>%{{x|%H:%M}} UTC<br>"
+                "%{y:,} invocations with errors<extra></extra>",
+            )
+        )
     for d in findings.deploys:
         # a deploy the user gave (not seen in the data) is dotted
         fig.add_vline(x=d.at, line_dash="dot" if d.source == "given" else "dash", line_color="#333")
@@ -70,10 +87,11 @@ def timeline(findings: Findings, *, title: str = "Invocations with errors per jo
         # one label row per finding: windows often start together (an outage and its retry storm)
         fig.add_annotation(
             x=h.window.start,
-            y=0.99 - 0.07 * label_row,
+            y=0.99 - 0.08 * label_row,
             yref="paper",
-            text=f"#{h.rank} {h.kind}",
+            text=f"#{h.rank} {h.kind.replace('_', ' ')}",
             showarrow=False,
+            bgcolor="rgba(255,255,255,0.85)",
             xanchor="left",
             yanchor="top",
         )
@@ -88,25 +106,57 @@ def timeline(findings: Findings, *, title: str = "Invocations with errors per jo
     return fig
 
 
-def cluster_bars(clusters: Clusters, *, top: int = 15, title: str = "Top error clusters") -> Any:
-    """Horizontal bars: error count per cluster (colour = transient/permanent), DLQ messages on hover."""
+def cluster_bars(
+    clusters: Clusters,
+    *,
+    top: int = 15,
+    title: str = "Top error clusters",
+    table: pd.DataFrame | None = None,
+) -> Any:
+    """Horizontal bars: errors per cluster, labelled by a short template (colour = transient/permanent).
+
+    ``table``: the rows to draw, in order (e.g. ``report.views.incident_clusters``; a ``role`` column
+    marks background clusters, drawn paler and labelled so); default: the largest clusters.
+    """
     go = _go()
-    t = clusters.table.head(top).iloc[::-1]
-    labels = [f"{cid} {str(tpl)[:60]}" for cid, tpl in zip(t["cluster_id"], t["template"], strict=True)]
+    t = (clusters.table if table is None else table).head(top).iloc[::-1]
+    roles = list(t["role"]) if "role" in t.columns else ["" for _ in range(len(t))]
+    labels = _unique_labels(list(t["template"]), list(t["cluster_id"]), roles)
     fig = go.Figure(
         go.Bar(
             x=list(t["count"]),
             y=labels,
             orientation="h",
             marker_color=[_COLORS.get(str(k), _COLORS["unknown"]) for k in t["kind"]],
-            customdata=list(zip(t["kind"], t["n_dlq_messages"], strict=True)),
+            marker_opacity=[0.45 if r == "background" else 1.0 for r in roles],
+            customdata=list(zip(t["cluster_id"], t["kind"], t["n_dlq_messages"], t["template"], strict=True)),
             hovertemplate=(
-                "%{y}<br>errors %{x}<br>kind %{customdata[0]}<br>DLQ %{customdata[1]}<extra></extra>"
+                "<b>%{customdata[3]}</b><br>cluster %{customdata[0]} (%{customdata[1]})<br>"
+                "%{x:,} errors · %{customdata[2]:,} DLQ messages<extra></extra>"
             ),
         )
     )
-    fig.update_layout(title=title, xaxis_title="errors", yaxis_title="", height=max(300, 28 * len(t) + 120))
+    fig.update_layout(
+        title=title,
+        xaxis_title="errors",
+        yaxis_title="error cluster (template)",
+        height=max(300, 28 * len(t) + 120),
+    )
     return fig
+
+
+def _unique_labels(templates: list[Any], ids: list[Any], roles: list[str]) -> list[str]:
+    """Short template labels; a cluster id is added only where two labels would read the same."""
+    from edgeinvestigate.analysis._labels import short_label
+
+    base = [
+        short_label(t, 48) + (" (background)" if r == "background" else "")
+        for t, r in zip(templates, roles, strict=True)
+    ]
+    seen: dict[str, int] = {}
+    for b in base:
+        seen[b] = seen.get(b, 0) + 1
+    return [f"{b} [{str(i)[:7]}]" if seen[b] > 1 else b for b, i in zip(base, ids, strict=True)]
 
 
 def blast_radius(findings: Findings, *, dimension: str = "job_type", title: str | None = None) -> Any:

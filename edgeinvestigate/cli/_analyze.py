@@ -18,6 +18,7 @@ __all__ = ["analyze"]
         "Examples:\n\n"
         "  edgeinvestigate analyze evidence/INC-123\n\n"
         "  edgeinvestigate analyze evidence/INC-123 --format json --out findings.json\n\n"
+        "  edgeinvestigate analyze evidence/INC-123 --format markdown --incident-id INC-123 > summary.md\n\n"
         "  edgeinvestigate analyze evidence/INC-123 --deploy v42@2026-11-27T14:05Z"
     ),
 )
@@ -25,11 +26,17 @@ __all__ = ["analyze"]
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="Print a readable summary or the full findings as JSON.",
+    help="Print a readable summary, the full findings as JSON, or a ticket-ready Markdown summary "
+    "(redacted; --no-redact keeps personal data).",
 )
+@click.option("--incident-id", default="", help="Your incident id, for the Markdown summary's title line.")
+@click.option(
+    "--report", "report_path", default="", help="Where the HTML report is, to link from the summary."
+)
+@click.option("--no-redact", is_flag=True, help="Keep emails and IPs in the Markdown summary.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -63,6 +70,9 @@ def analyze(
     rules: Path | None,
     tenant_fields: tuple[str, ...],
     deploys: tuple[str, ...],
+    incident_id: str,
+    report_path: str,
+    no_redact: bool,
 ) -> None:
     """Rank root-cause hypotheses for BUNDLE (a directory written by `collect`)."""
     from edgeinvestigate.analysis.clustering import cluster
@@ -87,6 +97,19 @@ def analyze(
             ) from exc
     if fmt == "json":
         click.echo(text)
+    elif fmt == "markdown":
+        from edgeinvestigate.report.summary import markdown_summary
+
+        click.echo(
+            markdown_summary(
+                findings,
+                incident_id=incident_id,
+                report=report_path or None,
+                bundle=bundle,
+                redact=not no_redact,
+            ),
+            nl=False,
+        )
     else:
         width = terminal_width()
         click.echo(findings.to_text(width=max(60, width - 1) if width else None))

@@ -174,51 +174,6 @@ def _queues(truth: dict[str, Any]) -> tuple[str, str, str, str]:
     return account, work, dlq, script
 
 
-def _safe_clusters(bundle: Path) -> list[tuple[str, str]]:
-    """Clusters the fix made safe to replay: (cluster id, why).
-
-    From the findings, not from the simulator's ground truth: a cluster that is new after a deploy
-    that a later deploy of the same script replaced (the revert is the fix), and transient clusters
-    whose errors stopped well before the end of the window (the dependency recovered). Only
-    clusters with messages in the DLQ count.
-    """
-    import pandas as pd
-
-    import edgeinvestigate as ei
-
-    ev = ei.Evidence.open(bundle)
-    clusters = ei.cluster(ev)
-    findings = ei.analyze(ev, clusters=clusters)
-    in_dlq = {
-        str(c)
-        for c, n in zip(clusters.table["cluster_id"], clusters.table["n_dlq_messages"], strict=True)
-        if n
-    }
-    chosen: dict[str, str] = {}
-    for h in findings.hypotheses:
-        if h.kind != "bad_deploy" or h.deploy is None:
-            continue
-        bad = h.deploy
-        later = [d for d in findings.deploys if d.script == bad.script and d.at > bad.at]
-        if not later:
-            continue  # the bad version is still live: replaying would fail again
-        for cid in h.cluster_ids:
-            if cid in in_dlq:
-                chosen[cid] = (
-                    f"new after deploy {bad.version[:8]} ({bad.at:%H:%M} UTC), "
-                    f"which {later[0].version[:8]} replaced at {later[0].at:%H:%M} UTC"
-                )
-    end = findings.window.end if findings.window else None
-    for rec in clusters.table.to_dict("records"):
-        cid = str(rec["cluster_id"])
-        if cid in chosen or cid not in in_dlq or rec["kind"] != "transient" or end is None:
-            continue
-        last = pd.Timestamp(rec["last_seen"]) if rec["last_seen"] is not None else None
-        if last is not None and (pd.Timestamp(end) - last).total_seconds() > 600:
-            chosen[cid] = f"transient ({rec['kind_rule']}); its errors stopped at {last:%H:%M} UTC"
-    return list(chosen.items())
-
-
 @click.command("demo")
 @click.option(
     "--out",
@@ -331,7 +286,9 @@ def _main_steps(
                        "-p", f"title=Demo: {_TITLES.get(scenario, scenario)}"]  # fmt: skip
         _run_cli(report_args)
     with steps.step("Pick the clusters the fix made safe and plan their replay"):
-        safe = _safe_clusters(bundle)
+        from edgeinvestigate.replay import default_selection
+
+        safe = default_selection(bundle)
         if not safe:
             raise EdgeInvestigateError(
                 "no cluster with DLQ messages was judged safe to replay",

@@ -88,9 +88,12 @@ def report(
       NOTEBOOK.html   opens offline (plotly.js inlined), code hidden, PII redacted
       NOTEBOOK.ipynb  the executed notebook (open it in JupyterLab)
       findings.json   the ranked findings, for tickets and tooling
+      summary.md      the same as a Markdown summary to paste into a ticket or chat
 
-    A failing cell still writes both files, with a red banner naming the cell and the error, and
-    the command exits non-zero. Example:
+    Parameters are checked before a kernel starts: names and types, and cluster ids and job types
+    against the bundle. A failing cell still writes NOTEBOOK.failed.html and NOTEBOOK.failed.ipynb,
+    with a red banner naming the cell and the error, beside (never over) a good report, and the
+    command exits non-zero. Example:
 
     \b
       edgeinvestigate report evidence/INC-123 --out reports/INC-123 -p incident_id=INC-123
@@ -115,6 +118,8 @@ def report(
     click.echo(f"notebook: {run.ipynb}")
     if run.findings is not None:
         click.echo(f"findings: {run.findings}")
+    if run.summary is not None:
+        click.echo(f"summary:  {run.summary}")
     if not no_redact:
         click.echo(f"redacted: {run.redactions} value(s) (emails, IPs, credentials); --no-redact keeps them")
     run.raise_for_error()

@@ -30,13 +30,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from edgeinvestigate import errors
 from edgeinvestigate._time import parse_time
 from edgeinvestigate._version import __version__
 from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.evidence._dedupe import drop_cross_source
 from edgeinvestigate.models.frames import conform, empty_frame
 from edgeinvestigate.models.load_report import LoadReport
-from edgeinvestigate.sources.files._common import ALL_FRAMES
+from edgeinvestigate.sources.files._context import ALL_FRAMES
 from edgeinvestigate.sources.files._worker import (
     LoadResult,
     claim_back,
@@ -406,8 +407,6 @@ def _raise(err: tuple[str, dict[str, Any]]) -> None:
         exc.args = (d["message"],)
         exc.hint = d["hint"]
         raise exc
-    from edgeinvestigate import errors
-
     cls = getattr(errors, kind, LoadError)
     raise cls(d["message"], hint=d["hint"])
 

@@ -12,10 +12,13 @@ point resumes from the ledger without losing a message. See ``runbooks/replay-fa
 
 from __future__ import annotations
 
+from edgeinvestigate.replay._default_selection import default_selection
 from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
 from edgeinvestigate.replay._patch import merge_patch
-from edgeinvestigate.replay._plan import ReplayPlan, plan_replay
-from edgeinvestigate.replay._runner import RunResult, run_replay
+from edgeinvestigate.replay._plan import ReplayPlan
+from edgeinvestigate.replay._planner import plan_replay
+from edgeinvestigate.replay._result import RunResult
+from edgeinvestigate.replay._runner import run_replay, run_until_settled
 from edgeinvestigate.replay._status import ReplayStatus, cancel_replay, export_replay, replay_status
 from edgeinvestigate.replay._verify import VerifyReport, verify_replay
 
@@ -27,10 +30,12 @@ __all__ = [
     "VerifyReport",
     "cancel_replay",
     "default_ledger_path",
+    "default_selection",
     "export_replay",
     "merge_patch",
     "plan_replay",
     "replay_status",
     "run_replay",
+    "run_until_settled",
     "verify_replay",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -29,6 +30,7 @@ __all__ = [
     "decode_body",
     "idempotency_key",
     "is_queue_message",
+    "js_iso",
     "replay_block",
     "rewrite",
     "sha256_hex",
@@ -70,10 +72,10 @@ def idempotency_key(message_id: str, selection_digest: str) -> str:
 def decode_body(raw: Any, content_type: str | None) -> tuple[Any, str | None]:
     """Decode a DLQ body as the Queues API returns it: ``(value, None)`` or ``(None, why not)``.
 
-    Uses :func:`sources.api.dlq.decode_body` (reference D2: ``json`` bodies as plain JSON text or
+    Uses :func:`sources.api.dlq_body.decode_body` (reference D2: ``json`` bodies as plain JSON text or
     base64 of it); ``bytes`` and ``v8`` cannot be replayed over the REST API and are refused here.
     """
-    from edgeinvestigate.sources.api.dlq import decode_body as _decode
+    from edgeinvestigate.sources.api.dlq_body import decode_body as _decode
 
     ctype = (content_type or "").strip().lower() or None
     if ctype in ("v8", "bytes"):
@@ -138,3 +140,22 @@ def rewrite(
     meta["replay"] = dict(replay)
     out["metadata"] = meta
     return out
+
+
+def js_iso(ts: Any) -> str | None:
+    """A JavaScript-style ISO time (``2026-11-27T14:00:00.000Z``) or None."""
+    if ts is None:
+        return None
+    if isinstance(ts, datetime):  # also pd.Timestamp
+        if ts != ts:  # NaT
+            return None
+        t = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+        return f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z"
+    try:
+        import pandas as pd
+
+        if pd.isna(ts):
+            return None
+        return js_iso(pd.Timestamp(ts).to_pydatetime())
+    except (TypeError, ValueError):
+        return None

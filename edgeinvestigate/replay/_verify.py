@@ -226,10 +226,10 @@ def verify_replay(
 
 def _partial_view(ev: Any, dlq: Any, queue: str, not_seen: int) -> list[str]:
     """A warning when the later bundle saw only part of the DLQ (a peek reads at most 100 from the head)."""
-    from edgeinvestigate.replay._plan import _coverage
+    from edgeinvestigate.replay._selection import dlq_coverage
 
     frame = dlq if dlq is not None else ev
-    cov = _coverage(ev, frame, queue)
+    cov = dlq_coverage(ev, frame, queue)
     if cov is None or cov["complete"]:
         return []
     total = cov["backlog_count"]

@@ -36,6 +36,12 @@ _TEMPLATE = r"""
   .ei-say { margin: 4px 0; }
 </style>
 <script type="text/javascript">{{ resources.ei_plotlyjs }}</script>
+<script type="text/javascript">
+  /* no figure may offer to send its data anywhere (plotly.js "Share chart..."), whatever its own config */
+  if (window.Plotly && Plotly.setPlotConfig) {
+    Plotly.setPlotConfig({showSendToCloud: false, plotlyServerURL: ""});
+  }
+</script>
 {%- endblock html_head_css -%}
 {%- block body_header -%}
 {{ super() }}
@@ -63,12 +69,13 @@ def export_html(
     show_code: bool = False,
     banner: str | None = None,
     meta: str = "",
+    title: str = "",
     hidden_output_tag: str = "ei-hidden",
 ) -> str:
     """Render ``nb`` (an executed ``NotebookNode``) to a self-contained HTML string.
 
     ``banner`` (plain text, escaped here) is shown at the top in red; ``meta`` is plain text shown
-    under it (notebook, bundle, time of the run).
+    under it (notebook, bundle, time of the run); ``title`` (plain text) is the page's ``<title>``.
     """
     import jinja2
     from nbconvert import HTMLExporter
@@ -103,6 +110,7 @@ def export_html(
         "ei_csp": CSP,
         "ei_version": __version__,
         "ei_header": header,
+        "metadata": {"name": title or "edgeinvestigate report"},
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     text: str = body

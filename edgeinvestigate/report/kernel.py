@@ -46,19 +46,28 @@ def _display(bundle: dict[str, Any], metadata: dict[str, Any] | None = None) -> 
     display(bundle, raw=True, metadata=metadata or {})
 
 
+# Mode-bar buttons that can send a chart off the machine (plotly.js 4 shows "Share chart..." by
+# default and posts the figure's data to plotlyServerURL): removed, and the URL emptied, in every figure.
+OFFLINE_PLOT_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "responsive": True,
+    "showSendToCloud": False,
+    "plotlyServerURL": "",
+    "modeBarButtonsToRemove": ["sendDataToCloud", "editInChartStudio"],
+}
+
+
 def show(fig: Any, *, height: int | None = None) -> None:
     """Display a plotly figure so that it shows in JupyterLab and in the offline HTML report."""
     if height is not None:
         fig.update_layout(height=height)
-    div = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        config={"displaylogo": False, "responsive": True},
-    )
+    div = fig.to_html(full_html=False, include_plotlyjs=False, config=OFFLINE_PLOT_CONFIG)
     title = fig.layout.title.text or "figure"
+    spec = json.loads(fig.to_json())
+    spec["config"] = OFFLINE_PLOT_CONFIG
     _display(
         {
-            PLOTLY_MIMETYPE: json.loads(fig.to_json()),
+            PLOTLY_MIMETYPE: spec,
             "text/html": div,
             "text/plain": f"[figure: {title}]",
         }
@@ -184,10 +193,11 @@ def dlq_size(ev: Evidence) -> str:
 
 def open_bundle(bundle: str = "", *, since: str = "", until: str = "") -> Evidence:
     """The evidence a notebook works on: a bundle directory, or the bundled sample when empty."""
-    import edgeinvestigate as ei
     from edgeinvestigate._time import parse_time
+    from edgeinvestigate.evidence.bundle import Evidence
+    from edgeinvestigate.report.sample import sample_bundle
 
-    ev = ei.Evidence.open(bundle) if bundle else ei.sample_bundle()
+    ev = Evidence.open(bundle) if bundle else sample_bundle()
     lo, hi = parse_time(since, name="since"), parse_time(until, name="until")
     if lo is None and hi is None:
         return ev

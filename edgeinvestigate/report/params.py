@@ -108,6 +108,9 @@ class TriageParameters(NotebookParameters):
     notebook: ClassVar[str] = "triage"
     top_n: int = Field(10, ge=1, le=200, description="how many clusters to show")
     recent_errors: int = Field(20, ge=0, le=500, description="how many of the latest error lines to list")
+    interactive: bool = Field(
+        False, description="searchable tables and a replay-plan picker (JupyterLab; reports are static)"
+    )
 
 
 class ErrorClustersParameters(NotebookParameters):
@@ -131,7 +134,7 @@ class DlqReplayParameters(NotebookParameters):
 
     notebook: ClassVar[str] = "dlq-replay"
     from_queue: str = Field("", description="the dead-letter queue to replay from; empty = the bundle's DLQ")
-    to_queue: str = Field("", description="the queue to replay into; empty = the queue the DLQ belongs to")
+    to_queue: str = Field("", description="the queue to replay into; empty = no plan (none is guessed)")
     clusters: list[str] = Field(default_factory=list, description="cluster ids to replay (comma-separated)")
     job_types: list[str] = Field(default_factory=list, description="job types to replay (comma-separated)")
     allow_queues: list[str] = Field(

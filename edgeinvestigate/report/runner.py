@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeinvestigate.errors import BundleError, MissingExtraError, NotebookError, NotebookParameterError
+from edgeinvestigate.report._kernel_logs import redacted_kernel_logs
+from edgeinvestigate.report._preflight import check_against_bundle
 from edgeinvestigate.report.kernel import (
     FINDINGS_MIMETYPE,
     HIDDEN_OUTPUT_TAG,
@@ -110,6 +112,7 @@ class NotebookRun:
     n_figures: int = 0
     redactions: int = 0
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
+    summary: Path | None = None
 
     def raise_for_error(self) -> None:
         """Raise :class:`NotebookError` if the run failed (after the files were written)."""
@@ -232,10 +235,12 @@ def run_notebook(
     params = resolve_path_parameters(validate_parameters(notebook, parameters))
     path = notebook_path(notebook)
     _require_extra()
+    check_against_bundle(notebook, params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
-    nb, error, failed_cell = _execute(path, params, out, progress=progress, timeout=timeout)
+    with redacted_kernel_logs(Redactor(pii=redact, credentials=True)):
+        nb, error, failed_cell = _execute(path, params, out, progress=progress, timeout=timeout)
 
     redactor = Redactor(pii=redact)
     nb, emitted = _postprocess(nb, redactor, notebook=notebook, source=path)
@@ -249,13 +254,18 @@ def run_notebook(
         + ("" if redact else " · NOT REDACTED: contains personal data")
     )
 
-    ipynb = out / f"{notebook}.ipynb"
+    # a failed run never replaces a good report: it is written beside it as NOTEBOOK.failed.*
+    stem = notebook if error is None else f"{notebook}.failed"
+    ipynb = out / f"{stem}.ipynb"
     _write_text(ipynb, _dump_ipynb(nb))
 
     from edgeinvestigate.report._html import count_figure_divs, export_html
 
-    page = export_html(nb, show_code=show_code, banner=banner, meta=redactor.text(meta))
-    html_path = out / f"{notebook}.html"
+    page_title = str(emitted.pop("title", "") or "") or f"{notebook} · edgeinvestigate"
+    page = export_html(
+        nb, show_code=show_code, banner=banner, meta=redactor.text(meta), title=redactor.text(page_title)
+    )
+    html_path = out / f"{stem}.html"
     _write_text(html_path, page)
     n_figures = _count_figures(nb)
     drawn = count_figure_divs(page)
@@ -268,8 +278,15 @@ def run_notebook(
     findings_path: Path | None = None
     findings = emitted.pop("findings", None)
     if findings is not None:
-        findings_path = out / "findings.json"
+        findings_path = out / ("findings.json" if error is None else "findings.failed.json")
         _write_text(findings_path, json.dumps(findings, indent=2, sort_keys=False, default=str) + "\n")
+    summary_path: Path | None = None
+    if findings is not None and error is None:
+        summary_path = out / "summary.md"
+        _write_text(summary_path, _summary(findings, params, html_path, redact=redact))
+    if error is None:  # a good run supersedes the files of an earlier failed one
+        for stale in (f"{notebook}.failed.html", f"{notebook}.failed.ipynb"):
+            (out / stale).unlink(missing_ok=True)
     return NotebookRun(
         notebook=notebook,
         out_dir=out,
@@ -282,6 +299,22 @@ def run_notebook(
         n_figures=n_figures,
         redactions=redactor.count,
         results=emitted,
+        summary=summary_path,
+    )
+
+
+def _summary(findings: dict[str, Any], params: NotebookParameters, html_path: Path, *, redact: bool) -> str:
+    """``summary.md``: the ticket-ready Markdown summary of the findings the notebook emitted."""
+    from edgeinvestigate.models.findings import Findings
+    from edgeinvestigate.report.summary import markdown_summary
+
+    return markdown_summary(
+        Findings.model_validate(findings),
+        incident_id=str(getattr(params, "incident_id", "") or ""),
+        title=str(getattr(params, "title", "") or "").replace("Incident report", ""),
+        report=html_path.name,
+        bundle=params.bundle or "bundled sample incident",
+        redact=redact,
     )
 
 

@@ -219,7 +219,7 @@ def _compact(obj: Any) -> str:
 
 def _job(message: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The ``QueueMessage`` of a pulled message, or ``(None, why not)``."""
-    from edgeinvestigate.sources.api.dlq import decode_body
+    from edgeinvestigate.sources.api.dlq_body import decode_body
 
     meta = message.get("metadata") if isinstance(message.get("metadata"), Mapping) else {}
     ctype = meta.get("CF-Content-Type") if isinstance(meta, Mapping) else None

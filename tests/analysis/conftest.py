@@ -138,7 +138,7 @@ def default_incident(
 
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     out = tmp_path_factory.mktemp(f"default-{request.param}")
     summary = simulate("default", out, seed=request.param, formats=("traceitems", "dlq"))

@@ -294,7 +294,7 @@ def test_dlq_join_stops_at_the_last_attempt() -> None:
 def test_dependency_outage_dlq_messages_join_the_outage_clusters(tmp_path: Path) -> None:
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     summary = simulate("dependency-outage", tmp_path, seed=0, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)

@@ -159,7 +159,7 @@ def test_other_scenarios_top_finding(scenario: str, kind: str, tmp_path: Any) ->
 
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     summary = simulate(scenario, tmp_path, seed=5, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)
@@ -285,7 +285,7 @@ def test_incident_timeline_follows_a_limit_hit_without_clusters() -> None:
 def test_cpu_limits_scenario_timeline_matches_ground_truth(tmp_path: Path) -> None:
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     summary = simulate("cpu-limits", tmp_path, seed=3, formats=("traceitems", "dlq"))
     ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)

@@ -111,7 +111,9 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Executed]:
         for name in NOTEBOOKS:
             if name == "incident-report":
                 continue
-            runs[name] = write_report(bundle, root / name, notebook=name, progress=False)
+            # the bundle does not name the work queue its DLQ belongs to: dlq-replay plans only with a target
+            params = {"to_queue": "jobs"} if name == "dlq-replay" else None
+            runs[name] = write_report(bundle, root / name, notebook=name, parameters=params, progress=False)
         # the incident report goes through the CLI, as an on-call engineer runs it
         from edgeinvestigate.cli._main import main
 

@@ -136,3 +136,55 @@ def test_hostile_log_line_is_text_and_never_runs(rendered: dict[str, dict[str, A
     for name, r in rendered.items():
         assert r["dialogs"] == [], name
         assert r["injected"]["imgs"] == 0, name
+
+
+def _click_every_modebar_button(browser: Any, html: Path) -> dict[str, Any]:
+    """Hover every figure and click every mode-bar button, with the network blocked."""
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    requests: list[str] = []
+    popups: list[str] = []
+    titles: list[str] = []
+
+    def block(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            requests.append(url)
+            route.abort()
+
+    context.route("**/*", block)
+    context.on("page", lambda p: popups.append(p.url))
+    page.goto(html.as_uri(), wait_until="load")
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.plotly-graph-div'))"
+        ".every(d => d.querySelector('svg.main-svg'))",
+        timeout=30_000,
+    )
+    figures = page.query_selector_all(".plotly-graph-div")
+    for fig in figures:
+        fig.scroll_into_view_if_needed()
+        fig.hover()
+        for button in fig.query_selector_all(".modebar-btn"):
+            titles.append(button.get_attribute("data-title") or "")
+            button.click(force=True)
+            page.wait_for_timeout(50)
+    page.wait_for_timeout(300)
+    context.close()
+    return {"figures": len(figures), "titles": titles, "requests": requests, "popups": popups}
+
+
+@pytest.mark.parametrize("notebook", ["triage", "error-clusters", "root-cause", "incident-report"])
+def test_no_mode_bar_button_can_send_a_chart_off_the_machine(
+    browser: Any, executed: Any, notebook: str
+) -> None:
+    r = _click_every_modebar_button(browser, executed.runs[notebook].html)
+    assert r["figures"] > 0, f"{notebook}.html has no figure"
+    assert any("download" in t.lower() for t in r["titles"]), f"no mode bar was clicked: {r['titles']}"
+    leaky = [
+        t for t in r["titles"] if any(w in t.lower() for w in ("share", "cloud", "chart studio", "edit in"))
+    ]
+    assert leaky == [], f"{notebook}.html offers to send a chart away: {leaky}"
+    assert r["requests"] == [], f"{notebook}.html sent requests when its mode-bar buttons were clicked"
+    assert r["popups"] == [], f"{notebook}.html opened a window: {r['popups']}"

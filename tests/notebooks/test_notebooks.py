@@ -176,15 +176,16 @@ def test_a_failing_run_still_writes_both_files_with_a_banner(
     err = capfd.readouterr().err
     assert "Executing" in err  # papermill's progress bar
     assert "failed" in err
-    assert (out / "triage.ipynb").is_file()
-    page = (out / "triage.html").read_text()
+    assert (out / "triage.failed.ipynb").is_file()
+    assert not (out / "triage.html").exists()
+    page = (out / "triage.failed.html").read_text()
     banner = re.search(r"<div class=[\"']ei-banner[\"'][^>]*><pre>(.*?)</pre>", page, re.S)
     assert banner is not None
     assert "INCOMPLETE" in banner.group(1)
     assert "cell [" in banner.group(1)
     assert "open_bundle" in banner.group(1) or "Error" in banner.group(1)
     assert hostile.script not in page
-    nb = nbformat.read(out / "triage.ipynb", as_version=4)
+    nb = nbformat.read(out / "triage.failed.ipynb", as_version=4)
     assert "INCOMPLETE" in nb.cells[0].source
 
 

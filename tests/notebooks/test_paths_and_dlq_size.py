@@ -12,6 +12,7 @@ import edgeinvestigate as ei
 import edgeinvestigate.report.runner as nbmod
 from edgeinvestigate.cli import main
 from edgeinvestigate.errors import NotebookParameterError
+from edgeinvestigate.report import kernel
 from edgeinvestigate.report.params import path_parameters, resolve_path_parameters, validate_parameters
 
 
@@ -140,7 +141,7 @@ def test_dlq_size_of_a_peek_says_head_only() -> None:
     held = len(ev.dlq)
     assert held > 0
     plain = _with_collections(ev, [])
-    assert nbmod.dlq_size(plain) == f"{held:,}"
+    assert kernel.dlq_size(plain) == f"{held:,}"
     peek = {
         "queue": "jobs-dlq",
         "mode": "peek",
@@ -148,13 +149,13 @@ def test_dlq_size_of_a_peek_says_head_only() -> None:
         "backlog_count": held + 466,
         "complete": False,
     }
-    assert nbmod.dlq_size(_with_collections(ev, [peek])) == (
+    assert kernel.dlq_size(_with_collections(ev, [peek])) == (
         f"{held:,} of {held + 466:,} (peek sees the head only)"
     )
     whole = {**peek, "mode": "snapshot", "backlog_count": held, "complete": True}
-    assert nbmod.dlq_size(_with_collections(ev, [whole])) == f"{held:,}"
+    assert kernel.dlq_size(_with_collections(ev, [whole])) == f"{held:,}"
     unknown = {**peek, "backlog_count": None}
-    assert nbmod.dlq_size(_with_collections(ev, [unknown])) == f"{held:,} of more (peek sees the head only)"
+    assert kernel.dlq_size(_with_collections(ev, [unknown])) == f"{held:,} of more (peek sees the head only)"
 
 
 def test_triage_report_of_a_peek_bundle_shows_the_backlog(tmp_path: Path) -> None:

@@ -13,6 +13,6 @@ from replay_messages import dlq_messages
 
 @pytest.fixture
 def dlq_frame() -> pd.DataFrame:
-    from edgeinvestigate.sources.api.dlq import dlq_frame as make
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame as make
 
     return make(dlq_messages(300), "jobs-dlq")

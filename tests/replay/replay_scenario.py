@@ -1,5 +1,6 @@
 """A DLQ incident in a real sandbox: 2,000 dead-lettered jobs, a selection of 1,200 to replay, and the
-checks that prove nothing was lost (read from the sandbox's own state)."""
+checks that prove nothing was lost (read from the sandbox's own state); and the small helpers the
+test files share (a DLQ loaded into the sandbox, the CLI, a snapshot file, small plans)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from replay_messages import JOB_TYPES, T0_MS, iso, job, message_id
+import pandas as pd
+import pytest
+from replay_messages import JOB_TYPES, T0_MS, iso, job, message_id, peeked
 
+from edgeinvestigate.cli import main
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ReplayError
+from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.replay import Ledger, ReplayPlan, plan_replay
-from edgeinvestigate.sources.api.dlq import collect_dlq
+from edgeinvestigate.sources.api.dlq import collect_dlq, dlq_frame
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 SELECTED_TYPES = JOB_TYPES[:3]  # 3 of the 5 job types: 1,200 of 2,000
@@ -267,3 +272,74 @@ def run_id_of(ledger: Path, pid: int) -> int | None:
 def seen(ledger: Path, run_id: int, kind: str) -> bool:
     with Ledger.open(ledger, create=False) as led:
         return any(e["run_id"] == run_id and e["kind"] == kind for e in led.events())
+
+
+# -- shared by the test files: a DLQ in the sandbox, the CLI, small plans ------------------------------
+
+
+def jobs_and_dlq(sb: Any, n: int) -> None:
+    """`jobs` (whose DLQ is `jobs-dlq`) and `jobs-dlq` holding ``n`` jobs, pulled over HTTP."""
+    sb.create_queue(
+        ACCOUNT,
+        "jobs",
+        consumer={"type": "worker", "script_name": "jobs-consumer", "dead_letter_queue": "jobs-dlq"},
+    )
+    sb.create_queue(
+        ACCOUNT,
+        "jobs-dlq",
+        consumer={"type": "http_pull", "max_retries": 50, "visibility_timeout_ms": 3_600_000},
+    )
+    sb.load_messages(
+        ACCOUNT,
+        "jobs-dlq",
+        [
+            {
+                "id": message_id(i),
+                "body": body_of(i),
+                "content_type": "json",
+                "timestamp_ms": T0_MS + i * 1000,
+            }
+            for i in range(n)
+        ],
+    )
+
+
+def cli_run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run one edgeinvestigate command to its end in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgeinvestigate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+def snapshot_file(tmp_path: Path, n: int = 60) -> Path:
+    """A DLQ snapshot file of ``n`` jobs and one v8 body."""
+    msgs = [peeked(i, body_of(i)) for i in range(n)]
+    msgs.append(peeked(n, None, content_type="v8"))
+    path = tmp_path / "messages.json"
+    path.write_text(json.dumps({"queue": "jobs-dlq", "messages": msgs}))
+    return path
+
+
+def job_frame(n: int = 6, job_type: str = "EMAIL_DELIVERY") -> pd.DataFrame:
+    return dlq_frame([peeked(i, job(i, job_type)) for i in range(n)], "jobs-dlq")
+
+
+def plan_jobs(frame: pd.DataFrame, **kw: Any) -> ReplayPlan:
+    return plan_replay(frame, "jobs-dlq", "jobs", allow_queues=["jobs"], **kw)
+
+
+def cli_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """The CLI as a user runs it (cli.main turns errors into one line and an exit status)."""
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    out = capsys.readouterr()
+    return int(stop.value.code or 0), out.out + out.err
+
+
+def bundle_of(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    return Path(Evidence.empty().with_dlq(frame).save(tmp_path / "bundle"))

@@ -9,7 +9,6 @@ import pytest
 
 from edgeinvestigate.errors import ReplayError, ReplayRefusedError
 from edgeinvestigate.replay import Ledger
-from edgeinvestigate.replay._ledger import RunLock
 
 IDS = [f"m{i}" for i in range(6)]
 
@@ -123,15 +122,3 @@ def test_requests_cancel_and_events(tmp_path: Path) -> None:
     other.clear_cancel()
     assert not led.cancel_requested()
     other.close()
-
-
-def test_one_run_at_a_time(tmp_path: Path) -> None:
-    path = tmp_path / "plan.ledger.sqlite"
-    first = RunLock(path)
-    first.acquire()
-    second = RunLock(path)
-    with pytest.raises(ReplayRefusedError, match=r"another replay run of this plan is in progress \(pid"):
-        second.acquire()
-    first.release()
-    second.acquire()
-    second.release()

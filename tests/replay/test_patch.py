@@ -1,4 +1,5 @@
-"""Payload patches: RFC 7386 merge patches (the RFC's own examples) and Python patch functions."""
+"""Payload patches: RFC 7386 merge patches (the RFC's own examples) and Python patch functions, and
+patches that return non-JSON or raise, explained per message."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from replay_messages import job, peeked
+from replay_messages import job, message_id, peeked
+from replay_scenario import bundle_of, cli_main, job_frame, plan_jobs
 
-from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.errors import ConfigError, ReplayError
 from edgeinvestigate.replay import merge_patch, plan_replay
 from edgeinvestigate.replay._patch import diff, load_patch
-from edgeinvestigate.sources.api.dlq import dlq_frame
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
+
+ALLOW = ["--from", "jobs-dlq", "--to", "jobs", "--allow-queue", "jobs"]
 
 # RFC 7386 appendix A: (original, patch, result)
 RFC_CASES = [
@@ -91,3 +95,39 @@ def test_diff_lists_changed_added_and_removed_paths() -> None:
     ]
     assert diff({"a": 1}, {}) == [{"path": "a", "before": 1}]
     assert diff(1, 1.0) == [{"path": "$", "before": 1, "after": 1.0}]
+
+
+@pytest.mark.timeout(240)
+def test_patches_that_return_non_json_or_raise_are_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fn = tmp_path / "objpatch.py"
+    fn.write_text(
+        "def patch(message):\n"
+        "    job_id = message['payload']['jobId']\n"
+        "    if job_id == 'job-000001':\n"
+        "        message['payload']['when'] = object()\n"
+        "    if job_id == 'job-000002':\n"
+        "        raise KeyError('templateId')\n"
+        "    return message\n"
+    )
+    p = plan_jobs(job_frame(), patch=fn)
+    assert len(p.messages) == 4
+    why = {e.message_id: e.detail for e in p.excluded if e.reason == "patch_error"}
+    assert "not JSON: Object of type object is not JSON serializable" in why[message_id(1)]
+    assert "patch() raised KeyError: 'templateId'" in why[message_id(2)]
+    review = p.summary()
+    assert f"{message_id(2)}: {fn}: patch() raised KeyError: 'templateId'" in review
+    assert "Object of type object" in review
+
+    every = tmp_path / "every.py"
+    every.write_text("def patch(message):\n    return object()\n")
+    with pytest.raises(ReplayError, match="failed on every one of the 6 selected messages") as exc:
+        plan_jobs(job_frame(), patch=every)
+    assert "returned object" in exc.value.message
+    out = tmp_path / "plan.json"
+    args = ["replay", "plan", str(bundle_of(tmp_path, job_frame())), *ALLOW, "--patch", str(every)]
+    code, text = cli_main([*args, "--out", str(out)], capsys)
+    assert code != 0
+    assert "failed on every one" in text
+    assert not out.exists()

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from edgeinvestigate.cloudflare.client import CloudflareClient
+from edgeinvestigate.evidence.workers_logs import load_workers_logs
 from edgeinvestigate.sandbox.testing import running_sandbox
 from edgeinvestigate.simulator import load_scenario
 from edgeinvestigate.simulator._consumer import JobModel, consume, publish_events, use_http_pull
-from edgeinvestigate.sources.api.dlq import decode_body
-from edgeinvestigate.sources.api.workers_logs import load_workers_logs
+from edgeinvestigate.sources.api.dlq_body import decode_body
 
 ACCT = "9a7806061c88ada191ed06f989cc3dac"
 SCENARIO = load_scenario("default")

@@ -4,15 +4,20 @@ Without a lease, ``replay run`` removes an original by peek + purge by ref, and 
 first 100 messages of the queue. After the pushes it keeps peeking and purging while each round
 removes something, so originals deeper in the queue move up to the head and are removed in the same
 run. Only a head holding 100 messages that the plan does not replay stops it: the run then exits 4
-and says why and what to do. Everything is checked from the sandbox's own state.
+and says why and what to do. Everything is checked from the sandbox's own state. Also: a storm of
+5xx on the peeks is bounded and the first Ctrl-C stops it; originals beyond the first peek of a
+bundle without leases are purged by ref in the same run.
 """
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from replay_messages import message_id
+from replay_messages import T0_MS, job, message_id, peeked
 from replay_scenario import (
     ACCOUNT,
     assert_nothing_lost,
@@ -21,10 +26,14 @@ from replay_scenario import (
     client_for,
     dump,
     run_cli,
+    run_id_of,
+    seen,
 )
 
-from edgeinvestigate.replay import Ledger, replay_status
+from edgeinvestigate.errors import ReplayRefusedError
+from edgeinvestigate.replay import Ledger, plan_replay, replay_status, run_replay
 from edgeinvestigate.sandbox.testing import running_sandbox
+from edgeinvestigate.sources.api.dlq import collect_dlq, dlq_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -189,3 +198,84 @@ def test_after_exit_4_a_leased_bundle_plan_removes_the_rest_under_the_same_keys(
             rows = led.rows()
             assert {r["message_id"] for r in rows if r["possible_duplicate"]} == hidden
             assert {r["removal"] for r in rows} == {"ack"}
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(240)
+@pytest.mark.e2e
+@pytest.mark.faults
+def test_a_storm_of_5xx_on_peek_is_bounded_logged_and_the_first_ctrl_c_stops(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sc = build_without_leases(sb, tmp_path, n=150, selected=lambda i: i < 100)
+        sb.set_faults("error_rate=1.0,ops=peek")
+        env = cli_env(sb)
+        proc = run_cli(["replay", "run", str(sc.plan_path), "--yes", "--no-progress"], env)
+        deadline = time.monotonic() + 60
+        run_id = None
+        while time.monotonic() < deadline:
+            run_id = run_id or run_id_of(sc.ledger_path, proc.pid)
+            if run_id is not None and seen(sc.ledger_path, run_id, "server_error"):
+                break
+            time.sleep(0.02)
+        assert run_id is not None
+        assert proc.poll() is None
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)  # once
+        _, err = proc.communicate(timeout=20)
+        text = err.decode()
+        assert proc.returncode == 130, text
+        assert "retrying peek" in text, text  # a line per retry wait, even with --no-progress
+        with Ledger.open(sc.ledger_path, create=False) as led:
+            counts = led.counts()
+            assert counts["pushing"] == counts["ambiguous"] == 0, counts
+            assert led.runs()[-1]["outcome"] == "interrupted"
+        # the ledger is consistent: a resume without faults finishes and nothing is lost
+        sb.set_faults("")
+        with client_for(sb) as client:
+            result = run_replay(sc.plan_path, client, rate=1000)
+        assert result.outcome == "completed", result.to_dict()
+        assert_nothing_lost(sb, sc)
+
+
+@pytest.mark.timeout(240)
+def test_without_leases_originals_are_purged_by_ref_even_beyond_the_first_peek(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path) as sb:
+        sb.create_queue(ACCOUNT, "jobs", consumer={"type": "worker", "script_name": "jobs-consumer"})
+        sb.create_queue(ACCOUNT, "jobs-dlq", consumer={"type": "http_pull"})
+        sb.load_messages(
+            ACCOUNT,
+            "jobs-dlq",
+            [{"id": message_id(i), "body": job(i), "timestamp_ms": T0_MS + i * 1000} for i in range(150)],
+        )
+        with client_for(sb) as client:
+            head = collect_dlq(client, "jobs-dlq", mode="peek").frame  # the first 100, no leases
+        # messages 120..149 come from an older export (no lease, beyond the peek window)
+        old = dlq_frame([peeked(i, job(i)) for i in range(120, 150)], "jobs-dlq")
+        frame = pd.concat([head, old], ignore_index=True)
+        ids = [message_id(i) for i in [*range(50, 100), *range(120, 150)]]
+        plan = plan_replay(frame, "jobs-dlq", "jobs", ids=ids, allow_queues=["jobs"], rate=1000)
+        path = plan.save(tmp_path / "plan.json")
+        with client_for(sb) as client:
+            first = run_replay(path, client)
+        # 50..99 are purged after the first peek; that brings 120..149 into the head, and the
+        # removal rounds after the pushes purge them in the same run
+        assert first.outcome == "completed", first.to_dict()
+        assert first.still_in_dlq == 0
+        assert first.sweep_rounds >= 1
+        state = sb.state()["accounts"][ACCOUNT]["queues"]
+        assert len(state["jobs"]["messages"]) == 80  # every selected message was pushed once
+        in_dlq = {m["id"] for m in state["jobs-dlq"]["messages"]}
+        assert in_dlq == {message_id(i) for i in [*range(50), *range(100, 120)]}
+        with Ledger.open(tmp_path / "plan.ledger.sqlite", create=False) as led:
+            removal = {r["message_id"]: r["removal"] for r in led.rows()}
+        assert {removal[message_id(i)] for i in range(50, 100)} == {"purge"}
+        assert {removal[message_id(i)] for i in range(120, 150)} == {"purge"}
+
+        # an allowed target that does not exist is refused before anything is sent
+        other = plan_replay(frame, "jobs-dlq", "emails", ids=ids[:3], allow_queues=["emails"])
+        other_path = other.save(tmp_path / "emails.json")
+        with client_for(sb) as client, pytest.raises(ReplayRefusedError, match="'emails' does not exist"):
+            run_replay(other_path, client)
+        with Ledger.open(tmp_path / "emails.ledger.sqlite", create=False) as led:
+            assert led.counts()["planned"] == 3
+            assert led.runs() == []

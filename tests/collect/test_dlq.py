@@ -17,7 +17,9 @@ from _collect_helpers import ACCOUNT, TOKEN, ValidatingTransport, job
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import AuthError, NotFoundError, RateLimitedError, ReplayRefusedError, ServerError
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
-from edgeinvestigate.sources.api.dlq import V8_FLAG, collect_dlq, load_dlq, release_leases
+from edgeinvestigate.sources.api.dlq import collect_dlq, load_dlq
+from edgeinvestigate.sources.api.dlq_body import V8_FLAG
+from edgeinvestigate.sources.api.dlq_leases import release_leases
 
 pytestmark = pytest.mark.e2e
 

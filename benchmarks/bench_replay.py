@@ -28,7 +28,7 @@ from typing import Any
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.replay import plan_replay, run_replay
 from edgeinvestigate.sandbox.testing import running_sandbox
-from edgeinvestigate.sources.api.dlq import dlq_frame
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 T0_MS = 1_795_960_800_000

@@ -52,6 +52,7 @@ from .errors import (
 )
 from .evidence.bundle import Evidence as Evidence
 from .evidence.bundle import load as load
+from .evidence.workers_logs import load_workers_logs as load_workers_logs
 from .models.findings import Findings as Findings
 from .models.load_report import LoadReport as LoadReport
 from .replay import (
@@ -74,6 +75,5 @@ from .report.runner import write_report as write_report
 from .report.sample import sample_bundle as sample_bundle
 from .simulator import simulate as simulate
 from .sources.api.dlq import load_dlq as load_dlq
-from .sources.api.workers_logs import load_workers_logs as load_workers_logs
 from .sources.registry import SOURCES as SOURCES
 from .sources.registry import register_source as register_source

@@ -26,6 +26,7 @@ since = ""  # only data at or after this UTC time (ISO-8601, epoch, -2h)
 until = ""  # only data before this UTC time
 top_n = 10  # clusters to show
 recent_errors = 20  # latest error lines to list
+interactive = True  # JupyterLab: searchable tables and a replay-plan picker (`report` runs it with false)
 
 # %%
 import pandas as pd
@@ -151,6 +152,24 @@ for shift in findings.new_after_deploy:
 # %%
 latest = clusters.assign.sort_values("ts", ascending=False).head(recent_errors)
 table(latest[["ts", "source", "level", "job_type", "cluster_id", "text"]], max_chars=400)
+
+# %% [markdown]
+# ## Explore and pick what to replay (JupyterLab only)
+# Sortable, searchable tables of the clusters, findings and DLQ messages, and a picker that writes a
+# replay plan from the clusters you select, with every check `edgeinvestigate replay plan` makes.
+# Nothing is sent: review the plan, then `edgeinvestigate replay run plan.json`.
+
+# %%
+if interactive:
+    from edgeinvestigate.report.interactive import cluster_picker, interactive_table
+
+    interactive_table(clusters.table, caption="error clusters")
+    interactive_table(pd.DataFrame([h.model_dump() for h in findings.hypotheses]), caption="findings")
+    if len(ev.dlq):
+        interactive_table(ev.dlq.drop(columns=["body_raw"], errors="ignore"), caption="DLQ messages")
+        picker = cluster_picker(
+            ev, clusters, from_queue=str(ev.dlq["queue"].iloc[0]), findings=findings, bundle=bundle or None
+        )
 
 # %%
 emit("findings", findings)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from edgeinvestigate.cli._archive import INPUT, archive_inputs, archive_load_options, archive_options
 from edgeinvestigate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edgeinvestigate.cloudflare.client import CloudflareClient
 
 __all__ = ["collect"]
 
@@ -37,16 +41,18 @@ def _listen_address(value: str) -> tuple[str, int]:
         "Secrets: the API token comes from CLOUDFLARE_API_TOKEN or --token-file, never from an option value."
     ),
 )
-@click.argument("paths", nargs=-1, type=_ANY)
+@click.argument("paths", nargs=-1, type=INPUT)
 @click.option(
     "--tail", "tail", multiple=True, type=_ANY, help="`wrangler tail --format json` output (repeatable)."
 )
 @click.option(
     "--logpush",
     multiple=True,
-    type=_ANY,
-    help="Logpush workers_trace_events file or directory tree (repeatable).",
+    type=INPUT,
+    help="Logpush workers_trace_events file or directory tree, or an archive in R2/S3 as "
+    "s3://BUCKET/PREFIX/ (credentials from AWS_* only; needs --since and --until) (repeatable).",
 )
+@archive_options
 @click.option(
     "--traceitems",
     multiple=True,
@@ -174,7 +180,9 @@ def collect(
         return
 
     from edgeinvestigate._time import parse_time
-    from edgeinvestigate.evidence.bundle import Evidence, concat_frames, load
+    from edgeinvestigate.evidence.bundle import check_destination
+    from edgeinvestigate.evidence.collect import collect as collect_evidence
+    from edgeinvestigate.evidence.collect import collect_inputs
 
     specs: list[Any] = list(paths)
     for name, items in (
@@ -193,73 +201,44 @@ def collect(
     if dlq and dlq_keep_leases and dlq_mode != "snapshot":
         raise ConfigError("--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot")
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
-    from edgeinvestigate.evidence.bundle import check_destination
-
     # before anything is loaded or pulled: a refused --out changes nothing
-    inputs = [spec[0] if isinstance(spec, tuple) else spec for spec in specs] + list(dlq_file)
+    inputs = collect_inputs(specs, dlq_file)
+    if archive_inputs(specs, s, u):  # s3:// archives: --dry-run (lists, reads nothing), logging
+        return
     check_destination(out, inputs=inputs, overwrite=overwrite)
 
-    parts = []
-    if specs:
-        parts.append(load(specs, since=s, until=u, strict=strict, jobs=jobs))
-        if not parts[-1].report.files:
-            from edgeinvestigate.errors import LoadError
+    shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
 
-            given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in specs)
-            raise LoadError(
-                f"no telemetry files found in {given}",
-                hint="check the path: collect reads wrangler tail JSON, TraceItems JSON(L), Logpush "
-                ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
-            )
-        rejected_files_error(parts[-1].report, inputs)
-    client: Any = None
-    if workers_logs or dlq:
+    def warn(text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+        shown.append(text)
+
+    def connect() -> CloudflareClient:
         from edgeinvestigate.cloudflare.client import CloudflareClient
 
         client = CloudflareClient.from_env(api_url=api_url, account_id=account_id, token_file=token_file)
         click.get_current_context().call_on_close(client.close)  # also when a request fails
-    shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
-    if workers_logs:
-        from edgeinvestigate.sources.api.workers_logs import load_workers_logs
+        return client
 
-        for script in workers_logs:
-            part = load_workers_logs(client, script, since=s, until=u)
-            empty = empty_query_warning(part.manifest, script, client.account_id)
-            if empty:
-                click.echo(f"warning: {empty}", err=True)
-                part.report.notes.append(empty)
-                shown.append(empty)
-            parts.append(part)
-    ev = Evidence.merge(parts) if parts else Evidence.empty()
-    if parts:
-        ev.manifest["window"] = {
-            "since": None if s is None else s.isoformat(),
-            "until": None if u is None else u.isoformat(),
-        }
-    dlq_frames: list[Any] = []
-    if dlq:
-        from edgeinvestigate.sources.api.dlq import load_dlq
-
-        extra: dict[str, Any] = {"release": not dlq_keep_leases}
-        if dlq_lease_ms is not None:
-            extra["visibility_timeout_ms"] = dlq_lease_ms
-        for queue in dlq:
-            # load_dlq logs each of its warnings once (the CLI shows them as "warning: ..." on stderr)
-            frame = load_dlq(client, queue, mode=dlq_mode, force=force, **extra)  # type: ignore[arg-type]
-            shown.extend(frame.attrs.get("dlq_collection", {}).get("warnings", []))
-            dlq_frames.append(frame)
-    if dlq_file:
-        from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
-
-        dlq_frames.extend(dlq_frame_from_file(p) for p in dlq_file)
-    if dlq_frames:
-        sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_file)]
-        ev = ev.with_dlq(concat_frames([ev.dlq, *dlq_frames], "dlq"), source=", ".join(sources))
-        collections = [f.attrs["dlq_collection"] for f in dlq_frames if "dlq_collection" in f.attrs]
-        if collections:
-            ev.manifest["dlq_collections"] = collections
-            ev.report.notes.extend(w for c in collections for w in c["warnings"])
-    ev.report.notes.extend(overlapping_sources(ev.invocations))
+    ev = collect_evidence(
+        specs,
+        since=s,
+        until=u,
+        strict=strict,
+        jobs=jobs,
+        workers_logs=workers_logs,
+        dlq=dlq,
+        dlq_mode=dlq_mode,  # type: ignore[arg-type]
+        force=force,
+        release=not dlq_keep_leases,
+        visibility_timeout_ms=dlq_lease_ms,
+        dlq_files=dlq_file,
+        client=connect,
+        on_warning=warn,
+        **archive_load_options(),
+    )
+    # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
+    shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
     dest = ev.save(out, overwrite=overwrite, inputs=inputs)
 
     click.echo(dataclasses.replace(ev.report, notes=[n for n in ev.report.notes if n not in shown]).summary())
@@ -280,111 +259,3 @@ def collect(
             f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",
             err=True,
         )
-
-
-#: the collect option of each file format
-FORMAT_FLAGS = {
-    "tail": "--tail",
-    "logpush": "--logpush",
-    "traceitems": "--traceitems",
-    "workers_logs_export": "--workers-logs-export",
-}
-
-
-def rejected_files_error(report: Any, inputs: list[Any]) -> None:
-    """Raise :class:`~edgeinvestigate.errors.LoadError` when a file named on the command line (or
-    every file of the load) gave nothing but rejected records: almost always the wrong format flag
-    or not a telemetry file at all. The error names the file and the format it looks like."""
-    from edgeinvestigate.errors import LoadError
-
-    named = {str(path) for path in inputs}
-    files = list(report.files)
-    useless = [f for f in files if f.skipped and not f.invocations and not f.filtered]
-    if not useless:
-        return
-    if len(useless) < len(files):
-        useless = [f for f in useless if f.path in named]
-        if not useless:
-            return  # some foreign files inside a directory: listed in the summary
-    problems = [_rejected(f) for f in useless]
-    raise LoadError(
-        "; ".join(problems) + "; nothing was written",
-        hint="give each file with the flag of its format (--tail, --logpush, --traceitems, "
-        "--workers-logs-export) or as PATHS to detect it from its content; `edgeinvestigate collect --help`",
-    )
-
-
-def _rejected(f: Any) -> str:
-    from edgeinvestigate.sources.registry import sniff_source
-
-    first = next((i for i in f.issues if i.severity == "error"), None)
-    if first is not None and first.kind == "gzip":
-        return f"{f.path}: {first.message}"
-    as_what = f"as {f.source} ({FORMAT_FLAGS.get(f.source, f.source)})"
-    what = f"none of the {f.skipped} records of {f.path} could be read {as_what}"
-    looks: str | None = None
-    head = b""
-    try:
-        from edgeinvestigate.sources.registry import _head
-
-        head = _head(Path(f.path))
-        looks = sniff_source(head)
-    except (OSError, ValueError):
-        looks = None
-    if looks is not None and looks != f.source:
-        return f"{what}: it looks like {looks} data; load it with {FORMAT_FLAGS.get(looks, looks)} {f.path}"
-    try:
-        head[:4096].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < 4090:  # not a multi-byte character cut by the slice
-            return f"{what}: it is binary data, not JSON text"
-    reason = f" (first problem: {first.message})" if first is not None else ""
-    return f"{what}: it matches none of the known telemetry formats{reason}"
-
-
-def empty_query_warning(manifest: dict[str, Any], script: str, account_id: str) -> str | None:
-    """A warning when the Workers Logs query of ``script`` returned no event at all, else ``None``.
-
-    An empty answer is not an error for the API, and the usual causes are on our side: a window
-    that misses the data (times are UTC; a simulated incident keeps its own dates), another
-    script name or account, or Workers Logs not enabled for the Worker.
-    """
-    sources = manifest.get("sources") or []
-    stats = sources[0] if sources and isinstance(sources[0], dict) else {}
-    if stats.get("events", 1):
-        return None
-    since, until = stats.get("since", "?"), stats.get("until", "?")
-    return (
-        f"Workers Logs returned 0 events for {script!r} in account {account_id} between {since} and "
-        f"{until}: check the window (--since/--until are UTC; without them the last hour; a simulated "
-        "incident keeps its scenario dates unless simulated with --start), the script name, "
-        "CLOUDFLARE_ACCOUNT_ID, and that Workers Logs is enabled for this Worker "
-        "([observability] enabled = true in its wrangler config)"
-    )
-
-
-def overlapping_sources(invocations: Any, min_share: float = 0.5) -> list[str]:
-    """Notes for sources that hold the same invocations (same Worker and timestamp).
-
-    The tail, TraceItems, Logpush and Workers Logs formats carry the same events: loading two of
-    them for one time window counts every invocation, log line and error twice.
-    """
-    import pandas as pd
-
-    if not len(invocations):
-        return []
-    keys: dict[str, pd.MultiIndex] = {}
-    for source, frame in invocations.groupby("source", observed=True, sort=True):
-        keys[str(source)] = pd.MultiIndex.from_arrays([frame["script"].astype(object), frame["ts"]]).unique()
-    notes = []
-    names = sorted(keys)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            shared = len(keys[a].intersection(keys[b]))
-            if shared and shared >= min_share * min(len(keys[a]), len(keys[b])):
-                notes.append(
-                    f"{a} and {b} hold the same {shared} invocations (same Worker and timestamp): "
-                    "every count in this bundle is doubled for them; collect one telemetry format "
-                    "per time window"
-                )
-    return notes

@@ -14,7 +14,7 @@ passed through the environment and never printed:
 6. run it (``replay run``) and check the sandbox state: every job on the work queue, none left
    in the DLQ
 7. the fixed consumer processes the replayed jobs: a simulated consumer Worker
-   (``simulator/_consumer.py``) pulls them from the work queue through the REST API, runs them
+   (``lab/_consumer.py``) pulls them from the work queue through the REST API, runs them
    with the scenario's job model as the version live now (the revert), acks them and writes its
    Workers Logs into the sandbox
 8. collect again (the consumer's Workers Logs since the plan, the DLQ), verify the replay
@@ -357,8 +357,8 @@ def _consume_replayed(
     and load the Workers Logs the Worker would have written into the sandbox."""
     from edgeinvestigate._http import Secret, make_client
     from edgeinvestigate.cloudflare.client import CloudflareClient
+    from edgeinvestigate.lab._consumer import JobModel, consume, publish_events, use_http_pull
     from edgeinvestigate.simulator import load_scenario
-    from edgeinvestigate.simulator._consumer import JobModel, consume, publish_events, use_http_pull
 
     scenario = load_scenario(str(truth.get("scenario") or SCENARIO))
     model = JobModel(scenario)

@@ -28,7 +28,7 @@ def _load_evidence(path: str, from_queue: str | None) -> Any:
         from edgeinvestigate.evidence.bundle import Evidence
 
         return Evidence.open(p)
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     return dlq_frame_from_file(p, queue=from_queue)
 

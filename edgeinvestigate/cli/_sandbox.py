@@ -158,15 +158,18 @@ def serve_cmd(
         rate_window_s=window,
         json_body_encoding=json_bodies,
     )
-    if port:
+
+    def exports(info: dict[str, object]) -> None:
+        # printed once the port is bound, so --port 0 shows the port it picked
         click.echo(
             "point clients at this sandbox with:\n"
-            f"  export CLOUDFLARE_API_BASE_URL=http://{host}:{port}/client/v4\n"
+            f"  export CLOUDFLARE_API_BASE_URL={info['url']}\n"
             f"  export CLOUDFLARE_API_TOKEN=<the sandbox token, e.g. ${TOKEN_ENV}>\n"
             f"  export CLOUDFLARE_ACCOUNT_ID={SIMULATOR_ACCOUNT_ID}   "
             "# the account `simulate --sandbox` loads (see DIR/ground_truth.json)\n"
             f"then load an incident: edgeinvestigate simulate default --out DIR --start -2h "
-            f"--sandbox http://{host}:{port}",
+            f"--sandbox {info['base']}",
             err=True,
         )
-    serve(config, host=host, port=port, ready_file=ready_file, log_level=log_level)
+
+    serve(config, host=host, port=port, ready_file=ready_file, log_level=log_level, on_bound=exports)

@@ -23,27 +23,22 @@ each pull counts as a delivery attempt (see :func:`~dlq.load_dlq` for why that m
 
 from __future__ import annotations
 
-import logging
 import os
-import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import httpx
-import tenacity
 
-from edgeinvestigate._http import DEFAULT_TIMEOUT, Secret, make_client
-from edgeinvestigate.cloudflare._wire import RateLimitState, error_from_response, rate_limit_from_headers
-from edgeinvestigate.errors import APIError, ConfigError, NotFoundError, RateLimitedError, ServerError
+from edgeinvestigate._http import DEFAULT_TIMEOUT, Secret
+from edgeinvestigate.cloudflare._session import JSON, ApiSession
+from edgeinvestigate.cloudflare._wire import RateLimitState
+from edgeinvestigate.errors import ConfigError, NotFoundError, ServerError
 
 __all__ = ["DEFAULT_API_URL", "CloudflareClient", "RateLimitState", "normalize_api_url"]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.cloudflare.com/client/v4"
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"  # noqa: S105 (the variable name, not a token)
@@ -55,8 +50,6 @@ _LIST_HINT = (
     "queue names are exact and case-sensitive; list the queues with `wrangler queues list` "
     "(or GET /accounts/{account}/queues) and check CLOUDFLARE_ACCOUNT_ID"
 )
-
-JSON = dict[str, Any]
 
 
 def normalize_api_url(url: str) -> str:
@@ -73,21 +66,14 @@ def normalize_api_url(url: str) -> str:
     return base
 
 
-class _Retryable(Exception):
-    """Internal: wraps an APIError that the retry loop may repeat."""
-
-    def __init__(self, error: APIError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-class CloudflareClient:
+class CloudflareClient(ApiSession):
     """A small synchronous client for the Queues, Workers Observability and tail endpoints.
 
     Build it with :meth:`from_env` (reads the environment like wrangler) or directly. Use it as a
     context manager, or call :meth:`close`. ``transport=`` plugs in ``httpx.MockTransport`` in tests.
     ``max_attempts`` bounds tries of a safe request; ``max_retry_wait`` bounds how long one
-    ``Retry-After`` may make us wait (a longer one raises :class:`RateLimitedError` at once).
+    ``Retry-After`` may make us wait (a longer one raises :class:`RateLimitedError` at once); the
+    sending, retrying and rate-limit budget live in :class:`~edgeinvestigate.cloudflare._session.ApiSession`.
     """
 
     def __init__(
@@ -114,17 +100,19 @@ class CloudflareClient:
                 "no Cloudflare API token was given",
                 hint=f"set {TOKEN_ENV} or pass --token-file PATH",
             )
+        super().__init__(
+            normalize_api_url(api_url),
+            secret,
+            transport=transport,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            max_retry_wait=max_retry_wait,
+            backoff=backoff,
+            sleep=sleep,
+        )
         self.account_id = account_id
-        self.api_url = normalize_api_url(api_url)
-        self._http = make_client(self.api_url, token=secret, transport=transport, timeout=timeout)
-        self.max_attempts = max(1, max_attempts)
-        self.max_retry_wait = max_retry_wait
-        self.backoff = backoff
-        self._sleep = sleep
-        self.rate_limit = RateLimitState()
         self._queue_ids: dict[str, str] = {}
         self._queue_names: dict[str, str] = {}
-        self.requests_sent = 0
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -172,18 +160,6 @@ class CloudflareClient:
         return f"CloudflareClient(api_url={self.api_url!r}, account_id={self.account_id!r}, token=****)"
 
     __str__ = __repr__
-
-    def close(self) -> None:
-        """Close the underlying HTTP connection pool."""
-        self._http.close()
-
-    def __enter__(self) -> CloudflareClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ queues
     def list_queues(self, name: str | None = None, *, per_page: int = 100) -> list[JSON]:
@@ -253,12 +229,10 @@ class CloudflareClient:
             return name
         hint = _LIST_HINT
         if self.api_url != DEFAULT_API_URL:
-            from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
-
             hint += (
                 "; on the local sandbox the queues live in the account that loaded them: "
-                "`edgeinvestigate simulate ... --sandbox URL` uses the account_id of DIR/ground_truth.json "
-                f"({SIMULATOR_ACCOUNT_ID} for the shipped scenarios)"
+                "`edgeinvestigate simulate ... --sandbox URL` uses the account_id of DIR/ground_truth.json, "
+                f"so set {ACCOUNT_ENV} (or --account-id) to that account_id"
             )
         raise NotFoundError(
             f"unknown queue name {name!r} in account {self.account_id}",
@@ -494,140 +468,6 @@ class CloudflareClient:
             )
         env = self._request(method, path, json=json, safe=safe, what=what, not_found_hint=hint)
         return env.get("result")
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        safe: bool = False,
-        what: str,
-        not_found_hint: str | None = None,
-    ) -> JSON:
-        """Send one request (repeating it when ``safe``) and return the decoded envelope."""
-        attempts = self.max_attempts if safe else 1
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            sleep=self._sleep,
-            before_sleep=lambda rs: log.info(
-                "retrying %s %s (attempt %d of %d): %s",
-                method,
-                path,
-                rs.attempt_number + 1,
-                attempts,
-                rs.outcome.exception() if rs.outcome else "",
-            ),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    return self._send(method, path, params, json, what, not_found_hint)
-        except _Retryable as exc:
-            raise exc.error from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _wait(self, retry_state: tenacity.RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        error = exc.error if isinstance(exc, _Retryable) else None
-        if isinstance(error, RateLimitedError):
-            if error.retry_after is not None:
-                return min(error.retry_after, self.max_retry_wait)
-            if self.rate_limit.reset_s is not None:
-                return min(self.rate_limit.reset_s, self.max_retry_wait)
-        base: float = self.backoff * (2 ** (retry_state.attempt_number - 1))
-        return float(min(base, 8.0) * (0.5 + random.random() / 2))
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        what: str,
-        not_found_hint: str | None,
-    ) -> JSON:
-        self._respect_budget()
-        started = time.monotonic()
-        self.requests_sent += 1
-        try:
-            response = self._http.request(method, path, params=params, json=json)
-        except httpx.TransportError as exc:
-            if isinstance(exc, httpx.TimeoutException):
-                kind = "timed out"
-            elif isinstance(exc, httpx.ConnectError):
-                kind = "could not connect"
-            else:
-                kind = "lost the connection"
-            raise _Retryable(
-                ServerError(
-                    f"{what} failed: {method} {self.api_url}{path} {kind} ({type(exc).__name__})",
-                    hint="check the network or CLOUDFLARE_API_BASE_URL / --api-url; reads were retried "
-                    "automatically, writes never are (a replay run resumes safely when run again)",
-                    method=method,
-                    url=path,
-                )
-            ) from None
-        self.rate_limit = rate_limit_from_headers(response.headers, self.rate_limit)
-        log.debug(
-            "%s %s -> %d in %.0f ms; %s",
-            method,
-            path,
-            response.status_code,
-            (time.monotonic() - started) * 1000,
-            self.rate_limit,
-        )
-        if response.status_code >= 400:
-            error = error_from_response(
-                response, method=method, path=path, what=what, not_found_hint=not_found_hint
-            )
-            if isinstance(error, ServerError):
-                raise _Retryable(error)
-            if isinstance(error, RateLimitedError):
-                if error.retry_after is not None and error.retry_after > self.max_retry_wait:
-                    raise error
-                raise _Retryable(error)
-            raise error
-        try:
-            data = response.json()
-        except ValueError:
-            raise _Retryable(
-                ServerError(
-                    f"{what} failed: {method} {path} answered {response.status_code} with a body that is "
-                    f"not JSON ({response.headers.get('content-type', 'no content type')})",
-                    hint="check CLOUDFLARE_API_BASE_URL / --api-url: it must end in /client/v4",
-                    status=response.status_code,
-                    method=method,
-                    url=path,
-                )
-            ) from None
-        if not isinstance(data, dict):
-            raise ServerError(
-                f"{what} failed: {method} {path} answered with JSON that is not an object",
-                status=response.status_code,
-                method=method,
-                url=path,
-            )
-        if data.get("success") is False:
-            raise error_from_response(
-                response, method=method, path=path, what=what, not_found_hint=not_found_hint
-            )
-        return data
-
-    def _respect_budget(self) -> None:
-        """When the last answer said no requests are left, wait for the window (bounded) first."""
-        rl = self.rate_limit
-        if rl.remaining is None or rl.remaining > 0 or rl.reset_s is None or rl.observed_at is None:
-            return
-        left = rl.reset_s - (time.monotonic() - rl.observed_at)
-        if left > 0:
-            wait = min(left, self.max_retry_wait)
-            log.info("rate-limit budget exhausted; waiting %.1fs for the window to reset", wait)
-            self._sleep(wait)
 
 
 def _read_token_file(path: Path) -> Secret:

@@ -9,15 +9,8 @@ report, replays the top cluster into the real runtime and verifies it. See ``lab
 from __future__ import annotations
 
 from edgeinvestigate.lab._runtime import WRANGLER_VERSION, find_lab_dir, node_available
-from edgeinvestigate.lab._scenario import (
-    ACCOUNT_ID,
-    DLQ_QUEUE,
-    IMMEDIATE_QUEUE,
-    RETRY_QUEUE,
-    LabOptions,
-    LabResult,
-    run_lab,
-)
+from edgeinvestigate.lab._scenario import LabOptions, LabResult, run_lab
+from edgeinvestigate.lab._services import ACCOUNT_ID, DLQ_QUEUE, IMMEDIATE_QUEUE, RETRY_QUEUE
 
 __all__ = [
     "ACCOUNT_ID",

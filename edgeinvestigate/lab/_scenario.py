@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import secrets
 import shutil
 import sys
 import time
@@ -38,16 +37,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edgeinvestigate._http import Secret
 from edgeinvestigate.errors import ConfigError, EdgeInvestigateError
 from edgeinvestigate.lab._driver import Driver
-from edgeinvestigate.lab._procs import ProcessSet, wait_until
-from edgeinvestigate.lab._runtime import (
-    Deploy,
-    RuntimeSettings,
-    WranglerRuntime,
-    ensure_node_modules,
-    find_lab_dir,
+from edgeinvestigate.lab._procs import ProcessSet
+from edgeinvestigate.lab._runtime import Deploy, WranglerRuntime, ensure_node_modules, find_lab_dir
+from edgeinvestigate.lab._services import (
+    ACCOUNT_ID,
+    DLQ_QUEUE,
+    RETRY_QUEUE,
+    create_queues,
+    start_collector,
+    start_runtime,
+    start_sandbox,
 )
 from edgeinvestigate.lab._traffic import (
     Job,
@@ -59,22 +60,9 @@ from edgeinvestigate.lab._traffic import (
 )
 from edgeinvestigate.lab._watch import TraceWatcher
 
-__all__ = [
-    "ACCOUNT_ID",
-    "DLQ_QUEUE",
-    "IMMEDIATE_QUEUE",
-    "RETRY_QUEUE",
-    "LabOptions",
-    "LabResult",
-    "run_lab",
-]
+__all__ = ["BAD", "FIXED", "GOOD", "LabOptions", "LabResult", "run_lab"]
 
 log = logging.getLogger(__name__)
-
-ACCOUNT_ID = "023e105f4ecef8ad9ca31a8372d0c353"
-IMMEDIATE_QUEUE = "jobs-immediate"
-DLQ_QUEUE = "jobs-dlq"
-RETRY_QUEUE = "jobs-retry"
 
 GOOD = Deploy("v41", "v1")
 BAD = Deploy("v42", "v2")
@@ -197,86 +185,45 @@ class _Run:
         self.result.summary_file = path
 
     def _run(self, procs: ProcessSet, stack: ExitStack) -> None:
-        from edgeinvestigate.sandbox.testing import RunningSandbox
-
-        opts = self.opts
         with self.step("npm", "npm ci in lab/ (when the lockfile changed)") as rec:
             rec["ran"] = ensure_node_modules(
-                self.lab_dir, mode=opts.npm, log_path=self.state / "logs" / "npm.log"
+                self.lab_dir, mode=self.opts.npm, log_path=self.state / "logs" / "npm.log"
             )
-
         with self.step("start", "starting the sandbox, the collector and wrangler dev") as rec:
-            token = secrets.token_urlsafe(24)
-            sandbox = RunningSandbox(self.state / "sandbox", token=token)
-            stack.callback(sandbox.stop)
-            sandbox.start()
-            rec["sandbox_pid"] = sandbox.pid
-            self.sandbox = sandbox
-            sandbox.create_queue(
-                ACCOUNT_ID,
-                DLQ_QUEUE,
-                consumer={"type": "http_pull", "max_retries": 3, "visibility_timeout_ms": 30_000},
-            )
-            sandbox.create_queue(
-                ACCOUNT_ID,
-                RETRY_QUEUE,
-                consumer={
-                    "type": "worker",
-                    "script_name": "jobs-producer",
-                    "max_retries": 5,
-                    "retry_delay": 1,
-                    "dead_letter_queue": DLQ_QUEUE,
-                },
-            )
-            ready = self.state / "collector.ready.json"
-            ready.unlink(missing_ok=True)  # a reused state folder must not point at an old collector
-            collector = procs.start(
-                "collector",
-                [
-                    sys.executable,
-                    "-m",
-                    "edgeinvestigate",
-                    "lab",
-                    "collector",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--out",
-                    str(self.trace),
-                    "--ready-file",
-                    str(ready),
-                ],
-            )
-            wait_until(ready.exists, timeout=30, what="the collector", proc=collector)
-            collector_url = json.loads(ready.read_text())["url"]
+            self.sandbox = start_sandbox(self.state / "sandbox", stack)
+            rec["sandbox_pid"] = self.sandbox.pid
+            create_queues(self.sandbox)
+            collector, collector_url = start_collector(procs, self.state, self.trace)
             rec["collector"] = {"url": collector_url, "pid": collector.pid}
-            settings = RuntimeSettings(
-                collector_url=collector_url + "/",
-                sandbox_url=sandbox.base,
-                sandbox_token=Secret(token),
-                account_id=ACCOUNT_ID,
-                dlq_name=DLQ_QUEUE,
-            )
-            runtime = WranglerRuntime(self.lab_dir, self.state, procs, settings)
-            self.runtime = runtime
-            runtime.start(GOOD)
+            runtime = start_runtime(self.lab_dir, self.state, procs, self.sandbox, collector_url, GOOD)
             rec["producer_url"] = runtime.url
-            # replays pushed onto the retry queue re-enter the runtime through the producer's job API
-            resp = sandbox.admin.post(
-                f"/__admin/accounts/{ACCOUNT_ID}/queues/{RETRY_QUEUE}/forward",
-                json={"url": f"{runtime.url}/jobs"},
-            )
-            if resp.status_code != 200:
-                raise EdgeInvestigateError(f"the sandbox refused to forward {RETRY_QUEUE}: {resp.text[:300]}")
-
         watcher = TraceWatcher(self.trace)
-        driver = Driver(
+        self.driver = Driver(
             runtime.url,
             watcher,
             self.say,
             processes=lambda: [p for p in (collector, runtime.proc) if p is not None],
         )
-        self.driver = driver
+        self._baseline()
+        self._poison()
+        self._bad_deploy(runtime)
+        self._fix(runtime)
+        self._dlq_arrival()
+        self._investigate_and_replay(self.driver, watcher)
 
+    # -- the incident ----------------------------------------------------------------------
+    def _settle(self, jobs: list[Job], what: str) -> float:
+        """Seconds until every job of ``jobs`` reached its end in the runtime's telemetry."""
+        waited = self.driver.wait_settled(
+            [j.job_id for j in jobs], timeout=self.opts.settle_timeout, what=what
+        )
+        return round(waited, 2)
+
+    def _deployed(self, deploy: Deploy) -> None:
+        self.timeline.append({"phase": "deploy", "deploy": deploy.version, "at": _iso_now(), "jobs": 0})
+
+    def _baseline(self) -> None:
+        opts, driver = self.opts, self.driver
         with self.step("baseline", f"baseline traffic on {GOOD.version}: {opts.baseline} jobs") as rec:
             jobs = baseline_jobs(opts.baseline, self.rng)
             # the daily report, through the scheduled queue (Cron Trigger)
@@ -285,26 +232,20 @@ class _Run:
             self.phase("baseline", GOOD, [*jobs, cron_job])
             driver.send(jobs, rate=opts.rate)
             driver.trigger_cron("0 6 * * *", cron_ms)
-            rec["settled_after_s"] = round(
-                driver.wait_settled(
-                    [*(j.job_id for j in jobs), cron_job.job_id],
-                    timeout=opts.settle_timeout,
-                    what="the baseline jobs",
-                ),
-                2,
-            )
+            rec["settled_after_s"] = self._settle([*jobs, cron_job], "the baseline jobs")
 
+    def _poison(self) -> None:
         with self.step("poison", "a poison message, alone (it crashes the queue handler)") as rec:
             job = poison_job(self.rng)
             self.phase("poison", GOOD, [job])
-            driver.send([job])
-            rec["settled_after_s"] = round(
-                driver.wait_settled([job.job_id], timeout=opts.settle_timeout, what="the poison message"), 2
-            )
+            self.driver.send([job])
+            rec["settled_after_s"] = self._settle([job], "the poison message")
 
+    def _bad_deploy(self, runtime: WranglerRuntime) -> None:
+        opts, driver = self.opts, self.driver
         with self.step("bad_deploy", f"deploying {BAD.version} (the bad version: EMAIL_RENDERER=v2)") as rec:
             runtime.restart(BAD)
-            self.timeline.append({"phase": "deploy", "deploy": BAD.version, "at": _iso_now(), "jobs": 0})
+            self._deployed(BAD)
             jobs = incident_jobs(opts.incident, self.rng)
             self.phase("incident", BAD, jobs)
             half = len(jobs) // 2
@@ -316,36 +257,28 @@ class _Run:
                 {"phase": "outage", "deploy": BAD.version, "at": _iso_now(), "type": "WEBHOOK_PROCESSING"}
             )
             driver.send(jobs[half:], rate=opts.rate)
-            rec["settled_after_s"] = round(
-                driver.wait_settled(
-                    [j.job_id for j in jobs], timeout=opts.settle_timeout, what="the incident jobs"
-                ),
-                2,
-            )
+            rec["settled_after_s"] = self._settle(jobs, "the incident jobs")
 
+    def _fix(self, runtime: WranglerRuntime) -> None:
         with self.step("fix", f"fixing: deploying {FIXED.version} (EMAIL_RENDERER=v1)") as rec:
             runtime.restart(FIXED)
-            self.timeline.append({"phase": "deploy", "deploy": FIXED.version, "at": _iso_now(), "jobs": 0})
-            jobs = recovery_jobs(opts.recovery, self.rng)
+            self._deployed(FIXED)
+            jobs = recovery_jobs(self.opts.recovery, self.rng)
             self.phase("recovery", FIXED, jobs)
-            driver.send(jobs, rate=opts.rate)
-            rec["settled_after_s"] = round(
-                driver.wait_settled(
-                    [j.job_id for j in jobs], timeout=opts.settle_timeout, what="the recovery jobs"
-                ),
-                2,
-            )
+            self.driver.send(jobs, rate=self.opts.rate)
+            rec["settled_after_s"] = self._settle(jobs, "the recovery jobs")
 
+    def _dlq_arrival(self) -> None:
+        """Wait until the sandbox DLQ holds every job expected there; record the jobs in the summary."""
         expected_dlq = sorted(j.job_id for j in self.jobs.values() if j.expect != "succeed")
         with self.step("dlq_arrival", "waiting until the sandbox DLQ holds every dead-lettered job") as rec:
-            driver.wait_for(
+            self.driver.wait_for(
                 lambda: self._dlq_count() >= len(expected_dlq),
-                timeout=opts.settle_timeout,
+                timeout=self.opts.settle_timeout,
                 what=f"{len(expected_dlq)} messages in the sandbox {DLQ_QUEUE}",
                 detail=lambda: f"it holds {self._dlq_count()}",
             )
             rec["expected"] = len(expected_dlq)
-
         self.summary["jobs"] = {
             "sent": len(self.jobs),
             "by_expectation": dict(Counter(j.expect for j in self.jobs.values())),
@@ -355,8 +288,8 @@ class _Run:
             },
             "all": sorted(self.jobs),
         }
-        self._investigate_and_replay(driver, watcher)
 
+    # -- the investigation -----------------------------------------------------------------
     def _dlq_count(self) -> int:
         q = self.sandbox.queue_state(ACCOUNT_ID, DLQ_QUEUE)
         return len(q.get("messages") or [])

@@ -155,6 +155,8 @@ class LoadReport:
                 fs = clean[f.source]
                 if f is fs[0]:  # one line for the group, where its first file was
                     under = os.path.commonpath([os.path.dirname(g.path) or "." for g in fs])
+                    if "://" in f.path:  # s3://bucket/...: commonpath folds the "//"
+                        under = under.replace(":/", "://", 1)
                     lines.append(
                         f"{len(fs)} files under {under} [{f.source}]: {sum(g.records for g in fs)} "
                         f"records -> {sum(g.invocations for g in fs)} invocations, "

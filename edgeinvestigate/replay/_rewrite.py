@@ -72,10 +72,10 @@ def idempotency_key(message_id: str, selection_digest: str) -> str:
 def decode_body(raw: Any, content_type: str | None) -> tuple[Any, str | None]:
     """Decode a DLQ body as the Queues API returns it: ``(value, None)`` or ``(None, why not)``.
 
-    Uses :func:`sources.api.dlq.decode_body` (reference D2: ``json`` bodies as plain JSON text or
+    Uses :func:`sources.api.dlq_body.decode_body` (reference D2: ``json`` bodies as plain JSON text or
     base64 of it); ``bytes`` and ``v8`` cannot be replayed over the REST API and are refused here.
     """
-    from edgeinvestigate.sources.api.dlq import decode_body as _decode
+    from edgeinvestigate.sources.api.dlq_body import decode_body as _decode
 
     ctype = (content_type or "").strip().lower() or None
     if ctype in ("v8", "bytes"):

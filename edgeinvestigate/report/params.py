@@ -108,6 +108,9 @@ class TriageParameters(NotebookParameters):
     notebook: ClassVar[str] = "triage"
     top_n: int = Field(10, ge=1, le=200, description="how many clusters to show")
     recent_errors: int = Field(20, ge=0, le=500, description="how many of the latest error lines to list")
+    interactive: bool = Field(
+        False, description="searchable tables and a replay-plan picker (JupyterLab; reports are static)"
+    )
 
 
 class ErrorClustersParameters(NotebookParameters):

@@ -76,13 +76,12 @@ def _summary_truth(gt_path: Path) -> dict[str, Any]:
 
 def _build(dest: Path) -> None:
     from edgeinvestigate.evidence.bundle import load
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.evidence.dlq import with_dlq_file
 
     incident = dest / "incident"
     summary = simulate(SAMPLE_SCENARIO, incident, seed=SAMPLE_SEED)
     ev = load([incident / "traceitems" / "traceitems.jsonl"], strict=True)
-    dlq_path = incident / "dlq" / "messages.json"
-    ev = ev.with_dlq(dlq_frame_from_file(dlq_path), source=str(dlq_path))
+    ev = with_dlq_file(ev, incident / "dlq" / "messages.json")
     ev.manifest["ground_truth"] = _summary_truth(summary.ground_truth)
     ev.manifest["simulation"] = {
         "scenario": summary.scenario,

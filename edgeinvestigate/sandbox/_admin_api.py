@@ -11,11 +11,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.sandbox._bodies import BodyError, encode_admin_body
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import bearer_error, read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, success
-from edgeinvestigate.sandbox._store import QueueRow
+from edgeinvestigate.sandbox._queues import QueueRow
 from edgeinvestigate.sandbox.faults import parse_faults
 
 __all__ = ["ADMIN_ROUTES", "admin_endpoint"]
@@ -111,14 +112,14 @@ async def create_queue(request: Request, ctx: SandboxContext) -> Any:
             raise SandboxHTTPError("bad_request", "json_body_encoding must be 'plain' or 'base64'")
         options["json_body_encoding"] = enc
     consumer = _consumer(_obj(body["consumer"], "consumer")) if body.get("consumer") else None
-    q = ctx.store.upsert_queue(account, name, settings=settings, consumer=consumer, options=options)
+    q = ctx.store.queues.upsert(account, name, settings=settings, consumer=consumer, options=options)
     return q.to_api()
 
 
 def _admin_queue(request: Request, ctx: SandboxContext) -> QueueRow:
     account = request.path_params["account_id"]
     name = request.path_params["queue_name"]
-    q = ctx.store.queue_by_name(account, name)
+    q = ctx.store.queues.by_name(account, name)
     if q is None:
         raise SandboxHTTPError(
             "queue_not_found",
@@ -155,7 +156,7 @@ async def load_messages(request: Request, ctx: SandboxContext) -> Any:
             if m.get(key) is not None:
                 item[key] = _int(m, key, 0, 0, 2**53)
         items.append(item)
-    ids = ctx.store.load(q, items)
+    ids = ctx.store.messages.load(q, items)
     return {"loaded": len(ids), "ids": ids, "skipped": len(items) - len(ids), "queue_id": q.queue_id}
 
 
@@ -184,8 +185,8 @@ async def load_events(request: Request, ctx: SandboxContext) -> Any:
             raise SandboxHTTPError(
                 "bad_request", f"events[{i}] ($metadata.id {meta['id']}): timestamp must be epoch ms"
             )
-    n = ctx.store.add_events(account, events)
-    return {"loaded": n, "total": ctx.store.event_counts().get(account, 0)}
+    n = ctx.store.events.add(account, events)
+    return {"loaded": n, "total": ctx.store.events.counts().get(account, 0)}
 
 
 def _state_body(row: sqlite3.Row) -> Any:
@@ -203,9 +204,9 @@ def _state_body(row: sqlite3.Row) -> Any:
 
 async def state(request: Request, ctx: SandboxContext) -> Any:
     store = ctx.store
-    store.sweep()
+    store.messages.sweep()
     accounts: dict[str, Any] = {}
-    for q in store.list_queues():
+    for q in store.queues.all():
         acct = accounts.setdefault(q.account_id, {"queues": {}, "events": 0, "tails": []})
         messages = [
             {
@@ -221,22 +222,22 @@ async def state(request: Request, ctx: SandboxContext) -> Any:
                 "lease_expires_ms": r["lease_expires_ms"],
                 "source": r["source"],
             }
-            for r in store.messages_of(q.queue_id)
+            for r in store.messages.of(q.queue_id)
         ]
         acct["queues"][q.queue_name] = q.to_api() | {
             "messages": messages,
-            "stats": store.stats_of(q.queue_id),
-            "metrics": store.metrics(q),
+            "stats": store.messages.stats(q.queue_id),
+            "metrics": store.messages.metrics(q),
             "forward_url": q.options.get("forward_url"),
             "json_body_encoding": q.json_encoding,
         }
-    for account, n in store.event_counts().items():
+    for account, n in store.events.counts().items():
         accounts.setdefault(account, {"queues": {}, "events": 0, "tails": []})["events"] = n
-    for tail in store.tails():
+    for tail in store.tails.all():
         acct = accounts.setdefault(tail["account_id"], {"queues": {}, "events": 0, "tails": []})
         acct["tails"].append(tail | {"connected": ctx.tails.connected(tail["tail_id"])})
     return {
-        "now_ms": store.now_ms(),
+        "now_ms": store.clock.now_ms(),
         "accounts": accounts,
         "faults": ctx.faults.status(),
         "rate_limit": {"limit": ctx.limiter.limit, "window_s": ctx.limiter.window_s},
@@ -250,8 +251,6 @@ async def get_faults(request: Request, ctx: SandboxContext) -> Any:
 
 async def put_faults(request: Request, ctx: SandboxContext) -> Any:
     body = await read_json(request, required=False)
-    from edgeinvestigate.errors import ConfigError
-
     try:
         if isinstance(body, dict) and set(body) <= {"spec"}:
             spec = parse_faults(body.get("spec") or "")
@@ -274,13 +273,16 @@ async def reset(request: Request, ctx: SandboxContext) -> Any:
 
 
 async def clock(request: Request, ctx: SandboxContext) -> Any:
+    """``POST /__admin/clock {"advance_ms": N}``: move the sandbox clock by N ms (negative: back), then
+    sweep, so expired leases, delays and retention take effect before the answer (see ``_clock``).
+    Returns ``{now_ms, offset_ms}``. For tests: nothing else needs to sleep through a timeout."""
     body = _obj(await read_json(request), "request body")
     advance = body.get("advance_ms", 0)
     if isinstance(advance, bool) or not isinstance(advance, int):
         raise SandboxHTTPError("bad_request", "advance_ms must be an integer")
-    ctx.store.clock_offset_ms += advance
-    ctx.store.sweep()
-    return {"now_ms": ctx.store.now_ms(), "offset_ms": ctx.store.clock_offset_ms}
+    ctx.store.clock.advance(advance)
+    ctx.store.messages.sweep()
+    return {"now_ms": ctx.store.clock.now_ms(), "offset_ms": ctx.store.clock.offset_ms}
 
 
 async def rate_limit(request: Request, ctx: SandboxContext) -> Any:
@@ -297,7 +299,7 @@ async def forward(request: Request, ctx: SandboxContext) -> Any:
     url = body.get("url")
     if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
         raise SandboxHTTPError("bad_request", "url must be an http(s) URL, or null to stop forwarding")
-    ctx.store.set_option(q, "forward_url", url)
+    ctx.store.queues.set_option(q, "forward_url", url)
     return {"queue_name": q.queue_name, "forward_url": url}
 
 

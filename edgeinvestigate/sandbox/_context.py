@@ -5,15 +5,12 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from edgeinvestigate._http import Secret
 from edgeinvestigate.sandbox._ratelimit import RateLimiter
 from edgeinvestigate.sandbox._store import Store
+from edgeinvestigate.sandbox._tail_hub import TailHub
 from edgeinvestigate.sandbox.faults import FaultInjector, FaultSpec
-
-if TYPE_CHECKING:
-    from edgeinvestigate.sandbox._tails import TailHub
 
 __all__ = ["SandboxConfig", "SandboxContext"]
 
@@ -33,14 +30,11 @@ class SandboxConfig:
 
 class SandboxContext:
     def __init__(self, config: SandboxConfig) -> None:
-        from edgeinvestigate.sandbox._tails import TailHub
-
         self.config = config
         self.store = Store(config.state_dir, default_json_encoding=config.json_body_encoding)
         self.faults = FaultInjector(config.faults)
         self.limiter = RateLimiter(config.rate_limit, config.rate_window_s)
-        self.tails: TailHub = TailHub(self)
-        self.forwarders: dict[str, Any] = {}
+        self.tails = TailHub()
 
     def token_ok(self, presented: str) -> bool:
         return hmac.compare_digest(presented.encode(), self.config.token.reveal().encode())

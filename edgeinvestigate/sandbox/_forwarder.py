@@ -17,16 +17,14 @@ import contextlib
 import json
 import logging
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from edgeinvestigate._http import make_client
-
-if TYPE_CHECKING:
-    from edgeinvestigate.sandbox._context import SandboxContext
-    from edgeinvestigate.sandbox._store import QueueRow
+from edgeinvestigate.sandbox._context import SandboxContext
+from edgeinvestigate.sandbox._queues import QueueRow
 
 __all__ = ["forward_body", "run_background"]
 
@@ -58,10 +56,10 @@ async def _forward_queue(
     ctx: SandboxContext, queue: QueueRow, url: str, clients: dict[str, httpx.Client]
 ) -> int:
     # re-read the queue: forwarding may have been switched off while another queue was being forwarded
-    current = ctx.store.get_queue(queue.account_id, queue.queue_id)
+    current = ctx.store.queues.get(queue.account_id, queue.queue_id)
     if current is None or current.options.get("forward_url") != url:
         return 0
-    rows, _ = ctx.store.pull(current, FORWARD_BATCH, FORWARD_LEASE_MS)
+    rows, _ = ctx.store.messages.pull(current, FORWARD_BATCH, FORWARD_LEASE_MS)
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     client = clients.get(origin)
     if client is None:
@@ -83,11 +81,11 @@ async def _forward_queue(
                 log.warning("forward of %s to %s answered %s", row["id"], url, resp.status_code)
         except httpx.HTTPError as exc:
             log.warning("forward of %s to %s failed: %s", row["id"], url, type(exc).__name__)
-        fresh = ctx.store.get_queue(queue.account_id, queue.queue_id) or queue
+        fresh = ctx.store.queues.get(queue.account_id, queue.queue_id) or queue
         if ok:
-            ctx.store.ack(fresh, [row["lease_id"]], [])
+            ctx.store.messages.ack(fresh, [row["lease_id"]], [])
         else:
-            ctx.store.ack(fresh, [], [(row["lease_id"], _retry_delay(fresh, row["attempts"]))])
+            ctx.store.messages.ack(fresh, [], [(row["lease_id"], _retry_delay(fresh, row["attempts"]))])
     return len(rows)
 
 
@@ -101,9 +99,9 @@ async def run_background(ctx: SandboxContext, stop: asyncio.Event, sweep_every_s
             busy = 0
             try:
                 if loop.time() >= next_sweep:
-                    ctx.store.sweep()
+                    ctx.store.messages.sweep()
                     next_sweep = loop.time() + sweep_every_s
-                for q in ctx.store.list_queues():
+                for q in ctx.store.queues.all():
                     url = q.options.get("forward_url")
                     if url:
                         busy += await _forward_queue(ctx, q, str(url), clients)

@@ -13,7 +13,8 @@ from edgeinvestigate.sandbox._bodies import PUSHABLE_CONTENT_TYPES, BodyError, e
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, success
-from edgeinvestigate.sandbox._store import QueueRow, make_ref
+from edgeinvestigate.sandbox._messages import make_ref
+from edgeinvestigate.sandbox._queues import QueueRow
 
 __all__ = ["LIMITS", "QUEUE_HANDLERS"]
 
@@ -49,7 +50,7 @@ def _number(body: dict[str, Any], key: str, default: int | None, lo: int, hi: in
 def _queue(request: Request, ctx: SandboxContext) -> QueueRow:
     account = request.path_params["account_id"]
     queue_id = request.path_params["queue_id"]
-    q = ctx.store.get_queue(account, queue_id)
+    q = ctx.store.queues.get(account, queue_id)
     if q is None:
         raise SandboxHTTPError("queue_not_found", f"no queue with id {queue_id!r} in account {account!r}")
     return q
@@ -73,7 +74,7 @@ async def list_queues(request: Request, ctx: SandboxContext) -> JSONResponse:
         per_page = min(1000, max(1, int(params.get("per_page", "20"))))
     except ValueError as exc:
         raise SandboxHTTPError("bad_request", f"page and per_page must be integers: {exc}") from exc
-    every = ctx.store.list_queues(account)
+    every = ctx.store.queues.all(account)
     name = params.get("name")
     chosen = [q for q in every if q.queue_name == name] if name is not None else every
     start = (page - 1) * per_page
@@ -131,7 +132,7 @@ async def push(request: Request, ctx: SandboxContext) -> Any:
     q = _queue(request, ctx)
     body = _object(await read_json(request), "request body")
     item = _encode_message(body, "message", int(q.settings.get("delivery_delay", 0) or 0))
-    metrics = ctx.store.push(q, [item])
+    metrics = ctx.store.messages.push(q, [item])
     return {"metadata": {"metrics": metrics}}
 
 
@@ -159,7 +160,7 @@ async def push_batch(request: Request, ctx: SandboxContext) -> Any:
         raise SandboxHTTPError(
             "batch_too_large", f"{total} bytes in the batch, the limit is {LIMITS['batch_bytes']} bytes"
         )
-    metrics = ctx.store.push(q, items)
+    metrics = ctx.store.messages.push(q, items)
     return {"metadata": {"metrics": metrics}}
 
 
@@ -193,9 +194,9 @@ async def pull(request: Request, ctx: SandboxContext) -> Any:
         LIMITS["max_visibility_ms"],
         "invalid_visibility",
     )
-    rows, backlog = ctx.store.pull(q, int(batch_size or 1), int(visibility or 1))
+    rows, backlog = ctx.store.messages.pull(q, int(batch_size or 1), int(visibility or 1))
     messages = [_wire_message(q, r) | {"lease_id": r["lease_id"]} for r in rows]
-    metrics = ctx.store.metrics(q)
+    metrics = ctx.store.messages.metrics(q)
     return {"message_backlog_count": backlog, "messages": messages, "metadata": {"metrics": metrics}}
 
 
@@ -222,7 +223,7 @@ async def ack(request: Request, ctx: SandboxContext) -> Any:
         delay = _number(r, "delay_seconds", None, 0, LIMITS["max_delay_s"], "invalid_delay")
         del i
         retries.append((r["lease_id"], delay))
-    n_ack, n_retry, warnings = ctx.store.ack(q, acks, retries)
+    n_ack, n_retry, warnings = ctx.store.messages.ack(q, acks, retries)
     return {"ackCount": n_ack, "retryCount": n_retry, "warnings": warnings}
 
 
@@ -239,7 +240,7 @@ async def extend(request: Request, ctx: SandboxContext) -> Any:
         LIMITS["max_visibility_ms"],
         "invalid_visibility",
     )
-    n, warnings = ctx.store.extend(q, leases, int(visibility or 1))
+    n, warnings = ctx.store.messages.extend(q, leases, int(visibility or 1))
     return {"extendCount": n, "warnings": warnings}
 
 
@@ -249,7 +250,7 @@ async def peek(request: Request, ctx: SandboxContext) -> Any:
     batch_size = _number(
         body, "batch_size", LIMITS["default_pull_batch"], 1, LIMITS["max_batch_size"], "invalid_batch_size"
     )
-    rows = ctx.store.peek(q, int(batch_size or 1))
+    rows = ctx.store.messages.peek(q, int(batch_size or 1))
     return {
         "messages": [_wire_message(q, r) | {"ref": make_ref(q.queue_id, r["seq"], r["id"])} for r in rows]
     }
@@ -266,12 +267,12 @@ async def purge_refs(request: Request, ctx: SandboxContext) -> Any:
         if not isinstance(r, dict) or not isinstance(r.get("ref"), str):
             raise SandboxHTTPError("bad_request", f"refs[{i}] must be an object with a string 'ref'")
         values.append(r["ref"])
-    warnings = ctx.store.purge_refs(q, values)
+    warnings = ctx.store.messages.purge_refs(q, values)
     return {"errors": [], "warnings": warnings}
 
 
 async def metrics(request: Request, ctx: SandboxContext) -> Any:
-    return ctx.store.metrics(_queue(request, ctx))
+    return ctx.store.messages.metrics(_queue(request, ctx))
 
 
 async def purge(request: Request, ctx: SandboxContext) -> Any:
@@ -281,8 +282,8 @@ async def purge(request: Request, ctx: SandboxContext) -> Any:
         raise SandboxHTTPError(
             "purge_not_confirmed", 'send {"delete_messages_permanently": true} to delete every message'
         )
-    ctx.store.purge_all(q)
-    fresh = ctx.store.get_queue(q.account_id, q.queue_id)
+    ctx.store.messages.purge_all(q)
+    fresh = ctx.store.queues.get(q.account_id, q.queue_id)
     return (fresh or q).to_api()
 
 

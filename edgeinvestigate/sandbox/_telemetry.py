@@ -466,7 +466,7 @@ def run_query(ctx: SandboxContext, account_id: str, body: Any) -> dict[str, Any]
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise _bad("parameters must be an object")
-    everything = ctx.store.events(account_id)
+    everything = ctx.store.events.of(account_id)
     matched = filter_events(everything, t_from, t_to, params)
     echo_params = {k: v for k, v in params.items() if k != "limit"}
     if isinstance(params.get("limit"), int) and 0 <= params["limit"] <= 100:

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,13 @@ def serve(
     port: int = 0,
     ready_file: Path | None = None,
     log_level: str = "warning",
+    on_bound: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM.
 
     Writes ``{"url", "base", "pid", "port"}`` to ``ready_file`` once listening; a ready file that
-    cannot be written is a :class:`SandboxError` before listening (or a stop right after)."""
+    cannot be written is a :class:`SandboxError` before listening (or a stop right after).
+    ``on_bound`` gets the same dict as soon as the port is bound (``port=0`` picks a free one)."""
     if ready_file is not None:
         check_ready_file(ready_file)
     sock = _bind(host, port)
@@ -103,6 +106,8 @@ def serve(
     base = f"http://{shown_host}:{actual_port}"
     config.public_base = base
     info = {"url": base + API_PREFIX, "base": base, "pid": os.getpid(), "port": actual_port}
+    if on_bound is not None:
+        on_bound(dict(info))
     try:
         app = create_app(config)  # opens the state database: a corrupt one is a SandboxError
     except BaseException:

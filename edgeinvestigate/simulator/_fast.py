@@ -14,8 +14,9 @@ from collections.abc import Iterator
 import msgspec
 import numpy as np
 
-from edgeinvestigate.simulator._engine import LEVELS, Simulation
+from edgeinvestigate.simulator._logpush_record import CAP, logpush_record
 from edgeinvestigate.simulator._records import request_of, view_at
+from edgeinvestigate.simulator._simulation import LEVELS, Simulation
 
 __all__ = ["logpush_lines", "trace_item_lines"]
 
@@ -113,8 +114,6 @@ def trace_item_lines(sim: Simulation, *, version_detail: bool = False) -> Iterat
 
 def logpush_lines(sim: Simulation) -> Iterator[tuple[int, bytes]]:
     """``(EventTimestampMs, NDJSON record)`` of every invocation, in time order."""
-    from edgeinvestigate.simulator._write_logpush import CAP, logpush_record
-
     p = _Prepared(sim)
     frag = [
         b'{"Level":"%b","Message":[%b],"TimestampMs":%d}' % (lv.encode(), tj, ts)

@@ -31,9 +31,9 @@ import msgspec
 import numpy as np
 
 from edgeinvestigate._version import __version__
-from edgeinvestigate.simulator._engine import LEVELS, SKIPPED, STATUS_NAMES, Simulation, _iso
 from edgeinvestigate.simulator._records import TRIGGER_NAMES
 from edgeinvestigate.simulator._scenario import JOB_TYPES
+from edgeinvestigate.simulator._simulation import LEVELS, SKIPPED, STATUS_NAMES, Simulation, iso
 
 __all__ = ["ground_truth", "write_ground_truth"]
 
@@ -54,7 +54,7 @@ def _errors(sim: Simulation) -> list[dict[str, Any]]:
         tpl = T[l_tpl[k]]
         rec: dict[str, Any] = {
             "where": "log",
-            "ts": _iso(l_ts[k]),
+            "ts": iso(l_ts[k]),
             "text": sim.l_error[k],
             "template_id": tpl.id,
             "root_cause": tpl.incident,
@@ -77,7 +77,7 @@ def _errors(sim: Simulation) -> list[dict[str, Any]]:
         out.append(
             {
                 "where": "exception",
-                "ts": _iso(ts),
+                "ts": iso(ts),
                 "text": sim.x_message[k],
                 "name": sim.x_name[k],
                 "template_id": tpl.id,
@@ -91,7 +91,7 @@ def _errors(sim: Simulation) -> list[dict[str, Any]]:
         out.append(
             {
                 "where": "dlq",
-                "ts": _iso(info["arrived_ms"]),
+                "ts": iso(info["arrived_ms"]),
                 "text": info["error"],
                 "template_id": info["template_id"],
                 "root_cause": info["root_cause"],
@@ -124,10 +124,10 @@ def _root_causes(sim: Simulation) -> list[dict[str, Any]]:
             "job_type": inc.job_type,
             "transient": inc.is_transient,
             "description": inc.description,
-            "start": _iso(a),
-            "end": _iso(min(b, sc.end_ms)) if inc.kind == "bad_deploy" else _iso(b),
-            "first_error": _iso(int(sim.d_end[f_idx].min())) if len(f_idx) else None,
-            "last_error": _iso(int(sim.d_end[f_idx].max())) if len(f_idx) else None,
+            "start": iso(a),
+            "end": iso(min(b, sc.end_ms)) if inc.kind == "bad_deploy" else iso(b),
+            "first_error": iso(int(sim.d_end[f_idx].min())) if len(f_idx) else None,
+            "last_error": iso(int(sim.d_end[f_idx].max())) if len(f_idx) else None,
             "template_ids": [t.id for t in sim.templates if t.incident == inc.id],
             "n_failed_deliveries": len(f_idx),
             "n_collateral_deliveries": int(collateral.sum()),
@@ -176,9 +176,9 @@ def ground_truth(sim: Simulation) -> dict[str, Any]:
             "dlq_envelope": s.dlq_envelope,
             "dlq_json_encoding": s.dlq_json_encoding,
         },
-        "window": {"start": _iso(sc.start_ms), "end": _iso(sc.end_ms), "last_event": _iso(last)},
+        "window": {"start": iso(sc.start_ms), "end": iso(sc.end_ms), "last_event": iso(last)},
         "deployments": [
-            {"script": v.script, "version_id": v.id, "tag": v.tag, "message": v.message, "at": _iso(v.at_ms)}
+            {"script": v.script, "version_id": v.id, "tag": v.tag, "message": v.message, "at": iso(v.at_ms)}
             for v in [sim.producer_version, *sim.versions]
         ],
         "root_causes": root,
@@ -224,7 +224,7 @@ def ground_truth(sim: Simulation) -> dict[str, Any]:
             for t in sim.templates
         ],
         "errors": errors,
-        "dlq": [{**d, "arrived": _iso(d.pop("arrived_ms"))} for d in (dict(x) for x in sim.dlq_info)],
+        "dlq": [{**d, "arrived": iso(d.pop("arrived_ms"))} for d in (dict(x) for x in sim.dlq_info)],
     }
 
 

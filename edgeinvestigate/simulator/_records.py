@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from edgeinvestigate.simulator._engine import LEVELS, Simulation, Version
+from edgeinvestigate.simulator._simulation import LEVELS, Simulation, Version
 
 __all__ = ["InvocationView", "invocations", "trace_item"]
 

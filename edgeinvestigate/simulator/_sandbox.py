@@ -19,7 +19,7 @@ import msgspec
 
 from edgeinvestigate._http import Secret, make_client
 from edgeinvestigate.errors import AuthError, ConfigError, SandboxError
-from edgeinvestigate.simulator._engine import Simulation
+from edgeinvestigate.simulator._simulation import Simulation
 from edgeinvestigate.simulator._write_workers_logs import event_lines
 
 __all__ = ["TOKEN_ENVS", "load_into_sandbox", "sandbox_token"]

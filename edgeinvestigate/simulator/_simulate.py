@@ -18,9 +18,11 @@ import httpx
 from edgeinvestigate._http import Secret
 from edgeinvestigate._time import parse_time
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.simulator._engine import Simulation, run
+from edgeinvestigate.simulator._engine import run
 from edgeinvestigate.simulator._ground_truth import write_ground_truth
+from edgeinvestigate.simulator._sandbox import load_into_sandbox, sandbox_token
 from edgeinvestigate.simulator._scenario import Scenario, load_scenario
+from edgeinvestigate.simulator._simulation import Simulation
 from edgeinvestigate.simulator._write_dlq import write_dlq
 from edgeinvestigate.simulator._write_logpush import write_logpush
 from edgeinvestigate.simulator._write_tail import write_tail
@@ -180,8 +182,6 @@ def simulate(
     if unknown:
         raise ConfigError(f"unknown formats {unknown}", hint=f"choose from {', '.join(FORMATS)}")
     if sandbox_url and token is None:
-        from edgeinvestigate.simulator._sandbox import sandbox_token
-
         token = sandbox_token()  # fail before the work, not after
     n = _size(sc, invocations, scale)
     outp = Path(out)
@@ -205,8 +205,6 @@ def simulate(
         files["ground_truth"] = [str(outp / "ground_truth.json")]
         loaded = None
         if sandbox_url:
-            from edgeinvestigate.simulator._sandbox import load_into_sandbox
-
             say(f"loading the DLQ and Workers Logs events into the sandbox at {sandbox_url}")
             loaded = load_into_sandbox(sim, sandbox_url, token=token, transport=transport)
             # the ground truth names the queue ids the sandbox gave out

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from edgeinvestigate.simulator._engine import Simulation
+from edgeinvestigate.simulator._simulation import Simulation
 
 __all__ = ["dlq_messages", "encode_body", "write_dlq"]
 

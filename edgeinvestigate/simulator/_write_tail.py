@@ -11,8 +11,8 @@ from pathlib import Path
 
 import msgspec
 
-from edgeinvestigate.simulator._engine import Simulation
 from edgeinvestigate.simulator._fast import trace_item_lines
+from edgeinvestigate.simulator._simulation import Simulation
 
 __all__ = ["write_tail"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeinvestigate.simulator._engine import Simulation
 from edgeinvestigate.simulator._fast import trace_item_lines
+from edgeinvestigate.simulator._simulation import Simulation
 
 __all__ = ["write_traceitems"]
 

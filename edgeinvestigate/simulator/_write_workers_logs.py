@@ -17,8 +17,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from edgeinvestigate.simulator._engine import Simulation
 from edgeinvestigate.simulator._records import InvocationView, fetch_request, invocations
+from edgeinvestigate.simulator._simulation import Simulation
 from edgeinvestigate.simulator._values import ulids
 
 __all__ = ["event_lines", "iter_events", "write_workers_logs"]

@@ -13,42 +13,33 @@ a file by its content, not its name; pass ``source=`` (or the CLI flag) to overr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import msgspec
 
 from edgeinvestigate.errors import LoadError
+from edgeinvestigate.sources._builtin import BUILTIN_SOURCES
+from edgeinvestigate.sources._source import Loader, Sniffer, Source
+from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._framing import iter_documents
+from edgeinvestigate.sources.files._reading import GZIP_MAGIC
 
-if TYPE_CHECKING:
-    import pyarrow as pa
-
-    from edgeinvestigate.sources.files._common import FileContext
-
-__all__ = ["SOURCES", "Source", "expand_paths", "register_source", "sniff_file", "sniff_source"]
-
-Loader = Callable[[Path, "FileContext"], "dict[str, pa.Table]"]
-Sniffer = Callable[[Any], bool]
+__all__ = [
+    "SNIFF_BYTES",
+    "SOURCES",
+    "expand_paths",
+    "looks_like",
+    "read_head",
+    "register_source",
+    "sniff_file",
+    "sniff_source",
+]
 
 #: bytes read (after decompression) to recognise a file's format
 SNIFF_BYTES: Final = 256 * 1024
 
-
-@dataclass(frozen=True)
-class Source:
-    """One registered telemetry format."""
-
-    name: str
-    loader: Loader
-    sniff: Sniffer | None
-    description: str
-    parallel: bool = False
-    """large inputs of this source are worth reading in several processes"""
-
-
-SOURCES: dict[str, Source] = {}
+SOURCES: dict[str, Source] = {src.name: src for src in BUILTIN_SOURCES}
 
 
 def register_source(
@@ -68,100 +59,18 @@ def register_source(
     return src
 
 
-# --- built-in sources --------------------------------------------------------------------------
-
-_LOGPUSH_KEYS: Final = frozenset(
-    {
-        "EventTimestampMs",
-        "Outcome",
-        "ScriptName",
-        "EventType",
-        "Logs",
-        "Exceptions",
-        "CPUTimeMs",
-        "WallTimeMs",
-    }
-)
-_TRACE_KEYS: Final = frozenset(
-    {"eventTimestamp", "outcome", "scriptName", "logs", "exceptions", "event", "cpuTime", "wallTime"}
-)
-
-
-def _is_logpush(v: Any) -> bool:
-    return isinstance(v, dict) and bool(_LOGPUSH_KEYS & v.keys())
-
-
-def _is_workers_logs(v: Any) -> bool:
-    if isinstance(v, list):
-        return bool(v) and _is_workers_logs(v[0])
-    if not isinstance(v, dict):
-        return False
-    if "$metadata" in v or "$workers" in v:
-        return True
-    result = v.get("result", v.get("data"))
-    return isinstance(result, dict) and ("events" in result or "invocations" in result)
-
-
-def _is_trace(v: Any) -> bool:
-    return isinstance(v, dict) and len(_TRACE_KEYS & v.keys()) >= 2
-
-
-def _is_traceitems(v: Any) -> bool:
-    if isinstance(v, list):
-        return bool(v) and _is_trace(v[0])
-    return isinstance(v, dict) and isinstance(v.get("events"), list) and "outcome" not in v
-
-
-def _is_tail(v: Any) -> bool:
-    return _is_trace(v) or (isinstance(v, dict) and v.get("type") in ("overload", "overload-stop"))
-
-
-def _register_builtins() -> None:
-    from edgeinvestigate.sources.files import (
-        load_logpush,
-        load_tail,
-        load_traceitems,
-        load_workers_logs_export,
-    )
-
-    # order matters only for sniffing: the first match wins
-    register_source(
-        "logpush",
-        load_logpush,
-        sniff=_is_logpush,
-        description="Logpush workers_trace_events NDJSON (plain or gzip): a file or a YYYYMMDD tree",
-        parallel=True,
-    )
-    register_source(
-        "workers_logs_export",
-        load_workers_logs_export,
-        sniff=_is_workers_logs,
-        description="Workers Logs dashboard export or saved query-API events ($metadata/$workers)",
-    )
-    register_source(
-        "traceitems",
-        load_traceitems,
-        sniff=_is_traceitems,
-        description="Tail Worker TraceItem arrays: JSON array, JSONL, or {receivedAt, events} lines",
-    )
-    register_source(
-        "tail",
-        load_tail,
-        sniff=_is_tail,
-        description="wrangler tail --format json output (pretty objects, 2 or 4 spaces, or NDJSON)",
-    )
-
-
-_register_builtins()
-
-
 # --- sniffing and file discovery ---------------------------------------------------------------
 
 
-def _head(path: Path) -> bytes:
+def read_head(path: Path) -> bytes:
+    """The first :data:`SNIFF_BYTES` of a file, decompressed when it is gzip (what sniffing reads).
+
+    Raises :class:`OSError` when the file cannot be read; a gzip stream that cannot be
+    decompressed at all gives ``b""`` (a truncated or corrupt one still shows its first records).
+    """
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
-    if head[:2] == b"\x1f\x8b":
+    if head[:2] == GZIP_MAGIC:
         from isal import isal_zlib
 
         try:  # a truncated or corrupt stream still shows its first records
@@ -172,8 +81,6 @@ def _head(path: Path) -> bytes:
 
 
 def _first_value(head: bytes) -> Any:
-    from edgeinvestigate.sources.files._common import FileContext, iter_documents
-
     ctx = FileContext(path="<sniff>", source="<sniff>")
     try:
         for value, _line, _raw in iter_documents(head, ctx):
@@ -218,7 +125,7 @@ _KEY_HINTS: Final = (
 def sniff_file(path: Path) -> str | None:
     """The registry name of a file's format, judged from its content (``None`` for an empty file)."""
     try:
-        head = _head(path)
+        head = read_head(path)
     except OSError as exc:
         raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if not head.strip():
@@ -231,6 +138,15 @@ def sniff_file(path: Path) -> str | None:
             hint=f"name the source explicitly (one of {', '.join(SOURCES)}), e.g. collect --tail/--logpush",
         )
     return name
+
+
+def looks_like(path: Path) -> str | None:
+    """The registry name of the format a file's content looks like, or ``None`` when it is unknown,
+    empty or unreadable. Never raises: loaders use it for hints (a :class:`FileContext` ``sniff``)."""
+    try:
+        return sniff_source(read_head(path))
+    except (OSError, ValueError):
+        return None
 
 
 def expand_paths(path: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,26 @@ def invocation(
     }
 
 
+def job_log(inv: str, ts: pd.Timestamp, level: str, event: str, job: str, **kw: Any) -> dict[str, Any]:
+    """A structured log line of one job (its JSON message names the job, its type and ``extra``)."""
+    body = {
+        "event": event,
+        "jobId": job,
+        "type": kw.get("job_type", "WEBHOOK_PROCESSING"),
+        **kw.pop("extra", {}),
+    }
+    return {
+        "invocation_id": inv,
+        "ts": ts,
+        "level": level,
+        "job_id": job,
+        "job_type": kw.pop("job_type", "WEBHOOK_PROCESSING"),
+        "attempt": kw.pop("attempt", 1),
+        "message_id": kw.pop("message_id", f"m-{job}"),
+        "message": json.dumps(body),
+    }
+
+
 @pytest.fixture
 def small_evidence() -> Evidence:
     """Three kinds of failures around one deploy, plus a DLQ with every join kind."""
@@ -117,7 +138,7 @@ def default_incident(
 
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.simulator import simulate
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     out = tmp_path_factory.mktemp(f"default-{request.param}")
     summary = simulate("default", out, seed=request.param, formats=("traceitems", "dlq"))

@@ -63,6 +63,6 @@ def test_timeline_window_labels_never_overlap(analysed: tuple[ei.Clusters, ei.Fi
     both = findings.model_copy(update={"hypotheses": [first, twin]})
     fig = plots.timeline(both)
     labels = [a for a in fig.layout.annotations if a.text.startswith("#")]
-    assert [a.text for a in labels] == [f"#{first.rank} {first.kind}", "#99 retry_storm"]
+    assert [a.text for a in labels] == [f"#{first.rank} {first.kind.replace('_', ' ')}", "#99 retry storm"]
     assert labels[0].x == labels[1].x
     assert labels[0].y != labels[1].y

@@ -226,7 +226,8 @@ def test_unknown_queue_on_the_sandbox_names_the_simulator_account(
     assert code != 0
     assert "unknown queue name 'jobs-dlq'" in err
     assert "ground_truth.json" in err
-    assert SIMULATOR_ACCOUNT_ID in err
+    # the client does not know the simulator: the hint names the file and the variable to set
+    assert "set CLOUDFLARE_ACCOUNT_ID (or --account-id) to that account_id" in err
 
 
 # --- I: a tail that captured nothing ------------------------------------------------------------

@@ -11,13 +11,8 @@ import pytest
 
 from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models import frames as schema
-from edgeinvestigate.sources.api.dlq import (
-    V8_FLAG,
-    decode_body,
-    dlq_frame,
-    dlq_frame_from_file,
-    recognise_envelope,
-)
+from edgeinvestigate.sources.api.dlq_body import V8_FLAG, decode_body, recognise_envelope
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame, dlq_frame_from_file
 
 JOB = {
     "type": "EMAIL_DELIVERY",

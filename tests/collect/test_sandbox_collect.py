@@ -16,9 +16,10 @@ from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, VERSION, ValidatingTranspor
 import edgeinvestigate as ei
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import AuthError, EdgeInvestigateError
+from edgeinvestigate.evidence.workers_logs import load_workers_logs
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox
 from edgeinvestigate.sources.api.dlq import collect_dlq
-from edgeinvestigate.sources.api.workers_logs import load_workers_logs, workers_logs_counts
+from edgeinvestigate.sources.api.workers_logs import workers_logs_counts
 
 pytestmark = pytest.mark.e2e
 

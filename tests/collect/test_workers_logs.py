@@ -12,7 +12,8 @@ from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, VERSION, FakeTelemetry, Rec
 from edgeinvestigate._http import Secret
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.sources.api.workers_logs import load_workers_logs, workers_logs_counts
+from edgeinvestigate.evidence.workers_logs import load_workers_logs
+from edgeinvestigate.sources.api.workers_logs import workers_logs_counts
 
 START = 1_795_788_000_000  # 2026-11-27T14:00:00Z
 

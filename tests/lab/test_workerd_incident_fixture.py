@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
 DATA = Path(__file__).parent / "data" / "workerd-incident"
 BAD_DEPLOY = "Cannot read properties of undefined (reading 'locale')"

@@ -85,9 +85,9 @@ def test_collect_dlq_file(tmp_path, data_dir, capsys):
         )
     )
     try:
-        from edgeinvestigate.sources.api.dlq import dlq_frame_from_file  # noqa: F401  (another part's module)
+        from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file  # noqa: F401  (another part's module)
     except ImportError:
-        pytest.skip("edgeinvestigate.sources.api.dlq is not built yet")
+        pytest.skip("edgeinvestigate.sources.api.dlq_frame is not built yet")
     main(
         ["collect", str(data_dir / "tail/tail.ndjson"), "--dlq-file", str(dlq), "--out", str(tmp_path / "b")]
     )

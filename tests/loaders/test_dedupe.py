@@ -13,7 +13,8 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.cli import main
-from edgeinvestigate.sources.files._common import FileContext, iter_documents
+from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._framing import iter_documents
 
 SINGLE = ("tail", "logpush", "traceitems")
 

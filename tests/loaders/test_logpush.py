@@ -12,8 +12,9 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.models.frames import conform
-from edgeinvestigate.sources.files import _logpush
-from edgeinvestigate.sources.files._common import FileContext, Rows
+from edgeinvestigate.sources.files import _logpush_record
+from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._rows import Rows
 
 
 def test_directory_tree_any_file_names(data_dir):
@@ -102,7 +103,7 @@ def _general_only(path, frames=("invocations", "logs", "exceptions")):
     ctx = FileContext(path=str(path), source="logpush", frames=frames)
     rows = Rows()
     for line in path.read_bytes().splitlines():
-        _logpush._general(line, rows, ctx, 0)
+        _logpush_record.add_logpush_line(line, rows, ctx, 0)
     return {k: conform(v, k) for k, v in rows.to_tables("logpush", str(path)).items()}
 
 
@@ -238,9 +239,9 @@ def test_multi_member_gzip_and_blocks(tmp_path, data_dir, monkeypatch):
     assert len(ev.invocations) == 6
     assert ev.report.n_issues == 0
     # tiny blocks: line numbers stay right across block boundaries
-    from edgeinvestigate.sources.files import _common
+    from edgeinvestigate.sources.files import _reading
 
-    monkeypatch.setattr(_common, "BLOCK_SIZE", 64)
+    monkeypatch.setattr(_reading, "BLOCK_SIZE", 64)
     bad = tmp_path / "bad.log"
     bad.write_bytes(lines + b"{broken\n" + lines)
     ev = ei.load(bad)

@@ -11,7 +11,7 @@ import edgeinvestigate as ei
 from edgeinvestigate.cli._main import main
 from edgeinvestigate.report.runner import run_notebook
 from edgeinvestigate.sandbox.testing import running_sandbox
-from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

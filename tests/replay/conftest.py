@@ -23,6 +23,6 @@ def _operator(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def dlq_frame() -> pd.DataFrame:
-    from edgeinvestigate.sources.api.dlq import dlq_frame as make
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame as make
 
     return make(dlq_messages(300), "jobs-dlq")

@@ -13,7 +13,7 @@ from replay_scenario import bundle_of, cli_main, job_frame, plan_jobs
 from edgeinvestigate.errors import ConfigError, ReplayError
 from edgeinvestigate.replay import merge_patch, plan_replay
 from edgeinvestigate.replay._patch import diff, load_patch
-from edgeinvestigate.sources.api.dlq import dlq_frame
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame
 
 ALLOW = ["--from", "jobs-dlq", "--to", "jobs", "--allow-queue", "jobs"]
 

@@ -19,8 +19,9 @@ from starlette.routing import Route
 from edgeinvestigate._http import Secret
 from edgeinvestigate.errors import ConfigError, SandboxError
 from edgeinvestigate.sandbox._context import SandboxConfig
+from edgeinvestigate.sandbox._database import DB_NAME
 from edgeinvestigate.sandbox._endpoint import ApiEndpoint, MethodDispatch
-from edgeinvestigate.sandbox._store import DB_NAME, Store
+from edgeinvestigate.sandbox._store import Store
 from edgeinvestigate.sandbox.app import create_app
 from edgeinvestigate.sandbox.faults import OPERATIONS, parse_faults
 
@@ -127,3 +128,28 @@ def test_collect_listen_port_out_of_range(tmp_path: Path, address: str) -> None:
     line = one_line_error(proc)
     assert "between 0 and 65535" in line
     assert address in line
+
+
+def test_serve_on_port_0_prints_the_exports_with_the_port_it_picked(tmp_path: Path) -> None:
+    import json
+    import time
+
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeinvestigate", "sandbox", "serve", "--port", "0",
+         "--state", str(tmp_path / "s"), "--token-file", str(tmp_path / "token"), "--ready-file", str(ready)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.is_file() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert ready.is_file(), "the sandbox did not start"
+        info = json.loads(ready.read_text())
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert info["port"] != 0
+    assert f"export CLOUDFLARE_API_BASE_URL=http://127.0.0.1:{info['port']}/client/v4" in err
+    assert "export CLOUDFLARE_ACCOUNT_ID=" in err
+    assert f"--sandbox http://127.0.0.1:{info['port']}" in err

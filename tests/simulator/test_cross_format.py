@@ -9,7 +9,7 @@ import pytest
 from _sim_helpers import Run
 
 import edgeinvestigate as ei
-from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
 FORMATS = {
     "tail": "tail/tail.json",

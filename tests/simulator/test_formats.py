@@ -170,9 +170,9 @@ def test_logpush_files_records_and_folders(default_run: Run) -> None:
 
 
 def test_logpush_truncation_marker() -> None:
-    from edgeinvestigate.simulator._engine import Version
+    from edgeinvestigate.simulator._logpush_record import logpush_record
     from edgeinvestigate.simulator._records import InvocationView
-    from edgeinvestigate.simulator._write_logpush import logpush_record
+    from edgeinvestigate.simulator._simulation import Version
 
     v = Version("00000000-0000-4000-8000-000000000000", "v1", "m", 0, "s")
     big = "x" * 10_000

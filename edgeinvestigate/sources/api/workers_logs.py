@@ -1,14 +1,15 @@
 """Workers Logs from the Workers Observability query API, as canonical frames.
 
->>> ev = load_workers_logs(client, "jobs-consumer", since="-2h")          # doctest: +SKIP
+>>> wl = workers_logs_frames(client, "jobs-consumer", since="-2h")       # doctest: +SKIP
 >>> counts = workers_logs_counts(client, "jobs-consumer", since="-7d")    # doctest: +SKIP
 
-:func:`load_workers_logs` queries ``POST …/workers/observability/telemetry/query`` with
+:func:`workers_logs_frames` queries ``POST …/workers/observability/telemetry/query`` with
 ``view: "events"`` (the API's default view is ``calculations``) and a ``$workers.scriptName`` filter,
 and pages with ``offset`` (the ``$metadata.id`` of the last event of a page) until the window is
 exhausted. Events are mapped exactly like a dashboard export is
 (:func:`edgeinvestigate.sources.files.workers_logs_events_to_frames`): ``cf-worker-event`` lines become
-invocations (with CPU and wall time), ``cf-worker`` lines become log rows.
+invocations (with CPU and wall time), ``cf-worker`` lines become log rows. The evidence bundle of
+them is :func:`edgeinvestigate.load_workers_logs` (:mod:`edgeinvestigate.evidence.workers_logs`).
 
 For windows of days, :func:`workers_logs_counts` asks the server for error counts per time bucket
 and per script version (the ``calculations`` view) instead of fetching every raw event.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,18 +29,20 @@ import pyarrow as pa
 
 from edgeinvestigate._time import parse_time
 from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.models.load_report import FileReport, LoadReport
+from edgeinvestigate.sources.files import workers_logs_events_to_frames
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
-    from edgeinvestigate.evidence.bundle import Evidence
 
 __all__ = [
     "MAX_LIMIT",
     "SOURCE",
+    "WorkersLogsFrames",
     "events_query",
-    "load_workers_logs",
     "query_events",
     "workers_logs_counts",
+    "workers_logs_frames",
 ]
 
 log = logging.getLogger(__name__)
@@ -176,7 +180,22 @@ def query_events(
     return events, stats
 
 
-def load_workers_logs(
+@dataclass
+class WorkersLogsFrames:
+    """The Workers Logs of one script as canonical frames, with what was read (``report``) and how.
+
+    ``frames``: ``invocations``, ``logs``, ``exceptions`` (conformed); ``source_file``: the query
+    URL (recorded in ``invocations.source_file``); ``stats``: the window and paging of the query
+    (``script, since, until, events, pages, page_limit, stopped``).
+    """
+
+    frames: dict[str, pd.DataFrame]
+    report: LoadReport
+    source_file: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def workers_logs_frames(
     client: CloudflareClient,
     script: str,
     since: Any = None,
@@ -187,16 +206,13 @@ def load_workers_logs(
     filters: Sequence[Mapping[str, Any]] = (),
     needle: str | None = None,
     strict: bool = False,
-) -> Evidence:
-    """Workers Logs of ``script`` between ``since`` and ``until`` (default: the last hour) as Evidence.
+) -> WorkersLogsFrames:
+    """Workers Logs of ``script`` between ``since`` and ``until`` (default: the last hour) as frames.
 
     ``limit`` is the page size (at most 2000); ``max_events`` caps the total; ``filters`` are extra
-    query filters (``{key, operation, type, value}``); ``needle`` is a full-text search.
+    query filters (``{key, operation, type, value}``); ``needle`` is a full-text search. Events are
+    mapped like a dashboard export (:func:`~edgeinvestigate.sources.files.workers_logs_events_to_frames`).
     """
-    from edgeinvestigate.evidence.bundle import Evidence
-    from edgeinvestigate.models.load_report import FileReport, LoadReport
-    from edgeinvestigate.sources.files import workers_logs_events_to_frames
-
     events, stats = query_events(
         client, script, since, until, limit=limit, max_events=max_events, filters=filters, needle=needle
     )
@@ -214,19 +230,7 @@ def load_workers_logs(
     load_report = LoadReport(files=[report])
     if stats["stopped"] != "exhausted":
         load_report.notes.append(f"Workers Logs for {script!r}: stopped early ({stats['stopped']})")
-    manifest = {
-        "created_at": datetime.now(UTC).isoformat(),
-        "window": {"since": stats["since"], "until": stats["until"]},
-        "sources": [{"path": source_file, "source": SOURCE, **stats}],
-        "strict": strict,
-    }
-    return Evidence(
-        invocations=frames["invocations"],
-        logs=frames["logs"],
-        exceptions=frames["exceptions"],
-        report=load_report,
-        manifest=manifest,
-    )
+    return WorkersLogsFrames(frames=frames, report=load_report, source_file=source_file, stats=stats)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,11 +4,15 @@ Every loader has the signature ``loader(path: Path, ctx: FileContext) -> dict[st
 (``invocations``, ``logs``, ``exceptions``; not yet conformed) and reports problems through
 ``ctx.issue``. :func:`workers_logs_events_to_frames` is public so that the Workers Logs query API
 (:mod:`edgeinvestigate.sources.api.workers_logs`) maps its events exactly like the file loader does.
+
+Shared by the loaders: ``_context`` (:class:`FileContext`), ``_reading`` (plain/gzip files, blocks of
+lines), ``_framing`` (JSON values of NDJSON / pretty / array text), ``_rows`` (the frame columns) and
+``_coerce`` (times, log arguments, job fields). ``_worker`` loads one file, here or in a worker process.
 """
 
 from __future__ import annotations
 
-from edgeinvestigate.sources.files._common import FileContext
+from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._logpush import load_logpush
 from edgeinvestigate.sources.files._tail import load_tail
 from edgeinvestigate.sources.files._traceitems import load_traceitems

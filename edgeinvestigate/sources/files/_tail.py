@@ -13,19 +13,11 @@ from typing import Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import Issue
-from edgeinvestigate.sources.files._common import (
-    FileContext,
-    Rows,
-    canonical_bytes,
-    is_bad,
-    iter_documents,
-    join_args,
-    lift_job_fields,
-    read_bytes,
-    record_id,
-    snippet,
-    to_ms,
-)
+from edgeinvestigate.sources.files._coerce import is_bad, join_args, lift_job_fields, to_ms
+from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._framing import iter_documents
+from edgeinvestigate.sources.files._reading import read_bytes
+from edgeinvestigate.sources.files._rows import Rows, canonical_bytes, record_id
 
 __all__ = ["TRACE_FIELDS", "add_trace_item", "check_capture", "event_info", "load_tail"]
 
@@ -280,15 +272,13 @@ def _tail_info(info: dict[str, Any], ctx: FileContext, line: int) -> None:
     ctx.report.records += 1
 
 
-def check_capture(data: bytes, ctx: FileContext, kind: str) -> None:
+def check_capture(ctx: FileContext, kind: str) -> None:
     """After a tail/TraceItem load: when no record of the file was a trace record, say so first in
-    its report, with the format the file looks like (the registry's content sniffing)."""
+    its report, with the format the file looks like (the registry's content sniffing, ``ctx.sniff``)."""
     rep = ctx.report
     if rep.invocations or rep.filtered or not any(i.kind == NOT_TRACE for i in rep.issues):
         return
-    from edgeinvestigate.sources.registry import SNIFF_BYTES, sniff_source
-
-    looks = sniff_source(data[:SNIFF_BYTES])
+    looks = ctx.looks_like()
     if looks is None or looks in ("tail", "traceitems"):
         like = "it matches none of the known telemetry formats"
         hint = "check that this is the file you meant"
@@ -316,5 +306,5 @@ def load_tail(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
         items = value if isinstance(value, list) else [value]
         for item in items:
             add_trace_item(item, rows, ctx, line)
-    check_capture(data, ctx, "wrangler tail")
+    check_capture(ctx, "wrangler tail")
     return rows.to_tables(ctx.source, ctx.path)

@@ -12,7 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from edgeinvestigate.sources.files._common import FileContext, Rows, iter_documents, read_bytes, snippet
+from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._framing import iter_documents
+from edgeinvestigate.sources.files._reading import read_bytes
+from edgeinvestigate.sources.files._rows import Rows
 from edgeinvestigate.sources.files._tail import add_trace_item, check_capture
 
 __all__ = ["load_traceitems"]
@@ -46,5 +49,5 @@ def load_traceitems(path: Path, ctx: FileContext) -> dict[str, pa.Table]:
     for value, line, _raw in iter_documents(data, ctx):
         for item in _items(value, ctx, line):
             add_trace_item(item, rows, ctx, line)
-    check_capture(data, ctx, "Tail Worker TraceItem")
+    check_capture(ctx, "Tail Worker TraceItem")
     return rows.to_tables(ctx.source, ctx.path)

@@ -20,8 +20,8 @@ import pyarrow as pa
 
 from edgeinvestigate.errors import EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.files._common import FileContext
-from edgeinvestigate.sources.registry import SOURCES, sniff_file
+from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.registry import SOURCES, looks_like, sniff_file
 
 __all__ = [
     "Claims",
@@ -109,6 +109,7 @@ def load_one(
             strict=strict,
             frames=frames,
             report=report,
+            sniff=looks_like,
         )
         tables = SOURCES[source].loader(path, ctx)
         report.sha256 = sha256_file(path)

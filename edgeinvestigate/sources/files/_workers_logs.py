@@ -19,20 +19,11 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.files._common import (
-    FileContext,
-    Rows,
-    canonical_bytes,
-    is_bad,
-    iter_documents,
-    job_fields_of,
-    join_args,
-    lift_job_fields,
-    read_bytes,
-    record_id,
-    snippet,
-    to_ms,
-)
+from edgeinvestigate.sources.files._coerce import is_bad, job_fields_of, join_args, lift_job_fields, to_ms
+from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._framing import iter_documents
+from edgeinvestigate.sources.files._reading import read_bytes
+from edgeinvestigate.sources.files._rows import Rows, canonical_bytes, record_id
 from edgeinvestigate.sources.files._tail import failed_of
 
 if TYPE_CHECKING:

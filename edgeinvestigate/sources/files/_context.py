@@ -1,0 +1,119 @@
+"""The per-file context every loader reads and reports through: window, strictness, the report.
+
+Loaders call :meth:`FileContext.issue` for every problem: it lands in the file's
+:class:`~edgeinvestigate.models.load_report.FileReport`, or, in strict mode, stops the load with a
+:class:`~edgeinvestigate.errors.ParseError` worded for a stop (:func:`strict_wording`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from edgeinvestigate.errors import ParseError
+from edgeinvestigate.models.load_report import FileReport, Issue, Severity
+
+__all__ = ["ALL_FRAMES", "SNIPPET", "FileContext", "FormatSniffer", "snippet", "strict_wording"]
+
+ALL_FRAMES: Final = ("invocations", "logs", "exceptions")
+#: longest excerpt of a bad record quoted in a report or error message
+SNIPPET: Final = 80
+
+#: the registry name of the format a file's content looks like, or ``None`` (never raises)
+FormatSniffer = Callable[[Path], "str | None"]
+
+
+def snippet(data: bytes | str) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    text = text.strip().replace("\n", " ")
+    if len(text) > SNIPPET:
+        return repr(text[:SNIPPET]) + f"... ({len(data)} bytes)"
+    return repr(text)
+
+
+_LENIENT_TAIL = re.compile(
+    r"(?:[;,]\s*|\s+)(?:it was |were |was )?(?:skipped|loaded as null|loaded with trigger 'unknown'"
+    r"|the records before it were loaded|the other elements were loaded|not loaded)\s*$"
+)
+
+
+def strict_wording(message: str) -> str:
+    """A report message reworded for a strict-mode error: nothing was skipped or loaded, the load
+    stopped (the lenient endings such as "; skipped" or "it was loaded as null" are dropped)."""
+    return _LENIENT_TAIL.sub("", message).rstrip(" ;,") + " (--strict: the load stopped here)"
+
+
+@dataclass
+class FileContext:
+    """Everything a loader needs to know about the file it reads and the load it is part of."""
+
+    path: str
+    source: str
+    since_ms: int | None = None
+    until_ms: int | None = None
+    strict: bool = False
+    frames: tuple[str, ...] = ALL_FRAMES
+    report: FileReport = field(default_factory=lambda: FileReport(path="", source=""))
+    sniff: FormatSniffer | None = None
+    """the registry's content sniffing (given by the loader driver): names the format a file looks
+    like in the hint of a strict-mode stop and in a capture check; ``None``: not known here"""
+
+    def __post_init__(self) -> None:
+        if not self.report.path:
+            self.report.path = self.path
+            self.report.source = self.source
+
+    def issue(
+        self,
+        kind: str,
+        message: str,
+        *,
+        line: int | None = None,
+        offset: int | None = None,
+        expected: str = "",
+        severity: Severity = "error",
+    ) -> None:
+        """Record a problem; in strict mode errors and warnings raise :class:`ParseError`."""
+        if self.strict and severity != "info":
+            raise ParseError(
+                strict_wording(message),
+                path=self.path,
+                line=line,
+                offset=offset,
+                expected=expected,
+                hint=self._strict_hint(),
+            )
+        self.report.add(
+            Issue(kind=kind, message=message, line=line, offset=offset, expected=expected, severity=severity)
+        )
+
+    def _strict_hint(self) -> str:
+        """The next step after a strict-mode stop: the right flag when the file looks like another
+        format than it is read as, else how to see every bad record."""
+        looks = self.looks_like()
+        if looks is not None and looks != self.source:
+            flag = "--" + looks.replace("_", "-")
+            return f"this file looks like {looks} data, not {self.source}: load it with {flag} {self.path}"
+        return (
+            "nothing was written (--strict stops at the first bad record); fix the file, or run "
+            "without --strict to skip and list every bad record in the load report"
+        )
+
+    def looks_like(self) -> str | None:
+        """The format the file's content looks like (``None`` when unknown or no sniffer was given)."""
+        return None if self.sniff is None else self.sniff(Path(self.path))
+
+    def in_window(self, ts: int | None) -> bool:
+        """Whether a record at ``ts`` (ms) is inside since/until. Records without a time are kept."""
+        if ts is None:
+            return True
+        if self.since_ms is not None and ts < self.since_ms:
+            return False
+        return not (self.until_ms is not None and ts >= self.until_ms)
+
+    @property
+    def windowed(self) -> bool:
+        return self.since_ms is not None or self.until_ms is not None

@@ -65,7 +65,7 @@ def _ids_in(path: Path, queue: str) -> set[str]:
         if queues is None or not any(queues):
             return {str(i) for i in ids if i is not None}
         return {str(i) for i, q in zip(ids, queues, strict=True) if i is not None and q == queue}
-    from edgeinvestigate.sources.api.dlq import dlq_frame_from_file
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
     frame = dlq_frame_from_file(path, queue=queue)
     if "queue" in frame.columns and frame["queue"].notna().any():

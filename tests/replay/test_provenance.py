@@ -16,7 +16,8 @@ from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.replay import ReplayPlan, plan_replay, run_replay
 from edgeinvestigate.replay._provenance import check_provenance, dlq_file
 from edgeinvestigate.sandbox.testing import running_sandbox
-from edgeinvestigate.sources.api.dlq import collect_dlq, dlq_frame_from_file
+from edgeinvestigate.sources.api.dlq import collect_dlq
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
 
 def _sha(path: Path) -> str:

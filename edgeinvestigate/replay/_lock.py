@@ -153,7 +153,14 @@ class PlanLock:
         import fcntl
 
         self._make_dir()
-        fd = self._open()
+        try:
+            fd = self._open()
+        except OSError as exc:
+            raise ReplayError(
+                f"cannot open the replay lock {self.path}: {exc.strerror or exc}",
+                hint=f"the directory must be writable by every operator (mode 1777, like /tmp); fix "
+                f"{self.dir} or set {LOCK_DIR_ENV} to such a directory",
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

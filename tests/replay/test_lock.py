@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from replay_scenario import ACCOUNT, build, cli_env, cli_run, replay_ids_on, run_cli, settled
 
-from edgeinvestigate.errors import ReplayRefusedError
+from edgeinvestigate.errors import ReplayError, ReplayRefusedError
 from edgeinvestigate.replay._lock import PlanLock, RunLock, lock_dir
 from edgeinvestigate.sandbox.testing import running_sandbox
 
@@ -98,6 +98,17 @@ def test_a_symlinked_lock_directory_is_refused(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(Exception, match="is not a directory") as err:
         PlanLock("abc").acquire()
     assert "EDGEINVESTIGATE_REPLAY_LOCK_DIR" in str(err.value)
+
+
+def test_a_lock_file_that_cannot_be_opened_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    where = tmp_path / "locks"
+    (where / "abc.lock").mkdir(parents=True)  # in the way (even root cannot open it as a file)
+    monkeypatch.setenv("EDGEINVESTIGATE_REPLAY_LOCK_DIR", str(where))
+    with pytest.raises(ReplayError, match=f"cannot open the replay lock {where}/abc.lock: ") as err:
+        PlanLock("abc").acquire()
+    assert "EDGEINVESTIGATE_REPLAY_LOCK_DIR" in err.value.hint
 
 
 _HOLDER = textwrap.dedent(

@@ -50,6 +50,9 @@ def test_target_allow_list_and_the_dlq_itself_are_enforced(
 
 
 def test_the_allow_list_of_a_run_is_the_union_of_its_three_sources(tmp_path: Path) -> None:
+    from edgeinvestigate.cli._replay import ALLOW_ENV as NAMED_BY_THE_CLI
+
+    assert NAMED_BY_THE_CLI == ALLOW_ENV == "EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES"
     cfg = tmp_path / "c.toml"
     cfg.write_text('[replay]\nallow_queues = ["from-config"]\n')
     env = {ALLOW_ENV: "from-env-1,from-env-2"}

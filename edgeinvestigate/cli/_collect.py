@@ -76,6 +76,12 @@ def _listen_address(value: str) -> tuple[str, int]:
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record instead of listing it.")
 @click.option(
+    "--keep-secrets",
+    is_flag=True,
+    help="Keep credentials found in the telemetry verbatim in the bundle (masked by default; the DLQ keeps "
+    "its exact bodies either way).",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace an existing evidence bundle in --out (never any other folder, nor one holding the inputs).",
@@ -149,6 +155,7 @@ def collect(
     until: str | None,
     out: Path,
     strict: bool,
+    keep_secrets: bool,
     overwrite: bool,
     workers_logs: tuple[str, ...],
     dlq: tuple[str, ...],
@@ -235,8 +242,11 @@ def collect(
         dlq_files=dlq_file,
         client=connect,
         on_warning=warn,
+        keep_secrets=keep_secrets,
         **archive_load_options(),
     )
+    if keep_secrets:
+        warn("--keep-secrets: credentials in the telemetry are stored verbatim; treat the bundle as a secret")
     # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
     shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
     dest = ev.save(out, overwrite=overwrite, inputs=inputs)
@@ -247,6 +257,13 @@ def collect(
         f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
         f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
     )
+    masked = {k: v for k, v in ev.manifest.get("secrets_masked", {}).items() if k != "kept" and v}
+    if masked:
+        click.echo(
+            "masked credentials in the telemetry: "
+            + ", ".join(f"{v} in {k}" for k, v in masked.items())
+            + " (--keep-secrets keeps them)"
+        )
     if ev.report.filtered and ev.report.filtered == ev.report.records:
         click.echo(
             f"warning: all {ev.report.records} records are outside the time window "

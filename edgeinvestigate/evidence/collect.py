@@ -29,6 +29,7 @@ from edgeinvestigate.evidence._collect_checks import (
     overlapping_sources,
     rejected_files_error,
 )
+from edgeinvestigate.evidence._secrets import mask_secrets
 from edgeinvestigate.evidence.bundle import Evidence, PathSpec, load
 from edgeinvestigate.evidence.dlq import with_dlq_frames
 from edgeinvestigate.evidence.workers_logs import load_workers_logs
@@ -37,6 +38,10 @@ from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
+
+KEPT_SECRETS_NOTE = (
+    "credentials in the telemetry were kept verbatim (--keep-secrets): treat this bundle as a secret"
+)
 
 __all__ = ["collect", "collect_inputs"]
 
@@ -60,6 +65,7 @@ def collect(
     client: CloudflareClient | Callable[[], CloudflareClient] | None = None,
     on_warning: Callable[[str], None] | None = None,
     archive_margin: str | None = None,
+    keep_secrets: bool = False,
 ) -> Evidence:
     """Load telemetry files and API sources into one :class:`Evidence`.
 
@@ -73,7 +79,8 @@ def collect(
     ``on_warning`` is called with each warning about an empty Workers Logs query (also in the
     report's notes); the DLQ warnings are logged by :func:`edgeinvestigate.load_dlq`.
     ``archive_margin``: for ``s3://`` Logpush archives among ``files``, how far outside the window an
-    object's name may lie and still be read (default 10 minutes).
+    object's name may lie and still be read (default 10 minutes). Credentials in the telemetry frames
+    are masked (:mod:`edgeinvestigate.evidence._secrets`) unless ``keep_secrets``.
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     parts: list[Evidence] = []
@@ -104,7 +111,11 @@ def collect(
         sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_files)]
         ev = with_dlq_frames(ev, frames, sources)
     ev.report.notes.extend(overlapping_sources(ev.invocations))
-    return ev
+    if keep_secrets:
+        ev.manifest["secrets_masked"] = {"kept": True}
+        ev.report.notes.append(KEPT_SECRETS_NOTE)
+        return ev
+    return mask_secrets(ev)
 
 
 def collect_inputs(files: Sequence[PathSpec], dlq_files: Sequence[str | Path] = ()) -> list[Any]:
@@ -122,6 +133,7 @@ def _load_files(
     jobs: int | None,
     dlq_files: Sequence[str | Path],
     archive_margin: str | None = None,
+    keep_secrets: bool = False,
 ) -> Evidence:
     ev = load(files, since=since, until=until, strict=strict, jobs=jobs, archive_margin=archive_margin)
     if not ev.report.files:

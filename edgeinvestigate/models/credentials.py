@@ -26,7 +26,7 @@ _HEADER = re.compile(
 _BEARER = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
 _KV_SECRET = re.compile(
     r"(?i)(?P<name>\b[\w-]*(?:token|secret|password|passwd|api[_-]?key|apikey|access[_-]?key)[\w-]*)"
-    r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<value>[^\s\"&,;}'<]{4,})"
+    r"(?P<sep>\"?\s*[:=]\s*\"?)(?!\[(?:secret|redacted|token)\])(?P<value>[^\s\"&,;}'<]{4,})"
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 # Cloudflare API tokens: 40 characters of [A-Za-z0-9_-] mixing cases and digits (hex hashes do not).

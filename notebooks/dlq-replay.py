@@ -32,7 +32,7 @@ from_queue = ""  # the DLQ to replay from; empty means the bundle's DLQ
 to_queue = ""  # the queue to replay into (the DLQ consumer's work queue); empty means no plan
 clusters = []  # cluster ids to replay; empty means the clusters a fix made safe
 job_types = []  # job types to replay
-allow_queues = []  # queues a replay may write to; empty: the plan allows to_queue, execute=True needs it here
+allow_queues = []  # queues this run may write to (the run-time allow-list); needed to execute
 plan_out = "replay-plan.json"  # where the plan is written
 execute = False  # really push messages
 rate = 50.0  # messages per second

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,26 @@ def invocation(
         "n_logs": 1,
         "n_exceptions": 0,
         **kw,
+    }
+
+
+def job_log(inv: str, ts: pd.Timestamp, level: str, event: str, job: str, **kw: Any) -> dict[str, Any]:
+    """A structured log line of one job (its JSON message names the job, its type and ``extra``)."""
+    body = {
+        "event": event,
+        "jobId": job,
+        "type": kw.get("job_type", "WEBHOOK_PROCESSING"),
+        **kw.pop("extra", {}),
+    }
+    return {
+        "invocation_id": inv,
+        "ts": ts,
+        "level": level,
+        "job_id": job,
+        "job_type": kw.pop("job_type", "WEBHOOK_PROCESSING"),
+        "attempt": kw.pop("attempt", 1),
+        "message_id": kw.pop("message_id", f"m-{job}"),
+        "message": json.dumps(body),
     }
 
 

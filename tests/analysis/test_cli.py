@@ -91,3 +91,11 @@ def test_help_texts() -> None:
         assert code == 0
         assert "BUNDLE" in out
         assert "--format" in out
+
+
+def test_analyze_cli_on_an_empty_bundle(tmp_path: Path) -> None:
+    bundle = Evidence.empty().save(tmp_path / "empty")
+    res = CliRunner().invoke(cli, ["analyze", str(bundle)])
+    assert res.exit_code == 0, res.output
+    assert "The bundle is empty" in res.stdout
+    assert "No hypothesis stands out" not in res.stdout

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 import edgeinvestigate as ei
 import edgeinvestigate.analysis._masking as masking
 from edgeinvestigate.analysis.clustering import CLUSTER_COLUMNS, group_texts
-from edgeinvestigate.analysis.rules import ClusterRules
+from edgeinvestigate.cli import cli
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.evidence.bundle import Evidence
 
-from .conftest import T0, invocation, make_evidence
+from .conftest import T0, invocation, job_log, make_evidence
 
 
 def _errors(n: int, template: str, start: int = 0, **kw: object) -> list[dict[str, object]]:
@@ -68,7 +71,7 @@ def test_million_identical_errors_take_the_dedup_fast_path(monkeypatch: pytest.M
         seen.append(len(texts))
         return real(texts, masks)
 
-    monkeypatch.setattr("edgeinvestigate.analysis.clustering.mask_keys", spy)
+    monkeypatch.setattr("edgeinvestigate.analysis.clustering._grouping.mask_keys", spy)
     g = group_texts(["Error: upstream 10.0.0.1:443 refused connection"] * 1_000_000)
     assert len(g.templates) == 1
     assert len(g.labels) == 1_000_000
@@ -198,67 +201,6 @@ def test_explain(small_evidence: Evidence) -> None:
         cl.explain(99999)
 
 
-def test_rules_merge_and_split(small_evidence: Evidence, tmp_path: Path) -> None:
-    base = ei.cluster(small_evidence)
-    typeerr, upstream = (
-        base.table[base.table["template"].str.startswith(p)]["cluster_id"].iloc[0]
-        for p in ("TypeError", "Upstream")
-    )
-    rules = tmp_path / "rules.toml"
-    rules.write_text(
-        f'[[split]]\nname = "late"\ncluster = "{typeerr}"\npattern = "worker.js"\n\n'
-        f'[[merge]]\nname = "everything"\nclusters = ["{upstream}"]\ntemplates = ["TypeError*"]\n'
-        f'into = "{upstream}"\n\n[[merge]]\nname = "nothing"\nclusters = ["c000000000000"]\n'
-    )
-    cl = ei.cluster(small_evidence, rules=rules)
-    assert list(cl.table["cluster_id"]) == [upstream]
-    assert cl.table["count"].iloc[0] == 20
-    assert "merge rule 'everything'" in cl.explain(0).rule
-    assert cl.rules is not None
-    assert cl.rules.unused() == ["split[0]", "merge[1]"]
-
-
-def test_split_rule_moves_matching_messages(small_evidence: Evidence) -> None:
-    base = ei.cluster(small_evidence)
-    upstream = base.table[base.table["template"].str.startswith("Upstream")]["cluster_id"].iloc[0]
-    rules = ClusterRules.model_validate(
-        {"split": [{"name": "item-12", "cluster": upstream, "pattern": "items/12abc"}]}
-    )
-    cl = ei.cluster(small_evidence, rules=rules)
-    parts = cl.table[cl.table["template"].str.startswith("Upstream")]
-    assert len(parts) == 2
-    assert parts["template"].str.endswith("[item-12]").sum() == 1
-    assert sorted(parts["count"]) == [1, 4]
-
-
-@pytest.mark.parametrize(
-    ("content", "suffix", "match"),
-    [
-        ("[[merge]]\nname = 'x'\n", ".toml", r"rules\.toml: rule merge\[0\].*clusters"),
-        ("[[split]]\nname = 'x'\ncluster = 'c1'\npattern = '('\n", ".toml", r"split\[0\] field pattern"),
-        ("[[merge]\n", ".toml", r"not valid TOML"),
-        (
-            '{"merge": [{"name": "x", "clusters": ["c1"], "colour": 1}]}',
-            ".json",
-            r"rules\.json: rule merge\[0\] field colour",
-        ),
-        ("[1, 2]", ".json", "expected a table"),
-    ],
-)
-def test_bad_rules_files_name_the_file_and_rule(
-    tmp_path: Path, content: str, suffix: str, match: str
-) -> None:
-    path = tmp_path / f"rules{suffix}"
-    path.write_text(content)
-    with pytest.raises(ConfigError, match=match):
-        ClusterRules.load(path)
-
-
-def test_missing_rules_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read the cluster rules file"):
-        ei.cluster(Evidence.empty(), rules=tmp_path / "nope.toml")
-
-
 def test_redact_masks_examples(small_evidence: Evidence) -> None:
     cl = ei.cluster(small_evidence, redact=True)
     examples = [e for ex in cl.table["examples"] for e in ex]
@@ -278,3 +220,124 @@ def test_fifty_thousand_distinct_errors_go_through_the_vectorised_path() -> None
     cl = ei.cluster(make_evidence(logs=logs))
     assert len(cl) == 4
     assert int(cl.table["count"].sum()) == 50_000
+
+
+# --------------------------------------------------------------------------------------------
+# DLQ joins: a job id belongs to a line only when unambiguous; the job's last error wins
+# --------------------------------------------------------------------------------------------
+def _batch_evidence(last_attempt: pd.Timestamp | None = None) -> Evidence:
+    """Job A fails 503, 503, then times out and is dead-lettered raw; a later batch invocation that
+    starts with job A's replay (same job id, new message) also logs a job-less warning."""
+    t = T0
+    logs = []
+    for k, (level, err) in enumerate(
+        [
+            ("warn", "Upstream https://img.example.com/a responded 503 Service Unavailable"),
+            ("warn", "Upstream https://img.example.com/a responded 503 Service Unavailable"),
+            ("error", "fetch to https://img.example.com/a timed out after 3000ms"),
+        ]
+    ):
+        ts = t + pd.Timedelta(seconds=120 * k)
+        logs.append(
+            job_log(f"inv-a{k}", ts, level, "job.retry" if level == "warn" else "job.exhausted", "job_A",
+                     message_id="msg-A", attempt=k + 1, extra={"error": err})
+        )  # fmt: skip
+    # a batch of two jobs, 5 minutes later: its job-less line belongs to neither job
+    tb = t + pd.Timedelta(minutes=20)
+    logs.append(job_log("inv-b", tb, "log", "job.started", "job_A", message_id="msg-A2"))
+    logs.append(job_log("inv-b", tb, "log", "job.started", "job_B", message_id="msg-B"))
+    logs.append(
+        {"invocation_id": "inv-b", "ts": tb, "level": "warn", "message": 'deprecated field "x" in payload'}
+    )
+    inv = [invocation(0, t, invocation_id="inv-a0"), invocation(1, t, invocation_id="inv-a1")]
+    inv += [invocation(2, t, invocation_id="inv-a2"), invocation(3, tb, invocation_id="inv-b")]
+    dlq = [{"message_id": "msg-A", "enqueued_at": t, "attempts": 0, "job_type": "WEBHOOK_PROCESSING",
+            "job_id": "job_A", "envelope": "raw", "last_attempt": last_attempt}]  # fmt: skip
+    return make_evidence(invocations=inv, logs=logs, dlq=dlq)
+
+
+def test_batch_job_less_lines_are_not_attributed_and_last_error_wins() -> None:
+    cl = ei.cluster(_batch_evidence())
+    a = cl.assign
+    warn = a[a["text"].str.startswith("deprecated")]
+    assert warn["job_id"].isna().all()  # the batch held two jobs: no guess
+    d = cl.dlq.set_index("message_id").loc["msg-A"]
+    assert d["cluster_join"] == "job_id"
+    timeout = a[a["text"].str.startswith("fetch to")]["cluster_id"].iloc[0]
+    assert d["cluster_id"] == timeout  # the error that exhausted it, not the earlier 503s
+    rule = cl.explain("msg-A").rule
+    assert "msg-A" in rule
+    assert "timed out" in rule
+    assert "last error" in rule
+    assert "deprecated" not in rule
+
+
+def test_single_job_invocation_lines_keep_their_job() -> None:
+    logs = [
+        job_log("inv-1", T0, "log", "job.started", "job_S"),
+        {"invocation_id": "inv-1", "ts": T0, "level": "error", "message": "KV write failed: SQLITE_BUSY"},
+    ]
+    cl = ei.cluster(make_evidence(invocations=[invocation(1, T0)], logs=logs))
+    row = cl.assign[cl.assign["text"].str.startswith("KV write")].iloc[0]
+    assert row["job_id"] == "job_S"
+
+
+def test_dlq_join_stops_at_the_last_attempt() -> None:
+    ev = _batch_evidence(last_attempt=T0 + pd.Timedelta(seconds=120))  # dead-lettered after the 2nd 503
+    cl = ei.cluster(ev)
+    d = cl.dlq.set_index("message_id").loc["msg-A"]
+    upstream = cl.assign[cl.assign["text"].str.startswith("Upstream")]["cluster_id"].iloc[0]
+    assert d["cluster_id"] == upstream
+    assert "before its last attempt" in cl.explain("msg-A").rule
+
+
+def test_dependency_outage_dlq_messages_join_the_outage_clusters(tmp_path: Path) -> None:
+    from edgeinvestigate.evidence.bundle import load
+    from edgeinvestigate.simulator import simulate
+    from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
+
+    summary = simulate("dependency-outage", tmp_path, seed=0, formats=("traceitems", "dlq"))
+    ev = load([tmp_path / "traceitems" / "traceitems.jsonl"], strict=True)
+    ev = ev.with_dlq(dlq_frame_from_file(tmp_path / "dlq" / "messages.json"))
+    truth = json.loads(summary.ground_truth.read_text())["root_causes"][0]
+    cl = ei.cluster(ev)
+    f = ei.analyze(ev, cl)
+    assert f.top is not None
+    assert f.top.kind == "dependency_outage"
+    dlq = cl.dlq.set_index("message_id").loc[truth["dlq_message_ids"]]
+    assert (dlq["cluster_join"] == "job_id").all()
+    assert dlq["cluster_id"].isin(f.top.cluster_ids).all(), dlq["cluster_id"].value_counts()
+    # and each one joins the last error its own message logged
+    tel = cl.assign[cl.assign["source"] != "dlq"].sort_values("ts", kind="stable")
+    last = tel.dropna(subset=["message_id"]).groupby("message_id")["cluster_id"].last()
+    assert (dlq["cluster_id"] == last.reindex(dlq.index)).all()
+
+
+# --------------------------------------------------------------------------------------------
+# clusters count distinct DLQ jobs, and explain which error a DLQ message joined
+# --------------------------------------------------------------------------------------------
+def test_clusters_count_distinct_dlq_jobs(tmp_path: Path) -> None:
+    err = "Invalid DATA_SYNC payload: cursor must be a string"
+    dlq = [{"message_id": f"m{i}", "enqueued_at": T0 + pd.Timedelta(minutes=i), "attempts": 4,
+            "job_type": "DATA_SYNC", "job_id": f"job_{i % 2}", "envelope": "wrapped", "error": err}
+           for i in range(3)]  # fmt: skip
+    ev = make_evidence(dlq=dlq)
+    cl = ei.cluster(ev)
+    rec = cl.records()[0]
+    assert (rec["n_dlq_messages"], rec["n_dlq_jobs"]) == (3, 2)
+    bundle = ev.save(tmp_path / "b")
+    out = CliRunner().invoke(cli, ["clusters", str(bundle), "--format", "csv"]).stdout
+    row = next(csv.DictReader(io.StringIO(out)))
+    assert (row["n_dlq_messages"], row["n_dlq_jobs"]) == ("3", "2")
+    data = json.loads(CliRunner().invoke(cli, ["clusters", str(bundle), "--format", "json"]).stdout)
+    assert data["clusters"][0]["n_dlq_jobs"] == 2
+
+
+def test_clusters_cli_explain_tells_which_error_joined(tmp_path: Path) -> None:
+    bundle = _batch_evidence().save(tmp_path / "batch")
+    res = CliRunner().invoke(cli, ["clusters", str(bundle), "--explain", "msg-A"])
+    assert res.exit_code == 0, res.output
+    assert "join:      job_id" in res.stdout
+    assert "its message id msg-A was logged with an error in that cluster" in res.stdout
+    assert "timed out after 3000ms" in res.stdout
+    assert "deprecated" not in res.stdout

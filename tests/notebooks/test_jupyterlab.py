@@ -109,6 +109,11 @@ def test_double_click_opens_triage_py_as_a_notebook(lab: str, browser: Any) -> N
     item.wait_for(timeout=90_000)
     item.dblclick()
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=90_000)
+    # the cells render one after another: wait until the notebook shows more than one
+    page.wait_for_function(
+        "() => document.querySelectorAll('.jp-NotebookPanel .jp-Notebook .jp-Cell').length > 5",
+        timeout=60_000,
+    )
     cells = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").count()
     assert cells > 5, f"triage.py opened with {cells} cells"
     # the parameters cell of the notebook is there, as a code cell

@@ -1,0 +1,111 @@
+"""What every hypothesis kind reads: the evidence, the markers and storms found, and the clusters
+that an earlier kind already explains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from edgeinvestigate.analysis.rca._values import records
+from edgeinvestigate.models.findings import ClusterShift, Deploy, LimitHit, RetryStorm
+
+__all__ = ["Context", "RawHypothesis", "impact_jobs"]
+
+#: a hypothesis before it is ranked: the fields of :class:`~edgeinvestigate.models.findings.Hypothesis`
+#: but ``rank`` and ``confidence``, plus ``fit`` (how well the evidence fits)
+RawHypothesis = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """The inputs of the hypothesis kinds. ``used`` holds the clusters a hypothesis already explains:
+    the kinds run in order (see :func:`~edgeinvestigate.analysis.rca._hypotheses.find_hypotheses`)
+    and each skips them."""
+
+    errors: pd.DataFrame
+    deploys: list[Deploy]
+    shifts: list[ClusterShift]
+    storms: list[RetryStorm]
+    limit_hits: list[LimitHit]
+    payload: pd.DataFrame
+    freq: pd.Timedelta
+    limit_types: list[str] | None
+    deploy_info: bool
+    #: the cluster table's rows by cluster id
+    info: dict[str, dict[str, Any]]
+    #: DLQ messages per cluster id
+    dlq_counts: pd.Series
+    #: the evidence's window (``None`` without error rows) and its length
+    start: Any
+    end: Any
+    span: pd.Timedelta
+    #: the error rows of each cluster
+    by_cluster: dict[str, pd.DataFrame]
+    used: set[str] = field(default_factory=set)
+
+    @classmethod
+    def build(
+        cls,
+        errors: pd.DataFrame,
+        table: pd.DataFrame,
+        deploys: list[Deploy],
+        shifts: list[ClusterShift],
+        storms: list[RetryStorm],
+        limit_hits: list[LimitHit],
+        payload: pd.DataFrame,
+        dlq: pd.DataFrame,
+        inv: pd.DataFrame,
+        freq: pd.Timedelta,
+        limit_types: list[str] | None,
+        *,
+        deploy_info: bool,
+    ) -> Context:
+        info: dict[str, dict[str, Any]] = {str(r["cluster_id"]): r for r in records(table)}
+        dlq_counts = (
+            dlq.dropna(subset=["cluster_id"]).groupby("cluster_id").size()
+            if len(dlq)
+            else pd.Series(dtype=int)
+        )
+        start: Any = errors["ts"].min() if len(errors) else None
+        end: Any = errors["ts"].max() if len(errors) else None
+        if start is not None and len(inv):
+            # the window is the evidence's, not only its errors' (an error that starts mid-window is new)
+            start, end = min(start, inv["ts"].min()), max(end, inv["ts"].max())
+        span = (end - start) if start is not None else pd.Timedelta(0)
+        by_cluster: dict[str, pd.DataFrame] = (
+            {str(cid): g for cid, g in errors.groupby("cluster_id", sort=True)} if len(errors) else {}
+        )
+        return cls(
+            errors=errors,
+            deploys=deploys,
+            shifts=shifts,
+            storms=storms,
+            limit_hits=limit_hits,
+            payload=payload,
+            freq=freq,
+            limit_types=limit_types,
+            deploy_info=deploy_info,
+            info=info,
+            dlq_counts=dlq_counts,
+            start=start,
+            end=end,
+            span=span,
+            by_cluster=by_cluster,
+        )
+
+    @property
+    def has_span(self) -> bool:
+        """Whether the window has a length (bursts and late starts need one)."""
+        return self.start is not None and self.span > pd.Timedelta(0)
+
+
+def impact_jobs(g: pd.DataFrame) -> int:
+    """The distinct failed jobs of some error rows (rows without a job id count once per invocation,
+    or once each)."""
+    jobs = g["job_id"].dropna().nunique()
+    no_job = int(g["job_id"].isna().sum())
+    # rows without a job id count once per invocation (or once each)
+    no_job_inv = g.loc[g["job_id"].isna(), "invocation_id"]
+    return int(jobs + (no_job_inv.nunique() if no_job_inv.notna().any() else no_job))

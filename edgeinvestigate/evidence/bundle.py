@@ -500,7 +500,14 @@ def load(
     if archives:
         manifest["archives"] = [a.manifest() for a in archives]
         report.notes.extend(a.note() for a in archives)
-    return Evidence(**out, dlq=empty_frame("dlq"), report=report, manifest=manifest)
+    return Evidence(
+        invocations=out["invocations"],
+        logs=out["logs"],
+        exceptions=out["exceptions"],
+        dlq=empty_frame("dlq"),
+        report=report,
+        manifest=manifest,
+    )
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -25,7 +25,7 @@ import re
 from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import pyarrow as pa
 
@@ -183,7 +183,7 @@ def schema() -> GraphQLSchema:
         def parse_literal(node: Any, variables: Any = None) -> Any:
             if not isinstance(node, kinds):
                 raise ValueError(f"unexpected literal {type(node).__name__}")
-            return parse(value_from_ast_untyped(node, variables))
+            return parse(value_from_ast_untyped(cast(Any, node), variables))
 
         return parse_literal
 

@@ -202,5 +202,9 @@ def group_rows(
         groups.append(group)
     for item in reversed(list(order or [])):
         field, _, direction = str(item).rpartition("_")
-        groups.sort(key=lambda g, f=field: _order_key(g, f), reverse=direction == "DESC")
+
+        def order_key(g: dict[str, Any], f: str = field) -> Any:
+            return _order_key(g, f)
+
+        groups.sort(key=order_key, reverse=direction == "DESC")
     return groups[:limit]

@@ -301,3 +301,68 @@ def test_old_bundles_open_without_extra_frames(tmp_path) -> None:
     )
     with pytest.raises(ei.BundleError, match="plain file names"):
         ei.Evidence.open(tmp_path / "old")
+
+
+def test_findings_name_the_dead_lettering_with_its_exact_numbers(client, ran) -> None:
+    ev = ei.load_queue_metrics(client, ["jobs", "jobs-dlq"], ran.since, ran.until)
+    findings = ei.analyze(ev)
+    [dead] = [h for h in findings.hypotheses if h.kind == "dead_lettering"]
+    assert dead.evidence["queue"] == "jobs"
+    assert dead.evidence["dlq_messages"] == 4
+    assert dead.evidence["peak_per_bucket"] == 4
+    assert dead.evidence["start"] == ran.minute_b.isoformat()
+    assert dead.evidence["failures_logged"] is None  # no telemetry in this bundle: unknown, not 0
+    health = {h.queue: h for h in findings.queue_health}
+    assert (health["jobs"].writes, health["jobs"].reads, health["jobs"].acked) == (6, 10, 2)
+    assert health["jobs"].dead_lettered == 4
+    assert health["jobs-dlq"].writes == 4
+    assert health["jobs-dlq"].reads == 0
+    assert "concurrency" in health["jobs-dlq"].no_data
+    assert findings.queue_health == ei.Findings.model_validate_json(findings.model_dump_json()).queue_health
+
+
+def test_a_consumer_that_stalls_without_errors_is_found_and_dates_the_detection(sb, client, account) -> None:
+    sb.create_queue(account, "orders", consumer={"type": "http_pull", "max_retries": 3})
+    now = sb.next_minute()
+    start = pd.Timestamp(now - now % 60_000, unit="ms", tz="UTC")
+    qid = client.queue_id("orders")
+    for minute in range(7):
+        client.push_batch(qid, [{"body": {"m": minute, "i": i}} for i in range(10)])
+        if minute < 3:  # the consumer keeps up for three minutes, then stops pulling
+            got = client.pull(qid, batch_size=10, visibility_timeout_ms=30_000)["messages"]
+            client.ack(qid, acks=[m["lease_id"] for m in got])
+        sb.advance_clock(60_000)
+    ev = ei.load_queue_metrics(client, ["orders"], start, start + pd.Timedelta(minutes=8))
+    findings = ei.analyze(ev)
+    [stall] = [h for h in findings.hypotheses if h.kind == "consumer_stalled"]
+    assert findings.hypotheses[0] is stall or findings.hypotheses[0].kind == "consumer_stalled"
+    e = stall.evidence
+    assert e["mode"] == "stalled"
+    assert e["start"] == (start + pd.Timedelta(minutes=3)).isoformat()
+    assert e["end"] == (start + pd.Timedelta(minutes=7)).isoformat()
+    assert (e["reads_per_bucket_before"], e["reads_per_bucket_during"], e["writes_per_bucket_during"]) == (
+        10.0,
+        0.0,
+        10.0,
+    )
+    # backlog samples: minute 3 (push, pull, ack) -> mean of 10, 10, 0; one push a minute after: 40 at the end
+    assert e["backlog_start"] == round((10 + 10 + 0) / 3, 3)
+    assert e["backlog_peak"] == 40.0
+    assert e["concurrency_before"] == 1.0
+    assert e["concurrency_during"] is None  # no pulls: no concurrency data, not zero
+    assert e["errors_during"] == 0
+    assert stall.confidence == "high"
+    assert findings.incident.timeline.detection == (start + pd.Timedelta(minutes=3)).to_pydatetime()
+    assert any("Detection is taken from the backlog" in n for n in findings.notes)
+    assert not [h for h in findings.hypotheses if h.kind == "throughput_drop"]  # the stall explains it
+
+
+def test_bundles_without_metrics_are_analysed_as_before() -> None:
+    ev = ei.sample_bundle()
+    findings = ei.analyze(ev)
+    assert findings.queue_health == []
+    assert not {h.kind for h in findings.hypotheses} & {
+        "consumer_stalled",
+        "dead_lettering",
+        "throughput_drop",
+    }

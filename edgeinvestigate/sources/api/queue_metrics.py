@@ -259,9 +259,16 @@ def _ts(dims: Mapping[str, Any]) -> Any:
     raw = dims.get("datetimeMinute") or dims.get("datetimeHour") or dims.get("datetime") or dims.get("date")
     if raw is None:
         return None
-    if len(str(raw)) == 10:
-        return pd.Timestamp(str(raw), tz="UTC")
-    return pd.Timestamp(parse_time_value(str(raw)))
+    try:
+        if len(str(raw)) == 10:
+            return pd.Timestamp(str(raw), tz="UTC")
+        return pd.Timestamp(parse_time_value(str(raw)))
+    except ValueError as exc:
+        raise LoadError(
+            f"an analytics group has a time the API never writes: {exc}",
+            hint="the answer must come from the GraphQL Analytics API unchanged (datetimeMinute like "
+            "2026-11-27T14:05:00Z)",
+        ) from None
 
 
 def _blank(value: Any) -> Any:

@@ -366,3 +366,55 @@ def test_bundles_without_metrics_are_analysed_as_before() -> None:
         "dead_lettering",
         "throughput_drop",
     }
+
+
+def test_worker_invocations_and_the_cpu_unit(sb, client, account) -> None:
+    now = sb.next_minute()
+    minute = pd.Timestamp(now - now % 60_000, unit="ms", tz="UTC")
+    at = f"{minute:%Y-%m-%dT%H:%M:%SZ}"
+    groups = [
+        {"sum": {"requests": 40, "errors": 0, "subrequests": 12},
+         "quantiles": {"cpuTimeP50": 206, "cpuTimeP99": 1850},
+         "dimensions": {"datetimeMinute": at, "scriptName": "jobs-consumer", "status": "success"}},
+        {"sum": {"requests": 3, "errors": 3, "subrequests": 0},
+         "quantiles": {"cpuTimeP50": 30_000_000, "cpuTimeP99": 30_040_000},
+         "dimensions": {"datetimeMinute": at, "scriptName": "jobs-consumer", "status": "exceededResources"}},
+    ]  # fmt: skip
+    loaded = sb.load_analytics(
+        account, [{"data": {"viewer": {"accounts": [{"workersInvocationsAdaptive": groups}]}}}]
+    )
+    assert loaded["loaded"] == {"workersInvocationsAdaptive": 2}
+    ev = ei.load_queue_metrics(client, [], minute - pd.Timedelta(minutes=5), minute + pd.Timedelta(minutes=5),
+                               scripts=["jobs-consumer"])  # fmt: skip
+    inv = ev.frame("worker_invocations").set_index("status")
+    assert inv.loc["success", "requests"] == 40
+    assert inv.loc["success", "subrequests"] == 12
+    assert inv.loc["success", "cpu_p50_ms"] == 0.206  # microseconds in, milliseconds out
+    assert inv.loc["exceededResources", "cpu_p99_ms"] == 30_040.0
+    assert inv.loc["exceededResources", "errors"] == 3
+    assert set(ev.extra) == {"worker_invocations"}
+
+
+def test_the_budget_waits_for_a_free_slot_then_refuses_long_waits() -> None:
+    from edgeinvestigate.cloudflare.graphql import GraphQLBudget
+
+    now = [1000.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    budget = GraphQLBudget(3, 300.0, max_wait=60.0, clock=lambda: now[0])
+    for step in (0.0, 100.0, 100.0):
+        now[0] += step
+        budget.take(sleep)
+    assert budget.used == 3
+    assert slept == []
+    now[0] += 50.0  # 250 s after the first query: it leaves the window in 50 s
+    budget.take(sleep)
+    assert slept == [50.0]
+    with pytest.raises(RateLimitedError, match="not sent") as info:
+        budget.take(sleep)  # the next slot frees 100 s from now (the 2nd query leaves): over max_wait
+    assert info.value.retry_after == 100.0
+    assert budget.used == 3  # the refused query was not counted

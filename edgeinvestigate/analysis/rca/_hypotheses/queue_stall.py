@@ -1,8 +1,9 @@
 """From queue analytics: a consumer that stalled or fell behind, and a throughput drop.
 
 * ``consumer_stalled``: reads per bucket fell to at most half the consumer's usual pace (the median of
-  its buckets with reads) for two buckets or more, after it had been reading, while the backlog rose by
-  at least 3 messages. ``mode`` is ``stalled`` when reads fell to a tenth or less, else
+  its buckets with reads), or the consumer concurrency to at most half its usual level, for two buckets
+  or more, after it had been reading, while the backlog rose by at least 3 messages (``signal`` says
+  which fell). ``mode`` is ``stalled`` when reads fell to a tenth or less, else
   ``falling_behind``. Errors logged meanwhile (any telemetry) are counted: without any, nothing else
   explains it and the fit is 0.9; with some, 0.6 (an error hypothesis may be the cause). Score: the
   backlog growth (messages held up) times the fit.
@@ -54,6 +55,27 @@ def _per(series: QueueSeries) -> str:
     )
 
 
+def _below(values: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which buckets are at most ``factor`` times the usual level, and the usual level before each.
+
+    The usual level is the median of the earlier buckets that were not low themselves (and above
+    zero), so a long drop does not become its own baseline. NaN (no data) is never low.
+    """
+    low = np.zeros(len(values), dtype=bool)
+    usual = np.full(len(values), np.nan)
+    normal: list[float] = []
+    for i, v in enumerate(values.tolist()):
+        if normal:
+            usual[i] = float(np.median(normal))
+        if np.isnan(v):
+            continue
+        if normal and v <= factor * usual[i]:
+            low[i] = True
+        elif v > 0:
+            normal.append(v)
+    return low, usual
+
+
 def _errors_between(errors: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> int:
     if errors is None or len(errors) == 0:
         return 0
@@ -68,11 +90,14 @@ def consumer_stalls(queues: list[QueueSeries], errors: pd.DataFrame) -> list[Raw
         reads = f["reads"].to_numpy(dtype=float)
         if len(f) < 3 or not (reads > 0).any():
             continue
-        base = float(np.median(reads[reads > 0]))
-        low = reads <= 0.5 * base
+        low_reads, usual_reads = _below(reads, 0.5)
+        # concurrency without data is no signal (never read as zero)
+        low_conc, _ = _below(f["concurrency"].to_numpy(dtype=float), 0.5)
+        low = low_reads | low_conc
         for a, b in _runs(low, 2):
             if a == 0 or not (reads[:a] > 0).any():
                 continue  # the consumer must have been reading before
+            base = float(usual_reads[a])
             backlog = f["backlog"].to_numpy(dtype=float)
             prior = backlog[:a][~np.isnan(backlog[:a])]
             inside = backlog[a : b + 1][~np.isnan(backlog[a : b + 1])]
@@ -91,10 +116,13 @@ def consumer_stalls(queues: list[QueueSeries], errors: pd.DataFrame) -> list[Raw
             conc_during = during["concurrency"].mean()
             n_errors = _errors_between(errors, t0, t1)
             mode = "stalled" if reads_during <= 0.1 * base else "falling_behind"
+            signal = " and ".join(
+                name for name, m in (("reads", low_reads), ("concurrency", low_conc)) if m[a : b + 1].any()
+            )
             fit = 0.9 if n_errors == 0 else 0.6
             per = _per(qs)
             what = "stalled" if mode == "stalled" else "fell behind"
-            conc = (
+            conc_text = (
                 f"; consumer concurrency {conc_before:.1f} before, "
                 + ("no data during it" if pd.isna(conc_during) else f"{conc_during:.1f} during it")
                 if not pd.isna(conc_before)
@@ -114,7 +142,7 @@ def consumer_stalls(queues: list[QueueSeries], errors: pd.DataFrame) -> list[Raw
                         f"The consumer of {qs.queue!r} {what} at {hhmm(t0)}: reads fell from ~{base:.0f} to "
                         f"{reads_during:.1f} per {per} while producers wrote {writes_during:.1f} per {per}, "
                         f"and the backlog grew from {start_backlog:.0f} to {peak:.0f} messages by {hhmm(t1)}"
-                        f"{conc}{tail} Queue analytics are estimates (adaptive sampling)."
+                        f"{conc_text}{tail} Queue analytics are estimates (adaptive sampling)."
                     ),
                     "score": growth * fit,
                     "fit": fit,
@@ -125,6 +153,7 @@ def consumer_stalls(queues: list[QueueSeries], errors: pd.DataFrame) -> list[Raw
                     "evidence": {
                         "queue": qs.queue,
                         "mode": mode,
+                        "signal": signal,
                         "start": t0.isoformat(),
                         "end": t1.isoformat(),
                         "bucket_seconds": int(qs.bucket.total_seconds()),
@@ -154,12 +183,13 @@ def throughput_drops(queues: list[QueueSeries], stalls: list[RawHypothesis]) -> 
         reads, writes = f["reads"].to_numpy(dtype=float), f["writes"].to_numpy(dtype=float)
         if len(f) < 4 or not (reads > 0).any() or not (writes > 0).any():
             continue
-        base_r = float(np.median(reads[reads > 0]))
-        base_w = float(np.median(writes[writes > 0]))
-        mask = (reads <= 0.6 * base_r) & (writes >= 0.7 * base_w)
+        low_reads, usual_reads = _below(reads, 0.6)
+        _, usual_writes = _below(writes, 0.7)
+        mask = low_reads & ~(writes < 0.7 * np.nan_to_num(usual_writes, nan=0.0))
         for a, b in _runs(mask, 3):
             if a == 0:
                 continue
+            base_r = float(usual_reads[a])
             t0, t1 = f.index[a], f.index[b] + qs.bucket
             missing = float(np.clip(base_r - reads[a : b + 1], 0, None).sum())
             per = _per(qs)

@@ -106,3 +106,21 @@ def test_simulate_sandbox_serves_the_same_analytics(tmp_path: Path, monkeypatch:
         assert len(merged) == len(b)
         # the sandbox sums float averages in SQLite: equal to the file's to the last few bits
         assert (merged["messages_served"] - merged["messages_file"]).abs().max() < 1e-9
+
+
+def test_with_analytics_the_injected_causes_still_lead_and_explain_the_dlq(
+    sim_factory: Callable[..., Run],
+) -> None:
+    run = sim_factory("default", 1)
+    ev = ei.load([run.out / "workers_logs" / "events.json"])
+    ev = with_dlq_file(ev, run.out / "dlq" / "messages.json")
+    without = ei.analyze(ev)
+    findings = ei.analyze(with_metrics_file(ev, run.out / "analytics" / "analytics.json"))
+    assert findings.top is not None
+    assert without.top is not None
+    assert findings.top.title == without.top.title  # the bad deploy still leads
+    assert not [h for h in findings.hypotheses if h.kind in ("consumer_stalled", "throughput_drop")]
+    [dead] = [h for h in findings.hypotheses if h.kind == "dead_lettering"]
+    assert dead.confidence == "low"  # a symptom: the errors of the outage explain it
+    assert dead.cluster_ids
+    assert "follows from those errors" in dead.sentence

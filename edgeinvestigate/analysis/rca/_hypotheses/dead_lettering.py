@@ -76,7 +76,12 @@ def dead_lettering(
             fit, tail = (
                 0.8,
                 (
-                    f", while the logs show only {logged} failures in that window: most left without an "
+                    (
+                        f", while the logs show only {logged} failures in that window"
+                        if logged
+                        else ", while the logs show no failure in that window"
+                    )
+                    + ": most left without an "
                     "error log. Check max_retries, the visibility timeout (leases that expire count as "
                     "failed deliveries) and consumers that call retry() without logging."
                 ),

@@ -2,8 +2,8 @@
 
 * ``consumer_stalled``: reads per bucket fell to at most half the consumer's usual pace (the median of
   its buckets with reads), or the consumer concurrency to at most half its usual level, for two buckets
-  or more, after it had been reading, while the backlog rose by at least 3 messages (``signal`` says
-  which fell). ``mode`` is ``stalled`` when reads fell to a tenth or less, else
+  or more, after it had been reading, while the backlog rose by at least one bucket's usual reads (and
+  3 messages) (``signal`` says which fell). ``mode`` is ``stalled`` when reads fell to a tenth or less, else
   ``falling_behind``. Errors logged meanwhile (any telemetry) are counted: without any, nothing else
   explains it and the fit is 0.9; with some, 0.6 (an error hypothesis may be the cause). Score: the
   backlog growth (messages held up) times the fit.
@@ -106,8 +106,8 @@ def consumer_stalls(queues: list[QueueSeries], errors: pd.DataFrame) -> list[Raw
             start_backlog = float(prior[-1]) if len(prior) else float(inside[0])
             peak = float(inside.max())
             growth = peak - start_backlog
-            if growth < 3:
-                continue
+            if growth < max(3.0, base):
+                continue  # less than one bucket's usual work held up: noise, not a stall
             t0, t1 = f.index[a], f.index[b] + qs.bucket
             during = f.iloc[a : b + 1]
             reads_during = float(during["reads"].mean())

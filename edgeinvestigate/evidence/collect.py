@@ -32,9 +32,11 @@ from edgeinvestigate.evidence._collect_checks import (
 from edgeinvestigate.evidence._secrets import mask_secrets
 from edgeinvestigate.evidence.bundle import Evidence, PathSpec, load
 from edgeinvestigate.evidence.dlq import with_dlq_frames
+from edgeinvestigate.evidence.queue_metrics import with_metrics, with_metrics_file
 from edgeinvestigate.evidence.workers_logs import load_workers_logs
 from edgeinvestigate.sources.api.dlq import load_dlq
 from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
+from edgeinvestigate.sources.api.queue_metrics import queue_metrics_frames
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
@@ -65,6 +67,9 @@ def collect(
     client: CloudflareClient | Callable[[], CloudflareClient] | None = None,
     on_warning: Callable[[str], None] | None = None,
     archive_margin: str | None = None,
+    queue_metrics: Sequence[str] = (),
+    worker_metrics: Sequence[str] = (),
+    queue_metrics_files: Sequence[str | Path] = (),
     keep_secrets: bool = False,
 ) -> Evidence:
     """Load telemetry files and API sources into one :class:`Evidence`.
@@ -81,6 +86,9 @@ def collect(
     ``archive_margin``: for ``s3://`` Logpush archives among ``files``, how far outside the window an
     object's name may lie and still be read (default 10 minutes). Credentials in the telemetry frames
     are masked (:mod:`edgeinvestigate.evidence._secrets`) unless ``keep_secrets``.
+    ``queue_metrics`` (queue names or ids) and ``worker_metrics`` (script names): their GraphQL
+    Analytics for the window (needs ``since``; see :func:`edgeinvestigate.load_queue_metrics`);
+    ``queue_metrics_files``: saved GraphQL answers of those datasets.
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     parts: list[Evidence] = []
@@ -90,7 +98,7 @@ def collect(
                 files, s, u, strict=strict, jobs=jobs, dlq_files=dlq_files, archive_margin=archive_margin
             )
         )
-    api = _client(client) if (workers_logs or dlq) else None
+    api = _client(client) if (workers_logs or dlq or queue_metrics or worker_metrics) else None
     if api is not None:
         parts.extend(_workers_logs(api, script, s, u, on_warning) for script in workers_logs)
     ev = Evidence.merge(parts) if parts else Evidence.empty()
@@ -110,6 +118,10 @@ def collect(
     if frames:
         sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_files)]
         ev = with_dlq_frames(ev, frames, sources)
+    if api is not None and (queue_metrics or worker_metrics):
+        ev = with_metrics(ev, queue_metrics_frames(api, queue_metrics, s, u, scripts=worker_metrics))
+    for path in queue_metrics_files:
+        ev = with_metrics_file(ev, path)
     ev.report.notes.extend(overlapping_sources(ev.invocations))
     if keep_secrets:
         ev.manifest["secrets_masked"] = {"kept": True}

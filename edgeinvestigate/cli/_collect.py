@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.sources.files._context import MAX_RECORD_BYTES
+
+DLQ_FILE_SOURCE = (
+    "dlq_file"  # edgeinvestigate.sources.api.dlq_frame.DLQ_FILE_SOURCE (not imported: the CLI loads lazily)
+)
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
@@ -136,6 +141,13 @@ def _listen_address(value: str) -> tuple[str, int]:
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Processes for large Logpush inputs (default: automatic)."
 )
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1024),
+    default=MAX_RECORD_BYTES,
+    show_default=True,
+    help="Skip (and list) any record larger than this many bytes: one line, or one JSON value, of a file.",
+)
 def collect(
     paths: tuple[Path, ...],
     tail: tuple[Path, ...],
@@ -159,12 +171,15 @@ def collect(
     token_file: Path | None,
     listen: str | None,
     jobs: int | None,
+    max_record_bytes: int,
 ) -> None:
     """Load telemetry files and API sources into an evidence bundle (Parquet + manifest.json).
 
     PATHS are files or directories whose format is recognised from their content; the --tail,
     --logpush, --traceitems and --workers-logs-export options name the format explicitly. Malformed
     records are skipped and listed in the summary (and in manifest.json) unless --strict is given.
+    Folders are read recursively, following links; FIFOs, device files and dangling links in them are
+    skipped and listed.
     """
     if listen:
         from edgeinvestigate.capture.collector import serve_collector
@@ -230,6 +245,7 @@ def collect(
         dlq_files=dlq_file,
         client=connect,
         on_warning=warn,
+        max_record_bytes=max_record_bytes,
     )
     # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
     shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
@@ -241,9 +257,11 @@ def collect(
         f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
         f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
     )
-    if ev.report.filtered and ev.report.filtered == ev.report.records:
+    telemetry = [f for f in ev.report.files if f.source != DLQ_FILE_SOURCE]
+    n_read, n_filtered = sum(f.records for f in telemetry), sum(f.filtered for f in telemetry)
+    if n_filtered and n_filtered == n_read:
         click.echo(
-            f"warning: all {ev.report.records} records are outside the time window "
+            f"warning: all {n_read} records are outside the time window "
             f"(--since {since or '(open)'} --until {until or '(open)'}): the bundle holds no "
             "telemetry; check the window (times are UTC unless they carry an offset)",
             err=True,

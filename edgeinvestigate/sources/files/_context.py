@@ -8,6 +8,7 @@ Loaders call :meth:`FileContext.issue` for every problem: it lands in the file's
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +17,37 @@ from typing import Final
 from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import FileReport, Issue, Severity
 
-__all__ = ["ALL_FRAMES", "SNIPPET", "FileContext", "FormatSniffer", "snippet", "strict_wording"]
+__all__ = [
+    "ALL_FRAMES",
+    "DAY_MS",
+    "MAX_RECORD_BYTES",
+    "SNIPPET",
+    "WINDOW_LO_MS",
+    "FileContext",
+    "FormatSniffer",
+    "snippet",
+    "strict_wording",
+    "window_hi_ms",
+]
 
 ALL_FRAMES: Final = ("invocations", "logs", "exceptions")
+#: default cap on one record (a line, or one framed JSON value) in bytes: far above every record size
+#: Cloudflare documents (Workers Logs 256 KB, Logpush 16,384 characters of logs, queue messages 128 KB);
+#: a larger record is skipped and reported without being held in memory
+MAX_RECORD_BYTES: Final = 8 * 1024 * 1024
+#: the earliest plausible event time (2010-01-01T00:00Z, epoch ms); the latest is now + 1 day
+WINDOW_LO_MS: Final = 1_262_304_000_000
+DAY_MS: Final = 86_400_000
 #: longest excerpt of a bad record quoted in a report or error message
 SNIPPET: Final = 80
 
 #: the registry name of the format a file's content looks like, or ``None`` (never raises)
 FormatSniffer = Callable[[Path], "str | None"]
+
+
+def window_hi_ms() -> int:
+    """The latest plausible event time: now + 1 day (epoch ms)."""
+    return int(time.time() * 1000) + DAY_MS
 
 
 def snippet(data: bytes | str) -> str:
@@ -60,6 +84,15 @@ class FileContext:
     sniff: FormatSniffer | None = None
     """the registry's content sniffing (given by the loader driver): names the format a file looks
     like in the hint of a strict-mode stop and in a capture check; ``None``: not known here"""
+    max_record_bytes: int = MAX_RECORD_BYTES
+    """a record (line or framed JSON value) larger than this is skipped and reported, never held whole"""
+    ts_hi: int = field(default_factory=window_hi_ms)
+    """the latest plausible event time of this load (now + 1 day, epoch ms); see ``_coerce.parse_ms``"""
+    strict_hint: str | None = None
+    """the hint of a strict-mode stop, when the default (about --strict and format flags) does not fit"""
+    oversized_lines: set[int] = field(default_factory=set)
+    """lines already reported as larger than ``max_record_bytes`` (and blanked by the reader): a
+    value that spanned one is not reported a second time by the framing"""
 
     def __post_init__(self) -> None:
         if not self.report.path:
@@ -90,9 +123,22 @@ class FileContext:
             Issue(kind=kind, message=message, line=line, offset=offset, expected=expected, severity=severity)
         )
 
+    def oversized(self, size: int, *, line: int | None = None, offset: int | None = None) -> None:
+        """Report one record larger than :attr:`max_record_bytes` (an error: it is skipped)."""
+        self.issue(
+            "size",
+            f"record of {size:,} bytes is larger than max_record_bytes ({self.max_record_bytes:,}); skipped",
+            line=line,
+            offset=offset,
+            expected=f"records of at most {self.max_record_bytes:,} bytes (to load larger ones, raise "
+            "max_record_bytes, CLI: --max-record-bytes)",
+        )
+
     def _strict_hint(self) -> str:
         """The next step after a strict-mode stop: the right flag when the file looks like another
         format than it is read as, else how to see every bad record."""
+        if self.strict_hint is not None:
+            return self.strict_hint
         looks = self.looks_like()
         if looks is not None and looks != self.source:
             flag = "--" + looks.replace("_", "-")

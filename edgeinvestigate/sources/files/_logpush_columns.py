@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeinvestigate._time import epoch_to_ms
 from edgeinvestigate.sources.files._coerce import join_args, lift_job_fields
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._logpush_structs import (
     DECODE_ERRORS,
+    QueueInfo,
     Record,
     decode_any_lines,
     decode_job,
@@ -26,12 +26,10 @@ from edgeinvestigate.sources.files._logpush_structs import (
 )
 from edgeinvestigate.sources.files._rows import EXC_COLS, INV_COLS, LOG_COLS, TS, Rows, arrow_column
 
-__all__ = ["FROM_RECORDS", "JOB_COLS", "MS_HI", "MS_LO", "NO_RECORD", "Block", "flush_block"]
+__all__ = ["FROM_RECORDS", "JOB_COLS", "NO_RECORD", "Block", "flush_block"]
 
 
 JOB_COLS: Final = ("job_id", "job_type", "attempt", "message_id")
-MS_LO: Final = 100_000_000_000
-MS_HI: Final = 100_000_000_000_000
 
 
 class Block:
@@ -56,11 +54,19 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
     evs = [r.Event for r in recs]
     reqs = [e.Request if e is not None else None for e in evs]
     resps = [e.Response if e is not None else None for e in evs]
+    queues = [e.Queue if e is not None else None for e in evs]
+    batches = [e.BatchSize if e is not None else None for e in evs]
+    if any(type(q) is QueueInfo for q in queues):  # Event.Queue as {"QueueName", "BatchSize"}
+        batches = [
+            q.BatchSize if b is None and type(q) is QueueInfo else b
+            for q, b in zip(queues, batches, strict=True)
+        ]
+        queues = [q.QueueName if type(q) is QueueInfo else q for q in queues]
     vals: dict[str, list[Any]] = {
         "script": [r.ScriptName for r in recs],
         "script_version": [v.ID if (v := r.ScriptVersion) is not None else None for r in recs],
-        "queue": [e.Queue if e is not None else None for e in evs],
-        "batch_size": [e.BatchSize if e is not None else None for e in evs],
+        "queue": queues,
+        "batch_size": batches,
         "outcome": [r.Outcome for r in recs],
         "failed": [
             True if r.Exceptions else (None if r.Outcome is None else r.Outcome != "ok") for r in recs
@@ -83,12 +89,9 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
 
 
 def ms_array(values: list[Any]) -> pa.Array:
-    """Epoch times as ``timestamp[ms, UTC]``; values in s/us/ns (rare) are scaled one by one."""
-    arr = pa.array(values, pa.int64())
-    lo, hi = pc.min_max(arr).values()
-    if lo.is_valid and not (lo.as_py() >= MS_LO and hi.as_py() < MS_HI):
-        arr = pa.array([None if v is None else epoch_to_ms(v) for v in values], pa.int64())
-    return arr.cast(TS)
+    """Epoch-ms times as ``timestamp[ms, UTC]`` (the typed records only hold plausible epoch ms;
+    the general path converted its own)."""
+    return pa.array(values, pa.int64()).cast(TS)
 
 
 def _job_fields(

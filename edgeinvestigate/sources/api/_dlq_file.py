@@ -18,7 +18,7 @@ from typing import Any, Final
 import msgspec
 
 from edgeinvestigate.errors import ParseError
-from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._context import FileContext, snippet
 from edgeinvestigate.sources.files._framing import (
     DECODE_ERRORS,
     array_elements,
@@ -26,9 +26,8 @@ from edgeinvestigate.sources.files._framing import (
     member_values,
     why_not_json,
 )
-from edgeinvestigate.sources.files._rows import show
 
-__all__ = ["CONTAINERS", "EXPECTED", "DlqRecords", "split_dlq_records"]
+__all__ = ["CONTAINERS", "EXPECTED", "NOT_A_SNAPSHOT_HINT", "DlqRecords", "json_type", "split_dlq_records"]
 
 #: the keys a wrapper object keeps the message array under
 CONTAINERS: Final = ("messages", "items")
@@ -41,6 +40,7 @@ NOT_A_SNAPSHOT_HINT: Final = (
     "or an archive of runtime Message objects ({id | messageId | message_id, timestamp, body, attempts})"
 )
 _decode = msgspec.json.Decoder().decode
+_NOT_DECODED: Final = object()
 
 
 @dataclass
@@ -99,18 +99,20 @@ def split_dlq_records(data: bytes, ctx: FileContext) -> DlqRecords:
     out = DlqRecords()
     start = len(data) - len(data.lstrip())
     if start == len(data):
+        ctx.claim_oversized()  # a file that was one line over the cap
         return out
     try:
-        doc: Any = _decode(data)
+        # a file with a line blanked for being over the cap is read message by message
+        doc: Any = _decode(data) if not ctx.oversized_lines else _NOT_DECODED
     except DECODE_ERRORS:
-        doc = None
-    else:
+        doc = _NOT_DECODED
+    if doc is not _NOT_DECODED:
         found = _container(doc)
         if found is None:
             if isinstance(doc, Mapping) and _is_message(doc):
                 out.messages.append((doc, 1, start))
                 return out
-            raise _not_a_snapshot(ctx, f"the file is one JSON {type(doc).__name__} without a message array")
+            raise _not_a_snapshot(ctx, f"the file is one JSON {json_type(doc)} without a message array")
         items, holder = found
         if all(isinstance(m, Mapping) for m in items):
             _holder_fields(holder, out)
@@ -123,6 +125,7 @@ def split_dlq_records(data: bytes, ctx: FileContext) -> DlqRecords:
         pass
     else:
         _documents(data, ctx, out)
+    ctx.claim_oversized()  # blanked lines that were no part of a message
     return out
 
 
@@ -175,11 +178,24 @@ def _value_start(data: bytes, span: tuple[int, int]) -> int:
     return a + (len(data[a:b]) - len(data[a:b].lstrip()))
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (object, array, string, number, boolean, null)."""
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    return "null" if value is None else "number"
+
+
 def _trailing(data: bytes, end: int, ctx: FileContext) -> None:
     at = end + (len(data[end:]) - len(data[end:].lstrip()))
     ctx.issue(
         "json",
-        f"text after the end of the snapshot {show(data[at : at + 60].decode('utf-8', 'replace'))}; ignored",
+        f"text after the end of the snapshot {snippet(data[at : at + 60])}; skipped",
         line=_line_at(data, at),
         offset=at,
         expected="nothing after the snapshot",
@@ -196,17 +212,14 @@ def _elements(data: bytes, at: int, ctx: FileContext, out: DlqRecords) -> None:
         if len(raw) > ctx.max_record_bytes:
             ctx.oversized(len(raw), line=line, offset=off)
             continue
+        if ctx.claim_oversized(line, line + raw.count(b"\n"), offset=off):
+            continue  # a line of it was over the cap (and blanked by the reader)
         try:
             value = _decode(raw)
         except DECODE_ERRORS as exc:
-            last = line + raw.count(b"\n")
-            if any(line <= n <= last for n in ctx.oversized_lines):
-                continue  # a line of it was over the cap: reported by the reader
-            quote = show(raw[:80].decode("utf-8", "replace"))
             ctx.issue(
                 "json",
-                f"invalid JSON message at byte {off} ({why_not_json(exc)}) {quote}; skipped, the other "
-                "messages were read",
+                f"invalid JSON message at byte {off} ({why_not_json(exc)}) {snippet(raw)}; skipped",
                 line=line,
                 offset=off,
                 expected="one JSON message object",

@@ -19,7 +19,7 @@ from edgeinvestigate._time import to_utc
 from edgeinvestigate.errors import LoadError, ParseError
 from edgeinvestigate.models import frames as schema
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.api._dlq_file import EXPECTED, NOT_A_SNAPSHOT_HINT, split_dlq_records
+from edgeinvestigate.sources.api._dlq_file import EXPECTED, NOT_A_SNAPSHOT_HINT, json_type, split_dlq_records
 from edgeinvestigate.sources.api.dlq_body import DecodedBody, Envelope, decode_body, recognise_envelope
 from edgeinvestigate.sources.files._coerce import MS_ONLY, BadTime, parse_ms
 from edgeinvestigate.sources.files._context import MAX_RECORD_BYTES, FileContext
@@ -220,13 +220,13 @@ def read_dlq_file(
         max_record_bytes=max_record_bytes,
         strict_hint=STRICT_HINT,
     )
-    recs = split_dlq_records(read_bytes(p, ctx), ctx)
+    recs = split_dlq_records(read_bytes(p, ctx, containers=b"[{"), ctx)  # a one-line snapshot holds many
     rows = []
     for i, (message, line, offset) in enumerate(recs.messages, 1):
         if not isinstance(message, Mapping):
             ctx.issue(
                 "type",
-                f"message #{i} is a {type(message).__name__} {show(message)}, not a message object; skipped",
+                f"message #{i} is a JSON {json_type(message)} {show(message)}, not a message object; skipped",
                 line=line,
                 offset=offset,
                 expected="{id, body, attempts, timestamp_ms | timestamp, metadata}",

@@ -19,6 +19,7 @@ from edgeinvestigate.models.load_report import FileReport, Issue, Severity
 
 __all__ = [
     "ALL_FRAMES",
+    "CONTAINER_FACTOR",
     "DAY_MS",
     "MAX_RECORD_BYTES",
     "SNIPPET",
@@ -35,6 +36,9 @@ ALL_FRAMES: Final = ("invocations", "logs", "exceptions")
 #: Cloudflare documents (Workers Logs 256 KB, Logpush 16,384 characters of logs, queue messages 128 KB);
 #: a larger record is skipped and reported without being held in memory
 MAX_RECORD_BYTES: Final = 8 * 1024 * 1024
+#: a one-line JSON array (or, in a DLQ file, a one-line wrapper) holds many records, each capped on
+#: its own: such a line may be this many times the record cap (128 MiB by default)
+CONTAINER_FACTOR: Final = 16
 #: the earliest plausible event time (2010-01-01T00:00Z, epoch ms); the latest is now + 1 day
 WINDOW_LO_MS: Final = 1_262_304_000_000
 DAY_MS: Final = 86_400_000
@@ -90,9 +94,10 @@ class FileContext:
     """the latest plausible event time of this load (now + 1 day, epoch ms); see ``_coerce.parse_ms``"""
     strict_hint: str | None = None
     """the hint of a strict-mode stop, when the default (about --strict and format flags) does not fit"""
-    oversized_lines: set[int] = field(default_factory=set)
-    """lines already reported as larger than ``max_record_bytes`` (and blanked by the reader): a
-    value that spanned one is not reported a second time by the framing"""
+    oversized_lines: dict[int, int] = field(default_factory=dict)
+    """line -> size of the lines the reader blanked for being larger than ``max_record_bytes``, not
+    reported yet: the framing reports the record that held one (once, however many it held), and
+    what is left (lines between records) one by one at the end (:meth:`claim_oversized`)"""
 
     def __post_init__(self) -> None:
         if not self.report.path:
@@ -123,11 +128,44 @@ class FileContext:
             Issue(kind=kind, message=message, line=line, offset=offset, expected=expected, severity=severity)
         )
 
-    def oversized(self, size: int, *, line: int | None = None, offset: int | None = None) -> None:
-        """Report one record larger than :attr:`max_record_bytes` (an error: it is skipped)."""
+    def blanked(self, first: int, last: int) -> bool:
+        """Whether a line in ``first..last`` was blanked for being over the cap (not reported yet)."""
+        return bool(self.oversized_lines) and any(first <= n <= last for n in self.oversized_lines)
+
+    def claim_oversized(
+        self, first: int | None = None, last: int | None = None, *, offset: int | None = None
+    ) -> bool:
+        """Report the record on lines ``first..last`` as skipped when a line of it was blanked for
+        being over the cap (one report, however many such lines it held); without a range, report
+        every blanked line not claimed yet as a record of its own. Whether anything was reported."""
+        lines = sorted(n for n in self.oversized_lines if first is None or first <= n <= (last or first))
+        if first is None:
+            for n in lines:
+                self.oversized(self.oversized_lines.pop(n), line=n)
+            return bool(lines)
+        if not lines:
+            return False
+        size = max(self.oversized_lines.pop(n) for n in lines)
+        self.oversized(size, line=first, offset=offset, part=lines[0] if lines[0] != first else None)
+        return True
+
+    def oversized(
+        self, size: int, *, line: int | None = None, offset: int | None = None, part: int | None = None
+    ) -> None:
+        """Report one record larger than :attr:`max_record_bytes` (an error: it is skipped); ``part``:
+        the line of it that was too long, when that is not its first."""
+        what = (
+            f"record of {size:,} bytes"
+            if part is None
+            else f"record with a line of {size:,} bytes (line {part})"
+        )
+        if size > CONTAINER_FACTOR * self.max_record_bytes:
+            what += (
+                f" (a one-line array of records may be {CONTAINER_FACTOR} times the cap: this line is longer)"
+            )
         self.issue(
             "size",
-            f"record of {size:,} bytes is larger than max_record_bytes ({self.max_record_bytes:,}); skipped",
+            f"{what} is larger than max_record_bytes ({self.max_record_bytes:,}); skipped",
             line=line,
             offset=offset,
             expected=f"records of at most {self.max_record_bytes:,} bytes (to load larger ones, raise "

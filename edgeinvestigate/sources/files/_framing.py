@@ -57,6 +57,7 @@ def iter_documents(data: bytes, ctx: FileContext) -> Iterator[tuple[Any, int, by
     doubled does not swallow the value after it.
     """
     yield from _frame(data, ctx, 0, len(data), 1, b"", in_array=False)
+    ctx.claim_oversized()  # blanked lines that were no part of a value: records of their own
 
 
 def _close_pattern(closer: bytes, indent: bytes, in_array: bool) -> re.Pattern[bytes]:
@@ -146,7 +147,21 @@ def _frame_lines(
     if mm is None:
         # no closing line found: an unterminated value (a truncated file)
         nxt = _next_record_start(data, eol + 1, indent, n)
-        if _reported_oversized(ctx, line, line + data.count(b"\n", pos, nxt)):
+        if ch == b"[" and data[pos:eol].strip() == b"[":
+            # a pretty array cut short: its complete elements still count, the cut one is reported
+            inner = _indent_of_first(data, pos + 1, nxt)
+            yield from _frame(data, ctx, pos + 1, nxt, line, inner, in_array=True)
+            ctx.issue(
+                "json",
+                "the JSON array starting here never closes (a truncated file?); its complete elements "
+                "were loaded",
+                line=line,
+                offset=pos,
+                expected="a complete JSON array",
+                severity="warning",
+            )
+            return nxt, line + data.count(b"\n", pos, nxt)
+        if ctx.claim_oversized(line, line + data.count(b"\n", pos, max(pos, nxt - 1)), offset=pos):
             return nxt, line + data.count(b"\n", pos, nxt)
         ctx.issue(
             "json",
@@ -158,20 +173,20 @@ def _frame_lines(
         return nxt, line + data.count(b"\n", pos, nxt)
     # In pretty output the first closing bracket in column 0 ends the top-level value.
     close_at = mm.start() + 1 + len(indent) + 1
-    end_line = line + data.count(b"\n", pos, mm.end())
-    if close_at - pos > ctx.max_record_bytes:
-        if ch == b"[":  # too big to decode whole: frame its elements one by one
+    end_line = line + data.count(b"\n", pos, mm.end())  # the line after it
+    last_line = line + data.count(b"\n", pos, close_at)
+    blanked = ctx.blanked(line, last_line)  # a line of it was over the cap (and blanked)
+    if blanked or close_at - pos > ctx.max_record_bytes:
+        if ch == b"[":  # too big to decode whole, or missing a line: frame its elements one by one
             inner = _indent_of_first(data, pos + 1, mm.start())
             yield from _frame(data, ctx, pos + 1, mm.start() + 1, line, inner, in_array=True)
-        elif not _reported_oversized(ctx, line, end_line):
+        elif not ctx.claim_oversized(line, last_line, offset=pos):
             ctx.oversized(close_at - pos, line=line, offset=pos)
-        return mm.end(), end_line
+        return mm.end(), end_line  # a value missing a line is never loaded
     raw = data[pos:close_at]
     try:
         value = _json_decode(raw)
     except DECODE_ERRORS as exc:  # msgspec.DecodeError, invalid UTF-8, deep nesting
-        if _reported_oversized(ctx, line, end_line):
-            return mm.end(), end_line  # a line of it was too long: reported (and blanked) by the reader
         nxt = _next_record_start(data, eol + 1, indent, close_at)
         if ch == b"{" and nxt < close_at:
             # a value that starts inside this one: this one lost its closing bracket
@@ -202,11 +217,6 @@ def _frame_lines(
     else:
         yield value, line, raw
     return mm.end(), end_line
-
-
-def _reported_oversized(ctx: FileContext, first: int, last: int) -> bool:
-    """Whether a line in ``first..last`` was reported (and blanked) as over the record cap."""
-    return bool(ctx.oversized_lines) and any(first <= n <= last for n in ctx.oversized_lines)
 
 
 def _stray(first: bytes, ctx: FileContext, pos: int, line: int, *, in_array: bool) -> None:

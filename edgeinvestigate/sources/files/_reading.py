@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from edgeinvestigate.errors import LoadError
+from edgeinvestigate.sources.files._context import CONTAINER_FACTOR
 
 if TYPE_CHECKING:
     from edgeinvestigate.sources.files._context import FileContext
 
 __all__ = [
     "BLOCK_SIZE",
+    "CONTAINER_FACTOR",
     "GZIP_MAGIC",
     "SKIPPED_LINE",
     "iter_line_blocks",
@@ -46,19 +48,21 @@ def _open_error(path: Path, exc: OSError) -> LoadError:
     )
 
 
-def read_bytes(path: Path, ctx: FileContext) -> bytes:
+def read_bytes(path: Path, ctx: FileContext, containers: bytes = b"[") -> bytes:
     """The whole (decompressed) content of a file; gzip is recognised by its magic bytes.
 
     Read as a stream (:func:`iter_line_blocks`): a line longer than ``ctx.max_record_bytes`` is
-    reported with its line number and replaced by an empty line (so later line numbers stay right)
-    without ever being held whole, so neither a huge line nor a gzip bomb can exhaust memory.
+    replaced by an empty line (so later line numbers stay right) and noted in ``ctx.oversized_lines``
+    (the framing reports the record that held it) without ever being held whole, so neither a huge
+    line nor a gzip bomb can exhaust memory. A line
+    that starts with one of ``containers`` (default: a one-line JSON array of records, framed element
+    by element) may be up to :data:`CONTAINER_FACTOR` times longer.
     """
     out: list[bytes] = []
     line = 1
-    for block, n in iter_line_blocks(path, ctx, count_lines=False):
-        if not block:  # SKIPPED_LINE
-            ctx.oversized(n, line=line)
-            ctx.oversized_lines.add(line)
+    for block, n in iter_line_blocks(path, ctx, count_lines=False, containers=containers):
+        if not block:  # SKIPPED_LINE: reported by the framing with the record that held it
+            ctx.oversized_lines[line] = n
             out.append(b"\n")
             line += 1
             continue
@@ -162,7 +166,12 @@ def _pieces(fh: Any, path: Path, ctx: FileContext, size: int) -> Iterator[bytes]
 
 
 def iter_line_blocks(
-    path: Path, ctx: FileContext, block_size: int | None = None, *, count_lines: bool = True
+    path: Path,
+    ctx: FileContext,
+    block_size: int | None = None,
+    *,
+    count_lines: bool = True,
+    containers: bytes = b"",
 ) -> Iterator[tuple[bytes, int]]:
     """Blocks of whole lines of a (possibly gzip) file with the 1-based number of their first line,
     read as a stream (memory stays near ``block_size`` whatever the file size).
@@ -171,7 +180,9 @@ def iter_line_blocks(
     stands in the stream as ``(SKIPPED_LINE, its size in bytes)``; the caller reports it (it knows
     the line number) and counts it as one line. A trailing line without newline is yielded as is
     (the caller decides whether it is complete). With ``count_lines=False`` the line numbers are 0
-    (for callers that count lines themselves).
+    (for callers that count lines themselves). A line that starts with one of ``containers`` (``[``
+    of a one-line JSON array, whose elements the framing caps one by one) may be up to
+    :data:`CONTAINER_FACTOR` times the cap.
     """
     block_size = block_size or BLOCK_SIZE
     cap = max(1, ctx.max_record_bytes)
@@ -180,36 +191,60 @@ def iter_line_blocks(
     except OSError as exc:
         raise _open_error(path, exc) from exc
     with fh:
-        lines = _LineBlocks(block_size, cap, count_lines)
+        lines = _LineBlocks(block_size, cap, count_lines, containers, CONTAINER_FACTOR * cap)
         for piece in _pieces(fh, path, ctx, min(block_size, cap)):
             yield from lines.feed(piece)
         yield from lines.end()
 
 
 class _LineBlocks:
-    """Joins pieces (each at most ``cap`` bytes) into blocks of whole lines; a line longer than
-    ``cap`` is dropped while it streams by (only its length is counted)."""
+    """Joins pieces (each at most ``cap`` bytes) into blocks of whole lines; a line longer than its
+    limit (``cap``, or ``container_cap`` for a line that starts with one of ``containers``) is
+    dropped while it streams by (only its length is counted)."""
 
-    __slots__ = ("block_size", "buf", "cap", "count_lines", "line", "size", "skip", "tail")
+    __slots__ = (
+        "block_size",
+        "buf",
+        "cap",
+        "container_cap",
+        "containers",
+        "count_lines",
+        "head",
+        "line",
+        "size",
+        "skip",
+        "tail",
+    )
 
-    def __init__(self, block_size: int, cap: int, count_lines: bool) -> None:
+    def __init__(
+        self, block_size: int, cap: int, count_lines: bool, containers: bytes = b"", container_cap: int = 0
+    ) -> None:
         self.block_size = block_size
         self.cap = cap
+        self.containers = containers
+        self.container_cap = max(cap, container_cap)
         self.count_lines = count_lines
         self.line = 1
         self.buf: list[bytes] = []
         self.size = 0  # bytes in buf
         self.tail = 0  # bytes after the last newline in buf (the line being read)
-        self.skip = -1  # >= 0: inside a line over the cap, this many bytes of it seen
+        self.head = b""  # the first non-blank byte of the line being read (b"": none yet)
+        self.skip = -1  # >= 0: inside a line over its limit, this many bytes of it seen
+
+    def _limit(self, more: bytes) -> int:
+        """The limit of the line being read, which continues with ``more``."""
+        if not self.head and self.containers:
+            self.head = more.lstrip()[:1]
+        return self.container_cap if self.head and self.head in self.containers else self.cap
 
     def _complete(self) -> Iterator[tuple[bytes, int]]:
-        """Yield the whole lines in buf and drop the partial last line (it is over the cap)."""
+        """Yield the whole lines in buf and drop the partial last line (it is over its limit)."""
         if self.size > self.tail:
             block = b"".join(self.buf)[: self.size - self.tail]
             yield block, self.line if self.count_lines else 0
             if self.count_lines:
                 self.line += block.count(b"\n")
-        self.buf, self.size, self.tail = [], 0, 0
+        self.buf, self.size, self.tail, self.head = [], 0, 0, b""
 
     def _skipped(self, n: int) -> tuple[bytes, int]:
         self.line += 1 if self.count_lines else 0
@@ -228,7 +263,7 @@ class _LineBlocks:
                 return
         last = piece.rfind(b"\n")
         if last < 0:
-            if self.tail + len(piece) > self.cap:
+            if self.tail + len(piece) > self._limit(piece):
                 skipped = self.tail + len(piece)
                 yield from self._complete()
                 self.skip = skipped
@@ -237,19 +272,20 @@ class _LineBlocks:
             self.size += len(piece)
             self.tail += len(piece)
             return
-        if self.tail:
-            first = piece.find(b"\n")
-            if self.tail + first > self.cap:  # the line being read ends here, over the cap
-                skipped = self.tail + first
-                yield from self._complete()
-                yield self._skipped(skipped)
-                piece = piece[first + 1 :]
-                last -= first + 1
-                if not piece:
-                    return
+        first = piece.find(b"\n")
+        if self.tail and self.tail + first > self._limit(piece[:first]):
+            # the line being read ends in this piece, over its limit
+            skipped = self.tail + first
+            yield from self._complete()
+            yield self._skipped(skipped)
+            piece = piece[first + 1 :]
+            last -= first + 1
+            if not piece:
+                return
         self.buf.append(piece)
         self.size += len(piece)
         self.tail = len(piece) - last - 1
+        self.head = piece[last + 1 :].lstrip()[:1] if self.containers else b""
         if self.size - self.tail >= self.block_size:
             data = b"".join(self.buf)
             cut = self.size - self.tail

@@ -173,12 +173,18 @@ def show(value: Any) -> str:
 
 
 def guard_record(
-    ctx: FileContext, rows: Rows, line: int, add: Callable[[], None], *, more_lines: Sequence[int] = ()
+    ctx: FileContext,
+    rows: Rows,
+    line: int,
+    add: Callable[[], None],
+    *,
+    more_lines: Sequence[int] = (),
+    uncount: int = 0,
 ) -> None:
     """Run ``add()`` (which adds one record to ``rows``); when the record makes it raise (see
     :data:`RECORD_ERRORS`), undo what it added to the rows and the report and list the record as
-    skipped at ``line`` (and each of ``more_lines``, the other records it was built from): a hostile
-    record costs only itself, never the load."""
+    skipped at ``line`` (and each of ``more_lines``, the other records it was built from; ``uncount``
+    of them were counted as read before ``add``): a hostile record costs only itself, never the load."""
     rep = ctx.report
     mark = rows.mark()
     counts = (rep.records, rep.invocations, rep.logs, rep.exceptions, rep.filtered, rep.skipped, rep.n_issues)
@@ -191,6 +197,7 @@ def guard_record(
             counts
         )
         del rep.issues[n_listed:]
+        rep.records -= uncount
         why = "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
         for n in (line, *more_lines):
             ctx.issue(

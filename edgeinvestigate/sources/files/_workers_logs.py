@@ -184,6 +184,7 @@ def add_events(
             g.first_line,
             lambda g=g: _add_group(g, rows, ctx),  # type: ignore[misc]
             more_lines=_other_lines(g),
+            uncount=len(g.events) + (g.inv is not None),
         )
 
 

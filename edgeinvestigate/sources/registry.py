@@ -201,7 +201,7 @@ def walk_inputs(path: Path) -> tuple[list[Path], list[SkippedPath]]:
     try:
         st = path.stat()
     except FileNotFoundError:
-        what = _dangling(path) if path.is_symlink() else "does not exist"
+        what = f"is {_dangling(path)}" if path.is_symlink() else "does not exist"
         raise LoadError(
             f"{path} {what}",
             hint="check the path; `edgeinvestigate collect --help` lists the accepted inputs",

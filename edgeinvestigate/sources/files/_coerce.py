@@ -20,6 +20,7 @@ __all__ = [
     "join_args",
     "lift_job_fields",
     "parse_ms",
+    "shown_number",
 ]
 
 _json_decode = msgspec.json.Decoder().decode
@@ -51,8 +52,12 @@ class BadTime:
         return f"field {name!r} is {self.text}, which {self.which}"
 
 
-def _shown(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else snippet(str(value)[:40])
+def shown_number(value: Any) -> str:
+    """A value for a report: a string quoted, a number as written (a long one shortened)."""
+    if isinstance(value, str):
+        return snippet(value)
+    text = str(value) if not isinstance(value, int) or abs(value) < 10**4000 else "a 4000+ digit number"
+    return text if len(text) <= 40 else f"{text[:30]}... ({len(text)} digits)"
 
 
 def _in_units(v: int | float, units: tuple[str, ...], hi: int) -> int | None:
@@ -82,20 +87,20 @@ def parse_ms(value: Any, units: tuple[str, ...] = MS_ONLY, hi: int | None = None
         if not (digits.isascii() and digits.isdigit()):
             return _iso_ms(value, hi)
         if len(digits) > 19:
-            return BadTime(_shown(value), "does not fit in 64 bits", too_big=True)
+            return BadTime(shown_number(value), "does not fit in 64 bits", too_big=True)
         number: int | float = int(text)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         number = value
     else:
         return BadTime(repr(value) if isinstance(value, bool) else f"a {type(value).__name__}")
     if isinstance(number, int) and not -_INT64 <= number < _INT64:
-        return BadTime(_shown(value), "does not fit in 64 bits", too_big=True)
+        return BadTime(shown_number(value), "does not fit in 64 bits", too_big=True)
     if number != number or number in (float("inf"), float("-inf")):  # NaN, infinite
-        return BadTime(_shown(value))
+        return BadTime(shown_number(value))
     ms = _in_units(number, units, hi)
     if ms is None:
         read_as = " or ".join(_UNIT_NAMES[u] for u in units)
-        return BadTime(_shown(value), f"is no time between 2010-01-01 and tomorrow read as {read_as}")
+        return BadTime(shown_number(value), f"is no time between 2010-01-01 and tomorrow read as {read_as}")
     return ms
 
 

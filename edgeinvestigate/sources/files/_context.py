@@ -159,17 +159,14 @@ class FileContext:
             if part is None
             else f"record with a line of {size:,} bytes (line {part})"
         )
-        if size > CONTAINER_FACTOR * self.max_record_bytes:
-            what += (
-                f" (a one-line array of records may be {CONTAINER_FACTOR} times the cap: this line is longer)"
-            )
         self.issue(
             "size",
             f"{what} is larger than max_record_bytes ({self.max_record_bytes:,}); skipped",
             line=line,
             offset=offset,
-            expected=f"records of at most {self.max_record_bytes:,} bytes (to load larger ones, raise "
-            "max_record_bytes, CLI: --max-record-bytes)",
+            expected=f"records of at most {self.max_record_bytes:,} bytes, a one-line JSON array of them "
+            f"at most {CONTAINER_FACTOR} times that (to load larger ones, raise max_record_bytes, CLI: "
+            "--max-record-bytes)",
         )
 
     def _strict_hint(self) -> str:

@@ -10,7 +10,14 @@ from typing import Any, Final
 
 import msgspec
 
-from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, BadTime, join_args, lift_job_fields, parse_ms
+from edgeinvestigate.sources.files._coerce import (
+    LOGPUSH_UNITS,
+    BadTime,
+    join_args,
+    lift_job_fields,
+    parse_ms,
+    shown_number,
+)
 from edgeinvestigate.sources.files._context import FileContext, snippet
 from edgeinvestigate.sources.files._framing import DECODE_ERRORS, why_not_json
 from edgeinvestigate.sources.files._rows import Rows, guard_record, record_id, show
@@ -134,8 +141,8 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
     if isinstance(raw_ts, int) and not isinstance(raw_ts, bool) and not -(2**63) <= raw_ts < 2**63:
         ctx.issue(
             "time",
-            f"EventTimestampMs {snippet(str(raw_ts)[:40])} does not fit in 64 bits: not a record Logpush "
-            "writes; skipped",
+            f"EventTimestampMs {shown_number(raw_ts)} does not fit in 64 bits: not a record Logpush writes; "
+            "skipped",
             line=line,
             expected=_TIME_EXPECTED,
         )

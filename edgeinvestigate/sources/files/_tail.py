@@ -13,7 +13,14 @@ from typing import Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import Issue
-from edgeinvestigate.sources.files._coerce import MS_ONLY, BadTime, join_args, lift_job_fields, parse_ms
+from edgeinvestigate.sources.files._coerce import (
+    MS_ONLY,
+    BadTime,
+    join_args,
+    lift_job_fields,
+    parse_ms,
+    shown_number,
+)
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._framing import iter_documents
 from edgeinvestigate.sources.files._reading import read_bytes
@@ -189,7 +196,8 @@ def _add_trace_item(rec: Any, rows: Rows, ctx: FileContext, line: int) -> None:
     if isinstance(raw_ts, int) and not isinstance(raw_ts, bool) and not -(2**63) <= raw_ts < 2**63:
         ctx.issue(
             "time",
-            f"eventTimestamp {show(raw_ts)} does not fit in 64 bits: not a real trace record; skipped",
+            f"eventTimestamp {shown_number(raw_ts)} does not fit in 64 bits: not a real trace record; "
+            "skipped",
             line=line,
             expected=_TIME_EXPECTED,
         )

@@ -26,6 +26,7 @@ from edgeinvestigate.sources.files._coerce import (
     join_args,
     lift_job_fields,
     parse_ms,
+    shown_number,
 )
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._framing import iter_documents
@@ -204,7 +205,7 @@ def _unreadable(ev: dict[str, Any]) -> str:
     payload are its JSON), or an event time beyond 64 bits (no real event has one)."""
     for value in (ev.get("timestamp"), _d(ev.get("$metadata")).get("timestamp")):
         if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
-            return f"has a timestamp that does not fit in 64 bits ({show(value)})"
+            return f"has a timestamp that does not fit in 64 bits ({shown_number(value)})"
     try:
         canonical_bytes(ev)
     except RECORD_ERRORS:

@@ -45,10 +45,12 @@ _NOT_DECODED: Final = object()
 
 @dataclass
 class DlqRecords:
-    """What a DLQ file holds: message candidates as ``(value, line, offset)`` (``None`` when not
-    known), the queue name and ``count`` it gives, if any."""
+    """What a DLQ file holds: message candidates as ``(value, line, offset, number)`` (line and
+    offset ``None`` when not known; number: its place among the file's messages, from 1), how many
+    messages the file holds (the bad ones too: ``seen``), the queue name and the ``count`` it gives."""
 
-    messages: list[tuple[Any, int | None, int | None]] = field(default_factory=list)
+    messages: list[tuple[Any, int | None, int | None, int]] = field(default_factory=list)
+    seen: int = 0
     queue: str | None = None
     count: Any = None
 
@@ -110,13 +112,15 @@ def split_dlq_records(data: bytes, ctx: FileContext) -> DlqRecords:
         found = _container(doc)
         if found is None:
             if isinstance(doc, Mapping) and _is_message(doc):
-                out.messages.append((doc, 1, start))
+                out.messages.append((doc, 1, start, 1))
+                out.seen = 1
                 return out
             raise _not_a_snapshot(ctx, f"the file is one JSON {json_type(doc)} without a message array")
         items, holder = found
         if all(isinstance(m, Mapping) for m in items):
             _holder_fields(holder, out)
-            out.messages.extend((m, None, None) for m in items)
+            out.messages.extend((m, None, None, k) for k, m in enumerate(items, 1))
+            out.seen = len(items)
             return out
     # salvage: find the message array from the structure and decode each message on its own
     if data[start : start + 1] == b"[":
@@ -206,6 +210,7 @@ def _elements(data: bytes, at: int, ctx: FileContext, out: DlqRecords) -> None:
     """Decode each element of the array that opens at ``data[at]`` on its own."""
     parts, end = array_elements(data, at)
     for a, b in parts:
+        out.seen += 1
         off = _value_start(data, (a, b))
         raw = data[off:b].rstrip()
         line = _line_at(data, off)
@@ -225,7 +230,7 @@ def _elements(data: bytes, at: int, ctx: FileContext, out: DlqRecords) -> None:
                 expected="one JSON message object",
             )
             continue
-        out.messages.append((value, line, off))
+        out.messages.append((value, line, off, out.seen))
     if end is None and at == len(data) - len(data.lstrip()):
         ctx.issue(
             "json",
@@ -244,9 +249,11 @@ def _documents(data: bytes, ctx: FileContext, out: DlqRecords) -> None:
     for value, line, _raw in iter_documents(data, ctx):
         found = _container(value) if not (isinstance(value, Mapping) and _is_message(value)) else None
         if found is None:
-            out.messages.append((value, line, None))
+            out.seen += 1
+            out.messages.append((value, line, None, out.seen))
             continue
         items, holder = found
         if holder and out.queue is None:
             _holder_fields(holder, out)
-        out.messages.extend((m, line, None) for m in items)
+        out.messages.extend((m, line, None, out.seen + k) for k, m in enumerate(items, 1))
+        out.seen += len(items)

@@ -21,7 +21,7 @@ from edgeinvestigate.models import frames as schema
 from edgeinvestigate.models.load_report import FileReport
 from edgeinvestigate.sources.api._dlq_file import EXPECTED, NOT_A_SNAPSHOT_HINT, json_type, split_dlq_records
 from edgeinvestigate.sources.api.dlq_body import DecodedBody, Envelope, decode_body, recognise_envelope
-from edgeinvestigate.sources.files._coerce import MS_ONLY, BadTime, parse_ms
+from edgeinvestigate.sources.files._coerce import MS_ONLY, BadTime, parse_ms, shown_number
 from edgeinvestigate.sources.files._context import MAX_RECORD_BYTES, FileContext
 from edgeinvestigate.sources.files._reading import read_bytes
 from edgeinvestigate.sources.files._rows import show
@@ -151,7 +151,7 @@ def _message_row(message: Mapping[str, Any], queue: str | None, hi: int | None) 
         problems.append("message has no body")
     attempts = message.get("attempts")
     if attempts is not None and _int32(attempts) is None:
-        problems.append(f"attempts {show(attempts)} is not a count")
+        problems.append(f"attempts {shown_number(attempts)} is not a count")
     return {
         "message_id": message_id,
         "enqueued_at": enq_ms,
@@ -222,11 +222,15 @@ def read_dlq_file(
     )
     recs = split_dlq_records(read_bytes(p, ctx, containers=b"[{"), ctx)  # a one-line snapshot holds many
     rows = []
-    for i, (message, line, offset) in enumerate(recs.messages, 1):
+    for message, line, offset, number in recs.messages:
         if not isinstance(message, Mapping):
+            kind = json_type(message)
+            value = (
+                "" if message is None else f" {shown_number(message) if kind == 'number' else show(message)}"
+            )
             ctx.issue(
                 "type",
-                f"message #{i} is a JSON {json_type(message)} {show(message)}, not a message object; skipped",
+                f"message #{number} is a JSON {kind}{value}, not a message object; skipped",
                 line=line,
                 offset=offset,
                 expected="{id, body, attempts, timestamp_ms | timestamp, metadata}",
@@ -234,10 +238,10 @@ def read_dlq_file(
             continue
         report.records += 1
         rows.append(message_row(message, queue or recs.queue or p.stem, ctx.ts_hi))
-    if isinstance(recs.count, int) and recs.count != len(recs.messages):
+    if isinstance(recs.count, int) and not isinstance(recs.count, bool) and recs.count != recs.seen:
         ctx.issue(
             "count",
-            f"the file says count {recs.count} but holds {len(recs.messages)} messages",
+            f"the file says count {recs.count} but holds {recs.seen} messages",
             severity="info",
         )
     if not rows and report.skipped:

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edgeinvestigate.errors import ConfigError
-from edgeinvestigate.sources.files._context import MAX_RECORD_BYTES
 
-DLQ_FILE_SOURCE = (
-    "dlq_file"  # edgeinvestigate.sources.api.dlq_frame.DLQ_FILE_SOURCE (not imported: the CLI loads lazily)
-)
+# the CLI imports no loader before a command runs (they import pyarrow); these equal
+# sources.files._context.MAX_RECORD_BYTES and sources.api.dlq_frame.DLQ_FILE_SOURCE (a test checks it)
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+DLQ_FILE_SOURCE = "dlq_file"
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient

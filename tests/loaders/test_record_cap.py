@@ -163,3 +163,7 @@ def test_collect_takes_the_cap_and_refuses_a_silly_one(tmp_path, capsys):
     with pytest.raises(ConfigError, match="max_record_bytes must be positive"):
         ei.load(src, max_record_bytes=0)
     assert MAX_RECORD_BYTES == 8 * 1024 * 1024
+    from edgeinvestigate.cli import _collect
+    from edgeinvestigate.sources.api.dlq_frame import DLQ_FILE_SOURCE
+
+    assert (_collect.MAX_RECORD_BYTES, _collect.DLQ_FILE_SOURCE) == (MAX_RECORD_BYTES, DLQ_FILE_SOURCE)

@@ -147,3 +147,55 @@ def test_windowed_loads_read_units_the_same_way(tmp_path, since):
     ev = ei.load((_write_ndjson(tmp_path / "w.log", recs), "logpush"), since=since)
     assert ev.invocations["ts"].iloc[0] == pd.Timestamp(T0, unit="ms", tz="UTC")
     assert pd.isna(ev.invocations["ts"].iloc[1])  # no time: kept, never filtered away
+
+
+@pytest.mark.parametrize("unit", ["ms", "s", "ns"])
+@pytest.mark.parametrize("since", [None, "2026-11-27T14:00Z"])
+def test_times_in_any_logpush_unit_stay_on_the_fast_path(tmp_path, monkeypatch, unit, since):
+    # timestamp_format unix / unixnano: valid records, so never the general path
+    from edgeinvestigate.sources.files import _logpush
+    from edgeinvestigate.sources.files import _logpush_record as general_path
+
+    scale = {"ms": 1, "s": 0.001, "ns": 1_000_000}[unit]
+    rec = _logpush_record()
+    recs = []
+    for i in range(300):
+        r = json.loads(json.dumps(rec))
+        r["EventTimestampMs"] = int((T0 + i * 1000) * scale)
+        for lg in r["Logs"]:
+            lg["TimestampMs"] = int((T0 + i * 1000 + 5) * scale)
+        for e in r["Exceptions"]:
+            e["TimestampMs"] = int((T0 + i * 1000 + 400) * scale)
+        recs.append(r)
+
+    def general(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a valid record took the general path")
+
+    monkeypatch.setattr(_logpush, "_general_fast", general)
+    monkeypatch.setattr(general_path, "add_logpush_record", general)
+    ev = ei.load((_write_ndjson(tmp_path / "u.log", recs), "logpush"), since=since)
+    assert ev.report.n_issues == 0
+    assert ev.invocations["ts"].iloc[-1] == pd.Timestamp(T0 + 299_000, unit="ms", tz="UTC")
+    assert ev.logs["ts"].notna().all()
+    written = int((T0 + 299_400) * scale)  # whole seconds lose the .4
+    assert ev.exceptions["ts"].iloc[-1] == pd.Timestamp(round(written / scale), unit="ms", tz="UTC")
+
+
+def test_the_fast_path_warns_like_the_general_one(tmp_path):
+    # the same implausible times, read by the typed columns and by the general path (a marker line)
+    rec = _logpush_record()
+    bad = json.loads(json.dumps(rec))
+    bad["EventTimestampMs"] = YEAR_9999_MS
+    bad["Logs"][1]["TimestampMs"] = 42
+    general = json.loads(json.dumps(bad))
+    general["Logs"].append(
+        {"Level": "log", "Message": ["<<<Logpush: messages truncated>>>"], "TimestampMs": T0}
+    )
+    ev = ei.load((_write_ndjson(tmp_path / "w.log", [rec, bad, general]), "logpush"))
+    warnings = [(i.line, i.message) for _, i in ev.report.issues("warning")]
+    fast = sorted(m for line, m in warnings if line == 2)
+    slow = sorted(m for line, m in warnings if line == 3)
+    assert fast == slow
+    assert len(fast) == 2
+    assert "field 'Logs[1]' is 42, which is no time between 2010-01-01 and tomorrow" in fast[1]
+    assert ev.invocations["ts"].isna().tolist() == [False, True, True]

@@ -217,7 +217,7 @@ def _elements(data: bytes, at: int, ctx: FileContext, out: DlqRecords) -> None:
         if len(raw) > ctx.max_record_bytes:
             ctx.oversized(len(raw), line=line, offset=off)
             continue
-        if ctx.claim_oversized(line, line + raw.count(b"\n"), offset=off):
+        if ctx.claim_oversized(line, line + data.count(b"\n", off, b), offset=off):
             continue  # a line of it was over the cap (and blanked by the reader)
         try:
             value = _decode(raw)

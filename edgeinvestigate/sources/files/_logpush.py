@@ -26,7 +26,7 @@ import pyarrow as pa
 import xxhash
 
 from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, parse_ms
-from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
 from edgeinvestigate.sources.files._logpush_columns import FROM_RECORDS, NO_RECORD, Block, flush_block
 from edgeinvestigate.sources.files._logpush_record import (
     EVENT_TYPES,
@@ -73,6 +73,7 @@ def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, st: Block
         return
     st.patches.append((len(st.recs), {c: inv[c].pop() for c in FROM_RECORDS}))
     st.recs.append(NO_RECORD)
+    st.lines.append(line)  # type: ignore[attr-defined]  # a list in the line-by-line path
     for ids, start in ((log["invocation_id"], n0), (exc["invocation_id"], e0)):
         for k in range(start, len(ids)):
             ids[k] = i0
@@ -204,9 +205,10 @@ def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
     for i in [i for i, t in enumerate(trig) if t is None]:
         trig[i] = _trigger_from_event(recs[i].Event)
     rows.inv["invocation_id"] = list(map(xxhash.xxh3_64_hexdigest, lines))  # = record_id(line)
-    rows.inv["ts"] = list(map(_event_ts, recs))  # s/us/ns are scaled in flush_block
+    rows.inv["ts"] = list(map(_event_ts, recs))  # as written: flush_block reads s and ns too
     rows.inv["trigger"] = trig
     st.recs = recs
+    st.lines = range(line0, line0 + len(recs))
     ctx.report.records += len(recs)
     ctx.report.invocations += len(recs)
     return line0 + len(lines)
@@ -220,6 +222,8 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
     inv = rows.inv
     i_id, i_ts, i_trig = inv["invocation_id"], inv["ts"], inv["trigger"]
     recs = st.recs
+    rec_lines: list[int] = []
+    st.lines = rec_lines
     decode = decode_record if ("logs" in ctx.frames or "exceptions" in ctx.frames) else decode_counts
     since, until = ctx.since_ms, ctx.until_ms
     windowed = ctx.windowed
@@ -267,7 +271,13 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
         if trig is None and et is not None:
             _general_fast(raw, rows, ctx, lineno, st)  # unknown variant: reported there
             continue
-        ts = r.EventTimestampMs  # plausible epoch ms (the struct's constraint), or None
+        ts = r.EventTimestampMs
+        if ts is not None and not (WINDOW_LO_MS <= ts <= hi):  # s or ns by timestamp_format, or no time
+            ms = parse_ms(ts, LOGPUSH_UNITS, hi)
+            if not isinstance(ms, int):
+                _general_fast(raw, rows, ctx, lineno, st)  # reported there, loaded with a null time
+                continue
+            ts = ms
         n_records += 1
         if (
             windowed
@@ -282,6 +292,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
         i_ts.append(ts)
         i_trig.append(trig)
         recs.append(r)
+        rec_lines.append(lineno)
         n_inv += 1
     report.records += n_records
     report.filtered += n_filtered

@@ -23,7 +23,15 @@ from edgeinvestigate.sources.files._framing import DECODE_ERRORS, why_not_json
 from edgeinvestigate.sources.files._rows import Rows, guard_record, record_id, show
 from edgeinvestigate.sources.files._tail import failed_of
 
-__all__ = ["EVENT_TYPES", "MARKER", "MARKER_B", "add_logpush_line", "add_logpush_record", "invalid_utf8"]
+__all__ = [
+    "EVENT_TYPES",
+    "MARKER",
+    "MARKER_B",
+    "add_logpush_line",
+    "add_logpush_record",
+    "invalid_utf8",
+    "read_time",
+]
 
 #: Logpush EventType -> canonical trigger
 EVENT_TYPES: Final[dict[str, str]] = {
@@ -113,7 +121,9 @@ def _int32(v: Any, ctx: FileContext, line: int, name: str) -> int | None:
 _TIME_EXPECTED: Final = "epoch ms (or ns, or s), or an RFC 3339 string, between 2010-01-01 and tomorrow"
 
 
-def _time(v: Any, ctx: FileContext, line: int, name: str) -> int | None:
+def read_time(v: Any, ctx: FileContext, line: int | None, name: str) -> int | None:
+    """Epoch ms of a Logpush time in the units the reference allows (ms, s, ns, RFC 3339), or null
+    with a warning naming the field and the line."""
     ms = parse_ms(v, LOGPUSH_UNITS, ctx.ts_hi)
     if isinstance(ms, BadTime):
         ctx.issue(
@@ -148,7 +158,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
         )
         return
     ctx.report.records += 1
-    ts = _time(raw_ts, ctx, line, "EventTimestampMs")
+    ts = read_time(raw_ts, ctx, line, "EventTimestampMs")
     if not ctx.in_window(ts):
         ctx.report.filtered += 1
         return
@@ -257,7 +267,7 @@ def _add_logs(logs: Any, inv_id: str, rows: Rows, ctx: FileContext, line: int) -
             job = lift_job_fields(args)
             rows.add_log(
                 invocation_id=inv_id,
-                ts=_time(
+                ts=read_time(
                     _get(entry, "TimestampMs", "timestampMs", "Timestamp", "timestamp"),
                     ctx,
                     line,
@@ -305,7 +315,7 @@ def _add_exceptions(
                 message = msgspec.json.encode(message).decode()
             rows.add_exception(
                 invocation_id=inv_id,
-                ts=_time(
+                ts=read_time(
                     _get(entry, "TimestampMs", "timestampMs", "Timestamp", "timestamp"),
                     ctx,
                     line,

@@ -3,9 +3,8 @@
 A line that decodes into :class:`Record` has the common exact shape (PascalCase fields, the types
 the job writes); anything else raises one of :data:`DECODE_ERRORS` and takes the general path
 (:mod:`edgeinvestigate.sources.files._logpush_record`). The constraints keep every value the fast path
-builds columns from in range: times are epoch ms between 2010-01-01 and a day after this module was
-imported (times in s or ns, implausible or beyond 64 bits take the general path, which reads them in
-the units the reference allows or reports them), counts fit in 32 bits, durations are floats.
+builds columns from in range: times fit in 64 bits (the columns read them in the units the reference
+allows, see ``_logpush_columns.ms_array``), counts fit in 32 bits, durations are floats.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 import msgspec
-
-from edgeinvestigate.sources.files._context import WINDOW_LO_MS, window_hi_ms
 
 __all__ = [
     "DECODE_ERRORS",
@@ -33,8 +30,9 @@ __all__ = [
 ]
 
 
-#: an epoch-ms time the fast path takes as is (the general path reads the others)
-_Ms = Annotated[int, msgspec.Meta(ge=WINDOW_LO_MS, le=window_hi_ms())]
+#: a time as the job wrote it: an integer of 64 bits (epoch ms, or s or ns by the job's timestamp_format;
+#: the columns read each in its unit). A longer one is no record Logpush writes: the general path skips it
+_I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 #: a 32-bit integer column value (batch size, HTTP status)
 _I32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 
@@ -69,13 +67,13 @@ class _Version(msgspec.Struct, gc=False):
 class _Log(msgspec.Struct, gc=False):
     Message: msgspec.Raw  # required: other casings and missing arguments take the general path
     Level: str | None = None
-    TimestampMs: _Ms | None = None
+    TimestampMs: _I64 | None = None
 
 
 class _Exc(msgspec.Struct, gc=False):
     Name: str | None = None
     Message: str | None = None
-    TimestampMs: _Ms | None = None
+    TimestampMs: _I64 | None = None
     Stack: str | None = None
     name: str | None = None
     message: str | None = None
@@ -83,7 +81,7 @@ class _Exc(msgspec.Struct, gc=False):
 
 
 class Record(msgspec.Struct, gc=False):
-    EventTimestampMs: _Ms | None = None
+    EventTimestampMs: _I64 | None = None
     EventType: str | None = None
     Outcome: str | None = None
     ScriptName: str | None = None
@@ -100,7 +98,7 @@ class Record(msgspec.Struct, gc=False):
 class RecordCounts(msgspec.Struct, gc=False):
     """The same record when only the invocations frame is wanted: logs/exceptions only counted."""
 
-    EventTimestampMs: _Ms | None = None
+    EventTimestampMs: _I64 | None = None
     EventType: str | None = None
     Outcome: str | None = None
     ScriptName: str | None = None

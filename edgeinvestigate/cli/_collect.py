@@ -11,6 +11,11 @@ import click
 from edgeinvestigate.cli._archive import INPUT, archive_inputs, archive_load_options, archive_options
 from edgeinvestigate.errors import ConfigError
 
+# the CLI imports no loader before a command runs (they import pyarrow); these equal
+# sources.files._context.MAX_RECORD_BYTES and sources.api.dlq_frame.DLQ_FILE_SOURCE (a test checks it)
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+DLQ_FILE_SOURCE = "dlq_file"
+
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
 
@@ -169,6 +174,13 @@ def _listen_address(value: str) -> tuple[str, int]:
 @click.option(
     "--jobs", type=click.IntRange(min=1), help="Processes for large Logpush inputs (default: automatic)."
 )
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1024),
+    default=MAX_RECORD_BYTES,
+    show_default=True,
+    help="Skip (and list) any record larger than this many bytes: one line, or one JSON value, of a file.",
+)
 def collect(
     paths: tuple[Path, ...],
     tail: tuple[Path, ...],
@@ -196,12 +208,15 @@ def collect(
     token_file: Path | None,
     listen: str | None,
     jobs: int | None,
+    max_record_bytes: int,
 ) -> None:
     """Load telemetry files and API sources into an evidence bundle (Parquet + manifest.json).
 
     PATHS are files or directories whose format is recognised from their content; the --tail,
     --logpush, --traceitems and --workers-logs-export options name the format explicitly. Malformed
     records are skipped and listed in the summary (and in manifest.json) unless --strict is given.
+    Folders are read recursively, following links; FIFOs, device files and dangling links in them are
+    skipped and listed.
     """
     if listen:
         from edgeinvestigate.capture.collector import serve_collector
@@ -279,6 +294,7 @@ def collect(
         queue_metrics=queue_metrics,
         worker_metrics=worker_metrics,
         queue_metrics_files=queue_metrics_file,
+        max_record_bytes=max_record_bytes,
         **archive_load_options(),
     )
     if keep_secrets:
@@ -301,9 +317,11 @@ def collect(
             + ", ".join(f"{v} in {k}" for k, v in masked.items())
             + " (--keep-secrets keeps them)"
         )
-    if ev.report.filtered and ev.report.filtered == ev.report.records:
+    telemetry = [f for f in ev.report.files if f.source != DLQ_FILE_SOURCE]
+    n_read, n_filtered = sum(f.records for f in telemetry), sum(f.filtered for f in telemetry)
+    if n_filtered and n_filtered == n_read:
         click.echo(
-            f"warning: all {ev.report.records} records are outside the time window "
+            f"warning: all {n_read} records are outside the time window "
             f"(--since {since or '(open)'} --until {until or '(open)'}): the bundle holds no "
             "telemetry; check the window (times are UTC unless they carry an offset)",
             err=True,

@@ -34,12 +34,19 @@ from edgeinvestigate import errors
 from edgeinvestigate._time import parse_time
 from edgeinvestigate._version import __version__
 from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
+from edgeinvestigate.evidence._bundle_files import (
+    BUNDLE_FORMAT,
+    check_destination,
+    is_bundle,
+    read_frame_table,
+    read_manifest,
+)
 from edgeinvestigate.evidence._dedupe import drop_cross_source
 from edgeinvestigate.evidence._extra import EXTRA_FRAMES, merge_extra, open_extra, save_extra
 from edgeinvestigate.models.frames import conform, empty_frame
-from edgeinvestigate.models.load_report import LoadReport
+from edgeinvestigate.models.load_report import FileReport, Issue, LoadReport
 from edgeinvestigate.sources.archive import load_archives, split_archive_specs
-from edgeinvestigate.sources.files._context import ALL_FRAMES
+from edgeinvestigate.sources.files._context import ALL_FRAMES, MAX_RECORD_BYTES
 from edgeinvestigate.sources.files._worker import (
     LoadResult,
     claim_back,
@@ -48,13 +55,12 @@ from edgeinvestigate.sources.files._worker import (
     load_one,
     read_ipc,
 )
-from edgeinvestigate.sources.registry import SOURCES, expand_paths
+from edgeinvestigate.sources.registry import SOURCES, walk_inputs
 
 __all__ = ["BUNDLE_FORMAT", "Evidence", "check_destination", "concat_frames", "is_bundle", "load"]
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
 #: inputs of a parallel-capable source bigger than this are read by several processes
 PARALLEL_MIN_BYTES: Final = 48 * 1024 * 1024
@@ -227,143 +233,31 @@ class Evidence:
 
     @classmethod
     def open(cls, path: PathLike) -> Evidence:
-        """Read a bundle written by :meth:`save`."""
+        """Read a bundle written by :meth:`save`.
+
+        Nothing in the bundle is trusted: a manifest that is not this tool's, a frame file that is a
+        symbolic link (to another bundle's file, say) or not a regular file, and a frame whose row
+        count (read from the Parquet footer first) differs from the manifest's are refused with a
+        :class:`~edgeinvestigate.errors.BundleError`.
+        """
         src = Path(path)
-        mpath = src / "manifest.json"
-        if not mpath.is_file():
-            raise BundleError(
-                f"{src} is not an evidence bundle (no manifest.json)",
-                hint="create one with `edgeinvestigate collect ... --out DIR` or Evidence.save(DIR)",
-            )
+        manifest = read_manifest(src)
+        frames = {name: conform(read_frame_table(src, name, manifest), name) for name in FRAME_NAMES}
         try:
-            manifest = json.loads(mpath.read_text())
-        except (OSError, ValueError) as exc:
+            report = LoadReport.from_dict(manifest.pop("report", {}) or {})
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
             raise BundleError(
-                f"cannot read {mpath}: {exc}", hint="re-create the bundle with collect"
+                f"cannot read the load report in {src / 'manifest.json'}: {exc}",
+                hint="the manifest was edited by hand or is not from edgeinvestigate; re-create the bundle",
             ) from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-            raise BundleError(
-                f"{mpath} is not a {BUNDLE_FORMAT} manifest",
-                hint="re-create the bundle with this version of edgeinvestigate collect",
-            )
-        frames: dict[str, pd.DataFrame] = {}
-        listed = manifest.get("frames")
-        if not isinstance(listed, dict):
-            listed = {}
-        for name in FRAME_NAMES:
-            fpath = _frame_path(src, name, listed.get(name, f"{name}.parquet"))
-            if not fpath.is_file():
-                rows = manifest.get("rows", {}).get(name, "?")
-                raise BundleError(
-                    f"evidence bundle {src} is incomplete: its {name} frame file {fpath.name} is missing "
-                    f"(manifest.json says {rows} rows); it was deleted or renamed after the bundle was "
-                    "written",
-                    hint=f"restore {fpath.name} from a copy of the bundle, or re-create the bundle with "
-                    "`edgeinvestigate collect ... --out DIR`",
-                )
-            try:
-                table = pq.read_table(fpath)
-            except (OSError, pa.ArrowException) as exc:
-                raise BundleError(
-                    f"cannot read {fpath}: {exc}", hint="re-create the bundle with collect"
-                ) from exc
-            frames[name] = conform(table, name)
-            expected = manifest.get("rows", {}).get(name)
-            if expected is not None and expected != len(frames[name]):
-                raise BundleError(
-                    f"{fpath} has {len(frames[name])} rows but the manifest says {expected}",
-                    hint="the bundle was changed after it was written; re-create it with collect",
-                )
         extra = open_extra(src, manifest)
-        report = LoadReport.from_dict(manifest.pop("report", {}) or {})
         return cls(**frames, report=report, manifest=manifest, extra=extra)
 
     def equals(self, other: Evidence) -> bool:
         """Same frames (values and dtypes) and the same load report."""
-        names = (*FRAME_NAMES, *EXTRA_FRAMES)
-        return (
-            set(self.extra) == set(other.extra)
-            and all(self.frame(n).equals(other.frame(n)) for n in names)
-            and (self.report.to_dict() == other.report.to_dict())
+        return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
+            self.report.to_dict() == other.report.to_dict()
         )
-
-
-def _frame_path(src: Path, name: str, rel: Any) -> Path:
-    """The file of frame ``name`` listed in a manifest: a plain file name inside the bundle."""
-    if (
-        not isinstance(rel, str)
-        or not rel
-        or Path(rel).is_absolute()
-        or Path(rel).name != rel
-        or rel in (".", "..")
-    ):
-        raise BundleError(
-            f"{src / 'manifest.json'} lists {rel!r} as the {name} frame file: frame files must be "
-            "plain file names inside the bundle; refusing to read it",
-            hint="the manifest was edited by hand or is not from edgeinvestigate; re-create the "
-            "bundle with collect",
-        )
-    return src / rel
-
-
-def is_bundle(path: PathLike) -> bool:
-    """Whether ``path`` is a directory with this tool's ``manifest.json``."""
-    mpath = Path(path) / "manifest.json"
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and manifest.get("format") == BUNDLE_FORMAT
-
-
-def _inside(child: Path, parent: Path) -> bool:
-    return child == parent or parent in child.parents
-
-
-def check_destination(path: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: bool = False) -> Path:
-    """Check that an evidence bundle may be written to ``path``; returns it. Raises
-    :class:`~edgeinvestigate.errors.BundleError` (and touches nothing) when ``path`` is a file, the
-    current directory or one of its parents, holds or lies inside one of ``inputs``, or is a
-    non-empty directory that is not an evidence bundle (a bundle only with ``overwrite``)."""
-    dest = Path(path)
-    full = dest.resolve()
-    if not full.name or _inside(Path.cwd().resolve(), full):
-        raise BundleError(
-            f"cannot write an evidence bundle to {str(dest)!r}: it is the current directory or one of "
-            "its parents (the bundle replaces the whole directory)",
-            hint="give --out a new directory name, such as --out evidence/INC-123",
-        )
-    if dest.exists() and not dest.is_dir():
-        raise BundleError(
-            f"cannot write an evidence bundle to {dest}: it is a file", hint="choose a directory"
-        )
-    for item in inputs:
-        inp = Path(item)
-        if not inp.exists():
-            continue  # an API source ("queue:x") or a file gone since
-        rin = inp.resolve()
-        if _inside(rin, full) or _inside(full, rin):
-            where = "holds" if _inside(rin, full) and rin != full else "is inside" if rin != full else "is"
-            raise BundleError(
-                f"cannot write the evidence bundle to {dest}: it {where} the input {inp}; "
-                "writing there would replace the files being collected",
-                hint="choose an --out directory outside the input files, such as --out evidence/INC-123",
-            )
-    if dest.is_dir() and any(dest.iterdir()):
-        if not overwrite:
-            raise BundleError(
-                f"{dest} already exists and is not empty; refusing to overwrite it",
-                hint="pass overwrite=True (CLI: --overwrite) to replace an evidence bundle, or choose "
-                "another --out directory",
-            )
-        if not is_bundle(dest):
-            raise BundleError(
-                f"{dest} is not an evidence bundle (no edgeinvestigate manifest.json), so --overwrite "
-                "will not replace it; nothing was changed",
-                hint="choose another --out directory (overwrite only ever replaces a bundle written "
-                "by collect)",
-            )
-    return dest
 
 
 def concat_frames(frames: Sequence[pd.DataFrame], name: str) -> pd.DataFrame:
@@ -393,10 +287,13 @@ class _Job:
     in_dir: bool = False
 
 
-def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> list[_Job]:
+def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> tuple[list[_Job], list[FileReport]]:
+    """The files to load, and a report for each path skipped inside the input folders (a dangling
+    link, a FIFO or device file, a link back to a folder read already)."""
     if isinstance(paths, str | os.PathLike | tuple):
         paths = [paths]
     jobs: list[_Job] = []
+    skipped: list[FileReport] = []
     for spec in paths:
         name = source
         if isinstance(spec, tuple):
@@ -404,13 +301,18 @@ def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> list[_Job
         if name is not None and name not in SOURCES:
             raise ConfigError(f"unknown source {name!r}", hint=f"one of {', '.join(SOURCES)}")
         root = Path(spec)
-        for f in expand_paths(root):
+        files, passed = walk_inputs(root)
+        for f in files:
             try:
                 size = f.stat().st_size
-            except OSError as exc:
-                raise LoadError(f"cannot read {f}: {exc.strerror or exc}") from exc
+            except OSError:
+                size = 0  # gone since the folder was listed: load_one reports it
             jobs.append(_Job(path=f, source=name or "", size=size, in_dir=f != root))
-    return jobs
+        for sp in passed:
+            rep = FileReport(path=str(sp.path), source="skipped")
+            rep.add(Issue(kind="file", message=sp.why, severity=sp.severity))
+            skipped.append(rep)
+    return jobs, skipped
 
 
 def _ms(ts: pd.Timestamp | None) -> int | None:
@@ -439,6 +341,7 @@ def load(
     frames: Sequence[str] = ALL_FRAMES,
     jobs: int | None = None,
     dedupe: bool = True,
+    max_record_bytes: int = MAX_RECORD_BYTES,
     archive_margin: str | timedelta | None = None,
 ) -> Evidence:
     """Load telemetry files and directories into one :class:`Evidence`.
@@ -453,9 +356,11 @@ def load(
     ``dedupe``: when several formats (tail, TraceItems, Logpush, Workers Logs) hold the same
     invocation, keep one copy with its logs and exceptions; the counts dropped per source pair are
     in ``ev.report.duplicates`` (see :mod:`edgeinvestigate.evidence._dedupe`).
-    ``s3://bucket/prefix/`` items are Logpush archives in R2 or S3, read in place for the window
-    (both ``since`` and ``until`` required; ``archive_margin``, default 10 min: see
-    :mod:`edgeinvestigate.sources.archive`); ``ev.manifest["archives"]`` lists their objects.
+    ``max_record_bytes``: a record (a line, or one JSON value) larger than this is skipped and
+    listed in the report without being held in memory (default 8 MiB).
+
+    Folders are read recursively, following symbolic links (with loop protection); a dangling
+    link, a FIFO or device file inside one is skipped and listed in the report.
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     if s is not None and u is not None and s >= u:
@@ -464,11 +369,14 @@ def load(
     unknown = set(frames) - set(ALL_FRAMES)
     if unknown:
         raise ConfigError(f"unknown frames {sorted(unknown)}", hint=f"choose from {ALL_FRAMES}")
+    if max_record_bytes < 1:
+        raise ConfigError(f"max_record_bytes must be positive, not {max_record_bytes}")
     archive_urls, paths = split_archive_specs(paths, source)
-    plan = _plan(paths, source)
+    plan, passed = _plan(paths, source)
     since_ms, until_ms = _ms(s), _ms(u)
     archives = load_archives(archive_urls, s, u, strict=strict, frames=wanted, margin=archive_margin)
-    results = _run(plan, since_ms, until_ms, strict, wanted, jobs)
+    results = _run(plan, since_ms, until_ms, strict, wanted, jobs, max_record_bytes)
+    results += [(None, rep, None) for rep in passed]
     results += [r for a in archives for r in a.results]
 
     report = LoadReport()
@@ -524,6 +432,7 @@ def _run(
     strict: bool,
     frames: tuple[str, ...],
     jobs: int | None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> list[LoadResult]:
     """Load every planned file; large Logpush inputs in this process plus worker processes."""
     big = [j for j in plan if not j.source or SOURCES[j.source].parallel]
@@ -536,8 +445,9 @@ def _run(
     if ctx.get_start_method() != "fork" and main_file is not None and not os.path.exists(main_file):
         n_workers = 1  # new worker processes re-import __main__, which is not a file (python - <<EOF)
     args = (since_ms, until_ms, strict, frames)
+    cap = max_record_bytes
     if n_workers <= 1:
-        return [load_one(j.path, j.source, *args, j.in_dir) for j in plan]
+        return [load_one(j.path, j.source, *args, j.in_dir, cap) for j in plan]
     # Work sharing: the workers claim files from the front of one list (biggest first), this process
     # from the back, one file at a time, so both finish at about the same time whatever the file
     # sizes and the workers' start-up time (nothing is queued ahead for a busy process).
@@ -551,10 +461,10 @@ def _run(
         with ProcessPoolExecutor(
             max_workers=n_workers - 1, mp_context=ctx, initializer=init_claims, initargs=claims
         ) as pool:
-            futures = [pool.submit(load_claimed, tmp, files, *args) for _ in range(n_workers - 1)]
+            futures = [pool.submit(load_claimed, tmp, files, *args, cap) for _ in range(n_workers - 1)]
             while _PARENT_TAKES_SHARE and (k := claim_back(claims)) is not None:
                 path, source, in_dir = files[k]
-                results[order[k]] = load_one(path, source, *args, in_dir)
+                results[order[k]] = load_one(path, source, *args, in_dir, cap)
             for fut in futures:
                 try:
                     for k, paths, report, err in fut.result():
@@ -568,7 +478,7 @@ def _run(
     for i, job in enumerate(plan):
         if i not in results:  # claimed by a worker that failed (or never claimed: no worker started)
             log.warning("loading %s in this process", job.path)
-            results[i] = load_one(job.path, job.source, *args, job.in_dir)
+            results[i] = load_one(job.path, job.source, *args, job.in_dir, cap)
     return [results[i] for i in range(len(plan))]
 
 

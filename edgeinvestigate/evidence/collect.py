@@ -37,6 +37,7 @@ from edgeinvestigate.evidence.workers_logs import load_workers_logs
 from edgeinvestigate.sources.api.dlq import load_dlq
 from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 from edgeinvestigate.sources.api.queue_metrics import queue_metrics_frames
+from edgeinvestigate.sources.files._context import MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
@@ -71,15 +72,17 @@ def collect(
     worker_metrics: Sequence[str] = (),
     queue_metrics_files: Sequence[str | Path] = (),
     keep_secrets: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Evidence:
     """Load telemetry files and API sources into one :class:`Evidence`.
 
     ``files``: paths (format sniffed) or ``(path, source)`` pairs, loaded with ``since``/``until``,
-    ``strict`` and ``jobs`` like :func:`edgeinvestigate.load`; a file that gave nothing but
-    rejected records raises :class:`~edgeinvestigate.errors.LoadError` naming the format it looks
-    like. ``workers_logs``: scripts whose Workers Logs to query; ``dlq``: queues to read with
+    ``strict``, ``jobs`` and ``max_record_bytes`` like :func:`edgeinvestigate.load`; a file that
+    gave nothing but rejected records raises :class:`~edgeinvestigate.errors.LoadError` naming the
+    format it looks like. ``workers_logs``: scripts whose Workers Logs to query; ``dlq``: queues to read with
     ``dlq_mode`` (``force``, ``release`` and ``visibility_timeout_ms`` as in
-    :func:`edgeinvestigate.load_dlq`); ``dlq_files``: saved DLQ files. ``client`` (or a function
+    :func:`edgeinvestigate.load_dlq`); ``dlq_files``: saved DLQ files (a bad record in one is skipped
+    and listed in the load report, or with ``strict`` stops the collect). ``client`` (or a function
     that makes it, called after the files are loaded) is needed for ``workers_logs`` and ``dlq``.
     ``on_warning`` is called with each warning about an empty Workers Logs query (also in the
     report's notes); the DLQ warnings are logged by :func:`edgeinvestigate.load_dlq`.
@@ -95,7 +98,14 @@ def collect(
     if files:
         parts.append(
             _load_files(
-                files, s, u, strict=strict, jobs=jobs, dlq_files=dlq_files, archive_margin=archive_margin
+                files,
+                s,
+                u,
+                strict=strict,
+                jobs=jobs,
+                dlq_files=dlq_files,
+                archive_margin=archive_margin,
+                max_record_bytes=max_record_bytes,
             )
         )
     api = _client(client) if (workers_logs or dlq or queue_metrics or worker_metrics) else None
@@ -114,7 +124,7 @@ def collect(
     if api is not None:
         # load_dlq logs each of its warnings once (the CLI shows them as "warning: ..." on stderr)
         frames = [load_dlq(api, queue, mode=dlq_mode, force=force, **extra) for queue in dlq]
-    frames.extend(dlq_frame_from_file(p) for p in dlq_files)
+    frames.extend(dlq_frame_from_file(p, strict=strict) for p in dlq_files)
     if frames:
         sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_files)]
         ev = with_dlq_frames(ev, frames, sources)
@@ -145,13 +155,22 @@ def _load_files(
     jobs: int | None,
     dlq_files: Sequence[str | Path],
     archive_margin: str | None = None,
-    keep_secrets: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Evidence:
-    ev = load(files, since=since, until=until, strict=strict, jobs=jobs, archive_margin=archive_margin)
-    if not ev.report.files:
+    ev = load(
+        files,
+        since=since,
+        until=until,
+        strict=strict,
+        jobs=jobs,
+        archive_margin=archive_margin,
+        max_record_bytes=max_record_bytes,
+    )
+    if not [f for f in ev.report.files if f.source != "skipped"]:
         given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in files)
+        passed = "; ".join(f"{f.path}: {f.issues[0].message}" for f in ev.report.files if f.issues)
         raise LoadError(
-            f"no telemetry files found in {given}",
+            f"no telemetry files found in {given}" + (f" (skipped: {passed})" if passed else ""),
             hint="check the path: collect reads wrangler tail JSON, TraceItems JSON(L), Logpush "
             ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
         )

@@ -13,12 +13,15 @@ a file by its content, not its name; pass ``source=`` (or the CLI flag) to overr
 from __future__ import annotations
 
 import os
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
 
 from edgeinvestigate.errors import LoadError
+from edgeinvestigate.models.load_report import Severity
 from edgeinvestigate.sources._builtin import BUILTIN_SOURCES
 from edgeinvestigate.sources._source import Loader, Sniffer, Source
 from edgeinvestigate.sources.files._context import FileContext
@@ -28,12 +31,14 @@ from edgeinvestigate.sources.files._reading import GZIP_MAGIC
 __all__ = [
     "SNIFF_BYTES",
     "SOURCES",
+    "SkippedPath",
     "expand_paths",
     "looks_like",
     "read_head",
     "register_source",
     "sniff_file",
     "sniff_source",
+    "walk_inputs",
 ]
 
 #: bytes read (after decompression) to recognise a file's format
@@ -91,7 +96,7 @@ def _first_value(head: bytes) -> Any:
     first = head.split(b"\n", 1)[0].strip()
     try:
         return msgspec.json.decode(first)
-    except ValueError:  # msgspec.DecodeError, invalid UTF-8
+    except (ValueError, RecursionError):  # msgspec.DecodeError, invalid UTF-8, deep nesting
         return None
 
 
@@ -149,17 +154,129 @@ def looks_like(path: Path) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class SkippedPath:
+    """A path met while expanding an input folder that is not loaded, and why (for the load report)."""
+
+    path: Path
+    why: str
+    severity: Severity = "warning"
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _dangling(path: Path) -> str:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return f"a symbolic link to {target}, which does not exist (dangling)"
+
+
 def expand_paths(path: Path) -> list[Path]:
-    """A file, or every regular file under a directory (``**/*``, hidden files skipped), sorted."""
-    if not path.exists():
+    """A file, or every regular file under a directory (``**/*``, hidden files skipped), sorted.
+    What :func:`walk_inputs` skips is not listed; use that to report it."""
+    return walk_inputs(path)[0]
+
+
+def walk_inputs(path: Path) -> tuple[list[Path], list[SkippedPath]]:
+    """The files to load for one input path, and the paths skipped on the way.
+
+    ``path`` is a regular file (or a link to one) or a directory, read recursively with hidden
+    entries skipped. Symbolic links are followed, folders included (a ``20261128 -> ../elsewhere``
+    day folder), with loop protection: a folder or file reached a second time (a link loop, or two
+    links to one place) is read once. Inside a folder, a dangling link, an unreadable entry, and
+    anything that is not a regular file (a FIFO, a device such as ``/dev/zero``, a socket: reading
+    one could block or never end) is skipped and listed. An input given directly that is missing,
+    dangling or not a regular file or folder raises :class:`~edgeinvestigate.errors.LoadError`.
+    """
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        what = f"is {_dangling(path)}" if path.is_symlink() else "does not exist"
         raise LoadError(
-            f"{path} does not exist",
+            f"{path} {what}",
             hint="check the path; `edgeinvestigate collect --help` lists the accepted inputs",
+        ) from None
+    except OSError as exc:
+        raise LoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISREG(st.st_mode):
+        return [path], []
+    if not stat.S_ISDIR(st.st_mode):
+        raise LoadError(
+            f"{path} is {_kind(st.st_mode)}, not a file: collect reads files (a pipe or device can "
+            "block or never end)",
+            hint="save the output to a file first, e.g. `wrangler tail --format json > tail.json`",
         )
-    if path.is_file():
-        return [path]
     out: list[Path] = []
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
-    return out
+    skipped: list[SkippedPath] = []
+    seen_dirs = {(st.st_dev, st.st_ino)}
+    seen_files: dict[tuple[int, int], Path] = {}
+
+    def unlisted(exc: OSError) -> None:
+        skipped.append(SkippedPath(Path(exc.filename or path), f"cannot be listed: {exc.strerror or exc}"))
+
+    for root, dirs, files in os.walk(path, followlinks=True, onerror=unlisted):
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith("."):
+                continue
+            full = Path(root) / d
+            try:
+                dst = full.stat()
+            except OSError as exc:
+                skipped.append(SkippedPath(full, f"cannot be read: {exc.strerror or exc}"))
+                continue
+            if (dst.st_dev, dst.st_ino) in seen_dirs:
+                skipped.append(
+                    SkippedPath(
+                        full,
+                        f"a symbolic link to {os.readlink(full) if full.is_symlink() else full}, a folder "
+                        "that is read already (a link loop, or a second path to it); not read again",
+                        "info",
+                    )
+                )
+                continue
+            seen_dirs.add((dst.st_dev, dst.st_ino))
+            keep.append(d)
+        dirs[:] = keep
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            full = Path(root) / f
+            entry = _file_entry(full, seen_files)
+            if isinstance(entry, SkippedPath):
+                skipped.append(entry)
+            else:
+                out.append(entry)
+    return out, skipped
+
+
+def _file_entry(full: Path, seen: dict[tuple[int, int], Path]) -> Path | SkippedPath:
+    """``full`` when it is a regular file not met before, else why it is skipped."""
+    try:
+        fst = full.stat()  # follows links
+    except FileNotFoundError:
+        why = _dangling(full) if full.is_symlink() else "vanished while the folder was read"
+        return SkippedPath(full, f"{why}; skipped")
+    except OSError as exc:  # a link loop (ELOOP), permissions
+        return SkippedPath(full, f"cannot be read: {exc.strerror or exc}; skipped")
+    if not stat.S_ISREG(fst.st_mode):
+        return SkippedPath(
+            full,
+            f"{_kind(fst.st_mode)}, not a regular file; skipped (reading it could block or never end)",
+            "info",
+        )
+    key = (fst.st_dev, fst.st_ino)
+    if key in seen:
+        return SkippedPath(full, f"the same file as {seen[key]} (through a link); read once", "info")
+    seen[key] = full
+    return full

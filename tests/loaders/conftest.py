@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # fuzz_records (shared with benchmarks/fuzz_loaders.py)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

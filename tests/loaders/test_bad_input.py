@@ -128,17 +128,23 @@ def test_unknown_event_variants_are_kept_and_reported(tmp_path):
 def test_ten_megabyte_line(tmp_path):
     lines = _lp_lines(2)
     lines.insert(1, "{" + "x" * 10_000_000)  # garbage
-    lines.insert(
-        2, json.dumps(dict(GOOD_LP, Logs=[{"Level": "log", "Message": ["y" * 10_000_000], "TimestampMs": 1}]))
-    )
+    big_log = {"Level": "log", "Message": ["y" * 10_000_000], "TimestampMs": 1795788300001}
+    lines.insert(2, json.dumps(dict(GOOD_LP, Logs=[big_log])))
     p = tmp_path / "big.log"
     p.write_text("\n".join(lines) + "\n")
-    ev = ei.load(p)
+    ev = ei.load(p, max_record_bytes=16 * 1024 * 1024)  # above the 8 MiB default: loads it
     assert len(ev.invocations) == 3
     assert len(ev.logs.iloc[1].message) == 10_000_000
     [(_, issue)] = ev.report.issues()
     assert issue.line == 2
     assert len(issue.message) < 300
+    # with the default cap both 10 MB lines are skipped and listed, never decoded
+    ev = ei.load(p)
+    assert len(ev.invocations) == 2
+    issues = [i for _, i in ev.report.issues()]
+    assert [(i.line, i.kind, i.severity) for i in issues] == [(2, "size", "error"), (3, "size", "error")]
+    assert "larger than max_record_bytes (8,388,608); skipped" in issues[1].message
+    assert all(len(i.message) < 300 for i in issues)
 
 
 def test_unterminated_pretty_object_and_garbage_between(tmp_path):

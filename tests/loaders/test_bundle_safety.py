@@ -126,3 +126,76 @@ def test_open_refuses_frame_paths_outside_the_bundle(tmp_path, data_dir):
         (b / "manifest.json").write_text(json.dumps(m))
         with pytest.raises(BundleError, match=r"frame files must be plain file names inside the bundle"):
             ei.Evidence.open(b)
+
+
+# --- issue 14 item 11: Evidence.open trusts nothing in the bundle -------------------------------
+
+
+def _saved(tmp_path: Path, data_dir: Path, name: str = "bundle") -> Path:
+    ev = ei.load([data_dir / "tail/tail.ndjson", data_dir / "logpush/20261127"])
+    return ev.save(tmp_path / name)
+
+
+def test_open_checks_the_row_count_before_reading_a_frame(tmp_path, data_dir, monkeypatch):
+    # a 146 KB frame file of 1M rows took 2.4 GB to read before its row count was compared
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = _saved(tmp_path, data_dir)
+    table = pq.read_table(out / "invocations.parquet")
+    pq.write_table(
+        pa.concat_tables([table.slice(0, 1)] * 50_000).combine_chunks(), out / "invocations.parquet"
+    )
+    assert (out / "invocations.parquet").stat().st_size < 200_000
+
+    def no_reading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the frame was read before its row count was checked")
+
+    monkeypatch.setattr(pq.ParquetFile, "read", no_reading)
+    monkeypatch.setattr(pq, "read_table", no_reading)
+    with pytest.raises(BundleError) as info:
+        ei.Evidence.open(out)
+    expected = json.loads((out / "manifest.json").read_text())["rows"]["invocations"]
+    assert f"invocations.parquet has 50000 rows but the manifest says {expected}" in str(info.value)
+
+
+def test_open_refuses_a_frame_file_linked_from_another_saved(tmp_path, data_dir):
+    mine, other = _saved(tmp_path, data_dir, "mine"), _saved(tmp_path, data_dir, "other")
+    (mine / "logs.parquet").unlink()
+    (mine / "logs.parquet").symlink_to(other / "logs.parquet")
+    with pytest.raises(BundleError) as info:
+        ei.Evidence.open(mine)
+    assert f"its logs frame file logs.parquet is a symbolic link (to {other / 'logs.parquet'})" in str(
+        info.value
+    )
+    (mine / "logs.parquet").unlink()
+    shutil.copy(other / "logs.parquet", mine / "logs.parquet")  # a copy of its own is fine
+    assert ei.Evidence.open(mine).equals(ei.Evidence.open(other))
+
+
+def test_open_refuses_a_linked_or_hostile_manifest(tmp_path, data_dir):
+    out = _saved(tmp_path, data_dir)
+    manifest = (out / "manifest.json").read_text()
+    (out / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BundleError, match="its JSON is nested too deeply"):
+        ei.Evidence.open(out)
+    (out / "manifest.json").write_bytes(b'{"format": "\xff"}')
+    with pytest.raises(BundleError, match="cannot read"):
+        ei.Evidence.open(out)
+    bad_report = json.loads(manifest)
+    bad_report["report"] = {"files": [{"path": "x", "source": "tail", "surprise": 1}]}
+    (out / "manifest.json").write_text(json.dumps(bad_report))
+    with pytest.raises(BundleError, match="cannot read the load report"):
+        ei.Evidence.open(out)
+    (out / "manifest.json").unlink()
+    (tmp_path / "elsewhere.json").write_text(manifest)
+    (out / "manifest.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(BundleError, match=r"manifest manifest\.json is a symbolic link"):
+        ei.Evidence.open(out)
+    assert not ei.evidence.bundle.is_bundle(out)
+
+
+def test_a_bundle_directory_reached_through_a_link_opens(tmp_path, data_dir):
+    out = _saved(tmp_path, data_dir)
+    (tmp_path / "latest").symlink_to(out)  # evidence/latest -> evidence/INC-123
+    assert ei.Evidence.open(tmp_path / "latest").equals(ei.Evidence.open(out))

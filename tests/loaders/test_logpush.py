@@ -268,3 +268,77 @@ def test_whole_block_decode_agrees_with_the_general_path(tmp_path, data_dir):
     assert fast.invocations["ts"].iloc[-1] == fast.invocations["ts"].iloc[0]
     assert fast.report.files[0].records == 5
     assert fast.report.files[0].logs == 4
+
+
+# --- issue 14 item 9: Event.Queue as an object, on the fast path ---------------------------------
+
+
+def _queue_records(data_dir, n: int) -> list[dict]:
+    gz = data_dir / "logpush/20261127/20261127T140000Z_20261127T140030Z_ab12cd34.log.gz"
+    rec = json.loads(gzip.decompress(gz.read_bytes()).splitlines()[0])
+    out = []
+    for i in range(n):
+        r = dict(rec, EventTimestampMs=rec["EventTimestampMs"] + i)
+        # every other record spells the queue as an object, as some jobs write it
+        r["Event"] = (
+            {"Queue": {"QueueName": "jobs", "BatchSize": 3}} if i % 2 else {"Queue": "jobs", "BatchSize": 3}
+        )
+        out.append(r)
+    return out
+
+
+@pytest.mark.parametrize("frames", [("invocations", "logs", "exceptions"), ("invocations",)])
+@pytest.mark.parametrize("since", [None, "2026-11-27T14:00Z"])
+def test_queue_given_as_an_object_keeps_its_name_on_the_fast_path(
+    tmp_path, data_dir, monkeypatch, frames, since
+):
+    path = tmp_path / "q.log.gz"
+    path.write_bytes(
+        gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in _queue_records(data_dir, 1000)))
+    )
+
+    def general(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a well-formed record took the general path")
+
+    from edgeinvestigate.sources.files import _logpush
+
+    monkeypatch.setattr(_logpush, "_general_fast", general)  # line by line (windowed) stays typed too
+    ev = ei.load((path, "logpush"), frames=frames, since=since)
+    assert ev.report.n_issues == 0  # no warning per record
+    assert len(ev.invocations) == 1000
+    assert set(ev.invocations["queue"].astype(str)) == {"jobs"}
+    assert set(ev.invocations["batch_size"]) == {3}
+    assert set(ev.invocations["trigger"].astype(str)) == {"queue"}
+
+
+def test_queue_object_in_the_general_path_too(tmp_path, data_dir):
+    recs = _queue_records(data_dir, 2)
+    recs[1]["EventTimestampMs"] = "2026-11-27T14:05:00Z"  # a string time: the general path
+    recs[1]["Event"] = {"Queue": {"queueName": "jobs", "batchSize": 7}}
+    path = tmp_path / "q.log"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    ev = ei.load((path, "logpush"))
+    assert list(ev.invocations["queue"].astype(str)) == ["jobs", "jobs"]
+    assert list(ev.invocations["batch_size"]) == [3, 7]
+    assert ev.report.n_issues == 0
+
+
+def test_a_block_the_typed_path_cannot_build_is_read_again_line_by_line(tmp_path, data_dir, monkeypatch):
+    # should building a block's columns ever fail on a record the structs let through, the block is
+    # read again through the general path: same frames, nothing raised
+    path = tmp_path / "q.log"  # compact JSON, as Logpush writes it
+    path.write_text(
+        "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in _queue_records(data_dir, 50))
+    )
+    want = ei.load((path, "logpush"))
+    from edgeinvestigate.sources.files import _logpush
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OverflowError("Python int too large to convert to C long")
+
+    monkeypatch.setattr(_logpush, "flush_block", broken)
+    got = ei.load((path, "logpush"))
+    for name in ("invocations", "logs", "exceptions"):
+        pd.testing.assert_frame_equal(want.frame(name), got.frame(name))
+    assert got.report.to_dict()["files"][0]["records"] == 50
+    assert got.report.n_issues == 0

@@ -169,7 +169,7 @@ def iter_object_blocks(
     head = stream.read(64 * 1024)
     pieces: Iterator[bytes]
     if head[:2] == GZIP_MAGIC:
-        pieces = _iter_gunzip(_Prefixed(head, stream), ctx)
+        pieces = _iter_gunzip(_Prefixed(head, stream), ctx, block_size)
     elif plain_despite_gz_name(Path(name), head[:64], ctx):
         plain = _Prefixed(head, stream)
         pieces = iter(lambda: plain.read(block_size), b"")

@@ -8,6 +8,7 @@ Loaders call :meth:`FileContext.issue` for every problem: it lands in the file's
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,14 +17,41 @@ from typing import Final
 from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import FileReport, Issue, Severity
 
-__all__ = ["ALL_FRAMES", "SNIPPET", "FileContext", "FormatSniffer", "snippet", "strict_wording"]
+__all__ = [
+    "ALL_FRAMES",
+    "CONTAINER_FACTOR",
+    "DAY_MS",
+    "MAX_RECORD_BYTES",
+    "SNIPPET",
+    "WINDOW_LO_MS",
+    "FileContext",
+    "FormatSniffer",
+    "snippet",
+    "strict_wording",
+    "window_hi_ms",
+]
 
 ALL_FRAMES: Final = ("invocations", "logs", "exceptions")
+#: default cap on one record (a line, or one framed JSON value) in bytes: far above every record size
+#: Cloudflare documents (Workers Logs 256 KB, Logpush 16,384 characters of logs, queue messages 128 KB);
+#: a larger record is skipped and reported without being held in memory
+MAX_RECORD_BYTES: Final = 8 * 1024 * 1024
+#: a one-line JSON array (or, in a DLQ file, a one-line wrapper) holds many records, each capped on
+#: its own: such a line may be this many times the record cap (128 MiB by default)
+CONTAINER_FACTOR: Final = 16
+#: the earliest plausible event time (2010-01-01T00:00Z, epoch ms); the latest is now + 1 day
+WINDOW_LO_MS: Final = 1_262_304_000_000
+DAY_MS: Final = 86_400_000
 #: longest excerpt of a bad record quoted in a report or error message
 SNIPPET: Final = 80
 
 #: the registry name of the format a file's content looks like, or ``None`` (never raises)
 FormatSniffer = Callable[[Path], "str | None"]
+
+
+def window_hi_ms() -> int:
+    """The latest plausible event time: now + 1 day (epoch ms)."""
+    return int(time.time() * 1000) + DAY_MS
 
 
 def snippet(data: bytes | str) -> str:
@@ -60,6 +88,16 @@ class FileContext:
     sniff: FormatSniffer | None = None
     """the registry's content sniffing (given by the loader driver): names the format a file looks
     like in the hint of a strict-mode stop and in a capture check; ``None``: not known here"""
+    max_record_bytes: int = MAX_RECORD_BYTES
+    """a record (line or framed JSON value) larger than this is skipped and reported, never held whole"""
+    ts_hi: int = field(default_factory=window_hi_ms)
+    """the latest plausible event time of this load (now + 1 day, epoch ms); see ``_coerce.parse_ms``"""
+    strict_hint: str | None = None
+    """the hint of a strict-mode stop, when the default (about --strict and format flags) does not fit"""
+    oversized_lines: dict[int, int] = field(default_factory=dict)
+    """line -> size of the lines the reader blanked for being larger than ``max_record_bytes``, not
+    reported yet: the framing reports the record that held one (once, however many it held), and
+    what is left (lines between records) one by one at the end (:meth:`claim_oversized`)"""
 
     def __post_init__(self) -> None:
         if not self.report.path:
@@ -90,9 +128,52 @@ class FileContext:
             Issue(kind=kind, message=message, line=line, offset=offset, expected=expected, severity=severity)
         )
 
+    def blanked(self, first: int, last: int) -> bool:
+        """Whether a line in ``first..last`` was blanked for being over the cap (not reported yet)."""
+        return bool(self.oversized_lines) and any(first <= n <= last for n in self.oversized_lines)
+
+    def claim_oversized(
+        self, first: int | None = None, last: int | None = None, *, offset: int | None = None
+    ) -> bool:
+        """Report the record on lines ``first..last`` as skipped when a line of it was blanked for
+        being over the cap (one report, however many such lines it held); without a range, report
+        every blanked line not claimed yet as a record of its own. Whether anything was reported."""
+        lines = sorted(n for n in self.oversized_lines if first is None or first <= n <= (last or first))
+        if first is None:
+            for n in lines:
+                self.oversized(self.oversized_lines.pop(n), line=n)
+            return bool(lines)
+        if not lines:
+            return False
+        size = max(self.oversized_lines.pop(n) for n in lines)
+        self.oversized(size, line=first, offset=offset, part=lines[0] if lines[0] != first else None)
+        return True
+
+    def oversized(
+        self, size: int, *, line: int | None = None, offset: int | None = None, part: int | None = None
+    ) -> None:
+        """Report one record larger than :attr:`max_record_bytes` (an error: it is skipped); ``part``:
+        the line of it that was too long, when that is not its first."""
+        what = (
+            f"record of {size:,} bytes"
+            if part is None
+            else f"record with a line of {size:,} bytes (line {part})"
+        )
+        self.issue(
+            "size",
+            f"{what} is larger than max_record_bytes ({self.max_record_bytes:,}); skipped",
+            line=line,
+            offset=offset,
+            expected=f"records of at most {self.max_record_bytes:,} bytes, a one-line JSON array of them "
+            f"at most {CONTAINER_FACTOR} times that (to load larger ones, raise max_record_bytes, CLI: "
+            "--max-record-bytes)",
+        )
+
     def _strict_hint(self) -> str:
         """The next step after a strict-mode stop: the right flag when the file looks like another
         format than it is read as, else how to see every bad record."""
+        if self.strict_hint is not None:
+            return self.strict_hint
         looks = self.looks_like()
         if looks is not None and looks != self.source:
             flag = "--" + looks.replace("_", "-")

@@ -13,11 +13,29 @@ import msgspec
 
 from edgeinvestigate.sources.files._context import FileContext, snippet
 
-__all__ = ["KNOWN_STRAY", "iter_documents"]
+__all__ = [
+    "DECODE_ERRORS",
+    "KNOWN_STRAY",
+    "array_elements",
+    "iter_documents",
+    "member_values",
+    "why_not_json",
+]
 
 _json_decode = msgspec.json.Decoder().decode
 #: what a value that did not decode is marked with
 _BAD: Final = object()
+#: what decoding a hostile value raises: msgspec.DecodeError (a ValueError; invalid UTF-8 too) and
+#: RecursionError (JSON nested deeper than the decoder allows)
+DECODE_ERRORS: Final = (ValueError, RecursionError)
+
+
+def why_not_json(exc: BaseException) -> str:
+    """The reason a value did not decode, for a report."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to decode"
+    return str(exc)
+
 
 _CLOSE_OBJ = re.compile(rb"\n\}[ \t\r]*(?:\n|$)")
 _CLOSE_ARR = re.compile(rb"\n\][ \t\r]*(?:\n|$)")
@@ -39,6 +57,7 @@ def iter_documents(data: bytes, ctx: FileContext) -> Iterator[tuple[Any, int, by
     doubled does not swallow the value after it.
     """
     yield from _frame(data, ctx, 0, len(data), 1, b"", in_array=False)
+    ctx.claim_oversized()  # blanked lines that were no part of a value: records of their own
 
 
 def _close_pattern(closer: bytes, indent: bytes, in_array: bool) -> re.Pattern[bytes]:
@@ -71,21 +90,28 @@ def _frame(
             if first.endswith(closer) or first.endswith(closer + b","):
                 # a value on one line (NDJSON): the common case, framed here
                 raw = first[:-1] if first.endswith(b",") else first
-                try:
-                    value = _json_decode(raw)
-                except ValueError:  # msgspec.DecodeError, invalid UTF-8
-                    value = _BAD
+                big = len(raw) > ctx.max_record_bytes
+                why = ""
+                value = _BAD
+                if not big:
+                    try:
+                        value = _json_decode(raw)
+                    except DECODE_ERRORS as exc:  # msgspec.DecodeError, invalid UTF-8, deep nesting
+                        why = f" ({why_not_json(exc)})"
                 if value is not _BAD:
                     yield value, line, raw
                 elif ch == b"[" and (parts := _split_array_line(raw)) is not None:
+                    # an array with a bad element, or one too big to decode whole: element by element
                     yield from _salvage_elements(data, ctx, pos, parts, line)
+                elif big:
+                    ctx.oversized(len(raw), line=line, offset=pos)
                 else:
                     ctx.issue(
                         "json",
-                        f"invalid JSON array element at byte {pos} {snippet(first)}; the other elements "
-                        "were loaded"
+                        f"invalid JSON array element at byte {pos}{why} {snippet(first)}; the other "
+                        "elements were loaded"
                         if in_array
-                        else f"invalid JSON record {snippet(first)}",
+                        else f"invalid JSON record{why} {snippet(first)}",
                         line=line,
                         offset=pos,
                         expected="one JSON value per line (NDJSON) or pretty-printed JSON objects",
@@ -121,6 +147,22 @@ def _frame_lines(
     if mm is None:
         # no closing line found: an unterminated value (a truncated file)
         nxt = _next_record_start(data, eol + 1, indent, n)
+        if ch == b"[" and data[pos:eol].strip() == b"[":
+            # a pretty array cut short: its complete elements still count, the cut one is reported
+            inner = _indent_of_first(data, pos + 1, nxt)
+            yield from _frame(data, ctx, pos + 1, nxt, line, inner, in_array=True)
+            ctx.issue(
+                "json",
+                "the JSON array starting here never closes (a truncated file?); its complete elements "
+                "were loaded",
+                line=line,
+                offset=pos,
+                expected="a complete JSON array",
+                severity="warning",
+            )
+            return nxt, line + data.count(b"\n", pos, nxt)
+        if ctx.claim_oversized(line, line + data.count(b"\n", pos, max(pos, nxt - 1)), offset=pos):
+            return nxt, line + data.count(b"\n", pos, nxt)
         ctx.issue(
             "json",
             f"invalid or unterminated JSON value starting {snippet(data[pos : min(n, pos + 200)])}",
@@ -131,17 +173,27 @@ def _frame_lines(
         return nxt, line + data.count(b"\n", pos, nxt)
     # In pretty output the first closing bracket in column 0 ends the top-level value.
     close_at = mm.start() + 1 + len(indent) + 1
+    end_line = line + data.count(b"\n", pos, mm.end())  # the line after it
+    last_line = line + data.count(b"\n", pos, close_at)
+    blanked = ctx.blanked(line, last_line)  # a line of it was over the cap (and blanked)
+    if blanked or close_at - pos > ctx.max_record_bytes:
+        if ch == b"[":  # too big to decode whole, or missing a line: frame its elements one by one
+            inner = _indent_of_first(data, pos + 1, mm.start())
+            yield from _frame(data, ctx, pos + 1, mm.start() + 1, line, inner, in_array=True)
+        elif not ctx.claim_oversized(line, last_line, offset=pos):
+            ctx.oversized(close_at - pos, line=line, offset=pos)
+        return mm.end(), end_line  # a value missing a line is never loaded
     raw = data[pos:close_at]
     try:
         value = _json_decode(raw)
-    except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
+    except DECODE_ERRORS as exc:  # msgspec.DecodeError, invalid UTF-8, deep nesting
         nxt = _next_record_start(data, eol + 1, indent, close_at)
         if ch == b"{" and nxt < close_at:
             # a value that starts inside this one: this one lost its closing bracket
             # (or has one too many); report it alone and go on with the next
             ctx.issue(
                 "json",
-                f"invalid JSON value ({exc}; its closing {closer.decode()} is missing or "
+                f"invalid JSON value ({why_not_json(exc)}; its closing {closer.decode()} is missing or "
                 f"doubled) starting {snippet(data[pos : min(n, pos + 200)])}",
                 line=line,
                 offset=pos,
@@ -156,7 +208,7 @@ def _frame_lines(
         where = f"array element at byte {pos}" if in_array else "value"
         ctx.issue(
             "json",
-            f"invalid JSON {where} ({exc}) starting {snippet(data[pos : min(n, pos + 200)])}"
+            f"invalid JSON {where} ({why_not_json(exc)}) starting {snippet(data[pos : min(n, pos + 200)])}"
             + ("; the other elements were loaded" if in_array else ""),
             line=line,
             offset=pos,
@@ -164,7 +216,7 @@ def _frame_lines(
         )
     else:
         yield value, line, raw
-    return mm.end(), line + data.count(b"\n", pos, mm.end())
+    return mm.end(), end_line
 
 
 def _stray(first: bytes, ctx: FileContext, pos: int, line: int, *, in_array: bool) -> None:
@@ -236,12 +288,15 @@ def _salvage_elements(
     for a, b in parts:
         raw = data[pos + a : pos + b].strip()
         off = pos + a + (len(data[pos + a : pos + b]) - len(data[pos + a : pos + b].lstrip()))
+        if len(raw) > ctx.max_record_bytes:
+            ctx.oversized(len(raw), line=line, offset=off)
+            continue
         try:
             value = _json_decode(raw)
-        except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
+        except DECODE_ERRORS as exc:  # msgspec.DecodeError, invalid UTF-8, deep nesting
             ctx.issue(
                 "json",
-                f"invalid JSON array element at byte {off} ({exc}) {snippet(raw)}; "
+                f"invalid JSON array element at byte {off} ({why_not_json(exc)}) {snippet(raw)}; "
                 "the other elements were loaded",
                 line=line,
                 offset=off,
@@ -256,3 +311,67 @@ def _next_record_start(data: bytes, pos: int, indent: bytes = b"", end: int | No
     end = len(data) if end is None else end
     m = re.compile(rb"^" + re.escape(indent) + rb"[\{\[]", re.M).search(data, pos, end)
     return m.start() + len(indent) if m else end
+
+
+#: the structure of JSON text without decoding it: strings (on one line), brackets, commas, colons
+_SCAN = re.compile(rb'"(?:[^"\\\n]|\\.)*"|[\[\]{},:]')
+
+
+def array_elements(data: bytes, start: int) -> tuple[list[tuple[int, int]], int | None]:
+    """The ``(start, end)`` spans of the elements of the JSON array that opens at ``data[start]``,
+    found from its brackets, commas and strings (no decoding and no recursion, so a damaged, huge
+    or deeply nested element costs only itself), and the offset just past its closing bracket
+    (``None`` when it never closes, as in a truncated file: the last span then runs to the end)."""
+    depth = 0
+    parts: list[tuple[int, int]] = []
+    el = start + 1
+    for t in _SCAN.finditer(data, start):
+        c = t.group()
+        if c in (b"[", b"{"):
+            depth += 1
+        elif c in (b"]", b"}"):
+            depth -= 1
+            if depth <= 0:
+                if data[el : t.start()].strip():
+                    parts.append((el, t.start()))
+                return parts, t.end()
+        elif c == b"," and depth == 1:
+            parts.append((el, t.start()))
+            el = t.end()
+    if data[el:].strip():
+        parts.append((el, len(data)))
+    return parts, None
+
+
+def member_values(data: bytes, start: int) -> tuple[dict[str, tuple[int, int]], int | None]:
+    """The top-level members of the JSON object that opens at ``data[start]``: key -> ``(start,
+    end)`` span of its value, found like :func:`array_elements` (without decoding the values), and
+    the offset just past the object's closing brace (``None`` when it never closes)."""
+    depth = 0
+    members: dict[str, tuple[int, int]] = {}
+    key: str | None = None
+    value_at = -1
+    last = b""
+    for t in _SCAN.finditer(data, start):
+        c = t.group()
+        if depth == 1 and c == b":" and last[:1] == b'"' and key is None:
+            try:
+                k = _json_decode(last)
+            except DECODE_ERRORS:
+                k = None
+            key, value_at = (k, t.end()) if isinstance(k, str) else (None, -1)
+        elif depth == 1 and c == b"," and key is not None:
+            members.setdefault(key, (value_at, t.start()))
+            key = None
+        if c in (b"[", b"{"):
+            depth += 1
+        elif c in (b"]", b"}"):
+            depth -= 1
+            if depth <= 0:
+                if key is not None:
+                    members.setdefault(key, (value_at, t.start()))
+                return members, t.end()
+        last = c
+    if key is not None:
+        members.setdefault(key, (value_at, len(data)))
+    return members, None

@@ -7,17 +7,19 @@ exceptions). Log and exception rows carry their invocation's row number until on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeinvestigate._time import epoch_to_ms
 from edgeinvestigate.sources.files._coerce import join_args, lift_job_fields
-from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
+from edgeinvestigate.sources.files._logpush_record import read_time
 from edgeinvestigate.sources.files._logpush_structs import (
     DECODE_ERRORS,
+    QueueInfo,
     Record,
     decode_any_lines,
     decode_job,
@@ -26,23 +28,22 @@ from edgeinvestigate.sources.files._logpush_structs import (
 )
 from edgeinvestigate.sources.files._rows import EXC_COLS, INV_COLS, LOG_COLS, TS, Rows, arrow_column
 
-__all__ = ["FROM_RECORDS", "JOB_COLS", "MS_HI", "MS_LO", "NO_RECORD", "Block", "flush_block"]
+__all__ = ["FROM_RECORDS", "JOB_COLS", "NO_RECORD", "Block", "flush_block"]
 
 
 JOB_COLS: Final = ("job_id", "job_type", "attempt", "message_id")
-MS_LO: Final = 100_000_000_000
-MS_HI: Final = 100_000_000_000_000
 
 
 class Block:
     """What the fast path gathers for one block: the decoded records (every column is built from
-    them at the end of the block, with comprehensions) and patches for the invocation rows that
-    took the general path (their log and exception rows are in ``Rows``)."""
+    them at the end of the block, with comprehensions), the line of each, and patches for the
+    invocation rows that took the general path (their log and exception rows are in ``Rows``)."""
 
-    __slots__ = ("patches", "recs")
+    __slots__ = ("lines", "patches", "recs")
 
     def __init__(self) -> None:
         self.recs: list[Any] = []
+        self.lines: Sequence[int] = []
         self.patches: list[tuple[int, dict[str, Any]]] = []
 
 
@@ -56,11 +57,19 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
     evs = [r.Event for r in recs]
     reqs = [e.Request if e is not None else None for e in evs]
     resps = [e.Response if e is not None else None for e in evs]
+    queues = [e.Queue if e is not None else None for e in evs]
+    batches = [e.BatchSize if e is not None else None for e in evs]
+    if any(type(q) is QueueInfo for q in queues):  # Event.Queue as {"QueueName", "BatchSize"}
+        batches = [
+            q.BatchSize if b is None and type(q) is QueueInfo else b
+            for q, b in zip(queues, batches, strict=True)
+        ]
+        queues = [q.QueueName if type(q) is QueueInfo else q for q in queues]
     vals: dict[str, list[Any]] = {
         "script": [r.ScriptName for r in recs],
         "script_version": [v.ID if (v := r.ScriptVersion) is not None else None for r in recs],
-        "queue": [e.Queue if e is not None else None for e in evs],
-        "batch_size": [e.BatchSize if e is not None else None for e in evs],
+        "queue": queues,
+        "batch_size": batches,
         "outcome": [r.Outcome for r in recs],
         "failed": [
             True if r.Exceptions else (None if r.Outcome is None else r.Outcome != "ok") for r in recs
@@ -82,13 +91,34 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
     return vals
 
 
-def ms_array(values: list[Any]) -> pa.Array:
-    """Epoch times as ``timestamp[ms, UTC]``; values in s/us/ns (rare) are scaled one by one."""
+def ms_array(
+    values: list[Any], ctx: FileContext, lines: Sequence[int], name: str, owners: Any = None
+) -> pa.Array:
+    """Times as written (64-bit integers) as ``timestamp[ms, UTC]``, each read in the units the
+    reference allows (epoch ms, or s or ns by the job's timestamp_format: checked with one min/max when
+    all are ms, the common case); one that is no time in any unit is null with a warning naming the
+    field and the line of its record (``lines[owners[k]]``, or ``lines[k]`` without ``owners``)."""
     arr = pa.array(values, pa.int64())
     lo, hi = pc.min_max(arr).values()
-    if lo.is_valid and not (lo.as_py() >= MS_LO and hi.as_py() < MS_HI):
-        arr = pa.array([None if v is None else epoch_to_ms(v) for v in values], pa.int64())
-    return arr.cast(TS)
+    if not lo.is_valid or (lo.as_py() >= WINDOW_LO_MS and hi.as_py() <= ctx.ts_hi):
+        return arr.cast(TS)
+    out: list[int | None] = []
+    first = _first_of_owner(owners) if owners is not None else None
+    for k, v in enumerate(values):
+        if v is None or WINDOW_LO_MS <= v <= ctx.ts_hi:
+            out.append(v)
+            continue
+        owner = k if owners is None else int(owners[k])
+        field = name if first is None else f"{name}[{k - first[owner]}]"
+        out.append(read_time(v, ctx, lines[owner], field))
+    return pa.array(out, pa.int64()).cast(TS)
+
+
+def _first_of_owner(owners: Any) -> dict[int, int]:
+    first: dict[int, int] = {}
+    for k, o in enumerate(owners.tolist()):
+        first.setdefault(o, k)
+    return first
 
 
 def _job_fields(
@@ -138,7 +168,7 @@ def _job_fields(
     return pos, vals
 
 
-def _log_columns(st: Block, n_logs: list[int]) -> dict[str, pa.Array]:
+def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa.Array]:
     flat = [lg for r in st.recs if (ls := r.Logs) for lg in ls]
     raw_args = [bytes(lg.Message) for lg in flat]
     # every argument array was validated with its record and has no newline: one batch decode
@@ -152,9 +182,10 @@ def _log_columns(st: Block, n_logs: list[int]) -> dict[str, pa.Array]:
         msgs[i] = join_args(decoded[i])
     pos, job_vals = _job_fields(msgs, decoded, structured, others)
     n = len(flat)
+    owners = np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)
     cols: dict[str, pa.Array] = {
-        "invocation_id": pa.array(np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)),
-        "ts": ms_array([lg.TimestampMs for lg in flat]),
+        "invocation_id": pa.array(owners),
+        "ts": ms_array([lg.TimestampMs for lg in flat], ctx, st.lines, "Logs", owners),
         "level": arrow_column("level", [lg.Level for lg in flat]),
         "message": pa.array(msgs, pa.string()),
         "args": pa.array(raw_args, pa.string()),
@@ -163,11 +194,12 @@ def _log_columns(st: Block, n_logs: list[int]) -> dict[str, pa.Array]:
     return cols
 
 
-def _exception_columns(st: Block, n_exc: list[int]) -> dict[str, pa.Array]:
+def _exception_columns(st: Block, n_exc: list[int], ctx: FileContext) -> dict[str, pa.Array]:
     flat = [e for r in st.recs if (es := r.Exceptions) for e in es]
+    owners = np.repeat(np.arange(len(n_exc), dtype=np.int32), n_exc)
     return {
-        "invocation_id": pa.array(np.repeat(np.arange(len(n_exc), dtype=np.int32), n_exc)),
-        "ts": ms_array([e.TimestampMs for e in flat]),
+        "invocation_id": pa.array(owners),
+        "ts": ms_array([e.TimestampMs for e in flat], ctx, st.lines, "Exceptions", owners),
         "name": arrow_column("name", [e.Name if e.Name is not None else e.name for e in flat]),
         "message": pa.array([e.Message if e.Message is not None else e.message for e in flat], pa.string()),
         "stack": pa.array([e.Stack if e.Stack is not None else e.stack for e in flat], pa.string()),
@@ -213,7 +245,11 @@ def flush_block(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: Block, 
         rows.inv["trigger"],
     )
     arrays = [
-        ids if c == "invocation_id" else ms_array(inv[c]) if c == "ts" else arrow_column(c, inv[c])
+        ids
+        if c == "invocation_id"
+        else ms_array(inv[c], ctx, st.lines, "EventTimestampMs")
+        if c == "ts"
+        else arrow_column(c, inv[c])
         for c in INV_COLS
     ]
     chunks["invocations"].append(pa.record_batch(arrays, names=list(INV_COLS)))
@@ -227,7 +263,7 @@ def flush_block(rows: Rows, chunks: dict[str, list[pa.RecordBatch]], st: Block, 
         if fast_rows is not None:  # general-path rows are built apart: no rows from placeholders
             counts = [c * f for c, f in zip(counts, fast_rows, strict=True)]
         general = rows.log if frame == "logs" else rows.exc
-        table = _with_general(build(st, counts), general, names)
+        table = _with_general(build(st, counts, ctx), general, names)
         table = table.set_column(0, "invocation_id", ids.take(table.column("invocation_id")))
         chunks[frame].extend(table.to_batches())
     n_logs = sum(inv["n_logs"])

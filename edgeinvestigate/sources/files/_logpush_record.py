@@ -10,12 +10,28 @@ from typing import Any, Final
 
 import msgspec
 
-from edgeinvestigate.sources.files._coerce import is_bad, join_args, lift_job_fields, to_ms
+from edgeinvestigate.sources.files._coerce import (
+    LOGPUSH_UNITS,
+    BadTime,
+    join_args,
+    lift_job_fields,
+    parse_ms,
+    shown_number,
+)
 from edgeinvestigate.sources.files._context import FileContext, snippet
-from edgeinvestigate.sources.files._rows import Rows, record_id
+from edgeinvestigate.sources.files._framing import DECODE_ERRORS, why_not_json
+from edgeinvestigate.sources.files._rows import Rows, guard_record, record_id, show
 from edgeinvestigate.sources.files._tail import failed_of
 
-__all__ = ["EVENT_TYPES", "MARKER", "MARKER_B", "add_logpush_line", "add_logpush_record"]
+__all__ = [
+    "EVENT_TYPES",
+    "MARKER",
+    "MARKER_B",
+    "add_logpush_line",
+    "add_logpush_record",
+    "invalid_utf8",
+    "read_time",
+]
 
 #: Logpush EventType -> canonical trigger
 EVENT_TYPES: Final[dict[str, str]] = {
@@ -38,6 +54,7 @@ MARKER: Final = "<<<Logpush:"
 MARKER_B: Final = b"<<<Logpush:"
 
 _decode_any = msgspec.json.Decoder().decode
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
 
 
 def _get(d: dict[str, Any], *keys: str) -> Any:
@@ -56,7 +73,7 @@ def _str(v: Any, ctx: FileContext, line: int, name: str) -> str | None:
         return v
     ctx.issue(
         "type",
-        f"field {name!r} is {type(v).__name__} {snippet(str(v))}; loaded as null",
+        f"field {name!r} is {type(v).__name__} {show(v)}; loaded as null",
         line=line,
         expected="a string",
         severity="warning",
@@ -67,7 +84,7 @@ def _str(v: Any, ctx: FileContext, line: int, name: str) -> str | None:
 def _wrong(v: Any, ctx: FileContext, line: int, name: str, expected: str) -> None:
     ctx.issue(
         "type",
-        f"field {name!r} is {type(v).__name__} {snippet(str(v))}; loaded as null",
+        f"field {name!r} is {type(v).__name__} {show(v)}; loaded as null",
         line=line,
         expected=expected,
         severity="warning",
@@ -78,10 +95,13 @@ def _num(v: Any, ctx: FileContext, line: int, name: str) -> float | None:
     if v is None:
         return None
     if isinstance(v, int | float) and not isinstance(v, bool):
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:
+            pass
     ctx.issue(
         "type",
-        f"field {name!r} is {type(v).__name__} {snippet(str(v))}; loaded as null",
+        f"field {name!r} is {type(v).__name__} {show(v)}; loaded as null",
         line=line,
         expected="a number",
         severity="warning",
@@ -89,18 +109,32 @@ def _num(v: Any, ctx: FileContext, line: int, name: str) -> float | None:
     return None
 
 
-def _time(v: Any, ctx: FileContext, line: int, name: str) -> int | None:
-    ms = to_ms(v)
-    if is_bad(ms):
+def _int32(v: Any, ctx: FileContext, line: int, name: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool) and _I32_MIN <= v <= _I32_MAX:
+        return v
+    _wrong(v, ctx, line, name, "a 32-bit integer")
+    return None
+
+
+_TIME_EXPECTED: Final = "epoch ms (or ns, or s), or an RFC 3339 string, between 2010-01-01 and tomorrow"
+
+
+def read_time(v: Any, ctx: FileContext, line: int | None, name: str) -> int | None:
+    """Epoch ms of a Logpush time in the units the reference allows (ms, s, ns, RFC 3339), or null
+    with a warning naming the field and the line."""
+    ms = parse_ms(v, LOGPUSH_UNITS, ctx.ts_hi)
+    if isinstance(ms, BadTime):
         ctx.issue(
-            "type",
-            f"field {name!r} is not a time: {snippet(str(v))}; loaded as null",
+            "time",
+            f"{ms.says(name)}; loaded as null",
             line=line,
-            expected="epoch ms, ns or s, or an RFC 3339 string",
+            expected=_TIME_EXPECTED,
             severity="warning",
         )
         return None
-    return ms  # type: ignore[return-value]
+    return ms
 
 
 def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line: int) -> None:
@@ -113,8 +147,18 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
             expected="a workers_trace_events object",
         )
         return
+    raw_ts = rec.get("EventTimestampMs")
+    if isinstance(raw_ts, int) and not isinstance(raw_ts, bool) and not -(2**63) <= raw_ts < 2**63:
+        ctx.issue(
+            "time",
+            f"EventTimestampMs {shown_number(raw_ts)} does not fit in 64 bits: not a record Logpush writes; "
+            "skipped",
+            line=line,
+            expected=_TIME_EXPECTED,
+        )
+        return
     ctx.report.records += 1
-    ts = _time(rec.get("EventTimestampMs"), ctx, line, "EventTimestampMs")
+    ts = read_time(raw_ts, ctx, line, "EventTimestampMs")
     if not ctx.in_window(ts):
         ctx.report.filtered += 1
         return
@@ -126,6 +170,11 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
     event = event or {}
     trigger = _trigger(rec, event, ctx, line)
     req, status, batch = _request(event, ctx, line)
+    queue = _get(event, "Queue", "queue")
+    if isinstance(queue, dict):  # {"QueueName": "jobs", "BatchSize": 3}
+        if batch is None:
+            batch = _int32(_get(queue, "BatchSize", "batchSize"), ctx, line, "Event.Queue.BatchSize")
+        queue = _get(queue, "QueueName", "queueName", "Name", "name")
     n_logs, logs_truncated = _add_logs(rec.get("Logs"), inv_id, rows, ctx, line)
     n_exc, had_exc, exc_truncated = _add_exceptions(rec.get("Exceptions"), inv_id, rows, ctx, line)
     outcome = _str(rec.get("Outcome"), ctx, line, "Outcome")
@@ -144,7 +193,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
         script=_str(rec.get("ScriptName"), ctx, line, "ScriptName"),
         script_version=version_id,
         trigger=trigger,
-        queue=_str(_get(event, "Queue", "queue"), ctx, line, "Event.Queue"),
+        queue=_str(queue, ctx, line, "Event.Queue"),
         batch_size=batch,
         outcome=outcome,
         failed=failed,
@@ -188,13 +237,9 @@ def _request(event: dict[str, Any], ctx: FileContext, line: int) -> tuple[dict[s
     req = req if isinstance(req, dict) else {}
     resp = _get(event, "Response", "response")
     resp = resp if isinstance(resp, dict) else {}
-    status = _get(resp, "Status", "status")
-    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
-        _wrong(status, ctx, line, "Event.Response.Status", "an integer")
-        status = None
+    status = _int32(_get(resp, "Status", "status"), ctx, line, "Event.Response.Status")
     batch = _get(event, "BatchSize", "batchSize")
-    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool)):
-        batch = None
+    batch = _int32(batch, ctx, line, "Event.BatchSize")
     return req, status, batch
 
 
@@ -222,7 +267,7 @@ def _add_logs(logs: Any, inv_id: str, rows: Rows, ctx: FileContext, line: int) -
             job = lift_job_fields(args)
             rows.add_log(
                 invocation_id=inv_id,
-                ts=_time(
+                ts=read_time(
                     _get(entry, "TimestampMs", "timestampMs", "Timestamp", "timestamp"),
                     ctx,
                     line,
@@ -270,7 +315,7 @@ def _add_exceptions(
                 message = msgspec.json.encode(message).decode()
             rows.add_exception(
                 invocation_id=inv_id,
-                ts=_time(
+                ts=read_time(
                     _get(entry, "TimestampMs", "timestampMs", "Timestamp", "timestamp"),
                     ctx,
                     line,
@@ -289,14 +334,28 @@ def add_logpush_line(
     text = raw.strip()
     if not text:
         return
+    if len(text) > ctx.max_record_bytes:
+        ctx.oversized(len(text), line=line)
+        return
     try:
         rec = _decode_any(text)
-    except ValueError as exc:  # msgspec.DecodeError, invalid UTF-8
+    except DECODE_ERRORS as exc:  # msgspec.DecodeError, invalid UTF-8, deep nesting
+        bad = invalid_utf8(text) if not text.isascii() else None
+        why = f"invalid UTF-8 at byte {bad} of the record" if bad is not None else why_not_json(exc)
         ctx.issue(
             "json",
-            f"invalid JSON ({exc}): {snippet(text)}",
+            f"invalid JSON ({why}): {snippet(text)}",
             line=line,
             expected="one workers_trace_events JSON object per line",
         )
         return
-    add_logpush_record(rec, raw, rows, ctx, line)
+    guard_record(ctx, rows, line, lambda: add_logpush_record(rec, raw, rows, ctx, line))
+
+
+def invalid_utf8(raw: bytes) -> int | None:
+    """The offset of the first byte of ``raw`` that is not valid UTF-8, or ``None``."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None

@@ -2,18 +2,21 @@
 
 A line that decodes into :class:`Record` has the common exact shape (PascalCase fields, the types
 the job writes); anything else raises one of :data:`DECODE_ERRORS` and takes the general path
-(:mod:`edgeinvestigate.sources.files._logpush_record`).
+(:mod:`edgeinvestigate.sources.files._logpush_record`). The constraints keep every value the fast path
+builds columns from in range: times fit in 64 bits (the columns read them in the units the reference
+allows, see ``_logpush_columns.ms_array``), counts fit in 32 bits, durations are floats.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
 __all__ = [
     "DECODE_ERRORS",
     "Job",
+    "QueueInfo",
     "Record",
     "RecordCounts",
     "decode_any_lines",
@@ -27,20 +30,34 @@ __all__ = [
 ]
 
 
+#: a time as the job wrote it: an integer of 64 bits (epoch ms, or s or ns by the job's timestamp_format;
+#: the columns read each in its unit). A longer one is no record Logpush writes: the general path skips it
+_I64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+#: a 32-bit integer column value (batch size, HTTP status)
+_I32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+
+
 class _Request(msgspec.Struct, gc=False):
     URL: str | None = None
     Method: str | None = None
 
 
 class _Response(msgspec.Struct, gc=False):
-    Status: int | None = None
+    Status: _I32 | None = None
+
+
+class QueueInfo(msgspec.Struct, gc=False):
+    """``Event.Queue`` given as an object (``{"QueueName": "jobs", "BatchSize": 3}``)."""
+
+    QueueName: str | None = None
+    BatchSize: _I32 | None = None
 
 
 class _Event(msgspec.Struct, gc=False):
     Request: _Request | None = None
     Response: _Response | None = None
-    Queue: str | None = None
-    BatchSize: int | None = None
+    Queue: str | QueueInfo | None = None
+    BatchSize: _I32 | None = None
 
 
 class _Version(msgspec.Struct, gc=False):
@@ -50,13 +67,13 @@ class _Version(msgspec.Struct, gc=False):
 class _Log(msgspec.Struct, gc=False):
     Message: msgspec.Raw  # required: other casings and missing arguments take the general path
     Level: str | None = None
-    TimestampMs: int | None = None
+    TimestampMs: _I64 | None = None
 
 
 class _Exc(msgspec.Struct, gc=False):
     Name: str | None = None
     Message: str | None = None
-    TimestampMs: int | None = None
+    TimestampMs: _I64 | None = None
     Stack: str | None = None
     name: str | None = None
     message: str | None = None
@@ -64,13 +81,13 @@ class _Exc(msgspec.Struct, gc=False):
 
 
 class Record(msgspec.Struct, gc=False):
-    EventTimestampMs: int | None = None
+    EventTimestampMs: _I64 | None = None
     EventType: str | None = None
     Outcome: str | None = None
     ScriptName: str | None = None
     ScriptVersion: _Version | None = None
-    CPUTimeMs: int | float | None = None
-    WallTimeMs: int | float | None = None
+    CPUTimeMs: float | None = None
+    WallTimeMs: float | None = None
     Entrypoint: str | None = None
     DispatchNamespace: str | None = None
     Event: _Event | None = None
@@ -81,13 +98,13 @@ class Record(msgspec.Struct, gc=False):
 class RecordCounts(msgspec.Struct, gc=False):
     """The same record when only the invocations frame is wanted: logs/exceptions only counted."""
 
-    EventTimestampMs: int | None = None
+    EventTimestampMs: _I64 | None = None
     EventType: str | None = None
     Outcome: str | None = None
     ScriptName: str | None = None
     ScriptVersion: _Version | None = None
-    CPUTimeMs: int | float | None = None
-    WallTimeMs: int | float | None = None
+    CPUTimeMs: float | None = None
+    WallTimeMs: float | None = None
     Entrypoint: str | None = None
     DispatchNamespace: str | None = None
     Event: _Event | None = None
@@ -117,7 +134,9 @@ decode_jobs = msgspec.json.Decoder(Job).decode_lines
 decode_any_lines = msgspec.json.Decoder().decode_lines
 decode_record_lines = msgspec.json.Decoder(Record).decode_lines
 decode_counts_lines = msgspec.json.Decoder(RecordCounts).decode_lines
-DECODE_ERRORS: Final = ValueError  # msgspec.DecodeError and ValidationError, invalid UTF-8
+#: msgspec.DecodeError and ValidationError (a ValueError; invalid UTF-8 too), RecursionError (JSON
+#: nested deeper than the decoder allows)
+DECODE_ERRORS: Final = (ValueError, RecursionError)
 
 
 def job_from_struct(j: Job) -> tuple[Any, Any, Any, Any]:

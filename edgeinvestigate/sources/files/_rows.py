@@ -6,11 +6,14 @@ them to :mod:`models.frames` once, after all files are read.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import msgspec
 import pyarrow as pa
 import xxhash
+
+from edgeinvestigate.sources.files._context import FileContext, snippet
 
 __all__ = [
     "EXC_COLS",
@@ -21,7 +24,9 @@ __all__ = [
     "arrow_column",
     "canonical_bytes",
     "constant_dictionary",
+    "guard_record",
     "record_id",
+    "show",
 ]
 
 _json_encode = msgspec.json.Encoder().encode
@@ -110,6 +115,16 @@ class Rows:
         self.log: dict[str, list[Any]] = {c: [] for c in LOG_COLS}
         self.exc: dict[str, list[Any]] = {c: [] for c in EXC_COLS}
 
+    def mark(self) -> tuple[int, int, int]:
+        """The row counts now (see :meth:`rollback`)."""
+        return len(self.inv["invocation_id"]), len(self.log["invocation_id"]), len(self.exc["invocation_id"])
+
+    def rollback(self, mark: tuple[int, int, int]) -> None:
+        """Drop every row added after :meth:`mark` gave ``mark``."""
+        for cols, n in zip((self.inv, self.log, self.exc), mark, strict=True):
+            for values in cols.values():
+                del values[n:]
+
     def add_invocation(self, **values: Any) -> None:
         for c in INV_COLS:
             self.inv[c].append(values.get(c))
@@ -141,3 +156,53 @@ def constant_dictionary(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(n, dtype=np.int32)), pa.array([value], pa.string())
     )
+
+
+#: what a hostile record can raise while its fields are read (after it decoded): RecursionError
+#: (values nested near the interpreter's limit, when they are encoded or shown), OverflowError (an
+#: integer too big for a float), ValueError (an integer too long to print, a value pyarrow refuses)
+RECORD_ERRORS: Final = (RecursionError, OverflowError, ValueError)
+
+
+def show(value: Any) -> str:
+    """A short quote of a decoded value for a report (never raises, whatever the value)."""
+    try:
+        return snippet(canonical_bytes(value))
+    except RECORD_ERRORS:
+        return f"<{type(value).__name__} nested too deeply to show>"
+
+
+def guard_record(
+    ctx: FileContext,
+    rows: Rows,
+    line: int,
+    add: Callable[[], None],
+    *,
+    more_lines: Sequence[int] = (),
+    uncount: int = 0,
+) -> None:
+    """Run ``add()`` (which adds one record to ``rows``); when the record makes it raise (see
+    :data:`RECORD_ERRORS`), undo what it added to the rows and the report and list the record as
+    skipped at ``line`` (and each of ``more_lines``, the other records it was built from; ``uncount``
+    of them were counted as read before ``add``): a hostile record costs only itself, never the load."""
+    rep = ctx.report
+    mark = rows.mark()
+    counts = (rep.records, rep.invocations, rep.logs, rep.exceptions, rep.filtered, rep.skipped, rep.n_issues)
+    n_listed = len(rep.issues)
+    try:
+        add()
+    except RECORD_ERRORS as exc:
+        rows.rollback(mark)
+        (rep.records, rep.invocations, rep.logs, rep.exceptions, rep.filtered, rep.skipped, rep.n_issues) = (
+            counts
+        )
+        del rep.issues[n_listed:]
+        rep.records -= uncount
+        why = "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+        for n in (line, *more_lines):
+            ctx.issue(
+                "json",
+                f"record could not be read ({why[:200]}); skipped",
+                line=n,
+                expected="a record of the documented shape",
+            )

@@ -13,11 +13,18 @@ from typing import Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import Issue
-from edgeinvestigate.sources.files._coerce import is_bad, join_args, lift_job_fields, to_ms
-from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._coerce import (
+    MS_ONLY,
+    BadTime,
+    join_args,
+    lift_job_fields,
+    parse_ms,
+    shown_number,
+)
+from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._framing import iter_documents
 from edgeinvestigate.sources.files._reading import read_bytes
-from edgeinvestigate.sources.files._rows import Rows, canonical_bytes, record_id
+from edgeinvestigate.sources.files._rows import Rows, canonical_bytes, guard_record, record_id, show
 
 __all__ = ["TRACE_FIELDS", "add_trace_item", "check_capture", "event_info", "load_tail"]
 
@@ -54,15 +61,21 @@ _EXPECTED_FIELDS: Final = (
 )
 
 
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+
+
 def _typed(value: Any, types: Any, ctx: FileContext, line: int, name: str, expected: str) -> Any:
-    """``value`` if it has one of ``types`` (or is null); otherwise report it and return null."""
+    """``value`` if it has one of ``types`` (or is null); otherwise report it and return null.
+    An ``int`` field must fit in 32 bits (the frame's column), a number must fit in a float."""
     if value is None or (
-        isinstance(value, types) and not (isinstance(value, bool) and bool not in _tuple(types))
+        isinstance(value, types)
+        and not (isinstance(value, bool) and bool not in _tuple(types))
+        and _fits(value, types)
     ):
         return value
     ctx.issue(
         "type",
-        f"field {name!r} is {type(value).__name__} {snippet(canonical_bytes(value))}; it was loaded as null",
+        f"field {name!r} is {type(value).__name__} {show(value)}; it was loaded as null",
         line=line,
         expected=expected,
         severity="warning",
@@ -70,22 +83,33 @@ def _typed(value: Any, types: Any, ctx: FileContext, line: int, name: str, expec
     return None
 
 
+def _fits(value: Any, types: Any) -> bool:
+    if type(value) is not int:
+        return True
+    if types is int:
+        return _I32_MIN <= value <= _I32_MAX
+    return abs(value) < 2**1023  # a number read as a float (cpuTime, wallTime)
+
+
 def _tuple(types: Any) -> tuple[Any, ...]:
     return types if isinstance(types, tuple) else (types,)
 
 
+_TIME_EXPECTED: Final = "epoch ms (number) or an ISO-8601 string, between 2010-01-01 and tomorrow"
+
+
 def _ms(value: Any, ctx: FileContext, line: int, name: str) -> int | None:
-    ms = to_ms(value)
-    if is_bad(ms):
+    ms = parse_ms(value, MS_ONLY, ctx.ts_hi)
+    if isinstance(ms, BadTime):
         ctx.issue(
-            "type",
-            f"field {name!r} is not a time: {snippet(canonical_bytes(value))}; it was loaded as null",
+            "time",
+            f"{ms.says(name)}; it was loaded as null",
             line=line,
-            expected="epoch ms (number) or an ISO-8601 string",
+            expected=_TIME_EXPECTED,
             severity="warning",
         )
         return None
-    return ms  # type: ignore[return-value]
+    return ms
 
 
 def event_info(event: Any, ctx: FileContext, line: int) -> dict[str, Any] | None:
@@ -138,11 +162,16 @@ def event_info(event: Any, ctx: FileContext, line: int) -> dict[str, Any] | None
 
 
 def add_trace_item(rec: Any, rows: Rows, ctx: FileContext, line: int) -> None:
-    """Add one camelCase trace record (a tail event or a Tail Worker TraceItem) to ``rows``."""
+    """Add one camelCase trace record (a tail event or a Tail Worker TraceItem) to ``rows``; a record
+    that cannot be read (nested too deeply, say) is skipped and reported, never raised."""
+    guard_record(ctx, rows, line, lambda: _add_trace_item(rec, rows, ctx, line))
+
+
+def _add_trace_item(rec: Any, rows: Rows, ctx: FileContext, line: int) -> None:
     if not isinstance(rec, dict):
         ctx.issue(
             "type",
-            f"record is {type(rec).__name__} {snippet(canonical_bytes(rec))}, skipped",
+            f"record is {type(rec).__name__} {show(rec)}, skipped",
             line=line,
             expected="a trace event object with outcome, eventTimestamp, logs, exceptions",
         )
@@ -163,8 +192,18 @@ def add_trace_item(rec: Any, rows: Rows, ctx: FileContext, line: int) -> None:
     if info is None:
         _tail_info(rec.get("event") or {}, ctx, line)
         return
+    raw_ts = rec.get("eventTimestamp")
+    if isinstance(raw_ts, int) and not isinstance(raw_ts, bool) and not -(2**63) <= raw_ts < 2**63:
+        ctx.issue(
+            "time",
+            f"eventTimestamp {shown_number(raw_ts)} does not fit in 64 bits: not a real trace record; "
+            "skipped",
+            line=line,
+            expected=_TIME_EXPECTED,
+        )
+        return
     ctx.report.records += 1
-    ts = _ms(rec.get("eventTimestamp"), ctx, line, "eventTimestamp")
+    ts = _ms(raw_ts, ctx, line, "eventTimestamp")
     if not ctx.in_window(ts):
         ctx.report.filtered += 1
         return
@@ -265,11 +304,16 @@ def failed_of(outcome: str | None, n_exceptions: int) -> bool | None:
 def _tail_info(info: dict[str, Any], ctx: FileContext, line: int) -> None:
     ctx.issue(
         "tail-info",
-        f"tail sampling notice {info.get('type')!r}: {info.get('message')!r} (events may be missing here)",
+        f"tail sampling notice {_quote(info.get('type'))}: {_quote(info.get('message'))} "
+        "(events may be missing here)",
         line=line,
         severity="info",
     )
     ctx.report.records += 1
+
+
+def _quote(v: Any) -> str:
+    return repr(v) if v is None or (isinstance(v, str) and len(v) <= 200) else show(v)
 
 
 def check_capture(ctx: FileContext, kind: str) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._framing import iter_documents
 from edgeinvestigate.sources.files._reading import read_bytes
-from edgeinvestigate.sources.files._rows import Rows
+from edgeinvestigate.sources.files._rows import Rows, show
 from edgeinvestigate.sources.files._tail import add_trace_item, check_capture
 
 __all__ = ["load_traceitems"]
@@ -34,7 +34,7 @@ def _items(value: Any, ctx: FileContext, line: int) -> list[Any]:
             return events
         ctx.issue(
             "type",
-            f"'events' is {type(events).__name__} {snippet(str(events))}, skipped",
+            f"'events' is {type(events).__name__} {show(events)}, skipped",
             line=line,
             expected="an array of TraceItems",
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pyarrow as pa
 
 from edgeinvestigate.errors import EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._context import MAX_RECORD_BYTES, FileContext
 from edgeinvestigate.sources.registry import SOURCES, looks_like, sniff_file
 
 __all__ = [
@@ -80,10 +81,27 @@ def load_one(
     strict: bool,
     frames: tuple[str, ...],
     in_dir: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> LoadResult:
     """Load one file with its registered (or sniffed) loader."""
-    st = path.stat()
-    report = FileReport(path=str(path), source=source, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    st: os.stat_result | None = None
+    try:
+        st = path.stat()
+    except OSError as exc:  # gone (or its link dangling) since the folder was listed
+        why = f"cannot be read: {exc.strerror or exc}"
+    else:
+        why = "" if stat.S_ISREG(st.st_mode) else "is not a regular file (any more)"
+    report = FileReport(
+        path=str(path), source=source, size=st.st_size if st else 0, mtime_ns=st.st_mtime_ns if st else 0
+    )
+    if why:
+        if not in_dir or strict:
+            return None, report, ("LoadError", {"message": f"{path} {why}", "hint": None})
+        report.source = "skipped"
+        FileContext(path=str(path), source="skipped", report=report).issue(
+            "file", f"{why}; skipped", severity="warning"
+        )
+        return None, report, None
     try:
         if not source:
             try:
@@ -110,6 +128,7 @@ def load_one(
             frames=frames,
             report=report,
             sniff=looks_like,
+            max_record_bytes=max_record_bytes,
         )
         tables = SOURCES[source].loader(path, ctx)
         report.sha256 = sha256_file(path)
@@ -144,9 +163,10 @@ def load_one_to_ipc(
     strict: bool,
     frames: tuple[str, ...],
     in_dir: bool,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> tuple[dict[str, str] | None, FileReport, ErrorData | None]:
     """In a worker: load one file and write its tables as Arrow IPC files named ``prefix.*``."""
-    tables, report, err = load_one(path, source, since_ms, until_ms, strict, frames, in_dir)
+    tables, report, err = load_one(path, source, since_ms, until_ms, strict, frames, in_dir, max_record_bytes)
     if tables is None:
         return None, report, err
     out = {}
@@ -177,6 +197,7 @@ def load_claimed(
     until_ms: int | None,
     strict: bool,
     frames: tuple[str, ...],
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> list[tuple[int, dict[str, str] | None, FileReport, ErrorData | None]]:
     """In a worker: load files claimed from the front of ``files`` until none is left; each file's
     tables go to Arrow IPC files named ``prefix/<index>.*``. Returns ``(index, paths, report, err)``."""
@@ -186,7 +207,7 @@ def load_claimed(
     while (k := claim_front(_claims)) is not None:
         path, source, in_dir = files[k]
         paths, report, err = load_one_to_ipc(
-            prefix / str(k), path, source, since_ms, until_ms, strict, frames, in_dir
+            prefix / str(k), path, source, since_ms, until_ms, strict, frames, in_dir, max_record_bytes
         )
         out.append((k, paths, report, err))
     return out

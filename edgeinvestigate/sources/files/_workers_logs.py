@@ -19,11 +19,26 @@ from typing import TYPE_CHECKING, Any, Final
 import pyarrow as pa
 
 from edgeinvestigate.models.load_report import FileReport
-from edgeinvestigate.sources.files._coerce import is_bad, job_fields_of, join_args, lift_job_fields, to_ms
-from edgeinvestigate.sources.files._context import FileContext, snippet
+from edgeinvestigate.sources.files._coerce import (
+    MS_ONLY,
+    BadTime,
+    job_fields_of,
+    join_args,
+    lift_job_fields,
+    parse_ms,
+    shown_number,
+)
+from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._framing import iter_documents
 from edgeinvestigate.sources.files._reading import read_bytes
-from edgeinvestigate.sources.files._rows import Rows, canonical_bytes, record_id
+from edgeinvestigate.sources.files._rows import (
+    RECORD_ERRORS,
+    Rows,
+    canonical_bytes,
+    guard_record,
+    record_id,
+    show,
+)
 from edgeinvestigate.sources.files._tail import failed_of
 
 if TYPE_CHECKING:
@@ -60,11 +75,17 @@ def _s(v: Any) -> str | None:
 
 
 def _i(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+    """A 32-bit integer (batch size, HTTP status), else ``None``."""
+    return v if isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31 else None
 
 
 def _f(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return None
+    try:
+        return float(v)
+    except OverflowError:  # an integer beyond the float range
+        return None
 
 
 def _payload(ev: dict[str, Any]) -> Any:
@@ -121,10 +142,14 @@ def add_events(
         if not isinstance(ev, dict) or not ("$metadata" in ev or "$workers" in ev):
             ctx.issue(
                 "type",
-                f"not a Workers Logs event: {snippet(canonical_bytes(ev))}, skipped",
+                f"not a Workers Logs event: {show(ev)}, skipped",
                 line=line,
                 expected="an event object with $metadata and $workers",
             )
+            continue
+        why = _unreadable(ev)
+        if why:
+            ctx.issue("json", f"Workers Logs event {why}; skipped", line=line, expected=_EXPECTED_EVENT)
             continue
         ctx.report.records += 1
         meta, workers = _d(ev.get("$metadata")), _d(ev.get("$workers"))
@@ -154,7 +179,38 @@ def add_events(
             severity="info",
         )
     for g in groups.values():
-        _add_group(g, rows, ctx)
+        guard_record(
+            ctx,
+            rows,
+            g.first_line,
+            lambda g=g: _add_group(g, rows, ctx),  # type: ignore[misc]
+            more_lines=_other_lines(g),
+            uncount=len(g.events) + (g.inv is not None),
+        )
+
+
+def _other_lines(g: _Group) -> list[int]:
+    """The lines of a group's events but one at ``first_line``: one report line per event."""
+    lines = [line for _, line in g.events] + ([g.first_line] if g.inv is not None else [])
+    if g.first_line in lines:
+        lines.remove(g.first_line)
+    return lines
+
+
+_EXPECTED_EVENT: Final = "an event {dataset, timestamp (epoch ms), source, $metadata, $workers}"
+
+
+def _unreadable(ev: dict[str, Any]) -> str:
+    """Why an event cannot be read at all ("" when it can): nested too deeply to encode (its id and
+    payload are its JSON), or an event time beyond 64 bits (no real event has one)."""
+    for value in (ev.get("timestamp"), _d(ev.get("$metadata")).get("timestamp")):
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            return f"has a timestamp that does not fit in 64 bits ({shown_number(value)})"
+    try:
+        canonical_bytes(ev)
+    except RECORD_ERRORS:
+        return "is nested too deeply to read"
+    return ""
 
 
 def _event_ms(ev: dict[str, Any], ctx: FileContext, line: int) -> int | None:
@@ -162,17 +218,17 @@ def _event_ms(ev: dict[str, Any], ctx: FileContext, line: int) -> int | None:
     for value in (ev.get("timestamp"), meta.get("timestamp"), meta.get("startTime")):
         if value is None:
             continue
-        ms = to_ms(value)
-        if is_bad(ms):
+        ms = parse_ms(value, MS_ONLY, ctx.ts_hi)
+        if isinstance(ms, BadTime):
             ctx.issue(
-                "type",
-                f"timestamp is not a time: {snippet(str(value))}; loaded as null",
+                "time",
+                f"{ms.says('timestamp')}; loaded as null",
                 line=line,
-                expected="epoch ms",
+                expected="epoch ms between 2010-01-01 and tomorrow",
                 severity="warning",
             )
             return None
-        return ms  # type: ignore[return-value]
+        return ms
     return None
 
 
@@ -181,7 +237,7 @@ def _add_group(g: _Group, rows: Rows, ctx: FileContext) -> None:
     ts: int | None = None
     if inv is not None:
         start = _d(inv.get("$metadata")).get("startTime")
-        ms = to_ms(start) if start is not None else None
+        ms = parse_ms(start, MS_ONLY, ctx.ts_hi) if start is not None else None
         ts = ms if isinstance(ms, int) else _event_ms(inv, ctx, g.first_line)
     line_times = [(_event_ms(ev, ctx, line), ev, line) for ev, line in g.events]
     if ts is None:
@@ -212,7 +268,7 @@ def _add_group(g: _Group, rows: Rows, ctx: FileContext) -> None:
                 msg = exc.get("message")
                 rows.add_exception(
                     invocation_id=inv_id,
-                    ts=_exc_ms(exc, t),
+                    ts=_exc_ms(exc, t, ctx.ts_hi),
                     name=_s(exc.get("name")),
                     message=msg if isinstance(msg, str) or msg is None else canonical_bytes(msg).decode(),
                     stack=_s(exc.get("stack")),
@@ -299,8 +355,8 @@ def _add_group(g: _Group, rows: Rows, ctx: FileContext) -> None:
     ctx.report.exceptions += n_exc
 
 
-def _exc_ms(exc: dict[str, Any], fallback: int | None) -> int | None:
-    ms = to_ms(exc.get("timestamp"))
+def _exc_ms(exc: dict[str, Any], fallback: int | None, hi: int) -> int | None:
+    ms = parse_ms(exc.get("timestamp"), MS_ONLY, hi)
     return ms if isinstance(ms, int) else fallback
 
 

@@ -406,6 +406,20 @@ class CloudflareClient(ApiSession):
             result = env["data"]  # the obsolete {message, data: {...}} shape, tolerated
         return result if isinstance(result, dict) else {}
 
+    # ------------------------------------------------------------------ deployments
+    def list_deployments(self, script: str) -> list[JSON]:
+        """The deployments of a Worker, newest first (the first one serves traffic): ``[{id, created_on,
+        source, strategy, versions[{version_id, percentage}], annotations{workers/message, ...}}]``."""
+        result = self._result(
+            "GET",
+            self._acct(f"/workers/scripts/{quote(script, safe='')}/deployments"),
+            safe=True,
+            what=f"list deployments of {script!r}",
+            not_found=script,
+        )
+        found = result.get("deployments") if isinstance(result, Mapping) else None
+        return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
     # ------------------------------------------------------------------ tails
     def list_tails(self, script: str) -> Any:
         """Active tails of a script (the spec types this as one object; servers may send a list)."""

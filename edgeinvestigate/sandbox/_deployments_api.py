@@ -167,14 +167,14 @@ async def load_deployments(request: Request, ctx: SandboxContext) -> Any:
             raw_versions = [{"version_id": item.get("version_id"), "percentage": 100}]
         versions = _versions(raw_versions, where)
         ms = _created_ms(item, where)
-        text = {k: item.get(k) for k in ("id", "message", "source", "triggered_by", "author_email")}
-        if any(v is not None and not isinstance(v, str) for v in text.values()):
-            raise SandboxHTTPError(
-                "bad_request", f"{where}id, message, source, triggered_by, author_email are strings"
-            )
-        dep_id = text["id"] or str(
-            uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{account}:{script}:{ms}:{versions}")
-        )
+        text: dict[str, str | None] = {}
+        for key in ("id", "message", "source", "triggered_by", "author_email"):
+            value = item.get(key)
+            if value is not None and not isinstance(value, str):
+                raise SandboxHTTPError("bad_request", f"{where}{key} must be a string")
+            text[key] = value
+        seed = f"sandbox:{account}:{script}:{ms}:{versions}"
+        dep_id = text["id"] or str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
         loaded.append(
             (
                 ms,

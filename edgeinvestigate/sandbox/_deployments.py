@@ -50,12 +50,13 @@ class Deployments:
                 (account_id, script, deployment["id"], created_ms, json.dumps(deployment)),
             )
 
-    def of(self, account_id: str, script: str) -> list[dict[str, Any]]:
-        """The deployments of ``script``, newest first (the first one is live)."""
+    def of(self, account_id: str, script: str, *, until_ms: int | None = None) -> list[dict[str, Any]]:
+        """The deployments of ``script``, newest first (the first one is live); with ``until_ms`` only
+        those made by then (a simulated incident dated partly in the future loads later ones too)."""
         rows = self.db.rows(
-            "SELECT body FROM deployments WHERE account_id = ? AND script_name = ?"
+            "SELECT body FROM deployments WHERE account_id = ? AND script_name = ? AND created_ms <= ?"
             " ORDER BY created_ms DESC, seq DESC",
-            (account_id, script),
+            (account_id, script, 2**62 if until_ms is None else until_ms),
         )
         return [json.loads(r["body"]) for r in rows]
 

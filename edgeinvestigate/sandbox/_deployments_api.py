@@ -1,7 +1,8 @@
 """Worker deployments over HTTP: Cloudflare's deployments API and the admin endpoint that loads them.
 
 - ``GET /accounts/{a}/workers/scripts/{s}/deployments``: ``{"deployments": [...]}``, newest first (the
-  first one serves traffic). A script without deployments is a 404 (10007), like an unknown Worker.
+  first one serves traffic), those made by the sandbox clock's now. A script without deployments is a
+  404 (10007), like an unknown Worker.
 - ``POST /accounts/{a}/workers/scripts/{s}/deployments``: ``{"strategy": "percentage", "versions":
   [{"version_id", "percentage"}], "annotations"?: {"workers/message"}}`` deploys versions of the script
   (a rollback is a deployment of an older version). The sandbox has no version uploads: a version can be
@@ -50,7 +51,10 @@ def _history(ctx: SandboxContext, account: str, script: str) -> list[dict[str, A
 
 async def list_deployments(request: Request, ctx: SandboxContext) -> Any:
     account, script = _script(request)
-    return {"deployments": _history(ctx, account, script)}
+    _history(ctx, account, script)
+    # deployments dated after the sandbox clock (a simulated incident reaching into the future) are
+    # not made yet
+    return {"deployments": ctx.store.deployments.of(account, script, until_ms=ctx.store.clock.now_ms())}
 
 
 def _versions(value: Any, where: str) -> list[dict[str, Any]]:

@@ -4,6 +4,8 @@ routes) and through edgeinvestigate's client."""
 
 from __future__ import annotations
 
+import time
+
 import cloudflare
 import pytest
 
@@ -160,3 +162,18 @@ def test_edgeinvestigate_client_lists_deployments(sandbox, account) -> None:
         with pytest.raises(NotFoundError) as caught:
             client.list_deployments("jobs-consumr")
     assert "jobs-consumr" in str(caught.value)
+
+
+def test_deployments_after_the_sandbox_clock_are_not_made_yet(sandbox, cf, account, clock) -> None:
+    now = int(time.time() * 1000)
+    history = [
+        {"version_id": V141, "created_ms": now - 3_600_000},
+        {"version_id": V142, "created_ms": now + 3_600_000},
+    ]
+    r = sandbox.admin.post(
+        f"/__admin/accounts/{account}/scripts/jobs-consumer/deployments", json={"deployments": history}
+    )
+    assert r.status_code == 200
+    assert [d["versions"][0]["version_id"] for d in _listed(cf, account)] == [V141]
+    clock(2 * 3_600_000)
+    assert [d["versions"][0]["version_id"] for d in _listed(cf, account)] == [V142, V141]

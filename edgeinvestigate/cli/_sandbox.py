@@ -201,9 +201,10 @@ def serve_cmd(
 )
 @click.option(
     "--scenario",
-    default="default",
-    show_default=True,
-    help="The simulated job system whose incidents decide failures (`simulate --list`, or a .toml file).",
+    default=None,
+    help="The simulated job system whose incidents decide failures (`simulate --list`, or a .toml file); "
+    "default: the shipped scenario whose consumer version the sandbox's deployments list as live (what "
+    "`simulate --sandbox` loaded), else 'default'.",
 )
 @click.option(
     "--script",
@@ -238,7 +239,7 @@ def consume_cmd(
     failure_rate: float,
     duration: float | None,
     until_empty: bool,
-    scenario: str,
+    scenario: str | None,
     script: str | None,
     batch_size: int | None,
     retry_delay: int | None,

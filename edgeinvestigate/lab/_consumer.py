@@ -101,6 +101,10 @@ class JobModel:
             uuid.uuid5(uuid.NAMESPACE_URL, f"edgeinvestigate:{self.scenario.name}:{dep.tag}")
         )
 
+    def knows(self, version_id: str) -> bool:
+        """Whether ``version_id`` is a version of the scenario's consumer."""
+        return version_id in self._by_id
+
     def live_version(self, at_ms: int) -> tuple[str, str, str]:
         """``(version id, tag, message)`` of the consumer version live at ``at_ms`` (``version_id``
         when given: a version the scenario does not know keeps its id as its tag)."""

@@ -35,7 +35,7 @@ import httpx
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ConfigError, NotFoundError, SandboxError
 from edgeinvestigate.lab._consumer import JobModel, QueueConsumer, publish_events, use_http_pull
-from edgeinvestigate.simulator import load_scenario
+from edgeinvestigate.simulator import Scenario, list_scenarios, load_scenario
 
 __all__ = ["ConsumeOptions", "ConsumeResult", "check_sandbox", "run_consumer"]
 
@@ -48,7 +48,7 @@ class ConsumeOptions:
     """How :func:`run_consumer` consumes (see the module docstring)."""
 
     queue: str
-    scenario: str = "default"
+    scenario: str | None = None
     script: str | None = None
     failure_rate: float = 0.0
     duration: float | None = None
@@ -144,15 +144,30 @@ def _live_version(client: CloudflareClient, script: str) -> str | None:
     return str(best.get("version_id")) if isinstance(best, Mapping) else None
 
 
+def _scenario(name: str | None, version_id: str | None) -> tuple[Scenario, str]:
+    """The job system of the run: ``name``, else the shipped scenario one of whose consumer versions is
+    live (what ``simulate --sandbox`` loaded), else ``default``. Returns (scenario, how it was chosen)."""
+    if name is not None:
+        return load_scenario(name), "--scenario"
+    if version_id is not None:
+        for shipped in list_scenarios():
+            scenario = load_scenario(shipped)
+            if JobModel(scenario).knows(version_id):
+                return scenario, "its version is live"
+    return load_scenario("default"), "no scenario has the live version; pass --scenario"
+
+
 def _worker(
     client: CloudflareClient, admin: httpx.Client, opts: ConsumeOptions, echo: Callable[[str], None]
 ) -> tuple[QueueConsumer, int, dict[str, Any]]:
     """The queue's consumer Worker, ready to pull: (worker, batch size, the pull consumer's settings)."""
-    scenario = load_scenario(opts.scenario)
     qid = client.queue_id(opts.queue)
     consumers = client.list_consumers(qid)
     current = consumers[0] if consumers else None
-    script = opts.script or str((current or {}).get("script_name") or scenario.system.consumer_script)
+    script = opts.script or str((current or {}).get("script_name") or "jobs-consumer")
+    live = _live_version(client, script)
+    scenario, chosen = _scenario(opts.scenario, live)
+    echo(f"job model: scenario {scenario.name!r} ({chosen})")
     if current is None or current.get("type") != "http_pull":
         kind = current.get("type") if current else "no"
         use_http_pull(
@@ -168,7 +183,7 @@ def _worker(
         consumers = client.list_consumers(qid)
     settings = consumers[0].get("settings", {}) if consumers else {}
     retry_delay = opts.retry_delay if opts.retry_delay is not None else int(settings.get("retry_delay") or 0)
-    model = JobModel(scenario, failure_rate=opts.failure_rate, version_id=_live_version(client, script))
+    model = JobModel(scenario, failure_rate=opts.failure_rate, version_id=live)
     worker = QueueConsumer.open(
         client, opts.queue, model, script=script, retry_delay=retry_delay, seed=opts.seed
     )

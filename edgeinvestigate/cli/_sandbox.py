@@ -69,7 +69,8 @@ def _rate(spec: str) -> tuple[int, int]:
 
 @click.group("sandbox")
 def sandbox() -> None:
-    """Run the local Cloudflare API sandbox (Queues, Workers Logs query, live tails).
+    """Run the local Cloudflare API sandbox (Queues, Workers Logs query, live tails, Worker deployments),
+    and consume its queues like the consumer Worker it does not run (`sandbox consume QUEUE`).
 
     Point edgeinvestigate at it with CLOUDFLARE_API_BASE_URL=http://127.0.0.1:PORT/client/v4 (the
     bare http://127.0.0.1:PORT works too), CLOUDFLARE_API_TOKEN set to the sandbox token and

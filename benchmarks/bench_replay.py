@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         plan_s = time.perf_counter() - t
 
         with CloudflareClient(ACCOUNT, sb.token, api_url=sb.url, timeout=60.0) as client:
-            result = run_replay(plan_path, client)
+            result = run_replay(plan_path, client, allow_queues=["jobs"])
         state = sb.state()["accounts"][ACCOUNT]["queues"]
         on_target = len(state["jobs"]["messages"])
         left = len(state["jobs-dlq"]["messages"])

@@ -52,6 +52,7 @@ from .errors import (
 )
 from .evidence.bundle import Evidence as Evidence
 from .evidence.bundle import load as load
+from .evidence.queue_metrics import load_queue_metrics as load_queue_metrics
 from .evidence.workers_logs import load_workers_logs as load_workers_logs
 from .models.findings import Findings as Findings
 from .models.load_report import LoadReport as LoadReport

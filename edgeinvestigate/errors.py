@@ -14,6 +14,7 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "EdgeInvestigateError",
+    "GraphQLQueryError",
     "LoadError",
     "MissingExtraError",
     "NotFoundError",
@@ -157,6 +158,26 @@ class RateLimitedError(APIError):
 
 class ServerError(APIError):
     """5xx, a dropped connection or a timeout."""
+
+
+class GraphQLQueryError(APIError):
+    """The GraphQL Analytics API refused a query (HTTP 400, or 200 with ``errors``).
+
+    ``kind`` is ``limit`` (a dataset limit: time range, age, page size, fields) or ``query`` (parse
+    errors, unknown fields); ``errors`` are the API's error objects (``message``, ``path``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "query",
+        errors: list[dict[str, object]] | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.kind = kind
+        self.errors = list(errors or [])
 
 
 class SandboxError(EdgeInvestigateError):

@@ -14,14 +14,15 @@
 # # DLQ replay
 #
 # Choose the failed jobs a fix made safe to retry, build the replay plan and review its dry run.
-# Nothing is sent unless `execute=True` **and** the target queue is in the allow-list; the token
-# comes from `CLOUDFLARE_API_TOKEN` in the environment, never from a parameter.
+# Nothing is sent unless `execute=True` **and** the target queue is in the allow-list of the run:
+# `allow_queues` (or `EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES` in the environment), never the plan's own
+# list. The token comes from `CLOUDFLARE_API_TOKEN` in the environment, never from a parameter.
 #
 # Replay is at-least-once: each replayed message carries `metadata.replay.id`, an idempotency key
 # consumers must dedupe on, and a DLQ message is removed only after its push was confirmed.
 # See `runbooks/replay-failed-jobs.md`. The same steps on the command line:
 # `edgeinvestigate replay plan BUNDLE --from DLQ --to QUEUE --allow-queue QUEUE --cluster ID --out plan.json`,
-# then `edgeinvestigate replay run plan.json`.
+# then `edgeinvestigate replay run plan.json --allow-queue QUEUE`.
 
 # %% tags=["parameters"]
 bundle = ""  # evidence bundle folder; empty means the bundled sample incident
@@ -31,7 +32,7 @@ from_queue = ""  # the DLQ to replay from; empty means the bundle's DLQ
 to_queue = ""  # the queue to replay into (the DLQ consumer's work queue); empty means no plan
 clusters = []  # cluster ids to replay; empty means the clusters a fix made safe
 job_types = []  # job types to replay
-allow_queues = []  # queues a replay may write to; empty means only to_queue
+allow_queues = []  # queues this run may write to (the run-time allow-list); needed to execute
 plan_out = "replay-plan.json"  # where the plan is written
 execute = False  # really push messages
 rate = 50.0  # messages per second
@@ -41,7 +42,7 @@ api_url = ""  # API base URL (e.g. the sandbox); empty means CLOUDFLARE_API_BASE
 import pandas as pd
 
 import edgeinvestigate as ei
-from edgeinvestigate.replay import default_selection, run_until_settled
+from edgeinvestigate.replay import default_selection, run_until_settled, runtime_allow_list
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -161,11 +162,26 @@ elif not execute:
         p=plan_out,
     )
 else:
+    # the run's allow-list comes from the operator (this parameter or the environment), never from
+    # the plan file: a plan edited to point at another queue is refused before any request
+    if plan.target_queue not in runtime_allow_list(allow_queues):
+        raise ei.ReplayRefusedError(
+            f"execute=True: the target queue {plan.target_queue!r} is not in the allow-list of the run "
+            "(the plan's allow_queues is a record, not a permission); nothing was sent",
+            hint=f"rerun with -p allow_queues={plan.target_queue} (or set "
+            f"EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES={plan.target_queue}) after checking the name",
+        )
     client = ei.CloudflareClient.from_env(api_url=api_url or None)
     # "incomplete" means pushed messages whose original is still in the DLQ: running the same plan
     # again settles them from the ledger without pushing anything twice (at most 10 runs)
     result = run_until_settled(
-        plan_out, client, rate=rate, progress=False, confirm=lambda _plan: True, say=print
+        plan_out,
+        client,
+        allow_queues=list(allow_queues),
+        rate=rate,
+        progress=False,
+        confirm=lambda _plan: True,
+        say=print,
     )
     status = ei.replay_status(plan_out)
     pre(status.render())

@@ -34,6 +34,7 @@ import pandas as pd
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
+from edgeinvestigate.analysis.queue_plots import queue_health, queue_health_table
 from edgeinvestigate.report import views
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
 
@@ -111,6 +112,20 @@ table(timeline.sort_values("time (UTC)"))
 if findings.failed_rate:
     # stacked bars per job type, each deploy labelled, the top findings' windows shaded
     show(plots.timeline(findings, title="Failed invocations by job type"))
+
+# %% [markdown]
+# ## Queue health
+# Backlog, messages moved to the dead-letter queue, consumer concurrency and lag per queue (Cloudflare
+# GraphQL Analytics, collected with `--queue-metrics`), deploys as dashed lines. These numbers are
+# estimates (adaptive sampling); a bucket without data is a gap, not a zero.
+
+# %%
+health_fig = queue_health(ev, findings)
+if health_fig is None:
+    say("No queue analytics in this bundle (collect them with <b>--queue-metrics QUEUE</b>).")
+else:
+    table(queue_health_table(findings))
+    show(health_fig)
 
 # %% [markdown]
 # ## Findings

@@ -33,6 +33,7 @@ import pandas as pd
 import plotly.express as px
 
 import edgeinvestigate as ei
+from edgeinvestigate.analysis.queue_plots import queue_health, queue_health_table
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -51,6 +52,29 @@ say(
 )
 if findings.top is not None:
     say("Most likely: <b>{sentence}</b>", sentence=findings.top.sentence)
+
+# %% [markdown]
+# ## Queue health
+# Backlog, messages moved to the dead-letter queue, consumer concurrency and lag per queue, from
+# Cloudflare's GraphQL Analytics (`edgeinvestigate collect --queue-metrics QUEUE --since ...`; the
+# token needs Account Analytics Read), with the deploys as dashed lines. A backlog that rises while
+# reads stop is a stalled consumer even when nothing errs; DLQ moves without matching error lines are
+# retries that ran out silently. The numbers are estimates (adaptive sampling); a bucket without data
+# is a gap, not a zero.
+
+# %%
+health_fig = queue_health(ev, findings)
+if health_fig is None:
+    say(
+        "This bundle has no queue analytics. Collect them with <b>edgeinvestigate collect "
+        "--queue-metrics QUEUE --since ...</b> (the API token needs Account Analytics Read)."
+    )
+else:
+    table(queue_health_table(findings))
+    show(health_fig)
+    for h in findings.hypotheses:
+        if h.kind in ("consumer_stalled", "dead_lettering", "throughput_drop"):
+            say("<b>{title}</b>: {sentence}", title=h.title, sentence=h.sentence)
 
 # %% [markdown]
 # ## Failure rate by job type

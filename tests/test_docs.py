@@ -379,9 +379,9 @@ def test_runbook_practice_runs_on_the_sandbox(runbook: Path, tmp_path: Path) -> 
             "EDGEINVESTIGATE_PYTHON": sys.executable,
             "EDGEINVESTIGATE_SANDBOX_TOKEN": token,
             "SANDBOX": sb.base,
-            # the run-time allow-list of replay targets (issue 14: replay run no longer trusts the plan's)
-            "EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES": "jobs",
+            "EDGEINVESTIGATE_REPLAY_LOCK_DIR": str(tmp_path / "replay-locks"),  # this test's runs only
         }
+        env.pop("EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES", None)  # the practice names its own allow-list
         proc = subprocess.run(
             ["bash", str(work / "practice.sh")],
             cwd=work,

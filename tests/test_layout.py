@@ -195,3 +195,24 @@ def test_no_giant_functions() -> None:
 )
 def test_the_rules_themselves(src: str, dst: str, ok: bool) -> None:
     assert _allowed(src, dst) is ok
+
+
+def test_architecture_md_matches_the_tree() -> None:
+    """ARCHITECTURE.md's layout names every area, and every module it names exists."""
+    import re
+
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text()
+    layout = text[text.index("## Layout") : text.index("## Contracts")]
+    areas = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
+    assert [a for a in areas if f"`{a}/`" not in layout] == [], "areas missing from ARCHITECTURE.md's layout"
+    known = {p.name for p in PACKAGE.rglob("*.py")}
+    known |= {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    named = set(re.findall(r"`([\w/]+\.py)`", layout)) | {
+        m for group in re.findall(r"\(([^)]*)\)", layout) for m in re.findall(r"`(_?\w+\.py)`", group)
+    }
+    unknown = sorted(
+        n
+        for n in named
+        if n not in known and n.split("/")[-1] not in known and not (PACKAGE.parent / n).is_file()
+    )
+    assert unknown == [], f"ARCHITECTURE.md names modules that do not exist: {unknown}"

@@ -12,8 +12,9 @@ EXPECTED = {
     "EdgeInvestigateError", "Evidence", "Findings", "LoadError", "LoadReport", "MissingExtraError",
     "NotFoundError", "NotebookError", "ParseError", "RateLimitedError", "ReplayError", "ReplayPlan",
     "ReplayRefusedError", "SOURCES", "SandboxError", "ServerError", "__version__", "analyze", "cluster",
-    "load", "load_dlq", "load_workers_logs", "plan_replay", "register_source", "replay_status",
-    "run_notebook", "run_replay", "sample_bundle", "simulate", "verify_replay", "write_report",
+    "load", "load_dlq", "load_queue_metrics", "load_workers_logs", "plan_replay", "register_source",
+    "replay_status", "run_notebook", "run_replay", "sample_bundle", "simulate", "verify_replay",
+    "write_report",
 }  # fmt: skip
 
 

@@ -76,6 +76,12 @@ def _listen_address(value: str) -> tuple[str, int]:
 )
 @click.option("--strict", is_flag=True, help="Stop at the first malformed record instead of listing it.")
 @click.option(
+    "--keep-secrets",
+    is_flag=True,
+    help="Keep credentials found in the telemetry verbatim in the bundle (masked by default; the DLQ keeps "
+    "its exact bodies either way).",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace an existing evidence bundle in --out (never any other folder, nor one holding the inputs).",
@@ -124,6 +130,30 @@ def _listen_address(value: str) -> tuple[str, int]:
     help="Visibility timeout of snapshot leases in ms (default 300000; up to 12 h with --dlq-keep-leases).",
 )
 @click.option("--dlq-file", multiple=True, type=_FILE, help="A saved peek/pull JSON of a DLQ (repeatable).")
+@click.option(
+    "--queue-metrics",
+    "queue_metrics",
+    multiple=True,
+    metavar="QUEUE",
+    help="Backlog, message operations (writes, reads, acks, DLQ moves) and consumer concurrency of this "
+    "queue (name or id) from the GraphQL Analytics API: per minute up to 6 h windows, per hour beyond "
+    "(repeatable; needs --since; the token needs Account Analytics Read).",
+)
+@click.option(
+    "--worker-metrics",
+    "worker_metrics",
+    multiple=True,
+    metavar="SCRIPT",
+    help="Invocations, errors and CPU time of this Worker from the GraphQL Analytics API (repeatable).",
+)
+@click.option(
+    "--queue-metrics-file",
+    "queue_metrics_file",
+    multiple=True,
+    type=_FILE,
+    help="A saved GraphQL Analytics answer of those datasets (the dashboard's or the simulator's "
+    "analytics/analytics.json) (repeatable).",
+)
 @click.option("--api-url", help="Cloudflare API base URL (default: CLOUDFLARE_API_BASE_URL or the real API).")
 @click.option("--account-id", help="Cloudflare account id (default: CLOUDFLARE_ACCOUNT_ID).")
 @click.option(
@@ -149,6 +179,7 @@ def collect(
     until: str | None,
     out: Path,
     strict: bool,
+    keep_secrets: bool,
     overwrite: bool,
     workers_logs: tuple[str, ...],
     dlq: tuple[str, ...],
@@ -157,6 +188,9 @@ def collect(
     dlq_keep_leases: bool,
     dlq_lease_ms: int | None,
     dlq_file: tuple[Path, ...],
+    queue_metrics: tuple[str, ...],
+    worker_metrics: tuple[str, ...],
+    queue_metrics_file: tuple[Path, ...],
     api_url: str | None,
     account_id: str | None,
     token_file: Path | None,
@@ -192,17 +226,23 @@ def collect(
         ("workers_logs_export", workers_logs_export),
     ):
         specs.extend((p, name) for p in items)
-    if not (specs or workers_logs or dlq or dlq_file):
+    metrics = queue_metrics or worker_metrics or queue_metrics_file
+    if not (specs or workers_logs or dlq or dlq_file or metrics):
         raise ConfigError(
             "nothing to collect",
             hint="give files (--tail, --logpush, --traceitems, --workers-logs-export, PATHS), "
-            "--workers-logs, --dlq or --dlq-file",
+            "--workers-logs, --dlq, --dlq-file, --queue-metrics, --worker-metrics or --queue-metrics-file",
+        )
+    if (queue_metrics or worker_metrics) and not since:
+        raise ConfigError(
+            "--queue-metrics and --worker-metrics need --since (the start of the window)",
+            hint="add --since -2h or --since 2026-11-27T14:00Z (and --until)",
         )
     if dlq and dlq_keep_leases and dlq_mode != "snapshot":
         raise ConfigError("--dlq-keep-leases needs --dlq-mode snapshot", hint="add --dlq-mode snapshot")
     s, u = parse_time(since, name="--since"), parse_time(until, name="--until")
     # before anything is loaded or pulled: a refused --out changes nothing
-    inputs = collect_inputs(specs, dlq_file)
+    inputs = collect_inputs(specs, [*dlq_file, *queue_metrics_file])
     if archive_inputs(specs, s, u):  # s3:// archives: --dry-run (lists, reads nothing), logging
         return
     check_destination(out, inputs=inputs, overwrite=overwrite)
@@ -235,8 +275,14 @@ def collect(
         dlq_files=dlq_file,
         client=connect,
         on_warning=warn,
+        keep_secrets=keep_secrets,
+        queue_metrics=queue_metrics,
+        worker_metrics=worker_metrics,
+        queue_metrics_files=queue_metrics_file,
         **archive_load_options(),
     )
+    if keep_secrets:
+        warn("--keep-secrets: credentials in the telemetry are stored verbatim; treat the bundle as a secret")
     # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
     shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
     dest = ev.save(out, overwrite=overwrite, inputs=inputs)
@@ -246,7 +292,15 @@ def collect(
     click.echo(
         f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
         f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
+        + "".join(f", {rows[n]} {n.replace('_', ' ')} rows" for n in ev.extra)
     )
+    masked = {k: v for k, v in ev.manifest.get("secrets_masked", {}).items() if k != "kept" and v}
+    if masked:
+        click.echo(
+            "masked credentials in the telemetry: "
+            + ", ".join(f"{v} in {k}" for k, v in masked.items())
+            + " (--keep-secrets keeps them)"
+        )
     if ev.report.filtered and ev.report.filtered == ev.report.records:
         click.echo(
             f"warning: all {ev.report.records} records are outside the time window "

@@ -310,7 +310,8 @@ def _main_steps(
         # again; the ledger makes sure nothing is pushed twice.
         runs = 0
         for runs in range(1, 4):  # noqa: B007 - `runs` is reported below
-            if _run_cli(["replay", "run", str(plan), "--rate", f"{rate:g}", "--yes"], ok=(0, 4)) == 0:
+            run = ["replay", "run", str(plan), "--allow-queue", work_queue, "--rate", f"{rate:g}", "--yes"]
+            if _run_cli(run, ok=(0, 4)) == 0:
                 break
             click.echo("      not every original is out of the DLQ yet: running the same plan again (resume)")
         else:

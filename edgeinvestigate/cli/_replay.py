@@ -14,6 +14,8 @@ from edgeinvestigate.cli._term import fit_lines
 __all__ = ["replay"]
 
 RUNBOOK = "runbooks/replay-failed-jobs.md"
+#: the environment variable that allows target queues at run time (see edgeinvestigate.replay._targets)
+ALLOW_ENV = "EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES"
 
 #: exit status of `replay run` per outcome
 RUN_EXIT = {"completed": 0, "incomplete": 4, "cancelled": 5, "interrupted": 130}
@@ -38,7 +40,7 @@ def replay() -> None:
     \b
     1. edgeinvestigate replay plan BUNDLE --from jobs-dlq --to jobs --allow-queue jobs --out plan.json
     2. review what it printed (and plan.json)
-    3. edgeinvestigate replay run plan.json
+    3. edgeinvestigate replay run plan.json --allow-queue jobs
     4. edgeinvestigate replay status plan.json      (from another terminal)
     5. edgeinvestigate replay verify plan.json BUNDLE2   (after a later collection)
 
@@ -90,7 +92,12 @@ def _check_not_run(out: Path) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="An RFC 7386 JSON merge patch (.json) or a Python file defining patch(message) -> message.",
 )
-@click.option("--allow-queue", "allow_queues", multiple=True, help="A queue allowed as --to (repeatable).")
+@click.option(
+    "--allow-queue",
+    "allow_queues",
+    multiple=True,
+    help=f"A queue allowed as --to (repeatable; also {ALLOW_ENV}=q1,q2 or --config).",
+)
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False),
@@ -161,10 +168,19 @@ def plan_cmd(
     plan.save(out, overwrite=force)
     click.echo("")
     click.secho(f"wrote {out} (content hash {plan.content_hash[:16]}...)", bold=True)
-    if plan.messages:
-        click.echo(f"review it, then run: edgeinvestigate replay run {out}")
-    else:
-        click.echo("the plan selects no message: nothing to run")
+    click.echo(
+        f"review it, then run: edgeinvestigate replay run {out} --allow-queue {plan.target_queue} (or "
+        f"{ALLOW_ENV}={plan.target_queue}, or --config FILE): the run checks the target against its own "
+        "allow-list, not the plan's"
+    )
+
+
+def _can_ask() -> bool:
+    """Whether a confirmation can be asked: stdin is a terminal."""
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed
+        return False
 
 
 def _client(api_url: str | None, account_id: str | None, token_file: str | None, timeout: float) -> Any:
@@ -187,7 +203,24 @@ def _client(api_url: str | None, account_id: str | None, token_file: str | None,
 @click.option(
     "--ledger", "ledger_path", type=click.Path(dir_okay=False), help="Ledger file (default: next to PLAN)."
 )
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--allow-queue",
+    "allow_queues",
+    multiple=True,
+    help=f"A queue this run may push to (repeatable; also {ALLOW_ENV}=q1,q2 or --config). The plan's own "
+    "allow_queues is a record of the review, not a permission.",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A TOML file with [replay] allow_queues = [...].",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True),
+    help="Where the plan's evidence bundle is now, if it was moved (its messages are checked against it).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed without a terminal).")
 @click.option("--api-url", help="API base URL (default: CLOUDFLARE_API_BASE_URL or Cloudflare's).")
 @click.option("--account-id", help="Account id (default: CLOUDFLARE_ACCOUNT_ID).")
 @click.option(
@@ -221,6 +254,11 @@ def _client(api_url: str | None, account_id: str | None, token_file: str | None,
 )
 def run_cmd(plan_path: str, as_json: bool, **options: Any) -> None:
     """Run (or resume) the replay PLAN: push in batches, then remove the originals from the DLQ.
+
+    The target queue must be allowed now, by --allow-queue, EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES or
+    --config (not by the plan file): otherwise the run is refused before any request (exit 3). So is
+    a plan with a message that is not in the DLQ of its bundle, and a second run of the same plan on
+    this machine (any copy of the file, any ledger). Without a terminal, --yes is required (exit 2).
 
     Safe to run again after a crash, Ctrl-C or kill -9: it resumes from the ledger and never re-sends
     a settled message. Ctrl-C finishes the batch in flight. Exit status: 0 completed, 4 incomplete
@@ -259,6 +297,9 @@ def _run(
     rate: float | None,
     max_requests_per_5min: int | None,
     ledger_path: str | None,
+    allow_queues: tuple[str, ...],
+    config: str | None,
+    bundle: str | None,
     yes: bool,
     api_url: str | None,
     account_id: str | None,
@@ -269,8 +310,15 @@ def _run(
     resend_ambiguous: bool,
     as_json: bool,
 ) -> None:
+    from edgeinvestigate.errors import ConfigError
     from edgeinvestigate.replay import ReplayPlan, run_replay
 
+    if not yes and not _can_ask():
+        raise ConfigError(
+            f"replay run {plan_path}: there is no terminal to ask for confirmation on (stdin is not a "
+            "terminal) and --yes was not given; nothing was sent",
+            hint=f"review the plan (edgeinvestigate replay plan printed it), then pass --yes; see {RUNBOOK}",
+        )
     ReplayPlan.load(plan_path)  # a tampered plan is refused before anything else
     client = _client(api_url, account_id, token_file, timeout)
 
@@ -292,6 +340,9 @@ def _run(
             rate=rate,
             max_requests_per_5min=max_requests_per_5min,
             ledger_path=ledger_path,
+            allow_queues=allow_queues,
+            config=config,
+            bundle=bundle,
             progress=show,
             confirm=confirm,
             argv=sys.argv[1:],

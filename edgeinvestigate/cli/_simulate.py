@@ -8,7 +8,7 @@ import click
 
 from edgeinvestigate.errors import ConfigError
 
-_FORMATS = ("tail", "traceitems", "logpush", "workers_logs", "dlq")
+_FORMATS = ("tail", "traceitems", "logpush", "workers_logs", "dlq", "analytics")
 
 
 @click.command(

@@ -129,6 +129,8 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
 
 def permission_for(path: str) -> str:
     """The API token permission an endpoint needs (for the hint of an :class:`AuthError`)."""
+    if path.endswith("/graphql"):
+        return "Account Analytics Read (Account > Account Analytics > Read)"
     if "/workers/observability/" in path:
         return "Workers Observability Read (Account > Workers Observability)"
     if "/tails" in path:

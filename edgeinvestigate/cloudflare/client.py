@@ -36,6 +36,7 @@ import httpx
 from edgeinvestigate._http import DEFAULT_TIMEOUT, Secret
 from edgeinvestigate.cloudflare._session import JSON, ApiSession
 from edgeinvestigate.cloudflare._wire import RateLimitState
+from edgeinvestigate.cloudflare.graphql import GraphQLBudget, execute
 from edgeinvestigate.errors import ConfigError, NotFoundError, ServerError
 
 __all__ = ["DEFAULT_API_URL", "CloudflareClient", "RateLimitState", "normalize_api_url"]
@@ -111,6 +112,8 @@ class CloudflareClient(ApiSession):
             sleep=sleep,
         )
         self.account_id = account_id
+        #: this client's share of the GraphQL Analytics rate limit (300 queries / 5 min per user)
+        self.graphql_budget = GraphQLBudget()
         self._queue_ids: dict[str, str] = {}
         self._queue_names: dict[str, str] = {}
 
@@ -419,6 +422,15 @@ class CloudflareClient(ApiSession):
         )
         found = result.get("deployments") if isinstance(result, Mapping) else None
         return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
+    # ------------------------------------------------------------------ GraphQL Analytics
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> JSON:
+        """Run a GraphQL Analytics query (``POST /graphql``) and return its ``data``.
+
+        Errors of both styles (HTTP 4xx, or 200 with ``errors``) become typed errors; the 300 queries /
+        5 min budget is kept by ``graphql_budget`` (see :mod:`edgeinvestigate.cloudflare.graphql`).
+        """
+        return execute(self, query, variables, budget=self.graphql_budget, sleep=self._sleep)
 
     # ------------------------------------------------------------------ tails
     def list_tails(self, script: str) -> Any:

@@ -35,6 +35,7 @@ from edgeinvestigate._time import parse_time
 from edgeinvestigate._version import __version__
 from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.evidence._dedupe import drop_cross_source
+from edgeinvestigate.evidence._extra import EXTRA_FRAMES, merge_extra, open_extra, save_extra
 from edgeinvestigate.models.frames import conform, empty_frame
 from edgeinvestigate.models.load_report import LoadReport
 from edgeinvestigate.sources.archive import load_archives, split_archive_specs
@@ -78,6 +79,9 @@ class Evidence:
     dlq: pd.DataFrame = field(default_factory=lambda: empty_frame("dlq"))
     report: LoadReport = field(default_factory=LoadReport)
     manifest: dict[str, Any] = field(default_factory=dict)
+    #: frames beyond the four, present only when collected: queue and Worker analytics
+    #: (``queue_backlog``, ``queue_operations``, ``queue_consumers``, ``worker_invocations``)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.manifest = dict(self.manifest)
@@ -86,10 +90,13 @@ class Evidence:
         self.manifest.setdefault("version", __version__)
         self.manifest.setdefault("sources", [])
         self.manifest.setdefault("window", {"since": None, "until": None})
-        self.manifest["rows"] = {name: len(self.frame(name)) for name in FRAME_NAMES}
+        self.manifest["rows"] = {name: len(self.frame(name)) for name in (*FRAME_NAMES, *self.extra)}
 
     def frame(self, name: str) -> pd.DataFrame:
-        """One frame by name (``invocations``, ``logs``, ``exceptions``, ``dlq``)."""
+        """One frame by name (``invocations``, ``logs``, ``exceptions``, ``dlq``, or an extra frame:
+        empty when it was not collected; ``name in ev.extra`` tells the two apart)."""
+        if name in EXTRA_FRAMES:
+            return self.extra[name] if name in self.extra else empty_frame(name)
         if name not in FRAME_NAMES:
             raise KeyError(f"unknown frame {name!r}; one of {FRAME_NAMES}")
         df: pd.DataFrame = getattr(self, name)
@@ -153,6 +160,8 @@ class Evidence:
         manifest = {"sources": sources, "window": window, "created_at": _now()}
         if archives := [a for p in parts for a in p.manifest.get("archives", [])]:
             manifest["archives"] = archives  # what each R2/S3 archive read listed, skipped, failed
+        if metrics := [m for p in parts if (m := p.manifest.get("queue_metrics"))]:
+            manifest["queue_metrics"] = metrics[0] if len(metrics) == 1 else {"parts": metrics}
         return cls(
             invocations=frames["invocations"],
             logs=frames["logs"],
@@ -160,6 +169,7 @@ class Evidence:
             dlq=frames["dlq"],
             report=report,
             manifest=manifest,
+            extra=merge_extra([p.extra for p in parts]),
         )
 
     @classmethod
@@ -199,6 +209,7 @@ class Evidence:
                 fname = f"{name}.parquet"
                 pq.write_table(_to_arrow(self.frame(name)), tmp / fname, compression="zstd")
                 manifest["frames"][name] = fname
+            manifest["frames"].update(save_extra(tmp, self.extra))
             manifest["report"] = self.report.to_dict()
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
             if dest.exists():
@@ -263,13 +274,17 @@ class Evidence:
                     f"{fpath} has {len(frames[name])} rows but the manifest says {expected}",
                     hint="the bundle was changed after it was written; re-create it with collect",
                 )
+        extra = open_extra(src, manifest)
         report = LoadReport.from_dict(manifest.pop("report", {}) or {})
-        return cls(**frames, report=report, manifest=manifest)
+        return cls(**frames, report=report, manifest=manifest, extra=extra)
 
     def equals(self, other: Evidence) -> bool:
         """Same frames (values and dtypes) and the same load report."""
-        return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
-            self.report.to_dict() == other.report.to_dict()
+        names = (*FRAME_NAMES, *EXTRA_FRAMES)
+        return (
+            set(self.extra) == set(other.extra)
+            and all(self.frame(n).equals(other.frame(n)) for n in names)
+            and (self.report.to_dict() == other.report.to_dict())
         )
 
 
@@ -485,7 +500,14 @@ def load(
     if archives:
         manifest["archives"] = [a.manifest() for a in archives]
         report.notes.extend(a.note() for a in archives)
-    return Evidence(**out, dlq=empty_frame("dlq"), report=report, manifest=manifest)
+    return Evidence(
+        invocations=out["invocations"],
+        logs=out["logs"],
+        exceptions=out["exceptions"],
+        dlq=empty_frame("dlq"),
+        report=report,
+        manifest=manifest,
+    )
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

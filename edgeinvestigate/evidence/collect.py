@@ -30,14 +30,21 @@ from edgeinvestigate.evidence._collect_checks import (
     rejected_files_error,
     unknown_script_check,
 )
+from edgeinvestigate.evidence._secrets import mask_secrets
 from edgeinvestigate.evidence.bundle import Evidence, PathSpec, load
 from edgeinvestigate.evidence.dlq import with_dlq_frames
+from edgeinvestigate.evidence.queue_metrics import with_metrics, with_metrics_file
 from edgeinvestigate.evidence.workers_logs import load_workers_logs
 from edgeinvestigate.sources.api.dlq import load_dlq
 from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
+from edgeinvestigate.sources.api.queue_metrics import queue_metrics_frames
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
+
+KEPT_SECRETS_NOTE = (
+    "credentials in the telemetry were kept verbatim (--keep-secrets): treat this bundle as a secret"
+)
 
 __all__ = ["collect", "collect_inputs"]
 
@@ -61,6 +68,10 @@ def collect(
     client: CloudflareClient | Callable[[], CloudflareClient] | None = None,
     on_warning: Callable[[str], None] | None = None,
     archive_margin: str | None = None,
+    queue_metrics: Sequence[str] = (),
+    worker_metrics: Sequence[str] = (),
+    queue_metrics_files: Sequence[str | Path] = (),
+    keep_secrets: bool = False,
 ) -> Evidence:
     """Load telemetry files and API sources into one :class:`Evidence`.
 
@@ -74,7 +85,11 @@ def collect(
     ``on_warning`` is called with each warning about an empty Workers Logs query (also in the
     report's notes); the DLQ warnings are logged by :func:`edgeinvestigate.load_dlq`.
     ``archive_margin``: for ``s3://`` Logpush archives among ``files``, how far outside the window an
-    object's name may lie and still be read (default 10 minutes).
+    object's name may lie and still be read (default 10 minutes). Credentials in the telemetry frames
+    are masked (:mod:`edgeinvestigate.evidence._secrets`) unless ``keep_secrets``.
+    ``queue_metrics`` (queue names or ids) and ``worker_metrics`` (script names): their GraphQL
+    Analytics for the window (needs ``since``; see :func:`edgeinvestigate.load_queue_metrics`);
+    ``queue_metrics_files``: saved GraphQL answers of those datasets.
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     parts: list[Evidence] = []
@@ -84,7 +99,7 @@ def collect(
                 files, s, u, strict=strict, jobs=jobs, dlq_files=dlq_files, archive_margin=archive_margin
             )
         )
-    api = _client(client) if (workers_logs or dlq) else None
+    api = _client(client) if (workers_logs or dlq or queue_metrics or worker_metrics) else None
     if api is not None:
         parts.extend(_workers_logs(api, script, s, u, on_warning) for script in workers_logs)
     ev = Evidence.merge(parts) if parts else Evidence.empty()
@@ -104,8 +119,16 @@ def collect(
     if frames:
         sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_files)]
         ev = with_dlq_frames(ev, frames, sources)
+    if api is not None and (queue_metrics or worker_metrics):
+        ev = with_metrics(ev, queue_metrics_frames(api, queue_metrics, s, u, scripts=worker_metrics))
+    for path in queue_metrics_files:
+        ev = with_metrics_file(ev, path)
     ev.report.notes.extend(overlapping_sources(ev.invocations))
-    return ev
+    if keep_secrets:
+        ev.manifest["secrets_masked"] = {"kept": True}
+        ev.report.notes.append(KEPT_SECRETS_NOTE)
+        return ev
+    return mask_secrets(ev)
 
 
 def collect_inputs(files: Sequence[PathSpec], dlq_files: Sequence[str | Path] = ()) -> list[Any]:
@@ -123,6 +146,7 @@ def _load_files(
     jobs: int | None,
     dlq_files: Sequence[str | Path],
     archive_margin: str | None = None,
+    keep_secrets: bool = False,
 ) -> Evidence:
     ev = load(files, since=since, until=until, strict=strict, jobs=jobs, archive_margin=archive_margin)
     if not ev.report.files:

@@ -415,7 +415,9 @@ class _Run:
             self.result.plan = plan_path
             rec["plan"] = {"path": str(plan_path), "messages": len(plan.messages), "plan_id": plan.plan_id}
             with self._client() as client:
-                result = run_replay(plan_path, client, say=lambda t: self.say(f"[replay] {t}"))
+                result = run_replay(
+                    plan_path, client, allow_queues=[RETRY_QUEUE], say=lambda t: self.say(f"[replay] {t}")
+                )
             rec["run"] = {"outcome": result.outcome, "counts": dict(result.counts)}
             replayed_jobs = sorted({str(m.job_id) for m in plan.messages if m.job_id})
             replay_ids = {m.replay_id for m in plan.messages}

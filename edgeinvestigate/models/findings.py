@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edgeinvestigate.models.queue_health import QueueHealth
+
 __all__ = [
     "AttemptsBin",
     "BlastRadiusRow",
@@ -184,6 +186,10 @@ class Hypothesis(_Model):
         "poison_payload",
         "error_spike",
         "dlq_cluster",  # a large cluster of DLQ error texts, when the bundle has no telemetry
+        # from queue analytics (analysis/rca/_hypotheses/queue_*.py)
+        "consumer_stalled",
+        "dead_lettering",
+        "throughput_drop",
     ]
     title: str
     sentence: str
@@ -258,6 +264,8 @@ class Findings(_Model):
     notes: list[str] = Field(default_factory=list)
     #: False when the bundle has no invocations, logs or exceptions (a DLQ-only or empty bundle)
     has_telemetry: bool = True
+    #: per queue, when the bundle has queue analytics (``collect --queue-metrics``); empty otherwise
+    queue_health: list[QueueHealth] = Field(default_factory=list)
 
     @property
     def top(self) -> Hypothesis | None:

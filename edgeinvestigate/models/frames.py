@@ -63,6 +63,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from edgeinvestigate.models.analytics import METRIC_CATEGORICAL, METRIC_FRAMES
+
 __all__ = [
     "DLQ",
     "EXCEPTIONS",
@@ -159,6 +161,7 @@ FRAMES: Final[dict[str, dict[str, pa.DataType]]] = {
     "logs": LOGS,
     "exceptions": EXCEPTIONS,
     "dlq": DLQ,
+    **METRIC_FRAMES,  # queue_backlog, queue_operations, queue_consumers, worker_invocations
 }
 
 #: columns stored as pandas categoricals (low cardinality, repeated a lot)
@@ -167,6 +170,7 @@ CATEGORICAL: Final[dict[str, tuple[str, ...]]] = {
     "logs": ("level", "job_type"),
     "exceptions": ("name",),
     "dlq": ("content_type", "job_type", "envelope", "queue"),
+    **METRIC_CATEGORICAL,
 }
 
 

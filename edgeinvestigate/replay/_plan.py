@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from edgeinvestigate.errors import ConfigError, ReplayError, ReplayRefusedError
+from edgeinvestigate.models.credentials import CredentialMasker
 from edgeinvestigate.replay._rewrite import canonical_bytes, canonical_json, sha256_hex
 
 __all__ = [
@@ -127,6 +128,10 @@ class ReplayPlan(_Model):
     warnings: list[str] = []
     #: how much of the DLQ the bundle saw: {queue, mode, messages, backlog_count, complete}
     dlq_coverage: dict[str, Any] | None = None
+    #: the bundle's DLQ frame file the messages come from: {file, sha256, queue} (see ._provenance)
+    dlq_source: dict[str, str] | None = None
+    #: the triage of each cluster of the plan: transient / permanent / unknown
+    cluster_kinds: dict[str, str] = {}
     content_hash: str = ""
     #: warnings for the review, known only when the plan is made from the bundle (not in the file)
     _review_warnings: list[str] = PrivateAttr(default_factory=list)
@@ -214,11 +219,14 @@ class ReplayPlan(_Model):
         diffs: int = 10,
         rate: float | None = None,
         max_requests_per_5min: int | None = None,
+        mask: bool = True,
     ) -> str:
         """The text shown for review before a plan is written or run.
 
         ``rate`` / ``max_requests_per_5min``: the limits of the run about to start, when they differ
-        from the plan's (``replay run --rate``): the estimate is then made for them.
+        from the plan's (``replay run --rate``): the estimate is then made for them. ``mask``: the
+        credentials in the text (payloads, patch diffs) are masked (the plan file keeps the exact
+        bodies); see :mod:`edgeinvestigate.models.credentials`.
         """
         est = self.estimates
         eff_rate = float(rate) if rate else est.rate
@@ -237,12 +245,13 @@ class ReplayPlan(_Model):
             f"DLQ removals), {_fmt_duration(duration)} at {eff_rate:g} msg/s and "
             f"{eff_budget} requests/5 min{of_run}",
             "",
-            "by cluster:",
+            "by cluster (messages, triage"
+            + (", what the patch changes):" if self.selection.get("patch") else "):"),
         ]
         shown = [*self.warnings, *(w for w in self._review_warnings if w not in self.warnings)]
         if shown:
             lines[4:4] = [f"  WARNING: {w}" for w in shown]
-        lines += [f"  {k:<40} {v:>8}" for k, v in sorted(self.by_cluster.items(), key=lambda kv: -kv[1])]
+        lines += self._cluster_lines()
         if self.messages and set(self.by_cluster) == {"(none)"} and self._cluster_note:
             lines.append(f"  ({self._cluster_note})")
         lines.append("by job type:")
@@ -278,10 +287,46 @@ class ReplayPlan(_Model):
                     lines.append(f"  {m.message_id} {ch['path']}: {before} -> {after}")
             if len(patched) > diffs:
                 lines.append(f"  ... and {len(patched) - diffs} more (see the plan file)")
-        return "\n".join(lines)
+        text = "\n".join(lines)
+        return CredentialMasker().text(text) if mask else text
+
+    def _cluster_lines(self) -> list[str]:
+        """One line per cluster: messages, triage (transient / permanent) and, with a patch, how many
+        of its messages the patch changes."""
+        patched = Counter(m.cluster_id or "(none)" for m in self.messages if m.patched)
+        has_patch = bool(self.selection.get("patch"))
+        lines = []
+        for k, v in sorted(self.by_cluster.items(), key=lambda kv: -kv[1]):
+            kind = self.cluster_kinds.get(k, "-" if k == "(none)" else "unknown")
+            line = f"  {k:<40} {v:>8}  {kind:<9}"
+            if has_patch:
+                n = patched.get(k, 0)
+                line += f"  patch changes {'all' if n == v else n}" if n else "  unchanged by the patch"
+            lines.append(line.rstrip())
+        return lines
 
 
-_OPTIONAL_FIELDS = ("warnings", "dlq_coverage")
+_OPTIONAL_FIELDS = ("warnings", "dlq_coverage", "dlq_source", "cluster_kinds")
+
+
+def permanent_unpatched(messages: list[PlanMessage], kinds: dict[str, str], *, patch: bool) -> str | None:
+    """The warning about messages of permanent clusters a patch leaves as they were (None: none)."""
+    if not patch:
+        return None
+    left = Counter(m.cluster_id for m in messages if m.cluster_id and kinds.get(m.cluster_id) == "permanent"
+                   and not m.patched)  # fmt: skip
+    if not left:
+        return None
+    total = Counter(m.cluster_id for m in messages)
+    each = ", ".join(
+        f"{cid} ({n} of its {total[cid]} messages)" if n < total[cid] else f"{cid} ({n} messages)"
+        for cid, n in left.most_common()
+    )
+    return (
+        f"the patch leaves {sum(left.values())} messages of permanent clusters as they were: {each}. A "
+        "permanent error fails again when the same body is replayed, unless its cause was fixed outside "
+        "the payload; leave those clusters out (--cluster, --where), or extend the patch to them"
+    )
 
 
 def estimate_duration(messages: int, requests: int, rate: float, max_requests_per_5min: int) -> float:

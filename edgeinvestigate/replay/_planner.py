@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeinvestigate.errors import ConfigError, ReplayError
+from edgeinvestigate.models.credentials import mask_credentials
 from edgeinvestigate.replay._patch import Patch, check_json, diff, load_patch
 from edgeinvestigate.replay._plan import (
     DEFAULT_MAX_REQUESTS_PER_5MIN,
@@ -27,8 +28,10 @@ from edgeinvestigate.replay._plan import (
     PlanMessage,
     ReplayPlan,
     estimate_duration,
+    permanent_unpatched,
     who,
 )
+from edgeinvestigate.replay._provenance import dlq_source
 from edgeinvestigate.replay._registry import PriorReplays
 from edgeinvestigate.replay._rewrite import (
     MAX_BATCH_BYTES,
@@ -53,7 +56,7 @@ from edgeinvestigate.replay._selection import (
     of_queue,
     select,
 )
-from edgeinvestigate.replay._targets import check_target, load_allow_list
+from edgeinvestigate.replay._targets import check_rate, check_target, runtime_allow_list
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,11 +100,8 @@ def plan_replay(
     """
     from edgeinvestigate._time import parse_time
 
-    if rate <= 0:
-        raise ConfigError(f"--rate must be positive, got {rate}", hint="messages per second, e.g. --rate 50")
-    if max_requests_per_5min <= 0:
-        raise ConfigError("--max-requests-per-5min must be positive", hint="the default is 1200")
-    allow = [*allow_queues, *load_allow_list(config)]
+    check_rate(rate, max_requests_per_5min)
+    allow = runtime_allow_list(allow_queues, config)
     ev, bundle = _open(ev, bundle)
     frame = dlq_frame_of(ev)
     check_target(from_queue, to_queue, allow, dlq_names=dlq_names(frame) - {from_queue})
@@ -130,6 +130,7 @@ def plan_replay(
     )[:20]
     writer = _Rewriter(sel.prior, patch_obj, digest, plan_id, created_at)
     messages, excluded = writer.rewrite_all(sel)
+    _refuse_all_excluded(from_queue, len(sel.chosen), messages, excluded)
     batches = cut_batches(messages)
     plan = ReplayPlan(
         plan_id=plan_id,
@@ -149,10 +150,31 @@ def plan_replay(
         by_type=dict(Counter(m.job_type or "(none)" for m in messages)),
         not_selected=sel.not_selected,
         estimates=_estimates(messages, batches, rate, max_requests_per_5min),
+        dlq_source=dlq_source(bundle, from_queue, (m.message_id for m in messages)),
+        cluster_kinds={
+            c: k for c, k in sel.cluster_kinds.items() if any(m.cluster_id == c for m in messages)
+        },
     )
     plan._cluster_note = sel.cluster_note
     _warn(plan, ev, sel)
     return plan
+
+
+def _refuse_all_excluded(
+    queue: str, chosen: int, messages: list[PlanMessage], excluded: list[Excluded]
+) -> None:
+    """A plan of no message is never written: it could only block the corrected command."""
+    if messages:
+        return
+    reasons = Counter(e.reason for e in excluded)
+    each = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    raise ConfigError(
+        f"all {chosen} selected DLQ messages of {queue!r} are excluded ({each}); refusing to write an empty "
+        "plan",
+        hint="see the reasons in runbooks/replay-failed-jobs.md (section 2, Review): already_replayed "
+        "messages were replayed by an earlier plan (edgeinvestigate replay status EARLIER_PLAN); change "
+        "the selectors, or fix the patch",
+    )
 
 
 def _open(ev: Any, bundle: str | None) -> tuple[Any, str | None]:
@@ -169,6 +191,8 @@ def _open(ev: Any, bundle: str | None) -> tuple[Any, str | None]:
         manifest = getattr(ev, "manifest", None)
         if isinstance(manifest, dict) and manifest.get("path"):
             bundle = str(manifest["path"])
+    if bundle and Path(bundle).exists():
+        bundle = str(Path(bundle).resolve())  # `replay run` may start in another directory
     return ev, bundle
 
 
@@ -213,7 +237,8 @@ class _Rewriter:
             assert self.patch is not None
             raise ReplayError(
                 f"the patch {self.patch.path} failed on every one of the {self.patch_tried} selected "
-                f"messages; no plan written. First: {failed[0].message_id}: {failed[0].detail}",
+                f"messages; no plan written. First: {failed[0].message_id}: "
+                + mask_credentials(failed[0].detail),
                 hint="fix the patch (run it on one message first) or drop --patch",
             )
         return messages, excluded
@@ -347,6 +372,16 @@ def _warn(plan: ReplayPlan, ev: Any, sel: Selection) -> None:
             "--dlq-keep-leases --out BUNDLE, and plan from that bundle"
         )
     plan.warnings.extend(_earlier_plans(sel.prior, {m.message_id for m in plan.messages}))
+    unpatched = permanent_unpatched(
+        plan.messages, plan.cluster_kinds, patch=bool(plan.selection.get("patch"))
+    )
+    if unpatched:
+        plan.warnings.append(unpatched)
+    if plan.dlq_source is None and plan.bundle:
+        plan._review_warnings.append(
+            f"the messages could not all be found in the DLQ frame file of {plan.bundle}: the plan records "
+            "no hash of it, so `replay run` cannot check them against the bundle (it warns)"
+        )
     hidden = _behind_the_peek(sel.frame, plan.messages)
     if hidden:
         plan._review_warnings.append(

@@ -142,8 +142,8 @@ class Pusher:
             "(edgeinvestigate collect --dlq ... or the dashboard) and that its consumer dedupes on "
             "metadata.replay.id; `replay status` shows the copies sent",
             hint="when the target is healthy again, resume with: edgeinvestigate replay run PLAN "
-            "--resend-ambiguous (each ambiguous batch is sent again, at most --max-ambiguous-pushes "
-            "times); see runbooks/replay-failed-jobs.md",
+            f"--allow-queue {self.plan.target_queue} --resend-ambiguous (each ambiguous batch is sent "
+            "again, at most --max-ambiguous-pushes times); see runbooks/replay-failed-jobs.md",
         )
 
 

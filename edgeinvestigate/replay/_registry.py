@@ -117,8 +117,10 @@ class PriorReplays:
         return [(pid, led, c) for (pid, led), c in n.most_common()]
 
 
-def _candidates(bundle: str | Path | None, near: Iterable[str | Path]) -> list[Path]:
-    found: list[Path] = []
+def _candidates(
+    bundle: str | Path | None, near: Iterable[str | Path], ledgers: Iterable[str | Path] = ()
+) -> list[Path]:
+    found: list[Path] = [Path(p) for p in ledgers]
     reg = registry_dir(bundle)
     if reg is not None and reg.is_dir():
         for entry in sorted(reg.glob("*.json")):
@@ -147,8 +149,10 @@ def find_prior_replays(
     bundle: str | Path | None,
     near: Sequence[str | Path] = (),
     exclude: Sequence[str | Path] = (),
+    ledgers: Sequence[str | Path] = (),
 ) -> PriorReplays:
-    """Look ``ids`` up in the ledgers registered in ``bundle`` and next to the ``near`` files.
+    """Look ``ids`` up in the ledgers registered in ``bundle``, next to the ``near`` files, and in
+    ``ledgers`` (those of earlier runs of the same plan, from its lock file).
 
     ``exclude`` names ledgers to skip (the plan's own). A ledger that cannot be read is skipped.
     """
@@ -157,7 +161,7 @@ def find_prior_replays(
     result = PriorReplays()
     if not wanted:
         return result
-    for path in _candidates(bundle, near):
+    for path in _candidates(bundle, near, ledgers):
         if path in skip:
             continue
         try:

@@ -188,7 +188,8 @@ def still_in_dlq_note(result: RunResult, plan: ReplayPlan) -> str:
             "longer in it (removed by another replay, a purge or a consumer): a peek cannot tell which. "
         )
     todo = (
-        "To finish: run `edgeinvestigate replay run PLAN` again later: each run peeks the head of the DLQ "
+        f"To finish: run `edgeinvestigate replay run PLAN --allow-queue {plan.target_queue}` again later: "
+        "each run peeks the head of the DLQ "
         "again and removes the originals it finds there (once the messages in front of them have been "
         "replayed or purged). To see whether they are still in the DLQ at all, collect it in snapshot "
         f"mode (edgeinvestigate collect --dlq {dlq} --dlq-mode snapshot --out BUNDLE). A later plan made "

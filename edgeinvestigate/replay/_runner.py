@@ -34,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 from edgeinvestigate.errors import NotFoundError, ReplayError, ReplayRefusedError
 from edgeinvestigate.replay._gate import RequestGate, Stop
 from edgeinvestigate.replay._ledger import Ledger, default_ledger_path
-from edgeinvestigate.replay._lock import RunLock
+from edgeinvestigate.replay._lock import PlanLock, RunLock
 from edgeinvestigate.replay._plan import ReplayPlan, who
+from edgeinvestigate.replay._provenance import check_provenance
 from edgeinvestigate.replay._push import Pusher
 from edgeinvestigate.replay._registry import find_prior_replays, register_ledger
 from edgeinvestigate.replay._removal import Removal, still_in_dlq_note
 from edgeinvestigate.replay._result import RunResult
-from edgeinvestigate.replay._targets import check_target
+from edgeinvestigate.replay._targets import check_rate, check_target, runtime_allow_list
 
 if TYPE_CHECKING:
     from edgeinvestigate.cloudflare.client import CloudflareClient
@@ -68,14 +69,25 @@ def run_replay(
     max_ambiguous_pushes: int = 3,
     resend_ambiguous: bool = False,
     max_call_attempts: int = 5,
+    allow_queues: Sequence[str] = (),
+    config: str | Path | None = None,
+    bundle: str | Path | None = None,
 ) -> RunResult:
     """Run (or resume) a replay plan against ``client``; returns what happened.
 
     Refuses a plan whose content hash does not match, or that a ledger says is complete. ``rate``
     and ``max_requests_per_5min`` default to the plan's (``budget_window_s`` is the budget's window,
-    300 s like Cloudflare's). ``confirm`` is asked once before anything is sent (the CLI shows the
-    plan and asks unless ``--yes``). ``stop`` is an event that ends the run after the in-flight
-    batch, as Ctrl-C and ``replay cancel`` do.
+    300 s like Cloudflare's); a rate the budget cannot carry is refused. ``confirm`` is asked once
+    before anything is sent (the CLI shows the plan and asks unless ``--yes``). ``stop`` is an event
+    that ends the run after the in-flight batch, as Ctrl-C and ``replay cancel`` do.
+
+    The target queue must be allowed by the operator now: ``allow_queues``, the environment variable
+    ``EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES`` or ``[replay] allow_queues`` in ``config``; the plan's own
+    ``allow_queues`` is a record, not a permission. Every message of the plan must be a message of
+    the source DLQ in the plan's bundle (``bundle``: where it is now, when it was moved), whose DLQ
+    frame file must be the one the plan was made from. Only one run of a plan (its id) at a time on
+    this machine, whatever copy of the plan file or ledger (see :mod:`._lock`). All of this is
+    checked before any request.
 
     A batch whose pushes end without an answer (timeout, 5xx) ``max_ambiguous_pushes`` times in a
     row in one run may now exist that many times on the target: the run stops (``ReplayError``)
@@ -85,30 +97,89 @@ def run_replay(
     speak = say or (lambda text: print(text, file=sys.stderr))
     plan = ReplayPlan.load(plan_path)
     lpath = Path(ledger_path) if ledger_path else default_ledger_path(plan_path)
-    r = float(rate if rate is not None else plan.rate)
-    budget = int(max_requests_per_5min if max_requests_per_5min is not None else plan.max_requests_per_5min)
-    if r <= 0 or budget <= 0:
-        raise ReplayError("--rate and --max-requests-per-5min must be positive", hint=_RUNBOOK)
+    allowed = runtime_allow_list(allow_queues, config)
+    check_target(plan.source_queue, plan.target_queue, allowed, at_run=True)
+    r, budget = _limits(plan, rate, max_requests_per_5min, budget_window_s)
     if max_ambiguous_pushes < 1:
         raise ReplayError("--max-ambiguous-pushes must be at least 1", hint=_RUNBOOK)
+    warnings = check_provenance(plan, bundle)
+    if bundle:
+        plan.bundle = str(Path(bundle).resolve())  # where later plans look for this run's ledger
+    plan_lock = PlanLock(plan.plan_id, plan_path=Path(plan_path).resolve(), ledger_path=lpath.resolve())
+    plan_lock.acquire()
+    if plan_lock.note:
+        warnings.append(plan_lock.note)
+    for w in warnings:
+        speak(f"warning: {w}")
+    try:
+        return _run_locked(
+            plan, Path(plan_path), client, lpath, r, budget, warnings, allowed, plan_lock.earlier_ledgers,
+            progress=progress, confirm=confirm, stop=stop, argv=argv, max_attempts=max_attempts,
+            max_backoff=max_backoff, budget_window_s=budget_window_s, speak=speak,
+            max_ambiguous_pushes=max_ambiguous_pushes, resend_ambiguous=resend_ambiguous,
+            max_call_attempts=max_call_attempts,
+        )  # fmt: skip
+    finally:
+        plan_lock.release()
+
+
+def _limits(
+    plan: ReplayPlan, rate: float | None, max_requests: int | None, window_s: float
+) -> tuple[float, int]:
+    """The rate and request budget of the run, refused when the budget cannot carry the rate (exit 3
+    when both come from the plan file: only an edit makes such a plan)."""
+    r = float(rate if rate is not None else plan.rate)
+    budget = int(max_requests if max_requests is not None else plan.max_requests_per_5min)
+    from_plan = rate is None and max_requests is None
+    check_rate(
+        r, budget, window_s, source="--rate" if rate is not None else "the plan's rate", refuse=from_plan
+    )
+    return r, budget
+
+
+def _run_locked(
+    plan: ReplayPlan,
+    plan_path: Path,
+    client: CloudflareClient,
+    lpath: Path,
+    r: float,
+    budget: int,
+    warnings: list[str],
+    allowed: Sequence[str],
+    earlier_ledgers: Sequence[str],
+    *,
+    progress: bool,
+    confirm: Callable[[ReplayPlan], bool] | None,
+    stop: threading.Event | None,
+    argv: Sequence[str],
+    max_attempts: int,
+    max_backoff: float,
+    budget_window_s: float,
+    speak: Callable[[str], None],
+    max_ambiguous_pushes: int,
+    resend_ambiguous: bool,
+    max_call_attempts: int,
+) -> RunResult:
+    """:func:`run_replay` once the plan lock is held: the ledger, the checks, the run."""
     lock = RunLock(lpath)
     lock.acquire()
     ledger = Ledger.open(lpath)
     saved_attempts = client.max_attempts
     try:
-        _bind(plan, Path(plan_path), ledger)
+        _bind(plan, plan_path, ledger)
         result = RunResult(
             outcome="incomplete", plan_id=plan.plan_id, ledger=str(ledger.path), counts={}, configured_rate=r
         )
+        result.notes.extend(warnings)
         gate = RequestGate(
             ledger, client, result, rate=r, max_requests=budget, budget_window_s=budget_window_s,
             stop=stop or threading.Event(), max_attempts=max_attempts, max_backoff=max_backoff,
             max_call_attempts=max_call_attempts, say=speak,
         )  # fmt: skip
         client.max_attempts = 1  # every request is counted against the budget and retried here
-        source_id, target_id = _resolve_queues(plan, gate)
+        source_id, target_id = _resolve_queues(plan, gate, allowed)
         runner = _Runner(plan, gate, source_id, target_id, max_ambiguous_pushes=max_ambiguous_pushes)
-        _before_sending(plan, Path(plan_path), ledger, result, resend_ambiguous, confirm, speak)
+        _before_sending(plan, plan_path, ledger, result, resend_ambiguous, confirm, speak, earlier_ledgers)
         gate.run_id = _begin(ledger, result, argv, r, budget)
         result = _execute(runner, progress=progress)
         _finish(result, ledger, plan)
@@ -214,9 +285,9 @@ def _bind(plan: ReplayPlan, plan_path: Path, ledger: Ledger) -> None:
     )
 
 
-def _resolve_queues(plan: ReplayPlan, gate: RequestGate) -> tuple[str, str]:
+def _resolve_queues(plan: ReplayPlan, gate: RequestGate, allowed: Sequence[str]) -> tuple[str, str]:
     """The ids of the source (the DLQ) and target queues; refuses a missing queue, or the same one."""
-    check_target(plan.source_queue, plan.target_queue, plan.allow_queues)
+    check_target(plan.source_queue, plan.target_queue, allowed, at_run=True)
     client = gate.client
     ids = {}
     for role, name in (("source", plan.source_queue), ("target", plan.target_queue)):
@@ -241,10 +312,12 @@ def _before_sending(
     resend_ambiguous: bool,
     confirm: Callable[[ReplayPlan], bool] | None,
     say: Callable[[str], None],
+    earlier_ledgers: Sequence[str] = (),
 ) -> None:
-    """The last checks before anything is sent: messages other plans replayed, the registration of
-    this ledger in the bundle, batches capped by an earlier run, and the operator's confirmation."""
-    _refuse_replayed_elsewhere(plan, plan_path, ledger)
+    """The last checks before anything is sent: messages other plans (or other copies of this one,
+    with other ledgers) replayed, the registration of this ledger in the bundle, batches capped by an
+    earlier run, and the operator's confirmation."""
+    _refuse_replayed_elsewhere(plan, plan_path, ledger, earlier_ledgers)
     warning = register_ledger(
         plan.bundle,
         plan_id=plan.plan_id,
@@ -369,12 +442,16 @@ def _refuse_capped(plan: ReplayPlan, ledger: Ledger, resend: bool, say: Callable
     say(f"warning: {what}; --resend-ambiguous: sending them again (at most --max-ambiguous-pushes times)")
 
 
-def _refuse_replayed_elsewhere(plan: ReplayPlan, plan_path: Path, ledger: Ledger) -> None:
+def _refuse_replayed_elsewhere(
+    plan: ReplayPlan, plan_path: Path, ledger: Ledger, earlier_ledgers: Sequence[str] = ()
+) -> None:
     """Refuse to push messages that the ledger of another plan (registered in the plan's bundle, or
-    next to the plan file) shows as already pushed: they would reach the consumer twice, under two
-    different idempotency keys. Only messages this plan has not sent yet are checked."""
+    next to the plan file), or of an earlier run of a copy of this plan, shows as already pushed:
+    they would reach the consumer twice. Only messages this plan has not sent yet are checked."""
     todo = ledger.ids_in(["planned"])
-    prior = find_prior_replays(todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path])
+    prior = find_prior_replays(
+        todo, bundle=plan.bundle, near=[plan_path], exclude=[ledger.path], ledgers=earlier_ledgers
+    )
     again = prior.not_removed  # pushed by another plan, original maybe still in the DLQ: sent again
     if again:
         ledger.flag_pushed_elsewhere(

@@ -10,7 +10,7 @@ from it (rewriting, batching, warnings) is :mod:`._planner`'s.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +43,8 @@ class Selection:
     cluster_col: pd.Series | None = None
     #: why the messages carry no cluster id (empty when they do)
     cluster_note: str = ""
+    #: cluster id -> its triage (transient / permanent / unknown), when the bundle was clustered
+    cluster_kinds: dict[str, str] = field(default_factory=dict)
 
     @property
     def not_selected(self) -> int:
@@ -98,22 +100,23 @@ def select(
     """Apply the selectors to ``frame`` (the DLQ of ``queue``, see :func:`of_queue`).
 
     A message id collected twice is kept once (the first); ``--cluster`` / ``--id`` values that name
-    nothing are listed with close matches, and refused when nothing else matched (no empty plan).
+    nothing are listed with close matches. A selection that matches nothing is refused
+    (:class:`ConfigError`, no empty plan), naming the selector that emptied it and the data's time range.
     The chosen messages are looked up in the ledgers of earlier plans registered in ``bundle`` and
     next to ``near`` (see :mod:`._registry`).
     """
+    import pandas as pd
+
     frame, excluded = _drop_duplicates(frame)
-    cluster_col, cluster_note = _cluster_column(ev, frame, clusters)
-    mask, unknown, not_found = _mask(frame, cluster_col, clusters, types, since, until, ids, where)
+    cluster_col, cluster_note, kinds = _cluster_column(ev, frame, clusters)
+    steps, unknown, not_found = _mask(frame, cluster_col, clusters, types, since, until, ids, where)
     excluded += not_found
+    mask = pd.Series(True, index=frame.index)
+    for _, step in steps:
+        mask &= step
     chosen = frame[mask.to_numpy(dtype=bool)]
-    if unknown and chosen.empty:
-        raise ConfigError(
-            f"no DLQ message of {queue!r} in this bundle matches: unknown {'; '.join(unknown)}; "
-            "refusing to write an empty plan",
-            hint="check the ids (edgeinvestigate clusters BUNDLE lists the cluster ids; the message ids "
-            "are in the bundle's dlq frame)",
-        )
+    if chosen.empty:
+        raise ConfigError(_empty_message(frame, queue, steps, unknown), hint=_empty_hint(steps, unknown))
     if "enqueued_at" in chosen.columns:
         chosen = chosen.assign(_order=chosen["enqueued_at"].astype(object)).sort_values(
             ["_order", "message_id"], kind="stable", na_position="last"
@@ -121,7 +124,60 @@ def select(
     prior = find_prior_replays(
         chosen["message_id"].astype(str), bundle=bundle, near=[near] if near is not None else []
     )
-    return Selection(frame, chosen, excluded, unknown, prior, cluster_col, cluster_note)
+    return Selection(frame, chosen, excluded, unknown, prior, cluster_col, cluster_note, kinds)
+
+
+def _empty_message(
+    frame: pd.DataFrame, queue: str, steps: list[tuple[str, pd.Series]], unknown: list[str]
+) -> str:
+    """Which selector emptied the selection (each applied after the ones before it), and the data's
+    time range."""
+    import pandas as pd
+
+    left = pd.Series(True, index=frame.index)
+    narrowed = []
+    for label, step in steps:
+        left &= step
+        n = int(left.sum())
+        narrowed.append(f"{label} leaves {n}")
+        if n == 0:
+            break
+    what = f"; unknown {'; '.join(unknown)}" if unknown else ""
+    return (
+        f"no DLQ message of {queue!r} in this bundle matches the selection{what}; refusing to write an "
+        f"empty plan. The bundle holds {len(frame)} messages of {queue!r}{_time_range(frame)}"
+        + ("; " + ", then ".join(narrowed) if narrowed else ": nothing to replay")
+    )
+
+
+def _empty_hint(steps: list[tuple[str, pd.Series]], unknown: list[str]) -> str:
+    if unknown:
+        return (
+            "check the ids (edgeinvestigate clusters BUNDLE lists the cluster ids; the message ids are in "
+            "the bundle's dlq frame)"
+        )
+    labels = [label for label, _ in steps]
+    timed = any(label.startswith(("--since", "--until")) for label in labels)
+    return (
+        "change the selector that emptied it"
+        + (" (--since/--until compare with the time each message was dead-lettered, in UTC)" if timed else "")
+        + "; edgeinvestigate clusters BUNDLE lists the clusters and their job types; no file was written"
+    )
+
+
+def _time_range(frame: pd.DataFrame) -> str:
+    """`` (dead-lettered from A to B UTC)`` for the messages of ``frame``, or nothing."""
+    import pandas as pd
+
+    for col in ("enqueued_at", "original_timestamp"):
+        if col in frame.columns and frame[col].notna().any():
+            when = pd.to_datetime(frame[col].astype(object), utc=True).dropna()
+            if when.empty:
+                continue
+            first, last = when.min(), when.max()
+            verb = "dead-lettered" if col == "enqueued_at" else "first enqueued"
+            return f" ({verb} from {first:%Y-%m-%dT%H:%M:%SZ} to {last:%Y-%m-%dT%H:%M:%SZ})"
+    return ""
 
 
 def _drop_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Excluded]]:
@@ -133,23 +189,31 @@ def _drop_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Excluded]]
     return frame[~dup].reset_index(drop=True), excluded
 
 
-def _cluster_column(ev: Any, frame: pd.DataFrame, clusters: Sequence[str]) -> tuple[pd.Series | None, str]:
-    """The cluster id of each message and, when there are none, why (an error only with ``--cluster``)."""
+def _cluster_column(
+    ev: Any, frame: pd.DataFrame, clusters: Sequence[str]
+) -> tuple[pd.Series | None, str, dict[str, str]]:
+    """The cluster id of each message, when there are none why (an error only with ``--cluster``),
+    and each cluster's triage (transient / permanent / unknown) when the bundle was clustered."""
     import pandas as pd
 
     if isinstance(ev, pd.DataFrame) and "cluster_id" not in frame.columns:
         if clusters:
             _cluster_ids(ev, frame)  # raises the --cluster error
-        return None, (
-            "no cluster ids: the input is a DLQ file or frame without telemetry to cluster; plan from "
-            "an evidence bundle to see clusters"
+        return (
+            None,
+            (
+                "no cluster ids: the input is a DLQ file or frame without telemetry to cluster; plan from "
+                "an evidence bundle to see clusters"
+            ),
+            {},
         )
     try:
-        return _cluster_ids(ev, frame), ""
+        col, kinds = _cluster_ids(ev, frame)
     except EdgeInvestigateError as exc:
         if clusters:
             raise
-        return None, f"no cluster ids: clustering the bundle failed: {exc.message}"
+        return None, f"no cluster ids: clustering the bundle failed: {exc.message}", {}
+    return col, "", kinds
 
 
 def _mask(
@@ -161,32 +225,42 @@ def _mask(
     until: datetime | None,
     ids: Sequence[str],
     where: str | None,
-) -> tuple[pd.Series, list[str], list[Excluded]]:
-    """Every selector ANDed: the mask over ``frame``, the unknown ``--cluster``/``--id`` values, and an
-    ``Excluded`` for each ``--id`` not in the frame."""
-    import pandas as pd
-
-    mask = pd.Series(True, index=frame.index)
+) -> tuple[list[tuple[str, pd.Series]], list[str], list[Excluded]]:
+    """Every selector as ``(label, mask over frame)``, in order (the selection is their AND), the
+    unknown ``--cluster``/``--id`` values, and an ``Excluded`` for each ``--id`` not in the frame."""
+    steps: list[tuple[str, pd.Series]] = []
     unknown: list[str] = []
     not_found: list[Excluded] = []
     if clusters:
         assert cluster_col is not None
         known = sorted(set(cluster_col.dropna().astype(str)))
         unknown += [f"--cluster {c}" + _close(c, known) for c in sorted(set(clusters)) if c not in set(known)]
-        mask &= cluster_col.isin(list(clusters)).fillna(False)
+        steps.append((_label("--cluster", clusters), cluster_col.isin(list(clusters)).fillna(False)))
     if types:
-        mask &= frame["job_type"].astype("string").isin(list(types)).fillna(False)
+        steps.append(
+            (_label("--type", types), frame["job_type"].astype("string").isin(list(types)).fillna(False))
+        )
     if since is not None or until is not None:
-        mask &= _time_mask(frame, since, until)
+        label = " ".join(
+            f"{name} {t:%Y-%m-%dT%H:%M:%SZ}" for name, t in (("--since", since), ("--until", until)) if t
+        )
+        steps.append((label, _time_mask(frame, since, until)))
     if ids:
         present = set(frame["message_id"].astype(str))
         for mid in sorted(set(ids) - present):
             not_found.append(Excluded(message_id=mid, reason="not_found"))
             unknown.append(f"--id {mid}" + _close(mid, sorted(present)))
-        mask &= frame["message_id"].astype("string").isin(list(ids)).fillna(False)
+        steps.append(
+            (_label("--id", ids), frame["message_id"].astype("string").isin(list(ids)).fillna(False))
+        )
     if where:
-        mask &= _where_mask(frame, where)
-    return mask, unknown, not_found
+        steps.append((f"--where {where!r}", _where_mask(frame, where)))
+    return steps, unknown, not_found
+
+
+def _label(option: str, values: Sequence[str]) -> str:
+    shown = sorted(set(values))
+    return f"{option} {', '.join(shown[:3])}" + (f" (and {len(shown) - 3} more)" if len(shown) > 3 else "")
 
 
 def _time_mask(frame: pd.DataFrame, since: datetime | None, until: datetime | None) -> pd.Series:
@@ -225,11 +299,12 @@ def dlq_frame_of(ev: Any) -> pd.DataFrame:
     return frame
 
 
-def _cluster_ids(ev: Any, frame: pd.DataFrame) -> pd.Series:
+def _cluster_ids(ev: Any, frame: pd.DataFrame) -> tuple[pd.Series, dict[str, str]]:
+    """The cluster id of each row of ``frame`` and the triage of each cluster (when clustered here)."""
     import pandas as pd
 
     if "cluster_id" in frame.columns:
-        return frame["cluster_id"].astype("string")
+        return frame["cluster_id"].astype("string"), {}
     if isinstance(ev, pd.DataFrame):
         raise ConfigError(
             "--cluster needs cluster ids: the dlq frame has no cluster_id column",
@@ -240,7 +315,13 @@ def _cluster_ids(ev: Any, frame: pd.DataFrame) -> pd.Series:
     clusters = cluster(ev)
     cdf = clusters.dlq
     mapping = dict(zip(cdf["message_id"].astype(str), cdf["cluster_id"].astype("string"), strict=False))
-    return frame["message_id"].astype(str).map(mapping).astype("string")
+    table = clusters.table
+    kinds: dict[str, str] = {}
+    if "kind" in table.columns:
+        kinds = {
+            str(c): str(k) for c, k in zip(table["cluster_id"], table["kind"], strict=True) if k is not None
+        }
+    return frame["message_id"].astype(str).map(mapping).astype("string"), kinds
 
 
 def _close(name: str, known: Sequence[str]) -> str:

@@ -105,7 +105,10 @@ class ReplayStatus:
         return "\n".join(lines)
 
     def _state_text(self) -> str:
-        resume = f"resume with `edgeinvestigate replay run {self.plan_path or 'PLAN'}`"
+        resume = (
+            f"resume with `edgeinvestigate replay run {self.plan_path or 'PLAN'} --allow-queue "
+            f"{self.target_queue}` (or with {self.target_queue!r} in EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES)"
+        )
         hb = self.last_heartbeat_at
         ago = f"last heartbeat {_iso(hb)}, {time.time() - hb:.0f}s ago" if hb else "no heartbeat"
         if self.state == "crashed":

@@ -135,7 +135,10 @@ def cluster_picker(
                 return
             print(plan.summary(samples=0))
             where = Path(picker.out).resolve()
-            print(f"\nwritten to {where}; review it, then: edgeinvestigate replay run {picker.out}")
+            print(
+                f"\nwritten to {where}; review it, then: edgeinvestigate replay run {picker.out} "
+                f"--allow-queue {picker.to_queue.strip()}"
+            )
 
     button.on_click(on_click)
     display(w.VBox([choose, target, path, overwrite, button, result]))

@@ -230,4 +230,5 @@ def _window(ev: Evidence, lo: Any, hi: Any) -> Evidence:
         exceptions=cut(ev.exceptions, "ts"),
         dlq=cut(ev.dlq, "enqueued_at"),
         manifest=manifest,
+        extra={name: cut(df, "ts") for name, df in ev.extra.items()},  # queue and Worker analytics
     )

@@ -138,7 +138,9 @@ class DlqReplayParameters(NotebookParameters):
     clusters: list[str] = Field(default_factory=list, description="cluster ids to replay (comma-separated)")
     job_types: list[str] = Field(default_factory=list, description="job types to replay (comma-separated)")
     allow_queues: list[str] = Field(
-        default_factory=list, description="queues a replay may write to; empty = only to_queue"
+        default_factory=list,
+        description="queues this run may write to (the run-time allow-list of `replay run --allow-queue`; "
+        "or EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES); needed with execute=true",
     )
     plan_out: str = Field(
         "replay-plan.json",
@@ -146,7 +148,12 @@ class DlqReplayParameters(NotebookParameters):
         json_schema_extra={"path": "output"},
     )
     execute: bool = Field(False, description="really push messages (needs CLOUDFLARE_API_TOKEN in the env)")
-    rate: float = Field(50.0, gt=0, le=5000, description="replay speed in messages per second")
+    rate: float = Field(
+        50.0,
+        gt=0,
+        le=400,
+        description="replay speed in messages per second (at most 400: the API's request budget)",
+    )
     api_url: str = Field("", description="API base URL (e.g. the sandbox); empty = CLOUDFLARE_API_BASE_URL")
 
     _split = field_validator("clusters", "job_types", "allow_queues", mode="before")(_split_list)

@@ -7,15 +7,20 @@ Cloudflare-style API tokens and ``token=...`` query or JSON fields are replaced 
 as ``[email]``. ``--no-redact`` turns this off, except for one rule that always applies: the values
 of secret-looking environment variables (``CLOUDFLARE_API_TOKEN`` and friends) are scrubbed from
 every output, so a token in the environment can never end up in a report.
+
+What a credential looks like is defined once, in :mod:`edgeinvestigate.models.credentials`, for
+collect, clusters, replay and reports alike; this module adds the personal data (e-mail and IP
+addresses) that only reports redact.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from edgeinvestigate.models.credentials import CredentialMasker, env_secrets
 
 __all__ = ["Redactor", "env_secrets", "redact"]
 
@@ -24,36 +29,6 @@ _IPV4 = re.compile(
     r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.]|\.\d)"
 )
 _IPV6_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-# "Authorization: Bearer abc", "authorization": "Basic abc", X-Auth-Key: abc, cookie: a=b
-_HEADER = re.compile(
-    r"(?i)(?P<name>\b(?:proxy-)?authorization|\bx-auth-(?:key|token|email)|\bcf-access-(?:token|client-secret)"
-    r"|\bx-api-key|\bcookie|\bset-cookie)(?P<sep>\"?\s*[:=]\s*\"?)(?P<value>[^\"\r\n,;}]+)"
-)
-_BEARER = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+(?P<value>[A-Za-z0-9._~+/=-]{8,})")
-_KV_SECRET = re.compile(
-    r"(?i)(?P<name>\b[\w-]*(?:token|secret|password|passwd|api[_-]?key|apikey|access[_-]?key)[\w-]*)"
-    r"(?P<sep>\"?\s*[:=]\s*\"?)(?P<value>[^\s\"&,;}'<]{4,})"
-)
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
-# Cloudflare API tokens: 40 characters of [A-Za-z0-9_-] mixing cases and digits (hex hashes do not).
-_CF_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{40}(?![A-Za-z0-9_-])")
-
-_SECRET_ENV = re.compile(r"(?i)(token|secret|password|passwd|api_?key|credential)")
-
-
-def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of secret-looking environment variables (8+ characters), longest first."""
-    env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8}
-    return sorted(values, key=len, reverse=True)
-
-
-def _is_cf_token(text: str) -> bool:
-    return (
-        any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)
-    )
-
-
 # Addresses that identify no one: loopback and "any" (they show up in local and sandbox URLs).
 _KEEP_IPS = frozenset({"127.0.0.1", "0.0.0.0", "::1", "::"})  # noqa: S104 - a list, not a bind
 
@@ -105,17 +80,17 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """Redact one string."""
-        for secret in self.secrets:
-            if secret in text:
-                self.count += text.count(secret)
-                text = text.replace(secret, "[secret]")
         if self.credentials:
-            text = self._sub(_HEADER, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
-            text = self._sub(_BEARER, lambda m: f"{m['scheme']} [redacted]", text)
-            text = self._sub(_JWT, "[token]", text)
-            text = self._sub(_KV_SECRET, lambda m: f"{m['name']}{m['sep']}[redacted]", text)
+            masker = CredentialMasker(self.secrets)
+            text = masker.text(text)
+            self.count += masker.count
+        else:
+            for secret in self.secrets:
+                if secret in text:
+                    self.count += text.count(secret)
+                    text = text.replace(secret, "[secret]")
         if not self.pii:
-            return self._cf_tokens(text) if self.credentials else text
+            return text
         text = self._sub(_EMAIL, "[email]", text)
         text = self._sub(_IPV4, _ipv4, text)
         if ":" in text:
@@ -123,10 +98,7 @@ class Redactor:
             text = _IPV6_CANDIDATE.sub(_ipv6, text)
             if text != before:
                 self.count += 1
-        return self._cf_tokens(text) if self.credentials else text
-
-    def _cf_tokens(self, text: str) -> str:
-        return self._sub(_CF_TOKEN, lambda m: "[token]" if _is_cf_token(m.group(0)) else m.group(0), text)
+        return text
 
     def value(self, value: Any) -> Any:
         """Redact every string inside a nested structure of dicts, lists and strings."""

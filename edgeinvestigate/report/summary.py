@@ -42,7 +42,9 @@ _URL = re.compile(
     re.I,
 )
 _EVIDENCE_KEYS = ("errors", "jobs", "dlq_messages", "deliveries", "retried", "invocations", "messages",
-                  "share_on_version", "minutes_to_first_error")  # fmt: skip
+                  "share_on_version", "minutes_to_first_error",
+                  # queue analytics findings
+                  "backlog_growth", "errors_during", "without_error_log", "missing_reads")  # fmt: skip
 
 
 def md_text(text: object, redactor: Redactor | None = None) -> str:

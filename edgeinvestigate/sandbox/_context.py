@@ -43,3 +43,4 @@ class SandboxContext:
         self.store.reset()
         self.faults.set(FaultSpec())
         self.limiter.configure(self.config.rate_limit, self.config.rate_window_s)
+        vars(self).pop("graphql", None)  # the /graphql settings and limiter (sandbox._graphql_api)

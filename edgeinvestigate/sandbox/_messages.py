@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 from typing import Any
 
+from edgeinvestigate.sandbox._analytics import Analytics, consumer_kind
 from edgeinvestigate.sandbox._clock import Clock, iso
 from edgeinvestigate.sandbox._database import Database, new_id
 from edgeinvestigate.sandbox._queues import QueueRow, Queues, row_to_queue
@@ -85,10 +86,13 @@ def _find_lease(conn: sqlite3.Connection, queue_id: str, lease_id: str) -> sqlit
 class Messages:
     """Messages of every queue, with their leases and the queues' counters."""
 
-    def __init__(self, db: Database, clock: Clock, queues: Queues) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, queues: Queues, analytics: Analytics | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.queues = queues
+        self.analytics = analytics if analytics is not None else Analytics(db)
 
     # -- in -----------------------------------------------------------------------------------
     def push(
@@ -104,6 +108,17 @@ class Messages:
                     (queue.queue_id, new_id(), content_type, body, now, now, now + delay_s * 1000, source),
                 )
             _bump(conn, queue.queue_id, "pushed", len(items))
+            an = self.analytics
+            an.op(
+                conn,
+                queue.account_id,
+                queue.queue_id,
+                now,
+                "WriteMessage",
+                [(len(b), now, 0) for b, _, _ in items],
+            )
+            an.count(conn, queue.queue_id, now, "pushed", len(items))
+            an.backlog(conn, queue.account_id, queue.queue_id, now)
             return _metrics(conn, queue.queue_id)
 
     def load(self, queue: QueueRow, items: list[dict[str, Any]]) -> list[str]:
@@ -143,6 +158,9 @@ class Messages:
                 )
                 ids.append(mid)
             _bump(conn, queue.queue_id, "loaded", len(ids))
+            if ids:
+                self.analytics.count(conn, queue.queue_id, now, "loaded", len(ids))
+                self.analytics.backlog(conn, queue.account_id, queue.queue_id, now)
         return ids
 
     # -- time ---------------------------------------------------------------------------------
@@ -163,6 +181,7 @@ class Messages:
         ).fetchall()
         for row in expired:
             _bump(conn, q.queue_id, "lease_expired")
+            self.analytics.count(conn, q.queue_id, now, "lease_expired")
             if row["attempts"] > q.max_retries:
                 self._exhaust(conn, q, row, now)
             else:
@@ -176,13 +195,32 @@ class Messages:
             (q.queue_id, q.retention_s * 1000, now),
         )
         _bump(conn, q.queue_id, "retention_expired", cur.rowcount)
+        self.analytics.count(conn, q.queue_id, now, "retention_expired", cur.rowcount)
+        if expired or cur.rowcount:
+            self.analytics.backlog(conn, q.account_id, q.queue_id, now)
 
     def _exhaust(self, conn: sqlite3.Connection, queue: QueueRow, row: sqlite3.Row, now: int) -> None:
         """Retries ran out: move to the dead letter queue (same id, timestamp, body), or delete."""
         conn.execute("DELETE FROM messages WHERE seq = ?", (row["seq"],))
         dlq_name = queue.dead_letter_queue
+        an = self.analytics
+        size = len(row["body"])
+        gone = [(size, int(row["timestamp_ms"]), max(0, int(row["attempts"]) - 1))]
+        kind = consumer_kind(queue.consumer)
+        outcome = "dlq" if dlq_name else "fail"
+        an.op(
+            conn,
+            queue.account_id,
+            queue.queue_id,
+            now,
+            "DeleteMessage",
+            gone,
+            consumer_type=kind,
+            outcome=outcome,
+        )
         if not dlq_name:
             _bump(conn, queue.queue_id, "deleted_exhausted")
+            an.count(conn, queue.queue_id, now, "deleted_exhausted")
             return
         dlq_id = self.queues.named_or_new(conn, queue.account_id, dlq_name)
         conn.execute(
@@ -192,6 +230,10 @@ class Messages:
         )
         _bump(conn, queue.queue_id, "dead_lettered")
         _bump(conn, dlq_id, "received_dead_letters")
+        an.count(conn, queue.queue_id, now, "dead_lettered")
+        an.count(conn, dlq_id, now, "received_dead_letters")
+        an.op(conn, queue.account_id, dlq_id, now, "WriteMessage", [(size, now, 0)])
+        an.backlog(conn, queue.account_id, dlq_id, now)
 
     # -- leases -------------------------------------------------------------------------------
     def pull(self, queue: QueueRow, batch_size: int, visibility_ms: int) -> tuple[list[sqlite3.Row], int]:
@@ -217,7 +259,18 @@ class Messages:
                 _bump(conn, queue.queue_id, "delivered", len(leased))
             out = [conn.execute("SELECT * FROM messages WHERE seq = ?", (seq,)).fetchone() for seq in leased]
             backlog = _metrics(conn, queue.queue_id)["backlog_count"]
+            self._pulled(conn, queue, now, out)
         return out, backlog
+
+    def _pulled(self, conn: sqlite3.Connection, queue: QueueRow, now: int, rows: list[sqlite3.Row]) -> None:
+        """Analytics of a pull: one ReadMessage per delivery, the batch in flight, the backlog."""
+        an = self.analytics
+        reads = [(len(r["body"]), int(r["timestamp_ms"]), int(r["attempts"]) - 1) for r in rows]
+        kind = consumer_kind(queue.consumer)
+        an.op(conn, queue.account_id, queue.queue_id, now, "ReadMessage", reads, consumer_type=kind)
+        an.count(conn, queue.queue_id, now, "delivered", len(rows))
+        an.pulled(conn, queue.account_id, queue.queue_id, now, [str(r["lease_id"]) for r in rows])
+        an.backlog(conn, queue.account_id, queue.queue_id, now)
 
     def ack(
         self, queue: QueueRow, acks: list[str], retries: list[tuple[str, int | None]]
@@ -228,6 +281,7 @@ class Messages:
         warnings: dict[str, str] = {}
         n_ack = n_retry = 0
         default_delay = int((queue.consumer or {}).get("settings", {}).get("retry_delay", 0) or 0)
+        deleted: list[tuple[int, int, int]] = []
         with self.db.tx() as conn:
             for lease in acks:
                 row = _find_lease(conn, queue.queue_id, lease)
@@ -235,6 +289,7 @@ class Messages:
                     warnings[lease] = _GONE
                     continue
                 conn.execute("DELETE FROM messages WHERE seq = ?", (row["seq"],))
+                deleted.append((len(row["body"]), int(row["timestamp_ms"]), max(0, int(row["attempts"]) - 1)))
                 n_ack += 1
             for lease, delay in retries:
                 row = _find_lease(conn, queue.queue_id, lease)
@@ -253,6 +308,22 @@ class Messages:
                 )
             _bump(conn, queue.queue_id, "acked", n_ack)
             _bump(conn, queue.queue_id, "retried", n_retry)
+            an = self.analytics
+            kind = consumer_kind(queue.consumer)
+            an.op(
+                conn,
+                queue.account_id,
+                queue.queue_id,
+                now,
+                "DeleteMessage",
+                deleted,
+                consumer_type=kind,
+                outcome="success",
+            )
+            an.count(conn, queue.queue_id, now, "acked", n_ack)
+            an.count(conn, queue.queue_id, now, "retried", n_retry)
+            if n_ack or n_retry:
+                an.backlog(conn, queue.account_id, queue.queue_id, now)
         return n_ack, n_retry, warnings
 
     def extend(self, queue: QueueRow, leases: list[str], visibility_ms: int) -> tuple[int, dict[str, str]]:
@@ -301,6 +372,10 @@ class Messages:
                     warnings[ref] = "message no longer in the queue"
                 n += cur.rowcount
             _bump(conn, queue.queue_id, "purged_by_ref", n)
+            now = self.clock.now_ms()
+            self.analytics.count(conn, queue.queue_id, now, "purged", n)
+            if n:
+                self.analytics.backlog(conn, queue.account_id, queue.queue_id, now)
         return warnings
 
     def purge_all(self, queue: QueueRow) -> dict[str, Any]:
@@ -310,6 +385,8 @@ class Messages:
             cur = conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue.queue_id,))
             _bump(conn, queue.queue_id, "purged", cur.rowcount)
             self.queues.set_purge(conn, queue, status)
+            self.analytics.count(conn, queue.queue_id, self.clock.now_ms(), "purged", cur.rowcount)
+            self.analytics.backlog(conn, queue.account_id, queue.queue_id, self.clock.now_ms())
         return status
 
     def metrics(self, queue: QueueRow) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeinvestigate.sandbox._analytics import Analytics
 from edgeinvestigate.sandbox._clock import Clock
 from edgeinvestigate.sandbox._database import Database
 from edgeinvestigate.sandbox._deployments import Deployments
@@ -29,7 +30,8 @@ class Store:
         self.db = Database(state_dir)
         self.clock = Clock()
         self.queues = Queues(self.db, self.clock, default_json_encoding=default_json_encoding)
-        self.messages = Messages(self.db, self.clock, self.queues)
+        self.analytics = Analytics(self.db)  # per-minute counters and samples for /graphql
+        self.messages = Messages(self.db, self.clock, self.queues, self.analytics)
         self.events = Events(self.db)
         self.tails = TailRegistry(self.db, self.clock)
         self.deployments = Deployments(self.db, self.clock)
@@ -37,6 +39,7 @@ class Store:
     def reset(self) -> None:
         """Forget everything: every table, and the clock's offset."""
         self.db.clear()
+        self.analytics.clear()
         self.events.forget()
         self.clock.reset()
 

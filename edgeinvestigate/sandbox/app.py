@@ -19,6 +19,7 @@ from edgeinvestigate.sandbox._deployments_api import DEPLOYMENT_ADMIN_ROUTES, DE
 from edgeinvestigate.sandbox._endpoint import ApiEndpoint, MethodDispatch
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, family_of
 from edgeinvestigate.sandbox._forwarder import run_background
+from edgeinvestigate.sandbox._graphql_api import GRAPHQL_ADMIN_ROUTES, GraphQLEndpoint
 from edgeinvestigate.sandbox._queues_api import QUEUE_HANDLERS
 from edgeinvestigate.sandbox._tails import TAIL_HANDLERS, tail_websocket
 from edgeinvestigate.sandbox._telemetry import telemetry_query
@@ -39,8 +40,9 @@ def _routes(ctx: SandboxContext) -> list[BaseRoute]:
     for op, method, path, handler in [*TAIL_HANDLERS, *DEPLOYMENT_HANDLERS]:
         api.setdefault(f"{accounts}/workers/scripts{path}", {})[method] = ApiEndpoint(ctx, op, handler)
     routes: list[BaseRoute] = [Route(path, MethodDispatch(by_method)) for path, by_method in api.items()]
+    routes.append(Route(f"{API_PREFIX}/graphql", GraphQLEndpoint(ctx)))  # GraphQL Analytics
     admin: dict[str, dict[str, Any]] = {}
-    for method, path, admin_handler in [*ADMIN_ROUTES, *DEPLOYMENT_ADMIN_ROUTES]:
+    for method, path, admin_handler in [*ADMIN_ROUTES, *GRAPHQL_ADMIN_ROUTES, *DEPLOYMENT_ADMIN_ROUTES]:
         admin.setdefault(f"/__admin{path}", {})[method] = request_response(admin_endpoint(ctx, admin_handler))
     routes += [Route(path, MethodDispatch(by_method)) for path, by_method in admin.items()]
     routes.append(WebSocketRoute("/tail/{tail_id}", tail_websocket))

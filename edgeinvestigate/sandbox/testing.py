@@ -218,6 +218,31 @@ class RunningSandbox:
         result: dict[str, Any] = self._result(self.admin.put("/__admin/faults", json={"spec": spec}))
         return result
 
+    def advance_clock(self, ms: int) -> int:
+        """Move the sandbox clock by ``ms`` (then it sweeps); returns the sandbox's ``now_ms``."""
+        result: dict[str, Any] = self._result(self.admin.post("/__admin/clock", json={"advance_ms": ms}))
+        return int(result["now_ms"])
+
+    def next_minute(self, into_ms: int = 1000) -> int:
+        """Move the clock to ``into_ms`` past the start of the next minute (analytics buckets)."""
+        now = self.advance_clock(0)
+        return self.advance_clock(60_000 - now % 60_000 + into_ms)
+
+    def graphql_settings(self, **body: Any) -> dict[str, Any]:
+        """``PUT /__admin/graphql`` (settings, error_style, analytics_read, rate_limit); returns them all."""
+        result: dict[str, Any] = self._result(self.admin.put("/__admin/graphql", json=body))
+        return result
+
+    def load_analytics(
+        self, account_id: str, responses: list[dict[str, Any]], queue_names: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Load analytics in the GraphQL response shape (what ``simulate --sandbox`` does)."""
+        body = {"responses": responses, "queue_names": queue_names or {}}
+        result: dict[str, Any] = self._result(
+            self.admin.post(f"/__admin/accounts/{account_id}/analytics", json=body)
+        )
+        return result
+
     def queue_state(self, account_id: str, queue_name: str) -> dict[str, Any]:
         queue: dict[str, Any] = self.state()["accounts"][account_id]["queues"][queue_name]
         return queue

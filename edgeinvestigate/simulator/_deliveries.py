@@ -109,6 +109,10 @@ class _Consumer:
         self.p_fill = min(max(p_fill, 0.0), 1.0)
         self.dep_ms = np.array(scenario.deployment_ms(), dtype=np.int64)
         self.windows = [scenario.incident_window(inc) for inc in scenario.incidents]
+        #: consumer stalls: no batch is delivered in these [start, end) windows (epoch ms)
+        self.stalls = [
+            self.windows[k] for k, inc in enumerate(scenario.incidents) if inc.kind == "consumer_stall"
+        ]
         self.dep_tags = [d.tag for d in scenario.deployments]
         self.noise_idx, self.noise_cum = per_type_choice(
             list(NOISE_ERRORS), templates.noise, [n.weight for n in NOISE_ERRORS]
@@ -133,6 +137,8 @@ class _Consumer:
         while self.heap:
             b = heapq.heappop(self.heap)
             self.seen.discard(b)
+            if self.stalls and self._postpone(b, init):
+                continue
             self._window(b, self._due(b, init))
         return Deliveries(
             d={k: np.concatenate(v) for k, v in self.D.items()},
@@ -174,6 +180,21 @@ class _Consumer:
         self._outcomes(w)
         self._settle(w)
 
+    def _postpone(self, b: int, init: dict[int, np.ndarray]) -> bool:
+        """During a consumer stall, window ``b``'s deliveries wait for the first window after it."""
+        at = (b + 1) * self.W
+        end = next((e for a, e in self.stalls if a <= at < e), None)
+        if end is None:
+            return False
+        resume = -(-end // self.W) - 1  # the first window whose batches start at or after the end
+        w = self._due(b, init)
+        vis = np.full(w.n, end, dtype=np.int64)
+        self.pending.setdefault(resume, []).append((w.jobs, w.att.astype(np.int16), vis))
+        if resume not in self.seen:
+            heapq.heappush(self.heap, resume)
+            self.seen.add(resume)
+        return True
+
     def _errors(self, w: _Window) -> None:
         """The error template (or -1) and root cause of each delivery; ``kill`` for limit kills."""
         sc, rng, T, n = self.sc, self.rng, self.T, w.n
@@ -185,6 +206,8 @@ class _Consumer:
         kill = np.zeros(n, dtype=bool)
         for k, inc in enumerate(sc.incidents):
             a, e = self.windows[k]
+            if inc.kind == "consumer_stall":
+                continue  # no errors: the consumer just receives nothing (see _postpone)
             if inc.kind == "cpu_limits":
                 m = cause_j == k
                 kill |= m

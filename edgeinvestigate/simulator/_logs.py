@@ -133,7 +133,9 @@ def _job_lines(
 ) -> None:
     """One line per processed delivery, at its end."""
     s, d = scenario.system, deliveries.d
-    logged = np.flatnonzero(np.isin(d["status"], (OK, RETRY, PERM)))
+    silent = [k for k, inc in enumerate(scenario.incidents) if inc.kind == "silent_retries"]
+    quiet = np.isin(d["cause"], silent) & (d["status"] == RETRY) if silent else False
+    logged = np.flatnonzero(np.isin(d["status"], (OK, RETRY, PERM)) & ~quiet)
     sub = d["status"][logged]
     final = d["final"][logged]
     lv = np.full(len(logged), L_LOG, np.int8)

@@ -21,6 +21,7 @@ import msgspec
 from edgeinvestigate._http import Secret, make_client
 from edgeinvestigate.errors import AuthError, ConfigError, SandboxError
 from edgeinvestigate.simulator._simulation import Simulation
+from edgeinvestigate.simulator._write_analytics import analytics_response
 from edgeinvestigate.simulator._write_workers_logs import event_lines
 
 __all__ = ["TOKEN_ENVS", "load_into_sandbox", "sandbox_token"]
@@ -186,4 +187,9 @@ def load_into_sandbox(
                 out["events_loaded"] += (
                     int(res.get("loaded", len(chunk))) if isinstance(res, dict) else len(chunk)
                 )
+        # the Queue and Worker analytics, for /graphql (the sandbox maps our queue ids to its own by name)
+        names = {sim.queue_ids[q]: q for q in (s.queue, s.dlq)}
+        body = {"responses": [analytics_response(sim)], "queue_names": names}
+        res = _post(client, f"/__admin/accounts/{acct}/analytics", body)
+        out["analytics_loaded"] = res.get("loaded", {}) if isinstance(res, dict) else {}
     return out

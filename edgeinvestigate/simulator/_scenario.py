@@ -105,10 +105,18 @@ class IncidentSpec(_Model):
     - ``cpu_limits``: a share ``rate`` of ``job_type`` jobs produced in ``[start, end)`` are too heavy
       and kill the invocation (``exceededCpu`` / ``exceededWallTime``); every unacked message of that
       batch is retried by the runtime; exhausted ones are moved raw to the DLQ.
+    - ``consumer_stall``: in ``[start, end)`` the consumer receives no batch at all (a hung consumer,
+      delivery paused): nothing errs, the backlog grows, and the messages are delivered when it ends.
+      ``job_type`` and ``rate`` are ignored; ``errors`` may be empty.
+    - ``silent_retries``: like ``dependency_outage`` (transient errors in ``[start, end)``, retried,
+      exhausted ones moved raw to the DLQ by the runtime), but the consumer logs nothing about them:
+      messages are dead-lettered without any error log.
     """
 
     id: str
-    kind: Literal["bad_deploy", "dependency_outage", "poison_payload", "cpu_limits"]
+    kind: Literal[
+        "bad_deploy", "dependency_outage", "poison_payload", "cpu_limits", "consumer_stall", "silent_retries"
+    ]
     job_type: JobType
     description: str
     rate: float = Field(gt=0, le=1)
@@ -118,7 +126,7 @@ class IncidentSpec(_Model):
     transient: bool | None = None
     field: str | None = None
     bad_values: list[str] = Field(default_factory=list)
-    errors: list[ErrorSpec] = Field(min_length=1)
+    errors: list[ErrorSpec] = Field(default_factory=list)
 
     _t = field_validator("start", "end")(classmethod(lambda cls, v: None if v is None else _check_time(v)))
 
@@ -130,13 +138,15 @@ class IncidentSpec(_Model):
             raise ValueError(f"incident {self.id}: kind {self.kind} needs start and end")
         if self.kind == "poison_payload" and (not self.field or not self.bad_values):
             raise ValueError(f"incident {self.id}: kind poison_payload needs field and bad_values")
+        if self.kind != "consumer_stall" and not self.errors:
+            raise ValueError(f"incident {self.id}: kind {self.kind} needs at least one [[incidents.errors]]")
         return self
 
     @property
     def is_transient(self) -> bool:
         if self.transient is not None:
             return self.transient
-        return self.kind == "dependency_outage"
+        return self.kind in ("dependency_outage", "silent_retries")
 
 
 #: the account every shipped scenario uses (the sandbox serves whatever account a scenario names)

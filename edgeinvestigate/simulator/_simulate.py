@@ -24,6 +24,7 @@ from edgeinvestigate.simulator._ground_truth import write_ground_truth
 from edgeinvestigate.simulator._sandbox import load_into_sandbox, sandbox_token
 from edgeinvestigate.simulator._scenario import Scenario, load_scenario
 from edgeinvestigate.simulator._simulation import Simulation
+from edgeinvestigate.simulator._write_analytics import write_analytics
 from edgeinvestigate.simulator._write_dlq import write_dlq
 from edgeinvestigate.simulator._write_logpush import write_logpush
 from edgeinvestigate.simulator._write_tail import write_tail
@@ -39,6 +40,7 @@ LAYOUT: dict[str, str] = {
     "logpush": "logpush",
     "workers_logs": "workers_logs/events.json",
     "dlq": "dlq/messages.json",
+    "analytics": "analytics/analytics.json",  # Queue and Worker analytics, the GraphQL response shape
 }
 FORMATS: tuple[str, ...] = tuple(LAYOUT)
 #: format name -> writer of that format at ``out / LAYOUT[name]``
@@ -48,6 +50,7 @@ _WRITERS: dict[str, Callable[[Simulation, Path], int | list[Path]]] = {
     "logpush": write_logpush,
     "workers_logs": write_workers_logs,
     "dlq": write_dlq,
+    "analytics": write_analytics,
 }
 _OURS = {"ground_truth.json", *(p.split("/")[0] for p in LAYOUT.values())}
 

@@ -40,7 +40,7 @@ class Templates:
                 idx.append(self._add(t, "incident", inc.id, outcome))
             self.incident_tpls.append(idx)
             w = np.array([e.weight for e in inc.errors], dtype=float)
-            self.incident_w.append(np.cumsum(w / w.sum()))
+            self.incident_w.append(np.cumsum(w / w.sum()) if len(w) else w)  # a consumer stall has none
         self.noise: list[int] = [self._add(n.template, "noise") for n in NOISE_ERRORS]
         self.uncaught: list[int] = [self._add(t, "uncaught") for t in UNCAUGHT]
         self.chatter: list[int] = [self._add(c.template, "chatter") for c in CHATTER]

@@ -71,7 +71,7 @@ def test_keep_leases_lets_replay_ack_messages_deep_in_a_big_dlq(sb: RunningSandb
         "--type", "EMAIL_DELIVERY", "--out", str(plan),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    run = _cli(sb, "replay", "run", str(plan), "--yes", "--rate", "1000", "--json")
+    run = _cli(sb, "replay", "run", str(plan), "--allow-queue", "jobs", "--yes", "--rate", "400", "--json")
     assert run.returncode == 0, run.stderr
 
     left = {m["id"] for m in sb.queue_state(ACCOUNT, DLQ)["messages"]}

@@ -41,13 +41,16 @@ def test_execute_replays_into_the_sandbox(tmp_path: Path, monkeypatch: pytest.Mo
 
         monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
         monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", account)
+        monkeypatch.delenv("EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES", raising=False)
+        params = {"bundle": str(bundle), "to_queue": "jobs", "execute": True, "api_url": sb.url, "rate": 400}
+        # the plan allows `jobs`, but the run's allow-list comes from the operator: without it, refused
+        refused = run_notebook("dlq-replay", tmp_path / "refused", params, progress=False)
+        assert not refused.ok
+        assert "'jobs' is not in the allow-list of the run" in str(refused.error)
+        assert "-p allow_queues=jobs" in str(refused.error)
+        assert _state(sb, account) == before  # nothing was sent
         out = tmp_path / "report"
-        run = run_notebook(
-            "dlq-replay",
-            out,
-            {"bundle": str(bundle), "to_queue": "jobs", "execute": True, "api_url": sb.url, "rate": 500},
-            progress=False,
-        )
+        run = run_notebook("dlq-replay", out, {**params, "allow_queues": "jobs"}, progress=False)
         assert run.ok, run.error
         replay = run.results["replay"]
         assert replay["result"]["outcome"] == "completed"

@@ -113,7 +113,7 @@ def build(sb: Any, tmp_path: Path, *, n: int = 2000, rate: float = 400.0) -> Sce
 
 
 def build_without_leases(
-    sb: Any, tmp_path: Path, *, n: int, selected: Callable[[int], bool], rate: float = 1000.0
+    sb: Any, tmp_path: Path, *, n: int, selected: Callable[[int], bool], rate: float = 400.0
 ) -> Scenario:
     """Queues, a DLQ of ``n`` jobs collected by a snapshot that *released* its leases (the frame holds
     no lease id, so replay removes originals by peek + purge), and a plan replaying the messages at the
@@ -339,6 +339,17 @@ def cli_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         main(args)
     out = capsys.readouterr()
     return int(stop.value.code or 0), out.out + out.err
+
+
+def tamper(path: Path, **changes: Any) -> None:
+    """Edit a plan file as an attacker would: change fields, then recompute its (unkeyed) hash."""
+    from edgeinvestigate.replay._rewrite import canonical_bytes, sha256_hex
+
+    doc = json.loads(path.read_text())
+    doc.pop("content_hash")
+    doc.update(changes)
+    doc["content_hash"] = sha256_hex(canonical_bytes(doc))
+    path.write_text(json.dumps(doc))
 
 
 def bundle_of(tmp_path: Path, frame: pd.DataFrame) -> Path:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from replay_messages import dlq_messages, job, message_id, peeked
 
+from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.replay import ReplayPlan, plan_replay
 from edgeinvestigate.replay._plan import PlanMessage
 from edgeinvestigate.replay._planner import cut_batches
@@ -147,12 +148,18 @@ def test_leases_make_removal_one_ack_per_batch() -> None:
     assert p.messages[0].lease_id == "lease-0"
 
 
-def test_empty_selection_makes_an_empty_plan(dlq_frame: pd.DataFrame) -> None:
-    p = plan(dlq_frame, types=["NO_SUCH_TYPE"])
-    assert p.messages == []
-    assert p.batches == []
-    assert p.estimates.duration_s == 0
-    assert p.not_selected == 300
+def test_a_plan_whose_every_selected_message_is_excluded_is_not_made() -> None:
+    # every message a v8 body: nothing could be pushed, so no (empty) plan either
+    msgs = [peeked(i, None, content_type="v8") for i in range(4)]
+    with pytest.raises(ConfigError) as err:
+        plan(dlq_frame(msgs, "jobs-dlq"))
+    assert err.value.exit_code == 2
+    assert (
+        "all 4 selected DLQ messages of 'jobs-dlq' are excluded (4 unsupported_content_type)"
+        in err.value.message
+    )
+    assert "refusing to write an empty plan" in err.value.message
+    assert "replay-failed-jobs.md" in err.value.hint
 
 
 def test_many_messages_plan_quickly() -> None:

@@ -61,14 +61,14 @@ def test_pushes_that_commit_then_time_out_stop_after_the_cap_and_resume_only_whe
 
         # resuming without the flag sends nothing more
         with client_for(sb) as client, pytest.raises(ReplayRefusedError, match=f"up to {3 * n0} times"):
-            run_replay(sc.plan_path, client, rate=1000)
+            run_replay(sc.plan_path, client, rate=400)
         assert sum(_copies_on_target(sb).values()) == 3 * n0
 
         # the target is healthy again; the operator checked it and asks for the re-send
         sb.set_faults("")
         said: list[str] = []
         with client_for(sb) as client:
-            result = run_replay(sc.plan_path, client, rate=1000, resend_ambiguous=True, say=said.append)
+            result = run_replay(sc.plan_path, client, rate=400, resend_ambiguous=True, say=said.append)
         assert result.outcome == "completed", result.to_dict()
         assert any("--resend-ambiguous" in s for s in said), said
         stats = assert_nothing_lost(sb, sc)

@@ -171,7 +171,7 @@ def test_after_exit_4_a_leased_bundle_plan_removes_the_rest_under_the_same_keys(
             "jobs",
             ids=sorted(sc.selected),
             allow_queues=["jobs"],
-            rate=1000.0,
+            rate=400.0,
             near=second,
         )
         assert {m.message_id for m in plan2.messages} == hidden  # the 50 settled ones are gone
@@ -232,7 +232,7 @@ def test_a_storm_of_5xx_on_peek_is_bounded_logged_and_the_first_ctrl_c_stops(tmp
         # the ledger is consistent: a resume without faults finishes and nothing is lost
         sb.set_faults("")
         with client_for(sb) as client:
-            result = run_replay(sc.plan_path, client, rate=1000)
+            result = run_replay(sc.plan_path, client, rate=400)
         assert result.outcome == "completed", result.to_dict()
         assert_nothing_lost(sb, sc)
 
@@ -253,7 +253,7 @@ def test_without_leases_originals_are_purged_by_ref_even_beyond_the_first_peek(t
         old = dlq_frame([peeked(i, job(i)) for i in range(120, 150)], "jobs-dlq")
         frame = pd.concat([head, old], ignore_index=True)
         ids = [message_id(i) for i in [*range(50, 100), *range(120, 150)]]
-        plan = plan_replay(frame, "jobs-dlq", "jobs", ids=ids, allow_queues=["jobs"], rate=1000)
+        plan = plan_replay(frame, "jobs-dlq", "jobs", ids=ids, allow_queues=["jobs"], rate=400)
         path = plan.save(tmp_path / "plan.json")
         with client_for(sb) as client:
             first = run_replay(path, client)
@@ -275,7 +275,7 @@ def test_without_leases_originals_are_purged_by_ref_even_beyond_the_first_peek(t
         other = plan_replay(frame, "jobs-dlq", "emails", ids=ids[:3], allow_queues=["emails"])
         other_path = other.save(tmp_path / "emails.json")
         with client_for(sb) as client, pytest.raises(ReplayRefusedError, match="'emails' does not exist"):
-            run_replay(other_path, client)
+            run_replay(other_path, client, allow_queues=["emails"])
         with Ledger.open(tmp_path / "emails.ledger.sqlite", create=False) as led:
             assert led.counts()["planned"] == 3
             assert led.runs() == []

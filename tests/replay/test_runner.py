@@ -1,8 +1,11 @@
 """A run as the operator drives it: the first Ctrl-C finishes the in-flight batch; a declined
-confirmation sends nothing; run_until_settled runs a plan again while a run ends incomplete."""
+confirmation sends nothing, and without a terminal --yes is needed; run_until_settled runs a plan
+again while a run ends incomplete."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ from replay_scenario import (
     assert_nothing_lost,
     build,
     cli_env,
+    cli_run,
     run_cli,
     run_id_of,
     seen,
@@ -21,7 +25,7 @@ from replay_scenario import (
 )
 
 from edgeinvestigate.cli import cli
-from edgeinvestigate.replay import Ledger, RunResult
+from edgeinvestigate.replay import Ledger, RunResult, default_ledger_path
 from edgeinvestigate.sandbox.testing import running_sandbox
 
 
@@ -58,7 +62,10 @@ def test_ctrl_c_finishes_the_in_flight_batch(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
-def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(tmp_path: Path) -> None:
+def test_declined_confirmation_sends_nothing_and_the_plan_can_be_remade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edgeinvestigate.cli._replay._can_ask", lambda: True)  # as at a terminal
     with running_sandbox(tmp_path) as sb:
         sc = build(sb, tmp_path, n=200)
         runner = CliRunner()
@@ -97,3 +104,43 @@ def test_run_until_settled_runs_again_while_a_run_is_incomplete(monkeypatch: pyt
     outcomes[:] = ["cancelled"]
     assert _runner.run_until_settled("plan.json", client).outcome == "cancelled"  # type: ignore[arg-type]
     assert len(calls) == 1  # a stopped run is not resumed behind the operator's back
+
+
+def test_without_a_terminal_replay_run_needs_yes(tmp_path: Path) -> None:
+    snap = snapshot_file(tmp_path, n=5)
+    plan = tmp_path / "plan.json"
+    env = dict(os.environ)
+    made = cli_run(
+        [
+            "replay",
+            "plan",
+            str(snap),
+            "--from",
+            "jobs-dlq",
+            "--to",
+            "jobs",
+            "--allow-queue",
+            "jobs",
+            "--out",
+            str(plan),
+        ],
+        env,
+    )
+    assert made.returncode == 0, made.stderr
+    # stdin is not a terminal (cli_run gives /dev/null): no question can be asked, so none is
+    res = cli_run(["replay", "run", str(plan)], env)
+    assert res.returncode == 2, res.stderr
+    err = " ".join(res.stderr.split())
+    assert err.startswith(f"error: replay run {plan}: there is no terminal to ask for confirmation on")
+    assert "--yes was not given; nothing was sent" in err
+    assert "hint: review the plan" in err
+    assert "then pass --yes" in err
+    assert "aborted" not in err
+    assert not default_ledger_path(plan).exists()  # refused before anything else
+    # --json: the same error as a JSON object on stdout
+    res = cli_run(["replay", "run", str(plan), "--json"], env)
+    assert res.returncode == 2
+    doc = json.loads(res.stdout)
+    assert doc["error"]["type"] == "ConfigError"
+    assert doc["error"]["exit_code"] == 2
+    assert "then pass --yes" in doc["error"]["hint"]

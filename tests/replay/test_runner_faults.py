@@ -52,7 +52,7 @@ def test_kill_9_at_20_random_moments_then_resume(tmp_path: Path) -> None:
     with running_sandbox(tmp_path) as sb:
         sc = build(sb, tmp_path)
         env = cli_env(sb)
-        args = ["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "2000"]
+        args = ["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "400"]
         kills: list[str] = []
         progress = []
         while len(kills) < 20:
@@ -93,7 +93,7 @@ def test_429_storm(tmp_path: Path) -> None:
         sc = build(sb, tmp_path)
         sb.set_faults("burst429=40,retry_after=0.1")
         with client_for(sb) as client:
-            result = run_replay(sc.plan_path, client, rate=1000)
+            result = run_replay(sc.plan_path, client, rate=400)
         assert result.outcome == "completed", result.to_dict()
         assert result.rate_limited == 40
         stats = assert_nothing_lost(sb, sc)
@@ -106,7 +106,7 @@ def test_five_percent_5xx(tmp_path: Path) -> None:
         sc = build(sb, tmp_path)
         sb.set_faults("error_rate=0.05,seed=11")
         with client_for(sb) as client:
-            result = run_replay(sc.plan_path, client, rate=1000, max_backoff=0.5)
+            result = run_replay(sc.plan_path, client, rate=400, max_backoff=0.5)
         assert result.outcome == "completed", result.to_dict()
         assert_nothing_lost(sb, sc)
 
@@ -116,7 +116,7 @@ def test_commit_then_timeout_makes_flagged_twins_never_losses(tmp_path: Path) ->
         sc = build(sb, tmp_path)
         sb.set_faults("commit_timeout=0.3,commit_mode=drop,seed=5,ops=batch")
         with client_for(sb, timeout=5.0) as client:
-            result = run_replay(sc.plan_path, client, rate=1000, max_backoff=0.5)
+            result = run_replay(sc.plan_path, client, rate=400, max_backoff=0.5)
         assert result.outcome == "completed", result.to_dict()
         stats = assert_nothing_lost(sb, sc)
         assert stats["duplicates"] > 0  # the faults did commit and time out
@@ -170,9 +170,7 @@ def test_request_budget_binds_and_is_never_exceeded(tmp_path: Path) -> None:
                 other_tool.peek(qid, batch_size=1)
         started = time.monotonic()
         with client_for(sb) as client:
-            result = run_replay(
-                sc.plan_path, client, rate=5000, max_requests_per_5min=10, budget_window_s=2.0
-            )
+            result = run_replay(sc.plan_path, client, rate=500, max_requests_per_5min=10, budget_window_s=2.0)
         elapsed = time.monotonic() - started
         assert result.outcome == "completed", result.to_dict()
         assert result.requests >= 26  # 2 lookups + 12 pushes + 12 acks

@@ -107,6 +107,48 @@ def test_unknown_ids_and_clusters_are_named_and_never_make_an_empty_plan(
     assert not out.exists()
 
 
+def test_a_selection_that_matches_nothing_names_the_selector_and_the_data_time_range(
+    dlq_frame: pd.DataFrame,
+) -> None:
+    # the data is of 2026-11-29 14:00-14:05 UTC; the window asked for is the day before
+    with pytest.raises(ConfigError) as err:
+        plan(dlq_frame, types=["EMAIL_DELIVERY"], since="2026-11-28T14:00Z", until="2026-11-28T16:00Z")
+    text = err.value.message
+    assert err.value.exit_code == 2
+    assert "no DLQ message of 'jobs-dlq' in this bundle matches the selection" in text
+    assert "refusing to write an empty plan" in text
+    assert (
+        "The bundle holds 300 messages of 'jobs-dlq' (dead-lettered from 2026-11-29T14:00:00Z to "
+        "2026-11-29T14:04:59Z); --type EMAIL_DELIVERY leaves 60, then --since 2026-11-28T14:00:00Z "
+        "--until 2026-11-28T16:00:00Z leaves 0"
+    ) in text
+    assert "--since/--until compare with the time each message was dead-lettered" in err.value.hint
+    # the first selector that empties it is named, and the rest are not tried
+    with pytest.raises(ConfigError) as err:
+        plan(dlq_frame, types=["NO_SUCH_TYPE"], where="attempts >= 0")
+    assert err.value.message.endswith("; --type NO_SUCH_TYPE leaves 0")
+    with pytest.raises(ConfigError, match=r"--where 'attempts > 99' leaves 0"):
+        plan(dlq_frame, where="attempts > 99")
+
+
+def test_an_empty_selection_writes_no_file_and_does_not_block_the_corrected_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = bundle_of(tmp_path, job_frame())
+    out = tmp_path / "plan.json"
+    wrong = ["--since", "2026-11-27T14:00Z", "--until", "2026-11-27T16:00Z"]
+    code, text = cli_main(["replay", "plan", str(bundle), *ALLOW, *wrong, "--out", str(out)], capsys)
+    assert code == 2
+    assert text.startswith("error: no DLQ message of 'jobs-dlq' in this bundle matches the selection")
+    assert "--since 2026-11-27T14:00:00Z --until 2026-11-27T16:00:00Z leaves 0" in " ".join(text.split())
+    assert "dead-lettered from 2026-11-29T14:00:00Z" in " ".join(text.split())
+    assert not out.exists()
+    right = ["--since", "2026-11-29T14:00Z", "--until", "2026-11-29T16:00Z"]
+    res = CliRunner().invoke(cli, ["replay", "plan", str(bundle), *ALLOW, *right, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(ReplayPlan.load(out).messages) == 6
+
+
 def test_unknown_source_queue_lists_what_the_bundle_has(dlq_frame: pd.DataFrame) -> None:
     with pytest.raises(Exception, match=r"no DLQ messages from 'emails-dlq' \(it has: jobs-dlq\)"):
         plan_replay(dlq_frame, "emails-dlq", "emails", allow_queues=["emails"])
@@ -130,7 +172,7 @@ def test_clusters_are_shown_without_cluster_selector(tmp_path: Path) -> None:
     assert plan.messages
     assert all(m.cluster_id == expected[m.message_id] for m in plan.messages)
     assert "(none)" not in plan.by_cluster
-    by_cluster = res.output.split("by cluster:")[1].split("by job type:")[0]
+    by_cluster = res.output.split("by cluster (messages, triage):")[1].split("by job type:")[0]
     assert "(none)" not in by_cluster
     assert sum(plan.by_cluster.values()) == len(plan.messages)
 

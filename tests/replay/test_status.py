@@ -91,7 +91,10 @@ def test_run_status_cancel_resume_and_export(tmp_path: Path) -> None:
         assert "was already run" in res.output
 
 
-def test_status_after_kill_9_at_a_set_rate_and_the_preview_of_that_rate(tmp_path: Path) -> None:
+def test_status_after_kill_9_at_a_set_rate_and_the_preview_of_that_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("edgeinvestigate.cli._replay._can_ask", lambda: True)  # as at a terminal
     with running_sandbox(tmp_path) as sb:
         sc = build(sb, tmp_path, n=500)  # 300 to replay, planned at 400 msg/s
         env = cli_env(sb)
@@ -122,14 +125,12 @@ def test_status_after_kill_9_at_a_set_rate_and_the_preview_of_that_rate(tmp_path
         assert (st.state, st.running, st.eta_s) == ("crashed", False, None)
         text = st.render()
         assert "not running (crashed? last heartbeat" in text
-        assert f"resume with `edgeinvestigate replay run {sc.plan_path}`" in text
+        assert f"resume with `edgeinvestigate replay run {sc.plan_path} --allow-queue jobs`" in text
         assert "ETA" not in text
         doc = json.loads(CliRunner().invoke(cli, ["replay", "status", str(sc.plan_path), "--json"]).output)
         assert doc["state"] == "crashed"
 
-        resume = run_cli(
-            ["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "2000"], env
-        )
+        resume = run_cli(["replay", "run", str(sc.plan_path), "--yes", "--no-progress", "--rate", "400"], env)
         _, err = resume.communicate(timeout=60)
         assert resume.returncode == 0, err.decode()
         assert_nothing_lost(sb, sc)

@@ -14,7 +14,7 @@ from replay_messages import T0_MS, job, peeked
 from replay_scenario import ACCOUNT, bundle_of, cli_env, cli_main, cli_run, job_frame, jobs_and_dlq, plan_jobs
 
 from edgeinvestigate.cli import cli
-from edgeinvestigate.errors import ReplayError
+from edgeinvestigate.errors import ConfigError, ReplayError
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models import frames as schema
 from edgeinvestigate.replay import Ledger, ReplayPlan, default_ledger_path, plan_replay, verify_replay
@@ -106,9 +106,12 @@ def test_verify_finds_loops_successes_and_unseen_jobs(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "back in the DLQ (failed again): 5" in res.output
     assert "seen succeeding in logs:        20" in res.output
-    # a new plan from that later bundle excludes the loopers instead of replaying them again
-    again = plan_replay(ev2, "jobs-dlq", "jobs", allow_queues=["jobs"])
-    assert {e.reason for e in again.excluded} == {"already_replayed"}
+    # a new plan from that later bundle excludes the loopers instead of replaying them again: as they
+    # are all it would hold, no (empty) plan is made at all
+    with pytest.raises(
+        ConfigError, match=r"all 5 selected DLQ messages .* are excluded \(5 already_replayed\)"
+    ):
+        plan_replay(ev2, "jobs-dlq", "jobs", allow_queues=["jobs"])
 
 
 @pytest.mark.e2e

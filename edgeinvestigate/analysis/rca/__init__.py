@@ -66,6 +66,7 @@ from edgeinvestigate.analysis.rca._limits import (
     over_represented_types,
 )
 from edgeinvestigate.analysis.rca._notes import NO_DEPLOY_INFO, no_telemetry_note
+from edgeinvestigate.analysis.rca._queue_health import queue_findings, with_queue_health
 from edgeinvestigate.analysis.rca._storms import find_retry_storms
 from edgeinvestigate.analysis.rca._timeline import attempt_bins, failed_rates, timeline_rows
 from edgeinvestigate.analysis.rca._values import as_utc, pydt, records
@@ -143,8 +144,10 @@ def analyze(
         hyps = _with_dlq_clusters(hyps, dlq, table)
         notes.append(no_telemetry_note(dlq))
     add_unattributed(hyps, dlq)
+    # queue analytics (only bundles that have them): stalls, throughput drops, dead-lettering
+    hyps, queue_health = queue_findings(ev, hyps, errors, failure, dlq, telemetry=telemetry)
     retried = deliveries[deliveries["attempt"] >= 2] if len(deliveries) else deliveries
-    return Findings(
+    findings = Findings(
         window=window,
         bucket_seconds=bucket,
         totals=_totals(ev, inv, errors, failure, table, dlq, n_deploys=len(deploys)),
@@ -168,6 +171,7 @@ def analyze(
         notes=notes,
         has_telemetry=telemetry,
     )
+    return with_queue_health(findings, queue_health)
 
 
 def _window(inv: pd.DataFrame, errors: pd.DataFrame) -> tuple[TimeWindow | None, pd.Timedelta]:

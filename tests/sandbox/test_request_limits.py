@@ -181,3 +181,20 @@ def test_admin_accepts_valid_names_and_checks_the_dead_letter_queue(sandbox, acc
     assert itself.status_code == 400
     assert "the queue itself" in itself.json()["errors"][0]["message"]
     assert set(sandbox.state()["accounts"][account]["queues"]) == {"a", "7", "jobs-dlq", "a" * 63}
+
+
+def test_graphql_bodies_have_the_same_caps(sandbox) -> None:
+    deep = sandbox.admin.post(
+        "/client/v4/graphql", content=_nested(5000), headers={"content-type": "application/json"}
+    )
+    assert deep.status_code == 400
+    assert deep.json()["data"] is None
+    assert "deeper than" in deep.json()["errors"][0]["message"]
+    head = (
+        f"POST /client/v4/graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sandbox.token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {MAX_API_BODY + 1}\r\n\r\n"
+    )
+    raw, _ = _raw_request(sandbox.port, head, timeout=10)
+    status, body = _envelope(raw)
+    assert status == 413
+    assert "limit of this route" in body["errors"][0]["message"]

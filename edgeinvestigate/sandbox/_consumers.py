@@ -10,8 +10,9 @@ out take their defaults and a missing ``dead_letter_queue`` removes it. The cons
 ``created_on``. Read the consumer first (``GET .../consumers/{c}``), change what you mean to change, and
 send it all back.
 
-Names (Cloudflare's rule for queues, as ``create-cloudflare`` checks it: lowercase letters, digits and
-dashes, 1-63 characters, no dash first or last); Worker script names may also hold underscores.
+Queue names follow Cloudflare's rule (as ``create-cloudflare`` in cloudflare/workers-sdk checks it):
+lowercase letters, digits and dashes, 1-63 characters, no dash first or last. Worker script names may
+also hold underscores.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from edgeinvestigate.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["epoch_to_ms", "parse_time", "to_utc"]
+__all__ = ["epoch_to_ms", "is_relative_time", "parse_time", "to_utc"]
 
 _REL = re.compile(r"^(?:now)?\s*-\s*(\d+(?:\.\d+)?)\s*([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -49,6 +49,14 @@ def parse_time(value: str | datetime | pd.Timestamp | None, *, name: str = "time
     if ts is pd.NaT or pd.isna(ts):  # "nan", "NaT", "" after strip
         raise _bad_time(name, value, "it is not a point in time")
     return ts
+
+
+def is_relative_time(value: object) -> bool:
+    """Whether ``value`` is a time relative to now (``now``, ``-2h``, ``now-2h``): it moves with the clock."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    return text == "now" or _REL.match(text) is not None
 
 
 def _why(exc: BaseException) -> str:

@@ -1,16 +1,26 @@
-"""Every shell command in the runbooks and the README is real.
+"""Every shell command in the runbooks and the README is real, and every runbook runs on the sandbox.
 
 Extracts the fenced shell blocks of ``runbooks/*.md`` and ``README.md``, finds each
 ``edgeinvestigate`` invocation (also inside ``$(...)``, after ``&&``/``;``/``|``, across ``\\``
 continuations) and checks against click's command tree that every subcommand and every option
 exists. Then checks the other direction: every CLI command and every notebook is referenced from a
 runbook or the README, so nothing the tool can do is undocumented at 3 a.m.
+
+Each runbook ends with "Practise it on the sandbox": shell blocks fenced as ```` ```sh sandbox ````.
+They are RUN, one bash shell per runbook (``set -euo pipefail``), against a fresh sandbox process,
+after the practice shell set-up of ``runbooks/README.md`` (the ```` ```sh sandbox-setup ```` block), so
+the whole loop of every runbook (simulate, collect, analyse, report, roll back, replay, consume,
+verify) works as written. The practice must use every command its runbook shows.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +32,11 @@ from edgeinvestigate.report.runner import NOTEBOOKS
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "README.md"]
+RUNBOOKS = [p for p in sorted((ROOT / "runbooks").glob("*.md")) if p.name != "README.md"]
 SHELL_LANGS = {"sh", "bash", "shell", "console", "zsh", ""}
-FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)[^\n]*$")
+FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>```+|~~~+)\s*(?P<lang>[\w+-]*)(?P<info>[^\n]*)$")
+PRACTICE = "sandbox"  # ```sh sandbox: run by test_runbook_practice_runs_on_the_sandbox
+PRACTICE_SETUP = "sandbox-setup"  # ```sh sandbox-setup (runbooks/README.md): run before every practice
 
 
 @dataclass(frozen=True)
@@ -36,8 +49,8 @@ class Invocation:
         return f"{self.doc}:{self.line}: {shlex.join(self.argv)}"
 
 
-def _blocks(path: Path) -> list[tuple[int, str]]:
-    """(first line number, text) of each fenced shell block."""
+def _blocks(path: Path, tag: str | None = None) -> list[tuple[int, str]]:
+    """(first line number, text) of each fenced shell block (only those tagged ``tag``, if given)."""
     blocks = []
     lines = path.read_text(encoding="utf-8").splitlines()
     i = 0
@@ -51,7 +64,7 @@ def _blocks(path: Path) -> list[tuple[int, str]]:
         j = start
         while j < len(lines) and not lines[j].strip().startswith(fence):
             j += 1
-        if lang in SHELL_LANGS:
+        if lang in SHELL_LANGS and (tag is None or tag in m["info"].split()):
             blocks.append((start + 1, "\n".join(lines[start:j])))
         i = j + 1
     return blocks
@@ -86,37 +99,42 @@ def _split_unquoted(command: str) -> list[str]:
     return [*parts, buf]
 
 
+def _invocations_in(doc: Path, blocks: list[tuple[int, str]]) -> list[Invocation]:
+    found = []
+    for first, text in blocks:
+        logical: list[tuple[int, str]] = []
+        buf, buf_line = "", first
+        for offset, raw in enumerate(text.splitlines()):
+            line = raw.rstrip()
+            if line.startswith(("$ ", "% ")):
+                line = line[2:]
+            if not buf:
+                buf_line = first + offset
+            if line.endswith("\\"):
+                buf += line[:-1] + " "
+                continue
+            buf += line
+            logical.append((buf_line, buf))
+            buf = ""
+        for lineno, cmd in logical:
+            for seg in _segments(cmd):
+                try:
+                    words = shlex.split(seg, comments=True)
+                except ValueError as exc:  # unbalanced quotes
+                    raise AssertionError(f"{doc.name}:{lineno}: cannot parse {seg!r}: {exc}") from None
+                # skip env assignments like FOO=1 edgeinvestigate ...
+                while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+                    words = words[1:]
+                if words and words[0] == "edgeinvestigate":
+                    found.append(Invocation(doc.relative_to(ROOT).as_posix(), lineno, tuple(words[1:])))
+    return found
+
+
 def invocations() -> list[Invocation]:
     found = []
     for doc in DOCS:
-        if not doc.is_file():
-            continue
-        for first, text in _blocks(doc):
-            logical: list[tuple[int, str]] = []
-            buf, buf_line = "", first
-            for offset, raw in enumerate(text.splitlines()):
-                line = raw.rstrip()
-                if line.startswith(("$ ", "% ")):
-                    line = line[2:]
-                if not buf:
-                    buf_line = first + offset
-                if line.endswith("\\"):
-                    buf += line[:-1] + " "
-                    continue
-                buf += line
-                logical.append((buf_line, buf))
-                buf = ""
-            for lineno, cmd in logical:
-                for seg in _segments(cmd):
-                    try:
-                        words = shlex.split(seg, comments=True)
-                    except ValueError as exc:  # unbalanced quotes
-                        raise AssertionError(f"{doc.name}:{lineno}: cannot parse {seg!r}: {exc}") from None
-                    # skip env assignments like FOO=1 edgeinvestigate ...
-                    while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-                        words = words[1:]
-                    if words and words[0] == "edgeinvestigate":
-                        found.append(Invocation(doc.relative_to(ROOT).as_posix(), lineno, tuple(words[1:])))
+        if doc.is_file():
+            found.extend(_invocations_in(doc, _blocks(doc)))
     return found
 
 
@@ -275,3 +293,108 @@ def test_segments_split_outside_quotes_only() -> None:
         "edgeinvestigate tail s",
         "jq -r .x f.json",
     ]
+
+
+# ------------------------------------------------------------------ practice on the sandbox
+
+
+def _command_paths(invs: list[Invocation]) -> set[str]:
+    paths = set()
+    for inv in invs:
+        try:
+            path, _, _ = resolve(inv.argv)
+        except AssertionError:
+            continue  # reported by test_command_exists
+        if path:
+            paths.add(" ".join(path))
+    return paths
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS, ids=lambda p: p.name)
+def test_every_runbook_has_a_practice_that_uses_its_commands(runbook: Path) -> None:
+    practice = _blocks(runbook, PRACTICE)
+    assert practice, (
+        f"{runbook.name} has no ```sh {PRACTICE} block (its 'Practise it on the sandbox' section)"
+    )
+    text = runbook.read_text(encoding="utf-8")
+    assert "## Practise it on the sandbox" in text, runbook.name
+    every = _command_paths(_invocations_in(runbook, _blocks(runbook)))
+    practised = _command_paths(_invocations_in(runbook, practice))
+    missing = sorted(every - practised - {"sandbox serve"})
+    assert not missing, f"{runbook.name}: the practice does not run {missing}"
+
+
+def _practice_setup() -> tuple[int, str]:
+    (setup,) = _blocks(ROOT / "runbooks" / "README.md", PRACTICE_SETUP)
+    return setup
+
+
+def _practice_script(runbook: Path) -> tuple[str, list[str]]:
+    """The bash script of a runbook's practice, and where each of its lines comes from."""
+    prelude = [
+        "set -euo pipefail",
+        "trap 'echo \"practice failed at script line $LINENO\" >&2' ERR",
+        # the CLI of the interpreter (and worktree) running the tests, whatever is on PATH
+        'edgeinvestigate() { "$EDGEINVESTIGATE_PYTHON" -m edgeinvestigate "$@"; }',
+    ]
+    lines = list(prelude)
+    origin = ["(test prelude)"] * len(prelude)
+    setup_doc = (ROOT / "runbooks" / "README.md").relative_to(ROOT).as_posix()
+    parts = [
+        (setup_doc, _practice_setup()),
+        *((runbook.relative_to(ROOT).as_posix(), b) for b in _blocks(runbook, PRACTICE)),
+    ]
+    for doc, (first, text) in parts:
+        for offset, line in enumerate(text.splitlines()):
+            lines.append(line)
+            origin.append(f"{doc}:{first + offset}")
+    return "\n".join(lines) + "\n", origin
+
+
+def test_practice_setup_is_in_the_runbook_index() -> None:
+    first, text = _practice_setup()
+    assert "SANDBOX=${SANDBOX:-http://127.0.0.1:8789}" in text  # the test's sandbox wins over the default
+    assert "cfapi()" in text
+    assert "CLOUDFLARE_API_TOKEN" in text
+    assert first > 1
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+@pytest.mark.parametrize("runbook", RUNBOOKS, ids=lambda p: p.name)
+def test_runbook_practice_runs_on_the_sandbox(runbook: Path, tmp_path: Path) -> None:
+    from edgeinvestigate.sandbox.testing import running_sandbox
+
+    missing = [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the runbook practice needs {', '.join(missing)} on PATH")
+    script, origin = _practice_script(runbook)
+    work = tmp_path / "practice"
+    work.mkdir()
+    (work / "practice.sh").write_text(script)
+    token = "practice-token-" + runbook.stem
+    with running_sandbox(tmp_path / "sandbox", token=token) as sb:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
+        env |= {
+            "EDGEINVESTIGATE_PYTHON": sys.executable,
+            "EDGEINVESTIGATE_SANDBOX_TOKEN": token,
+            "SANDBOX": sb.base,
+            "EDGEINVESTIGATE_REPLAY_LOCK_DIR": str(tmp_path / "replay-locks"),  # this test's runs only
+        }
+        env.pop("EDGEINVESTIGATE_REPLAY_ALLOW_QUEUES", None)  # the practice names its own allow-list
+        proc = subprocess.run(
+            ["bash", str(work / "practice.sh")],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    if proc.returncode != 0:
+        where = re.findall(r"practice failed at script line (\d+)", proc.stderr)
+        at = origin[int(where[-1]) - 1] if where else "?"
+        tail = "\n".join((proc.stdout + "\n" + proc.stderr).splitlines()[-60:])
+        raise AssertionError(
+            f"the practice of {runbook.name} failed at {at} (exit {proc.returncode}):\n{tail}"
+        )
+    assert token not in proc.stdout + proc.stderr  # the token never shows

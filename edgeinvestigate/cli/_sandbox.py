@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.errors import ConfigError, SandboxError
 
 TOKEN_ENV = "EDGEINVESTIGATE_SANDBOX_TOKEN"  # noqa: S105 - a variable name, not a secret
 
@@ -69,7 +69,8 @@ def _rate(spec: str) -> tuple[int, int]:
 
 @click.group("sandbox")
 def sandbox() -> None:
-    """Run the local Cloudflare API sandbox (Queues, Workers Logs query, live tails).
+    """Run the local Cloudflare API sandbox (Queues, Workers Logs query, live tails, Worker deployments),
+    and consume its queues like the consumer Worker it does not run (`sandbox consume QUEUE`).
 
     Point edgeinvestigate at it with CLOUDFLARE_API_BASE_URL=http://127.0.0.1:PORT/client/v4 (the
     bare http://127.0.0.1:PORT works too), CLOUDFLARE_API_TOKEN set to the sandbox token and
@@ -173,3 +174,121 @@ def serve_cmd(
         )
 
     serve(config, host=host, port=port, ready_file=ready_file, log_level=log_level, on_bound=exports)
+
+
+@sandbox.command("consume")
+@click.argument("queue")
+@click.option(
+    "--failure-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of deliveries that fail transiently (a flaky dependency): they are retried, and past the "
+    "queue's max_retries they go to its dead letter queue.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Stop after this many seconds (with --until-empty, whichever comes first).",
+)
+@click.option(
+    "--until-empty/--keep-running",
+    default=True,
+    show_default=True,
+    help="Stop once the queue holds no message (every one settled; delayed retries are waited for). "
+    "--keep-running needs --duration.",
+)
+@click.option(
+    "--scenario",
+    default=None,
+    help="The simulated job system whose incidents decide failures (`simulate --list`, or a .toml file); "
+    "default: the shipped scenario whose consumer version the sandbox's deployments list as live (what "
+    "`simulate --sandbox` loaded), else 'default'.",
+)
+@click.option(
+    "--script",
+    default=None,
+    help="Worker name of the logs (default: the queue consumer's script, else jobs-consumer).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Messages per pull (default: the consumer's batch_size).",
+)
+@click.option(
+    "--retry-delay",
+    type=click.IntRange(0, 43_200),
+    default=None,
+    metavar="SECONDS",
+    help="Delay of a retried delivery (default: the consumer's retry_delay).",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --until-empty and no --duration: stop when messages remain but none became visible "
+    "for this long.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the log ids.")
+def consume_cmd(
+    queue: str,
+    failure_rate: float,
+    duration: float | None,
+    until_empty: bool,
+    scenario: str | None,
+    script: str | None,
+    batch_size: int | None,
+    retry_delay: int | None,
+    idle_timeout: float,
+    seed: int,
+) -> None:
+    """Consume QUEUE in the sandbox like the (fixed) consumer Worker would, and log it.
+
+    The sandbox runs no Workers, so nothing consumes a work queue there: replayed jobs would wait
+    forever. This pulls QUEUE through the Queues REST API (switching a Worker consumer to an http_pull
+    one with the same max_retries and dead letter queue), runs each job as the version the sandbox's
+    deployments API says is live (a rollback there counts), acks / retries / dead-letters it like the
+    Worker, and writes the Worker's Workers Logs into the sandbox, where `collect --workers-logs` finds
+    them. Uses CLOUDFLARE_API_BASE_URL, CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID; refuses anything
+    but a sandbox.
+    """
+    from edgeinvestigate._http import make_client
+    from edgeinvestigate.cloudflare.client import DEFAULT_API_URL, CloudflareClient
+    from edgeinvestigate.lab._sandbox_consume import ConsumeOptions, run_consumer
+
+    opts = ConsumeOptions(
+        queue=queue,
+        scenario=scenario,
+        script=script,
+        failure_rate=failure_rate,
+        duration=duration,
+        until_empty=until_empty,
+        batch_size=batch_size,
+        retry_delay=retry_delay,
+        idle_timeout=idle_timeout,
+        seed=seed,
+    )
+    with CloudflareClient.from_env() as client:
+        if client.api_url.rstrip("/") == DEFAULT_API_URL:
+            raise ConfigError(
+                "`sandbox consume` drives the local sandbox, and CLOUDFLARE_API_BASE_URL is not set "
+                "(the real Cloudflare API)",
+                hint="export CLOUDFLARE_API_BASE_URL=http://127.0.0.1:PORT/client/v4 "
+                "(`sandbox serve` prints it)",
+            )
+        root = client.api_url.rstrip("/").removesuffix("/client/v4")
+        token = Secret(os.environ.get("CLOUDFLARE_API_TOKEN", "").strip())  # from_env checked it is set
+        with make_client(root, token=token, timeout=30.0) as admin:
+            result = run_consumer(client, admin, opts, echo=lambda line: click.echo(line, err=True))
+    click.echo(result.summary())
+    if result.stopped == "idle":
+        raise SandboxError(
+            f"{result.left} message(s) are still on {queue!r} but none became visible for {idle_timeout:g} s",
+            hint="is delivery paused (resume it), or are retries delayed longer? raise --idle-timeout, "
+            "or give --duration SECONDS",
+        )

@@ -44,7 +44,8 @@ _FORMATS = ("tail", "traceitems", "logpush", "workers_logs", "dlq", "analytics")
     metavar="TIME",
     default=None,
     help="Move the incident window to start at TIME (ISO-8601, epoch, 'now' or '-3h'); "
-    "default: the scenario's start.",
+    "default: the scenario's start. A relative TIME is snapped back to a multiple of 5 minutes (the "
+    "scenario's wall-clock period), so the same --seed gives the same counts whenever it runs.",
 )
 @click.option(
     "--sandbox",

@@ -409,6 +409,20 @@ class CloudflareClient(ApiSession):
             result = env["data"]  # the obsolete {message, data: {...}} shape, tolerated
         return result if isinstance(result, dict) else {}
 
+    # ------------------------------------------------------------------ deployments
+    def list_deployments(self, script: str) -> list[JSON]:
+        """The deployments of a Worker, newest first (the first one serves traffic): ``[{id, created_on,
+        source, strategy, versions[{version_id, percentage}], annotations{workers/message, ...}}]``."""
+        result = self._result(
+            "GET",
+            self._acct(f"/workers/scripts/{quote(script, safe='')}/deployments"),
+            safe=True,
+            what=f"list deployments of {script!r}",
+            not_found=script,
+        )
+        found = result.get("deployments") if isinstance(result, Mapping) else None
+        return [d for d in found if isinstance(d, dict)] if isinstance(found, list) else []
+
     # ------------------------------------------------------------------ GraphQL Analytics
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> JSON:
         """Run a GraphQL Analytics query (``POST /graphql``) and return its ``data``.

@@ -3,17 +3,31 @@ telemetry sources that hold the same invocations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from edgeinvestigate.errors import LoadError
+from edgeinvestigate.errors import ConfigError, LoadError
 from edgeinvestigate.models.load_report import FileReport, LoadReport
 from edgeinvestigate.sources.registry import read_head, sniff_source
 
-__all__ = ["FORMAT_FLAGS", "empty_query_warning", "overlapping_sources", "rejected_files_error"]
+if TYPE_CHECKING:
+    from edgeinvestigate.cloudflare.client import CloudflareClient
+
+__all__ = [
+    "FORMAT_FLAGS",
+    "empty_query_warning",
+    "overlapping_sources",
+    "rejected_files_error",
+    "scripts_with_events",
+    "unknown_script_check",
+]
+
+SCRIPT_KEY = "$workers.scriptName"
 
 
 #: the collect option of each file format
@@ -89,6 +103,67 @@ def empty_query_warning(manifest: dict[str, Any], script: str, account_id: str) 
         "CLOUDFLARE_ACCOUNT_ID, and that Workers Logs is enabled for this Worker "
         "([observability] enabled = true in its wrangler config)"
     )
+
+
+def scripts_with_events(client: CloudflareClient, since_ms: int, until_ms: int) -> dict[str, int]:
+    """Events per Worker script in the window, from ONE ``calculations`` query grouped by script name
+    (the telemetry query's script facet), most first."""
+    body = {
+        "queryId": f"edgeinvestigate-scripts-{uuid.uuid4().hex[:12]}",
+        "timeframe": {"from": since_ms, "to": until_ms},
+        "view": "calculations",
+        "dry": True,
+        "limit": 100,
+        "parameters": {
+            "datasets": ["cloudflare-workers"],
+            "calculations": [{"operator": "count", "alias": "events"}],
+            "groupBys": [{"type": "string", "value": SCRIPT_KEY}],
+        },
+    }
+    result = client.telemetry_query(body)
+    counts: dict[str, int] = {}
+    calcs = result.get("calculations")
+    for calc in calcs if isinstance(calcs, list) else []:
+        for agg in (calc.get("aggregates") or []) if isinstance(calc, Mapping) else []:
+            if not isinstance(agg, Mapping):
+                continue
+            for group in agg.get("groups") or []:
+                if isinstance(group, Mapping) and group.get("key") == SCRIPT_KEY and group.get("value"):
+                    value = agg.get("count", agg.get("value"))
+                    counts[str(group["value"])] = int(value) if isinstance(value, int | float) else 0
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def unknown_script_check(
+    client: CloudflareClient, manifest: dict[str, Any], script: str, warning: str
+) -> str:
+    """After the Workers Logs query of ``script`` came back empty: which scripts DO have events in that
+    window. A name close to one of them is a typo: :class:`~edgeinvestigate.errors.ConfigError` ("did you
+    mean"), before anything else is read or written. Otherwise ``warning`` with the scripts that have
+    events (or that none has) added. Costs one request, only on the empty path."""
+    sources = manifest.get("sources") or []
+    stats = sources[0] if sources and isinstance(sources[0], dict) else {}
+    try:
+        since_ms = int(pd.Timestamp(stats["since"]).value // 1_000_000)
+        until_ms = int(pd.Timestamp(stats["until"]).value // 1_000_000)
+    except (KeyError, ValueError, TypeError):
+        return warning
+    found = scripts_with_events(client, since_ms, until_ms)
+    if not found:
+        return (
+            warning
+            + "; no Worker has events in this window, so the window (or the account) is the likely cause"
+        )
+    listed = ", ".join(f"{name} ({n} events)" for name, n in list(found.items())[:10])
+    close = difflib.get_close_matches(script, list(found), n=1, cutoff=0.8)
+    if close:
+        raise ConfigError(
+            f"Workers Logs has no events for {script!r} between {stats['since']} and {stats['until']}; "
+            f"did you mean {close[0]!r}? Workers with events in this window: {listed}",
+            hint=f"run the same collect with --workers-logs {close[0]}; nothing was read or written. If "
+            f"{script!r} is right, it logged nothing in this window: widen --since/--until",
+        )
+    return warning + f"; Workers with events in this window: {listed}"
 
 
 def overlapping_sources(invocations: pd.DataFrame, min_share: float = 0.5) -> list[str]:

@@ -28,6 +28,7 @@ from edgeinvestigate.evidence._collect_checks import (
     empty_query_warning,
     overlapping_sources,
     rejected_files_error,
+    unknown_script_check,
 )
 from edgeinvestigate.evidence._secrets import mask_secrets
 from edgeinvestigate.evidence.bundle import Evidence, PathSpec, load
@@ -194,10 +195,12 @@ def _workers_logs(
     until: pd.Timestamp | None,
     on_warning: Callable[[str], None] | None,
 ) -> Evidence:
-    """The Workers Logs of ``script``; a query that returned no event at all gets a warning."""
+    """The Workers Logs of ``script``; a query that returned no event at all gets a warning naming the
+    Workers that have events in the window, and a likely typo of one of them is refused ("did you mean")."""
     part = load_workers_logs(client, script, since=since, until=until)
     empty = empty_query_warning(part.manifest, script, client.account_id)
     if empty:
+        empty = unknown_script_check(client, part.manifest, script, empty)
         if on_warning is not None:
             on_warning(empty)
         part.report.notes.append(empty)

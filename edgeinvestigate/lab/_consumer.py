@@ -30,13 +30,24 @@ import numpy as np
 
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import SandboxError
-from edgeinvestigate.simulator._scenario import IncidentSpec, Scenario
+from edgeinvestigate.simulator._scenario import Deployment, IncidentSpec, Scenario
 from edgeinvestigate.simulator._values import Template, ulids
 from edgeinvestigate.sources.api.dlq_body import decode_body
 
-__all__ = ["ConsumerRun", "JobModel", "JobOutcome", "consume", "publish_events", "use_http_pull"]
+__all__ = [
+    "FLAKY_URL",
+    "ConsumerRun",
+    "JobModel",
+    "JobOutcome",
+    "QueueConsumer",
+    "consume",
+    "publish_events",
+    "use_http_pull",
+]
 
 Event = Literal["job.completed", "job.retry", "job.exhausted", "job.dead_lettered"]
+#: the dependency that fails the share ``JobModel(failure_rate=...)`` of deliveries
+FLAKY_URL = "https://deps.internal.example.com/v1/jobs"
 
 
 def _now_ms() -> int:
@@ -60,42 +71,74 @@ class JobModel:
     """Whether a job succeeds when the consumer processes it at ``at_ms``, from a scenario.
 
     - ``bad_deploy``: fails (permanently) with the incident's ``rate`` while its version is live;
-      after the next deployment (the revert) the job type works again;
+      after the next deployment (the revert) the job type works again. With ``version_id`` (the version
+      the sandbox's deployments API says is live: a rollback counts) it fails exactly while that
+      version is the incident's;
     - ``dependency_outage``: fails (transiently) with ``rate`` inside ``[start, end)``;
     - ``poison_payload``: fails (permanently) whenever the payload's ``field`` holds a bad value;
-    - ``cpu_limits``: fails (transiently) with ``rate`` inside ``[start, end)``.
+    - ``cpu_limits``: fails (transiently) with ``rate`` inside ``[start, end)``;
+    - ``failure_rate``: besides, a share of every delivery fails transiently (a flaky dependency, to
+      practise retries, ``max_retries`` and the DLQ).
 
     Draws are deterministic per (incident, job id, attempt).
     """
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(
+        self, scenario: Scenario, *, failure_rate: float = 0.0, version_id: str | None = None
+    ) -> None:
+        if not 0 <= failure_rate <= 1:
+            raise ValueError(f"failure_rate must be between 0 and 1, got {failure_rate}")
         self.scenario = scenario
+        self.failure_rate = failure_rate
+        self.version_id = version_id
         self._deploys = sorted(
             zip(scenario.deployment_ms(), scenario.deployments, strict=True), key=lambda d: d[0]
         )
+        self._by_id = {self._id_of(dep): dep for dep in scenario.deployments}
 
-    def live_version(self, at_ms: int) -> tuple[str, str, str]:
-        """``(version id, tag, message)`` of the consumer version live at ``at_ms``."""
-        live = [d for t, d in self._deploys if t <= at_ms] or [self._deploys[0][1]]
-        dep = live[-1]
-        vid = dep.version_id or str(
+    def _id_of(self, dep: Deployment) -> str:
+        return dep.version_id or str(
             uuid.uuid5(uuid.NAMESPACE_URL, f"edgeinvestigate:{self.scenario.name}:{dep.tag}")
         )
-        return vid, dep.tag, dep.message
+
+    def knows(self, version_id: str) -> bool:
+        """Whether ``version_id`` is a version of the scenario's consumer."""
+        return version_id in self._by_id
+
+    def live_version(self, at_ms: int) -> tuple[str, str, str]:
+        """``(version id, tag, message)`` of the consumer version live at ``at_ms`` (``version_id``
+        when given: a version the scenario does not know keeps its id as its tag)."""
+        if self.version_id is not None:
+            known = self._by_id.get(self.version_id)
+            return (
+                self.version_id,
+                known.tag if known else self.version_id[:8],
+                known.message if known else "",
+            )
+        live = [d for t, d in self._deploys if t <= at_ms] or [self._deploys[0][1]]
+        dep = live[-1]
+        return self._id_of(dep), dep.tag, dep.message
 
     def _active(self, inc: IncidentSpec, job: Mapping[str, Any], at_ms: int) -> bool:
         payload = job.get("payload") if isinstance(job.get("payload"), Mapping) else {}
         if inc.kind == "poison_payload":
             value = payload.get(inc.field or "") if isinstance(payload, Mapping) else None
             return str(value) in inc.bad_values
+        if inc.kind == "bad_deploy" and self.version_id is not None:
+            live = self._by_id.get(self.version_id)
+            return live is not None and live.tag == inc.deployment
         start, end = self.scenario.incident_window(inc)
         return start <= at_ms < end
 
-    def failure(self, job: Mapping[str, Any], at_ms: int, *, attempt: int = 1) -> Failure | None:
-        """The failure of ``job`` (a ``QueueMessage`` ``{type, payload, metadata}``) at ``at_ms``."""
+    def failure(
+        self, job: Mapping[str, Any], at_ms: int, *, attempt: int = 1, key: str = ""
+    ) -> Failure | None:
+        """The failure of ``job`` (a ``QueueMessage`` ``{type, payload, metadata}``) at ``at_ms``;
+        ``key`` (the message id) seeds the draws of a job without a ``jobId``."""
         job_type = job.get("type")
         payload = job.get("payload")
         job_id = str(payload.get("jobId", "")) if isinstance(payload, Mapping) else ""
+        job_id = job_id or key
         for inc in self.scenario.incidents:
             if inc.job_type != job_type or not self._active(inc, job, at_ms):
                 continue
@@ -106,6 +149,12 @@ class JobModel:
             text = Template(inc.id, spec.template).render(np.random.default_rng(seed), 1)[0]
             message = text if spec.name == "Error" else f"{spec.name}: {text}"
             return Failure(message, inc.is_transient, inc.id)
+        if self.failure_rate and _draw("failure-rate", job_id, str(attempt)) < self.failure_rate:
+            return Failure(
+                f"fetch to {FLAKY_URL} failed: 503 Service Unavailable (attempt {attempt})",
+                True,
+                "failure-rate",
+            )
         return None
 
 
@@ -242,6 +291,86 @@ def _backoff(scenario: Scenario, attempt: int) -> int:
     return int(min(s.backoff_base_s * s.backoff_factor ** max(attempt - 1, 0), s.backoff_max_s))
 
 
+@dataclass
+class QueueConsumer:
+    """The consumer Worker of one queue: its settings, the job model, the logs it writes.
+
+    :meth:`handle` processes and settles one pulled batch like the Worker's ``queue()`` handler: ack on
+    success, retry (with ``retry_delay`` seconds, or the scenario's backoff) on a transient error,
+    ``{original, error}`` to the DLQ then ack on a permanent one.
+    """
+
+    client: CloudflareClient
+    queue: str
+    qid: str
+    model: JobModel
+    max_retries: int
+    dlq: str | None
+    dlq_id: str | None
+    logs: _Logs
+    retry_delay: int | None = None
+
+    @classmethod
+    def open(
+        cls,
+        client: CloudflareClient,
+        queue: str,
+        model: JobModel,
+        *,
+        script: str | None = None,
+        dlq: str | None = None,
+        max_retries: int | None = None,
+        retry_delay: int | None = None,
+        now_ms: int | None = None,
+        seed: int = 0,
+    ) -> QueueConsumer:
+        """``dlq`` and ``max_retries`` default to the queue's consumer settings (``dead_letter_queue``,
+        ``max_retries``); ``now_ms`` picks the version whose logs these are (default: now)."""
+        s = model.scenario.system
+        qid = client.queue_id(queue)
+        consumers = client.list_consumers(qid)
+        settings = consumers[0].get("settings", {}) if consumers else {}
+        if dlq is None:
+            dlq = str(consumers[0].get("dead_letter_queue") or "") if consumers else s.dlq
+        if max_retries is None:
+            max_retries = int(settings.get("max_retries", s.max_retries))
+        dlq_id = client.queue_id(dlq) if dlq else None
+        version = model.live_version(_now_ms() if now_ms is None else now_ms)
+        logs = _Logs(client.account_id, script or s.consumer_script, version, seed)
+        return cls(client, queue, qid, model, max_retries, dlq, dlq_id, logs, retry_delay)
+
+    def delay(self, attempt: int) -> int:
+        return self.retry_delay if self.retry_delay is not None else _backoff(self.model.scenario, attempt)
+
+    def handle(self, messages: list[Mapping[str, Any]], t0: int) -> list[JobOutcome]:
+        """Process and settle one pulled batch at ``t0`` (epoch ms); its logs go to :attr:`logs`."""
+        lines: list[tuple[int, str, dict[str, Any]]] = [
+            (t0, "log", {"event": "batch.received", "queue": self.queue, "size": len(messages)})
+        ]
+        acks: list[str] = []
+        retries: list[dict[str, Any]] = []
+        outcomes = []
+        for k, msg in enumerate(messages):
+            outcome, level, settle = _process(
+                self.client, msg, self.model, t0, self.max_retries, self.dlq, self.dlq_id
+            )
+            outcomes.append(outcome)
+            delay = self.delay(outcome.attempt)
+            if settle == "ack":
+                acks.append(str(msg["lease_id"]))
+            else:
+                retries.append({"lease_id": str(msg["lease_id"]), "delay_seconds": delay})
+            lines.append((t0 + 2 + k, level, _log_line(outcome, delay, self.max_retries, self.dlq)))
+        self.client.ack(self.qid, acks=acks, retries=retries)
+        self.logs.invocation(self.queue, t0, lines)
+        return outcomes
+
+    def take_events(self) -> list[dict[str, Any]]:
+        """The Workers Logs events written since the last call."""
+        events, self.logs.events = self.logs.events, []
+        return events
+
+
 def consume(
     client: CloudflareClient,
     queue: str,
@@ -261,54 +390,27 @@ def consume(
     ``dlq`` and ``max_retries`` default to the queue's consumer settings (``dead_letter_queue``,
     ``max_retries``). ``now`` gives the processing time in epoch ms (the job model's clock).
     """
-    s = model.scenario.system
-    qid = client.queue_id(queue)
-    consumers = client.list_consumers(qid)
-    settings = consumers[0].get("settings", {}) if consumers else {}
-    if dlq is None:
-        dlq = str(consumers[0].get("dead_letter_queue") or "") if consumers else s.dlq
-    if max_retries is None:
-        max_retries = int(settings.get("max_retries", s.max_retries))
-    dlq_id = client.queue_id(dlq) if dlq else None
+    worker = QueueConsumer.open(
+        client, queue, model, script=script, dlq=dlq, max_retries=max_retries, now_ms=now(), seed=seed
+    )
     run = ConsumerRun()
-    logs = _Logs(client.account_id, script or s.consumer_script, model.live_version(now()), seed)
     for _ in range(max_batches):
-        pulled = client.pull(qid, batch_size=batch_size, visibility_timeout_ms=visibility_timeout_ms)
+        pulled = client.pull(worker.qid, batch_size=batch_size, visibility_timeout_ms=visibility_timeout_ms)
         messages = pulled.get("messages") or []
         if not messages:
             break
         run.batches += 1
-        t0 = now()
-        lines: list[tuple[int, str, dict[str, Any]]] = [
-            (t0, "log", {"event": "batch.received", "queue": queue, "size": len(messages)})
-        ]
-        acks: list[str] = []
-        retries: list[dict[str, Any]] = []
-        for k, msg in enumerate(messages):
-            outcome, level, settle = _process(client, msg, model, t0, max_retries, dlq, dlq_id)
-            run.outcomes.append(outcome)
-            if settle == "ack":
-                acks.append(str(msg["lease_id"]))
-            else:
-                retries.append(
-                    {
-                        "lease_id": str(msg["lease_id"]),
-                        "delay_seconds": _backoff(model.scenario, outcome.attempt),
-                    }
-                )
-            lines.append((t0 + 2 + k, level, _log_line(outcome, model.scenario, max_retries, dlq)))
-        client.ack(qid, acks=acks, retries=retries)
-        logs.invocation(queue, t0, lines)
+        run.outcomes.extend(worker.handle(messages, now()))
     else:
         raise SandboxError(
             f"the consumer of {queue!r} still found messages after {max_batches} batches",
             hint="raise max_batches, or check that retried messages are delayed",
         )
-    run.events = logs.events
+    run.events = worker.take_events()
     return run
 
 
-def _log_line(outcome: JobOutcome, scenario: Scenario, max_retries: int, dlq: str | None) -> dict[str, Any]:
+def _log_line(outcome: JobOutcome, delay: int, max_retries: int, dlq: str | None) -> dict[str, Any]:
     """The structured ``console.log`` object the Worker writes for one job (the logging convention)."""
     src: dict[str, Any] = {"event": outcome.event}
     if outcome.job_id is not None:
@@ -319,7 +421,7 @@ def _log_line(outcome: JobOutcome, scenario: Scenario, max_retries: int, dlq: st
     if outcome.error is not None:
         src["error"] = outcome.error
     if outcome.event == "job.retry":
-        src["delaySeconds"] = _backoff(scenario, outcome.attempt)
+        src["delaySeconds"] = delay
     elif outcome.event == "job.exhausted":
         src["maxRetries"] = max_retries
     elif outcome.event == "job.dead_lettered":
@@ -353,7 +455,7 @@ def _process(
     if job is None:
         failure: Failure | None = Failure(f"message {mid}: {unreadable}", False, "unreadable")
     else:
-        failure = model.failure(job, at_ms, attempt=attempt)
+        failure = model.failure(job, at_ms, attempt=attempt, key=mid)
     if failure is None:
         return JobOutcome(event="job.completed", **common), "log", "ack"
     if failure.transient:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,20 +14,19 @@ from starlette.responses import JSONResponse, Response
 
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.sandbox._bodies import BodyError, encode_admin_body
+from edgeinvestigate.sandbox._consumers import check_queue_name, consumer_from_admin
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import bearer_error, read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, success
 from edgeinvestigate.sandbox._queues import QueueRow
+from edgeinvestigate.sandbox._request_body import MAX_ADMIN_BODY, set_body_limit
 from edgeinvestigate.sandbox.faults import parse_faults
 
 __all__ = ["ADMIN_ROUTES", "admin_endpoint"]
 
 AdminHandler = Callable[[Request, SandboxContext], Awaitable[Any]]
 
-_CONSUMER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "worker": {"batch_size": 10, "max_retries": 3, "max_wait_time_ms": 5000, "retry_delay": 0},
-    "http_pull": {"batch_size": 5, "max_retries": 3, "retry_delay": 0, "visibility_timeout_ms": 30_000},
-}
+log = logging.getLogger("edgeinvestigate.sandbox")
 
 
 def admin_endpoint(ctx: SandboxContext, handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
@@ -34,10 +34,17 @@ def admin_endpoint(ctx: SandboxContext, handler: AdminHandler) -> Callable[[Requ
         auth = bearer_error(request, ctx)
         if auth is not None:
             return error_response(auth, "queues")
+        set_body_limit(request.scope, MAX_ADMIN_BODY)
         try:
             result = await handler(request, ctx)
         except SandboxHTTPError as exc:
             return error_response(exc, "queues")
+        except Exception:  # a sandbox bug: the envelope (never a bare text/plain 500), traceback in the log
+            log.exception("sandbox admin handler %s failed on %s", handler.__name__, request.url.path)
+            err = SandboxHTTPError(
+                "internal", f"sandbox bug in admin {handler.__name__}; see the sandbox log"
+            )
+            return error_response(err, "queues")
         if isinstance(result, Response):
             return result
         return JSONResponse(success(result))
@@ -67,37 +74,12 @@ def _int(d: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _consumer(spec: dict[str, Any]) -> dict[str, Any]:
-    ctype = spec.get("type", "http_pull")
-    if ctype not in _CONSUMER_DEFAULTS:
-        raise SandboxHTTPError("bad_request", f"consumer.type must be 'worker' or 'http_pull', got {ctype!r}")
-    given = dict(spec.get("settings") or {}) | {
-        k: v for k, v in spec.items() if k not in ("type", "settings")
-    }
-    settings: dict[str, Any] = {}
-    for key, default in _CONSUMER_DEFAULTS[ctype].items():
-        hi = {"batch_size": 100, "max_retries": 100, "visibility_timeout_ms": 43_200_000}.get(key, 86_400_000)
-        settings[key] = _int(given, key, default, 0 if key != "batch_size" else 1, hi)
-    if ctype == "worker" and given.get("max_concurrency") is not None:
-        settings["max_concurrency"] = _int(given, "max_concurrency", 250, 1, 250)
-    dlq = given.get("dead_letter_queue") or ""
-    if not isinstance(dlq, str):
-        raise SandboxHTTPError("bad_request", "consumer.dead_letter_queue must be a queue name")
-    out: dict[str, Any] = {"type": ctype, "dead_letter_queue": dlq, "settings": settings}
-    if ctype == "worker":
-        script = given.get("script_name") or given.get("script") or ""
-        if not isinstance(script, str) or not script:
-            raise SandboxHTTPError("bad_request", "a worker consumer needs consumer.script_name")
-        out["script_name"] = script
-    return out
-
-
 async def create_queue(request: Request, ctx: SandboxContext) -> Any:
     body = _obj(await read_json(request), "request body")
     account = request.path_params["account_id"]
-    name = body.get("queue_name")
-    if not isinstance(name, str) or not name:
+    if body.get("queue_name") in (None, ""):
         raise SandboxHTTPError("bad_request", "queue_name is required")
+    name = check_queue_name(body.get("queue_name"))
     settings: dict[str, Any] = {}
     if "message_retention_period" in body:
         settings["message_retention_period"] = _int(body, "message_retention_period", 345_600, 60, 1_209_600)
@@ -111,7 +93,7 @@ async def create_queue(request: Request, ctx: SandboxContext) -> Any:
         if enc not in ("plain", "base64"):
             raise SandboxHTTPError("bad_request", "json_body_encoding must be 'plain' or 'base64'")
         options["json_body_encoding"] = enc
-    consumer = _consumer(_obj(body["consumer"], "consumer")) if body.get("consumer") else None
+    consumer = consumer_from_admin(_obj(body["consumer"], "consumer"), name) if body.get("consumer") else None
     q = ctx.store.queues.upsert(account, name, settings=settings, consumer=consumer, options=options)
     return q.to_api()
 

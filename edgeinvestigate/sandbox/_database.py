@@ -80,8 +80,17 @@ CREATE TABLE IF NOT EXISTS tails (
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deployments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id TEXT NOT NULL,
+    script_name TEXT NOT NULL,
+    deployment_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deployments_by_script ON deployments (account_id, script_name, created_ms);
 """
-_TABLES = ("queues", "messages", "stats", "events", "tails")
+_TABLES = ("queues", "messages", "stats", "events", "tails", "deployments")
 
 
 def new_id() -> str:

@@ -7,7 +7,6 @@ It is a plain ASGI app (not a Starlette request/response function) so that the "
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, family_of, success
+from edgeinvestigate.sandbox._request_body import MAX_API_BODY, parse_json, read_body, set_body_limit
 
 __all__ = ["ApiEndpoint", "DropFilter", "MethodDispatch", "bearer_error", "read_json"]
 
@@ -62,15 +62,17 @@ def bearer_error(request: Request, ctx: SandboxContext) -> SandboxHTTPError | No
 
 
 async def read_json(request: Request, *, required: bool = True) -> Any:
-    raw = await request.body()
+    """The JSON body, read up to the route's size cap and nesting cap (see :mod:`._request_body`)."""
+    raw = await read_body(request)
     if not raw.strip():
         if required:
             raise SandboxHTTPError("bad_request", "a JSON request body is required")
         return {}
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SandboxHTTPError("bad_request", f"request body is not valid JSON: {exc}") from exc
+    return parse_json(raw)
+
+
+#: the error a too-large body gets, by operation (the same code as the API's own size checks)
+_TOO_LARGE = {"push": "message_too_large", "batch": "batch_too_large"}
 
 
 class ApiEndpoint:
@@ -84,6 +86,7 @@ class ApiEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
+        set_body_limit(scope, MAX_API_BODY, _TOO_LARGE.get(self.op, "body_too_large"))
         request = Request(scope, receive)
         family = family_of(scope["path"])
         auth = bearer_error(request, ctx)

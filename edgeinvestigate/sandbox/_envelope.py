@@ -43,12 +43,14 @@ CODES: dict[str, tuple[int, int, str]] = {
     "invalid_body": (400, 11010, "Invalid message body"),
     "purge_not_confirmed": (400, 11011, "Purge not confirmed"),
     "invalid_query": (400, 10001, "Bad Request"),
+    "body_too_large": (413, 10413, "Request body too large"),
 }
 
 TELEMETRY_PHRASES = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
+    413: "Payload Too Large",
     429: "Too many requests",
     500: "Internal error",
 }

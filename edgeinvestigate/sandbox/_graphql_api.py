@@ -255,9 +255,14 @@ class GraphQLEndpoint:
         if delay > 0:
             await asyncio.sleep(delay)
         try:
-            body = await read_json(request)
-        except SandboxHTTPError:
-            raise _Answer(400, [_error("error parsing args: the request body is not JSON")]) from None
+            body = await read_json(request)  # capped while it streams in (413), nesting capped (400)
+        except SandboxHTTPError as exc:
+            why = (
+                exc.detail
+                if exc.status == 413 or "deeper than" in exc.detail
+                else "the request body is not JSON"
+            )
+            raise _Answer(413 if exc.status == 413 else 400, [_error(f"error parsing args: {why}")]) from None
         st.queries += 1
         return JSONResponse(_run(ctx, st, body))
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from edgeinvestigate.sandbox._bodies import PUSHABLE_CONTENT_TYPES, BodyError, encode_push_body, wire_body
+from edgeinvestigate.sandbox._consumers import consumer_from_api
 from edgeinvestigate.sandbox._context import SandboxContext
 from edgeinvestigate.sandbox._endpoint import read_json
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, success
@@ -98,12 +99,30 @@ async def list_consumers(request: Request, ctx: SandboxContext) -> Any:
     return [q.consumer] if q.consumer else []
 
 
-async def get_consumer(request: Request, ctx: SandboxContext) -> Any:
-    q = _queue(request, ctx)
+def _consumer(request: Request, q: QueueRow) -> dict[str, Any]:
     cid = request.path_params["consumer_id"]
     if not q.consumer or q.consumer["consumer_id"] != cid:
-        raise SandboxHTTPError("consumer_not_found", f"no consumer {cid!r} on queue {q.queue_name!r}")
+        have = f"its consumer is {q.consumer['consumer_id']!r}" if q.consumer else "it has no consumer"
+        raise SandboxHTTPError(
+            "consumer_not_found",
+            f"no consumer {cid!r} on queue {q.queue_name!r} ({have}; GET .../queues/{q.queue_id}/consumers)",
+        )
     return q.consumer
+
+
+async def get_consumer(request: Request, ctx: SandboxContext) -> Any:
+    q = _queue(request, ctx)
+    return _consumer(request, q)
+
+
+async def update_consumer(request: Request, ctx: SandboxContext) -> Any:
+    """``PUT .../consumers/{id}``: replace the consumer's type, script, dead letter queue and settings
+    (see :mod:`._consumers`); it keeps its id and ``created_on``. A missing dead letter queue is created."""
+    q = _queue(request, ctx)
+    _consumer(request, q)
+    spec = consumer_from_api(await read_json(request), q.queue_name)
+    fresh = ctx.store.queues.upsert(q.account_id, q.queue_name, consumer=spec)
+    return fresh.consumer
 
 
 def _encode_message(msg: Any, where: str, default_delay: int) -> tuple[bytes, str, int]:
@@ -297,6 +316,7 @@ QUEUE_HANDLERS: list[tuple[str, str, str, Any, bool]] = [
     ("get_queue", "GET", "/{queue_id}", get_queue, False),
     ("list_consumers", "GET", "/{queue_id}/consumers", list_consumers, False),
     ("get_consumer", "GET", "/{queue_id}/consumers/{consumer_id}", get_consumer, False),
+    ("update_consumer", "PUT", "/{queue_id}/consumers/{consumer_id}", update_consumer, False),
     ("push", "POST", "/{queue_id}/messages", push, False),
     ("batch", "POST", "/{queue_id}/messages/batch", push_batch, False),
     ("pull", "POST", "/{queue_id}/messages/pull", pull, True),

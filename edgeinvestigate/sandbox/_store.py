@@ -2,7 +2,8 @@
 
 ``Store`` holds the parts, which share the database (:mod:`._database`) and the clock (:mod:`._clock`):
 ``queues`` (:mod:`._queues`), ``messages`` with their leases and counters (:mod:`._messages`),
-``events`` (Workers Logs, :mod:`._events`) and ``tails`` (:mod:`._tail_registry`).
+``events`` (Workers Logs, :mod:`._events`), ``tails`` (:mod:`._tail_registry`) and ``deployments``
+(Worker deployments, :mod:`._deployments`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from edgeinvestigate.sandbox._analytics import Analytics
 from edgeinvestigate.sandbox._clock import Clock
 from edgeinvestigate.sandbox._database import Database
+from edgeinvestigate.sandbox._deployments import Deployments
 from edgeinvestigate.sandbox._events import Events
 from edgeinvestigate.sandbox._messages import Messages
 from edgeinvestigate.sandbox._queues import Queues
@@ -32,6 +34,7 @@ class Store:
         self.messages = Messages(self.db, self.clock, self.queues, self.analytics)
         self.events = Events(self.db)
         self.tails = TailRegistry(self.db, self.clock)
+        self.deployments = Deployments(self.db, self.clock)
 
     def reset(self) -> None:
         """Forget everything: every table, and the clock's offset."""

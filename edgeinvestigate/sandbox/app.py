@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute, request_response
 
 from edgeinvestigate.sandbox._admin_api import ADMIN_ROUTES, admin_endpoint
 from edgeinvestigate.sandbox._context import SandboxConfig, SandboxContext
+from edgeinvestigate.sandbox._deployments_api import DEPLOYMENT_ADMIN_ROUTES, DEPLOYMENT_HANDLERS
 from edgeinvestigate.sandbox._endpoint import ApiEndpoint, MethodDispatch
 from edgeinvestigate.sandbox._envelope import SandboxHTTPError, error_response, family_of
 from edgeinvestigate.sandbox._forwarder import run_background
@@ -36,12 +37,12 @@ def _routes(ctx: SandboxContext) -> list[BaseRoute]:
     api[f"{accounts}/workers/observability/telemetry/query"] = {
         "POST": ApiEndpoint(ctx, "telemetry_query", telemetry_query)
     }
-    for op, method, path, handler in TAIL_HANDLERS:
+    for op, method, path, handler in [*TAIL_HANDLERS, *DEPLOYMENT_HANDLERS]:
         api.setdefault(f"{accounts}/workers/scripts{path}", {})[method] = ApiEndpoint(ctx, op, handler)
     routes: list[BaseRoute] = [Route(path, MethodDispatch(by_method)) for path, by_method in api.items()]
     routes.append(Route(f"{API_PREFIX}/graphql", GraphQLEndpoint(ctx)))  # GraphQL Analytics
     admin: dict[str, dict[str, Any]] = {}
-    for method, path, admin_handler in [*ADMIN_ROUTES, *GRAPHQL_ADMIN_ROUTES]:
+    for method, path, admin_handler in [*ADMIN_ROUTES, *GRAPHQL_ADMIN_ROUTES, *DEPLOYMENT_ADMIN_ROUTES]:
         admin.setdefault(f"/__admin{path}", {})[method] = request_response(admin_endpoint(ctx, admin_handler))
     routes += [Route(path, MethodDispatch(by_method)) for path, by_method in admin.items()]
     routes.append(WebSocketRoute("/tail/{tail_id}", tail_websocket))

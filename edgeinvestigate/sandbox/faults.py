@@ -19,9 +19,10 @@ A fault spec is a comma-separated list of ``key=value`` (``--faults`` or ``PUT /
                    after the status line, so the client sees ``httpx.RemoteProtocolError``. Either way the
                    message(s) are in the queue: a client that retries creates duplicates.
 ``ops``            restrict the faults to these operations, joined with ``+`` (for example
-                   ``ops=push+batch``); names: list_queues, get_queue, list_consumers, get_consumer, push,
-                   batch, pull, ack, extend, peek, purge_refs, metrics, purge, purge_status, telemetry_query,
-                   list_tails, create_tail, delete_tail
+                   ``ops=push+batch``); names: list_queues, get_queue, list_consumers, get_consumer,
+                   update_consumer, push, batch, pull, ack, extend, peek, purge_refs, metrics, purge,
+                   purge_status, telemetry_query, list_tails, create_tail, delete_tail, list_deployments,
+                   create_deployment
 ``seed``           seed of the fault random generator (deterministic runs)
 =================  ==========================================================================================
 
@@ -47,6 +48,7 @@ OPERATIONS: tuple[str, ...] = (
     "get_queue",
     "list_consumers",
     "get_consumer",
+    "update_consumer",
     "push",
     "batch",
     "pull",
@@ -61,6 +63,8 @@ OPERATIONS: tuple[str, ...] = (
     "list_tails",
     "create_tail",
     "delete_tail",
+    "list_deployments",
+    "create_deployment",
 )
 
 _FLOAT_KEYS = (

@@ -2,9 +2,10 @@
 
 Creates the queues (``jobs`` and ``jobs-retry`` with the consumer Worker, the DLQ with an
 ``http_pull`` consumer), loads the DLQ messages with their ids, attempts, timestamps and exact body
-bytes, and loads the Workers Logs events. The token comes from ``EDGEINVESTIGATE_SANDBOX_TOKEN`` or
-``CLOUDFLARE_API_TOKEN`` (or is passed as a :class:`~edgeinvestigate._http.Secret`); HTTP goes
-through :func:`edgeinvestigate._http.make_client` only.
+bytes, the Workers Logs events, and the deployments of both Workers (the consumer's versions of the
+scenario, so the sandbox's deployments API lists what ``wrangler deployments list`` would). The
+token comes from ``EDGEINVESTIGATE_SANDBOX_TOKEN`` or ``CLOUDFLARE_API_TOKEN`` (or is passed as a
+:class:`~edgeinvestigate._http.Secret`); HTTP goes through :func:`edgeinvestigate._http.make_client` only.
 """
 
 from __future__ import annotations
@@ -100,6 +101,20 @@ def _post(client: httpx.Client, path: str, payload: Any = None, *, raw: bytes | 
     return data.get("result")
 
 
+def _deployments(sim: Simulation) -> dict[str, list[dict[str, Any]]]:
+    """The deployment history of each Worker of the simulation, as the admin endpoint takes it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for v in [sim.producer_version, *sim.versions]:
+        out.setdefault(v.script, []).append(
+            {
+                "version_id": v.id,
+                "created_ms": v.at_ms,
+                "message": f"{v.tag}: {v.message}" if v.message else v.tag,
+            }
+        )
+    return out
+
+
 def load_into_sandbox(
     sim: Simulation,
     url: str,
@@ -118,6 +133,7 @@ def load_into_sandbox(
         "queues": {},
         "dlq_loaded": 0,
         "events_loaded": 0,
+        "deployments_loaded": 0,
     }
     worker = {
         "type": "worker",
@@ -159,6 +175,11 @@ def load_into_sandbox(
         for chunk in _chunks(msgs, _MSG_CHUNK):
             res = _post(client, f"/__admin/accounts/{acct}/queues/{s.dlq}/messages", {"messages": chunk})
             out["dlq_loaded"] += int(res.get("loaded", len(chunk))) if isinstance(res, dict) else len(chunk)
+        for script, versions in _deployments(sim).items():
+            res = _post(
+                client, f"/__admin/accounts/{acct}/scripts/{script}/deployments", {"deployments": versions}
+            )
+            out["deployments_loaded"] += int(res.get("loaded", 0)) if isinstance(res, dict) else 0
         if events:
             for lines in _chunks(event_lines(sim), _EVENT_CHUNK):
                 raw = b'{"events":[' + b",".join(lines) + b"]}"

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate._time import parse_time
+from edgeinvestigate._time import is_relative_time, parse_time
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.simulator._engine import run
 from edgeinvestigate.simulator._ground_truth import write_ground_truth
@@ -93,7 +94,8 @@ class SimulationSummary:
         if self.sandbox:
             lines.append(
                 f"  sandbox       {self.sandbox['url']}: {self.sandbox['dlq_loaded']:,} DLQ messages, "
-                f"{self.sandbox['events_loaded']:,} Workers Logs events loaded"
+                f"{self.sandbox['events_loaded']:,} Workers Logs events, "
+                f"{self.sandbox.get('deployments_loaded', 0)} deployments loaded"
             )
             lines.append("  point the client at it (the token is the sandbox's own):")
             lines.append(f"    export CLOUDFLARE_API_BASE_URL={self.sandbox['url']}/client/v4")
@@ -151,6 +153,26 @@ def _size(scenario: Scenario, invocations: int | None, scale: float | None) -> i
     return scenario.invocations
 
 
+def snap_period_ms(scenario: Scenario) -> int:
+    """The period of the scenario's wall-clock grid: the cron ticks, the consumer's batch windows and the
+    Logpush uploads are aligned to the clock, so two starts a whole number of periods apart give the
+    same counts (5 minutes for the shipped scenarios)."""
+    parts = (
+        60_000,
+        scenario.traffic.report_cron_minutes * 60_000,
+        max(1, round(scenario.system.batch_timeout_s * 1000)),
+        scenario.system.logpush_interval_s * 1000,
+    )
+    return math.lcm(*parts)
+
+
+def snap_start_ms(scenario: Scenario, ms: int) -> int:
+    """A relative ``--start`` (``-2h``, ``now``) moved back to the last multiple of :func:`snap_period_ms`:
+    the same scenario and seed then give the same counts whenever they run."""
+    period = snap_period_ms(scenario)
+    return ms - ms % period
+
+
 def simulate(
     scenario: str | Path | Scenario = "default",
     out: str | os.PathLike[str] = "incident",
@@ -169,7 +191,9 @@ def simulate(
 
     ``invocations`` (about that many) or ``scale`` (times the scenario's default size) set the size;
     ``formats`` picks a subset of :data:`FORMATS` (``ground_truth.json`` is always written).
-    ``start`` moves the window (ISO-8601, epoch, ``now`` or ``-3h``; offsets in the scenario follow). With
+    ``start`` moves the window (ISO-8601, epoch, ``now`` or ``-3h``; offsets in the scenario follow); a
+    relative one is snapped back to the scenario's wall-clock period (:func:`snap_start_ms`, 5 minutes for
+    the shipped scenarios), so the same seed gives the same counts whenever it runs. With
     ``sandbox_url`` the queues, the DLQ and the Workers Logs events are also loaded into a running
     sandbox (token from ``EDGEINVESTIGATE_SANDBOX_TOKEN`` or ``CLOUDFLARE_API_TOKEN``, or ``token``).
     The same scenario, size and seed always write the same files.
@@ -178,7 +202,10 @@ def simulate(
     if start is not None:
         when = parse_time(start, name="--start")
         if when is not None:
-            iso = when.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            ms = int(when.value // 1_000_000)
+            if is_relative_time(start):
+                ms = snap_start_ms(sc, ms)
+            iso = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             sc = sc.model_copy(update={"start": iso})
     chosen = tuple(FORMATS if formats is None else formats)
     unknown = [f for f in chosen if f not in LAYOUT]

@@ -14,7 +14,49 @@ from edgeinvestigate.sandbox.testing import running_sandbox
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
-schema = schemathesis.openapi.from_dict(patched_spec())
+_CONSUMER = "/accounts/{account_id}/queues/{queue_id}/consumers/{consumer_id}"
+
+
+def _with_consumer_update(spec: dict) -> dict:
+    """The subset lacks ``PUT .../consumers/{id}`` (Cloudflare's API has it and so does the sandbox): add
+    it, shaped like the ``cloudflare`` SDK's ``ConsumerUpdateParams``, so the fuzzer covers it too and the
+    sandbox's ``Allow`` header (GET, HEAD, PUT) matches the schema."""
+    number = {"type": "number"}
+    worker_settings = ("batch_size", "max_concurrency", "max_retries", "max_wait_time_ms", "retry_delay")
+    pull_settings = ("batch_size", "max_retries", "retry_delay", "visibility_timeout_ms")
+    request = {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["type", "script_name"],
+                "properties": {
+                    "type": {"enum": ["worker"]},
+                    "script_name": {"type": "string"},
+                    "dead_letter_queue": {"type": "string"},
+                    "settings": {"type": "object", "properties": dict.fromkeys(worker_settings, number)},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": ["http_pull"]},
+                    "dead_letter_queue": {"type": "string"},
+                    "settings": {"type": "object", "properties": dict.fromkeys(pull_settings, number)},
+                },
+            },
+        ]
+    }
+    item = spec["paths"][_CONSUMER]
+    item["put"] = {
+        **item["get"],
+        "operationId": "queues-update-consumer",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+    }
+    return spec
+
+
+schema = schemathesis.openapi.from_dict(_with_consumer_update(patched_spec()))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from _sim_helpers import decode_dlq_body
 
 from edgeinvestigate._http import Secret, make_client
+from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import AuthError
 from edgeinvestigate.sandbox.testing import running_sandbox
 from edgeinvestigate.simulator import simulate
@@ -77,6 +78,20 @@ def test_simulate_loads_queues_dlq_and_events(tmp_path: Path) -> None:
         assert peeked
         for p in peeked:
             assert json.loads(base64.b64decode(p["body"])) == by_id[p["id"]]["body"]
+
+        # the deployments API lists the consumer's versions, newest (the live one) first
+        with CloudflareClient(account_id=acct, token=Secret(TOKEN), api_url=sb.url) as client:
+            listed = client.list_deployments("jobs-consumer")
+            producer = client.list_deployments("jobs-api")
+        truth_versions = [d for d in truth["deployments"] if d["script"] == "jobs-consumer"]
+        assert [d["versions"][0]["version_id"] for d in listed] == [
+            d["version_id"] for d in reversed(truth_versions)
+        ]
+        assert listed[0]["annotations"]["workers/message"].startswith("v143: Revert")
+        assert [d["versions"][0]["version_id"] for d in producer] == [
+            d["version_id"] for d in truth["deployments"] if d["script"] == "jobs-api"
+        ]
+        assert "4 deployments loaded" in run.stdout
 
 
 def test_wrong_token_is_an_auth_error(tmp_path: Path) -> None:

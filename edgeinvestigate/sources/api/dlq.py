@@ -335,7 +335,8 @@ def _check_head(client: CloudflareClient, pulled: _Pulled, backlog: int | None) 
             raise ReplayRefusedError(
                 "refusing the snapshot: " + text,
                 hint="use --dlq-mode peek (consumes nothing), raise max_retries of the DLQ's pull consumer "
-                "(wrangler queues consumer http add/update), or pass --force if losing them is acceptable",
+                "(dashboard, or PUT /accounts/{account}/queues/{queue_id}/consumers/{consumer_id}: see "
+                "runbooks/replay-failed-jobs.md), or pass --force if losing them is acceptable",
             )
         pulled.warnings.append("--force: " + text)
     if backlog is not None and backlog > len(head):

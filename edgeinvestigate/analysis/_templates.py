@@ -173,7 +173,8 @@ def display_template(template: str, typed_example: str) -> str:
         if i >= len(slots):
             return template
         slot = slots[i]
-        typed = _TYPED_PLACEHOLDER.search(part) is not None
+        # a chunk that holds a placeholder already (typed, or ``<*>}`` of a structured line's keys)
+        typed = _TYPED_PLACEHOLDER.search(part) is not None or PLACEHOLDER in part
         if slot == PLACEHOLDER:
             if not typed:
                 part = PLACEHOLDER  # words the template step made variable

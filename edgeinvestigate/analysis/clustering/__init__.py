@@ -97,7 +97,16 @@ def cluster(
     rows = error_rows(ev, levels)
     ctx = invocation_context(ev)
     rows = rows.merge(ctx, on="invocation_id", how="left") if len(rows) else rows
-    for col in ("script", "script_version", "outcome", "queue", "inv_job_type", "inv_job_id"):
+    for col in (
+        "script",
+        "script_version",
+        "outcome",
+        "queue",
+        "request_id",
+        "ray_id",
+        "inv_job_type",
+        "inv_job_id",
+    ):
         if col not in rows:
             rows[col] = None
     rows["job_type"] = rows["job_type"].where(rows["job_type"].notna(), rows["inv_job_type"])

@@ -38,6 +38,8 @@ ASSIGN_COLUMNS: Final = (
     "script_version",
     "outcome",
     "queue",
+    "request_id",
+    "ray_id",
     "text",
     "stack",
     "key",
@@ -311,6 +313,10 @@ class Clusters:
         """A copy whose examples and texts are masked (typed placeholders instead of values)."""
         table = self.table.copy()
         table["examples"] = [[mask_typed(e, self.masks)[0] for e in ex] for ex in table["examples"]]
+        table["example_events"] = [
+            [{**e, "text": mask_typed(str(e["text"]), self.masks)[0]} for e in ex]
+            for ex in table["example_events"]
+        ]
         assign = self.assign.copy()
         assign["text"] = [mask_typed(t, self.masks)[0] for t in assign["text"]]
         return Clusters(

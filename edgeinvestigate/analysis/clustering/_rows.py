@@ -195,9 +195,17 @@ def _dlq_rows(dlq: pd.DataFrame) -> pd.DataFrame | None:
     )
 
 
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column as plain objects; all null when the frame predates it (bundles of older releases)."""
+    if name in frame:
+        return as_object(frame[name])
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
 def invocation_context(ev: Evidence) -> pd.DataFrame:
-    """Per invocation: script, version, outcome, the first job type its logs name, and its job id
-    when its logs name exactly one (a batch invocation's job-less lines belong to no single job).
+    """Per invocation: script, version, outcome, request and ray id, the first job type its logs
+    name, and its job id when its logs name exactly one (a batch invocation's job-less lines belong
+    to no single job).
 
     ``script_version`` is the invocation's, else the version its structured log lines name (a
     ``deploy``/``version`` field; see :mod:`edgeinvestigate.analysis.deploys`)."""
@@ -209,6 +217,8 @@ def invocation_context(ev: Evidence) -> pd.DataFrame:
             "script_version": invocation_versions(inv, ev.logs)["version"].to_numpy(),
             "outcome": as_object(inv["outcome"]),
             "queue": as_object(inv["queue"]),
+            "request_id": _column(inv, "request_id"),
+            "ray_id": _column(inv, "ray_id"),
         }
     ).drop_duplicates("invocation_id")
     logs = ev.logs

@@ -37,6 +37,7 @@ class _Response(msgspec.Struct, gc=False):
 
 
 class _Event(msgspec.Struct, gc=False):
+    RayID: str | None = None
     Request: _Request | None = None
     Response: _Response | None = None
     Queue: str | None = None

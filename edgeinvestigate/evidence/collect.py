@@ -104,8 +104,9 @@ def collect(
         sources = [*(f"queue:{q}" for q in dlq), *(str(p) for p in dlq_files)]
         ev = with_dlq_frames(ev, frames, sources)
     ev.report.notes.extend(overlapping_sources(ev.invocations))
-    if api is not None and api.account_id:
-        ev.manifest["account_id"] = api.account_id  # links back to the dashboard need it
+    used = api if api is not None else (client if client is not None and not callable(client) else None)
+    if used is not None and getattr(used, "account_id", None):
+        ev.manifest["account_id"] = used.account_id  # links back to the dashboard need it
     return ev
 
 

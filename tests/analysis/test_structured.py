@@ -58,6 +58,18 @@ def test_structured_lines_cluster_by_event_with_their_keys() -> None:
     assert "structured line: event" in str(why)
 
 
+def test_events_alike_in_every_field_but_their_name_stay_apart() -> None:
+    """The template step never makes the event name a variable slot (it would, with 3+ names)."""
+    logs = [
+        {"invocation_id": f"inv-{i}", "ts": T0, "level": "warn",
+         "message": json.dumps({"event": f"step.{i % 6}", "msg": f"took {i} ms for tenant t_{i}", "n": i})}
+        for i in range(60)
+    ]  # fmt: skip
+    cl = ei.cluster(make_evidence(logs=logs))
+    assert sorted(t.split(":")[0] for t in cl.table["template"]) == [f"step.{k}" for k in range(6)]
+    assert all(cl.table["count"] == 10)
+
+
 def test_structured_lines_from_workers_logs_cluster_by_event(tmp_path: Path) -> None:
     """Workers Logs keeps the logged object in ``source`` (loaded into ``args``)."""
     events = []

@@ -115,10 +115,12 @@ def cluster(
 
     is_structured = rows["structured"].notna().to_numpy(dtype=bool)
     texts = rows["text"].astype(object)
+    events = None
     if is_structured.any():  # structured lines are grouped by their meaning (see ._structured)
         texts = texts.copy()
         texts[is_structured] = structured_keys(list(rows["structured"][is_structured]), masks)
-    grouping = group_texts(texts, masks, premasked=is_structured)
+        events = [s.event or "" if s is not None else None for s in rows["structured"]]
+    grouping = group_texts(texts, masks, premasked=is_structured, partitions=events)
     key_template = {k: grouping.templates[grouping.key_template[i]] for i, k in enumerate(grouping.keys)}
     rows["norm_template"] = [grouping.templates[i] for i in grouping.labels]
     rows["key"] = [grouping.keys[i] for i in grouping.key_labels]

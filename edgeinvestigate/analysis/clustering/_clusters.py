@@ -313,10 +313,14 @@ class Clusters:
         """A copy whose examples and texts are masked (typed placeholders instead of values)."""
         table = self.table.copy()
         table["examples"] = [[mask_typed(e, self.masks)[0] for e in ex] for ex in table["examples"]]
-        table["example_events"] = [
-            [{**e, "text": mask_typed(str(e["text"]), self.masks)[0]} for e in ex]
-            for ex in table["example_events"]
-        ]
+        table["example_events"] = pd.Series(
+            [
+                [{**e, "text": mask_typed(str(e["text"]), self.masks)[0]} for e in ex]
+                for ex in table["example_events"]
+            ],
+            index=table.index,
+            dtype=object,
+        )
         assign = self.assign.copy()
         assign["text"] = [mask_typed(t, self.masks)[0] for t in assign["text"]]
         return Clusters(

@@ -53,21 +53,30 @@ def group_texts(
     masks: tuple[Mask, ...] = MASKS,
     *,
     premasked: Sequence[bool] | np.ndarray | None = None,
+    partitions: Sequence[str | None] | None = None,
 ) -> Grouping:
     """Mask, deduplicate and template ``texts``; every text gets a template (null/empty ones too).
 
     This is the whole clustering of plain messages, vectorised: the regex pass runs once per
     distinct raw text (when there are many repeats) and the template step once per distinct masked
     string. ``premasked[i]`` says that ``texts[i]`` is a grouping key already (a structured line's
-    cluster text, see :mod:`._structured`): it is not masked again. A text whose masked key is
-    placeholders alone (a bare id, a number, a JSON value) gets the key :func:`bare_key`.
+    cluster text, see :mod:`._structured`): it is not masked again, and the template step merges it
+    only with premasked keys of the same ``partitions[i]`` (its event name: two events never become
+    one template, however alike their messages). A text whose masked key is placeholders alone (a
+    bare id, a number, a JSON value) gets the key :func:`bare_key`.
     """
     arr = _as_string_array(texts)
     if arr.null_count or (len(arr) and (pc.min(pc.binary_length(arr)).as_py() or 0) == 0):
         arr = pc.if_else(pc.or_kleene(pc.is_null(arr), pc.equal(arr, "")), EMPTY_TEXT, arr)
     if premasked is not None and len(arr):
         flags = pa.array(np.asarray(premasked, dtype=bool))
-        arr = pc.if_else(flags, pc.binary_join_element_wise(_PREMASKED, arr, ""), arr)
+        parts = pa.array(
+            ["" if p is None else str(p).replace(_SEP, "") for p in partitions]
+            if partitions is not None
+            else [""] * len(arr),
+            pa.string(),
+        )
+        arr = pc.if_else(flags, pc.binary_join_element_wise(_PREMASKED, parts, _SEP, arr, ""), arr)
     n = len(arr)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -80,14 +89,20 @@ def group_texts(
         dedup_first = False
     if dedup_first:
         enc = pc.dictionary_encode(arr)
-        raw_keys = _keys(enc.dictionary, masks)
+        raw_keys, key_parts = _keys(enc.dictionary, masks)
         kenc = pc.dictionary_encode(raw_keys)
         key_labels = kenc.indices.to_numpy(zero_copy_only=False)[enc.indices.to_numpy(zero_copy_only=False)]
     else:
-        kenc = pc.dictionary_encode(_keys(arr, masks))
+        raw_keys, key_parts = _keys(arr, masks)
+        kenc = pc.dictionary_encode(raw_keys)
         key_labels = kenc.indices.to_numpy(zero_copy_only=False)
     keys: list[str] = kenc.dictionary.to_pylist()
-    per_key = merge_templates(keys)
+    partition = [""] * len(keys)
+    if key_parts:  # entry -> partition of the premasked ones; the same key has the same partition
+        entry_key = kenc.indices.to_numpy(zero_copy_only=False)
+        for i, part in key_parts.items():
+            partition[int(entry_key[i])] = "\x01" + part
+    per_key = merge_templates(keys, partitions=partition)
     templates = sorted(set(per_key))
     index = {t: i for i, t in enumerate(templates)}
     key_template = np.array([index[t] for t in per_key], dtype=np.int64)
@@ -95,8 +110,10 @@ def group_texts(
     return Grouping(labels, templates, keys, key_labels.astype(np.int64), key_template)
 
 
-#: marks a text that is a grouping key already (never masked again); no log text starts with it
+#: marks a text that is a grouping key already (never masked again); no log text starts with it.
+#: A premasked text is ``_PREMASKED + partition + _SEP + key``.
 _PREMASKED: Final = "\x00\x01edgeinvestigate-key\x00"
+_SEP: Final = "\x00"
 #: the words of a bare key (see :func:`bare_key`)
 BARE_PREFIX: Final = "(only a value)"
 _BARE = re.compile(r"[A-Za-z0-9]")
@@ -118,25 +135,33 @@ def is_bare(key: str) -> bool:
 _ANY_PLACEHOLDER = re.compile(r"<[A-Za-z0-9_*]+>")
 
 
-def _keys(values: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
-    """The grouping key of each text: masked (premasked ones as they are), bare ones named."""
+def _keys(values: pa.Array, masks: tuple[Mask, ...]) -> tuple[pa.Array, dict[int, str]]:
+    """The grouping key of each text: masked (premasked ones as they are), bare ones named; and the
+    partition of each premasked entry (by position)."""
     pre = pc.starts_with(values, _PREMASKED)
     masked = mask_keys(values, masks)
+    parts: dict[int, str] = {}
     if pc.any(pre).as_py():
-        masked = pc.if_else(pre, pc.utf8_slice_codeunits(values, len(_PREMASKED)), masked)
+        raw = values.to_pylist()
+        out = masked.to_pylist()
+        for i in np.flatnonzero(pre.to_numpy(zero_copy_only=False)):
+            part, _, key = raw[i][len(_PREMASKED) :].partition(_SEP)
+            out[int(i)] = key
+            parts[int(i)] = part
+        masked = pa.array(out, pa.string())
     stripped = pc.replace_substring_regex(masked, _ANY_PLACEHOLDER.pattern, "")
     bare = pc.invert(pc.match_substring_regex(stripped, _BARE.pattern))
     if not pc.any(bare).as_py():
-        return masked
+        return masked, parts
     out = masked.to_pylist()
     raw = values.to_pylist()
     for i in np.flatnonzero(bare.to_numpy(zero_copy_only=False)):
-        text = raw[i][len(_PREMASKED) :] if raw[i].startswith(_PREMASKED) else raw[i]
+        text = raw[i][len(_PREMASKED) :].partition(_SEP)[2] if raw[i].startswith(_PREMASKED) else raw[i]
         out[i] = bare_key(text, masks)
-    return pa.array(out, pa.string())
+    return pa.array(out, pa.string()), parts
 
 
 def text_key(text: str, masks: tuple[Mask, ...] = MASKS) -> str:
     """The grouping key one text gets in :func:`group_texts` (not premasked)."""
-    key: str = _keys(pa.array([text or EMPTY_TEXT], pa.string()), masks)[0].as_py()
+    key: str = _keys(pa.array([text or EMPTY_TEXT], pa.string()), masks)[0][0].as_py()
     return key

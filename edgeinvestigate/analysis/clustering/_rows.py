@@ -150,8 +150,10 @@ def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame | None:
     ) & err_field.isna()
     idx = np.flatnonzero(json_like.to_numpy() & take)
     if len(idx):
+        seen: dict[tuple[Any, Any], Any] = {}  # structured lines repeat: parse each distinct one once
         shapes.iloc[idx] = [
-            structured_line(m, a) for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
+            seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), structured_line(m, a))
+            for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
         ]
     return pd.DataFrame(
         {

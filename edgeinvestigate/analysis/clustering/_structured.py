@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Final
 
 import msgspec
@@ -84,6 +85,12 @@ def _name(value: str) -> str:
     return name if len(name) <= _MAX_NAME else name[: _MAX_NAME - 1] + "…"
 
 
+@lru_cache(maxsize=4096)
+def _key_names(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The other keys of a line, sorted and tidied (lines of one call site repeat the same keys)."""
+    return tuple(sorted(_name(k) for k in keys))
+
+
 def _object_of(text: str | None) -> dict[str, Any] | None:
     """The JSON object a structured log text holds: itself, or its one argument (an object or the JSON
     text of one)."""
@@ -111,7 +118,7 @@ def structured_line(message: str | None, args: str | None) -> StructuredLine | N
         return None
     event_key = next((k for k in EVENT_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
     message_key = next((k for k in MESSAGE_KEYS if isinstance(obj.get(k), str) and obj[k].strip()), None)
-    keys = tuple(sorted(_name(str(k)) for k in obj if k not in (event_key, message_key)))
+    keys = _key_names(tuple(str(k) for k in obj if k not in (event_key, message_key)))
     return StructuredLine(
         event=_name(obj[event_key]) if event_key else None,
         message=str(obj[message_key]) if message_key else None,

@@ -172,7 +172,7 @@ class DlqCoverage(_Model):
     def note(self) -> str:
         """The sentence for :attr:`Findings.notes`."""
         return (
-            f"The DLQ numbers are {self.label} messages: {self.reason}. Collect with "
+            f"The DLQ numbers are {self.label}: {self.reason}. Collect with "
             "`edgeinvestigate collect --dlq QUEUE --dlq-mode snapshot` to count every message."
         )
 

@@ -176,7 +176,7 @@ table(latest[["ts", "source", "level", "job_type", "cluster_id", "text"]], max_c
 if interactive:
     from edgeinvestigate.report.interactive import cluster_picker, interactive_table
 
-    interactive_table(clusters.table, caption="error clusters")
+    interactive_table(clusters.table.drop(columns=["example_events"]), caption="error clusters")
     interactive_table(pd.DataFrame([h.model_dump() for h in findings.hypotheses]), caption="findings")
     if len(ev.dlq):
         interactive_table(ev.dlq.drop(columns=["body_raw"], errors="ignore"), caption="DLQ messages")

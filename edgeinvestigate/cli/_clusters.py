@@ -100,6 +100,11 @@ def clusters(
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(_table(mask.value(result.records()), limit))
+        from edgeinvestigate.analysis.dlq_coverage import dlq_coverage
+
+        coverage = dlq_coverage(ev.manifest)
+        if coverage is not None and len(result.dlq):
+            click.echo(f"note: the dlq counts are {coverage.label} ({coverage.reason})")
     if rules is not None and result.rules is not None and result.rules.unused():
         click.echo(f"note: rules that matched nothing: {', '.join(result.rules.unused())}", err=True)
 

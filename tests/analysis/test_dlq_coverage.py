@@ -114,6 +114,8 @@ def test_analyze_cli_text_says_of_the_first_100_only(
     text = " ".join(out.stdout.split())  # wrapped to the terminal
     assert f"of the first {PEEK} only" in text
     assert "--dlq-mode snapshot" in text
+    table = CliRunner().invoke(cli, ["clusters", str(bundle)]).stdout
+    assert f"the dlq counts are of the first {PEEK} only" in table
     md = CliRunner().invoke(cli, ["analyze", str(bundle), "--format", "markdown"]).stdout
     assert f"of the first {PEEK} only" in md
     data = json.loads(CliRunner().invoke(cli, ["analyze", str(bundle), "--format", "json"]).stdout)

@@ -125,3 +125,39 @@ def test_log_text_never_becomes_a_link(reports: Reports) -> None:
         for t in _tables(page):
             for href in re.findall(r'<a\b[^<>]*href="([^"]*)"', t):
                 assert href.startswith(DASHBOARD + "/"), (name, href)
+
+
+def test_table_links_only_dashboard_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    from edgeinvestigate.report import kernel
+
+    shown: list[dict[str, Any]] = []
+    monkeypatch.setattr(kernel, "_display", lambda bundle, metadata=None: shown.append(bundle))
+    ours = f"{DASHBOARD}/{'a' * 32}/workers/services/view/w/production/observability/logs?filters=%5B%5D"
+    df = pd.DataFrame(
+        {
+            "text": [HOSTILE, "ok"],
+            "Cloudflare": ["<b>open</b>", "Workers Logs"],
+            "dashboard_url": [f"https://{EVIL}/x", ours],
+        }
+    )
+    kernel.table(df, links={"Cloudflare": "dashboard_url"})
+    (out,) = shown
+    page = out["text/html"]
+    assert re.findall(r"<a\b[^>]*>", page) == [f'<a href="{ours}" target="_blank" rel="noopener noreferrer">']
+    assert "&lt;b&gt;open&lt;/b&gt;" in page  # the other cell stays escaped text
+    assert "dashboard_url" not in page
+    assert EVIL in page  # shown as text in the text column, never as a link
+    assert "Workers Logs" in out["text/plain"]
+
+
+def test_account_id_parameter_is_checked() -> None:
+    from edgeinvestigate.errors import NotebookParameterError
+    from edgeinvestigate.report.params import validate_parameters
+
+    ok = validate_parameters("triage", {"account_id": "A" * 32})
+    assert ok.account_id == "a" * 32  # type: ignore[attr-defined]
+    with pytest.raises(NotebookParameterError) as info:
+        validate_parameters("error-clusters", {"account_id": "not-an-account"})
+    assert "32 hex digits" in info.value.message

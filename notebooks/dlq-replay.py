@@ -43,6 +43,7 @@ import pandas as pd
 
 import edgeinvestigate as ei
 from edgeinvestigate.replay import default_selection, run_until_settled, runtime_allow_list
+from edgeinvestigate.report import views
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)
@@ -65,19 +66,22 @@ say(
 # ## What is in the DLQ
 # Messages per cluster, with the cluster's kind: `transient` clusters are safe to replay once the
 # dependency recovered; `permanent` ones only once a fix is deployed (or the payload patched).
+# After a peek the bundle holds the head of the queue only: the counts say so.
 
 # %%
+if findings.dlq_coverage is not None:
+    say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
 per_cluster = (
     dlq.groupby(dlq["cluster_id"].astype("string").fillna("(none)"))
     .size()
-    .rename("messages")
+    .rename(views.dlq_label(findings, "messages"))
     .reset_index()
     .merge(
         groups.table[["cluster_id", "kind", "job_types", "last_seen", "template"]],
         on="cluster_id",
         how="left",
     )
-    .sort_values("messages", ascending=False)
+    .sort_values(views.dlq_label(findings, "messages"), ascending=False)
 )
 table(per_cluster)
 

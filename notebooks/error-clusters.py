@@ -25,6 +25,7 @@ until = ""  # only data before this UTC time
 cluster_id = ""  # the cluster to drill into; empty means the largest
 top_n = 20  # clusters in the table
 n_examples = 5  # raw examples of the chosen cluster
+account_id = ""  # Cloudflare account id for dashboard links; empty: the bundle's, else CLOUDFLARE_ACCOUNT_ID
 
 # %%
 import pandas as pd
@@ -32,21 +33,28 @@ import plotly.express as px
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
-from edgeinvestigate.report.kernel import emit, open_bundle, pre, say, show, table
+from edgeinvestigate.report import views
+from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
+findings = ei.analyze(ev, clusters=clusters)
+account = views.account_for(ev, account_id)  # for links to the dashboard's Workers Logs
 say(
     "<b>{n}</b> clusters from <b>{rows}</b> error rows and <b>{dlq}</b> DLQ messages.",
     n=len(clusters),
     rows=len(clusters.assign),
-    dlq=len(clusters.dlq),
+    dlq=dlq_size(ev),  # "100 of 566 (peek sees the head only)" after a peek
 )
+if findings.dlq_coverage is not None:
+    say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
 
 # %% [markdown]
 # ## The cluster table
 # Most frequent first. `kind`: can a retry help (`transient`) or not (`permanent`);
-# `n_dlq_messages`: jobs of this cluster waiting in the dead-letter queue.
+# `n_dlq_messages`: jobs of this cluster waiting in the dead-letter queue; `event id`: the request or
+# ray id of an example event (when its source has one: Workers Logs for every trigger, Logpush and
+# tail for fetch); `Cloudflare`: opens that event in the dashboard's Workers Logs.
 
 # %%
 cols = [
@@ -64,7 +72,9 @@ cols = [
 shown = clusters.table[cols].head(top_n).copy()
 shown["script_versions"] = shown["script_versions"].map(lambda vs: ", ".join(str(v)[:8] for v in vs))
 shown["share"] = shown["share"].map(lambda x: f"{x:.1%}")
-table(shown)
+shown = views.with_cluster_links(shown, clusters, account)
+table(shown.rename(columns={"n_dlq_messages": views.dlq_label(findings, "n_dlq_messages")}),
+      links={"Cloudflare": "dashboard_url"})  # fmt: skip
 show(
     plots.cluster_bars(clusters, top=top_n, title=f"Top {min(top_n, len(clusters))} clusters by error count")
 )
@@ -93,10 +103,16 @@ else:
 
 # %% [markdown]
 # ### Examples and stacks
-# The raw texts (newest first) and the distinct stack traces of the cluster.
+# The cluster's example events with the request or ray id their source carries and a link that
+# opens each in the dashboard's Workers Logs, the raw texts (newest first) and the distinct stack
+# traces of the cluster.
 
 # %%
 if chosen:
+    events = views.example_events(clusters, chosen, account)
+    table(events, max_chars=300, links={"Cloudflare": "dashboard_url"})
+    if account is None and (events["request_id"].notna() | events["ray_id"].notna()).any():
+        say("No dashboard links: pass <code>-p account_id=ACCOUNT_ID</code> or set CLOUDFLARE_ACCOUNT_ID.")
     table(
         rows.sort_values("ts", ascending=False).head(n_examples)[
             ["ts", "source", "job_type", "job_id", "text"]
@@ -146,7 +162,7 @@ if chosen and len(rows):
 # %%
 if chosen:
     dlq = clusters.dlq[clusters.dlq["cluster_id"] == chosen]
-    say("<b>{n}</b> DLQ messages belong to this cluster.", n=len(dlq))
+    say("<b>{n}</b> DLQ messages belong to this cluster.", n=findings.dlq_count(len(dlq)))
     if len(dlq):
         table(dlq.groupby(dlq["cluster_join"].astype("string")).size().rename("messages").reset_index())
         table(
@@ -163,4 +179,4 @@ if chosen and len(rows):
     pre(str(clusters.explain(str(rows["text"].iloc[-1]))))
 
 # %%
-emit("findings", ei.analyze(ev, clusters=clusters))
+emit("findings", findings)

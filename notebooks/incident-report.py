@@ -61,6 +61,7 @@ say("<p><b>Affected job types:</b> {jt}</p>", jt=", ".join(inc.affected_job_type
 
 # %% [markdown]
 # ## Impact
+# After a peek the bundle holds the head of the dead-letter queue only: its DLQ numbers say so.
 
 # %%
 imp = inc.impact
@@ -74,7 +75,7 @@ table(
                 "error lines",
                 "errors of the incident",
                 "jobs failed",
-                "DLQ messages of the incident",
+                views.dlq_label(findings, "DLQ messages of the incident"),
                 "DLQ messages in all",
             ],
             "value": [
@@ -156,10 +157,12 @@ table(
     shown[["label", "role", "share", "kind", "count", "n_dlq_messages", "first_seen", "last_seen",
            "job_types", "cluster_id"]].rename(
         columns={"label": "cluster", "share": "share of incident", "count": "errors",
-                 "n_dlq_messages": "DLQ messages", "first_seen": "first seen", "last_seen": "last seen",
-                 "job_types": "job types", "cluster_id": "cluster id"}
+                 "n_dlq_messages": views.dlq_label(findings), "first_seen": "first seen",
+                 "last_seen": "last seen", "job_types": "job types", "cluster_id": "cluster id"}
     )
 )  # fmt: skip
+if findings.dlq_coverage is not None:
+    say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
 if len(ranked):
     show(plots.cluster_bars(clusters, table=ranked, top=top_n, title="Error clusters of the incident"))
 

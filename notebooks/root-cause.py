@@ -42,6 +42,8 @@ say(
     b=findings.bucket_seconds,
     n=len(findings.hypotheses),
 )
+for note in findings.notes:  # what the data cannot tell (no deploy data, a DLQ seen in part...)
+    say("<i>Note: {note}</i>", note=note)
 
 # %% [markdown]
 # ## Ranked hypotheses
@@ -66,6 +68,8 @@ for h in findings.hypotheses[:top_n]:
         "deploy": h.deploy.version if h.deploy else "",
     }
     facts.update({k: v if not isinstance(v, list) else ", ".join(map(str, v)) for k, v in h.evidence.items()})
+    if isinstance(h.evidence.get("dlq_messages"), int):  # "64", or "64 (of the first 100 only)"
+        facts["dlq_messages"] = findings.dlq_count(int(h.evidence["dlq_messages"]))
     table(pd.DataFrame({"evidence": list(facts), "value": [str(v) for v in facts.values()]}))
 
 # %% [markdown]
@@ -139,7 +143,13 @@ if len(blast):
 dlq_by_cluster = pd.DataFrame([d.model_dump() for d in findings.dlq_by_cluster])
 if len(dlq_by_cluster):
     say("Jobs waiting in the DLQ, by cluster:")
-    table(dlq_by_cluster[["cluster_id", "messages", "template"]])
+    table(
+        dlq_by_cluster[["cluster_id", "messages", "template"]].rename(
+            columns={"messages": views.dlq_label(findings, "messages")}
+        )
+    )
+    if findings.dlq_coverage is not None:
+        say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
 
 # %% [markdown]
 # ## Retry storms and limit hits

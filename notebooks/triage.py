@@ -27,6 +27,7 @@ until = ""  # only data before this UTC time
 top_n = 10  # clusters to show
 recent_errors = 20  # latest error lines to list
 interactive = True  # JupyterLab: searchable tables and a replay-plan picker (`report` runs it with false)
+account_id = ""  # Cloudflare account id for dashboard links; empty: the bundle's, else CLOUDFLARE_ACCOUNT_ID
 
 # %%
 import pandas as pd
@@ -34,11 +35,13 @@ import plotly.express as px
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis.queue_plots import queue_health, queue_health_table
+from edgeinvestigate.report import views
 from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)
 findings = ei.analyze(ev, clusters=clusters)
+account = views.account_for(ev, account_id)  # for links to the dashboard's Workers Logs
 impact = findings.incident.impact
 say(
     "Window <b>{window}</b>: <b>{inv}</b> invocations, <b>{failed}</b> failed (<b>{rate}</b>), "
@@ -116,15 +119,19 @@ else:
 # ## Dead-letter queue: size and growth
 # Messages land in the DLQ after `max_retries` failed deliveries (raw body) or when the consumer
 # sends `{original, error}` for a permanent error. A steep curve for one job type is the incident.
+# After a peek the bundle holds the head of the queue only: the counts say so.
 
 # %%
 dlq = clusters.dlq
 if dlq.empty:
     say("The bundle holds no DLQ messages (collect them with <code>--dlq QUEUE</code>).")
 else:
+    if findings.dlq_coverage is not None:
+        say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
     dlq = dlq.assign(job_type=dlq["job_type"].astype("string").fillna("(unknown)"))
-    counts = dlq.groupby("job_type").size().rename("messages").reset_index()
-    table(counts.sort_values("messages", ascending=False))
+    messages = views.dlq_label(findings, "messages")
+    counts = dlq.groupby("job_type").size().rename(messages).reset_index()
+    table(counts.sort_values(messages, ascending=False))
     growth = dlq.dropna(subset=["enqueued_at"]).sort_values("enqueued_at").copy()
     growth["messages in DLQ"] = growth.groupby("job_type").cumcount() + 1
     fig = px.line(
@@ -141,11 +148,17 @@ else:
 # %% [markdown]
 # ## Top error clusters
 # Error texts grouped into templates (variable parts masked). `kind` says whether retrying can
-# help (`transient`) or not (`permanent`), and `kind_rule` which rule decided.
+# help (`transient`) or not (`permanent`), and `kind_rule` which rule decided. `event id` is the
+# request or ray id of an example event (when its source has one: Workers Logs for every trigger,
+# Logpush and tail for fetch); `Cloudflare` opens it in the dashboard's Workers Logs.
 
 # %%
 cols = ["cluster_id", "kind", "count", "n_dlq_messages", "first_seen", "last_seen", "job_types", "template"]
-table(clusters.table[cols].head(top_n))
+top = views.with_cluster_links(clusters.table[cols].head(top_n), clusters, account)
+table(top.rename(columns={"n_dlq_messages": views.dlq_label(findings, "n_dlq_messages")}),
+      links={"Cloudflare": "dashboard_url"})  # fmt: skip
+if findings.dlq_coverage is not None:
+    say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
 
 # %% [markdown]
 # ## Deploys
@@ -187,7 +200,7 @@ table(latest[["ts", "source", "level", "job_type", "cluster_id", "text"]], max_c
 if interactive:
     from edgeinvestigate.report.interactive import cluster_picker, interactive_table
 
-    interactive_table(clusters.table, caption="error clusters")
+    interactive_table(clusters.table.drop(columns=["example_events"]), caption="error clusters")
     interactive_table(pd.DataFrame([h.model_dump() for h in findings.hypotheses]), caption="findings")
     if len(ev.dlq):
         interactive_table(ev.dlq.drop(columns=["body_raw"], errors="ignore"), caption="DLQ messages")

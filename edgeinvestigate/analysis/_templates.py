@@ -48,24 +48,30 @@ MAX_SUBSUME: Final = 3000
 MAX_TOKENS: Final = 400
 
 
-def merge_templates(keys: Sequence[str], min_distinct: int = MIN_DISTINCT) -> list[str]:
+def merge_templates(
+    keys: Sequence[str], min_distinct: int = MIN_DISTINCT, *, partitions: Sequence[str] | None = None
+) -> list[str]:
     """Template of every masked string in ``keys`` (same order, same length).
 
-    Equal inputs get equal templates; the output is a function of ``set(keys)`` only.
+    Equal inputs get equal templates; the output is a function of ``set(keys)`` only (and of the
+    partition of each key: keys of different ``partitions`` are never merged, e.g. the cluster texts
+    of two structured events). The same key must have the same partition.
     """
+    part_of = dict(zip(keys, partitions, strict=True)) if partitions is not None else {}
     distinct = sorted(set(keys))
-    by_len: dict[int, list[tuple[str, ...]]] = defaultdict(list)
+    by_len: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
     for k in distinct:
         toks = tokens(k)
-        by_len[len(toks)].append(toks)
-    template_of: dict[tuple[str, ...], tuple[str, ...]] = {}
-    for n, group in by_len.items():
+        by_len[(part_of.get(k, ""), len(toks))].append(toks)
+    template_of: dict[tuple[str, tuple[str, ...]], tuple[str, ...]] = {}
+    for (part, n), group in by_len.items():
         if n == 0 or n > MAX_TOKENS or len(group) == 1:
             for toks in group:
-                template_of[toks] = toks
+                template_of[(part, toks)] = toks
             continue
-        template_of.update(_merge_group(group, n, min_distinct))
-    out_by_key = {k: " ".join(template_of[tokens(k)]) for k in distinct}
+        for toks, tpl in _merge_group(group, n, min_distinct).items():
+            template_of[(part, toks)] = tpl
+    out_by_key = {k: " ".join(template_of[(part_of.get(k, ""), tokens(k))]) for k in distinct}
     return [out_by_key[k] for k in keys]
 
 
@@ -173,7 +179,8 @@ def display_template(template: str, typed_example: str) -> str:
         if i >= len(slots):
             return template
         slot = slots[i]
-        typed = _TYPED_PLACEHOLDER.search(part) is not None
+        # a chunk that holds a placeholder already (typed, or ``<*>}`` of a structured line's keys)
+        typed = _TYPED_PLACEHOLDER.search(part) is not None or PLACEHOLDER in part
         if slot == PLACEHOLDER:
             if not typed:
                 part = PLACEHOLDER  # words the template step made variable

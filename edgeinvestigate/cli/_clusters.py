@@ -96,12 +96,26 @@ def clusters(
         writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["cluster_id"])
         writer.writeheader()
         for rec in records:
-            writer.writerow({k: (" | ".join(v) if isinstance(v, list) else v) for k, v in rec.items()})
+            writer.writerow({k: _csv_cell(v) for k, v in rec.items()})
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(_table(mask.value(result.records()), limit))
+        from edgeinvestigate.analysis.dlq_coverage import dlq_coverage
+
+        coverage = dlq_coverage(ev.manifest)
+        if coverage is not None and len(result.dlq):
+            click.echo(f"note: the dlq counts are {coverage.label} ({coverage.reason})")
     if rules is not None and result.rules is not None and result.rules.unused():
         click.echo(f"note: rules that matched nothing: {', '.join(result.rules.unused())}", err=True)
+
+
+def _csv_cell(value: object) -> object:
+    """Lists of texts joined with " | "; lists of objects (``example_events``) as JSON."""
+    if isinstance(value, list):
+        if all(isinstance(v, str) for v in value):
+            return " | ".join(value)
+        return json.dumps(value, separators=(",", ":"))
+    return value
 
 
 def _table(records: list[dict[str, object]], limit: int) -> str:

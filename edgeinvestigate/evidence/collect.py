@@ -134,6 +134,9 @@ def collect(
     for path in queue_metrics_files:
         ev = with_metrics_file(ev, path)
     ev.report.notes.extend(overlapping_sources(ev.invocations))
+    used = api if api is not None else (client if client is not None and not callable(client) else None)
+    if used is not None and getattr(used, "account_id", None):
+        ev.manifest["account_id"] = used.account_id  # links back to the dashboard need it
     if keep_secrets:
         ev.manifest["secrets_masked"] = {"kept": True}
         ev.report.notes.append(KEPT_SECRETS_NOTE)

@@ -23,6 +23,7 @@ __all__ = [
     "ClusterSummary",
     "Deploy",
     "DlqCluster",
+    "DlqCoverage",
     "Findings",
     "Hypothesis",
     "Impact",
@@ -140,6 +141,42 @@ class DlqCluster(_Model):
     template: str | None
     messages: int
     joins: dict[str, int]
+
+
+class DlqCoverage(_Model):
+    """The bundle holds only part of the dead-letter queue: a peek sees the head of the queue (at
+    most 100 messages), a snapshot may stop early. Every DLQ number of the findings (per cluster, per
+    finding, the impact) is then of those ``seen`` messages only, which :attr:`label` says
+    ("of the first 100 only"). From the manifest's ``dlq_collections`` (mode, messages, backlog,
+    complete)."""
+
+    mode: Literal["peek", "snapshot", "mixed"]
+    seen: int
+    backlog: int | None = None
+    queues: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """What every DLQ number of a partial bundle says: ``"of the first 100 only"``."""
+        return f"of the first {self.seen:,} only"
+
+    @property
+    def reason(self) -> str:
+        """Why, in words: ``"a peek sees the head of the queue only; jobs-dlq held 566"``."""
+        why = {
+            "peek": "a peek sees the head of the queue only",
+            "snapshot": "the snapshot stopped before the end of the queue",
+            "mixed": "a peek sees the head of the queue only and a snapshot stopped early",
+        }[self.mode]
+        held = f"{', '.join(self.queues) or 'the queue'} held {self.backlog:,}" if self.backlog else ""
+        return why + (f"; {held}" if held else "")
+
+    def note(self) -> str:
+        """The sentence for :attr:`Findings.notes`."""
+        return (
+            f"The DLQ numbers are {self.label}: {self.reason}. Collect with "
+            "`edgeinvestigate collect --dlq QUEUE --dlq-mode snapshot` to count every message."
+        )
 
 
 class RetryStorm(_Model):
@@ -267,6 +304,13 @@ class Findings(_Model):
     #: per queue, when the bundle has queue analytics (``collect --queue-metrics``); empty otherwise
     queue_health: list[QueueHealth] = Field(default_factory=list)
 
+    #: set when the bundle holds only part of the DLQ (a peek): every DLQ number is of those only
+    dlq_coverage: DlqCoverage | None = None
+
+    def dlq_count(self, n: int) -> str:
+        """A DLQ number as text: ``"64"``, or ``"64 (of the first 100 only)"`` for a partial DLQ."""
+        return f"{n:,}" + (f" ({self.dlq_coverage.label})" if self.dlq_coverage else "")
+
     @property
     def top(self) -> Hypothesis | None:
         """The best-ranked hypothesis (``None`` when nothing stands out)."""
@@ -286,6 +330,8 @@ class Findings(_Model):
         if imp.dlq_unattributed:
             in_all.append(f"{imp.dlq_unattributed} not attributed to any cluster")
         warn_rows = imp.errors - imp.failure_rows
+        if self.dlq_coverage is not None:
+            in_all.append(self.dlq_coverage.label)
         lines.append(
             f"Invocations: {imp.invocations}, failed: {imp.failed_invocations} ({imp.failed_rate:.1%}); "
             f"errors: {imp.errors}"

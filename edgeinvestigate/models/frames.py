@@ -24,6 +24,11 @@ are pyarrow-backed; low-cardinality strings are categoricals.
     ``truncated``      the source said it truncated logs (TraceItem ``truncated`` or a Logpush marker)
     ``url``, ``method``, ``status``  fetch request/response
     ``entrypoint``, ``dispatch_namespace``
+    ``request_id``     the invocation's request id where the source has one: Workers Logs
+                       ``$workers.requestId`` / ``$metadata.requestId`` (null elsewhere)
+    ``ray_id``         the Cloudflare ray id of a fetch invocation: Workers Logs ``$metadata.rayId``,
+                       Logpush ``Event.RayID``, the ``cf-ray`` request header of a tail event or
+                       TraceItem (null for queue, cron and other triggers)
     ``source``         which loader (registry name) produced the row
     ``source_file``    the file (or API URL) it came from
 
@@ -113,6 +118,8 @@ INVOCATIONS: Final[dict[str, pa.DataType]] = {
     "status": pa.int32(),
     "entrypoint": STR,
     "dispatch_namespace": STR,
+    "request_id": STR,
+    "ray_id": STR,
     "source": STR,
     "source_file": STR,
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -99,9 +100,58 @@ def _clip(value: Any, max_chars: int) -> Any:
     return value
 
 
-def table(df: pd.DataFrame, *, max_rows: int = 50, max_chars: int = 300, index: bool = False) -> None:
-    """Display a frame as an HTML table with every cell escaped and long text clipped."""
+def _link_cells(shown: pd.DataFrame, links: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Cells of the ``links`` columns whose URL column holds a dashboard URL we built become
+    placeholder tokens, and the anchors that replace them once the rest is escaped."""
+    from uuid import uuid4
+
+    from edgeinvestigate.analysis.deeplinks import DASHBOARD
+
+    token = f"eilink{uuid4().hex}n"
+    anchors: dict[str, str] = {}
+    for col, url_col in links.items():
+        if col not in shown or url_col not in shown:
+            continue
+        cells = []
+        for text, url in zip(shown[col], shown[url_col], strict=True):
+            if (
+                isinstance(url, str)
+                and url.startswith(DASHBOARD + "/")
+                and not any(c in url for c in " \"<>'")
+            ):
+                key = f"{token}{len(anchors)}x"
+                label = html.escape(str(text if text is not None and text == text else "open"))
+                anchors[key] = (
+                    f'<a href="{html.escape(url, quote=True)}" target="_blank" '
+                    f'rel="noopener noreferrer">{label}</a>'
+                )
+                cells.append(key)
+            else:
+                cells.append(text)
+        shown[col] = cells
+    urls = [c for c in set(links.values()) if c not in links and c in shown]
+    return shown.drop(columns=urls), anchors
+
+
+def table(
+    df: pd.DataFrame,
+    *,
+    max_rows: int = 50,
+    max_chars: int = 300,
+    index: bool = False,
+    links: dict[str, str] | None = None,
+) -> None:
+    """Display a frame as an HTML table with every cell escaped and long text clipped.
+
+    ``links`` maps a column to the column of dashboard URLs (built by
+    :mod:`edgeinvestigate.analysis.deeplinks`) that its cells open: such a cell is an ``<a href>``
+    to that URL (with the cell's escaped text), the URL column is not shown. Nothing else ever
+    becomes a link: a URL column holding anything but ``https://dash.cloudflare.com/...`` stays text.
+    """
     shown = df.head(max_rows).copy()
+    anchors: dict[str, str] = {}
+    if links:
+        shown, anchors = _link_cells(shown, links)
     for col in shown.columns:
         dtype = str(shown[col].dtype)
         if shown[col].dtype == object or dtype.startswith(("string", "large_string", "list", "large_list")):
@@ -109,10 +159,14 @@ def table(df: pd.DataFrame, *, max_rows: int = 50, max_chars: int = 300, index: 
         elif dtype.startswith("datetime64") or "timestamp" in dtype:
             shown[col] = shown[col].map(_when)
     body = shown.to_html(escape=True, index=index, border=0, classes="ei-table", na_rep="")
+    plain = shown.to_string(index=index, max_colwidth=80)
+    for key, anchor in anchors.items():
+        body = body.replace(key, anchor)
+        plain = plain.replace(key, html.unescape(re.sub(r"<[^>]+>", "", anchor)))
     more = len(df) - len(shown)
     if more > 0:
         body += f"<p class='ei-more'>… and {more:,} more rows</p>"
-    _display({"text/html": body, "text/plain": shown.to_string(index=index, max_colwidth=80)})
+    _display({"text/html": body, "text/plain": plain})
 
 
 def say(template: str, /, **values: Any) -> None:

@@ -102,6 +102,18 @@ class NotebookParameters(BaseModel):
                 )
 
 
+def _check_account(value: str) -> str:
+    if value and not re.fullmatch(r"[0-9a-fA-F]{32}", value):
+        raise ValueError("a Cloudflare account id is 32 hex digits")
+    return value.lower()
+
+
+_ACCOUNT_HELP = (
+    "Cloudflare account id for links to the dashboard's Workers Logs; empty = the bundle's (collect "
+    "records it), else CLOUDFLARE_ACCOUNT_ID"
+)
+
+
 class TriageParameters(NotebookParameters):
     """triage: what is failing right now."""
 
@@ -111,6 +123,9 @@ class TriageParameters(NotebookParameters):
     interactive: bool = Field(
         False, description="searchable tables and a replay-plan picker (JupyterLab; reports are static)"
     )
+    account_id: str = Field("", description=_ACCOUNT_HELP)
+
+    _account = field_validator("account_id")(_check_account)
 
 
 class ErrorClustersParameters(NotebookParameters):
@@ -120,6 +135,9 @@ class ErrorClustersParameters(NotebookParameters):
     cluster_id: str = Field("", description="the cluster to drill into; empty = the largest cluster")
     top_n: int = Field(20, ge=1, le=500, description="how many clusters the table shows")
     n_examples: int = Field(5, ge=1, le=100, description="raw examples shown for the chosen cluster")
+    account_id: str = Field("", description=_ACCOUNT_HELP)
+
+    _account = field_validator("account_id")(_check_account)
 
 
 class RootCauseParameters(NotebookParameters):

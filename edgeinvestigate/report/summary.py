@@ -76,7 +76,8 @@ def _evidence(evidence: dict[str, Any]) -> str:
         if isinstance(value, float):
             parts.append(f"{key.replace('_', ' ')} {value:.2f}".rstrip("0").rstrip("."))
         elif isinstance(value, int):
-            parts.append(f"{key.replace('_', ' ')} {value:,}")
+            partial = evidence.get("dlq_partial") if key == "dlq_messages" else None
+            parts.append(f"{key.replace('_', ' ')} {value:,}" + (f" ({partial})" if partial else ""))
     return ", ".join(parts)
 
 
@@ -101,6 +102,9 @@ def markdown_summary(
     imp = inc.impact
     head = ": ".join(x for x in (incident_id.strip(), title.strip() or inc.title) if x)
     lines = [f"# {md_text(head or 'Incident summary', r)}", ""]
+    cov = findings.dlq_coverage
+    if not dlq_note and cov is not None:
+        dlq_note = f"{cov.label}: {cov.reason}"
     dlq = f"{imp.dlq_messages:,} of the incident" + (f" ({md_text(dlq_note, r)})" if dlq_note else "")
     lines += [
         "## Impact",

@@ -9,22 +9,46 @@ decided here, once, for every notebook and report:
 - :func:`short_label`: a template cut to a length a chart axis can show;
 - :func:`summary_findings`: the findings a summary names (every high-confidence one, at least the top);
 - :func:`deploy_lag`: "12.5 min after" / "94.6 min before" instead of a signed number of minutes;
-- :func:`page_title`: the report's browser title.
+- :func:`page_title`: the report's browser title;
+- :func:`account_for`, :func:`cluster_links`, :func:`example_events`: the ray / request id of each
+  cluster's example events and the link that opens them in Cloudflare's dashboard (an ``<a href>``
+  through :func:`~edgeinvestigate.report.kernel.table`'s ``links``, only for URLs built by
+  :mod:`edgeinvestigate.analysis.deeplinks`);
+- :func:`dlq_caveat`, :func:`dlq_label`: a peek bundle's DLQ numbers say "of the first 100 only".
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 from edgeinvestigate.analysis._labels import short_label
+from edgeinvestigate.analysis.deeplinks import account_id_of, event_link, valid_account_id
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from edgeinvestigate.analysis.clustering import Clusters
+    from edgeinvestigate.evidence.bundle import Evidence
     from edgeinvestigate.models.findings import Findings, Hypothesis
 
-__all__ = ["deploy_lag", "incident_clusters", "page_title", "short_label", "summary_findings"]
+__all__ = [
+    "LINK_LABEL",
+    "account_for",
+    "cluster_links",
+    "deploy_lag",
+    "dlq_caveat",
+    "dlq_label",
+    "example_events",
+    "incident_clusters",
+    "page_title",
+    "short_label",
+    "summary_findings",
+    "with_cluster_links",
+]
+
+#: the text of a link to the dashboard
+LINK_LABEL = "Workers Logs ↗"
 
 INCIDENT = "incident"
 BACKGROUND = "background"
@@ -85,3 +109,96 @@ def page_title(notebook: str, *, incident_id: str = "", title: str = "") -> str:
     """The browser title of a report: ``"INC-9: Bad deploy ... · incident-report"``."""
     head = ": ".join(x for x in (incident_id.strip(), title.strip()) if x)
     return f"{head} · {notebook}" if head else f"{notebook} · edgeinvestigate"
+
+
+def account_for(ev: Evidence, given: str = "") -> str | None:
+    """The account id for dashboard links: ``given`` (a notebook parameter), else the bundle's
+    (``collect`` records its client's), else ``CLOUDFLARE_ACCOUNT_ID``; None without one."""
+    return account_id_of(ev.manifest, given) or valid_account_id(os.environ.get("CLOUDFLARE_ACCOUNT_ID"))
+
+
+def _event_id(event: dict[str, Any]) -> str:
+    if event.get("request_id"):
+        return f"request {event['request_id']}"
+    if event.get("ray_id"):
+        return f"ray {event['ray_id']}"
+    return ""
+
+
+def cluster_links(clusters: Clusters, account_id: str | None) -> pd.DataFrame:
+    """Per cluster: the id of its first example event that has one (``"request 3f2a..."`` /
+    ``"ray 8c1e..."``), a link label and the dashboard URL that opens it (None without an account id,
+    a script or an id). Columns ``cluster_id``, ``event id``, ``Cloudflare``, ``dashboard_url``; merge
+    it into a cluster table and show it with ``table(..., links={"Cloudflare": "dashboard_url"})``."""
+    import pandas as pd
+
+    rows = []
+    for cid, events in zip(clusters.table["cluster_id"], clusters.table["example_events"], strict=True):
+        with_id = [e for e in events if _event_id(e)]
+        event = with_id[0] if with_id else None
+        url = event_link(event, account_id) if event else None
+        rows.append(
+            {
+                "cluster_id": cid,
+                "event id": _event_id(event) if event else "",
+                "Cloudflare": LINK_LABEL if url else "",
+                "dashboard_url": url,
+            }
+        )
+    return pd.DataFrame(rows, columns=["cluster_id", "event id", "Cloudflare", "dashboard_url"])
+
+
+def with_cluster_links(df: pd.DataFrame, clusters: Clusters, account_id: str | None) -> pd.DataFrame:
+    """``df`` (rows with a ``cluster_id``) with the :func:`cluster_links` columns: ``event id`` when
+    some example event has one, ``Cloudflare`` and ``dashboard_url`` when some link could be built
+    (none of them for a bundle whose sources carry no ids, e.g. Tail Worker traces of a consumer)."""
+    links = cluster_links(clusters, account_id)
+    out = df.merge(links, on="cluster_id", how="left")
+    if not out["dashboard_url"].notna().any():
+        out = out.drop(columns=["Cloudflare", "dashboard_url"])
+    if not out["event id"].fillna("").astype(bool).any():
+        out = out.drop(columns=["event id"])
+    return out
+
+
+def example_events(clusters: Clusters, cluster_id: str, account_id: str | None) -> pd.DataFrame:
+    """The example events of one cluster: time, source, script, request and ray id, text and the
+    dashboard URL of each (None where the source carries no id). Show with
+    ``table(..., links={"Cloudflare": "dashboard_url"})``."""
+    import pandas as pd
+
+    info = clusters.get(cluster_id)
+    rows = []
+    for e in info.get("example_events") or []:
+        url = event_link(e, account_id)
+        rows.append(
+            {
+                "ts": pd.Timestamp(e["ts"]) if e.get("ts") else None,
+                "source": e.get("source"),
+                "script": e.get("script"),
+                "request_id": e.get("request_id"),
+                "ray_id": e.get("ray_id"),
+                "Cloudflare": LINK_LABEL if url else "",
+                "dashboard_url": url,
+                "text": e.get("text"),
+            }
+        )
+    columns = ["ts", "source", "script", "request_id", "ray_id", "Cloudflare", "dashboard_url", "text"]
+    out = pd.DataFrame(rows, columns=columns)
+    if not out["dashboard_url"].notna().any():
+        out = out.drop(columns=["Cloudflare", "dashboard_url"])
+    return out
+
+
+def dlq_label(findings: Findings, name: str = "DLQ messages") -> str:
+    """A column or row name for DLQ numbers: ``"DLQ messages (of the first 100 only)"`` for a peek."""
+    cov = findings.dlq_coverage
+    return f"{name} ({cov.label})" if cov is not None else name
+
+
+def dlq_caveat(findings: Findings) -> str:
+    """The sentence to show next to DLQ numbers of a partial bundle (empty when it holds the whole DLQ)."""
+    cov = findings.dlq_coverage
+    if cov is None:
+        return ""
+    return f"DLQ numbers are {cov.label}: {cov.reason}."

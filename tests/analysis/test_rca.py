@@ -12,6 +12,7 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis.rca import choose_bucket
+from edgeinvestigate.analysis.rca._hypotheses.context import MIN_ERRORS
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models.findings import Findings
 
@@ -39,13 +40,16 @@ def test_small_evidence_findings(small_evidence: Evidence) -> None:
     assert "IMAGE_PROCESSING" in top.sentence
     assert top.evidence["errors"] == 15
     assert top.evidence["dlq_messages"] == 2
-    outage = next(h for h in f.hypotheses if h.kind == "dependency_outage")
-    assert outage.evidence["dependency"] == "sync.partner-api.com"
-    assert outage.window is not None
-    assert pd.Timestamp(outage.window.start) == T0 + pd.Timedelta(minutes=10)
+    # five upstream 503s in five jobs over eight minutes are below the least support of a finding
+    upstream = next(c for c in f.clusters if c.template.startswith("Upstream API"))
+    assert upstream.count < MIN_ERRORS
+    assert not [h for h in f.hypotheses if upstream.cluster_id in h.cluster_ids]
+    assert not [h for h in f.hypotheses if h.kind == "dependency_outage"]
     assert [d.version for d in f.deploys] == ["v2"]
     assert {s.new_after_deploy for s in f.new_after_deploy} == {True}
-    assert f.incident.timeline.first_error == (T0 + pd.Timedelta(minutes=10)).to_pydatetime()
+    # the incident starts with the bad deploy's first error, not with the upstream noise
+    first_thrown = small_evidence.exceptions["ts"].min()
+    assert f.incident.timeline.first_error == pd.Timestamp(first_thrown).to_pydatetime()
     assert f.incident.impact.invocations == 60
     assert {r.value for r in f.blast_radius if r.dimension == "job_type"} == {"IMAGE_PROCESSING", "DATA_SYNC"}
     assert sum(d.messages for d in f.dlq_by_cluster) == 4

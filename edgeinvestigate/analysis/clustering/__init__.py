@@ -48,12 +48,14 @@ from edgeinvestigate.analysis._templates import cluster_id_for, display_template
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters, Explanation
 from edgeinvestigate.analysis.clustering._dlq_join import TYPE_TIME_WINDOW, join_dlq
 from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
+from edgeinvestigate.analysis.clustering._join import JOIN_SHARE, join_thrown_and_logged
 from edgeinvestigate.analysis.clustering._rows import (
     ERROR_LEVELS,
     FAILURE_LEVELS,
     error_rows,
     invocation_context,
 )
+from edgeinvestigate.analysis.clustering._structured import structured_keys
 from edgeinvestigate.analysis.clustering._table import CLUSTER_COLUMNS, cluster_table
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ __all__ = [
     "CLUSTER_COLUMNS",
     "ERROR_LEVELS",
     "FAILURE_LEVELS",
+    "JOIN_SHARE",
     "TYPE_TIME_WINDOW",
     "Clusters",
     "Explanation",
@@ -94,14 +97,30 @@ def cluster(
     rows = error_rows(ev, levels)
     ctx = invocation_context(ev)
     rows = rows.merge(ctx, on="invocation_id", how="left") if len(rows) else rows
-    for col in ("script", "script_version", "outcome", "queue", "inv_job_type", "inv_job_id"):
+    for col in (
+        "script",
+        "script_version",
+        "outcome",
+        "queue",
+        "request_id",
+        "ray_id",
+        "inv_job_type",
+        "inv_job_id",
+    ):
         if col not in rows:
             rows[col] = None
     rows["job_type"] = rows["job_type"].where(rows["job_type"].notna(), rows["inv_job_type"])
     rows["job_id"] = rows["job_id"].where(rows["job_id"].notna(), rows["inv_job_id"])
     rows = rows.drop(columns=["inv_job_type", "inv_job_id"])
 
-    grouping = group_texts(rows["text"], masks)
+    is_structured = rows["structured"].notna().to_numpy(dtype=bool)
+    texts = rows["text"].astype(object)
+    events = None
+    if is_structured.any():  # structured lines are grouped by their meaning (see ._structured)
+        texts = texts.copy()
+        texts[is_structured] = structured_keys(list(rows["structured"][is_structured]), masks)
+        events = [s.event or "" if s is not None else None for s in rows["structured"]]
+    grouping = group_texts(texts, masks, premasked=is_structured, partitions=events)
     key_template = {k: grouping.templates[grouping.key_template[i]] for i, k in enumerate(grouping.keys)}
     rows["norm_template"] = [grouping.templates[i] for i in grouping.labels]
     rows["key"] = [grouping.keys[i] for i in grouping.key_labels]
@@ -111,10 +130,17 @@ def cluster(
     fp_of = {s: stack_fingerprint(s) for s in pd.unique(stacks.dropna())}
     rows["fingerprint"] = [fp_of.get(s, "") if isinstance(s, str) else "" for s in stacks]
     _attach_unstacked(rows)
+    joined = join_thrown_and_logged(rows)
+    key_template = {k: joined.get(t, t) for k, t in key_template.items()}
     pairs = list(zip(rows["norm_template"], rows["fingerprint"], strict=True))
     id_of = {p: cluster_id_for(*p) for p in set(pairs)}  # hash each (template, stack) once
     rows["cluster_id"] = [id_of[p] for p in pairs]
-    rows["rule"] = [f"template {t!r}" + (f" + stack fingerprint {f}" if f else "") for t, f in pairs]
+    rows["rule"] = [
+        f"template {t!r}"
+        + (f" + stack fingerprint {f}" if f else "")
+        + (f" (logged as {j!r} by the invocations that threw it)" if isinstance(j, str) else "")
+        for (t, f), j in zip(pairs, rows["joined_from"], strict=True)
+    ]
     rows["display"] = _display_templates(rows, masks)
     if rules is not None:
         rows = rules.apply(rows)
@@ -147,9 +173,19 @@ def _attach_unstacked(rows: pd.DataFrame) -> None:
 
 def _display_templates(rows: pd.DataFrame, masks: tuple[Mask, ...]) -> list[str]:
     """The readable template of each row's (template, fingerprint) group: the typed masking of its
-    smallest raw text, with the slots the template step generalised shown as ``<*>``."""
+    smallest raw text (a structured line: its typed cluster text; rows joined from a logged error:
+    only when the template has no other rows), with the slots the template step generalised shown
+    as ``<*>``."""
     if rows.empty:
         return []
-    reps = rows.groupby(["norm_template"], sort=True)["text"].min()
-    shown = {str(t): display_template(str(t), mask_typed(str(r), masks)[0]) for t, r in reps.items()}
+    own = rows["joined_from"].isna()
+    reps = (
+        rows.assign(_joined=~own)
+        .sort_values(["norm_template", "_joined", "text"], kind="stable")
+        .drop_duplicates("norm_template")
+    )
+    shown = {}
+    for t, text, shape in zip(reps["norm_template"], reps["text"], reps["structured"], strict=True):
+        typed = shape.typed(masks) if shape is not None else mask_typed(str(text), masks)[0]
+        shown[str(t)] = display_template(str(t), typed)
     return [shown[t] for t in rows["norm_template"]]

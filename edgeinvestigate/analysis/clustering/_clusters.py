@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from edgeinvestigate.analysis import triage
-from edgeinvestigate.analysis._masking import MASKS, PLACEHOLDER, Mask, mask_keys, mask_typed
+from edgeinvestigate.analysis._masking import MASKS, PLACEHOLDER, Mask, mask_typed
 from edgeinvestigate.analysis._templates import in_app_frames, stack_fingerprint, tokens
 from edgeinvestigate.analysis.clustering._dlq_join import TYPE_TIME_WINDOW, job_join
-from edgeinvestigate.analysis.clustering._grouping import EMPTY_TEXT
+from edgeinvestigate.analysis.clustering._grouping import EMPTY_TEXT, text_key
+from edgeinvestigate.analysis.clustering._rows import structured_error
+from edgeinvestigate.analysis.clustering._structured import StructuredLine, structured_keys, structured_line
 from edgeinvestigate.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ ASSIGN_COLUMNS: Final = (
     "script_version",
     "outcome",
     "queue",
+    "request_id",
+    "ray_id",
     "text",
     "stack",
     "key",
@@ -46,6 +49,22 @@ ASSIGN_COLUMNS: Final = (
     "cluster_id",
     "rule",
 )
+
+
+def _shape_of(text: str) -> StructuredLine | None:
+    """The parts of a structured line clustered by its meaning (not one with an ``error`` field)."""
+    if structured_error(text, None) is not None:
+        return None  # clustered by its error field
+    return structured_line(text, None)
+
+
+def _structured_step(shape: StructuredLine) -> str:
+    keys = ", ".join(shape.keys) or "none"
+    return (
+        f"structured line: event {shape.event!r} kept, "
+        + ("message field templated (masked below), " if shape.message else "no message field, ")
+        + f"values of the other keys masked ({keys})"
+    )
 
 
 def _minutes(td: pd.Timedelta) -> str:
@@ -158,8 +177,10 @@ class Clusters:
 
     # --- explanation -----------------------------------------------------------------------
     def template_of(self, text: str) -> tuple[str, str]:
-        """The masked key and normalised template a new text would get with these clusters."""
-        key = mask_keys(pa.array([text or EMPTY_TEXT]), self.masks)[0].as_py()
+        """The masked key and normalised template a new text would get with these clusters (a
+        structured log line without an ``error`` field: by its meaning, see ``_structured``)."""
+        shape = _shape_of(text)
+        key = structured_keys([shape], self.masks)[0] if shape else text_key(text or EMPTY_TEXT, self.masks)
         if key in self.key_template:
             return key, self.key_template[key]
         toks = tokens(key)
@@ -220,8 +241,15 @@ class Clusters:
                     message_id=message_id,
                 )
         text = str(row["text"]) if row is not None else str(message_or_row)
-        masked, steps = mask_typed(text, self.masks)
+        shape = _shape_of(text) if row is None or row["source"] == "log" else None
+        masked, steps = mask_typed(shape.message or "", self.masks) if shape else mask_typed(text, self.masks)
         _key, tpl = self.template_of(text)
+        if row is not None:
+            tpl = str(row["norm_template"])
+        described = [s.describe() for s in steps]
+        if shape:
+            described.insert(0, _structured_step(shape))
+            masked = shape.typed(self.masks)
         stack = row.get("stack") if row is not None else None
         fp = stack_fingerprint(stack) if isinstance(stack, str) else ""
         if row is not None:
@@ -236,7 +264,7 @@ class Clusters:
         return Explanation(
             text=text,
             masked=masked,
-            steps=[s.describe() for s in steps],
+            steps=described,
             template=tpl,
             cluster_id=cid,
             rule=rule,
@@ -285,6 +313,14 @@ class Clusters:
         """A copy whose examples and texts are masked (typed placeholders instead of values)."""
         table = self.table.copy()
         table["examples"] = [[mask_typed(e, self.masks)[0] for e in ex] for ex in table["examples"]]
+        table["example_events"] = pd.Series(
+            [
+                [{**e, "text": mask_typed(str(e["text"]), self.masks)[0]} for e in ex]
+                for ex in table["example_events"]
+            ],
+            index=table.index,
+            dtype=object,
+        )
         assign = self.assign.copy()
         assign["text"] = [mask_typed(t, self.masks)[0] for t in assign["text"]]
         return Clusters(

@@ -2,6 +2,8 @@
 
 One error row per exception, per ``error``/``warn`` log line (or log line whose structured JSON
 carries an ``error`` field, which is used instead of the free text), and per DLQ ``error`` text.
+A structured ``error``/``warn`` line without an ``error`` field keeps its text and gets its parts
+(event name, message field, keys) in ``structured`` (:mod:`._structured`): it is clustered by them.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ import numpy as np
 import pandas as pd
 
 from edgeinvestigate.analysis._columns import as_object, dlq_time, json_decode, json_values, utc_series
+from edgeinvestigate.analysis.clustering._structured import structured_line
 from edgeinvestigate.analysis.deploys import invocation_versions
 
 if TYPE_CHECKING:
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["ERROR_LEVELS", "FAILURE_LEVELS", "ROW_COLUMNS", "error_rows", "invocation_context"]
+__all__ = [
+    "ERROR_LEVELS",
+    "FAILURE_LEVELS",
+    "ROW_COLUMNS",
+    "error_rows",
+    "invocation_context",
+    "structured_error",
+]
 
 #: error-row levels that are failures (exceptions, error lines); ``warn`` rows are clustered but are
 #: not failures (see :mod:`edgeinvestigate.analysis.rca`)
@@ -29,7 +39,7 @@ FAILURE_LEVELS: Final = ("exception", "error")
 ERROR_LEVELS: Final = ("error", "warn")
 
 
-def _structured_error(message: str | None, args: str | None) -> str | None:
+def structured_error(message: str | None, args: str | None) -> str | None:
     """The ``error`` field of a structured log line (its message if it is an object), else None."""
     for text in (message, args):
         if not text or '"error"' not in text:
@@ -69,6 +79,7 @@ ROW_COLUMNS: Final = (
     "job_id",
     "job_type",
     "message_id",
+    "structured",
 )
 
 
@@ -106,6 +117,7 @@ def _exception_rows(exc: pd.DataFrame) -> pd.DataFrame | None:
             "job_id": None,
             "job_type": None,
             "message_id": None,
+            "structured": None,
         }
     )
 
@@ -121,16 +133,28 @@ def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame | None:
     maybe = (message.fillna("").str.contains('"error"', regex=False)) | (
         args.fillna("").str.contains('"error"', regex=False)
     )
-    structured = pd.Series([None] * len(logs), index=logs.index, dtype=object)
+    err_field = pd.Series([None] * len(logs), index=logs.index, dtype=object)
     if maybe.any():
         idx = np.flatnonzero(maybe.to_numpy())
-        structured.iloc[idx] = [
-            _structured_error(m, a) for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
+        err_field.iloc[idx] = [
+            structured_error(m, a) for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
         ]
-    take = (level.isin(list(levels)) | structured.notna()).to_numpy()
+    take = (level.isin(list(levels)) | err_field.notna()).to_numpy()
     if not take.any():
         return None
-    text = structured.where(structured.notna(), message)
+    text = err_field.where(err_field.notna(), message)
+    shapes = pd.Series([None] * len(logs), index=logs.index, dtype=object)
+    json_like = (
+        message.fillna("").str.lstrip().str[:1].isin(["{", "["])
+        | args.fillna("").str.lstrip().str[:1].isin(["{", "["])
+    ) & err_field.isna()
+    idx = np.flatnonzero(json_like.to_numpy() & take)
+    if len(idx):
+        seen: dict[tuple[Any, Any], Any] = {}  # structured lines repeat: parse each distinct one once
+        shapes.iloc[idx] = [
+            seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), structured_line(m, a))
+            for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
+        ]
     return pd.DataFrame(
         {
             "source": "log",
@@ -143,6 +167,7 @@ def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame | None:
             "job_id": as_object(logs["job_id"]).to_numpy()[take],
             "job_type": as_object(logs["job_type"]).to_numpy()[take],
             "message_id": as_object(logs["message_id"]).to_numpy()[take],
+            "structured": shapes.to_numpy()[take],
         }
     )
 
@@ -167,13 +192,22 @@ def _dlq_rows(dlq: pd.DataFrame) -> pd.DataFrame | None:
             "job_id": as_object(dlq["job_id"]).to_numpy()[take],
             "job_type": as_object(dlq["job_type"]).to_numpy()[take],
             "message_id": as_object(dlq["message_id"]).to_numpy()[take],
+            "structured": None,
         }
     )
 
 
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A column as plain objects; all null when the frame predates it (bundles of older releases)."""
+    if name in frame:
+        return as_object(frame[name])
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
 def invocation_context(ev: Evidence) -> pd.DataFrame:
-    """Per invocation: script, version, outcome, the first job type its logs name, and its job id
-    when its logs name exactly one (a batch invocation's job-less lines belong to no single job).
+    """Per invocation: script, version, outcome, request and ray id, the first job type its logs
+    name, and its job id when its logs name exactly one (a batch invocation's job-less lines belong
+    to no single job).
 
     ``script_version`` is the invocation's, else the version its structured log lines name (a
     ``deploy``/``version`` field; see :mod:`edgeinvestigate.analysis.deploys`)."""
@@ -185,6 +219,8 @@ def invocation_context(ev: Evidence) -> pd.DataFrame:
             "script_version": invocation_versions(inv, ev.logs)["version"].to_numpy(),
             "outcome": as_object(inv["outcome"]),
             "queue": as_object(inv["queue"]),
+            "request_id": _column(inv, "request_id"),
+            "ray_id": _column(inv, "ray_id"),
         }
     ).drop_duplicates("invocation_id")
     logs = ev.logs

@@ -1,4 +1,9 @@
-"""The cluster table: one row per cluster (:data:`CLUSTER_COLUMNS`), most frequent first."""
+"""The cluster table: one row per cluster (:data:`CLUSTER_COLUMNS`), most frequent first.
+
+``examples`` are the cluster's first distinct texts; ``example_events`` the event behind each of them
+(:func:`example_events`: time, source, script, invocation, and the ``request_id`` / ``ray_id`` its
+source carries, so the same event can be opened in Cloudflare's dashboard).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import pandas as pd
 
 from edgeinvestigate.analysis import triage
 
-__all__ = ["CLUSTER_COLUMNS", "cluster_table"]
+__all__ = ["CLUSTER_COLUMNS", "EVENT_FIELDS", "cluster_table", "example_events"]
 
 #: the columns of ``Clusters.table``, in order
 CLUSTER_COLUMNS: Final = (
@@ -33,11 +38,55 @@ CLUSTER_COLUMNS: Final = (
     "sources",
     "fingerprint",
     "rule",
+    "example_events",
 )
 
 
 def _uniq(values: Iterable[Any]) -> list[str]:
     return sorted({str(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))})
+
+
+#: the fields of one example event
+EVENT_FIELDS: Final = ("ts", "source", "script", "invocation_id", "request_id", "ray_id", "text")
+
+
+def _plain(value: Any) -> str | None:
+    return (
+        None
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+        else str(value)
+    )
+
+
+def example_events(g: pd.DataFrame, examples: list[str]) -> list[dict[str, str | None]]:
+    """The event behind each example text: its first row with that text, one whose invocation has
+    a request or ray id first (a DLQ error has none), as JSON-ready dicts of :data:`EVENT_FIELDS`."""
+    if not examples:
+        return []
+    cand = g[g["text"].astype(str).isin(examples)]
+    has_id = cand["request_id"].notna() | cand["ray_id"].notna()
+    cand = cand.assign(_no_id=~has_id, _text=cand["text"].astype(str)).sort_values(
+        ["_no_id", "ts"], kind="stable", na_position="last"
+    )
+    first = cand.drop_duplicates("_text").set_index("_text")
+    out = []
+    for text in examples:
+        if text not in first.index:
+            continue
+        row = first.loc[text]
+        ts = row["ts"]
+        out.append(
+            {
+                "ts": None if pd.isna(ts) else pd.Timestamp(ts).isoformat(),
+                "source": _plain(row["source"]),
+                "script": _plain(row["script"]),
+                "invocation_id": _plain(row["invocation_id"]),
+                "request_id": _plain(row["request_id"]),
+                "ray_id": _plain(row["ray_id"]),
+                "text": text[:500],
+            }
+        )
+    return out
 
 
 def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> pd.DataFrame:
@@ -69,6 +118,7 @@ def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> p
         tel = g[g["source"] != "dlq"]
         examples_src = g.sort_values(["ts", "text"], na_position="last")["text"]
         examples = list(dict.fromkeys(str(t) for t in examples_src))[:max_examples]
+        events = example_events(g, examples)
         sample = list(dict.fromkeys(str(t) for t in g["text"].head(200)))[:25]
         kind, kind_rule = triage.classify_many(sample)
         # an unclassified cluster is a limit hit when most of its rows come from invocations that hit
@@ -96,6 +146,7 @@ def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> p
                 "sources": _uniq(g["source"]),
                 "fingerprint": str(g["fingerprint"].iloc[0]),
                 "rule": str(g["rule"].iloc[0]),
+                "example_events": events,
             }
         )
     # clusters known only from DLQ joins are already in rows (dlq source); order: count, dlq, id

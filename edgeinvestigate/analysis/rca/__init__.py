@@ -29,7 +29,10 @@ A bundle with no telemetry (no invocations, logs or exceptions) can still rank w
 each large cluster of DLQ error texts becomes a ``dlq_cluster`` hypothesis, and a note says what to
 collect. DLQ messages that no cluster explains (raw bodies without an ``error`` field whose job id
 was not logged) are counted as unattributed (``totals["dlq_unattributed"]``, and per finding in
-``evidence["dlq_unattributed"]``) rather than shown as zero.
+``evidence["dlq_unattributed"]``) rather than shown as zero. When the bundle holds only part of the
+DLQ (a peek sees the first 100 messages), ``Findings.dlq_coverage`` says so, a note tells how to
+collect all, and every finding that counts DLQ messages says they are "of the first 100 only"
+(:mod:`edgeinvestigate.analysis.dlq_coverage`).
 
 How hypotheses are ranked: a hypothesis's score is the number of distinct failed *jobs* it explains
 (error rows when the logs carry no job ids), times a factor for how well the evidence fits
@@ -48,6 +51,7 @@ from edgeinvestigate.analysis._columns import utc_series
 from edgeinvestigate.analysis.clustering import FAILURE_LEVELS
 from edgeinvestigate.analysis.clustering import cluster as _cluster
 from edgeinvestigate.analysis.deploys import parse_deployments
+from edgeinvestigate.analysis.dlq_coverage import dlq_coverage, mark_partial_dlq
 from edgeinvestigate.analysis.rca._blast_radius import TENANT_FIELDS, blast_radius_rows, find_payload_fields
 from edgeinvestigate.analysis.rca._buckets import BUCKETS_S, choose_bucket
 from edgeinvestigate.analysis.rca._deploys import cluster_shifts, deploy_markers
@@ -146,6 +150,10 @@ def analyze(
     add_unattributed(hyps, dlq)
     # queue analytics (only bundles that have them): stalls, throughput drops, dead-lettering
     hyps, queue_health = queue_findings(ev, hyps, errors, failure, dlq, telemetry=telemetry)
+    coverage = dlq_coverage(ev.manifest)  # a peek: every DLQ number is "of the first 100 only"
+    mark_partial_dlq(hyps, coverage)
+    if coverage is not None:
+        notes.append(coverage.note())
     retried = deliveries[deliveries["attempt"] >= 2] if len(deliveries) else deliveries
     findings = Findings(
         window=window,
@@ -170,6 +178,7 @@ def analyze(
         deploy_sources=sources,
         notes=notes,
         has_telemetry=telemetry,
+        dlq_coverage=coverage,
     )
     return with_queue_health(findings, queue_health)
 

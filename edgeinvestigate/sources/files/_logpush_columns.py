@@ -84,6 +84,8 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
         "status": [q.Status if q is not None else None for q in resps],
         "entrypoint": [r.Entrypoint or None for r in recs],
         "dispatch_namespace": [r.DispatchNamespace or None for r in recs],
+        "request_id": [None] * len(recs),
+        "ray_id": [e.RayID or None if e is not None else None for e in evs],
     }
     for i, patch in st.patches:
         for c, v in patch.items():

@@ -207,6 +207,7 @@ def add_logpush_record(rec: Any, raw: bytes, rows: Rows, ctx: FileContext, line:
         status=status,
         entrypoint=_str(rec.get("Entrypoint"), ctx, line, "Entrypoint") or None,
         dispatch_namespace=_str(rec.get("DispatchNamespace"), ctx, line, "DispatchNamespace") or None,
+        ray_id=_str(_get(event, "RayID", "RayId", "rayId"), ctx, line, "Event.RayID") or None,
     )
     ctx.report.invocations += 1
     ctx.report.logs += n_logs

@@ -54,6 +54,7 @@ class QueueInfo(msgspec.Struct, gc=False):
 
 
 class _Event(msgspec.Struct, gc=False):
+    RayID: str | None = None
     Request: _Request | None = None
     Response: _Response | None = None
     Queue: str | QueueInfo | None = None

@@ -62,6 +62,8 @@ INV_COLS: Final = (
     "status",
     "entrypoint",
     "dispatch_namespace",
+    "request_id",
+    "ray_id",
 )
 LOG_COLS: Final = (
     "invocation_id",

@@ -122,8 +122,12 @@ def event_info(event: Any, ctx: FileContext, line: int) -> dict[str, Any] | None
     if "request" in event:
         req = _typed(event.get("request"), dict, ctx, line, "event.request", "an object") or _EMPTY
         resp = _typed(event.get("response"), dict, ctx, line, "event.response", "an object") or _EMPTY
+        headers = req.get("headers")
+        ray = headers.get("cf-ray") if isinstance(headers, dict) else None
         return {
             "trigger": "fetch",
+            # the header is "<ray id>-<colo>"; Logpush and Workers Logs give the ray id alone
+            "ray_id": ray.rsplit("-", 1)[0] if isinstance(ray, str) and ray else None,
             "url": _typed(req.get("url"), str, ctx, line, "event.request.url", "a string"),
             "method": _typed(req.get("method"), str, ctx, line, "event.request.method", "a string"),
             "status": _typed(resp.get("status"), int, ctx, line, "event.response.status", "an integer"),
@@ -282,6 +286,7 @@ def _add_trace_item(rec: Any, rows: Rows, ctx: FileContext, line: int) -> None:
         url=info.get("url"),
         method=info.get("method"),
         status=info.get("status"),
+        ray_id=info.get("ray_id"),
         entrypoint=_typed(rec.get("entrypoint"), str, ctx, line, "entrypoint", "a string"),
         dispatch_namespace=_typed(
             rec.get("dispatchNamespace"), str, ctx, line, "dispatchNamespace", "a string"

@@ -349,10 +349,21 @@ def _add_group(g: _Group, rows: Rows, ctx: FileContext) -> None:
         status=_i(response.get("status")) or _i(meta.get("statusCode")),
         entrypoint=_s(workers.get("entrypoint")),
         dispatch_namespace=_s(inv_workers.get("dispatchNamespace")) or None,
+        request_id=g.request_id,
+        ray_id=_s(meta.get("rayId")) or _ray_of(g),
     )
     ctx.report.invocations += 1
     ctx.report.logs += n_logs
     ctx.report.exceptions += n_exc
+
+
+def _ray_of(g: _Group) -> str | None:
+    """The ``$metadata.rayId`` of any line of the invocation (fetch invocations carry one)."""
+    for ev, _line in g.events:
+        ray = _s(_d(ev.get("$metadata")).get("rayId"))
+        if ray:
+            return ray
+    return None
 
 
 def _exc_ms(exc: dict[str, Any], fallback: int | None, hi: int) -> int | None:

@@ -6,6 +6,21 @@ storms (a symptom when a deploy or an outage of the same job types explains them
 new permanent errors, error spikes. A bundle without telemetry adds DLQ clusters
 (:mod:`.dlq_cluster`). The ranking is by score (the distinct failed jobs a hypothesis explains times
 how well the evidence fits), then kind and title.
+
+Noise stays out of the findings (and so out of the incident timeline built from them). An
+error-based finding (bad deploy, dependency outage, poison payload, new error, error spike) is
+reported only with the least support (:meth:`.context.Context.supported`):
+
+* at least :data:`~.context.MIN_ERRORS` (10) error rows,
+* in at least :data:`~.context.MIN_JOBS` (5) distinct jobs (invocations when no job ids are logged),
+* that are at least :data:`~.context.MIN_SHARE` (1%) of the window's error rows;
+
+and a burst (outage, spike) must stand out from the background: its clusters are at least
+:data:`~.context.MIN_BURST_RATIO` (4) times as frequent inside it as in the rest of the window
+(:meth:`.context.Context.above_background`). A cluster below these is left to the later kinds and,
+failing them, stays a cluster of the table without a finding. Limit hits and retry storms come from
+invocations and deliveries, not error rows, and have their own rules; findings from queue metrics
+have theirs.
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ def bad_deploys(ctx: Context) -> list[RawHypothesis]:
         if not new:
             continue
         hyp = _bad_deploy(ctx, d, new)
+        if not ctx.supported(int(hyp["evidence"]["errors"]), int(hyp["evidence"]["jobs"])):
+            continue  # a handful of new errors after a deploy is not a bad deploy
         hyps.append(hyp)
         ctx.used.update(hyp["cluster_ids"])
     return hyps

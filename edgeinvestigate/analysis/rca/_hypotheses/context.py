@@ -4,14 +4,34 @@ that an earlier kind already explains."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 
 from edgeinvestigate.analysis.rca._values import records
 from edgeinvestigate.models.findings import ClusterShift, Deploy, LimitHit, RetryStorm
 
-__all__ = ["Context", "RawHypothesis", "impact_jobs"]
+__all__ = [
+    "MIN_BURST_RATIO",
+    "MIN_ERRORS",
+    "MIN_JOBS",
+    "MIN_SHARE",
+    "Context",
+    "RawHypothesis",
+    "impact_jobs",
+]
+
+#: the least support of an error-based finding (bad deploy, dependency outage, poison payload, new
+#: error, error spike): this many error rows ...
+MIN_ERRORS: Final = 10
+#: ... in this many distinct jobs (invocations when the logs carry no job ids) ...
+MIN_JOBS: Final = 5
+#: ... that are at least this share of the window's error rows (a handful among thousands is noise)
+MIN_SHARE: Final = 0.01
+#: a burst is above the background when its rate (rows per minute inside it) is at least this many
+#: times the same clusters' rate in the rest of the window; below, the clusters are background level
+#: and never called an outage or a spike
+MIN_BURST_RATIO: Final = 4.0
 
 #: a hypothesis before it is ranked: the fields of :class:`~edgeinvestigate.models.findings.Hypothesis`
 #: but ``rank`` and ``confidence``, plus ``fit`` (how well the evidence fits)
@@ -94,6 +114,24 @@ class Context:
             span=span,
             by_cluster=by_cluster,
         )
+
+    def supported(self, errors: int, jobs: int) -> bool:
+        """Whether an error-based finding of ``errors`` rows in ``jobs`` jobs has the least support
+        (:data:`MIN_ERRORS`, :data:`MIN_JOBS`, :data:`MIN_SHARE` of the window's error rows)."""
+        total = len(self.errors)
+        return errors >= MIN_ERRORS and jobs >= MIN_JOBS and (total == 0 or errors >= MIN_SHARE * total)
+
+    def above_background(self, g: pd.DataFrame, start: Any, end: Any) -> bool:
+        """Whether the rows ``g`` are at least :data:`MIN_BURST_RATIO` times as frequent in
+        ``[start, end)`` as in the rest of the window (a cluster that is as frequent everywhere is
+        background, whatever burst its buckets show)."""
+        inside = int(((g["ts"] >= start) & (g["ts"] < end)).sum())
+        outside = len(g) - inside
+        if outside <= 0:
+            return True
+        burst = max(pd.Timestamp(end) - pd.Timestamp(start), self.freq)
+        rest = max(self.span + self.freq - burst, self.freq)
+        return (inside / burst.total_seconds()) >= MIN_BURST_RATIO * (outside / rest.total_seconds())
 
     @property
     def has_span(self) -> bool:

@@ -1,5 +1,13 @@
 """Dependency outages: bursts of transient errors (5xx, timeouts) that are not tied to a deploy;
-clusters whose bursts overlap and share job types are one outage."""
+clusters whose bursts overlap and share job types are one outage.
+
+Noise stays out: a cluster's burst counts only when it stands out from the cluster's own rate in
+the rest of the window (:data:`~.context.MIN_BURST_RATIO`: background-level clusters are never an
+outage), and an outage is reported only with the least support of every error-based finding
+(:data:`~.context.MIN_ERRORS` errors in :data:`~.context.MIN_JOBS` jobs, at least
+:data:`~.context.MIN_SHARE` of the window's error rows): five 429s over eight minutes are not an
+outage.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ def dependency_outages(ctx: Context) -> list[RawHypothesis]:
     hyps: list[RawHypothesis] = []
     for grp in _outages(_bursts(ctx)):
         hyp = _outage(ctx, grp)
+        if not ctx.supported(int(hyp["evidence"]["errors"]), int(hyp["evidence"]["jobs"])):
+            continue  # too small to be an outage: its clusters stay free for the later kinds
         hyps.append(hyp)
         ctx.used.update(hyp["cluster_ids"])
     return hyps
@@ -57,7 +67,7 @@ def _bursts(ctx: Context) -> list[_Burst]:
         if len(g) < 5:
             continue
         s, e, inside = main_burst(g, ctx.freq, ctx.start, ctx.end)
-        if s is None or inside < 0.6 or (e - s) > 0.6 * ctx.span:
+        if s is None or inside < 0.6 or (e - s) > 0.6 * ctx.span or not ctx.above_background(g, s, e):
             continue
         bursts.append((cid, s, e, g))
     return bursts

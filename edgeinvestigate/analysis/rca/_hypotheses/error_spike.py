@@ -1,4 +1,5 @@
-"""Error spikes: the remaining clusters much more frequent in one short part of the window."""
+"""Error spikes: the remaining clusters much more frequent in one short part of the window (above
+their own background, with the least support of an error-based finding: see :mod:`.context`)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ def error_spikes(ctx: Context) -> list[RawHypothesis]:
         if cid in ctx.used or len(g) < 10 or cid not in info:
             continue
         s, e, inside = main_burst(g, ctx.freq, ctx.start, ctx.end)
-        if s is None or inside < 0.8 or (e - s) > 0.3 * ctx.span:
+        if s is None or inside < 0.8 or (e - s) > 0.3 * ctx.span or not ctx.above_background(g, s, e):
             continue
         jobs = impact_jobs(g)
+        if not ctx.supported(len(g), jobs):
+            continue
         tpl = str(info[cid]["template"])
         hyps.append(
             {

@@ -31,6 +31,8 @@ def new_permanent_errors(ctx: Context) -> list[RawHypothesis]:
         if first <= start + 0.05 * span:
             continue  # there from the start: background, or older than the window
         jobs = impact_jobs(g)
+        if not ctx.supported(len(g), jobs):
+            continue
         tpl = str(info[cid]["template"])
         types = sorted({str(x) for x in g["job_type"].dropna()})
         rule = str(info[cid]["kind_rule"])

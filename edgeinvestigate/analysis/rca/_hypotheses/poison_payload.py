@@ -26,6 +26,8 @@ def poison_payloads(ctx: Context) -> list[RawHypothesis]:
             continue
         cg = ctx.by_cluster.get(cid)
         jobs = impact_jobs(cg) if cg is not None else int(g["job_id"].nunique())
+        if not ctx.supported(len(cg) if cg is not None else len(g), jobs):
+            continue
         tpl = str(info[cid]["template"])
         hyps.append(
             {

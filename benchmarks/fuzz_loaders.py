@@ -4,7 +4,7 @@
     python benchmarks/fuzz_loaders.py --cases 2000 --loaders tail dlq --jobs 2
     python benchmarks/fuzz_loaders.py --cases 0           # only the hostile files
 
-Cases come from ``tests/loaders/fuzz_records.py`` (the strategies of the ``make test`` run): real records
+Cases come from ``tests/sources/fuzz_records.py`` (the strategies of the ``make test`` run): real records
 (tests/data, shaped like the reference) mutated with wrong types, JSON nested 1,000-100,000 deep, numbers
 past 64 bits and past a float, invalid UTF-8, NULs, strings past the record cap, junk lines, files cut at
 any byte and gzip streams cut short, in every framing of each format. Each case is loaded leniently
@@ -36,7 +36,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests" / "loaders"))
+sys.path.insert(0, str(ROOT / "tests" / "sources"))
 
 
 def fuzz(loader: str, n: int, seed: int) -> dict[str, Any]:

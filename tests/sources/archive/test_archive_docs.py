@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import PREFIX
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 SECTION = "## Logpush archives in R2 or S3"
 MARK = re.compile(r"^<!-- docs-test: not run offline: (?P<reason>.+?) -->$")
 FENCE = re.compile(r"^```(?P<lang>\w*)$")

@@ -165,7 +165,7 @@ def test_merged_bundles_keep_the_archive_listing(aws_env, archive):
     from pathlib import Path
 
     ev = ei.load([URL], since=SINCE, until=UNTIL)
-    other = ei.load([Path(__file__).resolve().parents[1] / "data" / "logpush"])
+    other = ei.load([Path(__file__).resolve().parents[2] / "data" / "logpush"])
     merged = ei.Evidence.merge([other, ev])
     assert merged.manifest["archives"] == ev.manifest["archives"]
     assert any(n.startswith(URL) for n in merged.report.notes)

@@ -10,7 +10,7 @@ the record cap, junk lines between records, a file cut at any byte, gzip.
 :class:`~edgeinvestigate.errors.ParseError` naming the file escapes (only a DLQ file that holds no message
 at all may raise it when not strict), and every record is accounted for: each record (and junk line)
 before the cut is either loaded or reported as skipped, one report entry each. Used by
-``tests/loaders/test_fuzz.py`` (a small run in ``make test``) and ``benchmarks/fuzz_loaders.py`` (10,000+
+``tests/sources/test_fuzz.py`` (a small run in ``make test``) and ``benchmarks/fuzz_loaders.py`` (10,000+
 cases per loader).
 """
 

@@ -23,6 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -35,6 +36,9 @@ from edgeinvestigate._time import parse_time
 from edgeinvestigate._version import __version__
 from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.evidence._dedupe import drop_cross_source
+from edgeinvestigate.evidence._engine import EvidenceEngine
+from edgeinvestigate.evidence._frames import FrameSlot, StoredFrame, frame_rows
+from edgeinvestigate.evidence._store import Derived, read_derived, stored_frame, write_derived, write_frame
 from edgeinvestigate.models.frames import conform, empty_frame
 from edgeinvestigate.models.load_report import LoadReport
 from edgeinvestigate.sources.archive import load_archives, split_archive_specs
@@ -69,15 +73,21 @@ def _iso(ts: pd.Timestamp | None) -> str | None:
 
 
 @dataclass(eq=False)
-class Evidence:
-    """The frames of one investigation plus what was loaded (``report``) and from where (``manifest``)."""
+class Evidence(EvidenceEngine):
+    """The frames of one investigation plus what was loaded (``report``) and from where (``manifest``).
 
-    invocations: pd.DataFrame
-    logs: pd.DataFrame
-    exceptions: pd.DataFrame
-    dlq: pd.DataFrame = field(default_factory=lambda: empty_frame("dlq"))
+    Frames of an opened bundle are read on first use (:mod:`._frames`); ``sql``/``rel`` query them
+    in DuckDB, ``derived`` holds frames stored with the bundle (:mod:`._engine`).
+    """
+
+    # descriptors, not defaults: a frame of an opened bundle is read on first use
+    invocations: FrameSlot = FrameSlot()  # noqa: RUF009
+    logs: FrameSlot = FrameSlot()  # noqa: RUF009
+    exceptions: FrameSlot = FrameSlot()  # noqa: RUF009
+    dlq: FrameSlot = FrameSlot(optional=True)  # noqa: RUF009
     report: LoadReport = field(default_factory=LoadReport)
     manifest: dict[str, Any] = field(default_factory=dict)
+    _derived: dict[str, Derived] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.manifest = dict(self.manifest)
@@ -86,7 +96,8 @@ class Evidence:
         self.manifest.setdefault("version", __version__)
         self.manifest.setdefault("sources", [])
         self.manifest.setdefault("window", {"since": None, "until": None})
-        self.manifest["rows"] = {name: len(self.frame(name)) for name in FRAME_NAMES}
+        self.manifest["rows"] = {name: frame_rows(self, name) for name in FRAME_NAMES}
+        self.manifest.pop("derived", None)  # the derived frames this object holds are in _derived
 
     def frame(self, name: str) -> pd.DataFrame:
         """One frame by name (``invocations``, ``logs``, ``exceptions``, ``dlq``)."""
@@ -189,6 +200,7 @@ class Evidence:
                 s["path"] for s in self.manifest.get("sources", []) if isinstance(s, dict) and s.get("path")
             ]
         dest = check_destination(path, inputs=inputs, overwrite=overwrite)
+        ordered = self.in_storage_order()  # invocations, logs, exceptions sorted by ts (scans skip)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
@@ -197,8 +209,12 @@ class Evidence:
             manifest["frames"] = {}
             for name in FRAME_NAMES:
                 fname = f"{name}.parquet"
-                pq.write_table(_to_arrow(self.frame(name)), tmp / fname, compression="zstd")
+                write_frame(ordered.frame(name), tmp / fname)
                 manifest["frames"][name] = fname
+            if self._derived:
+                if ordered is not self:
+                    raise ValueError("derived frames must be computed on ev.in_storage_order()")
+                manifest["derived"] = write_derived(tmp, self)
             manifest["report"] = self.report.to_dict()
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
             if dest.exists():
@@ -211,7 +227,7 @@ class Evidence:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.manifest = {k: v for k, v in manifest.items() if k != "report"}
+        self.manifest = {k: v for k, v in manifest.items() if k not in ("report", "derived")}
         return dest
 
     @classmethod
@@ -235,7 +251,7 @@ class Evidence:
                 f"{mpath} is not a {BUNDLE_FORMAT} manifest",
                 hint="re-create the bundle with this version of edgeinvestigate collect",
             )
-        frames: dict[str, pd.DataFrame] = {}
+        frames: dict[str, StoredFrame] = {}  # read on first use
         listed = manifest.get("frames")
         if not isinstance(listed, dict):
             listed = {}
@@ -250,27 +266,27 @@ class Evidence:
                     hint=f"restore {fpath.name} from a copy of the bundle, or re-create the bundle with "
                     "`edgeinvestigate collect ... --out DIR`",
                 )
-            try:
-                table = pq.read_table(fpath)
-            except (OSError, pa.ArrowException) as exc:
-                raise BundleError(
-                    f"cannot read {fpath}: {exc}", hint="re-create the bundle with collect"
-                ) from exc
-            frames[name] = conform(table, name)
             expected = manifest.get("rows", {}).get(name)
-            if expected is not None and expected != len(frames[name]):
-                raise BundleError(
-                    f"{fpath} has {len(frames[name])} rows but the manifest says {expected}",
-                    hint="the bundle was changed after it was written; re-create it with collect",
-                )
+            frames[name] = stored_frame(src, name, fpath.name, partial(_read_frame, name=name), expected)
+        derived = read_derived(src, manifest)
         report = LoadReport.from_dict(manifest.pop("report", {}) or {})
-        return cls(**frames, report=report, manifest=manifest)
+        ev = cls(**frames, report=report, manifest=manifest)
+        ev._derived = derived
+        return ev
 
     def equals(self, other: Evidence) -> bool:
         """Same frames (values and dtypes) and the same load report."""
         return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
             self.report.to_dict() == other.report.to_dict()
         )
+
+
+def _read_frame(fpath: Path, *, name: str) -> pd.DataFrame:
+    try:
+        table = pq.read_table(fpath)
+    except (OSError, pa.ArrowException) as exc:
+        raise BundleError(f"cannot read {fpath}: {exc}", hint="re-create the bundle with collect") from exc
+    return conform(table, name)
 
 
 def _frame_path(src: Path, name: str, rel: Any) -> Path:

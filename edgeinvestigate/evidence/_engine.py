@@ -40,6 +40,15 @@ class EvidenceEngine:
             return self
         return dataclasses.replace(self, **ordered)  # type: ignore[arg-type]
 
+    @property
+    def bundle_path(self: Evidence) -> Path | None:  # type: ignore[misc]
+        """The directory this evidence was opened from, while its frames are still that bundle's
+        (``None`` for evidence loaded in memory, or a copy with other frames, like a time window)."""
+        src: Path | None = self.__dict__.get("_bundle_dir")
+        if src is None or any(frame_file(self, n) is None for n in _FRAMES):
+            return None
+        return src
+
     # --- derived frames ------------------------------------------------------------------------
     def with_derived(  # type: ignore[misc]
         self: Evidence,

@@ -75,7 +75,15 @@ class Derived:
 def write_frame(df: pd.DataFrame, path: Path) -> None:
     """One frame as a Parquet file written for scanning (zstd, row groups with statistics)."""
     table = pa.Table.from_pandas(df, preserve_index=False)
-    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+        coerce_timestamps="ms",  # TIMESTAMP(MILLIS): what every reader (Spark too) takes
+        allow_truncated_timestamps=False,  # never drop precision silently
+    )
 
 
 def write_derived(dest: Path, ev: Evidence) -> dict[str, Any]:

@@ -272,6 +272,7 @@ class Evidence(EvidenceEngine):
         report = LoadReport.from_dict(manifest.pop("report", {}) or {})
         ev = cls(**frames, report=report, manifest=manifest)
         ev._derived = derived
+        ev.__dict__["_bundle_dir"] = src
         return ev
 
     def equals(self, other: Evidence) -> bool:

@@ -33,26 +33,44 @@ type within :data:`TYPE_TIME_WINDOW`, a failure (exception or error line) before
 ``none``. The cluster table counts, per cluster, the DLQ
 messages (``n_dlq_messages``) and the distinct job ids among them (``n_dlq_jobs``: equal to
 ``n_dlq_messages`` unless a job was dead-lettered more than once).
+
+Computed once: ``collect`` and ``investigate`` store the clusters in the bundle they write
+(:mod:`._stored`), keyed by a digest of the masks, the rules, the settings and this code.
+:func:`cluster` reads them when the key matches, and computes in memory otherwise (other rules, a
+bundle of an older release); ``Clusters.origin`` says which, ``Clusters.note`` why it computed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import MASKS, Mask, mask_typed
 from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters, Explanation
 from edgeinvestigate.analysis.clustering._dlq_join import TYPE_TIME_WINDOW, join_dlq
-from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
+from edgeinvestigate.analysis.clustering._grouping import EMPTY_TEXT, Grouping, group_texts
 from edgeinvestigate.analysis.clustering._rows import (
     ERROR_LEVELS,
     FAILURE_LEVELS,
+    add_context,
     error_rows,
-    invocation_context,
+    objects,
+    utc_column,
+)
+from edgeinvestigate.analysis.clustering._stored import (
+    STORED_NAME,
+    bundle_rules,
+    clusters_key,
+    read_stored,
+    store_clusters,
+    why_computed,
 )
 from edgeinvestigate.analysis.clustering._table import CLUSTER_COLUMNS, cluster_table
 
@@ -60,16 +78,37 @@ if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
 
+#: the error rows' string columns (Arrow until the rows are assembled)
+_STRING_COLUMNS = (
+    "source",
+    "invocation_id",
+    "level",
+    "text",
+    "stack",
+    "job_id",
+    "job_type",
+    "message_id",
+    "script",
+    "script_version",
+    "outcome",
+    "queue",
+)
+
+#: the columns among them with few distinct values
+_REPEATED = ("source", "level", "stack", "job_type", "script", "script_version", "outcome", "queue")
+
 __all__ = [
     "CLUSTER_COLUMNS",
     "ERROR_LEVELS",
     "FAILURE_LEVELS",
+    "STORED_NAME",
     "TYPE_TIME_WINDOW",
     "Clusters",
     "Explanation",
     "Grouping",
     "cluster",
     "group_texts",
+    "store_clusters",
 ]
 
 
@@ -81,41 +120,73 @@ def cluster(
     max_examples: int = 3,
     redact: bool = False,
     masks: tuple[Mask, ...] = MASKS,
+    stored: bool = True,
 ) -> Clusters:
     """Cluster the errors of an evidence bundle (see the module docs for what and how).
 
     ``rules`` is a :class:`~edgeinvestigate.analysis.rules.ClusterRules` or the path of a rules file
-    (TOML or JSON) that merges or splits clusters. ``redact=True`` masks the examples.
+    (TOML or JSON) that merges or splits clusters; ``None`` means the rules the bundle's clusters
+    were stored with (none for a bundle collected without ``--rules``; pass ``ClusterRules()`` for
+    none at all). ``redact=True`` masks the examples. ``stored=False`` always computes (the
+    stored clusters of a bundle are exactly what this computes for the same key).
     """
     from edgeinvestigate.analysis.rules import ClusterRules  # pydantic: imported when clustering runs
 
-    if rules is not None and not isinstance(rules, ClusterRules):
+    if rules is None:
+        rules = bundle_rules(ev)
+    elif not isinstance(rules, ClusterRules):
         rules = ClusterRules.load(rules)
-    rows = error_rows(ev, levels)
-    ctx = invocation_context(ev)
-    rows = rows.merge(ctx, on="invocation_id", how="left") if len(rows) else rows
-    for col in ("script", "script_version", "outcome", "queue", "inv_job_type", "inv_job_id"):
-        if col not in rows:
-            rows[col] = None
-    rows["job_type"] = rows["job_type"].where(rows["job_type"].notna(), rows["inv_job_type"])
-    rows["job_id"] = rows["job_id"].where(rows["job_id"].notna(), rows["inv_job_id"])
-    rows = rows.drop(columns=["inv_job_type", "inv_job_id"])
+    key = clusters_key(rules, masks, levels, max_examples)
+    result = read_stored(ev, key, rules, masks) if stored else None
+    if result is None:
+        result = compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
+        result.note = why_computed(ev, key) if stored else ""
+    return result.redact() if redact else result
 
-    grouping = group_texts(rows["text"], masks)
-    key_template = {k: grouping.templates[grouping.key_template[i]] for i, k in enumerate(grouping.keys)}
-    rows["norm_template"] = [grouping.templates[i] for i in grouping.labels]
-    rows["key"] = [grouping.keys[i] for i in grouping.key_labels]
 
-    # stack fingerprints (once per distinct stack)
-    stacks = rows["stack"]
-    fp_of = {s: stack_fingerprint(s) for s in pd.unique(stacks.dropna())}
-    rows["fingerprint"] = [fp_of.get(s, "") if isinstance(s, str) else "" for s in stacks]
-    _attach_unstacked(rows)
-    pairs = list(zip(rows["norm_template"], rows["fingerprint"], strict=True))
-    id_of = {p: cluster_id_for(*p) for p in set(pairs)}  # hash each (template, stack) once
-    rows["cluster_id"] = [id_of[p] for p in pairs]
-    rows["rule"] = [f"template {t!r}" + (f" + stack fingerprint {f}" if f else "") for t, f in pairs]
-    rows["display"] = _display_templates(rows, masks)
+def compute_clusters(
+    ev: Evidence,
+    *,
+    rules: ClusterRules | None,
+    levels: Sequence[str],
+    max_examples: int,
+    masks: tuple[Mask, ...],
+) -> Clusters:
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
+    cols = error_rows(ev, levels)
+    add_context(cols, ev)
+    text: pa.Array = cols["text"]
+    grouping = group_texts(text, masks)
+    templates = np.asarray(grouping.templates, dtype=object)
+    key_template = {k: str(templates[grouping.key_template[i]]) for i, k in enumerate(grouping.keys)}
+    labels = np.asarray(grouping.labels, dtype=np.int64)
+
+    # stack fingerprints (once per distinct stack); rows without one join their template's stack
+    stacks = pc.dictionary_encode(cols["stack"])
+    fps = [stack_fingerprint(s) for s in stacks.dictionary.to_pylist()] + [""]
+    scodes = pc.fill_null(stacks.indices, len(fps) - 1).to_numpy(zero_copy_only=False)
+    fingerprint = _attach_unstacked(labels, templates, np.asarray(fps, dtype=object)[scodes])
+    # the id and rule of each (template, fingerprint) pair, computed once per pair
+    fcodes, fvalues = pd.factorize(fingerprint)
+    width = max(1, len(fvalues))
+    inverse, pairs = pd.factorize(labels * width + fcodes)
+    tpl_of, fp_of = templates[pairs // width], np.asarray(fvalues, dtype=object)[pairs % width]
+    ids = np.asarray([cluster_id_for(t, f) for t, f in zip(tpl_of, fp_of, strict=True)], dtype=object)
+    why = [
+        f"template {t!r}" + (f" + stack fingerprint {f}" if f else "")
+        for t, f in zip(tpl_of, fp_of, strict=True)
+    ]
+    data: dict[str, Any] = {c: objects(cols[c], repeated=c in _REPEATED) for c in _STRING_COLUMNS}
+    data["row"] = cols["row"]
+    data["ts"] = utc_column(cols["ts"])
+    data["invocation"] = cols["invocation"]
+    data["norm_template"] = templates[labels]
+    data["key"] = np.asarray(grouping.keys, dtype=object)[grouping.key_labels]
+    data["fingerprint"] = fingerprint
+    data["cluster_id"] = ids[inverse]
+    data["rule"] = np.asarray(why, dtype=object)[inverse]
+    data["display"] = _display_templates(labels, templates, text, masks)
+    rows = pd.DataFrame(data, copy=False)  # copy=False: no consolidation of the object columns
     if rules is not None:
         rows = rules.apply(rows)
 
@@ -124,32 +195,45 @@ def cluster(
     if rows.empty:
         rows = rows.assign(template=pd.Series(dtype=object))
     else:
-        tpl = dict(zip(table["cluster_id"], table["template"], strict=True))
-        rows["template"] = rows["cluster_id"].map(tpl)
-    assign = rows[list(ASSIGN_COLUMNS)].reset_index(drop=True)
-    result = Clusters(table, assign, dlq, masks, rules, key_template)
-    return result.redact() if redact else result
+        shown = dict(zip(table["cluster_id"], table["template"], strict=True))
+        ccodes, cids = pd.factorize(rows["cluster_id"].to_numpy(dtype=object))
+        rows["template"] = np.asarray([shown[c] for c in cids], dtype=object)[ccodes]
+    assign = pd.DataFrame({c: rows[c].to_numpy() for c in ASSIGN_COLUMNS if c != "ts"}, copy=False)
+    assign.insert(ASSIGN_COLUMNS.index("ts"), "ts", rows["ts"].reset_index(drop=True))
+    key = clusters_key(rules, masks, levels, max_examples)
+    return Clusters(table, assign, dlq, masks, rules, key_template, key=key)
 
 
-def _attach_unstacked(rows: pd.DataFrame) -> None:
+def _attach_unstacked(labels: np.ndarray, templates: np.ndarray, fingerprint: np.ndarray) -> np.ndarray:
     """Rows without a stack join the most frequent stack cluster of the same template."""
-    if rows.empty:
-        return
-    with_fp = rows[rows["fingerprint"] != ""]
-    if with_fp.empty:
-        return
-    counts = with_fp.groupby(["norm_template", "fingerprint"]).size().reset_index(name="n")
+    has = fingerprint != ""
+    if not has.any() or has.all():
+        return fingerprint
+    counts = (
+        pd.DataFrame({"norm_template": templates[labels[has]], "fingerprint": fingerprint[has]})
+        .groupby(["norm_template", "fingerprint"])
+        .size()
+        .reset_index(name="n")
+    )
     counts = counts.sort_values(["norm_template", "n", "fingerprint"], ascending=[True, False, True])
-    best = counts.drop_duplicates("norm_template").set_index("norm_template")["fingerprint"]
-    no_fp = rows["fingerprint"] == ""
-    rows.loc[no_fp, "fingerprint"] = rows.loc[no_fp, "norm_template"].map(best).fillna("")
+    top = counts.drop_duplicates("norm_template")
+    best: dict[str, str] = dict(zip(top["norm_template"], top["fingerprint"], strict=True))
+    per_label = np.array([best.get(str(t), "") for t in templates], dtype=object)
+    out = fingerprint.copy()
+    out[~has] = per_label[labels[~has]]
+    return out
 
 
-def _display_templates(rows: pd.DataFrame, masks: tuple[Mask, ...]) -> list[str]:
-    """The readable template of each row's (template, fingerprint) group: the typed masking of its
-    smallest raw text, with the slots the template step generalised shown as ``<*>``."""
-    if rows.empty:
-        return []
-    reps = rows.groupby(["norm_template"], sort=True)["text"].min()
-    shown = {str(t): display_template(str(t), mask_typed(str(r), masks)[0]) for t, r in reps.items()}
-    return [shown[t] for t in rows["norm_template"]]
+def _display_templates(
+    labels: np.ndarray, templates: np.ndarray, text: pa.Array, masks: tuple[Mask, ...]
+) -> np.ndarray:
+    """The readable template of each row's template: the typed masking of its smallest raw text, with
+    the slots the template step generalised shown as ``<*>``."""
+    if not len(labels):
+        return np.zeros(0, dtype=object)
+    reps = pa.table({"l": labels, "t": text}).group_by("l").aggregate([("t", "min")])
+    shown = np.full(len(templates), None, dtype=object)
+    for label, rep in zip(reps.column("l").to_pylist(), reps.column("t_min").to_pylist(), strict=True):
+        t = str(templates[label])
+        shown[label] = display_template(t, mask_typed(EMPTY_TEXT if rep is None else rep, masks)[0])
+    return shown[labels]

@@ -32,10 +32,11 @@ import plotly.express as px
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
-from edgeinvestigate.report.kernel import emit, open_bundle, pre, say, show, table
+from edgeinvestigate.report.kernel import emit, note, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
-clusters = ei.cluster(ev)
+clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(clusters.note)
 say(
     "<b>{n}</b> clusters from <b>{rows}</b> error rows and <b>{dlq}</b> DLQ messages.",
     n=len(clusters),

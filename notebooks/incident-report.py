@@ -35,10 +35,11 @@ import pandas as pd
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
+from edgeinvestigate.report.kernel import dlq_size, emit, note, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
-clusters = ei.cluster(ev)
+clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(clusters.note)
 findings = ei.analyze(ev, clusters=clusters)
 inc = findings.incident
 heading = title if title != "Incident report" else inc.title

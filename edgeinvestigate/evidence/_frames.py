@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, overload
+from typing import Any, Final, overload
 
 import numpy as np
 import pandas as pd
@@ -25,9 +25,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeinvestigate.models.frames import empty_frame
-
-if TYPE_CHECKING:
-    from edgeinvestigate.evidence.bundle import Evidence
 
 __all__ = [
     "LARGE_FRAME_ROWS",
@@ -117,7 +114,7 @@ class FrameSlot:
         obj.__dict__.pop("_duckdb", None)  # SQL views over the old frame are stale
 
 
-def frame_rows(ev: Evidence, name: str) -> int:
+def frame_rows(ev: Any, name: str) -> int:
     """The row count of a frame without reading it."""
     value = ev.__dict__.get(f"_frame_{name}")
     if isinstance(value, StoredFrame):
@@ -125,7 +122,7 @@ def frame_rows(ev: Evidence, name: str) -> int:
     return len(ev.frame(name))
 
 
-def frame_file(ev: Evidence, name: str) -> Path | None:
+def frame_file(ev: Any, name: str) -> Path | None:
     """The Parquet file of a frame of a saved bundle (``None`` for a frame made in memory)."""
     files: dict[str, Path] = ev.__dict__.get("_frame_files", {})
     return files.get(name)

@@ -12,7 +12,7 @@ Keyword arguments of :meth:`sql` add frames of your own as views (``errors=clust
 
 Connections run with :data:`DEFAULT_THREADS` threads, a memory limit (:data:`DEFAULT_MEMORY_LIMIT`;
 ``EDGEINVESTIGATE_DUCKDB_THREADS`` / ``EDGEINVESTIGATE_DUCKDB_MEMORY`` override both), spilling to a
-private temporary folder, and without DuckDB's progress bar (it would print on stdout).
+private temporary folder, in UTC, and without DuckDB's progress bar (it would print on stdout).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def connect(*, threads: int | None = None, memory_limit: str | None = None) -> d
         config={"threads": n, "memory_limit": limit, "temp_directory": str(spill)},
     )
     con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")  # every frame is UTC; casts and buckets too
     return con
 
 

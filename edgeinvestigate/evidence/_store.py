@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
@@ -28,9 +28,6 @@ import pyarrow.parquet as pq
 
 from edgeinvestigate.errors import BundleError
 from edgeinvestigate.evidence._frames import StoredFrame
-
-if TYPE_CHECKING:
-    from edgeinvestigate.evidence.bundle import Evidence
 
 __all__ = [
     "DERIVED_DIR",
@@ -86,7 +83,7 @@ def write_frame(df: pd.DataFrame, path: Path) -> None:
     )
 
 
-def write_derived(dest: Path, ev: Evidence) -> dict[str, Any]:
+def write_derived(dest: Path, ev: Any) -> dict[str, Any]:
     """Write the derived frames of ``ev`` under ``dest/derived/``; returns the manifest entry."""
     entry: dict[str, Any] = {}
     sets: dict[str, Derived] = ev.__dict__.get("_derived", {})

@@ -3,7 +3,8 @@
 The ``default`` scenario at its small default size with a fixed seed is simulated once into a cache
 folder keyed by the package version, the scenario's content hash and a hash of the simulator's
 code, loaded with :func:`evidence.bundle.load` (the Tail Worker TraceItems), given the DLQ frame from
-``dlq/messages.json``, clustered and saved as an evidence bundle with its clusters stored. Later calls open the cached bundle.
+``dlq/messages.json``, clustered and saved as an evidence bundle with its clusters stored. Later
+calls open the cached bundle.
 Concurrent first calls are safe: each builds in its own temporary folder and the first rename wins.
 """
 

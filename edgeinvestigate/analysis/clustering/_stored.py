@@ -163,8 +163,8 @@ def why_computed(ev: Evidence, key: str) -> str:
         )
     if d is None and ev.bundle_path is not None:
         return (
-            "clusters computed in memory: this bundle holds no stored clusters (written by an older "
-            "release); `edgeinvestigate collect` stores them in new bundles"
+            "clusters computed in memory: this bundle holds no stored clusters (an older release "
+            "wrote it, or it was saved without them); `edgeinvestigate collect` stores them"
         )
     return ""
 

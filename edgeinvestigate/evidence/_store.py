@@ -64,6 +64,18 @@ class Derived:
             self.frames[view] = value
         return value
 
+    def arrow(self, view: str, *, dictionary: tuple[str, ...] = ()) -> pa.Table:
+        """One derived frame as an Arrow table (``dictionary``: columns to read dictionary-encoded,
+        as Parquet stores them), without pandas."""
+        value = self.frames[view]
+        if not isinstance(value, StoredFrame):
+            return pa.Table.from_pandas(value, preserve_index=False)
+        try:
+            table: pa.Table = pq.read_table(value.path, read_dictionary=list(dictionary) or None)
+        except (OSError, pa.ArrowException) as exc:
+            raise BundleError(f"cannot read {value.path}: {exc}", hint=_RECREATE) from exc
+        return table
+
     def file(self, view: str) -> Path | None:
         value = self.frames[view]
         return value.path if isinstance(value, StoredFrame) else None

@@ -43,6 +43,7 @@ bundle of an older release); ``Clusters.origin`` says which, ``Clusters.note`` w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ from edgeinvestigate.analysis.clustering._rows import (
     ERROR_LEVELS,
     FAILURE_LEVELS,
     add_context,
+    coded_objects,
     error_rows,
     objects,
     utc_column,
@@ -152,19 +154,28 @@ def compute_clusters(
     max_examples: int,
     masks: tuple[Mask, ...],
 ) -> Clusters:
-    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored).
+
+    The grouping kernel (DuckDB, which releases the GIL) runs in a thread while this one adds the
+    invocation context and turns the columns into Python objects: on two cores they overlap."""
     cols = error_rows(ev, levels)
-    add_context(cols, ev)
     text: pa.Array = cols["text"]
-    grouping = group_texts(text, masks)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
+        pending = pool.submit(group_texts, text, masks)
+        add_context(cols, ev)
+        data: dict[str, Any] = {c: objects(cols[c]) for c in _STRING_COLUMNS if c not in _REPEATED}
+        coded: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for c in _REPEATED:
+            data[c], *codes = coded_objects(cols[c])
+            coded[c] = (codes[0], codes[1])
+        # stack fingerprints (once per distinct stack); rows without one join their template's stack
+        stacks = pc.dictionary_encode(cols["stack"])
+        fps = [stack_fingerprint(s) for s in stacks.dictionary.to_pylist()] + [""]
+        scodes = pc.fill_null(stacks.indices, len(fps) - 1).to_numpy(zero_copy_only=False)
+        grouping = pending.result()
     templates = np.asarray(grouping.templates, dtype=object)
     key_template = {k: str(templates[grouping.key_template[i]]) for i, k in enumerate(grouping.keys)}
     labels = np.asarray(grouping.labels, dtype=np.int64)
-
-    # stack fingerprints (once per distinct stack); rows without one join their template's stack
-    stacks = pc.dictionary_encode(cols["stack"])
-    fps = [stack_fingerprint(s) for s in stacks.dictionary.to_pylist()] + [""]
-    scodes = pc.fill_null(stacks.indices, len(fps) - 1).to_numpy(zero_copy_only=False)
     fingerprint = _attach_unstacked(labels, templates, np.asarray(fps, dtype=object)[scodes])
     # the id and rule of each (template, fingerprint) pair, computed once per pair
     fcodes, fvalues = pd.factorize(fingerprint)
@@ -176,7 +187,6 @@ def compute_clusters(
         f"template {t!r}" + (f" + stack fingerprint {f}" if f else "")
         for t, f in zip(tpl_of, fp_of, strict=True)
     ]
-    data: dict[str, Any] = {c: objects(cols[c], repeated=c in _REPEATED) for c in _STRING_COLUMNS}
     data["row"] = cols["row"]
     data["ts"] = utc_column(cols["ts"])
     data["invocation"] = cols["invocation"]
@@ -191,7 +201,7 @@ def compute_clusters(
         rows = rules.apply(rows)
 
     dlq = join_dlq(ev.dlq, rows)
-    table = cluster_table(rows, dlq, max_examples)
+    table = cluster_table(rows, dlq, max_examples, coded)
     if rows.empty:
         rows = rows.assign(template=pd.Series(dtype=object))
     else:

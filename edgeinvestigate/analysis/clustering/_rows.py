@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._columns import dlq_time, json_decode, json_values
+from edgeinvestigate.analysis.clustering._ids import codes_of
 from edgeinvestigate.analysis.deploys import log_versions
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "FAILURE_LEVELS",
     "ROW_COLUMNS",
     "add_context",
+    "coded_objects",
     "error_rows",
     "objects",
     "string_array",
@@ -119,16 +121,20 @@ def _lower_level(level: pd.Series) -> pa.Array:
     return pc.fill_null(pc.utf8_lower(string_array(level)), "")
 
 
-def objects(arr: pa.Array, *, repeated: bool = False) -> np.ndarray:
-    """Python strings (``None`` for nulls) of an Arrow string array. ``repeated``: few distinct
-    values (a level, a script name): each becomes one Python object, shared by its rows."""
-    if repeated:
-        enc = pc.dictionary_encode(arr)
-        values = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
-        codes = pc.fill_null(enc.indices, len(values) - 1).to_numpy(zero_copy_only=False)
-        out: np.ndarray = values[codes]
-        return out
-    return arr.to_numpy(zero_copy_only=False)
+def objects(arr: pa.Array) -> np.ndarray:
+    """Python strings (``None`` for nulls) of an Arrow string array."""
+    out: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return out
+
+
+def coded_objects(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a column with few distinct values (a level, a script name): its Python strings (each
+    distinct one a single object shared by its rows), its codes (``-1`` for null) and the distinct
+    values."""
+    enc = pc.dictionary_encode(arr)
+    values = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return values[codes], codes, values[:-1]
 
 
 def _ns(s: pd.Series) -> np.ndarray:
@@ -164,24 +170,40 @@ def utc_column(ns: np.ndarray) -> pd.Series:
     return pd.Series(ns.view("datetime64[ns]")).dt.tz_localize("UTC")
 
 
+def _exception_text(name: pa.Array, message: pa.Array) -> pa.Array:
+    """``name: message``, or the message alone when it starts with the name (or there is no name);
+    the name alone when there is no message. Vectorised once per distinct name."""
+    name = pc.fill_null(name, "")
+    message = pc.fill_null(message, "")
+    distinct = pc.unique(name).to_pylist()
+    if len(distinct) > 1000:  # names that are really messages: per row
+        texts = [
+            m if not a or m.startswith(a) else (f"{a}: {m}" if m else a)
+            for a, m in zip(objects(name), objects(message), strict=True)
+        ]
+        return pa.array(texts, type=pa.string())
+    keep = pc.equal(name, "")
+    for value in distinct:
+        if value:
+            keep = pc.or_(keep, pc.and_(pc.equal(name, value), pc.starts_with(message, value)))
+    joined = pc.if_else(
+        pc.equal(message, ""), name, pc.binary_join_element_wise(name, message, ": ")
+    )
+    return pc.if_else(keep, message, joined)
+
+
 def _exception_rows(exc: pd.DataFrame) -> dict[str, Any] | None:
     """Every exception (``name: message``, with its stack)."""
     n = len(exc)
     if not n:
         return None
-    names = objects(pc.fill_null(string_array(exc["name"]), ""))
-    messages = objects(pc.fill_null(string_array(exc["message"]), ""))
-    text = [
-        m if not a or m.startswith(a) else (f"{a}: {m}" if m else a)
-        for a, m in zip(names, messages, strict=True)
-    ]
     return {
         "source": _const("exception", n),
         "row": np.arange(n, dtype=np.int64),
         "invocation_id": string_array(exc["invocation_id"]),
         "ts": _ns(exc["ts"]),
         "level": _const("exception", n),
-        "text": pa.array(text, type=pa.string()),
+        "text": _exception_text(string_array(exc["name"]), string_array(exc["message"])),
         "stack": string_array(exc["stack"]),
         "job_id": _const(None, n),
         "job_type": _const(None, n),
@@ -267,14 +289,6 @@ def _dlq_rows(dlq: pd.DataFrame) -> dict[str, Any] | None:
     }
 
 
-def _codes(*arrays: pa.Array) -> tuple[list[np.ndarray], int]:
-    """One integer code per distinct string across ``arrays`` (one hash pass; ``-1`` for null)."""
-    enc = pc.dictionary_encode(pa.concat_arrays([a.cast(pa.string()) for a in arrays]))
-    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    bounds = np.cumsum([len(a) for a in arrays])[:-1]
-    return np.split(codes, bounds), len(enc.dictionary)
-
-
 def _first_of(codes: np.ndarray, n: int, where: np.ndarray | None = None) -> np.ndarray:
     """Per code ``0..n-1``: the position of its first occurrence in ``codes`` (among ``where``), -1
     for none."""
@@ -295,7 +309,7 @@ def add_context(rows: dict[str, Any], ev: Evidence) -> None:
     ``invocation`` (int64: a number per invocation id, -1 for none). The invocation ids of rows,
     invocations and log lines are hashed once, in one pass; the rest is integer work."""
     inv, logs = ev.invocations, ev.logs
-    (row_code, inv_code, log_code), n = _codes(
+    (row_code, inv_code, log_code), n = codes_of(
         rows["invocation_id"], string_array(inv["invocation_id"]), string_array(logs["invocation_id"])
     )
     rows["invocation"] = row_code

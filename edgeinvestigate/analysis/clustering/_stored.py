@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import Mask
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
+from edgeinvestigate.analysis.clustering._rows import utc_column
 from edgeinvestigate.analysis.clustering._table import CLUSTER_COLUMNS
 
 if TYPE_CHECKING:
@@ -169,6 +172,45 @@ def why_computed(ev: Evidence, key: str) -> str:
     return ""
 
 
+#: columns of ``cluster_rows`` with few distinct values: read dictionary-encoded, one object each
+_REPEATED: Final = (
+    "source",
+    "level",
+    "job_type",
+    "script",
+    "script_version",
+    "outcome",
+    "queue",
+    "stack",
+    "key",
+    "norm_template",
+    "fingerprint",
+    "template",
+    "cluster_id",
+    "rule",
+)
+
+
+def _assign(table: pa.Table) -> pd.DataFrame:
+    """``Clusters.assign`` from the stored ``cluster_rows`` table (the dtypes clustering gives)."""
+    data: dict[str, Any] = {}
+    for c in ASSIGN_COLUMNS:
+        col = table.column(c).combine_chunks()
+        if c == "row":
+            data[c] = col.to_numpy(zero_copy_only=False).astype(np.int64)
+        elif c == "ts":
+            ns = pc.cast(col, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+            data[c] = utc_column(pc.fill_null(ns, np.iinfo(np.int64).min).to_numpy())
+        elif pa.types.is_dictionary(col.type):
+            values = np.asarray([*col.dictionary.to_pylist(), None], dtype=object)
+            data[c] = values[pc.fill_null(col.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
+        elif pa.types.is_null(col.type):
+            data[c] = np.full(len(col), None, dtype=object)
+        else:
+            data[c] = col.to_numpy(zero_copy_only=False)
+    return pd.DataFrame(data, copy=False)
+
+
 def _objects(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype=object)
 
@@ -206,17 +248,7 @@ def read_stored(
     )
     for c in _LIST_COLUMNS:
         table[c] = table[c].astype(object)
-    rows = d.frame("cluster_rows")
-    assign = pd.DataFrame(
-        {
-            c: rows[c].astype(np.int64)
-            if c == "row"
-            else _utc_ns(rows[c])
-            if c == "ts"
-            else _objects(rows[c])
-            for c in ASSIGN_COLUMNS
-        }
-    )
+    assign = _assign(d.arrow("cluster_rows", dictionary=_REPEATED))
     dlq = ev.dlq.copy()
     dlq["cluster_id"] = _objects(cd["cluster_id"])
     dlq["cluster_join"] = _objects(cd["cluster_join"])

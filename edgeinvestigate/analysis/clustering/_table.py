@@ -73,9 +73,12 @@ def _first_positions(codes: np.ndarray) -> np.ndarray:
     return np.flatnonzero(codes > before)
 
 
-def _uniq_lists(codes: np.ndarray, n_groups: int, values: np.ndarray) -> list[list[str]]:
-    """Per group: the sorted distinct ``str`` of its non-null values."""
-    vcodes, uniques = pd.factorize(values, use_na_sentinel=True)
+def _uniq_lists(
+    codes: np.ndarray, n_groups: int, values: np.ndarray, coded: tuple[np.ndarray, np.ndarray] | None = None
+) -> list[list[str]]:
+    """Per group: the sorted distinct ``str`` of its non-null values (``coded``: the values'
+    codes, ``-1`` for null, and the distinct values, when they are known already)."""
+    vcodes, uniques = coded if coded is not None else pd.factorize(values, use_na_sentinel=True)
     out: list[set[str]] = [set() for _ in range(n_groups)]
     ok = vcodes >= 0
     if ok.any():
@@ -102,7 +105,7 @@ def _examples(codes: np.ndarray, ns: np.ndarray, texts: np.ndarray, k: int) -> l
 
     Rows are sorted by (group, time) with integer sorts; only each group's earliest rows (and rows
     tied with the last of them) are ordered by text in Python. A group whose earliest rows hold
-    fewer than ``k`` distinct texts is sorted whole."""
+    fewer than ``k`` distinct texts is looked at by the first row of each of its texts."""
     ts_key = np.where(ns == np.iinfo(np.int64).min, np.iinfo(np.int64).max, ns)
     order = _group_sort(codes, np.argsort(ts_key, kind="stable"))
     starts = _starts(codes[order])
@@ -121,7 +124,13 @@ def _examples(codes: np.ndarray, ns: np.ndarray, texts: np.ndarray, k: int) -> l
         cand = order[a:stop]
         shown = _distinct_texts(texts, np.asarray(sorted(cand.tolist(), key=by_time_text)), k)
         if len(shown) < k and stop < b:
-            shown = _distinct_texts(texts, np.asarray(sorted(order[a:b].tolist(), key=by_time_text)), k)
+            # few distinct texts among many rows: the first row of each text (in time order), and
+            # of those the texts up to the k-th first time (ties included), ordered by text
+            every = order[a:b]
+            firsts = every[~pd.Series(texts[every]).duplicated().to_numpy()]
+            if len(firsts) > k:
+                firsts = firsts[ts_key[firsts] <= ts_key[firsts[k - 1]]]
+            shown = _distinct_texts(texts, np.asarray(sorted(firsts.tolist(), key=by_time_text)), k)
         out.append([e[:500] for e in shown])
     return out
 
@@ -151,7 +160,14 @@ def _dlq_counts(dlq: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return counts, jobs
 
 
-def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> pd.DataFrame:
+def cluster_table(
+    rows: pd.DataFrame,
+    dlq: pd.DataFrame,
+    max_examples: int,
+    coded: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> pd.DataFrame:
+    """The table of ``rows`` (error rows with ``cluster_id``, ``display``, ``fingerprint``, ``rule``
+    and context). ``coded``: codes of repeated columns known already (see :func:`_uniq_lists`)."""
     if rows.empty:
         return _empty_table()
     codes, cids = pd.factorize(rows["cluster_id"].to_numpy(dtype=object))
@@ -180,7 +196,7 @@ def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> p
             pairs = pd.unique(codes[tel][ok].astype(np.int64) * width + icodes[ok])
             n_inv = np.bincount(pairs // width, minlength=n).astype(np.int64)
     lists = {
-        col: _uniq_lists(codes, n, rows[col].to_numpy(dtype=object))
+        col: _uniq_lists(codes, n, rows[col].to_numpy(dtype=object), (coded or {}).get(col))
         for col in ("job_type", "script", "script_version", "outcome", "source")
     }
     display = rows["display"].to_numpy(dtype=object)

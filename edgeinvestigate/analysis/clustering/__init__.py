@@ -199,6 +199,8 @@ def compute_clusters(
     rows = pd.DataFrame(data, copy=False)  # copy=False: no consolidation of the object columns
     if rules is not None:
         rows = rules.apply(rows)
+    else:  # the ids' codes, in order of first appearance, are known: no need to hash them again
+        coded["cluster_id"] = (inverse, ids)
 
     dlq = join_dlq(ev.dlq, rows)
     table = cluster_table(rows, dlq, max_examples, coded)
@@ -206,7 +208,8 @@ def compute_clusters(
         rows = rows.assign(template=pd.Series(dtype=object))
     else:
         shown = dict(zip(table["cluster_id"], table["template"], strict=True))
-        ccodes, cids = pd.factorize(rows["cluster_id"].to_numpy(dtype=object))
+        known = coded.get("cluster_id")
+        ccodes, cids = known if known is not None else pd.factorize(rows["cluster_id"].to_numpy(dtype=object))
         rows["template"] = np.asarray([shown[c] for c in cids], dtype=object)[ccodes]
     assign = pd.DataFrame({c: rows[c].to_numpy() for c in ASSIGN_COLUMNS if c != "ts"}, copy=False)
     assign.insert(ASSIGN_COLUMNS.index("ts"), "ts", rows["ts"].reset_index(drop=True))

@@ -186,9 +186,7 @@ def _exception_text(name: pa.Array, message: pa.Array) -> pa.Array:
     for value in distinct:
         if value:
             keep = pc.or_(keep, pc.and_(pc.equal(name, value), pc.starts_with(message, value)))
-    joined = pc.if_else(
-        pc.equal(message, ""), name, pc.binary_join_element_wise(name, message, ": ")
-    )
+    joined = pc.if_else(pc.equal(message, ""), name, pc.binary_join_element_wise(name, message, ": "))
     return pc.if_else(keep, message, joined)
 
 

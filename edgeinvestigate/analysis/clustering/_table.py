@@ -170,7 +170,8 @@ def cluster_table(
     and context). ``coded``: codes of repeated columns known already (see :func:`_uniq_lists`)."""
     if rows.empty:
         return _empty_table()
-    codes, cids = pd.factorize(rows["cluster_id"].to_numpy(dtype=object))
+    known = (coded or {}).get("cluster_id")
+    codes, cids = known if known is not None else pd.factorize(rows["cluster_id"].to_numpy(dtype=object))
     n = len(cids)
     tel = (rows["source"] != "dlq").to_numpy()
     total = int(tel.sum())

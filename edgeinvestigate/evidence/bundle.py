@@ -7,7 +7,9 @@
 
 A bundle directory holds ``invocations.parquet``, ``logs.parquet``, ``exceptions.parquet``,
 ``dlq.parquet`` and ``manifest.json`` (tool version, sources with sha256 and sizes, time window, row
-counts, the load report).
+counts, the load report), and ``derived/*.parquet`` (the stored clusters); the first three sorted by
+``ts`` and written for scanning (:mod:`._store`). Frames of an opened bundle are read on first use
+(:mod:`._frames`); ``ev.sql()`` queries them in DuckDB (:mod:`._sql`).
 """
 
 from __future__ import annotations

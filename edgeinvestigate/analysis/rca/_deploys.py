@@ -35,10 +35,12 @@ def _observed(v: pd.DataFrame) -> list[Deploy]:
     out: list[Deploy] = []
     # without a script name (local workerd), tell Workers apart by what invoked them: a producer's
     # and a consumer's versions are not deploys of one another
-    unnamed = "\0" + v["trigger"].fillna("?").astype(str) + "/" + v["queue"].fillna("").astype(str)
-    worker = v["script"].where(v["script"].notna(), unnamed) if len(v) else v["script"]
-    for key, g in v.groupby(worker, sort=True) if len(v) else ():
-        script = "" if str(key).startswith("\0") else str(key)
+    # (the Workers without a name first; a NUL-prefixed key would be cut at the NUL by pandas' groupby)
+    unnamed = v["trigger"].fillna("?").astype(str) + "/" + v["queue"].fillna("").astype(str)
+    named = v["script"].notna()
+    worker = [named.astype(int), v["script"].astype(object).where(named, unnamed)]
+    for (is_named, key), g in v.groupby(worker, sort=True) if len(v) else ():
+        script = str(key) if is_named else ""
         first = g.drop_duplicates("script_version")
         versions = list(first["script_version"])
         for i in range(1, len(first)):

@@ -37,8 +37,12 @@ ERROR_COLUMNS = (
 
 
 def _strings(s: pd.Series) -> pa.Array:
-    values = s.astype(object)
-    return pa.array(values.where(values.notna(), None).to_numpy(), type=pa.string(), from_pandas=True)
+    values = s.to_numpy(dtype=object)
+    try:
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all strings: as the pandas path reads them
+        text = s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+        return pa.array(text.to_numpy(), type=pa.string(), from_pandas=True)
 
 
 def register_errors(engine: Engine, errors: pd.DataFrame) -> None:
@@ -60,8 +64,10 @@ def register_inputs(engine: Engine, errors: pd.DataFrame) -> int:
     """Register ``errors``, the versions log lines name, and build ``inv`` and ``deliveries``;
     returns the number of rows of ``inv``."""
     register_errors(engine, errors)
-    candidates = engine.df("version_candidates", key_re=_KEY_RE)
-    versions = log_versions(candidates) if len(candidates) else candidates
+    versions = pd.DataFrame()
+    if engine.one("unversioned")["n"]:
+        candidates = engine.df("version_candidates", key_re=_KEY_RE)
+        versions = log_versions(candidates) if len(candidates) else candidates
     if not len(versions):
         versions = pd.DataFrame({"invocation_id": pd.Series([], dtype=object), "version": []})
     engine.register(
@@ -70,6 +76,7 @@ def register_inputs(engine: Engine, errors: pd.DataFrame) -> int:
             {"invocation_id": _strings(versions["invocation_id"]), "version": _strings(versions["version"])}
         ),
     )
+    engine.materialize("log_jobs", "log_jobs")
     n = engine.materialize("inv", "inv")
     engine.materialize("deliveries", "deliveries")
     return n

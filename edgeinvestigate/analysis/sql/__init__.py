@@ -16,7 +16,8 @@ The relations the queries read:
 * ``errors``: the clustered error rows (``Clusters.assign`` without the DLQ rows): ``pos``,
   ``invocation_id``, ``ts_ms``, ``level``, ``job_id``, ``job_type``, ``script``, ``script_version``,
   ``queue``, ``cluster_id``, ``source``, ``row`` (the row in its source frame);
-* ``inv`` and ``deliveries``: derived once per analysis (``inv.sql``, ``deliveries.sql``).
+* ``log_jobs``, ``inv`` and ``deliveries``: derived once per analysis (``log_jobs.sql``: the one
+  pass over the logs; ``inv.sql``, ``deliveries.sql``).
 
 Parameters are DuckDB's ``$name``. Dialect notes for other engines: ``arg_min_null(x, k)`` is Spark's
 ``min_by(x, k)`` (the value at the smallest key, null or not), ``list(x)`` is ``collect_list``,
@@ -148,8 +149,8 @@ class Engine:
         """The single row of query ``query`` as a dict."""
         cur = self.con.execute(query_text(query), params or None)
         names = [d[0] for d in cur.description or []]
-        row = cur.fetchone()
-        return dict(zip(names, row or [None] * len(names), strict=True))
+        rows = cur.fetchall()
+        return dict(zip(names, rows[0] if rows else [None] * len(names), strict=True))
 
     def count(self, relation: str) -> int:
         row = self.con.execute(f"SELECT count(*) FROM {relation}").fetchone()

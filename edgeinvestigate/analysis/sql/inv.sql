@@ -2,9 +2,10 @@
 -- script_version, else the version its log lines name: relation log_versions), where the version
 -- came from, the first job type its log lines name (else 'unknown'), and "failed" by the one
 -- definition: the runtime says so, or it threw or logged an error-level line (relation errors).
+-- log_jobs: log_jobs.sql.
 WITH job_types AS (
     SELECT invocation_id, arg_min_null(job_type, pos) AS job_type
-    FROM logs
+    FROM log_jobs
     WHERE invocation_id IS NOT NULL AND job_type IS NOT NULL
     GROUP BY invocation_id
 ),

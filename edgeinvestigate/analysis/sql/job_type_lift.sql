@@ -1,8 +1,9 @@
 -- Per job type: the distinct (invocation, job, job type) triples of the log lines, overall and among
--- the invocations that hit a limit (relation limit_hit_ids), and where each first appears.
+-- the invocations that hit a limit (relation limit_hit_ids), and where each first appears
+-- (log_jobs: log_jobs.sql).
 WITH d AS (
     SELECT invocation_id, job_id, job_type, min(pos) AS pos
-    FROM logs
+    FROM log_jobs
     WHERE job_type IS NOT NULL
     GROUP BY invocation_id, job_id, job_type
 ),

@@ -3,8 +3,8 @@
 -- The JSON rule itself (which key wins, objects among the arguments) runs on these few lines only.
 SELECT l.invocation_id, l.message, l.args
 FROM logs AS l
-WHERE l.invocation_id IN (
-        SELECT invocation_id FROM invocations WHERE script_version IS NULL AND invocation_id IS NOT NULL
-    )
-  AND regexp_matches(l.message, $key_re)
+SEMI JOIN (
+    SELECT DISTINCT invocation_id FROM invocations WHERE script_version IS NULL AND invocation_id IS NOT NULL
+) AS i ON i.invocation_id = l.invocation_id
+WHERE regexp_matches(l.message, $key_re)
 ORDER BY l.pos

@@ -118,10 +118,12 @@ class TreePeak:
     """Peak memory of a process tree: the root's RSS every 50 ms plus its descendants' unique memory
     (USS) every 250 ms (pages a forked worker shares with its parent are counted once)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, cap: int = 0) -> None:
         import psutil
 
         self.proc = psutil.Process(pid)
+        self.cap = cap  # kill the tree past this many bytes (0: never), so a shared machine survives
+        self.capped = False
         self.peak = 0
         self._children = 0
         self._stop = threading.Event()
@@ -141,6 +143,11 @@ class TreePeak:
                             total += p.memory_full_info().uss
                     self._children = total
                 self.peak = max(self.peak, int(self.proc.memory_info().rss) + self._children)
+                if self.cap and self.peak > self.cap and not self.capped:
+                    self.capped = True
+                    for p in [*self.proc.children(recursive=True), self.proc]:
+                        with contextlib.suppress(psutil.Error):
+                            p.kill()
             tick += 1
             self._stop.wait(0.05)
 
@@ -150,6 +157,10 @@ class TreePeak:
         return self.peak
 
 
+#: kill a step whose process tree grows past this (bytes; --rss-cap-gb)
+RSS_CAP = [0]
+
+
 def run_step(name: str, argv: list[str], *, stdout: Any = subprocess.DEVNULL) -> dict[str, Any]:
     """Run one step as a process; its wall time, CPU time (children) and peak memory."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -157,7 +168,7 @@ def run_step(name: str, argv: list[str], *, stdout: Any = subprocess.DEVNULL) ->
     c0 = os.times()
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE, cwd=ROOT)
-    peak = TreePeak(proc.pid)
+    peak = TreePeak(proc.pid, RSS_CAP[0])
     out, err = proc.communicate()
     seconds = time.perf_counter() - t0
     c1 = os.times()
@@ -169,6 +180,13 @@ def run_step(name: str, argv: list[str], *, stdout: Any = subprocess.DEVNULL) ->
         "rc": proc.returncode,
         "stdout": out.decode(errors="replace") if out else "",
     }
+    if peak.capped:
+        result["failed"] = (
+            f"stopped at {peak.peak / 1e9:.1f} GB of memory after {seconds:.0f} s "
+            f"(--rss-cap-gb {RSS_CAP[0] / 1e9:.0f})"
+        )
+        print(f"  {name}: {result['failed']}", flush=True)
+        return result
     if proc.returncode != 0:
         sys.stderr.write(err.decode(errors="replace")[-4000:])
         raise SystemExit(f"step {name} failed with exit status {proc.returncode}")
@@ -258,6 +276,10 @@ def main() -> None:
         help="also time ei.analyze with the SQL and the pandas engine (default: up to 1,000,000 events)",
     )  # fmt: skip
     ap.add_argument("--keep", action="store_true", help="keep the bundle and the report in bench-data/")
+    ap.add_argument(
+        "--rss-cap-gb", type=float, default=10.0,
+        help="stop a step whose process tree uses more memory than this (GB; 0: never)",
+    )  # fmt: skip
     ap.add_argument("--child-baseline", nargs=2, metavar=("CORPUS", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--child-engines", nargs=2, metavar=("BUNDLE", "ENGINE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -268,6 +290,7 @@ def main() -> None:
         child_engines(Path(args.child_engines[0]), args.child_engines[1])
         return
 
+    RSS_CAP[0] = int(args.rss_cap_gb * 1e9)
     corpus = ensure_corpus(args.events)
     meta = json.loads((corpus.parent / "corpus.json").read_text())
     work = ROOT / "bench-data" / f"pipeline-run-{args.events}"
@@ -284,7 +307,9 @@ def main() -> None:
                               str(corpus), str(work / "duckdb")]),
         run_step("collect", _cli("collect", "--logpush", str(corpus), "--out", str(bundle))),
     ]  # fmt: skip
-    if args.no_report:
+    if "failed" in steps[-1]:
+        pass
+    elif args.no_report:
         steps.append(
             run_step(
                 "analyze", _cli("analyze", str(bundle), "--format", "json", "--out", str(work / "f.json"))
@@ -294,7 +319,9 @@ def main() -> None:
         steps.append(run_step("report", _cli("report", str(bundle), "--out", str(report))))
     base, pipeline = steps[0], steps[1:]
     engines: dict[str, dict[str, Any]] = {}
-    if args.engines if args.engines is not None else args.events <= BASE_EVENTS:
+    if "failed" not in steps[-1] and (
+        args.engines if args.engines is not None else args.events <= BASE_EVENTS
+    ):
         for engine in ("sql", "pandas"):
             res = run_step(
                 f"ei.analyze engine={engine}",
@@ -330,6 +357,9 @@ def _print(
         f"{peak / 1e9:>12.2f} {ratio:>10.1f}x"
     )
     goal_x, goal_gb = (10.0, 4.0) if args.no_report else (15.0, 2.0)
+    failed = [f"{s['step']} {s['failed']}" for s in pipeline if "failed" in s]
+    if failed:
+        print(f"goal NOT met: {'; '.join(failed)} (the times above are up to that point)")
     print(
         f"goal: <= {goal_x:.0f}x the baseline ({'met' if ratio <= goal_x else 'NOT met'}: {ratio:.1f}x), "
         f"peak RSS <= {goal_gb:.0f} GB ({'met' if peak / 1e9 <= goal_gb else 'NOT met'}: {peak / 1e9:.2f} GB)"

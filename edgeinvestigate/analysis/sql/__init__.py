@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -108,6 +109,8 @@ class Engine:
         self.con.execute(f"SET temp_directory = '{_quote(self.temp_dir)}'")
         self.con.execute("SET preserve_insertion_order = true")
         self._keep: list[Any] = []  # registered Arrow tables must outlive the connection's use
+        #: (query, seconds) of every query run, in order (what to look at when an analysis is slow)
+        self.timings: list[tuple[str, float]] = []
 
     # --- relations ---------------------------------------------------------------------------
     def frames(self, specs: dict[str, FrameSpec]) -> Engine:
@@ -136,20 +139,27 @@ class Engine:
 
     def materialize(self, name: str, query: str, **params: Any) -> int:
         """``CREATE TEMP TABLE name AS <query>`` (a query name); returns its row count."""
+        t0 = time.perf_counter()
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query_text(query)}", params or None)
         row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        self.timings.append((query, time.perf_counter() - t0))
         return int(row[0]) if row else 0
 
     # --- queries -----------------------------------------------------------------------------
     def df(self, query: str, **params: Any) -> pd.DataFrame:
         """The result of query ``query`` (a name) as a pandas frame."""
-        return self.con.execute(query_text(query), params or None).df()
+        t0 = time.perf_counter()
+        out = self.con.execute(query_text(query), params or None).df()
+        self.timings.append((query, time.perf_counter() - t0))
+        return out
 
     def one(self, query: str, **params: Any) -> dict[str, Any]:
         """The single row of query ``query`` as a dict."""
+        t0 = time.perf_counter()
         cur = self.con.execute(query_text(query), params or None)
         names = [d[0] for d in cur.description or []]
         rows = cur.fetchall()
+        self.timings.append((query, time.perf_counter() - t0))
         return dict(zip(names, rows[0] if rows else [None] * len(names), strict=True))
 
     def count(self, relation: str) -> int:

@@ -32,6 +32,7 @@ private temporary folder that is removed on :meth:`Engine.close`.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tempfile
@@ -52,7 +53,16 @@ if TYPE_CHECKING:
 
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["DEFAULT_MEMORY", "FRAME_NAMES", "Engine", "FrameSpec", "connect", "frame_specs", "query_text"]
+__all__ = [
+    "DEFAULT_MEMORY",
+    "FRAME_NAMES",
+    "Engine",
+    "FrameSpec",
+    "connect",
+    "frame_file",
+    "frame_specs",
+    "query_text",
+]
 
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
 #: DuckDB's memory limit unless ``EDGEINVESTIGATE_SQL_MEMORY`` says otherwise (it spills past it)
@@ -67,14 +77,30 @@ def query_text(name: str) -> str:
     return resources.files(__name__).joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
+def frame_file(ev: Evidence, name: str) -> Path | None:
+    """The Parquet file a frame of ``ev`` is (still) the content of, or None: ``ev.frame_file(name)``,
+    else ``edgeinvestigate.evidence._frames.frame_file(ev, name)`` where the evidence package has
+    lazily read bundles."""
+    method = getattr(ev, "frame_file", None)
+    if callable(method):
+        found = method(name)
+        return Path(found) if found is not None else None
+    try:
+        frames = importlib.import_module("edgeinvestigate.evidence._frames")
+    except ImportError:
+        return None
+    lookup = getattr(frames, "frame_file", None)
+    found = lookup(ev, name) if callable(lookup) else None
+    return Path(found) if found is not None else None
+
+
 def frame_specs(ev: Evidence) -> dict[str, FrameSpec]:
-    """Where each frame of ``ev`` is: its Parquet file when the evidence says a frame is still on disk
-    (``ev.frame_file(name)``, a lazily loaded bundle), else the frame in memory."""
+    """Where each frame of ``ev`` is: its Parquet file when the evidence knows one (a saved bundle:
+    DuckDB reads it in place, the frame need not be in memory), else the frame in memory."""
     specs: dict[str, FrameSpec] = {}
-    on_disk = getattr(ev, "frame_file", None)
     for name in FRAME_NAMES:
-        path = on_disk(name) if callable(on_disk) else None
-        specs[name] = Path(path) if path is not None else ev.frame(name)
+        path = frame_file(ev, name)
+        specs[name] = path if path is not None and path.is_file() else ev.frame(name)
     return specs
 
 

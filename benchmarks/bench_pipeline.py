@@ -3,6 +3,7 @@
     python benchmarks/bench_pipeline.py                               # 1,000,000 events, with the report
     python benchmarks/bench_pipeline.py --events 10000000 --no-report # a busy day: findings only
     python benchmarks/bench_pipeline.py --events 20000                # a quick run
+    python benchmarks/bench_pipeline.py --events 40000 --base-events 20000 --no-report  # the repeated corpus
 
 The corpus is Logpush ``workers_trace_events`` (gzip NDJSON, the simulator's ``logpush-benchmark``
 incident: a bad deploy and a dependency outage), made once into ``bench-data/pipeline-N/``. Up to
@@ -76,22 +77,27 @@ def _shift_file(src: Path, dst: Path, copy: int, shift_ms: int) -> None:
     dst.write_bytes(igzip.compress(data, compresslevel=1))
 
 
-def ensure_corpus(events: int) -> Path:
-    """The corpus of ``events`` events (made once); returns its ``logpush`` folder."""
-    root = ROOT / "bench-data" / f"pipeline-{events}"
+def ensure_corpus(events: int, base_events: int = BASE_EVENTS) -> Path:
+    """The corpus of ``events`` events (made once; above ``base_events``, copies of that corpus);
+    returns its ``logpush`` folder."""
+    root = (
+        ROOT
+        / "bench-data"
+        / (f"pipeline-{events}" if events <= base_events else f"pipeline-{events}-of-{base_events}")
+    )
     marker = root / "corpus.json"
     if marker.is_file():
         return root / "logpush"
     if root.exists():
         shutil.rmtree(root)
     t0 = time.perf_counter()
-    if events <= BASE_EVENTS:
+    if events <= base_events:
         print(f"simulating {events:,} events into {root} ...", flush=True)
         _simulate(events, root)
     else:
-        base = ensure_corpus(BASE_EVENTS)
+        base = ensure_corpus(base_events, base_events)
         files = sorted(base.rglob("*.gz"))
-        copies = max(1, round(events / BASE_EVENTS))
+        copies = max(1, round(events / base_events))
         window_ms = 2 * 3600 * 1000  # the scenario's window (duration_minutes = 120)
         print(f"writing {copies} shifted copies of {base} into {root} ...", flush=True)
         from concurrent.futures import ProcessPoolExecutor
@@ -180,6 +186,7 @@ def run_step(name: str, argv: list[str], *, stdout: Any = subprocess.DEVNULL) ->
         "rc": proc.returncode,
         "stdout": out.decode(errors="replace") if out else "",
     }
+    print(f"    {seconds:.1f} s, peak {result['peak_rss'] / 1e9:.2f} GB", flush=True)
     if peak.capped:
         result["failed"] = (
             f"stopped at {peak.peak / 1e9:.1f} GB of memory after {seconds:.0f} s "
@@ -270,6 +277,10 @@ def _cli(*args: str) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=BASE_EVENTS, help="events (invocations) in the corpus")
+    ap.add_argument(
+        "--base-events", type=int, default=BASE_EVENTS,
+        help="a larger corpus repeats the simulated corpus of this many events, shifted in time",
+    )  # fmt: skip
     ap.add_argument("--no-report", action="store_true", help="stop at the findings (analyze), no report")
     ap.add_argument(
         "--engines", action=argparse.BooleanOptionalAction, default=None,
@@ -291,7 +302,7 @@ def main() -> None:
         return
 
     RSS_CAP[0] = int(args.rss_cap_gb * 1e9)
-    corpus = ensure_corpus(args.events)
+    corpus = ensure_corpus(args.events, args.base_events)
     meta = json.loads((corpus.parent / "corpus.json").read_text())
     work = ROOT / "bench-data" / f"pipeline-run-{args.events}"
     shutil.rmtree(work, ignore_errors=True)
@@ -320,7 +331,7 @@ def main() -> None:
     base, pipeline = steps[0], steps[1:]
     engines: dict[str, dict[str, Any]] = {}
     if "failed" not in steps[-1] and (
-        args.engines if args.engines is not None else args.events <= BASE_EVENTS
+        args.engines if args.engines is not None else args.events <= args.base_events
     ):
         for engine in ("sql", "pandas"):
             res = run_step(

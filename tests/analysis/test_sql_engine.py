@@ -172,3 +172,13 @@ def test_queries_are_plain_sql_files() -> None:
 def test_unknown_engine_is_refused(small_evidence: Evidence) -> None:
     with pytest.raises(ConfigError, match="engine"):
         ei.analyze(small_evidence, engine="spark")  # type: ignore[arg-type]
+
+
+def test_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, small_evidence: Evidence) -> None:
+    monkeypatch.setenv("EDGEINVESTIGATE_SQL_MEMORY", "48MB")
+    with connect() as sql:
+        limit = sql.con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit is not None
+    assert limit[0].endswith("MiB")
+    assert float(limit[0].split()[0]) < 50
+    assert_same_findings(small_evidence)  # the analysis runs within it

@@ -133,7 +133,7 @@ class Engine:
         self.con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
         self.con.execute(f"SET memory_limit = '{_quote(memory)}'")
         self.con.execute(f"SET temp_directory = '{_quote(self.temp_dir)}'")
-        self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET preserve_insertion_order = false")
         self._keep: list[Any] = []  # registered Arrow tables must outlive the connection's use
         #: (query, seconds) of every query run, in order (what to look at when an analysis is slow)
         self.timings: list[tuple[str, float]] = []

@@ -36,4 +36,4 @@ LEFT JOIN log_versions AS v ON v.invocation_id = i.invocation_id
 LEFT JOIN job_types AS j ON j.invocation_id = i.invocation_id
 LEFT JOIN failures AS f ON f.invocation_id = i.invocation_id
 WHERE i.ts_ms IS NOT NULL
-ORDER BY i.pos
+

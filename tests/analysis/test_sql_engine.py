@@ -109,6 +109,12 @@ def test_sql_findings_on_hand_made_and_empty_evidence(small_evidence: Evidence) 
     ]
     assert_same_findings(make_evidence(invocations=inv, logs=logs))
     assert_same_findings(make_evidence(logs=logs))  # logs without invocations
+    # odd rows: a duplicated invocation id (one copy hit a limit), lines without a time or an invocation,
+    # an invocation without outcome, CPU or wall time
+    odd_inv = [*inv, {**invocation(3, T0, outcome="exceededMemory"), "invocation_id": "inv-2"}]
+    odd_inv.append({"invocation_id": "inv-x", "ts": T0 + pd.Timedelta(minutes=3), "script": "jobs-consumer"})
+    odd_logs = [*logs, {**logs[0], "ts": None}, {**logs[1], "invocation_id": None, "level": "warn"}]
+    assert_same_findings(make_evidence(invocations=odd_inv, logs=odd_logs), wall_limit_ms=100.0)
 
 
 class _OnDisk(Evidence):

@@ -188,3 +188,40 @@ def test_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, smal
     assert limit[0].endswith("MiB")
     assert float(limit[0].split()[0]) < 50
     assert_same_findings(small_evidence)  # the analysis runs within it
+
+
+def test_every_query_binds_to_the_documented_frame_layout() -> None:
+    """Each ``analysis/sql/*.sql`` reads only the documented frame columns (plus ``pos``/``ts_ms``)
+    and the derived relations: it plans against empty frames. Every query is used by the analysis."""
+    import re
+    from importlib import resources
+
+    from edgeinvestigate.analysis.rca._sql_inputs import register_errors
+
+    names = sorted(
+        p.name[:-4]
+        for p in resources.files("edgeinvestigate.analysis.sql").iterdir()
+        if p.name.endswith(".sql")
+    )
+    code = "".join(
+        p.read_text() for p in Path(ei.__file__).parent.joinpath("analysis", "rca").glob("_sql*.py")
+    )
+    unused = [n for n in names if f'"{n}"' not in code]
+    assert unused == []
+    params = {
+        "bucket_ms": 60_000, "key_re": "x", "cpu_near": 1.0, "wall_near": 1.0, "t0": 0.0, "t1": 1.0,
+        "at": 0.0, "w": 1.0, "version": "v", "script": "s", "any_script": True, "named": True,
+        "unnamed": "u", "until": 1.0,
+    }  # fmt: skip
+    with connect() as sql:
+        sql.frames({})
+        register_errors(sql, ei.cluster(Evidence.empty()).assign)
+        sql.register("log_versions", pd.DataFrame({"invocation_id": pd.Series([], dtype=object),
+                                                   "version": pd.Series([], dtype=object)}))  # fmt: skip
+        sql.register("limit_hit_ids", pd.DataFrame({"invocation_id": pd.Series([], dtype=object)}))
+        for name in ("log_jobs", "inv", "deliveries"):
+            sql.materialize(name, name)
+        for name in names:
+            text = query_text(name)
+            used = {p: params[p] for p in re.findall(r"\$(\w+)", text)}
+            sql.con.execute("EXPLAIN " + text, used or None)

@@ -19,9 +19,11 @@ The relations the queries read:
 * ``log_jobs``, ``inv`` and ``deliveries``: derived once per analysis (``log_jobs.sql``: the one
   pass over the logs; ``inv.sql``, ``deliveries.sql``).
 
-Parameters are DuckDB's ``$name``. Dialect notes for other engines: ``arg_min_null(x, k)`` is Spark's
-``min_by(x, k)`` (the value at the smallest key, null or not), ``list(x)`` is ``collect_list``,
-``a // b`` is ``a div b``, ``quantile_cont`` is ``percentile``.
+Parameters are DuckDB's ``$name``. The text is DuckDB SQL; what Spark SQL spells otherwise:
+``arg_min_null(x, k)`` / ``arg_max_null`` are ``min_by(x, k)`` / ``max_by`` (the value at the smallest key,
+null or not), ``list(x)`` is ``collect_list``, a list key ``[ts_ms, pos]`` is ``array(ts_ms, pos)``,
+``a // b`` is ``a div b``, ``quantile_cont`` is ``percentile``, ``regexp_matches(s, re)`` is
+``s rlike re``, ``SEMI JOIN`` is ``LEFT SEMI JOIN``, ``GROUP BY ALL`` lists the columns.
 
 A frame comes from a registered pandas frame (zero-copy for the Arrow-backed frames of
 :func:`~edgeinvestigate.evidence.bundle.load`) or from a Parquet file read in place

@@ -113,3 +113,24 @@ def test_extra_closing_line_is_listed_and_nothing_is_lost(tmp_path, data_dir):
     assert ev.report.files[0].invocations == 5
     [issue] = _errors(ev)
     assert issue.message == "not JSON: '}'"
+
+
+def test_a_truncated_pretty_array_keeps_its_complete_elements(tmp_path, data_dir):
+    # a Workers Logs export or TraceItem array whose download broke off: the elements before the
+    # break load, the cut one is listed, and the missing "]" is a warning
+    items = [json.loads(x)[0] for x in (data_dir / "traceitems/arrays.jsonl").read_text().splitlines()]
+    text = json.dumps((items * 3)[:3], indent=2)
+    cut = text.rindex('"outcome"')  # inside the third element
+    path = tmp_path / "items.json"
+    path.write_text(text[:cut])
+    ev = _load(path, "traceitems")
+    assert len(ev.invocations) == 2
+    issues = [(i.severity, i.message.split(" (")[0][:40]) for _, i in ev.report.issues()]
+    assert issues == [
+        ("error", "invalid or unterminated JSON value start"),
+        ("warning", "the JSON array starting here never close"),
+    ]
+    path.write_text("[\n  ")  # cut before its first element: one damaged value
+    ev = _load(path, "traceitems")
+    [issue] = _errors(ev)
+    assert (issue.line, issue.message) == (1, "invalid or unterminated JSON value starting '['")

@@ -34,27 +34,28 @@ def _workers_event() -> dict:
     return json.loads((DATA / "workers_logs/api-events.ndjson").read_bytes().splitlines()[0])
 
 
-#: how each hostile value replaces part of a record, as raw JSON text (a key of the record's JSON)
+#: the hostile value each kind puts in place of a field's value, as raw JSON text
 HOSTILE = {
-    "invalid UTF-8": lambda key: (
-        (f'"{key}":["', f'"{key}":["caf\xe9 \xff ')
-        if key == "Message"
-        else (f'"{key}":"', f'"{key}":"caf\xe9 \xff ')
-    ),
-    "beyond 64 bits": lambda key: (f'"{key}":', f'"{key}":123456789012345678901234567890,"x":'),
-    "nested 5,000 deep": lambda key: (f'"{key}":', f'"{key}":' + "[" * 5000 + "]" * 5000 + ',"x":'),
+    "invalid UTF-8": b'"caf\xe9 \xff"',  # Latin-1 bytes, not UTF-8
+    "beyond 64 bits": b"123456789012345678901234567890",
+    "nested 5,000 deep": b"[" * 5000 + b"]" * 5000,
 }
+_SENTINEL = "\x01hostile\x01"
 
 
 def _compact(rec: dict) -> bytes:
     return json.dumps(rec, separators=(",", ":")).encode()
 
 
-def _spoil(line: bytes, kind: str, key: str) -> bytes:
-    old, new = HOSTILE[kind](key)
-    text = line.decode()
-    assert old in text, (old, text[:200])
-    return text.replace(old, new, 1).encode("latin-1")  # \xe9 \xff: bytes that are not UTF-8
+def _spoil(line: bytes, kind: str, path: tuple) -> bytes:
+    """``line`` with the value at ``path`` (keys and indexes) replaced by the raw hostile value."""
+    rec = json.loads(line)
+    node = rec
+    for k in path[:-1]:
+        node = node[k]
+    assert isinstance(node, list) or path[-1] in node, (path, line[:200])
+    node[path[-1]] = _SENTINEL
+    return _compact(rec).replace(json.dumps(_SENTINEL).encode(), HOSTILE[kind])
 
 
 def _files(loader: str, kind: str) -> list[bytes]:
@@ -62,13 +63,16 @@ def _files(loader: str, kind: str) -> list[bytes]:
     if loader == "logpush":
         lines = _logpush_lines()
         lines[1], lines[0] = lines[0], lines[1]  # the queue invocation with logs in the middle
-        key = {"invalid UTF-8": "Message", "beyond 64 bits": "EventTimestampMs"}.get(kind, "Logs")
+        key = {"invalid UTF-8": ("Logs", 0, "Message", 0), "beyond 64 bits": ("EventTimestampMs",)}.get(
+            kind, ("Logs", 1, "Message")
+        )
     elif loader in ("tail", "traceitems"):
         rec = _trace_record()
         lines = [_compact(dict(rec, eventTimestamp=rec["eventTimestamp"] + i)) for i in range(3)]
-        key = {"invalid UTF-8": "outcome", "beyond 64 bits": "eventTimestamp"}.get(kind, "logs")
-        if loader == "traceitems":
-            lines = [b"[" + ln + b"]" for ln in lines]
+        key = {"invalid UTF-8": ("logs", 0, "message", 0), "beyond 64 bits": ("eventTimestamp",)}.get(
+            kind, ("logs", 1, "message")
+        )
+
     else:
         ev = _workers_event()
         lines = [
@@ -77,8 +81,10 @@ def _files(loader: str, kind: str) -> list[bytes]:
             )
             for i in range(3)
         ]
-        key = {"invalid UTF-8": "dataset", "beyond 64 bits": "timestamp"}.get(kind, "source")
+        key = {"invalid UTF-8": ("source", "event"), "beyond 64 bits": ("timestamp",)}.get(kind, ("source",))
     lines[1] = _spoil(lines[1], kind, key)
+    if loader == "traceitems":  # JSON.stringify(events) of one event per line
+        lines = [b"[" + ln + b"]" for ln in lines]
     return lines
 
 
@@ -111,9 +117,9 @@ def test_the_messages_say_what_is_wrong(tmp_path):
     spoilt = {
         kind: _spoil(lines[0], kind, key)
         for kind, key in (
-            ("invalid UTF-8", "Message"),
-            ("beyond 64 bits", "EventTimestampMs"),
-            ("nested 5,000 deep", "Logs"),
+            ("invalid UTF-8", ("Logs", 0, "Message", 0)),
+            ("beyond 64 bits", ("EventTimestampMs",)),
+            ("nested 5,000 deep", ("Logs", 1, "Message")),
         )
     }
     path = tmp_path / "lp.log"

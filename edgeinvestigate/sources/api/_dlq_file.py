@@ -234,11 +234,13 @@ def _elements(data: bytes, at: int, ctx: FileContext, out: DlqRecords) -> None:
     if end is None and at == len(data) - len(data.lstrip()):
         ctx.issue(
             "json",
-            "the file ends inside the message array (truncated?); the messages before the end were read",
+            "the file ends inside the message array (truncated?); the messages before the end were read"
+            if parts
+            else "the file ends inside the message array, before any message (truncated?)",
             line=_line_at(data, len(data)),
             offset=len(data),
             expected="a complete JSON array",
-            severity="warning",
+            severity="warning" if parts else "error",
         )
     elif end is not None and at == len(data) - len(data.lstrip()) and data[end:].strip():
         _trailing(data, end, ctx)

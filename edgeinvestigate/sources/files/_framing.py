@@ -147,7 +147,7 @@ def _frame_lines(
     if mm is None:
         # no closing line found: an unterminated value (a truncated file)
         nxt = _next_record_start(data, eol + 1, indent, n)
-        if ch == b"[" and data[pos:eol].strip() == b"[":
+        if ch == b"[" and data[pos:eol].strip() == b"[" and data[eol:nxt].strip():
             # a pretty array cut short: its complete elements still count, the cut one is reported
             inner = _indent_of_first(data, pos + 1, nxt)
             yield from _frame(data, ctx, pos + 1, nxt, line, inner, in_array=True)

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 @settings(
     max_examples=30,
     suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # tmp_path: each example overwrites its one file
+        HealthCheck.data_too_large,  # files of records are big draws by design
+        HealthCheck.large_base_example,
         HealthCheck.too_slow,
     ],
 )

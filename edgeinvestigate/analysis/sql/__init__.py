@@ -39,6 +39,7 @@ import os
 import shutil
 import tempfile
 import time
+import weakref
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -129,6 +130,12 @@ class Engine:
 
         self._own_temp = temp_dir is None
         self.temp_dir = temp_dir or tempfile.mkdtemp(prefix="edgeinvestigate-sql-")
+        # an engine that is never closed still removes its spill folder when collected or at exit
+        self._cleanup = (
+            weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)
+            if self._own_temp
+            else None
+        )
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
         memory = memory_limit or os.environ.get("EDGEINVESTIGATE_SQL_MEMORY") or DEFAULT_MEMORY
         self.con.execute("SET enable_progress_bar = false")
@@ -197,8 +204,8 @@ class Engine:
     def close(self) -> None:
         self.con.close()
         self._keep.clear()
-        if self._own_temp:
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self._cleanup is not None:
+            self._cleanup()
 
     def __enter__(self) -> Engine:
         return self

@@ -146,6 +146,7 @@ def test_unnamed_workers_are_told_apart_by_trigger_and_queue(tmp_path: Path) -> 
     # the producer's version is not a deploy of the consumer, nor the other way round
     f = ei.analyze(lab_like(tmp_path, producer=True))
     assert [(d.version, d.previous_version) for d in f.deploys] == [("v42", "v41"), ("v43", "v42")]
+    assert [d.script for d in f.deploys] == [None, None]  # no script name: not "queue/jobs-immediate"
     assert f.top is not None
     assert f.top.deploy is not None
     assert f.top.deploy.version == "v42"

@@ -1,0 +1,227 @@
+"""The SQL engine of the analysis (``analysis/sql``): its findings equal the pandas reference's on every
+simulator scenario, from frames in memory and from a saved bundle's Parquet files read in place."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import edgeinvestigate as ei
+from edgeinvestigate.analysis.sql import FRAME_NAMES, connect, query_text
+from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.evidence.bundle import Evidence, load
+from edgeinvestigate.simulator import simulate
+from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
+
+from .conftest import T0, invocation, job_log, make_evidence
+
+
+def _same(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ (floats to 1e-9 relative: quantiles may differ in the last bit)."""
+    if isinstance(a, float) or isinstance(b, float):
+        ok = isinstance(a, int | float) and isinstance(b, int | float) and math.isclose(a, b, rel_tol=1e-9)
+        return [] if ok else [f"{path}: {a!r} != {b!r}"]
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return [f"{path}: keys {sorted(a)} != {sorted(b)}"]
+        return [d for k in a for d in _same(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} items != {len(b)}"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _same(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def assert_same_findings(ev: Evidence, **kw: Any) -> ei.Findings:
+    clusters = ei.cluster(ev)
+    ref = ei.analyze(ev, clusters, engine="pandas", **kw)
+    got = ei.analyze(ev, clusters, engine="sql", **kw)
+    diffs = _same(ref.model_dump(mode="json"), got.model_dump(mode="json"))
+    assert diffs == [], "\n".join(diffs[:20])
+    return got
+
+
+def _scenario(name: str, out: Path, seed: int, fmt: str = "traceitems", **kw: Any) -> Evidence:
+    simulate(name, out, seed=seed, formats=(fmt, "dlq"), **kw)
+    src = out / "traceitems" / "traceitems.jsonl" if fmt == "traceitems" else out / "logpush"
+    ev = load([src], strict=True)
+    return ev.with_dlq(dlq_frame_from_file(out / "dlq" / "messages.json"))
+
+
+@pytest.mark.parametrize(
+    ("scenario", "seed"),
+    [
+        ("default", 7),
+        ("default", 11),
+        ("bad-deploy", 5),
+        ("dependency-outage", 5),
+        ("poison-payload", 5),
+        ("cpu-limits", 3),
+    ],
+)
+def test_sql_findings_equal_the_pandas_reference_on_every_scenario(
+    scenario: str, seed: int, tmp_path: Path
+) -> None:
+    f = assert_same_findings(_scenario(scenario, tmp_path, seed))
+    assert f.hypotheses  # every scenario is an incident
+
+
+def test_sql_findings_equal_the_pandas_reference_on_logpush_at_a_larger_scale(tmp_path: Path) -> None:
+    ev = _scenario("default", tmp_path, 2, fmt="logpush", invocations=30_000)
+    assert len(ev.invocations) > 20_000
+    f = assert_same_findings(ev)
+    assert f.retry_storms or f.hypotheses
+
+
+def test_sql_findings_with_given_deploys_limits_and_buckets(tmp_path: Path) -> None:
+    ev = _scenario("default", tmp_path, 7)
+    assert_same_findings(
+        ev,
+        deployments=["v9@2026-11-27T14:30:00.5Z", ("v10", "2026-11-27T15:10Z")],
+        cpu_limit_ms=20.0,
+        wall_limit_ms=500.0,
+        bucket_seconds=300,
+        tenant_fields=("tenantId", "customerId"),
+    )
+
+
+def test_sql_findings_on_versions_from_log_lines(tmp_path: Path) -> None:
+    from .test_deploys import lab_like
+
+    assert_same_findings(lab_like(tmp_path, producer=True))
+    (tmp_path / "v").mkdir()
+    assert_same_findings(lab_like(tmp_path / "v", "version"), deployments=["v42@2026-11-27T14:20Z"])
+
+
+def test_sql_findings_on_hand_made_and_empty_evidence(small_evidence: Evidence) -> None:
+    assert_same_findings(small_evidence)
+    assert_same_findings(Evidence.empty())
+    inv = [
+        invocation(i, T0 + pd.Timedelta(minutes=i), outcome="exceededCpu" if i > 8 else "ok")
+        for i in range(12)
+    ]
+    logs = [
+        job_log(f"inv-{i}", T0 + pd.Timedelta(minutes=i), "error", "job_failed", f"j{i}") for i in range(12)
+    ]
+    assert_same_findings(make_evidence(invocations=inv, logs=logs))
+    assert_same_findings(make_evidence(logs=logs))  # logs without invocations
+    # odd rows: a duplicated invocation id (one copy hit a limit), lines without a time or an invocation,
+    # an invocation without outcome, CPU or wall time
+    odd_inv = [*inv, {**invocation(3, T0, outcome="exceededMemory"), "invocation_id": "inv-2"}]
+    odd_inv.append({"invocation_id": "inv-x", "ts": T0 + pd.Timedelta(minutes=3), "script": "jobs-consumer"})
+    odd_logs = [*logs, {**logs[0], "ts": None}, {**logs[1], "invocation_id": None, "level": "warn"}]
+    assert_same_findings(make_evidence(invocations=odd_inv, logs=odd_logs), wall_limit_ms=100.0)
+
+
+class _OnDisk(Evidence):
+    """A bundle whose frames the SQL engine reads from its Parquet files (as a lazily opened bundle
+    tells it with ``frame_file``)."""
+
+    directory: Path | None = None
+
+    def frame_file(self, name: str) -> Path | None:
+        assert self.directory is not None
+        return self.directory / f"{name}.parquet"
+
+
+def test_sql_reads_a_saved_bundle_in_place(tmp_path: Path) -> None:
+    ev = _scenario("dependency-outage", tmp_path / "sim", 5)
+    saved = ev.save(tmp_path / "bundle")
+    opened = Evidence.open(saved)
+    on_disk = _OnDisk(
+        opened.invocations, opened.logs, opened.exceptions, opened.dlq, opened.report, opened.manifest
+    )
+    on_disk.directory = saved
+    clusters = ei.cluster(opened)
+    ref = ei.analyze(opened, clusters, engine="pandas").model_dump(mode="json")
+    got = ei.analyze(on_disk, clusters, engine="sql").model_dump(mode="json")
+    assert _same(ref, got) == []
+
+
+def test_engine_settings_and_frames(tmp_path: Path) -> None:
+    ev = _scenario("default", tmp_path / "sim", 7)
+    saved = ev.save(tmp_path / "bundle")
+    with connect(threads=2, memory_limit="256MB") as sql:
+        settings = dict(
+            sql.con.execute(
+                "SELECT name, value FROM duckdb_settings() "
+                "WHERE name IN ('threads', 'memory_limit', 'enable_progress_bar', 'temp_directory')"
+            ).fetchall()
+        )
+        assert settings["threads"] == "2"
+        assert settings["enable_progress_bar"] == "false"
+        assert Path(settings["temp_directory"]).is_dir()
+        temp = Path(settings["temp_directory"])
+        sql.frames({name: saved / f"{name}.parquet" for name in FRAME_NAMES})
+        rows = sql.one("frame_rows")
+        assert rows == {name: len(ev.frame(name)) for name in FRAME_NAMES}
+        # pos is the row's place in its frame, ts_ms its time in epoch milliseconds
+        first = sql.con.execute("SELECT pos, ts_ms FROM logs ORDER BY pos LIMIT 1").fetchone()
+        assert first is not None
+        assert first[0] == 0
+        assert pd.Timestamp(first[1], unit="ms", tz="UTC") == ev.logs["ts"].iloc[0]
+    assert not temp.exists()  # the spill folder goes with the engine
+
+
+def test_queries_are_plain_sql_files() -> None:
+    text = query_text("timeline")
+    assert text.lstrip().startswith("--")
+    assert "FROM inv" in text
+    with pytest.raises(FileNotFoundError):
+        query_text("no_such_query")
+
+
+def test_unknown_engine_is_refused(small_evidence: Evidence) -> None:
+    with pytest.raises(ConfigError, match="engine"):
+        ei.analyze(small_evidence, engine="spark")  # type: ignore[arg-type]
+
+
+def test_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, small_evidence: Evidence) -> None:
+    monkeypatch.setenv("EDGEINVESTIGATE_SQL_MEMORY", "48MB")
+    with connect() as sql:
+        limit = sql.con.execute("SELECT current_setting('memory_limit')").fetchone()
+    assert limit is not None
+    assert limit[0].endswith("MiB")
+    assert float(limit[0].split()[0]) < 50
+    assert_same_findings(small_evidence)  # the analysis runs within it
+
+
+def test_every_query_binds_to_the_documented_frame_layout() -> None:
+    """Each ``analysis/sql/*.sql`` reads only the documented frame columns (plus ``pos``/``ts_ms``)
+    and the derived relations: it plans against empty frames. Every query is used by the analysis."""
+    import re
+    from importlib import resources
+
+    from edgeinvestigate.analysis.rca._sql_inputs import register_errors
+
+    names = sorted(
+        p.name[:-4]
+        for p in resources.files("edgeinvestigate.analysis.sql").iterdir()
+        if p.name.endswith(".sql")
+    )
+    code = "".join(
+        p.read_text() for p in Path(ei.__file__).parent.joinpath("analysis", "rca").glob("_sql*.py")
+    )
+    unused = [n for n in names if f'"{n}"' not in code]
+    assert unused == []
+    params = {
+        "bucket_ms": 60_000, "key_re": "x", "cpu_near": 1.0, "wall_near": 1.0, "t0": 0.0, "t1": 1.0,
+        "at": 0.0, "w": 1.0, "version": "v", "script": "s", "any_script": True, "named": True,
+        "unnamed": "u", "until": 1.0,
+    }  # fmt: skip
+    with connect() as sql:
+        sql.frames({})
+        register_errors(sql, ei.cluster(Evidence.empty()).assign)
+        sql.register("log_versions", pd.DataFrame({"invocation_id": pd.Series([], dtype=object),
+                                                   "version": pd.Series([], dtype=object)}))  # fmt: skip
+        sql.register("limit_hit_ids", pd.DataFrame({"invocation_id": pd.Series([], dtype=object)}))
+        for name in ("log_jobs", "inv", "deliveries"):
+            sql.materialize(name, name)
+        for name in names:
+            text = query_text(name)
+            used = {p: params[p] for p in re.findall(r"\$(\w+)", text)}
+            sql.con.execute("EXPLAIN " + text, used or None)

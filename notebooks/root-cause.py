@@ -43,8 +43,8 @@ say(
     b=findings.bucket_seconds,
     n=len(findings.hypotheses),
 )
-for note in findings.notes:  # what the data cannot tell (no deploy data, a DLQ seen in part...)
-    say("<i>Note: {note}</i>", note=note)
+for text in findings.notes:  # what the data cannot tell (no deploy data, a DLQ seen in part...)
+    say("<i>Note: {note}</i>", note=text)
 
 # %% [markdown]
 # ## Ranked hypotheses

@@ -31,7 +31,6 @@ from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from edgeinvestigate import errors
 from edgeinvestigate._time import parse_time
@@ -40,8 +39,8 @@ from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateErro
 from edgeinvestigate.evidence._bundle_files import (
     BUNDLE_FORMAT,
     check_destination,
-    is_bundle,
     checked_frame_file,
+    is_bundle,
     read_frame_table,
     read_manifest,
 )

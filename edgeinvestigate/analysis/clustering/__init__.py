@@ -191,6 +191,7 @@ def compute_clusters(
         tpl = dict(zip(table["cluster_id"], table["template"], strict=True))
         rows["template"] = rows["cluster_id"].map(tpl)
     assign = rows[list(ASSIGN_COLUMNS)].reset_index(drop=True)
+    assign["ts"] = pd.to_datetime(assign["ts"], utc=True).dt.as_unit("ns")  # as stored clusters read back
     key = clusters_key(rules, masks, levels, max_examples)
     return Clusters(table, assign, dlq, masks, rules, key_template, key=key)
 

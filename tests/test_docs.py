@@ -398,3 +398,44 @@ def test_runbook_practice_runs_on_the_sandbox(runbook: Path, tmp_path: Path) -> 
             f"the practice of {runbook.name} failed at {at} (exit {proc.returncode}):\n{tail}"
         )
     assert token not in proc.stdout + proc.stderr  # the token never shows
+
+
+BUNDLE_SECTION = "## The evidence bundle (the engine's store)"
+
+
+def _python_blocks(section: str) -> list[tuple[int, str]]:
+    """(line, code) of the python blocks of one README section."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(section)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
+    blocks, i = [], start
+    while i < end:
+        if lines[i].strip() == "```python":
+            j = lines.index("```", i + 1)
+            blocks.append((i + 2, "\n".join(lines[i + 1 : j])))
+            i = j
+        i += 1
+    return blocks
+
+
+def test_the_bundle_layout_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The README's bundle-layout contract, as its examples use it: DuckDB on the files as they are,
+    and ev.sql / ev.rel, on a bundle with its clusters stored (the sample incident)."""
+    import shutil
+
+    from edgeinvestigate.report.sample import sample_bundle, sample_dir
+
+    sample_bundle()  # built (and its clusters stored) on first use
+    shutil.copytree(sample_dir() / "bundle", tmp_path / "evidence" / "INC-123")
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(BUNDLE_SECTION)
+    assert len(blocks) == 2
+    assert "read_parquet" in blocks[0][1]
+    for line, code in blocks:
+        namespace: dict[str, object] = {}
+        exec(compile(code, f"README.md:{line}", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "errors" in out
+    assert "invocations" in out
+    assert namespace["clusters"].origin == "stored"  # type: ignore[attr-defined]
+    assert len(namespace["top"]) == 5  # type: ignore[arg-type]

@@ -23,7 +23,14 @@ import pyarrow.parquet as pq
 
 from edgeinvestigate.errors import BundleError
 
-__all__ = ["BUNDLE_FORMAT", "check_destination", "is_bundle", "read_frame_table", "read_manifest"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "check_destination",
+    "checked_frame_file",
+    "is_bundle",
+    "read_frame_table",
+    "read_manifest",
+]
 
 BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
 #: a manifest larger than this is not one this tool wrote (it holds the load report: at most 200
@@ -108,9 +115,10 @@ def _frame_path(src: Path, name: str, rel: Any) -> Path:
     return src / rel
 
 
-def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table:
-    """Frame ``name`` of the bundle at ``src`` as read from its Parquet file, after checking the
-    file (a regular file of the bundle) and its row count (from the footer) against the manifest."""
+def checked_frame_file(src: Path, name: str, manifest: dict[str, Any]) -> tuple[Path, int]:
+    """The Parquet file of frame ``name`` of the bundle at ``src`` and its row count, after checking
+    the file (a regular file of the bundle) and its row count (from the footer, nothing else is read)
+    against the manifest."""
     listed = manifest.get("frames")
     listed = listed if isinstance(listed, dict) else {}
     fpath = _frame_path(src, name, listed.get(name, f"{name}.parquet"))
@@ -127,16 +135,31 @@ def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table
             "`edgeinvestigate collect ... --out DIR`",
         ) from None
     try:
-        with pq.ParquetFile(fpath) as pf:
-            n_rows = pf.metadata.num_rows
-            if expected is not None and expected != n_rows:
-                raise BundleError(
-                    f"{fpath} has {n_rows} rows but the manifest says {expected}",
-                    hint="the bundle was changed after it was written; re-create it with collect",
-                )
-            return pf.read()
+        n_rows = int(pq.read_metadata(fpath).num_rows)
     except (OSError, pa.ArrowException) as exc:
         raise BundleError(f"cannot read {fpath}: {exc}", hint=_RECREATE) from exc
+    if expected is not None and expected != n_rows:
+        raise BundleError(
+            f"{fpath} has {n_rows} rows but the manifest says {expected}",
+            hint="the bundle was changed after it was written; re-create it with collect",
+        )
+    return fpath, n_rows
+
+
+def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table:
+    """Frame ``name`` of the bundle at ``src`` as read from its Parquet file, after the checks of
+    :func:`checked_frame_file`."""
+    fpath, n_rows = checked_frame_file(src, name, manifest)
+    try:
+        table = pq.read_table(fpath)
+    except (OSError, pa.ArrowException) as exc:
+        raise BundleError(f"cannot read {fpath}: {exc}", hint=_RECREATE) from exc
+    if table.num_rows != n_rows:
+        raise BundleError(
+            f"{fpath} changed while it was read ({table.num_rows} rows, the footer said {n_rows})",
+            hint=_RECREATE,
+        )
+    return table
 
 
 def is_bundle(path: str | os.PathLike[str]) -> bool:

@@ -16,6 +16,13 @@ settings.register_profile("ci", parent=settings.get_profile("local"), derandomiz
 settings.load_profile("ci" if os.environ.get("CI") else "local")
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """tests/data: realistic sample files of every telemetry format (see tests/sources/make_fixtures.py)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _collect_helpers import ACCOUNT, TOKEN, Recorder, fail, ok
+from _helpers.api import ACCOUNT, TOKEN, Recorder, fail, ok
 
 from edgeinvestigate._http import Secret
 from edgeinvestigate.cloudflare.client import DEFAULT_API_URL, CloudflareClient, RateLimitState
@@ -478,7 +478,7 @@ def test_refused_connection_says_so_and_is_retried_for_reads() -> None:
 
 def test_the_contract_check_is_real() -> None:
     """The Recorder's OpenAPI check rejects what the spec forbids (so the passing tests mean something)."""
-    from _collect_contract import validate_request
+    from _helpers.contract import validate_request
 
     from edgeinvestigate.sandbox.contract import ContractError
 

@@ -15,6 +15,7 @@ verify) works as written. The practice must use every command its runbook shows.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -29,6 +30,8 @@ import pytest
 
 from edgeinvestigate.cli._main import cli
 from edgeinvestigate.report.runner import NOTEBOOKS
+from edgeinvestigate.sandbox.testing import RunningSandbox
+from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "README.md"]
@@ -439,3 +442,12 @@ def test_the_bundle_layout_examples_run(tmp_path: Path, monkeypatch: pytest.Monk
     assert "invocations" in out
     assert namespace["clusters"].origin == "stored"  # type: ignore[attr-defined]
     assert len(namespace["top"]) == 5  # type: ignore[arg-type]
+
+
+def test_the_documented_account_id_is_the_simulators(incident_sandbox: tuple[RunningSandbox, Path]) -> None:
+    _, incident = incident_sandbox
+    assert json.loads((incident / "ground_truth.json").read_text())["account_id"] == SIMULATOR_ACCOUNT_ID
+    for doc in ("README.md", "runbooks/README.md"):
+        text = (ROOT / doc).read_text()
+        assert SIMULATOR_ACCOUNT_ID in text, doc
+        assert "--start -2h" in text, doc

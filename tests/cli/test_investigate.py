@@ -9,22 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers.cli import run
 
 import edgeinvestigate as ei
-from edgeinvestigate.cli import main
 from edgeinvestigate.cli._progress import Progress
 from edgeinvestigate.replay import ReplayPlan, default_selection
 from edgeinvestigate.simulator import simulate
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ __all__ = [
     "BUNDLE_FORMAT",
     "check_destination",
     "checked_frame_file",
+    "checked_parquet",
     "is_bundle",
     "read_frame_table",
     "read_manifest",
@@ -115,35 +116,42 @@ def _frame_path(src: Path, name: str, rel: Any) -> Path:
     return src / rel
 
 
+def checked_parquet(src: Path, path: Path, what: str, expected: int | None) -> int:
+    """The row count of the Parquet file ``path`` of the bundle at ``src`` (``what``: e.g. "logs frame
+    file"), read from its footer only, after checking that it is a regular file of the bundle and
+    that the count is the manifest's ``expected`` (when known)."""
+    try:
+        _regular_file(path, what, src)
+    except FileNotFoundError:
+        rel = path.relative_to(src).as_posix() if path.is_relative_to(src) else path.name
+        raise BundleError(
+            f"evidence bundle {src} is incomplete: its {what} {rel} is missing "
+            f"(manifest.json says {expected if expected is not None else '?'} rows); it was deleted or "
+            "renamed after the bundle was written",
+            hint=f"restore {rel} from a copy of the bundle, or re-create the bundle with "
+            "`edgeinvestigate collect ... --out DIR`",
+        ) from None
+    try:
+        n_rows = int(pq.read_metadata(path).num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise BundleError(f"cannot read {path}: {exc}", hint=_RECREATE) from exc
+    if expected is not None and expected != n_rows:
+        raise BundleError(
+            f"{path} has {n_rows} rows but the manifest says {expected}",
+            hint="the bundle was changed after it was written; re-create it with collect",
+        )
+    return n_rows
+
+
 def checked_frame_file(src: Path, name: str, manifest: dict[str, Any]) -> tuple[Path, int]:
-    """The Parquet file of frame ``name`` of the bundle at ``src`` and its row count, after checking
-    the file (a regular file of the bundle) and its row count (from the footer, nothing else is read)
-    against the manifest."""
+    """The Parquet file of frame ``name`` of the bundle at ``src`` and its row count, after the checks
+    of :func:`checked_parquet` against the manifest."""
     listed = manifest.get("frames")
     listed = listed if isinstance(listed, dict) else {}
     fpath = _frame_path(src, name, listed.get(name, f"{name}.parquet"))
     rows = manifest.get("rows")
     expected = rows.get(name) if isinstance(rows, dict) else None
-    try:
-        _regular_file(fpath, f"{name} frame file", src)
-    except FileNotFoundError:
-        raise BundleError(
-            f"evidence bundle {src} is incomplete: its {name} frame file {fpath.name} is missing "
-            f"(manifest.json says {expected if expected is not None else '?'} rows); it was deleted or "
-            "renamed after the bundle was written",
-            hint=f"restore {fpath.name} from a copy of the bundle, or re-create the bundle with "
-            "`edgeinvestigate collect ... --out DIR`",
-        ) from None
-    try:
-        n_rows = int(pq.read_metadata(fpath).num_rows)
-    except (OSError, pa.ArrowException) as exc:
-        raise BundleError(f"cannot read {fpath}: {exc}", hint=_RECREATE) from exc
-    if expected is not None and expected != n_rows:
-        raise BundleError(
-            f"{fpath} has {n_rows} rows but the manifest says {expected}",
-            hint="the bundle was changed after it was written; re-create it with collect",
-        )
-    return fpath, n_rows
+    return fpath, checked_parquet(src, fpath, f"{name} frame file", expected)
 
 
 def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table:

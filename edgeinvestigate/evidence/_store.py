@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgeinvestigate.errors import BundleError
+from edgeinvestigate.evidence._bundle_files import checked_parquet
 from edgeinvestigate.evidence._frames import StoredFrame
 
 __all__ = [
@@ -114,30 +115,10 @@ def write_derived(dest: Path, ev: Any) -> dict[str, Any]:
 
 
 def stored_frame(src: Path, name: str, rel: str, reader: Any, rows: int | None = None) -> StoredFrame:
-    """A frame file of the bundle at ``src`` with its row count read from the Parquet footer."""
+    """A frame file of the bundle at ``src`` with its row count read from the Parquet footer (checked
+    like the frames: a regular file of the bundle, the manifest's row count)."""
     path = src / rel
-    if path.is_symlink():
-        raise BundleError(
-            f"evidence bundle {src}: its {name} frame file {rel} is a symbolic link, not a file of this "
-            "bundle; refusing to read it (it could be another bundle's data)",
-            hint=f"copy the real file into the bundle, or {_RECREATE}",
-        )
-    try:
-        n = pq.read_metadata(path).num_rows
-    except FileNotFoundError:
-        raise BundleError(
-            f"evidence bundle {src} is incomplete: its {name} frame file {rel} is missing "
-            f"(manifest.json says {'?' if rows is None else rows} rows); it was deleted or renamed after "
-            "the bundle was written",
-            hint=f"restore {rel} from a copy of the bundle, or {_RECREATE}",
-        ) from None
-    except (OSError, pa.ArrowException) as exc:
-        raise BundleError(f"cannot read {path}: {exc}", hint=_RECREATE) from exc
-    if rows is not None and rows != n:
-        raise BundleError(
-            f"{path} has {n} rows but the manifest says {rows}",
-            hint="the bundle was changed after it was written; re-create it with collect",
-        )
+    n = checked_parquet(src, path, f"{name} frame file", rows)
     return StoredFrame(name=name, path=path, rows=n, reader=lambda: reader(path))
 
 

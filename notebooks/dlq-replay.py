@@ -44,10 +44,11 @@ import pandas as pd
 import edgeinvestigate as ei
 from edgeinvestigate.replay import default_selection, run_until_settled, runtime_allow_list
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, table
+from edgeinvestigate.report.kernel import dlq_size, emit, note, open_bundle, pre, say, table
 
 ev = open_bundle(bundle, since=since, until=until)
-groups = ei.cluster(ev)
+groups = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(groups.note)
 findings = ei.analyze(ev, clusters=groups)
 dlq = groups.dlq
 if dlq.empty:

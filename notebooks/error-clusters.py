@@ -34,10 +34,11 @@ import plotly.express as px
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
+from edgeinvestigate.report.kernel import dlq_size, emit, note, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
-clusters = ei.cluster(ev)
+clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(clusters.note)
 findings = ei.analyze(ev, clusters=clusters)
 account = views.account_for(ev, account_id)  # for links to the dashboard's Workers Logs
 say(

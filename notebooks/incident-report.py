@@ -36,10 +36,11 @@ import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
 from edgeinvestigate.analysis.queue_plots import queue_health, queue_health_table
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, pre, say, show, table
+from edgeinvestigate.report.kernel import dlq_size, emit, note, open_bundle, pre, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
-clusters = ei.cluster(ev)
+clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(clusters.note)
 findings = ei.analyze(ev, clusters=clusters)
 inc = findings.incident
 heading = title if title != "Incident report" else inc.title

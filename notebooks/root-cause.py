@@ -31,10 +31,11 @@ import plotly.express as px
 import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import emit, open_bundle, say, show, table
+from edgeinvestigate.report.kernel import emit, note, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
-clusters = ei.cluster(ev)
+clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(clusters.note)
 findings = ei.analyze(ev, clusters=clusters)
 say(
     "Window <b>{w}</b>, buckets of {b} s. <b>{n}</b> hypotheses.",
@@ -42,8 +43,8 @@ say(
     b=findings.bucket_seconds,
     n=len(findings.hypotheses),
 )
-for note in findings.notes:  # what the data cannot tell (no deploy data, a DLQ seen in part...)
-    say("<i>Note: {note}</i>", note=note)
+for text in findings.notes:  # what the data cannot tell (no deploy data, a DLQ seen in part...)
+    say("<i>Note: {note}</i>", note=text)
 
 # %% [markdown]
 # ## Ranked hypotheses

@@ -36,10 +36,12 @@ import plotly.express as px
 import edgeinvestigate as ei
 from edgeinvestigate.analysis.queue_plots import queue_health, queue_health_table
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import dlq_size, emit, open_bundle, say, show, table
+from edgeinvestigate.report.kernel import cluster_views, dlq_size, emit, note, open_bundle, say, show, table
 
 ev = open_bundle(bundle, since=since, until=until)
-clusters = ei.cluster(ev)
+clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
+note(clusters.note)
+sql_views = cluster_views(clusters)  # SQL below: `clusters` and `cluster_rows` are these clusters
 findings = ei.analyze(ev, clusters=clusters)
 account = views.account_for(ev, account_id)  # for links to the dashboard's Workers Logs
 impact = findings.incident.impact
@@ -85,25 +87,31 @@ else:
 # reported a failure (an exception, or an outcome other than `ok`), or the invocation logged an
 # error-level line. Warn lines, retries logged at warn included, are not failures (see
 # `edgeinvestigate.analysis.rca`). One job type on fire points to its code or its dependency;
-# all of them at once points to the platform or a shared dependency.
+# all of them at once points to the platform or a shared dependency. The cuts below are SQL
+# (`ev.sql`, DuckDB): over a large bundle they scan the Parquet files instead of loading them.
 
 # %%
 rates = pd.DataFrame([r.model_dump() for r in findings.failed_rate])
 if rates.empty:
     say("No invocations in this window.")
 else:
-    by_type = rates.groupby("job_type", as_index=False)[["invocations", "failed"]].sum()
-    by_type["failed_rate"] = (by_type["failed"] / by_type["invocations"]).round(3)
-    table(by_type.sort_values("failed", ascending=False))
+    by_type = ev.sql(
+        """SELECT job_type, sum(invocations) AS invocations, sum(failed) AS failed,
+                  round(sum(failed) / sum(invocations), 3) AS failed_rate
+           FROM rates GROUP BY job_type ORDER BY failed DESC, job_type""",
+        rates=rates,
+    ).df()
+    table(by_type)
     # per-minute rates of a few invocations jump between 0 and 100%: plot 5-minute (or wider) steps
-    step = f"{max(300, findings.bucket_seconds)}s"
-    coarse = (
-        rates.assign(bucket=pd.to_datetime(rates["bucket"], utc=True).dt.floor(step))
-        .groupby(["bucket", "job_type"], as_index=False)[["invocations", "failed"]]
-        .sum()
-    )
-    coarse["failed_rate"] = coarse["failed"] / coarse["invocations"]
-    minutes = max(300, findings.bucket_seconds) // 60
+    seconds = max(300, findings.bucket_seconds)
+    coarse = ev.sql(
+        f"""SELECT time_bucket(INTERVAL '{seconds} seconds', bucket::TIMESTAMPTZ) AS bucket, job_type,
+                   sum(invocations) AS invocations, sum(failed) AS failed,
+                   sum(failed) / sum(invocations) AS failed_rate
+            FROM rates GROUP BY ALL ORDER BY bucket, job_type""",
+        rates=rates,
+    ).df()
+    minutes = seconds // 60
     fig = px.line(
         coarse,
         x="bucket",
@@ -122,18 +130,23 @@ else:
 # After a peek the bundle holds the head of the queue only: the counts say so.
 
 # %%
-dlq = clusters.dlq
-if dlq.empty:
+if not len(ev.dlq):
     say("The bundle holds no DLQ messages (collect them with <code>--dlq QUEUE</code>).")
 else:
     if findings.dlq_coverage is not None:
         say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
-    dlq = dlq.assign(job_type=dlq["job_type"].astype("string").fillna("(unknown)"))
     messages = views.dlq_label(findings, "messages")
-    counts = dlq.groupby("job_type").size().rename(messages).reset_index()
-    table(counts.sort_values(messages, ascending=False))
-    growth = dlq.dropna(subset=["enqueued_at"]).sort_values("enqueued_at").copy()
-    growth["messages in DLQ"] = growth.groupby("job_type").cumcount() + 1
+    counts = ev.sql(
+        """SELECT coalesce(job_type, '(unknown)') AS job_type, count(*) AS messages
+           FROM dlq GROUP BY ALL ORDER BY messages DESC, job_type"""
+    ).df()
+    table(counts.rename(columns={"messages": messages}))
+    growth = ev.sql(
+        """SELECT enqueued_at, coalesce(job_type, '(unknown)') AS job_type,
+                  row_number() OVER (PARTITION BY coalesce(job_type, '(unknown)')
+                                     ORDER BY enqueued_at) AS "messages in DLQ"
+           FROM dlq WHERE enqueued_at IS NOT NULL ORDER BY enqueued_at"""
+    ).df()
     fig = px.line(
         growth,
         x="enqueued_at",
@@ -159,6 +172,26 @@ table(top.rename(columns={"n_dlq_messages": views.dlq_label(findings, "n_dlq_mes
       links={"Cloudflare": "dashboard_url"})  # fmt: skip
 if findings.dlq_coverage is not None:
     say("<i>{caveat}</i>", caveat=views.dlq_caveat(findings))
+# errors per time bucket of those clusters, straight from the error rows
+seconds = max(300, findings.bucket_seconds)
+per_bucket = ev.sql(
+    f"""SELECT time_bucket(INTERVAL '{seconds} seconds', r.ts) AS bucket, r.cluster_id, count(*) AS errors
+        FROM cluster_rows r JOIN (SELECT cluster_id FROM clusters
+                                  ORDER BY count DESC, n_dlq_messages DESC, cluster_id LIMIT {int(top_n)}) t
+          USING (cluster_id)
+        WHERE r.source <> 'dlq' GROUP BY ALL ORDER BY bucket, r.cluster_id""",
+    **sql_views,
+).df()
+if len(per_bucket):
+    fig = px.bar(
+        per_bucket,
+        x="bucket",
+        y="errors",
+        color="cluster_id",
+        title=f"Errors of the top clusters ({seconds // 60} min steps)",
+        labels={"bucket": "time (UTC)", "cluster_id": "cluster"},
+    )
+    show(fig)
 
 # %% [markdown]
 # ## Deploys
@@ -187,8 +220,12 @@ for shift in findings.new_after_deploy:
 # The raw text, newest first (redacted in the HTML report unless `--no-redact`).
 
 # %%
-latest = clusters.assign.sort_values("ts", ascending=False).head(recent_errors)
-table(latest[["ts", "source", "level", "job_type", "cluster_id", "text"]], max_chars=400)
+latest = ev.sql(
+    f"""SELECT ts, source, level, job_type, cluster_id, text FROM cluster_rows
+        ORDER BY ts DESC NULLS LAST LIMIT {int(recent_errors)}""",
+    **sql_views,
+).df()
+table(latest, max_chars=400)
 
 # %% [markdown]
 # ## Explore and pick what to replay (JupyterLab only)

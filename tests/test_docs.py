@@ -15,6 +15,7 @@ verify) works as written. The practice must use every command its runbook shows.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -29,6 +30,8 @@ import pytest
 
 from edgeinvestigate.cli._main import cli
 from edgeinvestigate.report.runner import NOTEBOOKS
+from edgeinvestigate.sandbox.testing import RunningSandbox
+from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [*sorted((ROOT / "runbooks").glob("*.md")), ROOT / "README.md"]
@@ -398,3 +401,53 @@ def test_runbook_practice_runs_on_the_sandbox(runbook: Path, tmp_path: Path) -> 
             f"the practice of {runbook.name} failed at {at} (exit {proc.returncode}):\n{tail}"
         )
     assert token not in proc.stdout + proc.stderr  # the token never shows
+
+
+BUNDLE_SECTION = "## The evidence bundle (the engine's store)"
+
+
+def _python_blocks(section: str) -> list[tuple[int, str]]:
+    """(line, code) of the python blocks of one README section."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index(section)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("## "))
+    blocks, i = [], start
+    while i < end:
+        if lines[i].strip() == "```python":
+            j = lines.index("```", i + 1)
+            blocks.append((i + 2, "\n".join(lines[i + 1 : j])))
+            i = j
+        i += 1
+    return blocks
+
+
+def test_the_bundle_layout_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The README's bundle-layout contract, as its examples use it: DuckDB on the files as they are,
+    and ev.sql / ev.rel, on a bundle with its clusters stored (the sample incident)."""
+    import shutil
+
+    from edgeinvestigate.report.sample import sample_bundle, sample_dir
+
+    sample_bundle()  # built (and its clusters stored) on first use
+    shutil.copytree(sample_dir() / "bundle", tmp_path / "evidence" / "INC-123")
+    monkeypatch.chdir(tmp_path)
+    blocks = _python_blocks(BUNDLE_SECTION)
+    assert len(blocks) == 2
+    assert "read_parquet" in blocks[0][1]
+    for line, code in blocks:
+        namespace: dict[str, object] = {}
+        exec(compile(code, f"README.md:{line}", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "errors" in out
+    assert "invocations" in out
+    assert namespace["clusters"].origin == "stored"  # type: ignore[attr-defined]
+    assert len(namespace["top"]) == 5  # type: ignore[arg-type]
+
+
+def test_the_documented_account_id_is_the_simulators(incident_sandbox: tuple[RunningSandbox, Path]) -> None:
+    _, incident = incident_sandbox
+    assert json.loads((incident / "ground_truth.json").read_text())["account_id"] == SIMULATOR_ACCOUNT_ID
+    for doc in ("README.md", "runbooks/README.md"):
+        text = (ROOT / doc).read_text()
+        assert SIMULATOR_ACCOUNT_ID in text, doc
+        assert "--start -2h" in text, doc

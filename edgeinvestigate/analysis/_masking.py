@@ -253,6 +253,7 @@ def _duckdb_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
         expr = f"CASE WHEN contains({expr}, {_sql_literal(m.guard)}) THEN {replaced} ELSE {expr} END"
     expr = f"regexp_replace({expr}, {_sql_literal(combined_pattern(masks))}, '{PLACEHOLDER}', 'g')"
     con = duckdb.connect(config={"threads": 2})
+    con.execute("SET enable_progress_bar = false")  # it would print on stdout after ~2 s
     try:
         con.register("texts", pa.table({"t": arr}))
         result = con.sql(f"SELECT {expr} AS k FROM texts").to_arrow_table().column("k").combine_chunks()

@@ -75,17 +75,20 @@ def analyze(
     no_redact: bool,
 ) -> None:
     """Rank root-cause hypotheses for BUNDLE (a directory written by `collect`)."""
-    from edgeinvestigate.analysis.clustering import cluster
     from edgeinvestigate.analysis.deploys import parse_deployments
     from edgeinvestigate.analysis.rca import TENANT_FIELDS
     from edgeinvestigate.analysis.rca import analyze as run_analysis
+    from edgeinvestigate.cli._pipeline import open_clusters
+    from edgeinvestigate.cli._progress import Progress
     from edgeinvestigate.errors import ConfigError
     from edgeinvestigate.evidence.bundle import Evidence
 
     given = parse_deployments(deploys)  # bad values fail before the bundle is read
+    progress = Progress()
     ev = Evidence.open(bundle)
-    clusters = cluster(ev, rules=rules)
-    findings = run_analysis(ev, clusters, tenant_fields=tenant_fields or TENANT_FIELDS, deployments=given)
+    clusters = open_clusters(ev, rules=rules, progress=progress)
+    with progress.step("ranking root causes"):
+        findings = run_analysis(ev, clusters, tenant_fields=tenant_fields or TENANT_FIELDS, deployments=given)
     text = findings.model_dump_json(indent=2)
     if out is not None:
         try:

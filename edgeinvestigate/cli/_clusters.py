@@ -60,14 +60,15 @@ def clusters(
     Every output masks credentials found in log and exception text (the value of CLOUDFLARE_API_TOKEN
     and other secret environment variables, bearer tokens, auth headers), with or without --redact.
     """
-    from edgeinvestigate.analysis.clustering import cluster
+    from edgeinvestigate.cli._pipeline import open_clusters
+    from edgeinvestigate.cli._progress import Progress
     from edgeinvestigate.evidence.bundle import Evidence
     from edgeinvestigate.report.redact import Redactor
 
     mask = Redactor(pii=redact, credentials=True)
 
     ev = Evidence.open(bundle)
-    result = cluster(ev, rules=rules, redact=redact)
+    result = open_clusters(ev, rules=rules, progress=Progress(), redact=redact)
     if explain is not None:
         is_message_id = bool(len(result.dlq)) and bool(
             (result.dlq["message_id"].astype(object) == explain).any()

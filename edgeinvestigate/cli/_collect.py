@@ -181,6 +181,11 @@ def _listen_address(value: str) -> tuple[str, int]:
     show_default=True,
     help="Skip (and list) any record larger than this many bytes: one line, or one JSON value, of a file.",
 )
+@click.option(
+    "--rules",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A TOML or JSON file of cluster merge/split rules: the clusters stored in the bundle use them.",
+)
 def collect(
     paths: tuple[Path, ...],
     tail: tuple[Path, ...],
@@ -209,6 +214,7 @@ def collect(
     listen: str | None,
     jobs: int | None,
     max_record_bytes: int,
+    rules: Path | None,
 ) -> None:
     """Load telemetry files and API sources into an evidence bundle (Parquet + manifest.json).
 
@@ -216,7 +222,8 @@ def collect(
     --logpush, --traceitems and --workers-logs-export options name the format explicitly. Malformed
     records are skipped and listed in the summary (and in manifest.json) unless --strict is given.
     Folders are read recursively, following links; FIFOs, device files and dangling links in them are
-    skipped and listed.
+    skipped and listed. The error clusters are computed once, here, and stored in the bundle
+    (derived/), for `clusters`, `analyze`, `report`, the notebooks and `replay plan`.
     """
     if listen:
         from edgeinvestigate.capture.collector import serve_collector
@@ -227,7 +234,97 @@ def collect(
         )
         serve_collector(host, port, out)
         return
+    from edgeinvestigate.cli._pipeline import cluster_and_store
+    from edgeinvestigate.cli._progress import Progress
 
+    progress = Progress()
+    got = gather(
+        progress,
+        out=out,
+        overwrite=overwrite,
+        paths=paths,
+        tail=tail,
+        logpush=logpush,
+        traceitems=traceitems,
+        workers_logs_export=workers_logs_export,
+        since=since,
+        until=until,
+        strict=strict,
+        keep_secrets=keep_secrets,
+        workers_logs=workers_logs,
+        dlq=dlq,
+        dlq_mode=dlq_mode,
+        force=force,
+        dlq_keep_leases=dlq_keep_leases,
+        dlq_lease_ms=dlq_lease_ms,
+        dlq_file=dlq_file,
+        queue_metrics=queue_metrics,
+        worker_metrics=worker_metrics,
+        queue_metrics_file=queue_metrics_file,
+        api_url=api_url,
+        account_id=account_id,
+        token_file=token_file,
+        jobs=jobs,
+        max_record_bytes=max_record_bytes,
+    )
+    if got is None:
+        return  # --dry-run
+    ev, clusters = cluster_and_store(got.ev, rules=rules, progress=progress)
+    with progress.step(f"writing the bundle to {out}"):
+        dest = ev.save(out, overwrite=overwrite, inputs=got.inputs)
+    report_collected(ev, got.shown)
+    rows = ev.manifest["rows"]
+    click.echo(
+        f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
+        f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
+        + "".join(f", {rows[n]} {n.replace('_', ' ')} rows" for n in ev.extra)
+        + f", {len(clusters)} error clusters"
+    )
+    warn_collected(ev, since, until)
+
+
+@dataclasses.dataclass
+class Gathered:
+    """What :func:`gather` collected: the evidence, its input paths, the warnings already shown."""
+
+    ev: Any
+    inputs: list[Any]
+    shown: list[str]
+
+
+def gather(
+    progress: Any,
+    *,
+    out: Path,
+    overwrite: bool,
+    paths: tuple[Any, ...],
+    tail: tuple[Path, ...] = (),
+    logpush: tuple[Any, ...] = (),
+    traceitems: tuple[Path, ...] = (),
+    workers_logs_export: tuple[Path, ...] = (),
+    since: str | None = None,
+    until: str | None = None,
+    strict: bool = False,
+    keep_secrets: bool = False,
+    workers_logs: tuple[str, ...] = (),
+    dlq: tuple[str, ...] = (),
+    dlq_mode: str = "peek",
+    force: bool = False,
+    dlq_keep_leases: bool = False,
+    dlq_lease_ms: int | None = None,
+    dlq_file: tuple[Path, ...] = (),
+    queue_metrics: tuple[str, ...] = (),
+    worker_metrics: tuple[str, ...] = (),
+    queue_metrics_file: tuple[Path, ...] = (),
+    api_url: str | None = None,
+    account_id: str | None = None,
+    token_file: Path | None = None,
+    jobs: int | None = None,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+    **_ignored: Any,
+) -> Gathered | None:
+    """The collecting part of ``collect`` (and ``investigate``): check the options and ``out``, load
+    the files, query the APIs. ``None`` after a ``--dry-run`` (it printed what it would read)."""
     from edgeinvestigate._time import parse_time
     from edgeinvestigate.evidence.bundle import check_destination
     from edgeinvestigate.evidence.collect import collect as collect_evidence
@@ -259,7 +356,7 @@ def collect(
     # before anything is loaded or pulled: a refused --out changes nothing
     inputs = collect_inputs(specs, [*dlq_file, *queue_metrics_file])
     if archive_inputs(specs, s, u):  # s3:// archives: --dry-run (lists, reads nothing), logging
-        return
+        return None
     check_destination(out, inputs=inputs, overwrite=overwrite)
 
     shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
@@ -275,41 +372,52 @@ def collect(
         click.get_current_context().call_on_close(client.close)  # also when a request fails
         return client
 
-    ev = collect_evidence(
-        specs,
-        since=s,
-        until=u,
-        strict=strict,
-        jobs=jobs,
-        workers_logs=workers_logs,
-        dlq=dlq,
-        dlq_mode=dlq_mode,  # type: ignore[arg-type]
-        force=force,
-        release=not dlq_keep_leases,
-        visibility_timeout_ms=dlq_lease_ms,
-        dlq_files=dlq_file,
-        client=connect,
-        on_warning=warn,
-        keep_secrets=keep_secrets,
-        queue_metrics=queue_metrics,
-        worker_metrics=worker_metrics,
-        queue_metrics_files=queue_metrics_file,
-        max_record_bytes=max_record_bytes,
-        **archive_load_options(),
-    )
+    size = sum(_size(spec) for spec in specs)
+    what = f"collecting {len(specs)} input(s)" + (f", {size / 1e6:,.0f} MB" if size else "")
+    with progress.step(what + (", the APIs" if workers_logs or dlq or metrics else "")):
+        ev = collect_evidence(
+            specs,
+            since=s,
+            until=u,
+            strict=strict,
+            jobs=jobs,
+            workers_logs=workers_logs,
+            dlq=dlq,
+            dlq_mode=dlq_mode,  # type: ignore[arg-type]
+            force=force,
+            release=not dlq_keep_leases,
+            visibility_timeout_ms=dlq_lease_ms,
+            dlq_files=dlq_file,
+            client=connect,
+            on_warning=warn,
+            keep_secrets=keep_secrets,
+            queue_metrics=queue_metrics,
+            worker_metrics=worker_metrics,
+            queue_metrics_files=queue_metrics_file,
+            max_record_bytes=max_record_bytes,
+            **archive_load_options(),
+        )
     if keep_secrets:
         warn("--keep-secrets: credentials in the telemetry are stored verbatim; treat the bundle as a secret")
     # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
     shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
-    dest = ev.save(out, overwrite=overwrite, inputs=inputs)
+    return Gathered(ev=ev, inputs=inputs, shown=shown)
 
+
+def _size(spec: Any) -> int:
+    """Bytes of a local input (0 for an archive URL or what cannot be read)."""
+    path = Path(spec[0] if isinstance(spec, tuple) else spec)
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+    except OSError:
+        return 0
+
+
+def report_collected(ev: Any, shown: list[str]) -> None:
+    """The load summary (notes not shown already) and the credentials masked."""
     click.echo(dataclasses.replace(ev.report, notes=[n for n in ev.report.notes if n not in shown]).summary())
-    rows = ev.manifest["rows"]
-    click.echo(
-        f"wrote {dest}: {rows['invocations']} invocations, {rows['logs']} logs, "
-        f"{rows['exceptions']} exceptions, {rows['dlq']} DLQ messages"
-        + "".join(f", {rows[n]} {n.replace('_', ' ')} rows" for n in ev.extra)
-    )
     masked = {k: v for k, v in ev.manifest.get("secrets_masked", {}).items() if k != "kept" and v}
     if masked:
         click.echo(
@@ -317,6 +425,10 @@ def collect(
             + ", ".join(f"{v} in {k}" for k, v in masked.items())
             + " (--keep-secrets keeps them)"
         )
+
+
+def warn_collected(ev: Any, since: str | None, until: str | None) -> None:
+    """Warnings after a collect: nothing in the window, records that could not be loaded."""
     telemetry = [f for f in ev.report.files if f.source != DLQ_FILE_SOURCE]
     n_read, n_filtered = sum(f.records for f in telemetry), sum(f.filtered for f in telemetry)
     if n_filtered and n_filtered == n_read:

@@ -6,21 +6,26 @@ passed through the environment and never printed:
 
 1. start the sandbox (``edgeinvestigate sandbox serve``)
 2. simulate the default incident into files and into the sandbox (``simulate default --sandbox``)
-3. collect Workers Logs and the DLQ through the API into a bundle (``collect``; the DLQ as a
-   snapshot whose leases are kept in the bundle, so the replay removes each original by ack)
-4. write the incident report (``report``)
-5. pick the clusters the fix made safe (the bad-deploy cluster fixed by the revert, transient
-   outage clusters), plan a replay of them (``replay plan``)
-6. run it (``replay run``) and check the sandbox state: every job on the work queue, none left
+3. investigate (``investigate --to QUEUE``): collect Workers Logs and the DLQ through the API into
+   a bundle (the DLQ as a snapshot whose leases are kept in the bundle, so the replay removes each
+   original by ack), cluster, rank root causes, write the incident report and a draft replay plan
+   of the clusters the fix made safe (the bad-deploy cluster fixed by the revert, transient outage
+   clusters)
+4. review that draft: the clusters picked and why
+5. run it (``replay run``) and check the sandbox state: every job on the work queue, none left
    in the DLQ
-7. the fixed consumer processes the replayed jobs: a simulated consumer Worker
+6. the fixed consumer processes the replayed jobs: a simulated consumer Worker
    (``lab/_consumer.py``) pulls them from the work queue through the REST API, runs them
    with the scenario's job model as the version live now (the revert), acks them and writes its
    Workers Logs into the sandbox
-8. collect again (the consumer's Workers Logs since the plan, the DLQ), verify the replay
+7. collect again (the consumer's Workers Logs since the plan, the DLQ), verify the replay
    (``replay verify``: every replayed job must be seen succeeding, none back in the DLQ) and add
    it to the report
-9. stop the sandbox and print where the report is
+8. stop the sandbox and print where the report is
+
+Everything goes to ``--out``: ``incident/`` (the simulator), ``bundle/``, ``report/``,
+``findings.json`` and ``plan.json`` (what ``investigate`` writes), the replay ledger and
+``verify.json`` next to the plan, ``evidence-after-replay/``.
 """
 
 from __future__ import annotations
@@ -204,22 +209,26 @@ def demo(out_dir: Path, seed: int, rate: float, scenario: str) -> None:
     """Run the whole pipeline on the bundled sample incident, offline, in about a minute.
 
     Simulates the default incident (a bad deploy breaking EMAIL_DELIVERY plus an image-service
-    outage), starts the local sandbox API, collects everything into an evidence bundle through the
-    API, writes the incident report, plans and runs a replay of the clusters the fix made safe,
-    verifies it, stops the sandbox and prints where the report is.
+    outage), starts the local sandbox API, investigates it through the API (`investigate`: evidence
+    bundle, clusters, findings, incident report, draft replay plan), runs the replay of the clusters
+    the fix made safe, verifies it, stops the sandbox and prints where the report is.
     """
     # `kill PID` must still stop the sandbox: turn SIGTERM into SystemExit so cleanup runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     out = out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    incident, bundle, after = out / "incident", out / "evidence", out / "evidence-after-replay"
-    report_dir, replay_dir = out / "report", out / "replay"
+    incident, bundle, after = out / "incident", out / "bundle", out / "evidence-after-replay"
+    report_dir, replay_dir = out / "report", out  # investigate writes plan.json into --out
     # A demo starts from scratch: an earlier run's bundles, ledger and sandbox state would mix in.
-    for stale in (bundle, after, report_dir, replay_dir, out / "sandbox-state"):
+    for stale in (bundle, after, report_dir, out / "sandbox-state"):
         if stale.exists():
             shutil.rmtree(stale)
+    for name in ("findings.json", "plan.json", "verify.json"):
+        (out / name).unlink(missing_ok=True)
+    for ledger in out.glob("plan.ledger.sqlite*"):
+        ledger.unlink()
     token = secrets.token_urlsafe(24)
-    steps = _Steps(total=9)
+    steps = _Steps(total=8)
     click.secho(f"edgeinvestigate demo: everything goes to {out}", bold=True)
     sb: _Sandbox | None = None
     try:
@@ -270,40 +279,34 @@ def _main_steps(
         account, work_queue, dlq, script = _queues(truth)
         stack.enter_context(_env({"CLOUDFLARE_ACCOUNT_ID": account}))
         window = truth.get("window") or {}
-    with steps.step("Collect Workers Logs and the DLQ through the API into an evidence bundle"):
+    with steps.step("Investigate: collect through the API, cluster, rank, report, draft the replay"):
         # snapshot: peek sees only the first 100 messages; the sample DLQ holds several hundred.
         # --dlq-keep-leases stores each lease in the bundle, so `replay run` removes every replayed
         # original by ack in one run (the leases outlive the demo: 30 min).
-        args = ["collect", "--dlq", dlq, "--dlq-mode", "snapshot", "--dlq-keep-leases",
-                "--dlq-lease-ms", str(_LEASE_MS), "--out", str(bundle)]  # fmt: skip
+        title = f"Demo: {_TITLES.get(scenario, scenario)}"
+        args = ["investigate", "--dlq", dlq, "--dlq-mode", "snapshot", "--dlq-keep-leases",
+                "--dlq-lease-ms", str(_LEASE_MS), "--to", work_queue, "--incident-id", "DEMO-1",
+                "--title", title, "--out", str(bundle.parent)]  # fmt: skip
         if script:
             args[1:1] = ["--workers-logs", script]
         if window.get("start") and window.get("end"):
             args += ["--since", str(window["start"]), "--until", str(window["end"])]
         _run_cli(args)
-    with steps.step("Write the incident report (papermill + nbconvert)"):
         report_args = ["report", str(bundle), "--out", str(report_dir), "-p", "incident_id=DEMO-1",
-                       "-p", f"title=Demo: {_TITLES.get(scenario, scenario)}"]  # fmt: skip
-        _run_cli(report_args)
-    with steps.step("Pick the clusters the fix made safe and plan their replay"):
-        from edgeinvestigate.replay import default_selection
-
-        safe = default_selection(bundle)
-        if not safe:
+                       "-p", f"title={title}"]  # fmt: skip
+    with steps.step("Pick the clusters the fix made safe: review the draft replay plan"):
+        plan = replay_dir / "plan.json"
+        if not plan.is_file():
             raise EdgeInvestigateError(
                 "no cluster with DLQ messages was judged safe to replay",
                 hint="open the report and see runbooks/replay-failed-jobs.md",
             )
-        for cid, why in safe:
-            click.echo(f"      cluster {cid}: {why}")
-        replay_dir.mkdir(parents=True, exist_ok=True)
-        plan = replay_dir / "plan.json"
-        plan.unlink(missing_ok=True)
-        args = ["replay", "plan", str(bundle), "--from", dlq, "--to", work_queue, "--allow-queue", work_queue,
-                "--out", str(plan)]  # fmt: skip
-        for cid, _ in safe:
-            args += ["--cluster", cid]
-        _run_cli(args)
+        from edgeinvestigate.replay import ReplayPlan
+
+        draft = ReplayPlan.load(plan)
+        for cid, n in sorted(draft.by_cluster.items()):
+            click.echo(f"      cluster {cid}: {n} messages")
+        click.echo(f"      {len(draft.messages)} messages to {draft.target_queue!r}; plan {draft.plan_id}")
     with steps.step(f"Run the replay at {rate:g} msg/s (ledger next to the plan)"):
         # With the leases kept in the bundle one run completes. Exit status 4 (incomplete: an
         # original still in the DLQ, e.g. a lease that ran out) is settled by running the same plan

@@ -16,6 +16,7 @@ from edgeinvestigate.errors import EdgeInvestigateError
 # name -> "module:attribute" (relative to edgeinvestigate.cli); one module per command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("._collect", "collect"),
+    "investigate": ("._investigate", "investigate"),
     "clusters": ("._clusters", "clusters"),
     "analyze": ("._analyze", "analyze"),
     "report": ("._report", "report"),
@@ -30,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 HELP: dict[str, str] = {
     "collect": "Load telemetry files and API sources into an evidence bundle.",
+    "investigate": "Collect, cluster, rank root causes and write the incident report in one go.",
     "clusters": "Group the errors of a bundle into stable templates.",
     "analyze": "Rank root-cause findings for a bundle.",
     "report": "Run a notebook on a bundle and write an HTML incident report.",
@@ -140,6 +142,16 @@ def _debugging() -> bool:
     return _VERBOSITY > 1 or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
+class _NoteHandler(logging.Handler):
+    """Shows the library's notes (logger ``edgeinvestigate.note``) as ``note: ...`` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"note: {record.getMessage()}", err=True)
+        except Exception:  # logging must never break a command
+            self.handleError(record)
+
+
 class _EchoHandler(logging.Handler):
     """Shows the library's warnings as ``warning: ...`` lines on the current stderr."""
 
@@ -162,6 +174,12 @@ def _install_warning_handler(*, quiet: bool) -> None:
         logger.removeHandler(handler)  # a second run in one process replaces it
     if not quiet:
         logger.addHandler(_EchoHandler(logging.WARNING))
+    notes = logging.getLogger("edgeinvestigate.note")  # "note: ..." lines (clusters computed in memory...)
+    for note_handler in [h for h in notes.handlers if isinstance(h, _NoteHandler)]:
+        notes.removeHandler(note_handler)
+    notes.addHandler(_NoteHandler(logging.INFO))
+    notes.setLevel(logging.INFO)
+    notes.propagate = False
 
 
 def main(argv: list[str] | None = None) -> Any:

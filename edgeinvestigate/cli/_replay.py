@@ -146,6 +146,10 @@ def plan_cmd(
         raise click.UsageError(f"{out} exists already; choose another --out or pass --force")
     _check_not_run(Path(out))
     ev = _load_evidence(bundle, from_queue)
+    if clusters and hasattr(ev, "derived") and ev.derived("clusters") is None:
+        from edgeinvestigate.cli._pipeline import note
+
+        note("this bundle holds no stored clusters (an older release wrote it): clustering it in memory")
     plan = plan_replay(
         ev,
         from_queue,

@@ -104,6 +104,7 @@ def report(
 
     if progress is None:
         progress = sys.stderr.isatty()
+    _note_unstored(bundle)
 
     run = write_report(
         bundle,
@@ -123,3 +124,21 @@ def report(
     if not no_redact:
         click.echo(f"redacted: {run.redactions} value(s) (emails, IPs, credentials); --no-redact keeps them")
     run.raise_for_error()
+
+
+def _note_unstored(bundle: Path) -> None:
+    """Say so when the notebook will cluster in memory: the bundle stores no clusters."""
+    from edgeinvestigate.analysis.clustering import STORED_NAME
+    from edgeinvestigate.cli._pipeline import note
+    from edgeinvestigate.errors import EdgeInvestigateError
+    from edgeinvestigate.evidence.bundle import Evidence
+
+    try:
+        stored = Evidence.open(bundle).derived(STORED_NAME)  # reads the manifest, not the frames
+    except EdgeInvestigateError:
+        return  # write_report says what is wrong with it
+    if stored is None:
+        note(
+            "this bundle holds no stored clusters (an older release wrote it): the notebook clusters "
+            "its errors in memory; `edgeinvestigate collect` stores them in new bundles"
+        )

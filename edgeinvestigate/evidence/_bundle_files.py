@@ -23,7 +23,15 @@ import pyarrow.parquet as pq
 
 from edgeinvestigate.errors import BundleError
 
-__all__ = ["BUNDLE_FORMAT", "check_destination", "is_bundle", "read_frame_table", "read_manifest"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "check_destination",
+    "checked_frame_file",
+    "checked_parquet",
+    "is_bundle",
+    "read_frame_table",
+    "read_manifest",
+]
 
 BUNDLE_FORMAT: Final = "edgeinvestigate-evidence/1"
 #: a manifest larger than this is not one this tool wrote (it holds the load report: at most 200
@@ -108,35 +116,58 @@ def _frame_path(src: Path, name: str, rel: Any) -> Path:
     return src / rel
 
 
-def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table:
-    """Frame ``name`` of the bundle at ``src`` as read from its Parquet file, after checking the
-    file (a regular file of the bundle) and its row count (from the footer) against the manifest."""
+def checked_parquet(src: Path, path: Path, what: str, expected: int | None) -> int:
+    """The row count of the Parquet file ``path`` of the bundle at ``src`` (``what``: e.g. "logs frame
+    file"), read from its footer only, after checking that it is a regular file of the bundle and
+    that the count is the manifest's ``expected`` (when known)."""
+    try:
+        _regular_file(path, what, src)
+    except FileNotFoundError:
+        rel = path.relative_to(src).as_posix() if path.is_relative_to(src) else path.name
+        raise BundleError(
+            f"evidence bundle {src} is incomplete: its {what} {rel} is missing "
+            f"(manifest.json says {expected if expected is not None else '?'} rows); it was deleted or "
+            "renamed after the bundle was written",
+            hint=f"restore {rel} from a copy of the bundle, or re-create the bundle with "
+            "`edgeinvestigate collect ... --out DIR`",
+        ) from None
+    try:
+        n_rows = int(pq.read_metadata(path).num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise BundleError(f"cannot read {path}: {exc}", hint=_RECREATE) from exc
+    if expected is not None and expected != n_rows:
+        raise BundleError(
+            f"{path} has {n_rows} rows but the manifest says {expected}",
+            hint="the bundle was changed after it was written; re-create it with collect",
+        )
+    return n_rows
+
+
+def checked_frame_file(src: Path, name: str, manifest: dict[str, Any]) -> tuple[Path, int]:
+    """The Parquet file of frame ``name`` of the bundle at ``src`` and its row count, after the checks
+    of :func:`checked_parquet` against the manifest."""
     listed = manifest.get("frames")
     listed = listed if isinstance(listed, dict) else {}
     fpath = _frame_path(src, name, listed.get(name, f"{name}.parquet"))
     rows = manifest.get("rows")
     expected = rows.get(name) if isinstance(rows, dict) else None
+    return fpath, checked_parquet(src, fpath, f"{name} frame file", expected)
+
+
+def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table:
+    """Frame ``name`` of the bundle at ``src`` as read from its Parquet file, after the checks of
+    :func:`checked_frame_file`."""
+    fpath, n_rows = checked_frame_file(src, name, manifest)
     try:
-        _regular_file(fpath, f"{name} frame file", src)
-    except FileNotFoundError:
-        raise BundleError(
-            f"evidence bundle {src} is incomplete: its {name} frame file {fpath.name} is missing "
-            f"(manifest.json says {expected if expected is not None else '?'} rows); it was deleted or "
-            "renamed after the bundle was written",
-            hint=f"restore {fpath.name} from a copy of the bundle, or re-create the bundle with "
-            "`edgeinvestigate collect ... --out DIR`",
-        ) from None
-    try:
-        with pq.ParquetFile(fpath) as pf:
-            n_rows = pf.metadata.num_rows
-            if expected is not None and expected != n_rows:
-                raise BundleError(
-                    f"{fpath} has {n_rows} rows but the manifest says {expected}",
-                    hint="the bundle was changed after it was written; re-create it with collect",
-                )
-            return pf.read()
+        table = pq.read_table(fpath)
     except (OSError, pa.ArrowException) as exc:
         raise BundleError(f"cannot read {fpath}: {exc}", hint=_RECREATE) from exc
+    if table.num_rows != n_rows:
+        raise BundleError(
+            f"{fpath} changed while it was read ({table.num_rows} rows, the footer said {n_rows})",
+            hint=_RECREATE,
+        )
+    return table
 
 
 def is_bundle(path: str | os.PathLike[str]) -> bool:

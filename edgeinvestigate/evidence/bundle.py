@@ -7,7 +7,9 @@
 
 A bundle directory holds ``invocations.parquet``, ``logs.parquet``, ``exceptions.parquet``,
 ``dlq.parquet`` and ``manifest.json`` (tool version, sources with sha256 and sizes, time window, row
-counts, the load report).
+counts, the load report), and ``derived/*.parquet`` (the stored clusters); the first three sorted by
+``ts`` and written for scanning (:mod:`._store`). Frames of an opened bundle are read on first use
+(:mod:`._frames`); ``ev.sql()`` queries them in DuckDB (:mod:`._sql`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from edgeinvestigate import errors
 from edgeinvestigate._time import parse_time
@@ -37,12 +39,16 @@ from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateErro
 from edgeinvestigate.evidence._bundle_files import (
     BUNDLE_FORMAT,
     check_destination,
+    checked_frame_file,
     is_bundle,
     read_frame_table,
     read_manifest,
 )
 from edgeinvestigate.evidence._dedupe import drop_cross_source
+from edgeinvestigate.evidence._engine import EvidenceEngine
 from edgeinvestigate.evidence._extra import EXTRA_FRAMES, merge_extra, open_extra, save_extra
+from edgeinvestigate.evidence._frames import FrameSlot, StoredFrame, frame_rows
+from edgeinvestigate.evidence._store import Derived, read_derived, write_derived, write_frame
 from edgeinvestigate.models.frames import conform, empty_frame
 from edgeinvestigate.models.load_report import FileReport, Issue, LoadReport
 from edgeinvestigate.sources.archive import load_archives, split_archive_specs
@@ -76,18 +82,24 @@ def _iso(ts: pd.Timestamp | None) -> str | None:
 
 
 @dataclass(eq=False)
-class Evidence:
-    """The frames of one investigation plus what was loaded (``report``) and from where (``manifest``)."""
+class Evidence(EvidenceEngine):
+    """The frames of one investigation plus what was loaded (``report``) and from where (``manifest``).
 
-    invocations: pd.DataFrame
-    logs: pd.DataFrame
-    exceptions: pd.DataFrame
-    dlq: pd.DataFrame = field(default_factory=lambda: empty_frame("dlq"))
+    Frames of an opened bundle are read on first use (:mod:`._frames`); ``sql``/``rel`` query them
+    in DuckDB, ``derived`` holds frames stored with the bundle (:mod:`._engine`).
+    """
+
+    # descriptors, not defaults: a frame of an opened bundle is read on first use
+    invocations: FrameSlot = FrameSlot()  # noqa: RUF009
+    logs: FrameSlot = FrameSlot()  # noqa: RUF009
+    exceptions: FrameSlot = FrameSlot()  # noqa: RUF009
+    dlq: FrameSlot = FrameSlot(optional=True)  # noqa: RUF009
     report: LoadReport = field(default_factory=LoadReport)
     manifest: dict[str, Any] = field(default_factory=dict)
     #: frames beyond the four, present only when collected: queue and Worker analytics
     #: (``queue_backlog``, ``queue_operations``, ``queue_consumers``, ``worker_invocations``)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _derived: dict[str, Derived] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.manifest = dict(self.manifest)
@@ -96,7 +108,9 @@ class Evidence:
         self.manifest.setdefault("version", __version__)
         self.manifest.setdefault("sources", [])
         self.manifest.setdefault("window", {"since": None, "until": None})
-        self.manifest["rows"] = {name: len(self.frame(name)) for name in (*FRAME_NAMES, *self.extra)}
+        self.manifest["rows"] = {name: frame_rows(self, name) for name in FRAME_NAMES}
+        self.manifest["rows"].update({name: len(df) for name, df in self.extra.items()})
+        self.manifest.pop("derived", None)  # the derived frames this object holds are in _derived
 
     def frame(self, name: str) -> pd.DataFrame:
         """One frame by name (``invocations``, ``logs``, ``exceptions``, ``dlq``, or an extra frame:
@@ -205,6 +219,7 @@ class Evidence:
                 s["path"] for s in self.manifest.get("sources", []) if isinstance(s, dict) and s.get("path")
             ]
         dest = check_destination(path, inputs=inputs, overwrite=overwrite)
+        ordered = self.in_storage_order()  # invocations, logs, exceptions sorted by ts (scans skip)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
         try:
@@ -213,9 +228,13 @@ class Evidence:
             manifest["frames"] = {}
             for name in FRAME_NAMES:
                 fname = f"{name}.parquet"
-                pq.write_table(_to_arrow(self.frame(name)), tmp / fname, compression="zstd")
+                write_frame(ordered.frame(name), tmp / fname)
                 manifest["frames"][name] = fname
             manifest["frames"].update(save_extra(tmp, self.extra))
+            if self._derived:
+                if ordered is not self:
+                    raise ValueError("derived frames must be computed on ev.in_storage_order()")
+                manifest["derived"] = write_derived(tmp, self)
             manifest["report"] = self.report.to_dict()
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
             if dest.exists():
@@ -228,7 +247,7 @@ class Evidence:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self.manifest = {k: v for k, v in manifest.items() if k != "report"}
+        self.manifest = {k: v for k, v in manifest.items() if k not in ("report", "derived")}
         return dest
 
     @classmethod
@@ -242,7 +261,13 @@ class Evidence:
         """
         src = Path(path)
         manifest = read_manifest(src)
-        frames = {name: conform(read_frame_table(src, name, manifest), name) for name in FRAME_NAMES}
+        frames: dict[str, StoredFrame] = {}  # checked now, read on first use
+        for name in FRAME_NAMES:
+            fpath, rows = checked_frame_file(src, name, manifest)
+            frames[name] = StoredFrame(
+                name=name, path=fpath, rows=rows, reader=partial(_read_frame, src, name, manifest)
+            )
+        derived = read_derived(src, manifest)
         try:
             report = LoadReport.from_dict(manifest.pop("report", {}) or {})
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
@@ -251,13 +276,22 @@ class Evidence:
                 hint="the manifest was edited by hand or is not from edgeinvestigate; re-create the bundle",
             ) from exc
         extra = open_extra(src, manifest)
-        return cls(**frames, report=report, manifest=manifest, extra=extra)
+        ev = cls(**frames, report=report, manifest=manifest, extra=extra)
+        ev._derived = derived
+        ev.__dict__["_bundle_dir"] = src
+        return ev
 
     def equals(self, other: Evidence) -> bool:
         """Same frames (values and dtypes) and the same load report."""
         return all(self.frame(n).equals(other.frame(n)) for n in FRAME_NAMES) and (
             self.report.to_dict() == other.report.to_dict()
         )
+
+
+def _read_frame(src: Path, name: str, manifest: dict[str, Any]) -> pd.DataFrame:
+    """Frame ``name`` of the bundle at ``src``, checked again as it is read (it is read on first use,
+    so the file may have changed since the bundle was opened)."""
+    return conform(read_frame_table(src, name, manifest), name)
 
 
 def concat_frames(frames: Sequence[pd.DataFrame], name: str) -> pd.DataFrame:

@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
+    from edgeinvestigate.analysis.clustering import Clusters
     from edgeinvestigate.evidence.bundle import Evidence
 
 __all__ = [
     "FINDINGS_MIMETYPE",
     "HIDDEN_OUTPUT_TAG",
+    "cluster_views",
     "dlq_size",
     "emit",
+    "note",
     "open_bundle",
     "pre",
     "say",
@@ -216,6 +219,21 @@ def emit(kind: str, data: Any) -> None:
         {mimetype: {"kind": kind, "data": payload}, "text/plain": f"[{kind} recorded for the report]"},
         metadata={"tags": [HIDDEN_OUTPUT_TAG]},
     )
+
+
+def note(text: str) -> None:
+    """Display a note in italics (``Clusters.note``: why the clusters were computed in memory)."""
+    if text:
+        say("<p><i>{text}</i></p>", text=text)
+
+
+def cluster_views(clusters: Clusters) -> dict[str, pd.DataFrame]:
+    """The frames to pass to ``ev.sql(..., **views)`` so that the views ``clusters`` and
+    ``cluster_rows`` are these clusters: none for clusters read from the bundle (its stored frames
+    are views already, scanned from Parquet), the in-memory frames otherwise."""
+    if clusters.origin == "stored" and not clusters.redacted:
+        return {}
+    return {"clusters": clusters.table, "cluster_rows": clusters.assign}
 
 
 def dlq_size(ev: Evidence) -> str:

@@ -3,7 +3,8 @@
 The ``default`` scenario at its small default size with a fixed seed is simulated once into a cache
 folder keyed by the package version, the scenario's content hash and a hash of the simulator's
 code, loaded with :func:`evidence.bundle.load` (the Tail Worker TraceItems), given the DLQ frame from
-``dlq/messages.json`` and saved as an evidence bundle. Later calls open the cached bundle.
+``dlq/messages.json``, clustered and saved as an evidence bundle with its clusters stored. Later
+calls open the cached bundle.
 Concurrent first calls are safe: each builds in its own temporary folder and the first rename wins.
 """
 
@@ -45,7 +46,7 @@ def _code_digest() -> str:
     """A hash of the code that makes the sample (simulator, loaders, bundle): never serve a stale one."""
     h = hashlib.sha256()
     package = Path(__file__).resolve().parents[1]
-    for area in ("simulator", "sources", "evidence", "models"):
+    for area in ("simulator", "sources", "evidence", "models", "analysis"):  # analysis: stored clusters
         for p in sorted((package / area).rglob("*.py")):
             h.update(str(p.relative_to(package)).encode())
             h.update(p.read_bytes())
@@ -75,6 +76,7 @@ def _summary_truth(gt_path: Path) -> dict[str, Any]:
 
 
 def _build(dest: Path) -> None:
+    from edgeinvestigate.analysis.clustering import cluster, store_clusters
     from edgeinvestigate.evidence.bundle import load
     from edgeinvestigate.evidence.dlq import with_dlq_file
 
@@ -91,6 +93,8 @@ def _build(dest: Path) -> None:
         "incident_dir": "incident",
         "ground_truth_path": "incident/ground_truth.json",
     }
+    ev = ev.in_storage_order()
+    ev = store_clusters(ev, cluster(ev, stored=False))  # like collect: clusters computed once, stored
     ev.save(dest / "bundle")
 
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from _helpers.cli import run
 
 from edgeinvestigate.cli import main
 from edgeinvestigate.simulator import simulate
@@ -74,16 +75,6 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # kept verbatim on purpose: clusters must mask what an older (or --keep-secrets) bundle holds
     main(["collect", str(tail), "--out", str(out), "--keep-secrets"])
     return out
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_clean(text: str) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _helpers.cli import run
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.cli import main
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.evidence.collect import collect
@@ -40,16 +40,6 @@ def env(monkeypatch: pytest.MonkeyPatch, loaded: tuple[RunningSandbox, str]) -> 
     monkeypatch.setenv("CLOUDFLARE_ACCOUNT_ID", account)
     monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", sb.url)
     return sb, account
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_typo_is_refused_with_did_you_mean_and_nothing_written(

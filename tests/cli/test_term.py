@@ -1,6 +1,12 @@
-"""Long review lines fit the terminal; piped output stays whole."""
+"""Long lines fit the terminal (a replay review, the clusters table, analyze); piped output stays whole."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _helpers.cli import run
 
 from edgeinvestigate.cli._term import fit_lines
 
@@ -34,3 +40,36 @@ def test_a_word_longer_than_the_line_is_broken_not_lost() -> None:
     out = fit_lines(f"  id {word}", width=60)
     assert all(len(line) <= 60 for line in out.splitlines())
     assert "".join(out.split()).count("x") == 150
+
+
+def test_clusters_table_and_analyze_fit_100_columns(
+    capsys: pytest.CaptureFixture[str], bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    code, out, _ = run(capsys, "clusters", str(bundle))
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert any(line.endswith("...") for line in out.splitlines())  # long templates are cut visibly
+    code, out, _ = run(capsys, "analyze", str(bundle))
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert "1. [bad_deploy, " in out
+    assert "DLQ messages: " in out
+    assert "in the incident's clusters" in " ".join(out.split())  # the line may wrap at 100 columns
+    detection = next(line for line in out.splitlines() if line.startswith("  detection "))
+    assert detection.endswith("(start of the first 1 min bucket above the background)")
+
+
+def test_piped_output_keeps_whole_lines(
+    capsys: pytest.CaptureFixture[str], bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, out, _ = run(capsys, "clusters", str(bundle), "--format", "json")
+    longest = max((c["template"] for c in json.loads(out)["clusters"]), key=len)
+    code, out, _ = run(capsys, "clusters", str(bundle))
+    assert code == 0
+    assert max(len(line) for line in out.splitlines()) > 100
+    assert all(not line.endswith("...") for line in out.splitlines())
+    assert longest in out
+    code, out, _ = run(capsys, "analyze", str(bundle))
+    assert any(len(line) > 100 for line in out.splitlines())  # hypotheses stay one line each

@@ -1,4 +1,4 @@
-"""Fixtures for the collect tests (Cloudflare client, Workers Logs, DLQ, live tail)."""
+"""Fixtures for the evidence tests (collect, Workers Logs, queue analytics, DLQ leases)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # _metrics_scenario
 
-from _collect_helpers import ACCOUNT, TOKEN
+from _helpers.api import ACCOUNT, TOKEN
 
 
 @pytest.fixture

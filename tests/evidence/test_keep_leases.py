@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _collect_helpers import ACCOUNT, TOKEN, job
+from _helpers.api import ACCOUNT, TOKEN, job
 
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox

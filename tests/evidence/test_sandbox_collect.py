@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, VERSION, ValidatingTransport, job, wl_events
+from _helpers.api import ACCOUNT, SCRIPT, TOKEN, VERSION, ValidatingTransport, job, wl_events
 
 import edgeinvestigate as ei
 from edgeinvestigate.cloudflare.client import CloudflareClient

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _collect_helpers import TOKEN
+from _helpers.api import TOKEN
 
 import edgeinvestigate as ei
 from edgeinvestigate.sandbox.testing import RunningSandbox, running_sandbox

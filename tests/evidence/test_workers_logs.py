@@ -7,7 +7,7 @@ import json
 import httpx
 import pandas as pd
 import pytest
-from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, VERSION, FakeTelemetry, Recorder, ok, wl_events
+from _helpers.api import ACCOUNT, SCRIPT, TOKEN, VERSION, FakeTelemetry, Recorder, ok, wl_events
 
 from edgeinvestigate._http import Secret
 from edgeinvestigate.cloudflare.client import CloudflareClient

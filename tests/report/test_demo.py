@@ -29,8 +29,8 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-4000:]
-    for step in range(1, 10):
-        assert f"[{step}/9]" in proc.stdout
+    for step in range(1, 9):
+        assert f"[{step}/8]" in proc.stdout
     assert "FAILED" not in text
 
     # the report, from data collected through the sandbox API
@@ -41,11 +41,15 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     top = findings["hypotheses"][0]
     assert top["kind"] == "bad_deploy"
     assert "EMAIL_DELIVERY" in top["job_types"]
-    manifest = json.loads((out / "evidence" / "manifest.json").read_text())
+    # one `investigate` wrote the bundle (clusters stored), the findings, the report and the plan
+    assert "$ edgeinvestigate investigate " in proc.stdout
+    assert json.loads((out / "findings.json").read_text()) == findings
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
     assert {s["source"] for s in manifest["sources"]} >= {"workers_logs_api", "dlq"}
+    assert "clusters" in manifest["derived"]
 
     # the replay: planned from the findings' clusters, completed, proven from the sandbox state
-    plan = json.loads((out / "replay" / "plan.json").read_text())
+    plan = json.loads((out / "plan.json").read_text())
     assert set(plan["by_type"]) == {"EMAIL_DELIVERY", "IMAGE_PROCESSING"}
     assert set(top["cluster_ids"]) <= set(plan["by_cluster"])
     assert "completed" in proc.stdout
@@ -63,7 +67,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     assert "consumer version live now: v143" in proc.stdout
     assert f"pulled {n} messages" in proc.stdout
     assert f"{n} job.completed" in proc.stdout
-    verify = json.loads((out / "replay" / "verify.json").read_text())
+    verify = json.loads((out / "verify.json").read_text())
     assert verify["plan_id"] == plan["plan_id"]
     counts = dict(verify["counts"])
     assert counts.pop("not_replayed", 0) == 0  # newer verify counts planned jobs never replayed too
@@ -108,15 +112,16 @@ def test_demo_failure_stops_the_sandbox_and_says_what_was_written(tmp_path: Path
         check=False,
     )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "[5/9] FAILED: Pick the clusters the fix made safe" in proc.stderr
+    assert "[4/8] FAILED: Pick the clusters the fix made safe" in proc.stderr
     assert "error: no cluster with DLQ messages was judged safe to replay" in proc.stderr
     assert "hint: " in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "[6/9]" not in proc.stdout
+    assert "[5/8]" not in proc.stdout
     pid = int(re.search(r"sandbox \(pid (\d+)\) stopped after the failure", proc.stderr).group(1))
     assert f"(pid {pid})" in proc.stdout  # the same process the demo started
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     report = out / "report" / "incident-report.html"
     assert f"The incident report written before the failure: {report}" in proc.stderr
     assert report.is_file()
-    assert not (out / "replay" / "plan.json").exists()
+    assert not (out / "plan.json").exists()
+    assert "note: no cluster with DLQ messages was judged safe to replay" in proc.stderr  # investigate

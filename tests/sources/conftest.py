@@ -1,4 +1,7 @@
-"""Fixtures for the loader tests: the realistic sample files in tests/data (see make_fixtures.py)."""
+"""Fixtures for the loader tests: copies of the realistic sample files in tests/data (see make_fixtures.py).
+
+``data_dir`` (tests/data itself) is in tests/conftest.py: the evidence tests read it too.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # fuzz_records (shared with benchmarks/fuzz_loaders.py)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture(scope="session")
-def data_dir() -> Path:
-    return DATA
 
 
 @pytest.fixture

@@ -33,6 +33,11 @@ type within :data:`TYPE_TIME_WINDOW`, a failure (exception or error line) before
 ``none``. The cluster table counts, per cluster, the DLQ
 messages (``n_dlq_messages``) and the distinct job ids among them (``n_dlq_jobs``: equal to
 ``n_dlq_messages`` unless a job was dead-lettered more than once).
+
+Computed once: ``collect`` and ``investigate`` store the clusters in the bundle they write
+(:mod:`._stored`), keyed by a digest of the masks, the rules, the settings and this code.
+:func:`cluster` reads them when the key matches, and computes in memory otherwise (other rules, a
+bundle of an older release); ``Clusters.origin`` says which, ``Clusters.note`` why it computed.
 """
 
 from __future__ import annotations
@@ -55,6 +60,14 @@ from edgeinvestigate.analysis.clustering._rows import (
     error_rows,
     invocation_context,
 )
+from edgeinvestigate.analysis.clustering._stored import (
+    STORED_NAME,
+    bundle_rules,
+    clusters_key,
+    read_stored,
+    store_clusters,
+    why_computed,
+)
 from edgeinvestigate.analysis.clustering._structured import structured_keys
 from edgeinvestigate.analysis.clustering._table import CLUSTER_COLUMNS, cluster_table
 
@@ -67,12 +80,14 @@ __all__ = [
     "ERROR_LEVELS",
     "FAILURE_LEVELS",
     "JOIN_SHARE",
+    "STORED_NAME",
     "TYPE_TIME_WINDOW",
     "Clusters",
     "Explanation",
     "Grouping",
     "cluster",
     "group_texts",
+    "store_clusters",
 ]
 
 
@@ -84,16 +99,39 @@ def cluster(
     max_examples: int = 3,
     redact: bool = False,
     masks: tuple[Mask, ...] = MASKS,
+    stored: bool = True,
 ) -> Clusters:
     """Cluster the errors of an evidence bundle (see the module docs for what and how).
 
     ``rules`` is a :class:`~edgeinvestigate.analysis.rules.ClusterRules` or the path of a rules file
-    (TOML or JSON) that merges or splits clusters. ``redact=True`` masks the examples.
+    (TOML or JSON) that merges or splits clusters; ``None`` means the rules the bundle's clusters
+    were stored with (none for a bundle collected without ``--rules``; pass ``ClusterRules()`` for
+    none at all). ``redact=True`` masks the examples. ``stored=False`` always computes (the
+    stored clusters of a bundle are exactly what this computes for the same key).
     """
     from edgeinvestigate.analysis.rules import ClusterRules  # pydantic: imported when clustering runs
 
-    if rules is not None and not isinstance(rules, ClusterRules):
+    if rules is None:
+        rules = bundle_rules(ev)
+    elif not isinstance(rules, ClusterRules):
         rules = ClusterRules.load(rules)
+    key = clusters_key(rules, masks, levels, max_examples)
+    result = read_stored(ev, key, rules, masks) if stored else None
+    if result is None:
+        result = compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
+        result.note = why_computed(ev, key) if stored else ""
+    return result.redact() if redact else result
+
+
+def compute_clusters(
+    ev: Evidence,
+    *,
+    rules: ClusterRules | None,
+    levels: Sequence[str],
+    max_examples: int,
+    masks: tuple[Mask, ...],
+) -> Clusters:
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
     rows = error_rows(ev, levels)
     ctx = invocation_context(ev)
     rows = rows.merge(ctx, on="invocation_id", how="left") if len(rows) else rows
@@ -153,8 +191,9 @@ def cluster(
         tpl = dict(zip(table["cluster_id"], table["template"], strict=True))
         rows["template"] = rows["cluster_id"].map(tpl)
     assign = rows[list(ASSIGN_COLUMNS)].reset_index(drop=True)
-    result = Clusters(table, assign, dlq, masks, rules, key_template)
-    return result.redact() if redact else result
+    assign["ts"] = pd.to_datetime(assign["ts"], utc=True).dt.as_unit("ns")  # as stored clusters read back
+    key = clusters_key(rules, masks, levels, max_examples)
+    return Clusters(table, assign, dlq, masks, rules, key_template, key=key)
 
 
 def _attach_unstacked(rows: pd.DataFrame) -> None:

@@ -140,6 +140,9 @@ class Clusters:
     ``assign``: one row per error row (``source`` exception|log|dlq, ``row`` in that frame, ``ts``,
     ``text``, ``template``, ``cluster_id``, ``rule``, job and invocation fields).
     ``dlq``: the DLQ frame with ``cluster_id`` and ``cluster_join``.
+    ``key``: the digest of the settings and code that made them; ``origin``: ``"stored"`` (read from
+    the bundle) or ``"computed"``; ``note``: why they were computed although the bundle is on disk
+    (other rules, a bundle without stored clusters), else ``""``.
     """
 
     table: pd.DataFrame
@@ -149,6 +152,9 @@ class Clusters:
     rules: ClusterRules | None = None
     key_template: dict[str, str] = field(default_factory=dict)
     redacted: bool = False
+    key: str = ""
+    origin: str = "computed"
+    note: str = ""
 
     def __len__(self) -> int:
         return len(self.table)
@@ -324,7 +330,16 @@ class Clusters:
         assign = self.assign.copy()
         assign["text"] = [mask_typed(t, self.masks)[0] for t in assign["text"]]
         return Clusters(
-            table, assign, self.dlq, self.masks, self.rules, dict(self.key_template), redacted=True
+            table,
+            assign,
+            self.dlq,
+            self.masks,
+            self.rules,
+            dict(self.key_template),
+            redacted=True,
+            key=self.key,
+            origin=self.origin,
+            note=self.note,
         )
 
     def records(self) -> list[dict[str, Any]]:

@@ -38,14 +38,16 @@ def join_dlq(dlq: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     cid = np.full(n, None, dtype=object)
     how = np.full(n, "none", dtype=object)
     # 1. the envelope's own error text
-    own = rows[rows["source"] == "dlq"]
-    if len(own):
-        cid[own["row"].to_numpy()] = own["cluster_id"].to_numpy()
-        how[own["row"].to_numpy()] = "envelope_error"
-    tel = rows[rows["source"] != "dlq"]
+    from_dlq = (rows["source"] == "dlq").to_numpy()
+    if from_dlq.any():
+        at = rows["row"].to_numpy()[from_dlq]
+        cid[at] = rows["cluster_id"].to_numpy()[from_dlq]
+        how[at] = "envelope_error"
     todo = np.flatnonzero(how == "none")
-    if len(todo) and len(tel):
+    if len(todo) and not from_dlq.all():
         # 2. job id or message id seen in an error row: the last one before it was dead-lettered
+        # (only the columns the joins read, of the telemetry rows)
+        tel = rows.loc[~from_dlq, ["ts", "level", "text", "job_id", "job_type", "message_id", "cluster_id"]]
         latest = tel.sort_values("ts", kind="stable").dropna(subset=["ts"])
         picked = job_join(out, todo, latest)
         if picked:
@@ -102,8 +104,11 @@ def job_join(dlq: pd.DataFrame, todo: Iterable[int], tel: pd.DataFrame) -> dict[
     no bound: a message moved by the runtime may keep the time it was first sent."""
     index: dict[tuple[str, str], np.ndarray] = {}
     ts = pd.DatetimeIndex(tel["ts"]).as_unit("ns").asi8
+    job = as_object(dlq["job_id"]).to_numpy()
+    mid = as_object(dlq["message_id"]).to_numpy()
+    wanted = list({str(v) for v in (*job, *mid) if v is not None})  # only ids a DLQ message has
     for col in ("message_id", "job_id"):
-        present = tel[col].notna().to_numpy()
+        present = (tel[col].notna() & tel[col].astype(object).isin(wanted)).to_numpy()
         if not present.any():
             continue
         keys = pd.Series(np.flatnonzero(present), index=tel[col].astype(object)[present].astype(str))
@@ -111,8 +116,6 @@ def job_join(dlq: pd.DataFrame, todo: Iterable[int], tel: pd.DataFrame) -> dict[
             index[(col, str(key))] = rows.to_numpy()
     if not index:
         return {}
-    job = as_object(dlq["job_id"]).to_numpy()
-    mid = as_object(dlq["message_id"]).to_numpy()
     last = pd.DatetimeIndex(utc_series(dlq["last_attempt"])).as_unit("ns")
     bound = (last + DLQ_LOG_SKEW).asi8
     known = last.notna()

@@ -96,7 +96,7 @@ def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> p
             table[c] = table[c].astype(np.int64)
         table["share"] = table["share"].astype(float)
         for c in ("first_seen", "last_seen"):
-            table[c] = pd.Series(dtype="datetime64[ms, UTC]")
+            table[c] = pd.Series(dtype="datetime64[ns, UTC]")
         return table
     telemetry = rows["source"] != "dlq"
     total = int(telemetry.sum())

@@ -134,3 +134,40 @@ def test_collect_lists_an_object_that_cannot_be_read(fault_proxy, archive, tmp_p
     assert "warning: 1 records could not be loaded" in stderr
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["archives"][0]["failed"][0]["path"].startswith(bad)
+
+
+def test_investigate_from_s3_reads_only_the_window(aws_env, archive, tmp_path, capsys):
+    """`investigate s3://...`: the bundle of the window (the frames `collect` makes from the same objects
+    on disk), its clusters and findings; only the objects the window needs are fetched."""
+    out = tmp_path / "inv"
+    code, stdout, stderr = _run(["investigate", URL, *WINDOW, "--no-report", "--out", str(out)], capsys)
+    assert code == 0, stderr
+    ev = ei.Evidence.open(out / "bundle")
+    disk = ei.load([archive.root], since=SINCE, until=UNTIL)
+    for name in ("invocations", "logs", "exceptions"):
+        assert len(ev.frame(name)) == len(disk.frame(name)), name
+    assert ev.derived("clusters") is not None  # clustered once, stored with the bundle
+    findings = json.loads((out / "findings.json").read_text())
+    assert "hypotheses" in findings
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text())
+    (arch,) = manifest["archives"]
+    fetched = sorted(aws_env.log.gets())
+    assert fetched, "nothing was fetched"
+    assert fetched == sorted(f"{PREFIX}{key.removeprefix(URL)}" for key in arch["read"])
+    assert f"bundle:   {out / 'bundle'}" in stdout
+    assert f"findings: {out / 'findings.json'}" in stdout
+    for text in (stdout, stderr, (out / "findings.json").read_text()):
+        assert SECRET not in text
+        assert TOKEN not in text
+
+
+def test_investigate_dry_run_on_s3_writes_nothing(aws_env, archive, tmp_path, capsys):
+    out = tmp_path / "never"
+    code, stdout, stderr = _run(
+        ["investigate", URL, *WINDOW, "--dry-run", "--no-report", "--out", str(out)], capsys
+    )
+    assert code == 0, stderr
+    assert "dry run: would read" in stdout
+    assert aws_env.log.gets() == []
+    assert not (out / "bundle").exists()
+    assert not (out / "findings.json").exists()

@@ -11,10 +11,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _collect_helpers import ACCOUNT, TOKEN, Recorder, fail, ok
+from _helpers.api import ACCOUNT, TOKEN, Recorder, fail, ok
+from _helpers.incident import TOKEN as SANDBOX_TOKEN
 
 from edgeinvestigate._http import Secret
-from edgeinvestigate.cloudflare.client import DEFAULT_API_URL, CloudflareClient, RateLimitState
+from edgeinvestigate.cloudflare.client import (
+    DEFAULT_API_URL,
+    CloudflareClient,
+    RateLimitState,
+    normalize_api_url,
+)
 from edgeinvestigate.errors import (
     APIError,
     AuthError,
@@ -23,6 +29,8 @@ from edgeinvestigate.errors import (
     RateLimitedError,
     ServerError,
 )
+from edgeinvestigate.sandbox.testing import RunningSandbox
+from edgeinvestigate.simulator._scenario import DEFAULT_ACCOUNT_ID as SIMULATOR_ACCOUNT_ID
 
 QID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 
@@ -478,7 +486,7 @@ def test_refused_connection_says_so_and_is_retried_for_reads() -> None:
 
 def test_the_contract_check_is_real() -> None:
     """The Recorder's OpenAPI check rejects what the spec forbids (so the passing tests mean something)."""
-    from _collect_contract import validate_request
+    from _helpers.contract import validate_request
 
     from edgeinvestigate.sandbox.contract import ContractError
 
@@ -503,3 +511,92 @@ def test_the_contract_check_is_real() -> None:
         )
     with pytest.raises(AssertionError):
         validate_request(httpx.Request("POST", url + "/pull", json={"batch_size": 10}))
+
+
+# --- the API base URL: a bare sandbox URL gets /client/v4 -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("http://127.0.0.1:8789", "http://127.0.0.1:8789/client/v4"),
+        ("http://127.0.0.1:8789/", "http://127.0.0.1:8789/client/v4"),
+        ("http://127.0.0.1:8789/client/v4/", "http://127.0.0.1:8789/client/v4"),
+        ("https://api.cloudflare.com", "https://api.cloudflare.com/client/v4"),
+        ("https://proxy.example/cf/client/v4", "https://proxy.example/cf/client/v4"),
+        ("https://proxy.example/cf", "https://proxy.example/cf"),  # another path: kept as given
+    ],
+)
+def test_normalize_api_url(given: str, expected: str) -> None:
+    assert normalize_api_url(given) == expected
+
+
+def test_root_url_of_the_sandbox_works(incident_sandbox: tuple[RunningSandbox, Path]) -> None:
+    sb, _ = incident_sandbox
+    with CloudflareClient(SIMULATOR_ACCOUNT_ID, SANDBOX_TOKEN, api_url=sb.base) as client:
+        assert client.api_url == sb.url
+        assert [q["queue_name"] for q in client.list_queues("jobs-dlq")] == ["jobs-dlq"]
+
+
+def test_a_url_with_another_path_says_it_should_end_in_client_v4(
+    incident_sandbox: tuple[RunningSandbox, Path],
+) -> None:
+    sb, _ = incident_sandbox
+    client = CloudflareClient(SIMULATOR_ACCOUNT_ID, SANDBOX_TOKEN, api_url=sb.base + "/v4")
+    with client, pytest.raises(NotFoundError) as info:
+        client.list_queues("jobs-dlq")
+    assert "No route for the URI" in info.value.message
+    assert info.value.hint is not None
+    assert "must end in /client/v4" in info.value.hint
+    assert "check the account id and the name" not in info.value.hint
+
+
+# --- a wrong token is not a missing permission ----------------------------------------------------
+
+
+def test_wrong_token_says_invalid_not_permission(incident_sandbox: tuple[RunningSandbox, Path]) -> None:
+    sb, _ = incident_sandbox
+    client = CloudflareClient(SIMULATOR_ACCOUNT_ID, "not-the-token", api_url=sb.url)
+    with client, pytest.raises(AuthError) as info:
+        client.list_queues("jobs-dlq")
+    assert 9109 in info.value.codes
+    hint = info.value.hint or ""
+    assert "invalid or expired" in hint
+    assert "CLOUDFLARE_API_TOKEN" in hint
+    assert "lacks a permission" not in hint
+    assert "not-the-token" not in info.value.message + hint
+
+
+def _answer(status: int, code: int, message: str) -> httpx.MockTransport:
+    body = {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
+    return httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "needle", "absent"),
+    [
+        (403, 9109, "Invalid access token", "invalid or expired", "lacks a permission"),
+        (
+            401,
+            9106,
+            "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
+            "invalid or expired",
+            "lacks",
+        ),
+        (403, 10000, "Authentication error", "invalid or expired?", "lacks a permission"),
+        (401, 10000, "Authentication error", "invalid or expired?", "lacks a permission"),
+        # a real scope problem keeps the permission hint
+        (403, 9999, "Unauthorized to access requested resource", "lacks a permission", "invalid or expired"),
+    ],
+)
+def test_auth_hints_follow_the_error_code(
+    status: int, code: int, message: str, needle: str, absent: str
+) -> None:
+    client = CloudflareClient(SIMULATOR_ACCOUNT_ID, "t0ken", transport=_answer(status, code, message))
+    with client, pytest.raises(AuthError) as info:
+        client.peek("f" * 32, batch_size=1)
+    hint = info.value.hint or ""
+    assert needle in hint
+    assert absent not in hint
+    if code in (10000, 9999):  # ambiguous or scope: names the permission the call needs
+        assert "Queues Edit" in hint

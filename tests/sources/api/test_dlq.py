@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from _collect_helpers import ACCOUNT, TOKEN, ValidatingTransport, job
+from _helpers.api import ACCOUNT, TOKEN, ValidatingTransport, job
 
 from edgeinvestigate.cloudflare.client import CloudflareClient
 from edgeinvestigate.errors import AuthError, NotFoundError, RateLimitedError, ReplayRefusedError, ServerError

@@ -1,4 +1,4 @@
-"""Fixtures of the lab tests: a real collector process on a free 127.0.0.1 port."""
+"""Fixtures of the capture tests: a real Tail Worker collector process on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).parent / "data"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Shared helpers of the collect tests (imported by the test modules)."""
+"""A fake Cloudflare API for the client, capture and collect tests: ids, canned answers, transports that
+check every request against the OpenAPI subset, Workers Logs and tail events."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import json
 from collections.abc import Callable
 
 import httpx
-from _collect_contract import validate_request
+
+from _helpers.contract import validate_request
 
 ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"
 TOKEN = "cfut_Zq8sExampleTokenValue_9f3b1c7d2e"  # a fake token; tests scan output for it
@@ -219,7 +221,7 @@ class ValidatingTransport(httpx.BaseTransport):
         self._checked: dict[tuple[str, str], int] = {}
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        from _collect_contract import validate_response
+        from _helpers.contract import validate_response
 
         request.read()
         validate_request(request)

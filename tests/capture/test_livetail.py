@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _collect_helpers import ACCOUNT, SCRIPT, TOKEN, ValidatingTransport, ok, tail_event
+from _helpers.api import ACCOUNT, SCRIPT, TOKEN, ValidatingTransport, ok, tail_event
 
 import edgeinvestigate as ei
 from edgeinvestigate._http import Secret

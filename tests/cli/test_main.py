@@ -1,4 +1,5 @@
-"""Failure paths a reviewer probed: each ends in a one-line error with a hint, never a traceback."""
+"""The CLI's one error boundary (``cli/_main.py``): a bad argument, or a failure a reviewer probed, ends in a
+one-line error with a hint, never a traceback (unless -vv or EDGEINVESTIGATE_DEBUG=1 asks for it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers.cli import run
 
 from edgeinvestigate.cli import main
 from edgeinvestigate.simulator import simulate
@@ -95,3 +97,27 @@ def test_debug_switch_keeps_the_traceback(incident: Path, tmp_path: Path) -> Non
     )
     assert proc.returncode == 2
     assert "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle", "command"),
+    [
+        (["clusters", "/nonexistent/bundle"], "'/nonexistent/bundle' does not exist", "clusters"),
+        (["report", ".", "--out", "x", "--notebook", "nosuch"], "'nosuch' is not one of", "report"),
+        (["collect", "--bogus"], "No such option '--bogus'", "collect"),
+        (["replay", "plan", "."], "Missing option '--from'", "replay plan"),
+    ],
+)
+def test_usage_errors_are_one_line_with_a_hint(
+    capsys: pytest.CaptureFixture[str], args: list[str], needle: str, command: str
+) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("error: ")
+    assert needle in lines[0]
+    assert lines[1] == f"hint: `edgeinvestigate {command} --help` lists the arguments and options"
+    assert "Usage:" not in err
+    assert "Traceback" not in err

@@ -14,7 +14,7 @@ import edgeinvestigate as ei
 from edgeinvestigate.capture.collector import bind_socket
 from edgeinvestigate.errors import ConfigError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "lab" / "data"  # a capture of the lab's real workerd
 REAL = DATA / "workerd-2026-04-26-traceitems.jsonl"
 
 

@@ -1,0 +1,149 @@
+"""The orchestration that combines areas: collect -> clusters -> findings -> report -> draft plan.
+
+``collect`` and ``investigate`` cluster the evidence once, right after loading, and store the
+clusters in the bundle they write (:func:`cluster_and_store`); ``investigate`` then analyses,
+writes the incident report and, with ``--to``, a draft replay plan (:func:`investigate_bundle`).
+Nothing here computes anything itself: evidence stores, analysis computes, report renders, replay
+plans.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgeinvestigate.analysis.clustering import Clusters
+    from edgeinvestigate.cli._progress import Progress
+    from edgeinvestigate.evidence.bundle import Evidence
+    from edgeinvestigate.models.findings import Findings
+
+__all__ = ["Investigation", "cluster_and_store", "investigate_bundle", "note", "open_clusters"]
+
+log = logging.getLogger("edgeinvestigate.note")
+
+
+def note(text: str) -> None:
+    """A ``note: ...`` line on stderr (shown by the CLI's handler, see ``cli._main``)."""
+    if text:
+        log.info(text)
+
+
+def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -> tuple[Evidence, Clusters]:
+    """Cluster ``ev`` (in storage order) and return it holding the clusters, ready to be saved."""
+    from edgeinvestigate.analysis.clustering import cluster, store_clusters
+
+    ev = ev.in_storage_order()
+    n = ev.manifest["rows"]
+    with progress.step(f"clustering the errors of {n['logs']:,} log lines, {n['exceptions']:,} exceptions"):
+        clusters = cluster(ev, rules=rules, stored=False)
+    return store_clusters(ev, clusters), clusters
+
+
+def open_clusters(ev: Evidence, *, rules: Path | None, progress: Progress, redact: bool = False) -> Clusters:
+    """The clusters of an opened bundle: stored ones when they match, else computed (with a note)."""
+    from edgeinvestigate.analysis.clustering import STORED_NAME, cluster
+
+    stored = ev.derived(STORED_NAME)
+    title = "reading the stored clusters" if stored is not None else "clustering the errors"
+    with progress.step(title):
+        clusters = cluster(ev, rules=rules, redact=redact)
+    note(clusters.note)
+    return clusters
+
+
+@dataclass
+class Investigation:
+    """What ``investigate`` wrote (paths) and found."""
+
+    out: Path
+    bundle: Path
+    findings_path: Path
+    findings: Findings
+    clusters: Clusters
+    report: Path | None = None
+    report_run: Any = None
+    plan: Path | None = None
+    selected: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def investigate_bundle(
+    ev: Evidence,
+    clusters: Clusters,
+    out: Path,
+    *,
+    report: bool,
+    to_queue: str | None,
+    report_parameters: dict[str, str],
+    redact: bool,
+    progress: Progress,
+) -> Investigation:
+    """After ``ev`` (with ``clusters``) was saved to ``out/bundle``: findings, draft plan, report."""
+    from edgeinvestigate.analysis.rca import analyze
+
+    bundle = out / "bundle"
+    with progress.step("ranking root causes"):
+        findings = analyze(ev, clusters)
+    findings_path = out / "findings.json"
+    findings_path.write_text(findings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    result = Investigation(out, bundle, findings_path, findings, clusters)
+    if to_queue:
+        _draft_plan(result, ev, to_queue, progress)
+    if report:
+        from edgeinvestigate.report.runner import write_report
+
+        run = write_report(
+            bundle,
+            out / "report",
+            parameters=report_parameters,
+            redact=redact,
+            progress=progress.enabled,
+        )
+        result.report, result.report_run = run.html, run
+    return result
+
+
+def _draft_plan(result: Investigation, ev: Evidence, to_queue: str, progress: Progress) -> None:
+    """A replay plan of the clusters ``default_selection`` judges safe, written and never run."""
+    from edgeinvestigate.replay import default_selection, plan_replay
+
+    if not len(ev.dlq):
+        result.notes.append(f"no DLQ messages were collected: no replay plan to {to_queue!r} was written")
+        return
+    with progress.step("choosing the clusters a fix made safe, drafting their replay"):
+        safe = default_selection(ev, clusters=result.clusters, findings=result.findings)
+        if not safe:
+            result.notes.append(
+                "no cluster with DLQ messages was judged safe to replay: no replay plan was written "
+                "(see runbooks/replay-failed-jobs.md to choose clusters yourself)"
+            )
+            return
+        result.selected = [(c.cluster_id, c.reason) for c in safe]
+        chosen = {c.cluster_id for c in safe}
+        dlq = result.clusters.dlq
+        in_chosen = dlq[dlq["cluster_id"].isin(chosen)]
+        queues = in_chosen["queue"].astype(object).dropna().value_counts()
+        if queues.empty:
+            result.notes.append("the selected DLQ messages name no queue: no replay plan was written")
+            return
+        from_queue = str(queues.index[0])
+        if len(queues) > 1:
+            result.notes.append(
+                f"the selected messages are in {len(queues)} DLQs; the plan replays those of {from_queue!r} "
+                "(plan the others with `edgeinvestigate replay plan`)"
+            )
+        path = result.out / "plan.json"
+        plan = plan_replay(
+            ev,
+            from_queue,
+            to_queue,
+            clusters=sorted(chosen),
+            allow_queues=[to_queue],
+            bundle=str(result.bundle.resolve()),
+            near=path,
+        )
+        plan.save(path, overwrite=True)
+    result.plan = path

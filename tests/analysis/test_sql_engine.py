@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import edgeinvestigate as ei
-from edgeinvestigate.analysis.sql import FRAME_NAMES, connect, query_text
+from edgeinvestigate.analysis.clustering._stored import store_clusters
+from edgeinvestigate.analysis.sql import FRAME_NAMES, connect, frame_specs, query_text
 from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.evidence._frames import StoredFrame
 from edgeinvestigate.evidence.bundle import Evidence, load
 from edgeinvestigate.evidence.queue_metrics import with_metrics_file
 from edgeinvestigate.simulator import list_scenarios, simulate
@@ -145,28 +148,50 @@ def test_sql_findings_on_hand_made_and_empty_evidence(small_evidence: Evidence) 
     assert_same_findings(make_evidence(invocations=odd_inv, logs=odd_logs), wall_limit_ms=100.0)
 
 
-class _OnDisk(Evidence):
-    """A bundle whose frames the SQL engine reads from its Parquet files (as a lazily opened bundle
-    tells it with ``frame_file``)."""
+def _saved_with_clusters(tmp_path: Path, scenario: str = "dependency-outage") -> Path:
+    """A bundle saved as ``collect`` saves it: in storage order, with its clusters stored."""
+    ev = _scenario(scenario, tmp_path / "sim", 5, analytics=True).in_storage_order()
+    return store_clusters(ev, ei.cluster(ev)).save(tmp_path / "bundle")
 
-    directory: Path | None = None
 
-    def frame_file(self, name: str) -> Path | None:
-        assert self.directory is not None
-        return self.directory / f"{name}.parquet"
+def _in_pandas(ev: Evidence) -> set[str]:
+    """The frames of an opened bundle that were read into pandas."""
+    return {n for n in FRAME_NAMES if not isinstance(ev.__dict__[f"_frame_{n}"], StoredFrame)}
 
 
 def test_sql_reads_a_saved_bundle_in_place(tmp_path: Path) -> None:
-    ev = _scenario("dependency-outage", tmp_path / "sim", 5)
-    saved = ev.save(tmp_path / "bundle")
+    """On a bundle with stored clusters the SQL engine reads the frames' Parquet files: none of the
+    telemetry frames is read into pandas, and the findings are the pandas reference's."""
+    saved = _saved_with_clusters(tmp_path)
     opened = Evidence.open(saved)
-    on_disk = _OnDisk(
-        opened.invocations, opened.logs, opened.exceptions, opened.dlq, opened.report, opened.manifest
-    )
-    on_disk.directory = saved
     clusters = ei.cluster(opened)
-    ref = ei.analyze(opened, clusters, engine="pandas").model_dump(mode="json")
-    got = ei.analyze(on_disk, clusters, engine="sql").model_dump(mode="json")
+    assert clusters.origin == "stored"
+    specs = frame_specs(opened)
+    assert all(specs[n] == saved / f"{n}.parquet" for n in ("invocations", "logs", "exceptions"))
+    got = ei.analyze(opened, clusters, engine="sql").model_dump(mode="json")
+    assert not _in_pandas(opened) & {"invocations", "logs", "exceptions"}
+    ref_ev = Evidence.open(saved)
+    ref = ei.analyze(ref_ev, ei.cluster(ref_ev), engine="pandas").model_dump(mode="json")
+    assert _same(ref, got) == []
+
+
+def test_sql_reads_a_bundle_whose_files_lack_newer_columns(tmp_path: Path) -> None:
+    """A bundle of an older release lacks columns added since (request and ray ids): Evidence.open
+    conforms the frames, and the SQL engine reads the files with those columns as typed nulls."""
+    saved = _saved_with_clusters(tmp_path, "default")
+    path = saved / "invocations.parquet"
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["request_id", "ray_id", "url", "method", "batch_size"]), path)
+    opened = Evidence.open(saved)
+    with connect() as sql:
+        sql.frames(frame_specs(opened))
+        row = sql.con.execute(
+            "SELECT count(*), count(request_id), count(batch_size) FROM invocations"
+        ).fetchone()
+    assert row == (len(table), 0, 0)
+    got = ei.analyze(opened, ei.cluster(opened), engine="sql").model_dump(mode="json")
+    ref_ev = Evidence.open(saved)
+    ref = ei.analyze(ref_ev, ei.cluster(ref_ev), engine="pandas").model_dump(mode="json")
     assert _same(ref, got) == []
 
 

@@ -27,14 +27,14 @@ null or not), ``list(x)`` is ``collect_list``, a list key ``[ts_ms, pos]`` is ``
 
 A frame comes from a registered pandas frame (zero-copy for the Arrow-backed frames of
 :func:`~edgeinvestigate.evidence.bundle.load`) or from a Parquet file read in place
-(``read_parquet``), so a saved bundle is aggregated without loading it. The connection uses every
+(``read_parquet``; :func:`frame_file`: the file a frame of an opened bundle still is, documented
+columns the file lacks become typed nulls), so a saved bundle is aggregated without loading it. The connection uses every
 core, a memory limit (``EDGEINVESTIGATE_SQL_MEMORY``, default :data:`DEFAULT_MEMORY`) and spills to a
 private temporary folder that is removed on :meth:`Engine.close`.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import tempfile
@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from edgeinvestigate.evidence._frames import frame_file as stored_frame_file
 from edgeinvestigate.models.frames import FRAMES, conform
 
 if TYPE_CHECKING:
@@ -81,19 +82,9 @@ def query_text(name: str) -> str:
 
 
 def frame_file(ev: Evidence, name: str) -> Path | None:
-    """The Parquet file a frame of ``ev`` is (still) the content of, or None: ``ev.frame_file(name)``,
-    else ``edgeinvestigate.evidence._frames.frame_file(ev, name)`` where the evidence package has
-    lazily read bundles."""
-    method = getattr(ev, "frame_file", None)
-    if callable(method):
-        found = method(name)
-        return Path(found) if found is not None else None
-    try:
-        frames = importlib.import_module("edgeinvestigate.evidence._frames")
-    except ImportError:
-        return None
-    lookup = getattr(frames, "frame_file", None)
-    found = lookup(ev, name) if callable(lookup) else None
+    """The Parquet file a frame of ``ev`` is (still) the content of, or None (a frame made in memory,
+    or one replaced since the bundle was opened): see :mod:`edgeinvestigate.evidence._frames`."""
+    found = stored_frame_file(ev, name)
     return Path(found) if found is not None else None
 
 
@@ -139,6 +130,7 @@ class Engine:
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
         memory = memory_limit or os.environ.get("EDGEINVESTIGATE_SQL_MEMORY") or DEFAULT_MEMORY
         self.con.execute("SET enable_progress_bar = false")
+        self.con.execute("SET TimeZone = 'UTC'")  # every frame is UTC (the queries use epoch ms anyway)
         self.con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
         self.con.execute(f"SET memory_limit = '{_quote(memory)}'")
         self.con.execute(f"SET temp_directory = '{_quote(self.temp_dir)}'")
@@ -154,10 +146,7 @@ class Engine:
             columns = list(FRAMES[name])
             spec = specs.get(name)
             if isinstance(spec, Path):
-                src = (
-                    f"(SELECT * EXCLUDE (file_row_number), file_row_number AS pos "
-                    f"FROM read_parquet('{_quote(str(spec))}', file_row_number = true))"
-                )
+                src = self._parquet(name, spec, columns)
             else:
                 table = _arrow(spec if spec is not None else pd.DataFrame(), name, columns)
                 self.register(f"{name}_frame", table)
@@ -165,6 +154,22 @@ class Engine:
             ts = "ts" if "ts" in columns else "enqueued_at"
             self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT *, epoch_ms({ts}) AS ts_ms FROM {src}")
         return self
+
+    def _parquet(self, name: str, path: Path, columns: list[str]) -> str:
+        """The relation of frame ``name`` read in place from ``path``, with ``pos``; documented
+        columns the file lacks (a bundle of an older release) are typed nulls, as ``conform`` makes them."""
+        import pyarrow.parquet as pq
+
+        have = set(pq.read_schema(path).names)
+        missing = [c for c in columns if c not in have]
+        scan = (
+            f"SELECT * EXCLUDE (file_row_number), file_row_number AS pos "
+            f"FROM read_parquet('{_quote(str(path))}', file_row_number = true)"
+        )
+        if not missing:
+            return f"({scan})"
+        self.register(f"{name}_missing", pa.table({c: pa.nulls(1, FRAMES[name][c]) for c in missing}))
+        return f"({scan} CROSS JOIN {name}_missing)"
 
     def register(self, name: str, data: pd.DataFrame | pa.Table) -> None:
         """Make ``data`` the relation ``name`` (replacing an earlier one)."""

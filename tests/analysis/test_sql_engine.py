@@ -233,13 +233,20 @@ def test_unknown_engine_is_refused(small_evidence: Evidence) -> None:
         ei.analyze(small_evidence, engine="spark")  # type: ignore[arg-type]
 
 
-def test_memory_limit_from_the_environment(monkeypatch: pytest.MonkeyPatch, small_evidence: Evidence) -> None:
-    monkeypatch.setenv("EDGEINVESTIGATE_SQL_MEMORY", "48MB")
+def test_memory_limit_and_threads_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, small_evidence: Evidence
+) -> None:
+    """The same settings as ``ev.sql()``'s connections (EDGEINVESTIGATE_DUCKDB_MEMORY / _THREADS)."""
+    monkeypatch.setenv("EDGEINVESTIGATE_DUCKDB_MEMORY", "48MB")
+    monkeypatch.setenv("EDGEINVESTIGATE_DUCKDB_THREADS", "1")
     with connect() as sql:
-        limit = sql.con.execute("SELECT current_setting('memory_limit')").fetchone()
+        limit = sql.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('threads')"
+        ).fetchone()
     assert limit is not None
     assert limit[0].endswith("MiB")
     assert float(limit[0].split()[0]) < 50
+    assert int(limit[1]) == 1
     assert_same_findings(small_evidence)  # the analysis runs within it
 
 

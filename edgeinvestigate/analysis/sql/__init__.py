@@ -28,9 +28,10 @@ null or not), ``list(x)`` is ``collect_list``, a list key ``[ts_ms, pos]`` is ``
 A frame comes from a registered pandas frame (zero-copy for the Arrow-backed frames of
 :func:`~edgeinvestigate.evidence.bundle.load`) or from a Parquet file read in place
 (``read_parquet``; :func:`frame_file`: the file a frame of an opened bundle still is, documented
-columns the file lacks become typed nulls), so a saved bundle is aggregated without loading it. The connection uses every
-core, a memory limit (``EDGEINVESTIGATE_SQL_MEMORY``, default :data:`DEFAULT_MEMORY`) and spills to a
-private temporary folder that is removed on :meth:`Engine.close`.
+columns the file lacks become typed nulls), so a saved bundle is aggregated without loading it. The
+connection uses every core (unless ``EDGEINVESTIGATE_DUCKDB_THREADS``), a memory limit
+(``EDGEINVESTIGATE_DUCKDB_MEMORY``, default :data:`DEFAULT_MEMORY`; the settings of ``ev.sql()``'s
+connections too) and spills to a private temporary folder that is removed on :meth:`Engine.close`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import pandas as pd
 import pyarrow as pa
 
 from edgeinvestigate.evidence._frames import frame_file as stored_frame_file
+from edgeinvestigate.evidence._sql import MEMORY_ENV, THREADS_ENV
 from edgeinvestigate.models.frames import FRAMES, conform
 
 if TYPE_CHECKING:
@@ -69,7 +71,7 @@ __all__ = [
 ]
 
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
-#: DuckDB's memory limit unless ``EDGEINVESTIGATE_SQL_MEMORY`` says otherwise (it spills past it)
+#: DuckDB's memory limit unless ``EDGEINVESTIGATE_DUCKDB_MEMORY`` says otherwise (it spills past it)
 DEFAULT_MEMORY: Final = "1GB"
 #: a frame: a pandas frame in memory, or the path of its Parquet file
 FrameSpec = pd.DataFrame | Path
@@ -128,10 +130,11 @@ class Engine:
             else None
         )
         self.con: duckdb.DuckDBPyConnection = duckdb.connect(":memory:")
-        memory = memory_limit or os.environ.get("EDGEINVESTIGATE_SQL_MEMORY") or DEFAULT_MEMORY
+        memory = memory_limit or os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+        threads = threads or int(os.environ.get(THREADS_ENV) or 0) or os.cpu_count() or 1
         self.con.execute("SET enable_progress_bar = false")
         self.con.execute("SET TimeZone = 'UTC'")  # every frame is UTC (the queries use epoch ms anyway)
-        self.con.execute(f"SET threads = {int(threads or os.cpu_count() or 1)}")
+        self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute(f"SET memory_limit = '{_quote(memory)}'")
         self.con.execute(f"SET temp_directory = '{_quote(self.temp_dir)}'")
         self.con.execute("SET preserve_insertion_order = false")

@@ -146,10 +146,16 @@ def test_unnamed_workers_are_told_apart_by_trigger_and_queue(tmp_path: Path) -> 
     # the producer's version is not a deploy of the consumer, nor the other way round
     f = ei.analyze(lab_like(tmp_path, producer=True))
     assert [(d.version, d.previous_version) for d in f.deploys] == [("v42", "v41"), ("v43", "v42")]
-    assert [d.script for d in f.deploys] == [None, None]  # no script name: not "queue/jobs-immediate"
     assert f.top is not None
     assert f.top.deploy is not None
     assert f.top.deploy.version == "v42"
+
+
+@pytest.mark.parametrize("engine", ["sql", "pandas"])
+def test_deploys_of_unnamed_workers_name_no_script(engine: str, tmp_path: Path) -> None:
+    # the key that tells unnamed Workers apart (trigger and queue) is not a script name
+    f = ei.analyze(lab_like(tmp_path, producer=True), engine=engine)  # type: ignore[arg-type]
+    assert [d.script for d in f.deploys] == [None, None]  # not "queue/jobs-immediate"
 
 
 def test_log_versions_reads_objects_and_json_strings() -> None:

@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_cluster.py
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_s3.py
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 lab: $(STAMP)
 	$(BIN)/python -m edgeinvestigate lab run

@@ -151,6 +151,13 @@ def test_unnamed_workers_are_told_apart_by_trigger_and_queue(tmp_path: Path) -> 
     assert f.top.deploy.version == "v42"
 
 
+@pytest.mark.parametrize("engine", ["sql", "pandas"])
+def test_deploys_of_unnamed_workers_name_no_script(engine: str, tmp_path: Path) -> None:
+    # the key that tells unnamed Workers apart (trigger and queue) is not a script name
+    f = ei.analyze(lab_like(tmp_path, producer=True), engine=engine)  # type: ignore[arg-type]
+    assert [d.script for d in f.deploys] == [None, None]  # not "queue/jobs-immediate"
+
+
 def test_log_versions_reads_objects_and_json_strings() -> None:
     logs = pd.DataFrame(
         {

@@ -43,7 +43,7 @@ better than one 9 minutes later). Retries of the same job do not inflate a score
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -52,35 +52,30 @@ from edgeinvestigate.analysis.clustering import FAILURE_LEVELS
 from edgeinvestigate.analysis.clustering import cluster as _cluster
 from edgeinvestigate.analysis.deploys import parse_deployments
 from edgeinvestigate.analysis.dlq_coverage import dlq_coverage, mark_partial_dlq
-from edgeinvestigate.analysis.rca._blast_radius import TENANT_FIELDS, blast_radius_rows, find_payload_fields
+from edgeinvestigate.analysis.rca._blast_radius import TENANT_FIELDS
 from edgeinvestigate.analysis.rca._buckets import BUCKETS_S, choose_bucket
-from edgeinvestigate.analysis.rca._deploys import cluster_shifts, deploy_markers
 from edgeinvestigate.analysis.rca._dlq import add_unattributed, dlq_by_cluster
-from edgeinvestigate.analysis.rca._frames import delivery_frame, invocation_frame
 from edgeinvestigate.analysis.rca._hypotheses import find_hypotheses
 from edgeinvestigate.analysis.rca._hypotheses.dlq_cluster import dlq_cluster_hypotheses
 from edgeinvestigate.analysis.rca._incident import build_incident
-from edgeinvestigate.analysis.rca._limits import (
-    CPU_LIMIT_MS,
-    LIMIT_OUTCOMES,
-    NEAR,
-    WALL_LIMIT_MS,
-    find_limit_hits,
-    limit_stats,
-    over_represented_types,
-)
+from edgeinvestigate.analysis.rca._limits import CPU_LIMIT_MS, WALL_LIMIT_MS
 from edgeinvestigate.analysis.rca._notes import NO_DEPLOY_INFO, no_telemetry_note
+from edgeinvestigate.analysis.rca._pandas_path import pandas_parts
+from edgeinvestigate.analysis.rca._parts import Parts
 from edgeinvestigate.analysis.rca._queue_health import queue_findings, with_queue_health
-from edgeinvestigate.analysis.rca._storms import find_retry_storms
-from edgeinvestigate.analysis.rca._timeline import attempt_bins, failed_rates, timeline_rows
 from edgeinvestigate.analysis.rca._values import as_utc, pydt, records
-from edgeinvestigate.models.findings import ClusterSummary, Findings, Hypothesis, TimeWindow
+from edgeinvestigate.errors import ConfigError
+from edgeinvestigate.models.findings import ClusterSummary, Findings, Hypothesis
 
 if TYPE_CHECKING:
     from edgeinvestigate.analysis.clustering import Clusters
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["BUCKETS_S", "FAILURE_LEVELS", "TENANT_FIELDS", "analyze", "choose_bucket"]
+__all__ = ["BUCKETS_S", "ENGINES", "FAILURE_LEVELS", "TENANT_FIELDS", "analyze", "choose_bucket"]
+
+#: how the aggregates are computed: ``sql`` (DuckDB over the frames) or ``pandas`` (in memory; the
+#: reference the SQL is checked against)
+ENGINES = ("sql", "pandas")
 
 
 def analyze(
@@ -92,57 +87,70 @@ def analyze(
     wall_limit_ms: float = WALL_LIMIT_MS,
     bucket_seconds: int | None = None,
     deployments: Iterable[Any] | None = None,
+    engine: Literal["sql", "pandas"] = "sql",
 ) -> Findings:
     """Rank root-cause hypotheses for an evidence bundle (see the module docs).
 
     ``deployments`` adds deploy markers the data may not show: ``("v42", "2026-11-27T14:05Z")``
     pairs, ``"v42@2026-11-27T14:05Z"`` strings or ``{"version", "at"}`` dicts (times in ISO-8601 or
     epoch; naive is UTC). A bad entry raises :class:`~edgeinvestigate.errors.ConfigError`.
+
+    ``engine``: the aggregates (timelines, rates, limits, deliveries, storms, shifts, blast radius)
+    run as SQL in DuckDB over the frames (``"sql"``, see :mod:`edgeinvestigate.analysis.sql`), or in
+    pandas in memory (``"pandas"``); both give the same findings.
     """
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown analysis engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     given = parse_deployments(deployments)
     if clusters is None:
         clusters = _cluster(ev)
-    inv = invocation_frame(ev)
     errors = clusters.assign[clusters.assign["source"] != "dlq"].copy()
     errors["ts"] = utc_series(errors["ts"]) if len(errors) else pd.Series(dtype="datetime64[ns, UTC]")
-    dlq = clusters.dlq
-    window, span = _window(inv, errors)
-    bucket = bucket_seconds or choose_bucket(span)
-    freq = pd.Timedelta(seconds=bucket)
-    failure = _mark_failed(inv, errors)
-    telemetry = bool(len(ev.invocations) or len(ev.logs) or len(ev.exceptions))
-    inv["bucket"] = inv["ts"].dt.floor(freq)
-    errors["bucket"] = errors["ts"].dt.floor(freq) if len(errors) else errors["ts"]
+    options: dict[str, Any] = {
+        "tenant_fields": tenant_fields,
+        "cpu_limit_ms": cpu_limit_ms,
+        "wall_limit_ms": wall_limit_ms,
+        "bucket_seconds": bucket_seconds,
+    }
+    if engine == "pandas":
+        return _findings(ev, clusters, errors, pandas_parts(ev, clusters, errors, given, **options), given)
+    from edgeinvestigate.analysis.rca._sql_path import sql_parts
+    from edgeinvestigate.analysis.sql import connect, frame_specs
 
-    deliveries = delivery_frame(ev)
-    deploys = deploy_markers(inv, given)
-    sources = sorted({str(x) for x in inv["version_source"].dropna()} | ({"given"} if given else set()))
+    with connect() as sql:
+        sql.frames(frame_specs(ev))
+        parts = sql_parts(sql, ev, clusters, errors, given, **options)
+        # the hypotheses and the incident may ask for storm windows: keep the engine open until done
+        return _findings(ev, clusters, errors, parts, given)
+
+
+def _findings(
+    ev: Evidence, clusters: Clusters, errors: pd.DataFrame, parts: Parts, given: Sequence[Any]
+) -> Findings:
+    """Rank the hypotheses on the aggregates and assemble the findings."""
+    dlq = clusters.dlq
+    win = parts.win
+    freq = win.freq
+    failure = errors["level"].isin(FAILURE_LEVELS) if len(errors) else pd.Series(dtype=bool)
+    telemetry = bool(sum(parts.rows.values()))
+    errors["bucket"] = errors["ts"].dt.floor(freq) if len(errors) else errors["ts"]
     notes: list[str] = []
-    if not sources and len(inv):
+    if not parts.sources and parts.n_invocations:
         notes.append(NO_DEPLOY_INFO)
     table = clusters.table
-    shifts = cluster_shifts(errors, table, deploys, span)
-    payload_fields = find_payload_fields(ev, clusters, tenant_fields)
-    storms = find_retry_storms(deliveries, freq)
-    limit_hits = find_limit_hits(inv, cpu_limit_ms, wall_limit_ms)
-
-    hit_ids = inv.loc[
-        inv["outcome"].isin(LIMIT_OUTCOMES) | (inv["wall_ms"] >= NEAR * wall_limit_ms), "invocation_id"
-    ]
-    limit_types = over_represented_types(ev, set(hit_ids.dropna()))
     hyps = find_hypotheses(
         errors,
         table,
-        deploys,
-        shifts,
-        storms,
-        limit_hits,
-        payload_fields,
+        parts.deploys,
+        parts.shifts,
+        parts.storms,
+        parts.limit_hits,
+        parts.payload,
         dlq,
-        inv,
+        win.inv_times(),
         freq,
-        limit_types,
-        deploy_info=bool(sources),
+        parts.limit_types,
+        deploy_info=bool(parts.sources),
     )
     if not telemetry:
         hyps = _with_dlq_clusters(hyps, dlq, table)
@@ -154,57 +162,39 @@ def analyze(
     mark_partial_dlq(hyps, coverage)
     if coverage is not None:
         notes.append(coverage.note())
-    retried = deliveries[deliveries["attempt"] >= 2] if len(deliveries) else deliveries
     findings = Findings(
-        window=window,
-        bucket_seconds=bucket,
-        totals=_totals(ev, inv, errors, failure, table, dlq, n_deploys=len(deploys)),
-        timeline=timeline_rows(inv),
-        failed_rate=failed_rates(inv),
-        attempts=attempt_bins(deliveries, ev.dlq),
-        limits=limit_stats(inv, cpu_limit_ms, wall_limit_ms),
-        deploys=deploys,
-        cluster_shifts=shifts,
-        new_after_deploy=[s for s in shifts if s.new_after_deploy],
-        blast_radius=blast_radius_rows(errors, payload_fields),
+        window=win.window,
+        bucket_seconds=win.bucket,
+        totals=_totals(parts, errors, failure, table, dlq),
+        timeline=parts.timeline,
+        failed_rate=parts.failed_rate,
+        attempts=parts.attempts,
+        limits=parts.limits,
+        deploys=parts.deploys,
+        cluster_shifts=parts.shifts,
+        new_after_deploy=[s for s in parts.shifts if s.new_after_deploy],
+        blast_radius=parts.blast_radius,
         dlq_by_cluster=dlq_by_cluster(dlq, table),
-        retry_storms=storms,
-        limit_hits=limit_hits,
+        retry_storms=parts.storms,
+        limit_hits=parts.limit_hits,
         hypotheses=hyps,
         incident=build_incident(
-            inv, errors, dlq, hyps, freq, hit_ids=set(hit_ids.dropna()), retried=retried, failure=failure
+            (parts.n_invocations, parts.n_failed),
+            errors,
+            dlq,
+            hyps,
+            freq,
+            hits=parts.hits,
+            retried=parts.retried,
+            failure=failure,
         ),
         clusters=_summaries(table),
-        deploy_sources=sources,
+        deploy_sources=parts.sources,
         notes=notes,
         has_telemetry=telemetry,
         dlq_coverage=coverage,
     )
     return with_queue_health(findings, queue_health)
-
-
-def _window(inv: pd.DataFrame, errors: pd.DataFrame) -> tuple[TimeWindow | None, pd.Timedelta]:
-    """The window the invocations and error rows span (``None`` without any), and its length."""
-    times = [
-        t for t in (inv["ts"].min(), inv["ts"].max(), errors["ts"].min(), errors["ts"].max()) if as_utc(t)
-    ]
-    if not times:
-        return None, pd.Timedelta(0)
-    start, end = min(times), max(times)
-    window = TimeWindow(start=pydt(as_utc(start)), end=pydt(as_utc(end)))
-    return window, pd.Timestamp(end) - pd.Timestamp(start)
-
-
-def _mark_failed(inv: pd.DataFrame, errors: pd.DataFrame) -> pd.Series:
-    """Set ``inv["failed"]`` by the one definition (module docs) and return which error rows are failures.
-
-    An invocation failed when the runtime says so, or when it threw or logged an error-level line (a
-    consumer that catches per message reports outcome ok while its jobs fail); warn lines are not
-    failures."""
-    failure = errors["level"].isin(FAILURE_LEVELS) if len(errors) else pd.Series(dtype=bool)
-    with_failures = set(errors.loc[failure, "invocation_id"].dropna()) if len(errors) else set()
-    inv["failed"] = inv["failed"] | inv["invocation_id"].isin(with_failures)
-    return failure
 
 
 def _with_dlq_clusters(hyps: list[Hypothesis], dlq: pd.DataFrame, table: pd.DataFrame) -> list[Hypothesis]:
@@ -235,24 +225,17 @@ def _summaries(table: pd.DataFrame) -> list[ClusterSummary]:
 
 
 def _totals(
-    ev: Evidence,
-    inv: pd.DataFrame,
-    errors: pd.DataFrame,
-    failure: pd.Series,
-    table: pd.DataFrame,
-    dlq: pd.DataFrame,
-    *,
-    n_deploys: int,
+    parts: Parts, errors: pd.DataFrame, failure: pd.Series, table: pd.DataFrame, dlq: pd.DataFrame
 ) -> dict[str, int]:
     return {
-        "invocations": len(inv),
-        "failed_invocations": int(inv["failed"].sum()),
+        "invocations": parts.n_invocations,
+        "failed_invocations": parts.n_failed,
         "error_rows": len(errors),
         "failure_rows": int(failure.sum()) if len(errors) else 0,
         "clusters": len(table),
         "dlq_messages": len(dlq),
         "dlq_unattributed": int(dlq["cluster_id"].isna().sum()) if len(dlq) else 0,
-        "deploys": n_deploys,
-        "log_lines": len(ev.logs),
-        "exceptions": len(ev.exceptions),
+        "deploys": len(parts.deploys),
+        "log_lines": parts.rows["logs"],
+        "exceptions": parts.rows["exceptions"],
     }

@@ -15,7 +15,13 @@ if TYPE_CHECKING:
     from edgeinvestigate.analysis.clustering import Clusters
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["TENANT_FIELDS", "blast_radius_rows", "find_payload_fields"]
+__all__ = [
+    "TENANT_FIELDS",
+    "blast_radius_from_counts",
+    "blast_radius_rows",
+    "dlq_payload_fields",
+    "find_payload_fields",
+]
 
 #: payload fields that name a tenant-like owner of a job (looked up at the top level and in ``payload``)
 TENANT_FIELDS: Final = (
@@ -51,29 +57,33 @@ def _find_field(obj: Any, fields: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
+def dlq_payload_fields(dlq: pd.DataFrame, fields: Sequence[str]) -> list[dict[str, Any]]:
+    """Tenant-like fields of the DLQ payloads: rows (job_id, cluster_id, field, value, source)."""
+    rows: list[dict[str, Any]] = []
+    if not len(dlq) or not fields:
+        return rows
+    for payload, job, cid in zip(
+        as_object(dlq["payload"]), as_object(dlq["job_id"]), as_object(dlq["cluster_id"]), strict=True
+    ):
+        if not payload:
+            continue
+        try:
+            hit = _find_field(json_decode(payload), fields)
+        except (ValueError, msgspec.DecodeError):
+            continue
+        if hit:
+            rows.append({"job_id": job, "cluster_id": cid, "field": hit[0], "value": hit[1], "source": "dlq"})
+    return rows
+
+
 def find_payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str]) -> pd.DataFrame:
     """Tenant-like fields per job: from DLQ payloads and structured error log lines.
 
     Returns rows (job_id, cluster_id, field, value); job_id may be null for log lines without one.
     """
-    rows: list[dict[str, Any]] = []
     if not fields:
         return pd.DataFrame(columns=["job_id", "cluster_id", "field", "value", "source"])
-    dlq = clusters.dlq
-    if len(dlq):
-        for payload, job, cid in zip(
-            as_object(dlq["payload"]), as_object(dlq["job_id"]), as_object(dlq["cluster_id"]), strict=True
-        ):
-            if not payload:
-                continue
-            try:
-                hit = _find_field(json_decode(payload), fields)
-            except (ValueError, msgspec.DecodeError):
-                continue
-            if hit:
-                rows.append(
-                    {"job_id": job, "cluster_id": cid, "field": hit[0], "value": hit[1], "source": "dlq"}
-                )
+    rows = dlq_payload_fields(clusters.dlq, fields)
     logs = ev.logs
     a = clusters.assign
     log_rows = a[a["source"] == "log"]
@@ -97,12 +107,16 @@ def find_payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str])
     return pd.DataFrame(rows, columns=["job_id", "cluster_id", "field", "value", "source"])
 
 
+#: the dimensions of the error rows that the blast radius counts by
+DIMENSIONS: Final = ("job_type", "queue", "script", "script_version")
+
+
 def blast_radius_rows(errors: pd.DataFrame, payload: pd.DataFrame) -> list[BlastRadiusRow]:
     """Error rows by job type, queue, script and version, and by each tenant-like payload field."""
     out: list[BlastRadiusRow] = []
     total = len(errors)
     if total:
-        for dim in ("job_type", "queue", "script", "script_version"):
+        for dim in DIMENSIONS:
             col = errors[dim].fillna("unknown").astype(str)
             for value, n in col.value_counts().items():
                 jobs = errors.loc[col == value, "job_id"].dropna().nunique()
@@ -111,6 +125,29 @@ def blast_radius_rows(errors: pd.DataFrame, payload: pd.DataFrame) -> list[Blast
                         dimension=dim, value=str(value), errors=int(n), share=n / total, jobs=int(jobs)
                     )
                 )
+    return out + _payload_rows(payload)
+
+
+def blast_radius_from_counts(counts: pd.DataFrame, total: int, payload: pd.DataFrame) -> list[BlastRadiusRow]:
+    """:func:`blast_radius_rows` from counts per (``dimension``, ``value``): ``n`` error rows, ``jobs``
+    and ``first`` (the position of the value's first row, which orders ties as ``value_counts`` does)."""
+    out: list[BlastRadiusRow] = []
+    if total:
+        for dim in DIMENSIONS:
+            c = counts[counts["dimension"] == dim].sort_values("first", kind="stable")
+            jobs = dict(zip(c["value"], c["jobs"], strict=True))
+            order = pd.Series(c["n"].to_numpy(dtype="int64"), index=c["value"].astype(object).to_numpy())
+            for value, n in order.sort_values(ascending=False).items():
+                out.append(
+                    BlastRadiusRow(
+                        dimension=dim, value=str(value), errors=int(n), share=n / total, jobs=int(jobs[value])
+                    )
+                )
+    return out + _payload_rows(payload)
+
+
+def _payload_rows(payload: pd.DataFrame) -> list[BlastRadiusRow]:
+    out: list[BlastRadiusRow] = []
     if len(payload):
         for fieldname, g in payload.groupby("field", sort=True):
             counts = g["value"].value_counts()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 
@@ -11,7 +11,7 @@ from edgeinvestigate.analysis.deploys import Deployment
 from edgeinvestigate.analysis.rca._values import as_utc, pydt
 from edgeinvestigate.models.findings import ClusterShift, Deploy
 
-__all__ = ["NEW_AFTER", "cluster_shifts", "deploy_markers"]
+__all__ = ["NEW_AFTER", "cluster_shift", "cluster_shifts", "deploy_markers", "shift_window", "unique_markers"]
 
 #: a cluster is "new after deploy X" when first seen this soon after it (and never before)
 NEW_AFTER: Final = pd.Timedelta(minutes=10)
@@ -35,10 +35,12 @@ def _observed(v: pd.DataFrame) -> list[Deploy]:
     out: list[Deploy] = []
     # without a script name (local workerd), tell Workers apart by what invoked them: a producer's
     # and a consumer's versions are not deploys of one another
-    unnamed = "\0" + v["trigger"].fillna("?").astype(str) + "/" + v["queue"].fillna("").astype(str)
-    worker = v["script"].where(v["script"].notna(), unnamed) if len(v) else v["script"]
-    for key, g in v.groupby(worker, sort=True) if len(v) else ():
-        script = "" if str(key).startswith("\0") else str(key)
+    # (the Workers without a name first; a NUL-prefixed key would be cut at the NUL by pandas' groupby)
+    unnamed = v["trigger"].fillna("?").astype(str) + "/" + v["queue"].fillna("").astype(str)
+    named = v["script"].notna()
+    worker = [named.astype(int), v["script"].astype(object).where(named, unnamed)]
+    for (is_named, key), g in v.groupby(worker, sort=True) if len(v) else ():
+        script = str(key) if is_named else ""
         first = g.drop_duplicates("script_version")
         versions = list(first["script_version"])
         for i in range(1, len(first)):
@@ -56,7 +58,12 @@ def _observed(v: pd.DataFrame) -> list[Deploy]:
                     source=str(first["version_source"].iloc[i]),  # type: ignore[arg-type]
                 )
             )
-    # one Worker on several queues (no script name) shows one deploy once per queue: keep the first
+    return unique_markers(out)
+
+
+def unique_markers(out: list[Deploy]) -> list[Deploy]:
+    """The markers by time; one Worker on several queues (no script name) shows one deploy once per
+    queue: keep the first."""
     out.sort(key=lambda d: (d.at, d.version))
     seen: set[tuple[str | None, str]] = set()
     unique: list[Deploy] = []
@@ -107,8 +114,7 @@ def cluster_shifts(
     out: list[ClusterShift] = []
     if errors.empty or not deploys:
         return out
-    w = min(pd.Timedelta(minutes=30), max(span / 2, pd.Timedelta(minutes=1)))
-    minutes = w.total_seconds() / 60
+    w = shift_window(span)
     templates = dict(zip(table["cluster_id"], table["template"], strict=True))
     for d in deploys:
         at = pd.Timestamp(d.at)
@@ -118,28 +124,50 @@ def cluster_shifts(
         for cid, g in same_script.groupby("cluster_id", sort=True):
             before = int(((g["ts"] >= at - w) & (g["ts"] < at)).sum())
             after = int(((g["ts"] >= at) & (g["ts"] < at + w)).sum())
-            ever_before = bool((g["ts"] < at).any())
-            first = g["ts"].min()
-            lag = (first - at).total_seconds() / 60
             known = g["script_version"].dropna()
             share = float((known == d.version).mean()) if len(known) else None
-            new = (not ever_before) and 0 <= lag <= NEW_AFTER.total_seconds() / 60
-            if before == 0 and after == 0:
-                continue  # not active around this deploy
-            out.append(
-                ClusterShift(
-                    cluster_id=str(cid),
-                    template=str(templates.get(cid, "")),
-                    version=d.version,
-                    script=d.script,
-                    before=before,
-                    after=after,
-                    rate_before_per_min=before / minutes,
-                    rate_after_per_min=after / minutes,
-                    share_on_version=share,
-                    first_seen=pydt(as_utc(first)),
-                    minutes_after_deploy=round(lag, 2),
-                    new_after_deploy=new,
-                )
-            )
+            shift = cluster_shift(
+                d, str(cid), str(templates.get(cid, "")), before, after, bool((g["ts"] < at).any()),
+                g["ts"].min(), share, w,
+            )  # fmt: skip
+            if shift is not None:
+                out.append(shift)
     return out
+
+
+def shift_window(span: pd.Timedelta) -> pd.Timedelta:
+    """The window before and after a deploy that the shifts count in."""
+    return min(pd.Timedelta(minutes=30), max(span / 2, pd.Timedelta(minutes=1)))
+
+
+def cluster_shift(
+    d: Deploy,
+    cid: str,
+    template: str,
+    before: int,
+    after: int,
+    ever_before: bool,
+    first: Any,
+    share: float | None,
+    w: pd.Timedelta,
+) -> ClusterShift | None:
+    """One cluster's shift around deploy ``d`` (None when it is not active around it)."""
+    if before == 0 and after == 0:
+        return None  # not active around this deploy
+    minutes = w.total_seconds() / 60
+    lag = (first - pd.Timestamp(d.at)).total_seconds() / 60
+    new = (not ever_before) and 0 <= lag <= NEW_AFTER.total_seconds() / 60
+    return ClusterShift(
+        cluster_id=cid,
+        template=template,
+        version=d.version,
+        script=d.script,
+        before=before,
+        after=after,
+        rate_before_per_min=before / minutes,
+        rate_after_per_min=after / minutes,
+        share_on_version=share,
+        first_seen=pydt(as_utc(first)),
+        minutes_after_deploy=round(lag, 2),
+        new_after_deploy=new,
+    )

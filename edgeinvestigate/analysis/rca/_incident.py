@@ -3,7 +3,7 @@ peak, last error) from the evidence the leading hypotheses explain."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -11,28 +11,35 @@ from edgeinvestigate.analysis._columns import dlq_time, utc_series
 from edgeinvestigate.analysis.rca._values import as_utc, pydt
 from edgeinvestigate.models.findings import Hypothesis, Impact, Incident, IncidentTimeline
 
-__all__ = ["build_incident"]
+__all__ = ["RetriedTimes", "build_incident"]
+
+
+#: the times of the retried deliveries in a window [start, end)
+RetriedTimes = Callable[[pd.Timestamp, pd.Timestamp], pd.Series]
 
 
 def build_incident(
-    inv: pd.DataFrame,
+    counts: tuple[int, int],
     errors: pd.DataFrame,
     dlq: pd.DataFrame,
     hyps: list[Hypothesis],
     freq: pd.Timedelta,
     *,
-    hit_ids: set[Any],
-    retried: pd.DataFrame,
+    hits: pd.DataFrame,
+    retried: RetriedTimes,
     failure: pd.Series,
 ) -> Incident:
     """The postmortem skeleton. Its timeline follows what the leading hypotheses explain: the error
     rows of their clusters and, for evidence that is not an error row, that evidence itself (the
     invocations that hit a limit, the retried deliveries of a storm, the DLQ messages of a DLQ-only
-    finding); with no hypothesis, the failures (error level and exceptions), never warn noise."""
+    finding); with no hypothesis, the failures (error level and exceptions), never warn noise.
+
+    ``counts``: the invocations and the failed ones; ``hits``: the invocations that hit a limit
+    (``invocation_id``, ``ts``); ``retried``: the times of retried deliveries in a window."""
     best = hyps[0].score if hyps else 0.0
     leading = [h for h in hyps if h.score >= 0.1 * best]
     cids = {c for h in leading for c in h.cluster_ids}
-    involved, extra = _involved(leading, cids, inv, errors, dlq, hit_ids=hit_ids, retried=retried)
+    involved, extra = _involved(leading, cids, errors, dlq, hits=hits, retried=retried)
     if not leading and len(errors):
         involved = errors[failure.to_numpy()]
     events = pd.concat([involved["ts"], *[utc_series(x) for x in extra]]) if len(involved) or extra else None
@@ -50,7 +57,7 @@ def build_incident(
     top = hyps[0] if hyps else None
     return Incident(
         title=top.title if top else "No incident found",
-        impact=_impact(inv, errors, dlq, cids, involved, failure, types),
+        impact=_impact(counts, errors, dlq, cids, involved, failure, types),
         timeline=IncidentTimeline(
             first_error=pydt(first), detection=pydt(detection), peak=pydt(peak), last_error=pydt(last)
         ),
@@ -63,26 +70,26 @@ def build_incident(
 def _involved(
     leading: list[Hypothesis],
     cids: set[str],
-    inv: pd.DataFrame,
     errors: pd.DataFrame,
     dlq: pd.DataFrame,
     *,
-    hit_ids: set[Any],
-    retried: pd.DataFrame,
+    hits: pd.DataFrame,
+    retried: RetriedTimes,
 ) -> tuple[pd.DataFrame, list[pd.Series]]:
     """The error rows the leading hypotheses explain, and the times of their evidence that is not an
     error row."""
     involved = errors[errors["cluster_id"].isin(cids)] if cids and len(errors) else errors.iloc[:0]
     extra: list[pd.Series] = []  # times of incident evidence that is not an error row
     for h in leading:
-        if h.kind == "limit_hit" and hit_ids:
-            hit = inv["invocation_id"].isin(hit_ids)
-            extra.append(inv.loc[hit, "ts"])
+        if h.kind == "limit_hit" and len(hits):
+            extra.append(hits["ts"])
             if not h.cluster_ids and len(errors):  # the errors those invocations logged or threw
+                hit_ids = set(hits["invocation_id"])
                 involved = pd.concat([involved, errors[errors["invocation_id"].isin(hit_ids)]])
-        elif h.kind == "retry_storm" and h.window is not None and len(retried):
-            w0, w1 = pd.Timestamp(h.window.start), pd.Timestamp(h.window.end)
-            extra.append(retried.loc[(retried["ts"] >= w0) & (retried["ts"] < w1), "ts"])
+        elif h.kind == "retry_storm" and h.window is not None:
+            times = retried(pd.Timestamp(h.window.start), pd.Timestamp(h.window.end))
+            if len(times):
+                extra.append(times)
         elif h.kind == "dlq_cluster" and len(dlq):
             extra.append(dlq_time(dlq)[dlq["cluster_id"].isin(h.cluster_ids).to_numpy()].dropna())
     if len(involved):
@@ -116,7 +123,7 @@ def _detection(
 
 
 def _impact(
-    inv: pd.DataFrame,
+    counts: tuple[int, int],
     errors: pd.DataFrame,
     dlq: pd.DataFrame,
     cids: set[str],
@@ -125,12 +132,12 @@ def _impact(
     types: list[str],
 ) -> Impact:
     """How big the incident is (``failed``: see the module docs of :mod:`edgeinvestigate.analysis.rca`)."""
-    failed = int(inv["failed"].sum()) if len(inv) else 0
+    n_inv, failed = counts
     dlq_n = int(dlq["cluster_id"].isin(cids).sum()) if cids and len(dlq) else len(dlq)
     return Impact(
-        invocations=len(inv),
+        invocations=n_inv,
         failed_invocations=failed,
-        failed_rate=failed / len(inv) if len(inv) else 0.0,
+        failed_rate=failed / n_inv if n_inv else 0.0,
         errors=len(errors),
         failure_rows=int(failure.sum()) if len(errors) else 0,
         incident_errors=len(involved),

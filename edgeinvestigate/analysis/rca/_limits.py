@@ -15,12 +15,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CPU_LIMIT_MS",
+    "LIMIT_NAMES",
     "LIMIT_OUTCOMES",
     "NEAR",
     "WALL_LIMIT_MS",
     "find_limit_hits",
+    "lifted_types",
+    "limit_hit",
     "limit_stats",
     "over_represented_types",
+    "what_hit",
 ]
 
 #: the default Worker limits, and the share of a limit that counts as near it
@@ -75,32 +79,73 @@ def over_represented_types(ev: Evidence, invocation_ids: set[Any]) -> list[str]:
     d = d.drop_duplicates(["invocation_id", "job_id", "job_type"])
     if d.empty:
         return []
-    overall = d["job_type"].value_counts(normalize=True)
-    inside = d[d["invocation_id"].isin(invocation_ids)]["job_type"].value_counts(normalize=True)
+    inside = d[d["invocation_id"].isin(invocation_ids)]["job_type"].value_counts()
+    return lifted_types(d["job_type"].value_counts(), inside)
+
+
+def lifted_types(overall: pd.Series, inside: pd.Series) -> list[str]:
+    """:func:`over_represented_types` from the counts of job types overall and among the chosen
+    invocations (both as ``value_counts`` orders them)."""
+    if not len(inside):
+        return []
+    overall = overall / overall.sum()
+    inside = inside / inside.sum()
     lift = (inside / overall.reindex(inside.index)).sort_values(ascending=False)
     return [str(t) for t, v in lift.items() if float(v) >= 1.5 and float(inside.get(t, 0.0)) >= 0.2]
+
+
+def what_hit(name: str, cpu_limit: float, wall_limit: float) -> str:
+    """What an invocation did to hit limit ``name``, as the sentences say it."""
+    return {
+        "exceededCpu": "exceeded the CPU time limit",
+        "exceededMemory": "exceeded the 128 MB memory limit",
+        "exceededWallTime": "exceeded the wall-time limit",
+        "wall_near_limit": f"ran for more than {NEAR * wall_limit / 1000:.0f} s of wall time "
+        f"(limit {wall_limit / 1000:.0f} s)",
+        "cpu_near_limit": f"used more than {NEAR * cpu_limit / 1000:.0f} s of CPU "
+        f"(limit {cpu_limit / 1000:.0f} s)",
+    }[name]
+
+
+#: the limits in the order the findings list them
+LIMIT_NAMES: Final = (
+    "exceededCpu",
+    "exceededMemory",
+    "exceededWallTime",
+    "wall_near_limit",
+    "cpu_near_limit",
+)
+
+
+def limit_hit(
+    name: str, n: int, types: list[str], scripts: list[str], start: Any, end: Any, what: str
+) -> LimitHit:
+    """One limit hit: ``n`` invocations of ``types`` and ``scripts`` between ``start`` and ``end``."""
+    window = TimeWindow(start=pydt(as_utc(start)), end=pydt(as_utc(end)))
+    return LimitHit(
+        limit=name,  # type: ignore[arg-type]
+        invocations=n,
+        job_types=types,
+        scripts=scripts,
+        window=window,
+        sentence=(
+            f"{n} invocations{(' of ' + ', '.join(types)) if types else ''} {what} "
+            f"between {hhmm(as_utc(start))} and {hhmm(as_utc(end))}."
+        ),
+    )
 
 
 def find_limit_hits(inv: pd.DataFrame, cpu_limit: float, wall_limit: float) -> list[LimitHit]:
     """The invocations that exceeded a limit, or came within :data:`NEAR` of one, per limit."""
     out: list[LimitHit] = []
-    checks: list[tuple[Any, pd.Series, str]] = [
-        ("exceededCpu", inv["outcome"] == "exceededCpu", "exceeded the CPU time limit"),
-        ("exceededMemory", inv["outcome"] == "exceededMemory", "exceeded the 128 MB memory limit"),
-        ("exceededWallTime", inv["outcome"] == "exceededWallTime", "exceeded the wall-time limit"),
-        (
-            "wall_near_limit",
-            (inv["wall_ms"] >= NEAR * wall_limit) & (inv["outcome"] != "exceededWallTime"),
-            f"ran for more than {NEAR * wall_limit / 1000:.0f} s of wall time "
-            f"(limit {wall_limit / 1000:.0f} s)",
-        ),
-        (
-            "cpu_near_limit",
-            (inv["cpu_ms"] >= NEAR * cpu_limit) & (inv["outcome"] != "exceededCpu"),
-            f"used more than {NEAR * cpu_limit / 1000:.0f} s of CPU (limit {cpu_limit / 1000:.0f} s)",
-        ),
+    checks: list[tuple[str, pd.Series]] = [
+        ("exceededCpu", inv["outcome"] == "exceededCpu"),
+        ("exceededMemory", inv["outcome"] == "exceededMemory"),
+        ("exceededWallTime", inv["outcome"] == "exceededWallTime"),
+        ("wall_near_limit", (inv["wall_ms"] >= NEAR * wall_limit) & (inv["outcome"] != "exceededWallTime")),
+        ("cpu_near_limit", (inv["cpu_ms"] >= NEAR * cpu_limit) & (inv["outcome"] != "exceededCpu")),
     ]
-    for name, mask, what in checks:
+    for name, mask in checks:
         mask = mask.fillna(False).astype(bool)
         n = int(mask.sum())
         if not n:
@@ -108,18 +153,6 @@ def find_limit_hits(inv: pd.DataFrame, cpu_limit: float, wall_limit: float) -> l
         hit = inv[mask]
         types = sorted({str(x) for x in hit["job_type"] if x != "unknown"})
         scripts = sorted({str(x) for x in hit["script"].dropna()})
-        window = TimeWindow(start=pydt(as_utc(hit["ts"].min())), end=pydt(as_utc(hit["ts"].max())))
-        out.append(
-            LimitHit(
-                limit=name,
-                invocations=n,
-                job_types=types,
-                scripts=scripts,
-                window=window,
-                sentence=(
-                    f"{n} invocations{(' of ' + ', '.join(types)) if types else ''} {what} "
-                    f"between {hhmm(as_utc(hit['ts'].min()))} and {hhmm(as_utc(hit['ts'].max()))}."
-                ),
-            )
-        )
+        what = what_hit(name, cpu_limit, wall_limit)
+        out.append(limit_hit(name, n, types, scripts, hit["ts"].min(), hit["ts"].max(), what))
     return out

@@ -1,0 +1,2 @@
+-- Deliveries per attempt number.
+SELECT attempt, count(*) AS n FROM deliveries GROUP BY attempt ORDER BY attempt

@@ -17,14 +17,13 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeinvestigate.models.credentials import CredentialMasker, env_secrets
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
     from edgeinvestigate.evidence.bundle import Evidence
 
 __all__ = ["TEXT_COLUMNS", "mask_secrets"]
@@ -68,11 +67,14 @@ def mask_secrets(ev: Evidence) -> Evidence:
             masker = CredentialMasker(secrets)
             if out is None:
                 out = df.copy()
-            position = list(out.columns).index(col)
+            # the column's values masked in one object array, assigned once (writing cell by cell into
+            # an Arrow-backed column copies the whole column each time)
+            texts = df[col].to_numpy(dtype=object, copy=True)
             for i in rows.tolist():
-                text = out.iat[int(i), position]
+                text = texts[i]
                 if isinstance(text, str):
-                    out.iat[int(i), position] = masker.text(text)
+                    texts[i] = masker.text(text)
+            out[col] = pd.Series(texts, index=out.index, dtype=object).astype(df[col].dtype)
             masked += masker.count
         counts[name] = masked
         if out is not None:

@@ -73,7 +73,13 @@ def investigate(
     paths.
     """
     from edgeinvestigate.cli._collect import gather, report_collected, warn_collected
-    from edgeinvestigate.cli._pipeline import cluster_and_store, investigate_bundle, note
+    from edgeinvestigate.cli._pipeline import (
+        cluster_and_store,
+        investigate_bundle,
+        note,
+        open_clusters,
+        reopen,
+    )
     from edgeinvestigate.cli._progress import Progress
 
     out = Path(opts.pop("out"))
@@ -91,6 +97,12 @@ def investigate(
     with progress.step(f"writing the bundle to {out / 'bundle'}"):
         ev.save(out / "bundle", overwrite=overwrite, inputs=got.inputs)
     report_collected(ev, got.shown)
+    # from here on the saved bundle is the evidence: its frames are read on first use and the
+    # analysis scans its Parquet files, so the loaded frames need not stay in memory while the
+    # findings and the report (another process) are made
+    del ev, clusters, got
+    ev = reopen(out / "bundle")
+    clusters = open_clusters(ev, rules=rules, progress=progress)
     params = {k: v for k, v in (("incident_id", incident_id), ("title", title)) if v}
     result = investigate_bundle(
         ev,

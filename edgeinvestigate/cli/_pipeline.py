@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from edgeinvestigate.evidence.bundle import Evidence
     from edgeinvestigate.models.findings import Findings
 
-__all__ = ["Investigation", "cluster_and_store", "investigate_bundle", "note", "open_clusters"]
+__all__ = ["Investigation", "cluster_and_store", "investigate_bundle", "note", "open_clusters", "reopen"]
 
 log = logging.getLogger("edgeinvestigate.note")
 
@@ -40,6 +40,20 @@ def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -
     with progress.step(f"clustering the errors of {n['logs']:,} log lines, {n['exceptions']:,} exceptions"):
         clusters = cluster(ev, rules=rules, stored=False)
     return store_clusters(ev, clusters), clusters
+
+
+def reopen(bundle: Path) -> Evidence:
+    """The bundle just written, opened again (frames read on first use), with the memory of the loaded
+    frames given back to the system."""
+    import gc
+
+    import pyarrow as pa
+
+    from edgeinvestigate.evidence.bundle import Evidence
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    return Evidence.open(bundle)
 
 
 def open_clusters(ev: Evidence, *, rules: Path | None, progress: Progress, redact: bool = False) -> Clusters:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +49,24 @@ def _candidates(values: pa.Array, secrets: list[str]) -> pa.Array:
     return hit
 
 
+def _arrow_strings(col: pd.Series) -> pa.Array:
+    """A text column as one Arrow string array (no copy for the Arrow-backed columns of the frames)."""
+    if isinstance(col.dtype, pd.ArrowDtype) or str(col.dtype) == "string[pyarrow]":
+        arr = pa.array(col.array)
+        chunked = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+        return chunked.cast(pa.string())
+    return pa.array(col.astype("object"), type=pa.string(), from_pandas=True)
+
+
+def _like(values: pa.Array, col: pd.Series) -> pd.Series:
+    """``values`` as a column with the dtype and index of ``col``."""
+    if isinstance(col.dtype, pd.ArrowDtype):
+        return pd.Series(pd.arrays.ArrowExtensionArray(values.cast(col.dtype.pyarrow_dtype)), index=col.index)
+    if str(col.dtype) == "string[pyarrow]":
+        return pd.Series(pd.arrays.ArrowStringArray(values), index=col.index)
+    return pd.Series(values.to_pandas(), index=col.index).astype(col.dtype)
+
+
 def mask_secrets(ev: Evidence) -> Evidence:
     """``ev`` with credentials masked in its telemetry text columns (counted in the manifest)."""
     secrets = env_secrets()
@@ -60,21 +79,23 @@ def mask_secrets(ev: Evidence) -> Evidence:
         for col in columns:
             if col not in df.columns or df.empty:
                 continue
-            values = pa.array(df[col].astype("object"), type=pa.string(), from_pandas=True)
+            values = _arrow_strings(df[col])
             rows = pc.indices_nonzero(_candidates(values, secrets)).to_numpy()
             if not len(rows):
                 continue
             masker = CredentialMasker(secrets)
             if out is None:
-                out = df.copy()
-            # the column's values masked in one object array, assigned once (writing cell by cell into
-            # an Arrow-backed column copies the whole column each time)
-            texts = df[col].to_numpy(dtype=object, copy=True)
-            for i in rows.tolist():
-                text = texts[i]
-                if isinstance(text, str):
-                    texts[i] = masker.text(text)
-            out[col] = pd.Series(texts, index=out.index, dtype=object).astype(df[col].dtype)
+                out = df.copy(deep=False)  # columns are replaced whole, never written into
+            # only the candidate rows become Python strings; the column is rebuilt once, in Arrow
+            # (writing cell by cell into an Arrow-backed column copies the whole column each time)
+            texts = values.take(pa.array(rows)).to_pylist()
+            new = [masker.text(t) if isinstance(t, str) else t for t in texts]
+            changed = [i for i, (a, b) in enumerate(zip(texts, new, strict=True)) if a != b]
+            if changed:
+                mask = np.zeros(len(values), dtype=bool)
+                mask[rows[changed]] = True
+                fixed = pc.replace_with_mask(values, pa.array(mask), pa.array([new[i] for i in changed]))
+                out[col] = _like(fixed, df[col])
             masked += masker.count
         counts[name] = masked
         if out is not None:

@@ -35,7 +35,7 @@ def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -
     """Cluster ``ev`` (in storage order) and return it holding the clusters, ready to be saved."""
     from edgeinvestigate.analysis.clustering import cluster, store_clusters
 
-    ev = ev.in_storage_order()
+    ev.sort_for_storage()  # in place: the loaded evidence is this command's own
     n = ev.manifest["rows"]
     with progress.step(f"clustering the errors of {n['logs']:,} log lines, {n['exceptions']:,} exceptions"):
         clusters = cluster(ev, rules=rules, stored=False)

@@ -43,6 +43,18 @@ class EvidenceEngine:
             return self
         return dataclasses.replace(self, **ordered)  # type: ignore[type-var]
 
+    def sort_for_storage(self) -> None:
+        """Put ``invocations``, ``logs`` and ``exceptions`` in storage order in place, one frame at a
+        time (each unsorted frame is replaced by its sorted copy, so at most one extra frame is held:
+        for the evidence a command has just loaded and owns; :meth:`in_storage_order` leaves ``self``
+        alone)."""
+        if self._derived:
+            raise ValueError("sort_for_storage() would move the rows that derived frames point at")
+        for name in _FRAMES:
+            ordered = storage_order({name: self.frame(name)}, names=(name,))
+            if ordered is not None:
+                setattr(self, name, ordered[name])
+
     @property
     def bundle_path(self) -> Path | None:
         """The directory this evidence was opened from, while its frames are still that bundle's

@@ -144,11 +144,14 @@ def _ts_order(df: pd.DataFrame) -> np.ndarray | None:
     return np.argsort(ints, kind="stable")
 
 
-def storage_order(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame] | None:
-    """The frames in storage order (see the module docs), or ``None`` when they are in it already."""
+def storage_order(
+    frames: dict[str, pd.DataFrame], *, names: tuple[str, ...] = SORTED_FRAMES
+) -> dict[str, pd.DataFrame] | None:
+    """The frames in storage order (see the module docs), or ``None`` when they are in it already;
+    ``names``: the sorted frames among ``frames``."""
     out = dict(frames)
     changed = False
-    for name in SORTED_FRAMES:
+    for name in names:
         order = _ts_order(frames[name])
         if order is not None:
             out[name] = frames[name].take(order).reset_index(drop=True)

@@ -42,28 +42,48 @@ _CANDIDATE = (
 )
 
 
-def _candidates(values: pa.Array, secrets: list[str]) -> pa.Array:
+def _candidates(values: pa.ChunkedArray, secrets: list[str]) -> pa.ChunkedArray:
     hit = pc.fill_null(pc.match_substring_regex(values, _CANDIDATE), False)
     for secret in secrets:
         hit = pc.or_(hit, pc.fill_null(pc.match_substring(values, secret), False))
     return hit
 
 
-def _arrow_strings(col: pd.Series) -> pa.Array:
-    """A text column as one Arrow string array (no copy for the Arrow-backed columns of the frames)."""
-    if isinstance(col.dtype, pd.ArrowDtype) or str(col.dtype) == "string[pyarrow]":
-        arr = pa.array(col.array)
-        chunked = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-        return chunked.cast(pa.string())
-    return pa.array(col.astype("object"), type=pa.string(), from_pandas=True)
+def _arrow_strings(col: pd.Series) -> pa.ChunkedArray:
+    """A text column as Arrow strings: the column's own chunks for the Arrow-backed columns of the
+    frames (no copy), else converted."""
+    if isinstance(col.array, pd.arrays.ArrowStringArray | pd.arrays.ArrowExtensionArray):
+        data = col.array.__arrow_array__()  # the column's own chunks
+        if pa.types.is_string(data.type) or pa.types.is_large_string(data.type):
+            return data
+    return pa.chunked_array([pa.array(col.astype("object"), type=pa.string(), from_pandas=True)])
 
 
-def _like(values: pa.Array, col: pd.Series) -> pd.Series:
+def _replaced(values: pa.ChunkedArray, rows: np.ndarray, new: list[str | None]) -> pa.ChunkedArray:
+    """``values`` with the rows ``rows`` (ascending) set to ``new``: only the chunks that hold one of
+    them are rebuilt, the others are shared."""
+    chunks, start, k = [], 0, 0
+    for chunk in values.chunks:
+        end = start + len(chunk)
+        j = k
+        while j < len(rows) and rows[j] < end:
+            j += 1
+        if j == k:
+            chunks.append(chunk)
+        else:
+            mask = np.zeros(len(chunk), dtype=bool)
+            mask[rows[k:j] - start] = True
+            chunks.append(pc.replace_with_mask(chunk, pa.array(mask), pa.array(new[k:j], type=chunk.type)))
+        start, k = end, j
+    return pa.chunked_array(chunks, type=values.type)
+
+
+def _like(values: pa.ChunkedArray, col: pd.Series) -> pd.Series:
     """``values`` as a column with the dtype and index of ``col``."""
-    if isinstance(col.dtype, pd.ArrowDtype):
-        return pd.Series(pd.arrays.ArrowExtensionArray(values.cast(col.dtype.pyarrow_dtype)), index=col.index)
-    if str(col.dtype) == "string[pyarrow]":
+    if isinstance(col.array, pd.arrays.ArrowStringArray):
         return pd.Series(pd.arrays.ArrowStringArray(values), index=col.index)
+    if isinstance(col.dtype, pd.ArrowDtype):
+        return pd.Series(pd.arrays.ArrowExtensionArray(values), index=col.index)
     return pd.Series(values.to_pandas(), index=col.index).astype(col.dtype)
 
 
@@ -80,21 +100,19 @@ def mask_secrets(ev: Evidence) -> Evidence:
             if col not in df.columns or df.empty:
                 continue
             values = _arrow_strings(df[col])
-            rows = pc.indices_nonzero(_candidates(values, secrets)).to_numpy()
+            rows = np.flatnonzero(_candidates(values, secrets).to_numpy(zero_copy_only=False))
             if not len(rows):
                 continue
             masker = CredentialMasker(secrets)
             if out is None:
                 out = df.copy(deep=False)  # columns are replaced whole, never written into
-            # only the candidate rows become Python strings; the column is rebuilt once, in Arrow
+            # only the candidate rows become Python strings; the chunks that change are rebuilt
             # (writing cell by cell into an Arrow-backed column copies the whole column each time)
             texts = values.take(pa.array(rows)).to_pylist()
             new = [masker.text(t) if isinstance(t, str) else t for t in texts]
-            changed = [i for i, (a, b) in enumerate(zip(texts, new, strict=True)) if a != b]
-            if changed:
-                mask = np.zeros(len(values), dtype=bool)
-                mask[rows[changed]] = True
-                fixed = pc.replace_with_mask(values, pa.array(mask), pa.array([new[i] for i in changed]))
+            changed = np.asarray([a != b for a, b in zip(texts, new, strict=True)], dtype=bool)
+            if changed.any():
+                fixed = _replaced(values, rows[changed], [t for t, c in zip(new, changed, strict=True) if c])
                 out[col] = _like(fixed, df[col])
             masked += masker.count
         counts[name] = masked

@@ -75,6 +75,20 @@ def test_storage_order_is_stable_and_puts_missing_times_last() -> None:
     assert ordered.in_storage_order() is ordered  # sorted already: the same object
 
 
+def test_sort_for_storage_sorts_in_place_like_in_storage_order() -> None:
+    ev = _evidence(50)
+    shuffled = dataclasses.replace(ev, logs=ev.logs.sample(frac=1.0, random_state=3).reset_index(drop=True))
+    expected = shuffled.in_storage_order()
+    before = shuffled.logs
+    shuffled.sort_for_storage()
+    assert shuffled.logs is not before  # replaced by the sorted copy
+    pd.testing.assert_frame_equal(shuffled.logs, expected.logs)
+    assert shuffled.in_storage_order() is shuffled
+    stored = expected.with_derived("demo", {"x": pd.DataFrame({"a": [1]})}, key="k")
+    with pytest.raises(ValueError, match="derived frames"):
+        stored.sort_for_storage()
+
+
 def test_an_opened_bundle_reads_a_frame_only_when_it_is_used(tmp_path: Path) -> None:
     _evidence().save(tmp_path / "b")
     ev = ei.Evidence.open(tmp_path / "b")

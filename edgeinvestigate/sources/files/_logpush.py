@@ -10,7 +10,7 @@ structs and builds the columns with comprehensions (every valid shape: ``_logpus
 records (wrong types, unknown event types, other key casings), which reports what it could not use
 (``_logpush_record``). A block the fast path cannot take (invalid UTF-8, blank lines, many
 malformed lines) is read line by line: typed records where they decode, the general path for the
-rest (:func:`_load_block`).
+rest (:func:`_load_block`). A large file is parsed by two processes (``_split``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from edgeinvestigate.sources.files._rows import (
     constant_dictionary,
     record_id,
 )
+from edgeinvestigate.sources.files._split import load_split, should_split
 
 __all__ = ["load_logpush"]
 
@@ -65,11 +66,13 @@ def load_logpush(
 ) -> dict[str, pa.Table]:
     """Load one Logpush ``workers_trace_events`` file (NDJSON, plain or gzip). ``blocks``: its line
     blocks from another reader (an object streamed from S3, see ``sources.archive``) instead of ``path``.
-    """
+    A large file is parsed by this process and a helper process together (``_split``)."""
     chunks: dict[str, list[pa.RecordBatch]] | None = None
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        if blocks is None and should_split(path):
+            chunks = load_split(path, ctx, _units, _read_unit)
         if chunks is None:
             chunks = {"invocations": [], "logs": [], "exceptions": []}
             line = 1

@@ -1,0 +1,388 @@
+"""One large file on two cores: this process and a helper process parse it together.
+
+Both processes read the same (decompressed) stream of line blocks, the *units* of the file
+(``_reading.iter_line_blocks``: blocks of whole lines, and the lines over the record cap), and each
+parses the units it reaches first: a shared counter hands out unit ``k`` to the first process that
+asks for it, the other only counts its lines and reads on. Reading ahead costs a fraction of parsing
+(gzip with ISA-L), so the process that fell behind catches up and both finish at about the same time,
+whatever the file holds. Nothing of the input is copied between the processes: the helper writes its
+record batches to Arrow IPC streams (in ``/dev/shm`` when there is one) while it parses, and this
+process memory-maps them at the end.
+
+The result is the sequential load's: units are put back in file order (rows, then the report: the
+counters, and the issues in the order the sequential load lists them, stream issues such as a
+truncated gzip included once). In strict mode the first bad record of the file stops the load, as it
+would sequentially: a process that stops at unit ``k`` keeps the other from claiming units after it.
+
+Used when the file is large (:data:`SPLIT_MIN_BYTES` of text), the machine has two cores or more
+and no other process loads files of the same load (a worker of ``ei.load``'s pool, or the parent
+while that pool runs, load whole files); a helper that cannot start or dies costs only time: the file
+is then read again in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+
+from edgeinvestigate.errors import ParseError
+from edgeinvestigate.models.load_report import MAX_ISSUES_PER_FILE, FileReport, Issue
+from edgeinvestigate.sources.files._context import FileContext
+from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
+
+__all__ = ["SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split"]
+
+log = logging.getLogger(__name__)
+
+#: a file with at least this many bytes of text (decompressed) is parsed by two processes: about
+#: 15,000 Logpush records, 0.1 s of parsing, against some 20 ms to start the helper
+SPLIT_MIN_BYTES: Final = 16 * 1024 * 1024
+#: no unit is claimed at or after this index once a process stopped there (strict mode)
+_NO_STOP: Final = 2**62
+_COUNTERS: Final = ("records", "invocations", "logs", "exceptions", "filtered", "skipped", "n_issues")
+
+#: reads one unit of a file into ``chunks``: ``(block, size, line, chunks, ctx) -> next line``
+UnitReader = Callable[[bytes, int, int, dict[str, list[pa.RecordBatch]], FileContext], int]
+#: what a stretch of the load added to the report: the counter increments and the issues listed
+Delta = tuple[tuple[int, ...], list[Issue]]
+
+_claims: tuple[Any, Any, Any] | None = None  # lock, next unclaimed unit, stop; set in the helper
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _text_size(path: Path) -> int:
+    """The size of the file's text: a gzip file's trailer holds it (modulo 4 GiB, one member)."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(2) != GZIP_MAGIC:
+                return os.fstat(fh.fileno()).st_size
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - 4))
+            isize = int.from_bytes(fh.read(4), "little")
+    except OSError:
+        return 0
+    return max(isize, size)  # a wrapped size (text over 4 GiB) is at least the compressed size
+
+
+def should_split(path: Path) -> bool:
+    """Whether to parse ``path`` with a helper process (see the module docstring)."""
+    if _cores() < 2 or multiprocessing.parent_process() is not None:
+        return False  # one core, or a worker of ei.load's pool (or this helper): whole files each
+    if multiprocessing.active_children():  # ei.load's pool is loading other files right now
+        return False
+    if _mp_context().get_start_method() != "fork":
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if main_file is not None and not os.path.exists(main_file):
+            return False  # a new process would re-import a __main__ that is not a file
+    return _text_size(path) >= SPLIT_MIN_BYTES
+
+
+def _mp_context() -> Any:
+    """``fork`` on Linux before Python 3.12 (the helper starts in milliseconds); ``forkserver``
+    elsewhere (as ``ei.load``'s pool does)."""
+    if sys.platform == "linux" and sys.version_info < (3, 12):
+        return multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["edgeinvestigate.sources.files._worker"])
+    return ctx
+
+
+# --- one process's share -------------------------------------------------------------------------
+
+
+@dataclass
+class _Share:
+    """What one process parsed: its units in file order, ``(unit, batches per frame, rows per frame,
+    report delta)``, their record batches, and (this process only) the report deltas between units
+    (stream issues such as a truncated gzip), keyed by the unit they come before."""
+
+    units: list[tuple[int, dict[str, int], dict[str, int], Delta]] = field(default_factory=list)
+    chunks: dict[str, list[pa.RecordBatch]] = field(default_factory=dict)
+    between: dict[int, list[Delta]] = field(default_factory=dict)
+    n_units: int = 0
+    #: ``(unit, error)``: strict mode stopped at this unit (``unit`` = n_units: the stream itself)
+    error: tuple[int, ParseError] | None = None
+
+
+def _mark(rep: FileReport) -> tuple[tuple[int, ...], int]:
+    return tuple(getattr(rep, c) for c in _COUNTERS), len(rep.issues)
+
+
+def _delta(rep: FileReport, mark: tuple[tuple[int, ...], int]) -> Delta | None:
+    counts, n_listed = mark
+    now = tuple(getattr(rep, c) for c in _COUNTERS)
+    if now == counts and len(rep.issues) == n_listed:
+        return None
+    return tuple(a - b for a, b in zip(now, counts, strict=True)), rep.issues[n_listed:]
+
+
+def _claim(claims: tuple[Any, Any, Any], k: int) -> bool | None:
+    """Unit ``k`` for this process (``True``), already taken by the other (``False``), or ``None``:
+    a process stopped at an earlier unit, read no further."""
+    lock, nxt, stop = claims
+    with lock:
+        if k >= stop.value:
+            return None
+        if nxt.value == k:
+            nxt.value = k + 1
+            return True
+        return False
+
+
+def _stop_at(claims: tuple[Any, Any, Any], k: int) -> None:
+    lock, _nxt, stop = claims
+    with lock:
+        stop.value = min(stop.value, k)
+
+
+def _lines_in(block: bytes) -> int:
+    """How many lines a unit holds (what its reader would have counted)."""
+    if block is SKIPPED_LINE or not block:
+        return 1
+    return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+
+
+def _share(
+    units: Iterator[tuple[bytes, int]],
+    ctx: FileContext,
+    claims: tuple[Any, Any, Any],
+    read_unit: UnitReader,
+    frames: tuple[str, ...],
+    on_unit: Callable[[dict[str, list[pa.RecordBatch]], dict[str, int]], None] | None = None,
+) -> _Share:
+    """Walk every unit of the file; parse the ones this process claims first."""
+    rep = ctx.report
+    sh = _Share(chunks={f: [] for f in frames})
+    line, k = 1, 0
+    mark = _mark(rep)
+    try:
+        for block, size in units:
+            if (d := _delta(rep, mark)) is not None:
+                sh.between.setdefault(k, []).append(d)
+            mine = _claim(claims, k)
+            if mine is None:
+                break
+            if not mine:
+                line += _lines_in(block)
+                k += 1
+                mark = _mark(rep)
+                continue
+            mark = _mark(rep)
+            n_batches = {f: len(sh.chunks[f]) for f in frames}
+            try:
+                line = read_unit(block, size, line, sh.chunks, ctx)
+            except ParseError as exc:
+                sh.error = (k, exc)
+                _stop_at(claims, k)
+                break
+            added = {f: len(sh.chunks[f]) - n_batches[f] for f in frames}
+            rows = {f: sum(b.num_rows for b in sh.chunks[f][n_batches[f] :]) for f in frames}
+            sh.units.append((k, added, rows, _delta(rep, mark) or ((0,) * len(_COUNTERS), [])))
+            if on_unit is not None:
+                on_unit({f: sh.chunks[f][n_batches[f] :] for f in frames}, rows)
+            k += 1
+            mark = _mark(rep)
+    except ParseError as exc:  # strict mode: a stream issue (a truncated gzip), after every unit
+        if sh.error is None:
+            sh.error = (k, exc)
+    if (d := _delta(rep, mark)) is not None:
+        sh.between.setdefault(k, []).append(d)
+    sh.n_units = k
+    return sh
+
+
+# --- the helper process ------------------------------------------------------------------------
+
+
+def _init_helper(lock: Any, nxt: Any, stop: Any) -> None:
+    global _claims
+    _claims = (lock, nxt, stop)
+
+
+def _error_data(exc: ParseError) -> dict[str, Any]:
+    return {
+        "message": exc.message,
+        "path": exc.path,
+        "line": exc.line,
+        "offset": exc.offset,
+        "expected": exc.expected,
+        "hint": exc.hint,
+    }
+
+
+def _error_from(data: dict[str, Any]) -> ParseError:
+    """The helper's error as raised there (its message is already worded with its place)."""
+    exc = ParseError("", path=data["path"], line=data["line"], offset=data["offset"], hint=data["hint"])
+    exc.message = data["message"]
+    exc.args = (data["message"],)
+    exc.expected = data["expected"]
+    return exc
+
+
+def _helper(
+    path: str,
+    params: dict[str, Any],
+    out: str,
+    units_of: Callable[[Path, FileContext], Iterator[tuple[bytes, int]]],
+    read_unit: UnitReader,
+) -> dict[str, Any]:
+    """In the helper: parse the units it claims; its record batches go to Arrow IPC streams
+    ``out.<frame>.arrows`` as they are built (this process reads them memory-mapped)."""
+    import gc
+
+    if _claims is None:
+        raise RuntimeError("the helper runs in a process started with _init_helper")
+    gc.disable()
+    ctx = FileContext(report=FileReport(path=path, source=params["source"]), **params)
+    frames = ("invocations", "logs", "exceptions")
+    writers: dict[str, Any] = {}
+    sinks: list[Any] = []
+
+    def write(new: dict[str, list[pa.RecordBatch]], _rows: dict[str, int]) -> None:
+        for f, batches in new.items():
+            for b in batches:
+                if f not in writers:
+                    sink = pa.OSFile(f"{out}.{f}.arrows", "wb")
+                    sinks.append(sink)
+                    writers[f] = pa.ipc.new_stream(sink, b.schema)
+                writers[f].write_batch(b)
+            new[f].clear()  # written: nothing of it is kept here
+
+    try:
+        sh = _share(units_of(Path(path), ctx), ctx, _claims, read_unit, frames, on_unit=write)
+    finally:
+        for w in writers.values():
+            w.close()
+        for s in sinks:
+            s.close()
+    return {
+        "units": [(k, rows, d) for k, _added, rows, d in sh.units],
+        "files": {f: f"{out}.{f}.arrows" for f in writers},
+        "error": None if sh.error is None else (sh.error[0], _error_data(sh.error[1])),
+    }
+
+
+# --- this process ------------------------------------------------------------------------------
+
+
+def load_split(
+    path: Path,
+    ctx: FileContext,
+    units_of: Callable[[Path, FileContext], Iterator[tuple[bytes, int]]],
+    read_unit: UnitReader,
+) -> dict[str, list[pa.RecordBatch]] | None:
+    """Parse ``path`` in this process and a helper; the record batches of every frame in file
+    order, the report of ``ctx`` as the sequential load would leave it. ``None`` when the helper
+    failed (nothing of the report changed: read the file again in this process)."""
+    mp = _mp_context()
+    rep = ctx.report
+    start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
+    claims = (mp.Lock(), mp.RawValue("q", 0), mp.RawValue("q", _NO_STOP))
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private 0700 directory in it
+    tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-split-", dir=shm if shm.is_dir() else None))
+    params = {
+        "path": ctx.path,
+        "source": ctx.source,
+        "since_ms": ctx.since_ms,
+        "until_ms": ctx.until_ms,
+        "strict": ctx.strict,
+        "frames": ctx.frames,
+        "sniff": ctx.sniff,
+        "max_record_bytes": ctx.max_record_bytes,
+        "ts_hi": ctx.ts_hi,
+        "strict_hint": ctx.strict_hint,
+    }
+    frames = ("invocations", "logs", "exceptions")
+    try:
+        with ProcessPoolExecutor(1, mp_context=mp, initializer=_init_helper, initargs=claims) as pool:
+            fut = pool.submit(_helper, str(path), params, str(tmp / "part"), units_of, read_unit)
+            try:
+                own = _share(units_of(path, ctx), ctx, claims, read_unit, frames)
+            except BaseException:
+                _stop_at(claims, 0)  # the helper stops at its next unit
+                raise
+            try:
+                got = fut.result()
+                helper_tables = {
+                    f: pa.ipc.open_stream(pa.memory_map(p)).read_all() for f, p in got["files"].items()
+                }
+            except Exception as exc:  # the helper failed in any way (BrokenProcessPool too): read it here
+                log.warning("the helper process failed (%s); reading %s in this process", exc, path)
+                _restore(rep, start)
+                return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    errors = [e for e in (own.error, got["error"] and (got["error"][0], _error_from(got["error"][1]))) if e]
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return _merge(rep, start, own, got["units"], helper_tables, frames)
+
+
+def _restore(rep: FileReport, start: tuple[tuple[int, ...], list[Issue]]) -> None:
+    counts, issues = start
+    for c, v in zip(_COUNTERS, counts, strict=True):
+        setattr(rep, c, v)
+    rep.issues[:] = issues
+
+
+def _merge(
+    rep: FileReport,
+    start: tuple[tuple[int, ...], list[Issue]],
+    own: _Share,
+    helper_units: list[tuple[int, dict[str, int], Delta]],
+    helper_tables: dict[str, pa.Table],
+    frames: tuple[str, ...],
+) -> dict[str, list[pa.RecordBatch]]:
+    """Both shares in file order: the record batches and the report."""
+    by_unit: dict[int, tuple[str, Any]] = {}
+    at = {f: 0 for f in frames}
+    for k, added, _rows, d in own.units:
+        taken = {f: own.chunks[f][at[f] : at[f] + added[f]] for f in frames}
+        for f in frames:
+            at[f] += added[f]
+        by_unit[k] = ("own", (taken, d))
+    offset = {f: 0 for f in frames}
+    for k, rows, d in helper_units:
+        taken = {}
+        for f in frames:
+            n = rows.get(f, 0)
+            taken[f] = helper_tables[f].slice(offset[f], n).to_batches() if n else []
+            offset[f] += n
+        by_unit[k] = ("helper", (taken, d))
+    out: dict[str, list[pa.RecordBatch]] = {f: [] for f in frames}
+    counts = list(start[0])
+    issues = list(start[1])
+
+    def apply(d: Delta) -> None:
+        for i, v in enumerate(d[0]):
+            counts[i] += v
+        issues.extend(d[1])
+
+    n_units = max([own.n_units, *(k + 1 for k in by_unit)])
+    for k in range(n_units + 1):
+        for d in own.between.get(k, ()):
+            apply(d)
+        if k in by_unit:
+            taken, d = by_unit[k][1]
+            for f in frames:
+                out[f].extend(taken[f])
+            apply(d)
+    _restore(rep, (tuple(counts), issues[:MAX_ISSUES_PER_FILE]))
+    return out

@@ -18,11 +18,13 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 
+from edgeinvestigate.sources.files import _reading
 from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, parse_ms
 from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
 from edgeinvestigate.sources.files._logpush_block import (
@@ -71,12 +73,14 @@ def load_logpush(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        # both processes must cut the same units: the block size is read here, once
+        units = partial(_units, block_size=_reading.BLOCK_SIZE)
         if blocks is None and should_split(path):
-            chunks = load_split(path, ctx, _units, _read_unit)
+            chunks = load_split(path, ctx, units, _read_unit)
         if chunks is None:
             chunks = {"invocations": [], "logs": [], "exceptions": []}
             line = 1
-            for block, size in blocks if blocks is not None else _units(path, ctx):
+            for block, size in blocks if blocks is not None else units(path, ctx):
                 line = _read_unit(block, size, line, chunks, ctx)
     finally:
         if gc_was_enabled:
@@ -101,9 +105,9 @@ def load_logpush(
     return out
 
 
-def _units(path: Path, ctx: FileContext) -> Iterator[tuple[bytes, int]]:
+def _units(path: Path, ctx: FileContext, block_size: int) -> Iterator[tuple[bytes, int]]:
     """The units of a file: blocks of whole lines, and ``(SKIPPED_LINE, size)`` for a line over the cap."""
-    return iter_line_blocks(path, ctx, count_lines=False)
+    return iter_line_blocks(path, ctx, block_size, count_lines=False)
 
 
 def _read_unit(
@@ -140,6 +144,8 @@ def _read_block(block: bytes, line: int, chunks: dict[str, list[pa.RecordBatch]]
         return _general_block(block, line, chunks, ctx)
     for name, got in batches.items():
         chunks[name].extend(got)
+    if len(rep.issues) > n_listed + 1:  # in line order, like the general path lists them
+        rep.issues[n_listed:] = sorted(rep.issues[n_listed:], key=lambda i: i.line or 0)
     return nxt
 
 

@@ -329,6 +329,7 @@ def load_split(
                 return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    log.debug("%s: %d of %d units parsed by the helper process", path, len(got["units"]), own.n_units)
     errors = [e for e in (own.error, got["error"] and (got["error"][0], _error_from(got["error"][1]))) if e]
     if errors:
         raise min(errors, key=lambda e: e[0])[1]

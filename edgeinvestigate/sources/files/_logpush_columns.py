@@ -282,9 +282,11 @@ def _job_fields(
 def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa.Array]:
     u = UNSET
     flat = [lg for r in st.recs if (ls := r.Logs) for lg in ls]
-    raw_args = [bytes(lg.Message) for lg in flat]
-    # every argument array was validated with its record and has no newline: one batch decode
-    decoded = decode_any_lines(b"\n".join(raw_args)) if raw_args else []
+    # every argument array was validated with its record and has no newline: one batch decode, and
+    # the "args" column (the arrays as written) cut from the same bytes by Arrow
+    joined = b"\n".join([lg.Message for lg in flat])
+    decoded = decode_any_lines(joined) if flat else []
+    args = _split_lines(joined, len(flat))
     msgs: list[Any] = [
         a[0] if type(a) is list and len(a) == 1 and type(a[0]) is str else None for a in decoded
     ]
@@ -310,10 +312,20 @@ def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa
         "ts": ms_array(ts, ctx, st.lines, "Logs", owners),
         "level": arrow_column("level", [x if (x := lg.Level) is not u else first(lg.level) for lg in flat]),
         "message": pa.array(msgs, pa.string()),
-        "args": pa.array(raw_args, pa.string()),
+        "args": args,
     }
     cols.update(_job_arrays(n, pos, job_vals))
     return cols
+
+
+def _split_lines(joined: bytes, n: int) -> pa.Array:
+    """The ``n`` lines of ``joined`` as a string array (UTF-8 checked by the cast)."""
+    if not n:
+        return pa.array([], pa.string())
+    lines = pc.split_pattern(pa.array([joined], pa.binary()), pattern=b"\n").flatten()
+    if len(lines) != n:  # cannot happen (no argument array holds a newline); never trust it blindly
+        raise ValueError(f"{len(lines)} argument arrays where {n} were expected")
+    return lines.cast(pa.string())
 
 
 def _exception_columns(st: Block, n_exc: list[int], ctx: FileContext) -> dict[str, pa.Array]:

@@ -17,7 +17,9 @@ would sequentially: a process that stops at unit ``k`` keeps the other from clai
 Used when the file is large (:data:`SPLIT_MIN_BYTES` of text), the machine has two cores or more
 and no other process loads files of the same load (a worker of ``ei.load``'s pool, or the parent
 while that pool runs, load whole files); a helper that cannot start or dies costs only time: the file
-is then read again in this process.
+is then read again in this process. The helper process (``_split_helper``) starts on the first split
+load of a process and joins once it has imported the loaders (~0.3 s), while this process already
+parses; later loads find it ready.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -40,6 +41,7 @@ from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import MAX_ISSUES_PER_FILE, FileReport, Issue
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
+from edgeinvestigate.sources.files._split_helper import Claims, helper
 
 __all__ = ["SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split"]
 
@@ -48,16 +50,12 @@ log = logging.getLogger(__name__)
 #: a file with at least this many bytes of text (decompressed) is parsed by two processes: about
 #: 15,000 Logpush records, 0.1 s of parsing, against some 20 ms to start the helper
 SPLIT_MIN_BYTES: Final = 16 * 1024 * 1024
-#: no unit is claimed at or after this index once a process stopped there (strict mode)
-_NO_STOP: Final = 2**62
 _COUNTERS: Final = ("records", "invocations", "logs", "exceptions", "filtered", "skipped", "n_issues")
 
 #: reads one unit of a file into ``chunks``: ``(block, size, line, chunks, ctx) -> next line``
 UnitReader = Callable[[bytes, int, int, dict[str, list[pa.RecordBatch]], FileContext], int]
 #: what a stretch of the load added to the report: the counter increments and the issues listed
 Delta = tuple[tuple[int, ...], list[Issue]]
-
-_claims: tuple[Any, Any, Any] | None = None  # lock, next unclaimed unit, stop; set in the helper
 
 
 def _cores() -> int:
@@ -83,25 +81,11 @@ def _text_size(path: Path) -> int:
 
 def should_split(path: Path) -> bool:
     """Whether to parse ``path`` with a helper process (see the module docstring)."""
-    if _cores() < 2 or multiprocessing.parent_process() is not None:
+    if sys.platform == "win32" or _cores() < 2 or multiprocessing.parent_process() is not None:
         return False  # one core, or a worker of ei.load's pool (or this helper): whole files each
     if multiprocessing.active_children():  # ei.load's pool is loading other files right now
         return False
-    if _mp_context().get_start_method() != "fork":
-        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-        if main_file is not None and not os.path.exists(main_file):
-            return False  # a new process would re-import a __main__ that is not a file
     return _text_size(path) >= SPLIT_MIN_BYTES
-
-
-def _mp_context() -> Any:
-    """``fork`` on Linux before Python 3.12 (the helper starts in milliseconds); ``forkserver``
-    elsewhere (as ``ei.load``'s pool does)."""
-    if sys.platform == "linux" and sys.version_info < (3, 12):
-        return multiprocessing.get_context("fork")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["edgeinvestigate.sources.files._worker"])
-    return ctx
 
 
 # --- one process's share -------------------------------------------------------------------------
@@ -133,25 +117,6 @@ def _delta(rep: FileReport, mark: tuple[tuple[int, ...], int]) -> Delta | None:
     return tuple(a - b for a, b in zip(now, counts, strict=True)), rep.issues[n_listed:]
 
 
-def _claim(claims: tuple[Any, Any, Any], k: int) -> bool | None:
-    """Unit ``k`` for this process (``True``), already taken by the other (``False``), or ``None``:
-    a process stopped at an earlier unit, read no further."""
-    lock, nxt, stop = claims
-    with lock:
-        if k >= stop.value:
-            return None
-        if nxt.value == k:
-            nxt.value = k + 1
-            return True
-        return False
-
-
-def _stop_at(claims: tuple[Any, Any, Any], k: int) -> None:
-    lock, _nxt, stop = claims
-    with lock:
-        stop.value = min(stop.value, k)
-
-
 def _lines_in(block: bytes) -> int:
     """How many lines a unit holds (what its reader would have counted)."""
     if block is SKIPPED_LINE or not block:
@@ -162,7 +127,7 @@ def _lines_in(block: bytes) -> int:
 def _share(
     units: Iterator[tuple[bytes, int]],
     ctx: FileContext,
-    claims: tuple[Any, Any, Any],
+    claims: Claims,
     read_unit: UnitReader,
     frames: tuple[str, ...],
     on_unit: Callable[[dict[str, list[pa.RecordBatch]], dict[str, int]], None] | None = None,
@@ -176,7 +141,7 @@ def _share(
         for block, size in units:
             if (d := _delta(rep, mark)) is not None:
                 sh.between.setdefault(k, []).append(d)
-            mine = _claim(claims, k)
+            mine = claims.claim(k)
             if mine is None:
                 break
             if not mine:
@@ -190,7 +155,7 @@ def _share(
                 line = read_unit(block, size, line, sh.chunks, ctx)
             except ParseError as exc:
                 sh.error = (k, exc)
-                _stop_at(claims, k)
+                claims.stop_at(k)
                 break
             added = {f: len(sh.chunks[f]) - n_batches[f] for f in frames}
             rows = {f: sum(b.num_rows for b in sh.chunks[f][n_batches[f] :]) for f in frames}
@@ -209,11 +174,6 @@ def _share(
 
 
 # --- the helper process ------------------------------------------------------------------------
-
-
-def _init_helper(lock: Any, nxt: Any, stop: Any) -> None:
-    global _claims
-    _claims = (lock, nxt, stop)
 
 
 def _error_data(exc: ParseError) -> dict[str, Any]:
@@ -247,9 +207,8 @@ def _helper(
     ``out.<frame>.arrows`` as they are built (this process reads them memory-mapped)."""
     import gc
 
-    if _claims is None:
-        raise RuntimeError("the helper runs in a process started with _init_helper")
     gc.disable()
+    claims = Claims(f"{out}.claims")
     ctx = FileContext(report=FileReport(path=path, source=params["source"]), **params)
     frames = ("invocations", "logs", "exceptions")
     writers: dict[str, Any] = {}
@@ -266,12 +225,13 @@ def _helper(
             new[f].clear()  # written: nothing of it is kept here
 
     try:
-        sh = _share(units_of(Path(path), ctx), ctx, _claims, read_unit, frames, on_unit=write)
+        sh = _share(units_of(Path(path), ctx), ctx, claims, read_unit, frames, on_unit=write)
     finally:
         for w in writers.values():
             w.close()
         for s in sinks:
             s.close()
+        claims.close()
     return {
         "units": [(k, rows, d) for k, _added, rows, d in sh.units],
         "files": {f: f"{out}.{f}.arrows" for f in writers},
@@ -288,15 +248,14 @@ def load_split(
     units_of: Callable[[Path, FileContext], Iterator[tuple[bytes, int]]],
     read_unit: UnitReader,
 ) -> dict[str, list[pa.RecordBatch]] | None:
-    """Parse ``path`` in this process and a helper; the record batches of every frame in file
-    order, the report of ``ctx`` as the sequential load would leave it. ``None`` when the helper
-    failed (nothing of the report changed: read the file again in this process)."""
-    mp = _mp_context()
+    """Parse ``path`` in this process and the helper; the record batches of every frame in file
+    order, the report of ``ctx`` as the sequential load would leave it. ``None`` when there is no
+    helper or it failed (nothing of the report changed: read the file in this process)."""
     rep = ctx.report
     start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
-    claims = (mp.Lock(), mp.RawValue("q", 0), mp.RawValue("q", _NO_STOP))
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private 0700 directory in it
     tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-split-", dir=shm if shm.is_dir() else None))
+    out = str(tmp / "part")
     params = {
         "path": ctx.path,
         "source": ctx.source,
@@ -310,24 +269,32 @@ def load_split(
         "strict_hint": ctx.strict_hint,
     }
     frames = ("invocations", "logs", "exceptions")
+    claims = Claims(f"{out}.claims", create=True)
     try:
-        with ProcessPoolExecutor(1, mp_context=mp, initializer=_init_helper, initargs=claims) as pool:
-            fut = pool.submit(_helper, str(path), params, str(tmp / "part"), units_of, read_unit)
+        with helper() as h:
+            if h is None:
+                return None
+            try:
+                h.submit(_helper, str(path), params, out, units_of, read_unit)
+            except OSError as exc:  # the helper is gone: a new one next time
+                log.warning("the helper process is gone (%s); reading %s in this process", exc, path)
+                return None
             try:
                 own = _share(units_of(path, ctx), ctx, claims, read_unit, frames)
             except BaseException:
-                _stop_at(claims, 0)  # the helper stops at its next unit
+                claims.stop_at(0)  # the helper stops at its next unit
                 raise
             try:
-                got = fut.result()
+                got = h.result()
                 helper_tables = {
                     f: pa.ipc.open_stream(pa.memory_map(p)).read_all() for f, p in got["files"].items()
                 }
-            except Exception as exc:  # the helper failed in any way (BrokenProcessPool too): read it here
+            except Exception as exc:  # the helper failed in any way: read the file here
                 log.warning("the helper process failed (%s); reading %s in this process", exc, path)
                 _restore(rep, start)
                 return None
     finally:
+        claims.close()
         shutil.rmtree(tmp, ignore_errors=True)
     log.debug("%s: %d of %d units parsed by the helper process", path, len(got["units"]), own.n_units)
     errors = [e for e in (own.error, got["error"] and (got["error"][0], _error_from(got["error"][1]))) if e]

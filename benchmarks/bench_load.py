@@ -265,6 +265,19 @@ class PeakRSS:
         self.peak = max(self.peak, self._sample())
 
 
+def _descendants_cpu() -> float:
+    """CPU seconds of the running descendants of this process (and of the children they reaped)."""
+    import psutil
+
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for p in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def child(method: str, data: Path) -> None:
     # import everything first: imports are not what is measured
     import duckdb  # noqa: F401
@@ -285,13 +298,15 @@ def child(method: str, data: Path) -> None:
     )
     fn = {"ei": run_ei, "duckdb": run_duckdb, "pandas": run_pandas}[method.split("_")[0]]
     with PeakRSS() as rss:
-        c0 = os.times()
+        c0, d0 = os.times(), _descendants_cpu()
         t0 = time.perf_counter()
         out = fn(data, frames)
         seconds = time.perf_counter() - t0
-        c1 = os.times()
-    # CPU of this process (all threads) and of its finished child processes (the workers)
+        c1, d1 = os.times(), _descendants_cpu()
+    # CPU of this process (all threads), of its finished child processes (the pool's workers) and of
+    # the ones still running (the helper process of a split load)
     cpu = sum(getattr(c1, f) - getattr(c0, f) for f in ("user", "system", "children_user", "children_system"))
+    cpu += d1 - d0
     frame_bytes = int(sum(df.memory_usage(deep=True).sum() for df in out.values()))
     print(
         json.dumps(

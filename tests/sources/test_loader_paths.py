@@ -221,11 +221,22 @@ def test_the_helper_parses_its_share_and_a_failed_helper_costs_only_time(
         seq = ei.load((path, "logpush"))
     caplog.set_level(logging.DEBUG, logger="edgeinvestigate.sources.files")
     with split_everything():
-        split = ei.load((path, "logpush"))
-    _assert_same(split, seq)
-    parsed = [r.message for r in caplog.records if "parsed by the helper" in r.message]
-    assert parsed
-    assert not parsed[0].split(": ")[1].startswith("0 of")
+        ei.load((path, "logpush"))  # the first split load of a process starts the helper
+        for _ in range(3):  # a helper that a busy machine kept waiting may get no unit of a load
+            caplog.clear()
+            split = ei.load((path, "logpush"))
+            _assert_same(split, seq)
+            parsed = [r.message for r in caplog.records if "parsed by the helper" in r.message]
+            assert len(parsed) == 1
+            if not parsed[0].split(": ")[1].startswith("0 of"):
+                break
+        else:
+            pytest.fail(f"the helper parsed no unit: {parsed}")
+    monkeypatch.chdir(tmp_path)  # a relative path, from another folder than the helper started in
+    with split_everything():
+        relative = ei.load((Path("s.log.gz"), "logpush"))
+    for name in FRAMES:
+        pd.testing.assert_series_equal(relative.frame(name)["ts"], seq.frame(name)["ts"])
 
     # a helper process that dies at once: the file is read in this process, nothing is lost
     _split_helper._close()

@@ -79,6 +79,16 @@ def _text_size(path: Path) -> int:
     return max(isize, size)  # a wrapped size (text over 4 GiB) is at least the compressed size
 
 
+def _scratch(text_size: int) -> str | None:
+    """Where the helper writes its batches: ``/dev/shm`` when it has room for them (a container's is
+    often 64 MB), else the temporary folder."""
+    try:
+        st = os.statvfs("/dev/shm")  # noqa: S108 - mkdtemp makes a private 0700 directory in it
+    except (OSError, AttributeError):
+        return None
+    return "/dev/shm" if st.f_bavail * st.f_frsize > 2 * text_size else None  # noqa: S108
+
+
 def should_split(path: Path) -> bool:
     """Whether to parse ``path`` with a helper process (see the module docstring)."""
     if sys.platform == "win32" or _cores() < 2 or multiprocessing.parent_process() is not None:
@@ -253,8 +263,7 @@ def load_split(
     helper or it failed (nothing of the report changed: read the file in this process)."""
     rep = ctx.report
     start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
-    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private 0700 directory in it
-    tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-split-", dir=shm if shm.is_dir() else None))
+    tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-split-", dir=_scratch(_text_size(path))))
     out = str(tmp / "part")
     params = {
         "path": ctx.path,
@@ -275,7 +284,7 @@ def load_split(
             if h is None:
                 return None
             try:
-                h.submit(_helper, str(path), params, out, units_of, read_unit)
+                h.submit(_helper, os.path.abspath(path), params, out, units_of, read_unit)
             except OSError as exc:  # the helper is gone: a new one next time
                 log.warning("the helper process is gone (%s); reading %s in this process", exc, path)
                 return None

@@ -76,7 +76,7 @@ def load_logpush(
         # both processes must cut the same units: the block size is read here, once
         units = partial(_units, block_size=_reading.BLOCK_SIZE)
         if blocks is None and should_split(path):
-            chunks = load_split(path, ctx, units, _read_unit)
+            chunks = load_split(path, ctx, units, _read_unit, warm_up)
         if chunks is None:
             chunks = {"invocations": [], "logs": [], "exceptions": []}
             line = 1
@@ -103,6 +103,29 @@ def load_logpush(
     inv = inv.append_column("source", constant_dictionary(ctx.source, n))
     out["invocations"] = inv.append_column("source_file", constant_dictionary(ctx.path, n))
     return out
+
+
+#: one small record of every part the fast path builds columns from (for :func:`warm_up`)
+_WARM_UP: Final = (
+    b'{"CPUTimeMs":1,"Event":{"Queue":"q","BatchSize":1},"EventTimestampMs":1795780800000,'
+    b'"EventType":"queue","Exceptions":[{"Name":"Error","Message":"m","TimestampMs":1795780800001}],'
+    b'"Logs":[{"Level":"log","Message":["{\\"jobId\\":\\"j\\"}",{"a":1}],"TimestampMs":1795780800001},'
+    b'{"Level":"log","Message":["{\\"jobId\\":\\"j\\"}"],"TimestampMs":1795780800001}],'
+    b'"Outcome":"exception","ScriptName":"s","ScriptVersion":{"ID":"v"},"WallTimeMs":2}\n'
+)
+
+
+def warm_up() -> None:
+    """Read one record the way a load does (in a helper process, before it forks for jobs: what
+    pyarrow and the decoders set up on first use is then done once)."""
+    import io
+
+    ctx = FileContext(path="warm-up", source="logpush")
+    chunks: dict[str, list[pa.RecordBatch]] = {"invocations": [], "logs": [], "exceptions": []}
+    _read_unit(_WARM_UP, len(_WARM_UP), 1, chunks, ctx)
+    for batches in chunks.values():
+        with pa.ipc.new_stream(io.BytesIO(), batches[0].schema) as writer:
+            writer.write_batch(batches[0])
 
 
 def _units(path: Path, ctx: FileContext, block_size: int) -> Iterator[tuple[bytes, int]]:

@@ -257,10 +257,12 @@ def load_split(
     ctx: FileContext,
     units_of: Callable[[Path, FileContext], Iterator[tuple[bytes, int]]],
     read_unit: UnitReader,
+    warm_up: Callable[[], None] | None = None,
 ) -> dict[str, list[pa.RecordBatch]] | None:
     """Parse ``path`` in this process and the helper; the record batches of every frame in file
     order, the report of ``ctx`` as the sequential load would leave it. ``None`` when there is no
-    helper or it failed (nothing of the report changed: read the file in this process)."""
+    helper or it failed (nothing of the report changed: read the file in this process).
+    ``warm_up``: run once in a new helper, before its first job (see ``_split_helper.serve``)."""
     rep = ctx.report
     start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
     tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-split-", dir=_scratch(_text_size(path))))
@@ -280,7 +282,7 @@ def load_split(
     frames = ("invocations", "logs", "exceptions")
     claims = Claims(f"{out}.claims", create=True)
     try:
-        with helper() as h:
+        with helper(warm_up) as h:
             if h is None:
                 return None
             try:

@@ -39,7 +39,7 @@ _SERVE: Final = (
     "r, w = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)\n"
     "sys.path[:] = r.recv()\n"
     "from edgeinvestigate.sources.files._split_helper import serve\n"
-    "serve(r, w)\n"
+    "serve(r, w, r.recv())\n"
 )
 
 
@@ -92,10 +92,16 @@ class Claims:
 # --- the server (in the helper process) ----------------------------------------------------------
 
 
-def serve(r: Connection, w: Connection) -> None:
+def serve(r: Connection, w: Connection, warm_up: Callable[[], None] | None = None) -> None:
     """The helper's loop: each job ``(function, args)`` runs in a forked child, which sends
-    ``("ok", result)`` or ``("error", text)``; a child that dies without answering is answered for."""
+    ``("ok", result)`` or ``("error", text)``; a child that dies without answering is answered for.
+    ``warm_up`` runs first, here: what the loaders import and initialise on first use (pyarrow's
+    first conversion alone takes 0.15 s) is then done once, not in every child."""
     import edgeinvestigate.sources.files  # noqa: F401 - the loaders, imported once for every job
+
+    if warm_up is not None:
+        with contextlib.suppress(Exception):
+            warm_up()
 
     while True:
         try:
@@ -128,7 +134,7 @@ def serve(r: Connection, w: Connection) -> None:
 class Helper:
     """The helper server, seen from this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm_up: Callable[[], None] | None = None) -> None:
         r1, w1 = os.pipe()
         r2, w2 = os.pipe()
         try:
@@ -144,6 +150,7 @@ class Helper:
         self._out = Connection(w1, readable=False)
         self._in = Connection(r2, writable=False)
         self._out.send(list(sys.path))
+        self._out.send(warm_up)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self._out.send((fn, args))
@@ -175,10 +182,10 @@ _busy = threading.Lock()
 
 
 @contextlib.contextmanager
-def helper() -> Iterator[Helper | None]:
-    """The helper server of this process, started on first use (``None`` while another thread's
-    load uses it, or when it cannot start). A helper left with a job running by an error or an
-    interrupt is stopped: the next load starts a new one."""
+def helper(warm_up: Callable[[], None] | None = None) -> Iterator[Helper | None]:
+    """The helper server of this process, started on first use with ``warm_up`` (``None`` while
+    another thread's load uses it, or when it cannot start). A helper left with a job running by an
+    error or an interrupt is stopped: the next load starts a new one."""
     global _helper
     if not _busy.acquire(blocking=False):
         yield None
@@ -189,7 +196,7 @@ def helper() -> Iterator[Helper | None]:
             _helper = None
         if _helper is None:
             try:
-                _helper = Helper()
+                _helper = Helper(warm_up)
             except OSError as exc:
                 log.warning("no helper process (%s); loading in this process alone", exc)
                 _helper = None

@@ -76,7 +76,7 @@ def load_logpush(
         # both processes must cut the same units: the block size is read here, once
         units = partial(_units, block_size=_reading.BLOCK_SIZE)
         if blocks is None and should_split(path):
-            chunks = load_split(path, ctx, units, _read_unit, warm_up)
+            chunks = load_split(path, ctx, units, _read_unit, _reading.BLOCK_SIZE, warm_up)
         if chunks is None:
             chunks = {"invocations": [], "logs": [], "exceptions": []}
             line = 1

@@ -1,24 +1,22 @@
 """One large file on two cores: this process and a helper process parse it together.
 
-Both processes read the same (decompressed) stream of line blocks, the *units* of the file
-(``_reading.iter_line_blocks``: blocks of whole lines, and the lines over the record cap), and each
-parses the units it reaches first: a shared counter hands out unit ``k`` to the first process that
-asks for it, the other only counts its lines and reads on. Reading ahead costs a fraction of parsing
-(gzip with ISA-L), so the process that fell behind catches up and both finish at about the same time,
-whatever the file holds. Nothing of the input is copied between the processes: the helper writes its
-record batches to Arrow IPC streams (in ``/dev/shm`` when there is one) while it parses, and this
-process memory-maps them at the end.
+This process reads the file (decompressing it once) as a stream of *units* (``_reading.iter_line_blocks``:
+blocks of whole lines, and the lines over the record cap) and hands a unit to the helper whenever one of
+the helper's few slots is free (shared memory, ``_split_helper.Slots``); it parses every other unit
+itself. The helper is kept busy and this process does the rest, so both finish at about the same time
+whatever the file holds, and nothing is read or decompressed twice. The helper writes its record batches
+to Arrow IPC streams (in ``/dev/shm`` when there is room) as it parses; this process memory-maps them.
 
 The result is the sequential load's: units are put back in file order (rows, then the report: the
-counters, and the issues in the order the sequential load lists them, stream issues such as a
-truncated gzip included once). In strict mode the first bad record of the file stops the load, as it
-would sequentially: a process that stops at unit ``k`` keeps the other from claiming units after it.
+counters, and the issues in the order the sequential load lists them). In strict mode the first bad
+record of the file stops the load, as it would sequentially: a process that stops at unit ``k`` makes
+the other skip the units after it.
 
 Used when the file is large (:data:`SPLIT_MIN_BYTES` of text), the machine has two cores or more
 and no other process loads files of the same load (a worker of ``ei.load``'s pool, or the parent
 while that pool runs, load whole files); a helper that cannot start or dies costs only time: the file
 is then read again in this process. The helper process (``_split_helper``) starts on the first split
-load of a process and joins once it has imported the loaders (~0.3 s), while this process already
+load of a process and takes units once it has imported the loaders (~0.5 s), while this process already
 parses; later loads find it ready.
 """
 
@@ -41,7 +39,7 @@ from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import MAX_ISSUES_PER_FILE, FileReport, Issue
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
-from edgeinvestigate.sources.files._split_helper import Claims, helper
+from edgeinvestigate.sources.files._split_helper import Slots, helper, inbox
 
 __all__ = ["SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split"]
 
@@ -50,6 +48,8 @@ log = logging.getLogger(__name__)
 #: a file with at least this many bytes of text (decompressed) is parsed by two processes: about
 #: 15,000 Logpush records, 0.1 s of parsing, against some 20 ms to start the helper
 SPLIT_MIN_BYTES: Final = 16 * 1024 * 1024
+#: units the helper may hold (one it parses, two waiting): it never waits for this process
+_SLOTS: Final = 3
 _COUNTERS: Final = ("records", "invocations", "logs", "exceptions", "filtered", "skipped", "n_issues")
 
 #: reads one unit of a file into ``chunks``: ``(block, size, line, chunks, ctx) -> next line``
@@ -134,44 +134,62 @@ def _lines_in(block: bytes) -> int:
     return block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
 
 
-def _share(
-    units: Iterator[tuple[bytes, int]],
+def _unit(
+    sh: _Share,
+    k: int,
+    block: bytes,
+    size: int,
+    line: int,
     ctx: FileContext,
-    claims: Claims,
     read_unit: UnitReader,
     frames: tuple[str, ...],
-    on_unit: Callable[[dict[str, list[pa.RecordBatch]], dict[str, int]], None] | None = None,
-) -> _Share:
-    """Walk every unit of the file; parse the ones this process claims first."""
+) -> int | None:
+    """Parse unit ``k`` into ``sh``; the next line, or ``None`` when strict mode stopped there."""
+    rep = ctx.report
+    mark = _mark(rep)
+    n_batches = {f: len(sh.chunks[f]) for f in frames}
+    try:
+        nxt = read_unit(block, size, line, sh.chunks, ctx)
+    except ParseError as exc:
+        sh.error = (k, exc)
+        return None
+    added = {f: len(sh.chunks[f]) - n_batches[f] for f in frames}
+    rows = {f: sum(b.num_rows for b in sh.chunks[f][n_batches[f] :]) for f in frames}
+    sh.units.append((k, added, rows, _delta(rep, mark) or ((0,) * len(_COUNTERS), [])))
+    return nxt
+
+
+def _feed(
+    units: Iterator[tuple[bytes, int]],
+    ctx: FileContext,
+    slots: Slots,
+    give: Callable[[int, int, int], None],
+    read_unit: UnitReader,
+    frames: tuple[str, ...],
+) -> tuple[_Share, list[int]]:
+    """Read every unit of the file: hand it to the helper when a slot is free (``give(unit, slot,
+    line)``), else parse it here. This process's share, and the units given away."""
     rep = ctx.report
     sh = _Share(chunks={f: [] for f in frames})
+    given: list[int] = []
     line, k = 1, 0
     mark = _mark(rep)
     try:
         for block, size in units:
-            if (d := _delta(rep, mark)) is not None:
+            if (d := _delta(rep, mark)) is not None:  # a stream issue (a truncated gzip)
                 sh.between.setdefault(k, []).append(d)
-            mine = claims.claim(k)
-            if mine is None:
+            if k >= slots.stop:
                 break
-            if not mine:
+            slot = None if block is SKIPPED_LINE or not block else slots.put(block)
+            if slot is not None:
+                give(k, slot, line)
+                given.append(k)
                 line += _lines_in(block)
-                k += 1
-                mark = _mark(rep)
-                continue
-            mark = _mark(rep)
-            n_batches = {f: len(sh.chunks[f]) for f in frames}
-            try:
-                line = read_unit(block, size, line, sh.chunks, ctx)
-            except ParseError as exc:
-                sh.error = (k, exc)
-                claims.stop_at(k)
+            elif (nxt := _unit(sh, k, block, size, line, ctx, read_unit, frames)) is not None:
+                line = nxt
+            else:
+                slots.stop_at(k)
                 break
-            added = {f: len(sh.chunks[f]) - n_batches[f] for f in frames}
-            rows = {f: sum(b.num_rows for b in sh.chunks[f][n_batches[f] :]) for f in frames}
-            sh.units.append((k, added, rows, _delta(rep, mark) or ((0,) * len(_COUNTERS), [])))
-            if on_unit is not None:
-                on_unit({f: sh.chunks[f][n_batches[f] :] for f in frames}, rows)
             k += 1
             mark = _mark(rep)
     except ParseError as exc:  # strict mode: a stream issue (a truncated gzip), after every unit
@@ -180,7 +198,7 @@ def _share(
     if (d := _delta(rep, mark)) is not None:
         sh.between.setdefault(k, []).append(d)
     sh.n_units = k
-    return sh
+    return sh, given
 
 
 # --- the helper process ------------------------------------------------------------------------
@@ -206,42 +224,42 @@ def _error_from(data: dict[str, Any]) -> ParseError:
     return exc
 
 
-def _helper(
-    path: str,
-    params: dict[str, Any],
-    out: str,
-    units_of: Callable[[Path, FileContext], Iterator[tuple[bytes, int]]],
-    read_unit: UnitReader,
-) -> dict[str, Any]:
-    """In the helper: parse the units it claims; its record batches go to Arrow IPC streams
+def _helper(path: str, params: dict[str, Any], out: str, read_unit: UnitReader) -> dict[str, Any]:
+    """In the helper (a job's child): parse the units this process hands over (``("unit", k, slot,
+    line)`` messages, until ``("end",)``); the record batches go to Arrow IPC streams
     ``out.<frame>.arrows`` as they are built (this process reads them memory-mapped)."""
     import gc
 
     gc.disable()
-    claims = Claims(f"{out}.claims")
+    messages = inbox()
+    slots = Slots(f"{out}.slots")
     ctx = FileContext(report=FileReport(path=path, source=params["source"]), **params)
     frames = ("invocations", "logs", "exceptions")
+    sh = _Share(chunks={f: [] for f in frames})
     writers: dict[str, Any] = {}
     sinks: list[Any] = []
-
-    def write(new: dict[str, list[pa.RecordBatch]], _rows: dict[str, int]) -> None:
-        for f, batches in new.items():
-            for b in batches:
-                if f not in writers:
-                    sink = pa.OSFile(f"{out}.{f}.arrows", "wb")
-                    sinks.append(sink)
-                    writers[f] = pa.ipc.new_stream(sink, b.schema)
-                writers[f].write_batch(b)
-            new[f].clear()  # written: nothing of it is kept here
-
     try:
-        sh = _share(units_of(Path(path), ctx), ctx, claims, read_unit, frames, on_unit=write)
+        while (msg := messages.recv())[0] == "unit":
+            _tag, k, slot, line = msg
+            block = slots.take(slot)
+            if k >= slots.stop:
+                continue  # strict mode stopped before it
+            if _unit(sh, k, block, len(block), line, ctx, read_unit, frames) is None:
+                slots.stop_at(k)
+                continue
+            for f in frames:  # written as they come: nothing of them is kept here
+                for b in sh.chunks[f]:
+                    if f not in writers:
+                        sinks.append(pa.OSFile(f"{out}.{f}.arrows", "wb"))
+                        writers[f] = pa.ipc.new_stream(sinks[-1], b.schema)
+                    writers[f].write_batch(b)
+                sh.chunks[f].clear()
     finally:
         for w in writers.values():
             w.close()
         for s in sinks:
             s.close()
-        claims.close()
+        slots.close()
     return {
         "units": [(k, rows, d) for k, _added, rows, d in sh.units],
         "files": {f: f"{out}.{f}.arrows" for f in writers},
@@ -257,6 +275,7 @@ def load_split(
     ctx: FileContext,
     units_of: Callable[[Path, FileContext], Iterator[tuple[bytes, int]]],
     read_unit: UnitReader,
+    block_size: int,
     warm_up: Callable[[], None] | None = None,
 ) -> dict[str, list[pa.RecordBatch]] | None:
     """Parse ``path`` in this process and the helper; the record batches of every frame in file
@@ -280,20 +299,28 @@ def load_split(
         "strict_hint": ctx.strict_hint,
     }
     frames = ("invocations", "logs", "exceptions")
-    claims = Claims(f"{out}.claims", create=True)
+    slots = Slots(f"{out}.slots", _SLOTS, 2 * block_size)
     try:
         with helper(warm_up) as h:
             if h is None:
                 return None
             try:
-                h.submit(_helper, os.path.abspath(path), params, out, units_of, read_unit)
+                h.submit(_helper, ctx.path, params, out, read_unit)
+                own, given = _feed(
+                    units_of(path, ctx),
+                    ctx,
+                    slots,
+                    lambda k, slot, line: h.tell("unit", k, slot, line),
+                    read_unit,
+                    frames,
+                )
+                h.tell("end")
             except OSError as exc:  # the helper is gone: a new one next time
                 log.warning("the helper process is gone (%s); reading %s in this process", exc, path)
+                _restore(rep, start)
                 return None
-            try:
-                own = _share(units_of(path, ctx), ctx, claims, read_unit, frames)
             except BaseException:
-                claims.stop_at(0)  # the helper stops at its next unit
+                slots.stop_at(0)  # the helper skips what it has left
                 raise
             try:
                 got = h.result()
@@ -305,9 +332,9 @@ def load_split(
                 _restore(rep, start)
                 return None
     finally:
-        claims.close()
+        slots.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    log.debug("%s: %d of %d units parsed by the helper process", path, len(got["units"]), own.n_units)
+    log.debug("%s: %d of %d units parsed by the helper process", path, len(given), own.n_units)
     errors = [e for e in (own.error, got["error"] and (got["error"][0], _error_from(got["error"][1]))) if e]
     if errors:
         raise min(errors, key=lambda e: e[0])[1]

@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-__all__ = ["NO_STOP", "Claims", "Helper", "helper", "serve"]
+__all__ = ["NO_STOP", "Helper", "Slots", "helper", "inbox", "serve"]
 
 log = logging.getLogger(__name__)
 
 #: no unit is claimed at or after the ``stop`` counter once a process stopped there (strict mode)
 NO_STOP: Final = 2**62
-_FORMAT: Final = "qq"  # next unclaimed unit, stop
+_FORMAT: Final = "qqq"  # stop, number of slots, slot size; then a state per slot
+_HEADER: Final = 4096  # the header, page-aligned
 _SERVE: Final = (
     "import sys\n"
     "from multiprocessing.connection import Connection\n"
@@ -43,21 +44,25 @@ _SERVE: Final = (
 )
 
 
-class Claims:
-    """The shared counters of one split load (a 16-byte file both processes map)."""
+class Slots:
+    """The units this process hands to the helper: ``n`` slots of ``size`` bytes in a file both
+    processes map, a state per slot (free, or the length of the unit in it) and the unit to stop
+    before (strict mode), changed under an ``flock`` (which also orders the copies around them)."""
 
-    def __init__(self, path: str, *, create: bool = False) -> None:
+    def __init__(self, path: str, n: int = 0, size: int = 0) -> None:
         import fcntl
         import mmap
 
         self._fcntl = fcntl
         self.path = path
+        create = n > 0
         self.fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0), 0o600)
         if create:
-            os.ftruncate(self.fd, struct.calcsize(_FORMAT))
-        self.mm = mmap.mmap(self.fd, struct.calcsize(_FORMAT))
+            os.ftruncate(self.fd, _HEADER + n * size)
+        self.mm = mmap.mmap(self.fd, 0)
         if create:
-            struct.pack_into(_FORMAT, self.mm, 0, 0, NO_STOP)
+            struct.pack_into(_FORMAT, self.mm, 0, NO_STOP, n, size)
+        _stop, self.n, self.size = struct.unpack_from(_FORMAT, self.mm)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -67,22 +72,39 @@ class Claims:
         finally:
             self._fcntl.flock(self.fd, self._fcntl.LOCK_UN)
 
-    def claim(self, k: int) -> bool | None:
-        """Unit ``k`` for this process (``True``), already taken by the other (``False``), or
-        ``None``: a process stopped at an earlier unit, read no further."""
+    def _state_at(self, slot: int) -> int:
+        return struct.calcsize(_FORMAT) + 8 * slot
+
+    def put(self, block: bytes) -> int | None:
+        """Copy ``block`` into a free slot; its number, or ``None`` when none is free (or it is too big)."""
+        if len(block) > self.size:
+            return None
         with self._locked():
-            nxt, stop = struct.unpack_from(_FORMAT, self.mm)
-            if k >= stop:
-                return None
-            if nxt == k:
-                struct.pack_into("q", self.mm, 0, k + 1)
-                return True
-            return False
+            for slot in range(self.n):
+                if struct.unpack_from("q", self.mm, self._state_at(slot))[0] == 0:
+                    start = _HEADER + slot * self.size
+                    self.mm[start : start + len(block)] = block
+                    struct.pack_into("q", self.mm, self._state_at(slot), len(block))
+                    return slot
+        return None
+
+    def take(self, slot: int) -> bytes:
+        """The unit in ``slot`` (copied out); the slot is free again."""
+        with self._locked():
+            size = struct.unpack_from("q", self.mm, self._state_at(slot))[0]
+            start = _HEADER + slot * self.size
+            block = self.mm[start : start + size]
+            struct.pack_into("q", self.mm, self._state_at(slot), 0)
+        return block
+
+    @property
+    def stop(self) -> int:
+        with self._locked():
+            return int(struct.unpack_from("q", self.mm, 0)[0])
 
     def stop_at(self, k: int) -> None:
         with self._locked():
-            _nxt, stop = struct.unpack_from(_FORMAT, self.mm)
-            struct.pack_into("q", self.mm, 8, min(stop, k))
+            struct.pack_into("q", self.mm, 0, min(k, struct.unpack_from("q", self.mm, 0)[0]))
 
     def close(self) -> None:
         self.mm.close()
@@ -103,16 +125,21 @@ def serve(r: Connection, w: Connection, warm_up: Callable[[], None] | None = Non
         with contextlib.suppress(Exception):
             warm_up()
 
+    global _inbox
     while True:
         try:
-            fn, args = r.recv()
+            msg = r.recv()
         except (EOFError, OSError):
             return  # the loading process is gone
         except Exception as exc:  # a job that does not unpickle here
             w.send(("error", f"{type(exc).__name__}: {exc}"))
             continue
+        if msg[0] != "job":
+            continue  # what was meant for a job's child that died: nobody reads it now
+        fn, args = msg[1], msg[2]
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            _inbox = r  # the rest of this job's messages (see inbox())
             code = 1
             try:
                 answer: tuple[str, Any] = ("ok", fn(*args))
@@ -126,6 +153,16 @@ def serve(r: Connection, w: Connection, warm_up: Callable[[], None] | None = Non
         _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) not in (0, 1):  # killed before it could answer
             w.send(("error", f"the helper's child died (status {os.waitstatus_to_exitcode(status)})"))
+
+
+_inbox: Connection | None = None
+
+
+def inbox() -> Connection:
+    """In a job's child: the messages this process sends it while the job runs (``Helper.tell``)."""
+    if _inbox is None:
+        raise RuntimeError("inbox() is for the child of a helper job")
+    return _inbox
 
 
 # --- this process ----------------------------------------------------------------------------------
@@ -153,7 +190,11 @@ class Helper:
         self._out.send(warm_up)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._out.send((fn, args))
+        self._out.send(("job", fn, args))
+
+    def tell(self, *msg: Any) -> None:
+        """A message for the running job (its child reads them from :func:`inbox`)."""
+        self._out.send(msg)
 
     def result(self) -> Any:
         """The answer of the job submitted last; raises ``RuntimeError`` when it failed."""

@@ -24,7 +24,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from edgeinvestigate.sources.files import _reading
+import edgeinvestigate.sources.files._reading as _reading
 from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, parse_ms
 from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
 from edgeinvestigate.sources.files._logpush_block import (

@@ -118,9 +118,8 @@ def serve(r: Connection, w: Connection, warm_up: Callable[[], None] | None = Non
     """The helper's loop: each job ``(function, args)`` runs in a forked child, which sends
     ``("ok", result)`` or ``("error", text)``; a child that dies without answering is answered for.
     ``warm_up`` runs first, here: what the loaders import and initialise on first use (pyarrow's
-    first conversion alone takes 0.15 s) is then done once, not in every child."""
-    import edgeinvestigate.sources.files  # noqa: F401 - the loaders, imported once for every job
-
+    first conversion alone takes 0.15 s) is then done once, not in every child (unpickling it imported
+    its loader)."""
     if warm_up is not None:
         with contextlib.suppress(Exception):
             warm_up()

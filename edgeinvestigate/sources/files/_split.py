@@ -151,7 +151,8 @@ def _unit(
     try:
         nxt = read_unit(block, size, line, sh.chunks, ctx)
     except ParseError as exc:
-        sh.error = (k, exc)
+        if sh.error is None or k < sh.error[0]:
+            sh.error = (k, exc)
         return None
     added = {f: len(sh.chunks[f]) - n_batches[f] for f in frames}
     rows = {f: sum(b.num_rows for b in sh.chunks[f][n_batches[f] :]) for f in frames}
@@ -172,6 +173,7 @@ def _feed(
     rep = ctx.report
     sh = _Share(chunks={f: [] for f in frames})
     given: list[int] = []
+    waiting: dict[int, tuple[int, int]] = {}  # slot -> (unit, line) of what was put in it last
     line, k = 1, 0
     mark = _mark(rep)
     try:
@@ -184,6 +186,7 @@ def _feed(
             if slot is not None:
                 give(k, slot, line)
                 given.append(k)
+                waiting[slot] = (k, line)
                 line += _lines_in(block)
             elif (nxt := _unit(sh, k, block, size, line, ctx, read_unit, frames)) is not None:
                 line = nxt
@@ -198,6 +201,12 @@ def _feed(
     if (d := _delta(rep, mark)) is not None:
         sh.between.setdefault(k, []).append(d)
     sh.n_units = k
+    # the end of the file: the units still waiting for the helper are parsed here, not waited for
+    for slot, (unit, at) in sorted(waiting.items(), key=lambda x: x[1]):
+        if unit < slots.stop and (block := slots.take(slot)) is not None:
+            given.remove(unit)
+            if _unit(sh, unit, block, len(block), at, ctx, read_unit, frames) is None:
+                slots.stop_at(unit)
     return sh, given
 
 
@@ -242,8 +251,8 @@ def _helper(path: str, params: dict[str, Any], out: str, read_unit: UnitReader) 
         while (msg := messages.recv())[0] == "unit":
             _tag, k, slot, line = msg
             block = slots.take(slot)
-            if k >= slots.stop:
-                continue  # strict mode stopped before it
+            if block is None or k >= slots.stop:
+                continue  # taken back by this process, or strict mode stopped before it
             if _unit(sh, k, block, len(block), line, ctx, read_unit, frames) is None:
                 slots.stop_at(k)
                 continue

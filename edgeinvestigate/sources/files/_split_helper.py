@@ -88,10 +88,13 @@ class Slots:
                     return slot
         return None
 
-    def take(self, slot: int) -> bytes:
-        """The unit in ``slot`` (copied out); the slot is free again."""
+    def take(self, slot: int) -> bytes | None:
+        """The unit in ``slot`` (copied out), the slot free again; ``None`` when the slot is empty
+        (this process took its unit back, :meth:`take` from this side at the end of the file)."""
         with self._locked():
             size = struct.unpack_from("q", self.mm, self._state_at(slot))[0]
+            if not size:
+                return None
             start = _HEADER + slot * self.size
             block = self.mm[start : start + size]
             struct.pack_into("q", self.mm, self._state_at(slot), 0)

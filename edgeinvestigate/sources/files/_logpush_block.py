@@ -143,28 +143,25 @@ def _bad_line(exc: Exception, lines: list[bytes], start: int, stop: int) -> int 
     return None
 
 
-def _decode(lines: list[bytes], block: bytes, special: dict[int, str], full: bool) -> list[Any] | None:
-    """Typed records of ``lines`` (``None`` in place of the ``special`` ones), in batch decodes; a
-    line whose record the typed decode refuses is added to ``special`` as ``"bad"``. ``None``: the
-    block needs the line-by-line path (blank lines, or too many bad ones)."""
+def _decode(lines: list[bytes], block: bytes, bad: set[int], full: bool) -> list[Any] | None:
+    """Typed records of ``lines`` in batch decodes; a line whose record the typed decode refuses is
+    added to ``bad`` and stands as ``None``. ``None``: the block needs the line-by-line path (blank
+    lines, or too many bad ones)."""
     decode = decode_record_lines if full else decode_counts_lines
     out: list[Any] = []
     n = len(lines)
-    marks = sorted(special)
     start = 0
     while start < n:
-        at = bisect.bisect_left(marks, start)
-        stop = marks[at] if at < len(marks) else n
+        stop = min([k for k in bad if k >= start], default=n)
         if start < stop:
-            body = block if not special and stop - start == n else b"\n".join(lines[start:stop])
+            body = block if not bad and stop - start == n else b"\n".join(lines[start:stop])
             try:
                 recs = decode(body)
             except DECODE_ERRORS as exc:
-                bad = _bad_line(exc, lines, start, stop)
-                if bad is None or len(special) >= _MAX_BAD_LINES:
+                k = _bad_line(exc, lines, start, stop)
+                if k is None or len(bad) >= _MAX_BAD_LINES:
                     return None
-                special[bad] = "bad"
-                bisect.insort(marks, bad)
+                bad.add(k)
                 continue
             if len(recs) != stop - start:  # blank lines: the line-by-line path counts them
                 return None
@@ -173,6 +170,19 @@ def _decode(lines: list[bytes], block: bytes, special: dict[int, str], full: boo
             out.append(None)
         start = stop + 1
     return out
+
+
+def _lines_with(block: bytes, needle: bytes) -> list[int]:
+    """The lines of ``block`` (0-based) that hold ``needle``."""
+    at = block.find(needle)
+    if at < 0:
+        return []
+    found = []
+    while at >= 0:
+        found.append(at)
+        at = block.find(needle, at + len(needle))
+    newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    return sorted(set(np.searchsorted(newlines, found).tolist()))
 
 
 def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block) -> int | None:
@@ -184,23 +194,23 @@ def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block
     lines = block.split(b"\n")
     if not lines[-1]:
         lines.pop()  # the newline that ends the block
-    special: dict[int, str] = {}
-    if b"<" in block and MARKER_B in block:  # memchr first: most blocks have no "<" at all
-        special = {k: "marker" for k, raw in enumerate(lines) if MARKER_B in raw}
     full = "logs" in ctx.frames or "exceptions" in ctx.frames
-    recs = _decode(lines, block, special, full)
+    recs = _decode(lines, block, set(), full)
     if recs is None:
         return None
     flags: dict[int, tuple[bool, bool]] = {}
-    for k, kind in special.items():
-        if kind == "marker":
-            try:
-                r = decode_marked(lines[k])
-            except DECODE_ERRORS:
-                continue  # the general path reports it
+    if b"<" in block:  # memchr first: most blocks have no "<" at all
+        for k in _lines_with(block, MARKER_B):  # truncation markers, cut as the general path cuts them
+            r = recs[k] if full else None
+            if r is None:  # a marker entry in place of an object, or only counts were decoded
+                try:
+                    r = decode_marked(lines[k])
+                except DECODE_ERRORS:
+                    recs[k] = None  # the general path reports it
+                    continue
             cut = cut_markers(r)
+            recs[k] = None if cut is None else r
             if cut is not None:
-                recs[k] = r
                 flags[k] = cut
     # EventType -> trigger ("" = unknown: the general path reports it; None = absent)
     trig = [None if r is None else _TRIGGER_OR_NONE.get(r.EventType, "") for r in recs]

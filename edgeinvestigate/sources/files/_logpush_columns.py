@@ -98,8 +98,10 @@ def _event_columns(recs: list[Any]) -> dict[str, list[Any]]:
         "status": [
             None if q is None else (x if (x := q.Status) is not u else first(q.status)) for q in resps
         ],
-        "ray_id": [
-            None if e is None else ((x if (x := e.RayID) is not u else first(e.RayId, e.rayId)) or None)
+        "ray_id": [  # most events have none of the spellings: no call for them
+            None
+            if e is None or ((x := e.RayID) is u and (x := e.RayId) is u and (x := e.rayId) is u)
+            else (x or None)
             for e in evs
         ],
     }
@@ -295,11 +297,12 @@ def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa
     enc = _encode
     for i in others:  # several arguments, or not a string: joined, objects as compact JSON
         a = decoded[i]
-        msgs[i] = (
-            " ".join([x if type(x) is str else enc(x).decode() for x in a])
-            if type(a) is list
-            else join_args(a)
-        )
+        if type(a) is not list:
+            msgs[i] = join_args(a)
+        elif len(a) == 1:  # one object (or number, null ...): its JSON text
+            msgs[i] = enc(a[0]).decode()
+        else:
+            msgs[i] = " ".join([x if type(x) is str else enc(x).decode() for x in a])
     pos, job_vals = _job_fields(msgs, decoded, structured, others)
     n = len(flat)
     owners = np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)

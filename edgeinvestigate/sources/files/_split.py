@@ -203,9 +203,9 @@ def _feed(
     sh.n_units = k
     # the end of the file: the units still waiting for the helper are parsed here, not waited for
     for slot, (unit, at) in sorted(waiting.items(), key=lambda x: x[1]):
-        if unit < slots.stop and (block := slots.take(slot)) is not None:
+        if unit < slots.stop and (back := slots.take(slot)) is not None:
             given.remove(unit)
-            if _unit(sh, unit, block, len(block), at, ctx, read_unit, frames) is None:
+            if _unit(sh, unit, back, len(back), at, ctx, read_unit, frames) is None:
                 slots.stop_at(unit)
     return sh, given
 

@@ -103,9 +103,10 @@ def should_split(path: Path) -> bool:
 
 @dataclass
 class _Share:
-    """What one process parsed: its units in file order, ``(unit, batches per frame, rows per frame,
-    report delta)``, their record batches, and (this process only) the report deltas between units
-    (stream issues such as a truncated gzip), keyed by the unit they come before."""
+    """What one process parsed: its units in the order it parsed them, ``(unit, batches per frame,
+    rows per frame, report delta)``, their record batches (in the same order), and (this process only)
+    the report deltas between units (stream issues such as a truncated gzip), keyed by the unit they
+    come before."""
 
     units: list[tuple[int, dict[str, int], dict[str, int], Delta]] = field(default_factory=list)
     chunks: dict[str, list[pa.RecordBatch]] = field(default_factory=dict)

@@ -1,13 +1,25 @@
 """Load benchmark: ``ei.load`` vs DuckDB vs pandas on Logpush ``workers_trace_events``, side by side.
 
     python benchmarks/bench_load.py                      # 1,000,000 records (generated once into bench-data/)
-    python benchmarks/bench_load.py --records 100000 --skip-pandas --repeat 1
+    python benchmarks/bench_load.py --records 300000 --skip-pandas --repeat 3
+    python benchmarks/bench_load.py --corpora usual-one unusual-one --repeat 1
     python benchmarks/bench_load.py --skip-pandas --baseline HEAD~2   # also time an older commit
 
+Four corpora of the same size, each in one gzip file and in ten (``--corpora``):
+
+- ``usual``: the records of ``logpush_gen.py`` (queue consumers and a fetch API, 1-5 lines each,
+  3.6% object arguments, ~20% exceptions);
+- ``unusual``: every shape the reference documents or allows (``tests/sources/logpush_shapes.py``):
+  every EventType and Event variant, ``Event.Queue`` as a string or an object, objects and mixed
+  arguments in ``Logs[].Message``, missing optional fields, both exception casings, truncation markers.
+
+The one-file corpus is the ten files' records concatenated, so both layouts hold the same records.
 Every method runs in a fresh process (so peak memory is its own), in interleaved order, on the same
 gzip NDJSON files; the figures are medians over ``--repeat`` runs. Each method builds the same
-canonical frames (conformed with :func:`edgeinvestigate.models.frames.conform`). Peak RSS is sampled over the
-whole process tree (worker processes included) and compared with the size of the resulting frames.
+canonical frames in pandas (conformed with :func:`edgeinvestigate.models.frames.conform`); the DuckDB
+baseline reads with 2 threads (``read_json`` + ``unnest``). Peak RSS is sampled over the whole process
+tree (worker processes included) and compared with the size of the resulting frames. The last table
+puts the ratios side by side: one file vs many files, usual vs unusual shapes (target <= 1.2x).
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+
+from load_corpora import CORPORA, ensure_corpus  # noqa: E402
 
 METHODS = {
     "ei_invocations": "ei.load(frames=('invocations',))",
@@ -52,8 +66,9 @@ DUCK_COLUMNS = {
     "WallTimeMs": "DOUBLE",
     "DispatchNamespace": "VARCHAR",
     "Entrypoint": "VARCHAR",
-    "Event": "STRUCT(Queue VARCHAR, BatchSize INTEGER, Request STRUCT(URL VARCHAR, Method VARCHAR), "
-    "Response STRUCT(Status INTEGER))",
+    # Event.Queue is a string or a {QueueName, BatchSize} object: read as JSON, picked apart below
+    "Event": "STRUCT(Queue JSON, BatchSize INTEGER, RayID VARCHAR, "
+    "Request STRUCT(URL VARCHAR, Method VARCHAR), Response STRUCT(Status INTEGER))",
     "EventTimestampMs": "BIGINT",
     "EventType": "VARCHAR",
     "Outcome": "VARCHAR",
@@ -61,15 +76,19 @@ DUCK_COLUMNS = {
     "ScriptVersion": "STRUCT(ID VARCHAR)",
 }
 DUCK_INV = """
-SELECT md5(EventTimestampMs::VARCHAR || ScriptName || WallTimeMs::VARCHAR)[1:16] AS invocation_id,
+SELECT md5(concat(EventTimestampMs, ScriptName, WallTimeMs))[1:16] AS invocation_id,
        EventTimestampMs AS ts, ScriptName AS script, ScriptVersion.ID AS script_version,
        CASE EventType WHEN 'worker_rpc' THEN 'rpc' WHEN 'hibernatable_web_socket' THEN 'websocket'
                       ELSE EventType END AS trigger,
-       Event.Queue AS queue, Event.BatchSize AS batch_size, Outcome AS outcome,
+       CASE json_type(Event.Queue) WHEN 'OBJECT' THEN Event.Queue->>'QueueName'
+                                   ELSE Event.Queue->>'$' END AS queue,
+       coalesce(Event.BatchSize, TRY_CAST(Event.Queue->>'BatchSize' AS INTEGER)) AS batch_size,
+       Outcome AS outcome,
        (Outcome <> 'ok' OR n_exceptions > 0) AS failed, CPUTimeMs AS cpu_ms, WallTimeMs AS wall_ms,
        n_logs, n_exceptions, false AS truncated, Event.Request.URL AS url, Event.Request.Method AS method,
        Event.Response.Status AS status, nullif(Entrypoint, '') AS entrypoint,
-       nullif(DispatchNamespace, '') AS dispatch_namespace, 'logpush' AS source, filename AS source_file
+       nullif(DispatchNamespace, '') AS dispatch_namespace, nullif(Event.RayID, '') AS ray_id,
+       'logpush' AS source, filename AS source_file
 FROM {src}
 """
 DUCK_LOGS = """
@@ -116,7 +135,7 @@ def run_duckdb(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
             f"(SELECT *, json_array_length(Logs)::INTEGER AS n_logs, "
             f"json_array_length(Exceptions)::INTEGER AS n_exceptions FROM {_read_json(glob, cols)})"
         )
-        return {"invocations": conform(con.sql(DUCK_INV.format(src=src)).fetch_arrow_table(), "invocations")}
+        return {"invocations": conform(con.sql(DUCK_INV.format(src=src)).to_arrow_table(), "invocations")}
     cols = dict(
         DUCK_COLUMNS,
         Logs="STRUCT(Level VARCHAR, Message JSON, TimestampMs BIGINT)[]",
@@ -129,13 +148,13 @@ def run_duckdb(data: Path, frames: tuple[str, ...]) -> dict[str, Any]:
     )
     con.execute(
         f"CREATE TEMP TABLE t AS SELECT inv.*, Logs, Exceptions FROM "
-        f"(SELECT *, md5(EventTimestampMs::VARCHAR || ScriptName || WallTimeMs::VARCHAR)[1:16] "
+        f"(SELECT *, md5(concat(EventTimestampMs, ScriptName, WallTimeMs))[1:16] "
         f"AS invocation_id "
         f"FROM {src}) AS inv"
     )
-    inv = con.sql(DUCK_INV.format(src="t")).fetch_arrow_table()
-    logs = con.sql(DUCK_LOGS).fetch_arrow_table()
-    exc = con.sql(DUCK_EXC).fetch_arrow_table()
+    inv = con.sql(DUCK_INV.format(src="t")).to_arrow_table()
+    logs = con.sql(DUCK_LOGS).to_arrow_table()
+    exc = con.sql(DUCK_EXC).to_arrow_table()
     return {
         "invocations": conform(inv, "invocations"),
         "logs": conform(logs, "logs"),
@@ -246,6 +265,19 @@ class PeakRSS:
         self.peak = max(self.peak, self._sample())
 
 
+def _descendants_cpu() -> float:
+    """CPU seconds of the running descendants of this process (and of the children they reaped)."""
+    import psutil
+
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for p in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def child(method: str, data: Path) -> None:
     # import everything first: imports are not what is measured
     import duckdb  # noqa: F401
@@ -266,13 +298,15 @@ def child(method: str, data: Path) -> None:
     )
     fn = {"ei": run_ei, "duckdb": run_duckdb, "pandas": run_pandas}[method.split("_")[0]]
     with PeakRSS() as rss:
-        c0 = os.times()
+        c0, d0 = os.times(), _descendants_cpu()
         t0 = time.perf_counter()
         out = fn(data, frames)
         seconds = time.perf_counter() - t0
-        c1 = os.times()
-    # CPU of this process (all threads) and of its finished child processes (the workers)
+        c1, d1 = os.times(), _descendants_cpu()
+    # CPU of this process (all threads), of its finished child processes (the pool's workers) and of
+    # the ones still running (the helper process of a split load)
     cpu = sum(getattr(c1, f) - getattr(c0, f) for f in ("user", "system", "children_user", "children_system"))
+    cpu += d1 - d0
     frame_bytes = int(sum(df.memory_usage(deep=True).sum() for df in out.values()))
     print(
         json.dumps(
@@ -290,25 +324,6 @@ def child(method: str, data: Path) -> None:
 
 
 # --- orchestration -------------------------------------------------------------------------------
-
-
-def ensure_data(records: int, files: int) -> Path:
-    from logpush_gen import generate
-
-    data = ROOT / "bench-data" / f"logpush-{records}"
-    marker = ROOT / "bench-data" / f"logpush-{records}.json"
-    if marker.is_file():
-        return data
-    print(f"generating {records:,} Logpush records into {data} (once) ...", flush=True)
-    t0 = time.perf_counter()
-    paths = generate(data, records, files=files)
-    size = sum(p.stat().st_size for p in paths)
-    marker.write_text(json.dumps({"records": records, "files": len(paths), "gzip_bytes": size}))
-    print(
-        f"  done in {time.perf_counter() - t0:.0f} s: {len(paths)} files, {size / 1e6:.0f} MB gzip",
-        flush=True,
-    )
-    return data
 
 
 def _checkout(ref: str) -> Path:
@@ -329,12 +344,43 @@ def _checkout(ref: str) -> Path:
     return dest
 
 
+def _run_child(method: str, data: Path, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", method, "--data", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if proc.returncode != 0:
+        print(f"{method} on {data.name} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        sys.exit(1)
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return res
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(corpus, method)`` pairs in the order one round runs them."""
+    plan = []
+    for corpus in args.corpora:
+        methods = ["ei_all", "duckdb_all"]
+        if args.invocations:
+            methods += ["ei_invocations", "duckdb_invocations"]
+        if not args.skip_pandas and corpus == "usual-many":
+            methods.append("pandas_all")
+        if args.baseline:
+            methods += [f"{m}@{args.baseline}" for m in methods if m.startswith("ei_")]
+        plan += [(corpus, m) for m in methods]
+    return plan
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--files", type=int, default=10)
+    ap.add_argument("--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA))
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--invocations", action="store_true", help="also time the invocations-only loads")
+    ap.add_argument("--skip-pandas", action="store_true", help="skip pandas (run once, on usual-many)")
     ap.add_argument(
         "--baseline",
         metavar="GITREF",
@@ -347,80 +393,80 @@ def main() -> None:
         child(args.child, args.data)
         return
 
-    data = ensure_data(args.records, args.files)
-    marker = ROOT / "bench-data" / f"logpush-{args.records}.json"
-    meta = json.loads(marker.read_text())
-    if "ndjson_bytes" not in meta:
-        from isal import igzip
-
-        meta["ndjson_bytes"] = sum(len(igzip.decompress(p.read_bytes())) for p in data.rglob("*.gz"))
-        marker.write_text(json.dumps(meta))
-    print(
-        f"data: {meta['records']:,} records, {meta['files']} gzip files, "
-        f"{meta['gzip_bytes'] / 1e6:.0f} MB gzip, "
-        f"{meta['ndjson_bytes'] / 1e6:.0f} MB NDJSON"
-    )
-    methods = [m for m in METHODS if not (args.skip_pandas and m.startswith("pandas"))]
-    labels = dict(METHODS)
-    ref = {"ei_invocations": "duckdb_invocations", "ei_all": "duckdb_all", "pandas_all": "duckdb_all"}
-    base_dir = None
-    if args.baseline:
-        base_dir = _checkout(args.baseline)
-        for m in [m for m in methods if m.startswith("ei_")]:
-            b = f"{m}@{args.baseline}"
-            methods.insert(methods.index(m), b)
-            labels[b] = f"{METHODS[m]} @{args.baseline}"
-            ref[b] = ref[m]
-    results: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+    corpora = {name: ensure_corpus(name, args.records) for name in args.corpora}
+    for name, (_data, meta) in corpora.items():
+        print(
+            f"{name}: {meta['records']:,} records, {meta['files']} gzip files, "
+            f"{meta['gzip_bytes'] / 1e6:.0f} MB gzip, {meta['ndjson_bytes'] / 1e6:.0f} MB NDJSON"
+        )
+    base_dir = _checkout(args.baseline) if args.baseline else None
+    plan = _plan(args)
+    results: dict[tuple[str, str], list[dict[str, Any]]] = {key: [] for key in plan}
     for r in range(args.repeat):
-        for m in methods:
+        for corpus, m in plan:
             if m.startswith("pandas") and r > 0:
                 continue  # one run is enough to show the order of magnitude
             env = dict(os.environ)
             if "@" in m and base_dir is not None:
                 env["PYTHONPATH"] = os.pathsep.join([str(base_dir), env.get("PYTHONPATH", "")])
-            proc = subprocess.run(
-                [sys.executable, __file__, "--child", m.split("@")[0], "--data", str(data)],
-                capture_output=True,
-                text=True,
-                check=False,
-                env=env,
-            )
-            if proc.returncode != 0:
-                print(f"{m} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
-                sys.exit(1)
-            res = json.loads(proc.stdout.strip().splitlines()[-1])
-            results[m].append(res)
-            print(f"  run {r + 1} {m}: {res['seconds']:.2f} s ({res['cpu']:.2f} s CPU)", flush=True)
+            res = _run_child(m.split("@")[0], corpora[corpus][0], env)
+            results[(corpus, m)].append(res)
+            print(f"  run {r + 1} {corpus} {m}: {res['seconds']:.2f} s ({res['cpu']:.2f} s CPU)", flush=True)
+    _report(results, corpora, args)
 
-    def med(m: str, key: str) -> float:
-        return statistics.median(x[key] for x in results[m])
+
+def _report(
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    corpora: dict[str, tuple[Path, dict[str, int]]],
+    args: argparse.Namespace,
+) -> None:
+    def med(key: tuple[str, str], field: str) -> float:
+        return statistics.median(x[field] for x in results[key])
+
+    def ref(m: str) -> str:
+        return "duckdb_invocations" if m.split("@")[0] == "ei_invocations" else "duckdb_all"
 
     print()
     print(
-        f"{'method':<50} {'time s':>8} {'vs DuckDB':>10} {'CPU s':>7} {'vs DuckDB':>10} {'rows':>30} "
-        f"{'frames MB':>10} {'peak RSS MB':>12} {'RSS/frames':>11} {'growth MB':>10}"
+        f"{'corpus':<13} {'method':<48} {'time s':>7} {'vs DuckDB':>10} {'CPU s':>7} {'vs DuckDB':>10} "
+        f"{'rows':>28} {'frames MB':>10} {'peak RSS MB':>12} {'RSS/frames':>11}"
     )
-    for m in methods:
-        t = med(m, "seconds")
-        vs = f"{t / med(ref[m], 'seconds'):.2f}x" if m in ref and ref[m] in results else ""
-        c = med(m, "cpu")
-        vs_cpu = f"{c / med(ref[m], 'cpu'):.2f}x" if m in ref and ref[m] in results else ""
-        rows = results[m][0]["rows"]
-        rows_s = "/".join(f"{v:,}" for v in rows.values())
-        fb = med(m, "frame_bytes")
-        peak = med(m, "peak_rss")
-        growth = med(m, "peak_rss") - med(m, "base_rss")
+    for corpus, m in results:
+        key = (corpus, m)
+        label = METHODS[m.split("@")[0]] + (f" @{m.split('@')[1]}" if "@" in m else "")
+        t, c = med(key, "seconds"), med(key, "cpu")
+        vs = vs_cpu = ""
+        if not m.startswith("duckdb"):
+            vs = f"{t / med((corpus, ref(m)), 'seconds'):.2f}x"
+            vs_cpu = f"{c / med((corpus, ref(m)), 'cpu'):.2f}x"
+        rows = "/".join(f"{v:,}" for v in results[key][0]["rows"].values())
+        fb, peak = med(key, "frame_bytes"), med(key, "peak_rss")
         print(
-            f"{labels[m]:<50} {t:>8.2f} {vs:>10} {c:>7.2f} {vs_cpu:>10} {rows_s:>30} {fb / 1e6:>10.0f} "
-            f"{peak / 1e6:>12.0f} "
-            f"{peak / fb:>10.2f}x {growth / 1e6:>10.0f}"
+            f"{corpus:<13} {label:<48} {t:>7.2f} {vs:>10} {c:>7.2f} {vs_cpu:>10} {rows:>28} "
+            f"{fb / 1e6:>10.0f} {peak / 1e6:>12.0f} {peak / fb:>10.2f}x"
         )
     print()
-    print("targets: ei invocations <= 1.1x DuckDB, ei all three <= 1.2x DuckDB, peak RSS <= 2x frames")
     print(
-        "peak RSS is sampled over the whole process tree (this process RSS + workers USS); growth = peak "
-        "minus the RSS of the measuring process before the load (pandas, pyarrow and duckdb imported)"
+        "ei.load() all three frames / DuckDB read_json + unnest, both into pandas "
+        f"({args.records:,} records, median wall time; target <= 1.2x):"
+    )
+    shapes = [s for s in ("usual", "unusual") if any(c.startswith(s + "-") for c in corpora)]
+    print(f"{'':<16} {'one file':>12} {'many files':>12}")
+    for shape in shapes:
+        cells = []
+        for layout in ("one", "many"):
+            corpus = f"{shape}-{layout}"
+            if corpus in corpora:
+                cells.append(
+                    f"{med((corpus, 'ei_all'), 'seconds') / med((corpus, 'duckdb_all'), 'seconds'):.2f}x"
+                )
+            else:
+                cells.append("-")
+        print(f"{shape + ' shapes':<16} {cells[0]:>12} {cells[1]:>12}")
+    print()
+    print(
+        "peak RSS is sampled over the whole process tree (this process RSS + workers USS); DuckDB keeps "
+        "truncation markers as log lines (ei.load drops them, as the loader's contract says)"
     )
 
 

@@ -300,9 +300,7 @@ def test_queue_given_as_an_object_keeps_its_name_on_the_fast_path(
     def general(*args: object, **kwargs: object) -> None:
         raise AssertionError("a well-formed record took the general path")
 
-    from edgeinvestigate.sources.files import _logpush
-
-    monkeypatch.setattr(_logpush, "_general_fast", general)  # line by line (windowed) stays typed too
+    monkeypatch.setattr(_logpush_record, "add_logpush_record", general)  # windowed too
     ev = ei.load((path, "logpush"), frames=frames, since=since)
     assert ev.report.n_issues == 0  # no warning per record
     assert len(ev.invocations) == 1000

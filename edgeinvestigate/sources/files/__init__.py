@@ -7,7 +7,8 @@ Every loader has the signature ``loader(path: Path, ctx: FileContext) -> dict[st
 
 Shared by the loaders: ``_context`` (:class:`FileContext`), ``_reading`` (plain/gzip files, blocks of
 lines), ``_framing`` (JSON values of NDJSON / pretty / array text), ``_rows`` (the frame columns) and
-``_coerce`` (times, log arguments, job fields). ``_worker`` loads one file, here or in a worker process.
+``_coerce`` (times, log arguments, job fields). ``_worker`` loads one file, here or in a worker process;
+``_split`` (with its helper process, ``_split_helper``) parses one large file on two cores.
 """
 
 from __future__ import annotations

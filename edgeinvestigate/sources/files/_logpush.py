@@ -4,31 +4,36 @@ Fields are PascalCase (cloudflare-formats.md B1); only the fields the job select
 ``Exceptions`` keys come in either casing; ``<<<Logpush: ... truncated>>>`` markers replace entries
 past the 16,384-character cap; times are epoch ms, ns or s, or RFC 3339 (B2).
 
-Two paths build the same rows: a fast one that decodes each line straight into typed msgspec
-structs (the common exact shape), and a general one for everything else (markers, other casings,
-string times, wrong types), which also reports what it could not use.
-
-The typed structs are in ``_logpush_structs``, the general path in ``_logpush_record`` and the
-columns built from a block of typed records in ``_logpush_columns``.
+Two paths build the same rows: a fast one that decodes blocks of lines straight into typed msgspec
+structs and builds the columns with comprehensions (every valid shape: ``_logpush_block``,
+``_logpush_structs``, ``_logpush_columns``), and a general one, record by record, for the malformed
+records (wrong types, unknown event types, other key casings), which reports what it could not use
+(``_logpush_record``). A block the fast path cannot take (invalid UTF-8, blank lines, many
+malformed lines) is read line by line: typed records where they decode, the general path for the
+rest (:func:`_load_block`). A large file is parsed by two processes (``_split``).
 """
 
 from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable
-from itertools import repeat
-from operator import attrgetter
+from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import numpy as np
 import pyarrow as pa
-import xxhash
 
+import edgeinvestigate.sources.files._reading as _reading
 from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, parse_ms
 from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
-from edgeinvestigate.sources.files._logpush_columns import FROM_RECORDS, NO_RECORD, Block, flush_block
+from edgeinvestigate.sources.files._logpush_block import (
+    fast_block,
+    general_fast,
+    trigger_from_event,
+    valid_utf8,
+)
+from edgeinvestigate.sources.files._logpush_columns import Block, flush_block
 from edgeinvestigate.sources.files._logpush_record import (
     EVENT_TYPES,
     MARKER_B,
@@ -38,9 +43,7 @@ from edgeinvestigate.sources.files._logpush_record import (
 from edgeinvestigate.sources.files._logpush_structs import (
     DECODE_ERRORS,
     decode_counts,
-    decode_counts_lines,
     decode_record,
-    decode_record_lines,
 )
 from edgeinvestigate.sources.files._reading import SKIPPED_LINE, iter_line_blocks
 from edgeinvestigate.sources.files._rows import (
@@ -53,51 +56,32 @@ from edgeinvestigate.sources.files._rows import (
     constant_dictionary,
     record_id,
 )
+from edgeinvestigate.sources.files._split import load_split, should_split
 
 __all__ = ["load_logpush"]
 
 _DIGITS: Final = re.compile(rb" *(\d{9,20})(?=[ ,}])")
-
-_TRIGGER_OR_NONE: Final[dict[str | None, str | None]] = {None: None}
-_TRIGGER_OR_NONE.update(EVENT_TYPES)
-_event_type = attrgetter("EventType")
-_event_ts = attrgetter("EventTimestampMs")
-
-
-def _general_fast(raw: bytes, rows: Rows, ctx: FileContext, line: int, st: Block) -> None:
-    """The general path from inside the fast loop. Its invocation values become a patch of the
-    record-built columns; its log and exception rows keep the invocation's row number."""
-    log, exc, inv = rows.log, rows.exc, rows.inv
-    n0, e0, i0 = len(log["invocation_id"]), len(exc["invocation_id"]), len(inv["invocation_id"])
-    add_logpush_line(raw, rows, ctx, line)
-    if len(inv["invocation_id"]) == i0:
-        return
-    st.patches.append((len(st.recs), {c: inv[c].pop() for c in FROM_RECORDS}))
-    st.recs.append(NO_RECORD)
-    st.lines.append(line)  # type: ignore[attr-defined]  # a list in the line-by-line path
-    for ids, start in ((log["invocation_id"], n0), (exc["invocation_id"], e0)):
-        for k in range(start, len(ids)):
-            ids[k] = i0
 
 
 def load_logpush(
     path: Path, ctx: FileContext, *, blocks: Iterable[tuple[bytes, int]] | None = None
 ) -> dict[str, pa.Table]:
     """Load one Logpush ``workers_trace_events`` file (NDJSON, plain or gzip). ``blocks``: its line
-    blocks from another reader (an object streamed from S3, see ``sources.archive``) instead of ``path``."""
-    chunks: dict[str, list[pa.RecordBatch]] = {"invocations": [], "logs": [], "exceptions": []}
+    blocks from another reader (an object streamed from S3, see ``sources.archive``) instead of ``path``.
+    A large file is parsed by this process and a helper process together (``_split``)."""
+    chunks: dict[str, list[pa.RecordBatch]] | None = None
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        line = 1
-        if blocks is None:
-            blocks = iter_line_blocks(path, ctx, count_lines=False)
-        for block, size in blocks:
-            if block is SKIPPED_LINE or not block:  # a line over the record cap, never read whole
-                ctx.oversized(size, line=line)
-                line += 1
-                continue
-            line = _read_block(block, line, chunks, ctx)
+        # both processes must cut the same units: the block size is read here, once
+        units = partial(_units, block_size=_reading.BLOCK_SIZE)
+        if blocks is None and should_split(path):
+            chunks = load_split(path, ctx, units, _read_unit, _reading.BLOCK_SIZE, warm_up)
+        if chunks is None:
+            chunks = {"invocations": [], "logs": [], "exceptions": []}
+            line = 1
+            for block, size in blocks if blocks is not None else units(path, ctx):
+                line = _read_unit(block, size, line, chunks, ctx)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -121,6 +105,44 @@ def load_logpush(
     return out
 
 
+#: one small record of every part the fast path builds columns from (for :func:`warm_up`)
+_WARM_UP: Final = (
+    b'{"CPUTimeMs":1,"Event":{"Queue":"q","BatchSize":1},"EventTimestampMs":1795780800000,'
+    b'"EventType":"queue","Exceptions":[{"Name":"Error","Message":"m","TimestampMs":1795780800001}],'
+    b'"Logs":[{"Level":"log","Message":["{\\"jobId\\":\\"j\\"}",{"a":1}],"TimestampMs":1795780800001},'
+    b'{"Level":"log","Message":["{\\"jobId\\":\\"j\\"}"],"TimestampMs":1795780800001}],'
+    b'"Outcome":"exception","ScriptName":"s","ScriptVersion":{"ID":"v"},"WallTimeMs":2}\n'
+)
+
+
+def warm_up() -> None:
+    """Read one record the way a load does (in a helper process, before it forks for jobs: what
+    pyarrow and the decoders set up on first use is then done once)."""
+    import io
+
+    ctx = FileContext(path="warm-up", source="logpush")
+    chunks: dict[str, list[pa.RecordBatch]] = {"invocations": [], "logs": [], "exceptions": []}
+    _read_unit(_WARM_UP, len(_WARM_UP), 1, chunks, ctx)
+    for batches in chunks.values():
+        with pa.ipc.new_stream(io.BytesIO(), batches[0].schema) as writer:
+            writer.write_batch(batches[0])
+
+
+def _units(path: Path, ctx: FileContext, block_size: int) -> Iterator[tuple[bytes, int]]:
+    """The units of a file: blocks of whole lines, and ``(SKIPPED_LINE, size)`` for a line over the cap."""
+    return iter_line_blocks(path, ctx, block_size, count_lines=False)
+
+
+def _read_unit(
+    block: bytes, size: int, line: int, chunks: dict[str, list[pa.RecordBatch]], ctx: FileContext
+) -> int:
+    """Read one unit (its first line is ``line``) into ``chunks``; returns the next line number."""
+    if block is SKIPPED_LINE or not block:  # a line over the record cap, never read whole
+        ctx.oversized(size, line=line)
+        return line + 1
+    return _read_block(block, line, chunks, ctx)
+
+
 def _read_block(block: bytes, line: int, chunks: dict[str, list[pa.RecordBatch]], ctx: FileContext) -> int:
     """Read one block of lines (the first is ``line``) into ``chunks``; returns the next line number.
 
@@ -133,7 +155,7 @@ def _read_block(block: bytes, line: int, chunks: dict[str, list[pa.RecordBatch]]
     try:
         rows = Rows()
         st = Block()
-        nxt = None if ctx.windowed else _fast_block(block, line, rows, ctx, st)
+        nxt = fast_block(block, line, rows, ctx, st)
         nxt = nxt if nxt is not None else _load_block(block, line, rows, ctx, st)
         batches: dict[str, list[pa.RecordBatch]] = {name: [] for name in chunks}
         flush_block(rows, batches, st, ctx)
@@ -145,6 +167,8 @@ def _read_block(block: bytes, line: int, chunks: dict[str, list[pa.RecordBatch]]
         return _general_block(block, line, chunks, ctx)
     for name, got in batches.items():
         chunks[name].extend(got)
+    if len(rep.issues) > n_listed + 1:  # in line order, like the general path lists them
+        rep.issues[n_listed:] = sorted(rep.issues[n_listed:], key=lambda i: i.line or 0)
     return nxt
 
 
@@ -166,60 +190,6 @@ def _general_block(block: bytes, line: int, chunks: dict[str, list[pa.RecordBatc
     return line + len(lines) - 1
 
 
-def _valid_utf8(data: bytes) -> bool:
-    """Whether ``data`` is valid UTF-8, checked by Arrow without building a str: ~0.1 ms per MiB
-    whatever the text (``bytes.decode`` takes 1.5-3 ms per MiB once a block holds non-ASCII text)."""
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
-    try:
-        pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(data)).validate(full=True)
-    except pa.ArrowInvalid:
-        return False
-    return True
-
-
-def _trigger_from_event(ev: Any) -> str:
-    """The trigger of a record without ``EventType``, from the shape of its ``Event``."""
-    if ev is None:
-        return "unknown"
-    if ev.Request is not None:
-        return "fetch"
-    return "queue" if ev.Queue else "unknown"
-
-
-def _fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block) -> int | None:
-    """The whole block in one typed decode when every line is a plain record (no truncation
-    marker, no bad line, no unknown event type). Returns the next line number, or ``None`` when
-    the block needs the line-by-line path (which reports what it finds)."""
-    if b"<" in block and MARKER_B in block:  # memchr first: most blocks have no "<" at all
-        return None
-    if not block.isascii() and not _valid_utf8(block):
-        return None  # a line with invalid UTF-8: found and reported line by line
-    full = "logs" in ctx.frames or "exceptions" in ctx.frames
-    try:
-        recs = (decode_record_lines if full else decode_counts_lines)(block)
-    except DECODE_ERRORS:
-        return None
-    lines = block.split(b"\n")
-    if not lines[-1]:
-        lines.pop()  # the newline that ends the block
-    if len(lines) != len(recs):  # blank-looking lines: let the line-by-line path count them
-        return None
-    # EventType -> trigger ("" = unknown: the line-by-line path reports it; None = absent)
-    trig = list(map(_TRIGGER_OR_NONE.get, map(_event_type, recs), repeat("")))
-    if "" in trig:
-        return None
-    for i in [i for i, t in enumerate(trig) if t is None]:
-        trig[i] = _trigger_from_event(recs[i].Event)
-    rows.inv["invocation_id"] = list(map(xxhash.xxh3_64_hexdigest, lines))  # = record_id(line)
-    rows.inv["ts"] = list(map(_event_ts, recs))  # as written: flush_block reads s and ns too
-    rows.inv["trigger"] = trig
-    st.recs = recs
-    st.lines = range(line0, line0 + len(recs))
-    ctx.report.records += len(recs)
-    ctx.report.invocations += len(recs)
-    return line0 + len(lines)
-
-
 def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block) -> int:
     """Read the lines of one block (the first is line ``line0``); returns the next line number.
 
@@ -236,7 +206,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
     report = ctx.report
     triggers = EVENT_TYPES
     n_records = n_inv = n_filtered = 0
-    check_utf8 = not block.isascii() and not _valid_utf8(block)
+    check_utf8 = not block.isascii() and not valid_utf8(block)
     hi = ctx.ts_hi
     lineno = line0 - 1
     for raw in block.split(b"\n"):
@@ -265,23 +235,23 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
                         n_filtered += 1
                         continue
         if MARKER_B in raw:
-            _general_fast(raw, rows, ctx, lineno, st)
+            general_fast(raw, rows, ctx, lineno, st)
             continue
         try:
             r = decode(raw)
         except DECODE_ERRORS:
-            _general_fast(raw, rows, ctx, lineno, st)
+            general_fast(raw, rows, ctx, lineno, st)
             continue
         et = r.EventType
         trig = triggers.get(et) if et is not None else None
         if trig is None and et is not None:
-            _general_fast(raw, rows, ctx, lineno, st)  # unknown variant: reported there
+            general_fast(raw, rows, ctx, lineno, st)  # unknown variant: reported there
             continue
         ts = r.EventTimestampMs
-        if ts is not None and not (WINDOW_LO_MS <= ts <= hi):  # s or ns by timestamp_format, or no time
+        if ts is not None and (type(ts) is not int or not WINDOW_LO_MS <= ts <= hi):  # s, ns, RFC 3339
             ms = parse_ms(ts, LOGPUSH_UNITS, hi)
             if not isinstance(ms, int):
-                _general_fast(raw, rows, ctx, lineno, st)  # reported there, loaded with a null time
+                general_fast(raw, rows, ctx, lineno, st)  # reported there, loaded with a null time
                 continue
             ts = ms
         n_records += 1
@@ -293,7 +263,7 @@ def _load_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Bloc
             n_filtered += 1
             continue
         if trig is None:
-            trig = _trigger_from_event(r.Event)
+            trig = trigger_from_event(r.Event)
         i_id.append(record_id(raw))
         i_ts.append(ts)
         i_trig.append(trig)

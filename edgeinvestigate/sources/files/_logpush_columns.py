@@ -10,21 +10,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeinvestigate.sources.files._coerce import join_args, lift_job_fields
+from edgeinvestigate.sources.files._coerce import join_args
 from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
 from edgeinvestigate.sources.files._logpush_record import read_time
 from edgeinvestigate.sources.files._logpush_structs import (
     DECODE_ERRORS,
+    UNSET,
     QueueInfo,
     Record,
     decode_any_lines,
     decode_job,
     decode_jobs,
-    job_from_struct,
+    first,
+    int_of,
+    text_of,
 )
 from edgeinvestigate.sources.files._rows import EXC_COLS, INV_COLS, LOG_COLS, TS, Rows, arrow_column
 
@@ -32,6 +36,8 @@ __all__ = ["FROM_RECORDS", "JOB_COLS", "NO_RECORD", "Block", "flush_block"]
 
 
 JOB_COLS: Final = ("job_id", "job_type", "attempt", "message_id")
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
 
 
 class Block:
@@ -39,12 +45,15 @@ class Block:
     them at the end of the block, with comprehensions), the line of each, and patches for the
     invocation rows that took the general path (their log and exception rows are in ``Rows``)."""
 
-    __slots__ = ("lines", "patches", "recs")
+    __slots__ = ("flags", "lines", "patches", "recs")
 
     def __init__(self) -> None:
         self.recs: list[Any] = []
         self.lines: Sequence[int] = []
         self.patches: list[tuple[int, dict[str, Any]]] = []
+        #: record index -> (truncated, failed): records whose truncation markers were cut
+        #: (``_logpush_block.cut_markers``); ``failed`` when only markers were left of the exceptions
+        self.flags: dict[int, tuple[bool, bool]] = {}
 
 
 #: invocation columns built from the decoded records at the end of a block
@@ -52,24 +61,60 @@ FROM_RECORDS: Final = tuple(c for c in INV_COLS if c not in ("invocation_id", "t
 NO_RECORD: Final = Record()
 
 
-def _invocation_columns(st: Block) -> dict[str, list[Any]]:
-    recs = st.recs
+def _event_columns(recs: list[Any]) -> dict[str, list[Any]]:
+    """The columns read from ``Event``, each spelling as the general path reads it (``_get``: the
+    first one present; ``Event.Queue`` as a string or a ``{QueueName, BatchSize}`` object)."""
+    u = UNSET
     evs = [r.Event for r in recs]
-    reqs = [e.Request if e is not None else None for e in evs]
-    resps = [e.Response if e is not None else None for e in evs]
-    queues = [e.Queue if e is not None else None for e in evs]
-    batches = [e.BatchSize if e is not None else None for e in evs]
+    reqs = [
+        None if e is None else (q if (q := e.Request) is not u else (None if (q := e.request) is u else q))
+        for e in evs
+    ]
+    resps = [
+        None if e is None else (q if (q := e.Response) is not u else (None if (q := e.response) is u else q))
+        for e in evs
+    ]
+    queues = [
+        None if e is None else (q if (q := e.Queue) is not u else (None if (q := e.queue) is u else q))
+        for e in evs
+    ]
+    batches = [
+        None
+        if e is None
+        else (b if (b := e.BatchSize) is not u else (None if (b := e.batchSize) is u else b))
+        for e in evs
+    ]
     if any(type(q) is QueueInfo for q in queues):  # Event.Queue as {"QueueName", "BatchSize"}
         batches = [
-            q.BatchSize if b is None and type(q) is QueueInfo else b
+            q.batch_size() if b is None and type(q) is QueueInfo else b
             for q, b in zip(queues, batches, strict=True)
         ]
-        queues = [q.QueueName if type(q) is QueueInfo else q for q in queues]
-    vals: dict[str, list[Any]] = {
-        "script": [r.ScriptName for r in recs],
-        "script_version": [v.ID if (v := r.ScriptVersion) is not None else None for r in recs],
+        queues = [q.queue_name() if type(q) is QueueInfo else q for q in queues]
+    return {
         "queue": queues,
         "batch_size": batches,
+        "url": [None if q is None else (x if (x := q.URL) is not u else first(q.Url, q.url)) for q in reqs],
+        "method": [None if q is None else (x if (x := q.Method) is not u else first(q.method)) for q in reqs],
+        "status": [
+            None if q is None else (x if (x := q.Status) is not u else first(q.status)) for q in resps
+        ],
+        "ray_id": [  # most events have none of the spellings: no call for them
+            None
+            if e is None or ((x := e.RayID) is u and (x := e.RayId) is u and (x := e.rayId) is u)
+            else (x or None)
+            for e in evs
+        ],
+    }
+
+
+def _invocation_columns(st: Block) -> dict[str, list[Any]]:
+    recs = st.recs
+    vals: dict[str, list[Any]] = {
+        "script": [r.ScriptName for r in recs],
+        "script_version": [
+            None if (v := r.ScriptVersion) is None else (x if (x := v.ID) is not UNSET else first(v.Id, v.id))
+            for r in recs
+        ],
         "outcome": [r.Outcome for r in recs],
         "failed": [
             True if r.Exceptions else (None if r.Outcome is None else r.Outcome != "ok") for r in recs
@@ -79,14 +124,15 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
         "n_logs": [len(x) if (x := r.Logs) else 0 for r in recs],
         "n_exceptions": [len(x) if (x := r.Exceptions) else 0 for r in recs],
         "truncated": [False] * len(recs),
-        "url": [q.URL if q is not None else None for q in reqs],
-        "method": [q.Method if q is not None else None for q in reqs],
-        "status": [q.Status if q is not None else None for q in resps],
         "entrypoint": [r.Entrypoint or None for r in recs],
         "dispatch_namespace": [r.DispatchNamespace or None for r in recs],
         "request_id": [None] * len(recs),
-        "ray_id": [e.RayID or None if e is not None else None for e in evs],
+        **_event_columns(recs),
     }
+    for i, (truncated, failed) in st.flags.items():
+        vals["truncated"][i] = truncated
+        if failed:
+            vals["failed"][i] = True
     for i, patch in st.patches:
         for c, v in patch.items():
             vals[c][i] = v
@@ -94,26 +140,50 @@ def _invocation_columns(st: Block) -> dict[str, list[Any]]:
 
 
 def ms_array(
-    values: list[Any], ctx: FileContext, lines: Sequence[int], name: str, owners: Any = None
+    values: list[Any],
+    ctx: FileContext,
+    lines: Sequence[int],
+    name: str,
+    owners: Any = None,
+    *,
+    indexed: bool = True,
 ) -> pa.Array:
-    """Times as written (64-bit integers) as ``timestamp[ms, UTC]``, each read in the units the
-    reference allows (epoch ms, or s or ns by the job's timestamp_format: checked with one min/max when
-    all are ms, the common case); one that is no time in any unit is null with a warning naming the
-    field and the line of its record (``lines[owners[k]]``, or ``lines[k]`` without ``owners``)."""
-    arr = pa.array(values, pa.int64())
-    lo, hi = pc.min_max(arr).values()
-    if not lo.is_valid or (lo.as_py() >= WINDOW_LO_MS and hi.as_py() <= ctx.ts_hi):
-        return arr.cast(TS)
+    """Times as written (64-bit integers, or strings) as ``timestamp[ms, UTC]``, each read in the units
+    the reference allows (epoch ms, or s or ns by the job's timestamp_format, or RFC 3339: checked
+    with one min/max when all are ms integers, the common case); one that is no time in any unit is
+    null with a warning naming the field (``name[i]`` of its record when ``indexed``, as the general
+    path names it) and the line of its record (``lines[owners[k]]``, or ``lines[k]`` without ``owners``)."""
+    try:
+        arr = pa.array(values, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # strings: RFC 3339 (or digits)
+        arr = None
+    if arr is not None:
+        lo, hi = pc.min_max(arr).values()
+        if not lo.is_valid or (lo.as_py() >= WINDOW_LO_MS and hi.as_py() <= ctx.ts_hi):
+            return arr.cast(TS)
+    return pa.array(ms_values(values, ctx, lines, name, owners, indexed=indexed), pa.int64()).cast(TS)
+
+
+def ms_values(
+    values: list[Any],
+    ctx: FileContext,
+    lines: Sequence[int],
+    name: str,
+    owners: Any = None,
+    *,
+    indexed: bool = True,
+) -> list[int | None]:
+    """Epoch ms of times as written (see :func:`ms_array`), warning about each one that is no time."""
     out: list[int | None] = []
-    first = _first_of_owner(owners) if owners is not None else None
+    first_k = _first_of_owner(owners) if owners is not None and indexed else None
     for k, v in enumerate(values):
-        if v is None or WINDOW_LO_MS <= v <= ctx.ts_hi:
+        if v is None or (type(v) is int and WINDOW_LO_MS <= v <= ctx.ts_hi):
             out.append(v)
             continue
         owner = k if owners is None else int(owners[k])
-        field = name if first is None else f"{name}[{k - first[owner]}]"
+        field = name if first_k is None else f"{name}[{k - first_k[owner]}]"
         out.append(read_time(v, ctx, lines[owner], field))
-    return pa.array(out, pa.int64()).cast(TS)
+    return out
 
 
 def _first_of_owner(owners: Any) -> dict[int, int]:
@@ -123,88 +193,160 @@ def _first_of_owner(owners: Any) -> dict[int, int]:
     return first
 
 
+def _jobs_of(texts: list[str]) -> list[Any]:
+    """The typed :class:`Job` of each structured line (``None``: not a JSON object), in batch decodes:
+    a batch that fails is split in halves, so a bad line costs a few decodes, not the block's."""
+    if not texts:
+        return []
+    if len(texts) > 1:
+        body = "\n".join(texts)
+        if body.count("\n") == len(texts) - 1:  # no line spans lines: one value per line
+            try:
+                jobs = decode_jobs(body)
+            except DECODE_ERRORS:
+                jobs = None
+            if jobs is not None and len(jobs) == len(texts):
+                return jobs
+        if len(texts) > 16:
+            half = len(texts) // 2
+            return _jobs_of(texts[:half]) + _jobs_of(texts[half:])
+    out: list[Any] = []
+    for t in texts:
+        try:
+            out.append(decode_job(t))
+        except DECODE_ERRORS:  # not JSON: no job fields (like _coerce.lift_job_fields)
+            out.append(None)
+    return out
+
+
+def _job_source(a: Any) -> dict[str, Any] | None:
+    """The object ``_coerce.lift_job_fields`` reads the job fields of a call's arguments from: the
+    first object argument, or the first string argument that is a JSON object."""
+    for x in a if type(a) is list else (a,):
+        if type(x) is dict:
+            return x
+        if type(x) is str and x[:1] == "{" and x.rstrip()[-1:] == "}":
+            try:
+                d = _decode(x)
+            except DECODE_ERRORS:
+                continue
+            if type(d) is dict:
+                return d
+    return None
+
+
+def _job_columns(ids: list[Any], types: list[Any], atts: list[Any], mids: list[Any]) -> list[list[Any]]:
+    """Job field values as the frames hold them (``_coerce.job_fields_of``: text, 32-bit attempts)."""
+    return [
+        [x if x is None or type(x) is str else text_of(x) for x in ids],
+        [x if x is None or type(x) is str else text_of(x) for x in types],
+        [x if x is None or (type(x) is int and -(2**31) <= x < 2**31) else int_of(x) for x in atts],
+        [x if x is None or type(x) is str else text_of(x) for x in mids],
+    ]
+
+
 def _job_fields(
     msgs: list[Any], decoded: list[Any], structured: list[int], others: list[int]
 ) -> tuple[list[int], dict[str, list[Any]]]:
     """Job fields of the log rows that can have them: ``structured`` (one string argument that starts
-    with ``{``) in one typed batch decode, ``others`` (object or several arguments) one by one."""
-    pos: list[int] = []
-    vals: dict[str, list[Any]] = {c: [] for c in JOB_COLS}
-    jobs: list[Any] | None = None
-    if structured:
-        text = "\n".join([msgs[i] for i in structured])
-        if text.count("\n") == len(structured) - 1:  # no message spans lines: one value per line
-            try:
-                jobs = decode_jobs(text)
-            except DECODE_ERRORS:
-                jobs = None
-            if jobs is not None and len(jobs) != len(structured):
-                jobs = None
-    if jobs is not None:
-        pos.extend(structured)
-        vals["job_id"].extend([j.jobId if j.jobId is not None else j.job_id for j in jobs])
-        vals["job_type"].extend(
-            [
-                j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type)
-                for j in jobs
-            ]
-        )
-        atts = [j.attempt if j.attempt is not None else j.attempts for j in jobs]
-        vals["attempt"].extend([a if a is None or -(2**31) <= a < 2**31 else None for a in atts])
-        vals["message_id"].extend([j.messageId if j.messageId is not None else j.message_id for j in jobs])
-        todo = [(i, False) for i in others]
-    else:
-        todo = [(i, True) for i in structured] + [(i, False) for i in others]
-    for i, typed in todo:
-        fields = None
-        if typed:
-            try:
-                fields = job_from_struct(decode_job(msgs[i]))
-            except DECODE_ERRORS:  # not JSON, or fields of other types: the general rules below
-                fields = None
-        if fields is None:
-            fields = lift_job_fields(decoded[i])
-        pos.append(i)
-        for c, v in zip(JOB_COLS, fields, strict=True):
-            vals[c].append(v)
-    return pos, vals
+    with ``{``) in typed batch decodes, ``others`` (objects or several arguments) from their decoded
+    arguments; both by the rules of ``_coerce.lift_job_fields``."""
+    jobs = _jobs_of([msgs[i] for i in structured])
+    if None in jobs:  # not JSON after all: no job fields
+        structured = [i for i, j in zip(structured, jobs, strict=True) if j is not None]
+        jobs = [j for j in jobs if j is not None]
+    cols = _job_columns(
+        [j.jobId if j.jobId is not None else j.job_id for j in jobs],
+        [
+            j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type)
+            for j in jobs
+        ],
+        [j.attempt if j.attempt is not None else j.attempts for j in jobs],
+        [j.messageId if j.messageId is not None else j.message_id for j in jobs],
+    )
+    found = [_job_source(decoded[i]) for i in others]
+    pos = structured + [i for i, d in zip(others, found, strict=True) if d is not None]
+    srcs = [d for d in found if d is not None]
+    more = _job_columns(
+        [x if (x := d.get("jobId")) is not None else d.get("job_id") for d in srcs],
+        [
+            x
+            if (x := d.get("type")) is not None
+            else (x if (x := d.get("jobType")) is not None else d.get("job_type"))
+            for d in srcs
+        ],
+        [x if (x := d.get("attempt")) is not None else d.get("attempts") for d in srcs],
+        [x if (x := d.get("messageId")) is not None else d.get("message_id") for d in srcs],
+    )
+    return pos, {c: a + b for c, a, b in zip(JOB_COLS, cols, more, strict=True)}
 
 
 def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa.Array]:
+    u = UNSET
     flat = [lg for r in st.recs if (ls := r.Logs) for lg in ls]
-    raw_args = [bytes(lg.Message) for lg in flat]
-    # every argument array was validated with its record and has no newline: one batch decode
-    decoded = decode_any_lines(b"\n".join(raw_args)) if raw_args else []
+    # every argument array was validated with its record and has no newline: one batch decode, and
+    # the "args" column (the arrays as written) cut from the same bytes by Arrow
+    joined = b"\n".join([lg.Message for lg in flat])
+    decoded = decode_any_lines(joined) if flat else []
+    args = _split_lines(joined, len(flat))
     msgs: list[Any] = [
         a[0] if type(a) is list and len(a) == 1 and type(a[0]) is str else None for a in decoded
     ]
     others = [i for i, m in enumerate(msgs) if m is None]
     structured = [i for i, m in enumerate(msgs) if m and m[0] == "{"]
-    for i in others:
-        msgs[i] = join_args(decoded[i])
+    enc = _encode
+    for i in others:  # several arguments, or not a string: joined, objects as compact JSON
+        a = decoded[i]
+        if type(a) is not list:
+            msgs[i] = join_args(a)
+        elif len(a) == 1:  # one object (or number, null ...): its JSON text
+            msgs[i] = enc(a[0]).decode()
+        else:
+            msgs[i] = " ".join([x if type(x) is str else enc(x).decode() for x in a])
     pos, job_vals = _job_fields(msgs, decoded, structured, others)
     n = len(flat)
     owners = np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)
+    ts = [
+        t if (t := lg.TimestampMs) is not u else first(lg.timestampMs, lg.Timestamp, lg.timestamp)
+        for lg in flat
+    ]
     cols: dict[str, pa.Array] = {
         "invocation_id": pa.array(owners),
-        "ts": ms_array([lg.TimestampMs for lg in flat], ctx, st.lines, "Logs", owners),
-        "level": arrow_column("level", [lg.Level for lg in flat]),
+        "ts": ms_array(ts, ctx, st.lines, "Logs", owners),
+        "level": arrow_column("level", [x if (x := lg.Level) is not u else first(lg.level) for lg in flat]),
         "message": pa.array(msgs, pa.string()),
-        "args": pa.array(raw_args, pa.string()),
+        "args": args,
     }
     cols.update(_job_arrays(n, pos, job_vals))
     return cols
 
 
+def _split_lines(joined: bytes, n: int) -> pa.Array:
+    """The ``n`` lines of ``joined`` as a string array (UTF-8 checked by the cast)."""
+    if not n:
+        return pa.array([], pa.string())
+    lines = pc.split_pattern(pa.array([joined], pa.binary()), pattern=b"\n").flatten()
+    if len(lines) != n:  # cannot happen (no argument array holds a newline); never trust it blindly
+        raise ValueError(f"{len(lines)} argument arrays where {n} were expected")
+    return lines.cast(pa.string())
+
+
 def _exception_columns(st: Block, n_exc: list[int], ctx: FileContext) -> dict[str, pa.Array]:
+    u = UNSET
     flat = [e for r in st.recs if (es := r.Exceptions) for e in es]
     owners = np.repeat(np.arange(len(n_exc), dtype=np.int32), n_exc)
+    msgs = [m if (m := e.Message) is not u else first(e.message) for e in flat]
+    if any(m is not None and type(m) is not str for m in msgs):  # kept as its JSON text
+        msgs = [m if m is None or type(m) is str else _encode(m).decode() for m in msgs]
+    ts = [
+        t if (t := e.TimestampMs) is not u else first(e.timestampMs, e.Timestamp, e.timestamp) for e in flat
+    ]
     return {
         "invocation_id": pa.array(owners),
-        "ts": ms_array([e.TimestampMs for e in flat], ctx, st.lines, "Exceptions", owners),
-        "name": arrow_column("name", [e.Name if e.Name is not None else e.name for e in flat]),
-        "message": pa.array([e.Message if e.Message is not None else e.message for e in flat], pa.string()),
-        "stack": pa.array([e.Stack if e.Stack is not None else e.stack for e in flat], pa.string()),
+        "ts": ms_array(ts, ctx, st.lines, "Exceptions", owners, indexed=False),
+        "name": arrow_column("name", [x if (x := e.Name) is not u else first(e.name) for e in flat]),
+        "message": pa.array(msgs, pa.string()),
+        "stack": pa.array([x if (x := e.Stack) is not u else first(e.stack) for e in flat], pa.string()),
     }
 
 

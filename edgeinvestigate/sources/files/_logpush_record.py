@@ -30,6 +30,7 @@ __all__ = [
     "add_logpush_line",
     "add_logpush_record",
     "invalid_utf8",
+    "is_marker",
     "read_time",
 ]
 
@@ -64,8 +65,12 @@ def _get(d: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _is_marker(v: Any) -> bool:
+def is_marker(v: Any) -> bool:
+    """Whether a value is (a string holding) a ``<<<Logpush: ... truncated>>>`` marker."""
     return isinstance(v, str) and MARKER in v
+
+
+_is_marker = is_marker
 
 
 def _str(v: Any, ctx: FileContext, line: int, name: str) -> str | None:

@@ -3,9 +3,10 @@ that ``tests/analysis/test_cluster_reference.py`` compares ``ei.cluster`` with, 
 tests use it. It is not edited for speed or style; a deliberate change of what clustering finds
 changes it too, in the same commit, and says so.
 
-It copies the per-row code that the fast path replaced (error rows and their invocation context, the
-thrown/logged join, the DLQ joins, the cluster table, ``compute_clusters``) and imports the rest (the
-grouping kernel, masks, templates, triage rules, rules files) from the package.
+It copies the code that the fast path replaced (error rows and their invocation context, the
+thrown/logged join, the DLQ joins, the cluster table, ``compute_clusters``, and the grouping kernel's
+``group_texts`` and ``_keys``) and imports the rest (masks, the template step, templates, triage rules,
+rules files) from the package.
 """
 
 from __future__ import annotations
@@ -17,13 +18,29 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from edgeinvestigate.analysis import triage
 from edgeinvestigate.analysis._columns import as_object, dlq_time, json_decode, json_values, utc_series
-from edgeinvestigate.analysis._masking import Mask, mask_typed
-from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
+from edgeinvestigate.analysis._masking import MASKS, Mask, mask_keys, mask_typed
+from edgeinvestigate.analysis._templates import (
+    cluster_id_for,
+    display_template,
+    merge_templates,
+    stack_fingerprint,
+)
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
-from edgeinvestigate.analysis.clustering._grouping import group_texts
+from edgeinvestigate.analysis.clustering._grouping import (
+    _ANY_PLACEHOLDER,
+    _BARE,
+    _DEDUP_SAMPLE,
+    _PREMASKED,
+    _SEP,
+    EMPTY_TEXT,
+    Grouping,
+    bare_key,
+)
 from edgeinvestigate.analysis.clustering._stored import clusters_key
 from edgeinvestigate.analysis.clustering._structured import structured_keys, structured_line
 from edgeinvestigate.analysis.deploys import invocation_versions
@@ -32,6 +49,112 @@ from edgeinvestigate.models.frames import empty_frame
 if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
+
+# --- _grouping.py (the kernel: group_texts and the keys it makes) -----------------------------
+
+
+def _as_string_array(texts: pa.Array | pa.ChunkedArray | Sequence[str | None] | pd.Series) -> pa.Array:
+    if isinstance(texts, pd.Series):
+        texts = pa.array(texts.astype(object).where(texts.notna(), None), type=pa.string())
+    elif not isinstance(texts, pa.Array | pa.ChunkedArray):
+        texts = pa.array(texts, type=pa.string())
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.type != pa.string():
+        texts = texts.cast(pa.string())
+    return texts
+
+
+def group_texts(
+    texts: pa.Array | pa.ChunkedArray | Sequence[str | None] | pd.Series,
+    masks: tuple[Mask, ...] = MASKS,
+    *,
+    premasked: Sequence[bool] | np.ndarray | None = None,
+    partitions: Sequence[str | None] | None = None,
+) -> Grouping:
+    """Mask, deduplicate and template ``texts``; every text gets a template (null/empty ones too).
+
+    This is the whole clustering of plain messages, vectorised: the regex pass runs once per
+    distinct raw text (when there are many repeats) and the template step once per distinct masked
+    string. ``premasked[i]`` says that ``texts[i]`` is a grouping key already (a structured line's
+    cluster text, see :mod:`._structured`): it is not masked again, and the template step merges it
+    only with premasked keys of the same ``partitions[i]`` (its event name: two events never become
+    one template, however alike their messages). A text whose masked key is placeholders alone (a
+    bare id, a number, a JSON value) gets the key :func:`bare_key`.
+    """
+    arr = _as_string_array(texts)
+    if arr.null_count or (len(arr) and (pc.min(pc.binary_length(arr)).as_py() or 0) == 0):
+        arr = pc.if_else(pc.or_kleene(pc.is_null(arr), pc.equal(arr, "")), EMPTY_TEXT, arr)
+    if premasked is not None and len(arr):
+        flags = pa.array(np.asarray(premasked, dtype=bool))
+        parts = pa.array(
+            ["" if p is None else str(p).replace(_SEP, "") for p in partitions]
+            if partitions is not None
+            else [""] * len(arr),
+            pa.string(),
+        )
+        arr = pc.if_else(flags, pc.binary_join_element_wise(_PREMASKED, parts, _SEP, arr, ""), arr)
+    n = len(arr)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Grouping(empty, [], [], empty, empty)
+    if n > _DEDUP_SAMPLE:
+        step = max(1, n // _DEDUP_SAMPLE)
+        sample = arr.take(pa.array(np.arange(0, n, step)))
+        dedup_first = len(pc.unique(sample)) < 0.5 * len(sample)
+    else:
+        dedup_first = False
+    if dedup_first:
+        enc = pc.dictionary_encode(arr)
+        raw_keys, key_parts = _keys(enc.dictionary, masks)
+        kenc = pc.dictionary_encode(raw_keys)
+        key_labels = kenc.indices.to_numpy(zero_copy_only=False)[enc.indices.to_numpy(zero_copy_only=False)]
+    else:
+        raw_keys, key_parts = _keys(arr, masks)
+        kenc = pc.dictionary_encode(raw_keys)
+        key_labels = kenc.indices.to_numpy(zero_copy_only=False)
+    keys: list[str] = kenc.dictionary.to_pylist()
+    partition = [""] * len(keys)
+    if key_parts:  # entry -> partition of the premasked ones; the same key has the same partition
+        entry_key = kenc.indices.to_numpy(zero_copy_only=False)
+        for i, part in key_parts.items():
+            partition[int(entry_key[i])] = "\x01" + part
+    per_key = merge_templates(keys, partitions=partition)
+    templates = sorted(set(per_key))
+    index = {t: i for i, t in enumerate(templates)}
+    key_template = np.array([index[t] for t in per_key], dtype=np.int64)
+    labels = key_template[key_labels]
+    return Grouping(labels, templates, keys, key_labels.astype(np.int64), key_template)
+
+
+#: marks a text that is a grouping key already (never masked again); no log text starts with it.
+
+
+def _keys(values: pa.Array, masks: tuple[Mask, ...]) -> tuple[pa.Array, dict[int, str]]:
+    """The grouping key of each text: masked (premasked ones as they are), bare ones named; and the
+    partition of each premasked entry (by position)."""
+    pre = pc.starts_with(values, _PREMASKED)
+    masked = mask_keys(values, masks)
+    parts: dict[int, str] = {}
+    if pc.any(pre).as_py():
+        raw = values.to_pylist()
+        out = masked.to_pylist()
+        for i in np.flatnonzero(pre.to_numpy(zero_copy_only=False)):
+            part, _, key = raw[i][len(_PREMASKED) :].partition(_SEP)
+            out[int(i)] = key
+            parts[int(i)] = part
+        masked = pa.array(out, pa.string())
+    stripped = pc.replace_substring_regex(masked, _ANY_PLACEHOLDER.pattern, "")
+    bare = pc.invert(pc.match_substring_regex(stripped, _BARE.pattern))
+    if not pc.any(bare).as_py():
+        return masked, parts
+    out = masked.to_pylist()
+    raw = values.to_pylist()
+    for i in np.flatnonzero(bare.to_numpy(zero_copy_only=False)):
+        text = raw[i][len(_PREMASKED) :].partition(_SEP)[2] if raw[i].startswith(_PREMASKED) else raw[i]
+        out[i] = bare_key(text, masks)
+    return pa.array(out, pa.string()), parts
+
 
 # --- _rows.py -------------------------------------------------------------------------------
 

@@ -16,10 +16,10 @@ import pytest
 from _helpers import cluster_reference as reference
 
 from edgeinvestigate.analysis._masking import MASKS
-from edgeinvestigate.analysis.clustering import ERROR_LEVELS, Clusters, cluster
+from edgeinvestigate.analysis.clustering import ERROR_LEVELS, Clusters, cluster, group_texts
 from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.evidence.bundle import Evidence, load
-from edgeinvestigate.simulator import simulate
+from edgeinvestigate.simulator import corpus, simulate
 from edgeinvestigate.simulator._simulate import LAYOUT
 from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
 
@@ -33,9 +33,15 @@ SCENARIOS = sorted(
 FORMATS = ("traceitems", "logpush", "workers_logs", "tail")
 
 
+def _types(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """The type of every value of the object columns (``assert_frame_equal`` takes None for nan)."""
+    return {str(c): [type(v).__name__ for v in frame[c]] for c in frame.columns if frame[c].dtype == object}
+
+
 def _same(got: Clusters, want: Clusters) -> None:
     for part in ("table", "assign", "dlq"):
         pd.testing.assert_frame_equal(getattr(got, part), getattr(want, part), check_exact=True, obj=part)
+        assert _types(getattr(got, part)) == _types(getattr(want, part)), part
     assert got.key_template == want.key_template
     assert got.key == want.key
 
@@ -232,3 +238,31 @@ def test_the_reference_on_every_kind_of_row(seed: int, hex_ids: bool, tmp_path: 
     assert (got.dlq["cluster_join"].nunique()) >= 3
     ev.in_storage_order().save(tmp_path / "b")
     _check(Evidence.open(tmp_path / "b"))
+
+
+def _same_grouping(texts: Any, **kw: Any) -> None:
+    got, want = group_texts(texts, **kw), reference.group_texts(texts, **kw)
+    assert got.templates == want.templates
+    assert got.keys == want.keys
+    for part in ("labels", "key_labels", "key_template"):
+        assert (getattr(got, part) == getattr(want, part)).all(), part
+
+
+@pytest.mark.parametrize("repeat", [1, 8], ids=["distinct", "repeated"])
+def test_the_grouping_kernel_as_the_reference(repeat: int) -> None:
+    """Distinct texts and texts repeated (the kernel masks the distinct ones first), with bare values,
+    nulls and empty texts, and premasked keys of several events."""
+    msgs, _ = corpus(30_000 // repeat, seed=4, n_templates=60)
+    texts: list[str | None] = [
+        *msgs * repeat,
+        "42",
+        "0f8fad5b-d9cb-469f-a165-708677280012",
+        "[1, 2]",
+        "",
+        None,
+    ]
+    _same_grouping(texts)
+    flags = [i % 7 == 0 for i in range(len(texts))]
+    events = [f"event.{i % 3}" if f else None for i, f in enumerate(flags)]
+    premasked = [f"<*> {t} {{n: <*>}}" if f else t for t, f in zip(texts, flags, strict=True)]
+    _same_grouping(premasked, premasked=flags, partitions=events)

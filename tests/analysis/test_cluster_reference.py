@@ -183,7 +183,7 @@ def _mixed(seed: int, n: int, hex_ids: bool) -> Evidence:
                 {"invocation_id": iid(i), "ts": at, "level": "log", "job_id": job, "job_type": jtype,
                  "message": json.dumps({"event": "job.started", "jobId": job, "deploy": f"d{i % 3}"})}
             )  # fmt: skip
-        kind = rnd.randrange(9)
+        kind = rnd.randrange(10)
         job = rnd.choice([*jobs, None])
         if kind == 0:  # thrown and logged
             stack = f"TypeError: {err}\n    at run (worker.js:{rnd.choice([10, 20])}:5)"
@@ -215,6 +215,12 @@ def _mixed(seed: int, n: int, hex_ids: bool) -> Evidence:
                          "message_id": f"m-{job}" if job else None, "message": err})  # fmt: skip
         elif kind == 6:
             logs.append({"invocation_id": iid(i), "ts": at, "level": "info", "message": err})
+        elif kind == 7:  # JSON-looking texts with odd whitespace around them, or not JSON at all
+            body = json.dumps({"event": "cache.miss", "msg": f"key k{i % 5} missing", "n": i})
+            odd = rnd.choice(
+                [f" {body} ", f"\u00a0{body}", f"{body}\x1c", f"[{body}]\n", "[auth] denied", "{x}"]
+            )
+            logs.append({"invocation_id": iid(i), "ts": at, "level": "warn", "message": odd})
         if rnd.random() < 0.15:
             dlq.append(
                 {"message_id": rnd.choice([f"m-{job}", f"dlq-{i}"]), "job_id": rnd.choice([job, None]),

@@ -108,18 +108,18 @@ def _display(
     has_own = np.bincount(labels[own], minlength=len(templates)) > 0
     cand = own | ~has_own[labels]
     pos = np.flatnonzero(cand)
-    mins = (
-        pa.table({"l": labels[pos], "t": rows.text.take(pa.array(pos))})
-        .group_by("l")
-        .aggregate([("t", "min")])
-    )
+    text = rows.text if len(pos) == len(labels) else rows.text.take(pa.array(pos))
+    mins = pa.table({"l": labels[pos], "t": text}).group_by("l").aggregate([("t", "min")])
     smallest: list[str | None] = [None] * len(templates)
-    for label, text in zip(mins.column("l").to_pylist(), mins.column("t_min").to_pylist(), strict=True):
-        smallest[label] = text
-    want = pa.array(smallest, pa.string()).take(pa.array(labels[pos]))
-    is_rep = pc.fill_null(pc.equal(rows.text.take(pa.array(pos)), want), False)
-    is_rep = pc.or_(is_rep, pc.and_(want.is_null(), rows.text.take(pa.array(pos)).is_null()))
-    reps = pos[is_rep.to_numpy(zero_copy_only=False)]
+    for label, value in zip(mins.column("l").to_pylist(), mins.column("t_min").to_pylist(), strict=True):
+        smallest[label] = value
+    # the rows that hold their template's smallest text: by a hash lookup of each text among them
+    distinct = pc.unique(mins.column("t_min").combine_chunks().drop_null())
+    at = pc.fill_null(pc.index_in(text, value_set=distinct), -1).to_numpy(zero_copy_only=False)
+    lookup = {v: i for i, v in enumerate(distinct.to_pylist())}
+    want = np.asarray([lookup.get(v, -2) if v is not None else -1 for v in smallest], dtype=np.int64)
+    is_rep = at == want[labels[pos]]  # a template whose texts are all missing: its rows without one
+    reps = pos[is_rep]
     first = np.full(len(templates), -1, dtype=np.int64)
     first[labels[reps[::-1]]] = reps[::-1]
     for label in np.flatnonzero(first >= 0).tolist():

@@ -21,6 +21,12 @@ __all__ = ["codes_of"]
 _HEX: Final = np.full(256, 255, dtype=np.uint8)
 _HEX[np.frombuffer(b"0123456789", dtype=np.uint8)] = np.arange(10, dtype=np.uint8)
 _HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
+#: two hex digits (as one little-endian uint16 of their bytes) -> the byte they spell; 256 if either
+#: is not a lowercase hex digit
+_LO, _HI = np.arange(65536) & 0xFF, np.arange(65536) >> 8
+_PAIR: Final = np.where(
+    (_HEX[_LO] != 255) & (_HEX[_HI] != 255), _HEX[_LO].astype(np.uint16) * 16 + _HEX[_HI], 256
+).astype(np.uint16)
 
 
 def _hex16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
@@ -38,12 +44,11 @@ def _hex16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     if not valid.any():
         return np.zeros(n, dtype=np.uint64), valid
-    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 16)
-    nibbles = _HEX[data]
-    if nibbles.max() == 255:
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    packed = _PAIR[data.view("<u2")]  # one byte per two digits, most significant first
+    if packed.max() == 256:
         return None  # not lowercase hex
-    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]  # 8 bytes, most significant first
-    values = np.ascontiguousarray(packed).view(">u8").ravel().astype(np.uint64)
+    values = packed.astype(np.uint8).view(">u8").astype(np.uint64)
     out = np.zeros(n, dtype=np.uint64)
     out[valid] = values
     return out, valid

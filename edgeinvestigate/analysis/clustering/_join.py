@@ -44,17 +44,17 @@ class Joined:
     templates: dict[str, str]
 
 
-def _pairs(inv_l: np.ndarray, inv_e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (log row, exception row) of the same invocation, as positions in ``inv_l``/``inv_e``,
-    log rows in order and the exceptions of each in order."""
-    order = np.argsort(inv_e, kind="stable")
-    sorted_e = inv_e[order]
-    lo = np.searchsorted(sorted_e, inv_l, side="left")
-    cnt = np.searchsorted(sorted_e, inv_l, side="right") - lo
+def _pairs(inv_l: np.ndarray, inv_e: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (log row, exception row) of the same invocation (numbers ``0..n-1``), as positions in
+    ``inv_l``/``inv_e``."""
+    order = np.argsort(inv_e, kind="stable")  # exceptions grouped by invocation
+    counts = np.bincount(inv_e, minlength=n)
+    starts = np.cumsum(counts) - counts
+    cnt = counts[inv_l]
     total = int(cnt.sum())
     li = np.repeat(np.arange(len(inv_l)), cnt)
-    starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
-    return li, order[starts + np.arange(total)]
+    first = np.repeat(starts[inv_l] - (np.cumsum(cnt) - cnt), cnt)
+    return li, order[first + np.arange(total)]
 
 
 def _may_match(text: pa.Array, lpos: np.ndarray, epos: np.ndarray) -> np.ndarray:
@@ -98,7 +98,7 @@ def join_thrown_and_logged(
     logs = np.flatnonzero((source == 1) & (invocation >= 0) & text.is_valid().to_numpy(zero_copy_only=False))
     if not len(exc) or not len(logs):
         return unchanged
-    li, ei = _pairs(invocation[logs], invocation[exc])
+    li, ei = _pairs(invocation[logs], invocation[exc], int(invocation.max()) + 1)
     lpos, epos = logs[li], exc[ei]
     keep = labels[lpos] != labels[epos]
     lpos, epos = lpos[keep], epos[keep]

@@ -177,29 +177,39 @@ def _lower_levels(level: pd.Series) -> Coded:
     return Coded(levels.codes, values)
 
 
+#: bytes a text may start or end with and still be JSON after Python's ``strip()``: ASCII whitespace,
+#: and any byte of a multi-byte character (it may be a Unicode space): those texts are checked in Python
+_MAYBE_SPACE: Final = np.zeros(256, dtype=bool)
+_MAYBE_SPACE[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = True
+_MAYBE_SPACE[0x80:] = True
+
+
 def _json_like(arr: pa.Array) -> np.ndarray:
     """Which texts may hold a JSON object or array: ``text.lstrip()[:1] in ("{", "[")`` exactly
     (Python's whitespace included), and ending in ``}`` or ``]`` after whitespace (a text that does
-    not cannot parse as one). Decided once per distinct first and last character; per row only for
-    the texts that start or end with whitespace."""
-    out = _edge(arr, 0, ("{", "["), lambda t: t.lstrip()[:1] in ("{", "["))
-    if out.any():
-        at = np.flatnonzero(out)
-        out[at] = _edge(arr.take(pa.array(at)), -1, ("}", "]"), lambda t: t.rstrip()[-1:] in ("}", "]"))
-    return out
-
-
-def _edge(arr: pa.Array, where: int, chars: tuple[str, str], exact: Any) -> np.ndarray:
-    """Whether the first (``where=0``) or last (``-1``) character of each text is one of ``chars``,
-    whitespace stripped (``exact(text)`` for the texts with whitespace there); null: False."""
-    edge = pc.utf8_slice_codeunits(arr, where, where + 1 if where >= 0 else np.iinfo(np.int32).max)
-    first = coded(edge)
-    yes = np.asarray([v in chars for v in first.values], dtype=bool)
-    ws = np.asarray([v is not None and v.isspace() for v in first.values], dtype=bool)
-    out: np.ndarray = yes[first.codes]
-    check = np.flatnonzero(ws[first.codes])
-    if len(check):
-        out[check] = [exact(t) for t in objects(arr.take(pa.array(check)))]
+    not cannot parse as one). Read from the first and last byte of each text; in Python only for the
+    texts that start or end with whitespace or a non-ASCII character."""
+    if arr.offset or arr.type != pa.string():
+        arr = pa.concat_arrays([arr.cast(pa.string())])
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1)
+    data = arr.buffers()[2]
+    out = np.zeros(n, dtype=bool)
+    nonempty = np.flatnonzero((offsets[1:] > offsets[:-1]) & arr.is_valid().to_numpy(zero_copy_only=False))
+    if data is None or not len(nonempty):
+        return out
+    raw = np.frombuffer(data, dtype=np.uint8)
+    for last, chars, exact in (
+        (False, (0x7B, 0x5B), lambda t: t.lstrip()[:1] in ("{", "[")),
+        (True, (0x7D, 0x5D), lambda t: t.rstrip()[-1:] in ("}", "]")),
+    ):
+        byte = raw[offsets[nonempty + 1] - 1] if last else raw[offsets[nonempty]]
+        hit = (byte == chars[0]) | (byte == chars[1])
+        maybe = _MAYBE_SPACE[byte] & ~hit
+        if maybe.any():
+            hit[maybe] = [exact(t) for t in objects(arr.take(pa.array(nonempty[maybe])))]
+        nonempty = nonempty[hit]
+    out[nonempty] = True
     return out
 
 

@@ -112,12 +112,23 @@ def _first_positions(codes: np.ndarray, n: int) -> np.ndarray:
     return first
 
 
+def _distinct_pairs(codes: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
+    """The distinct ``codes * width + values`` (both non-negative)."""
+    keys = codes.astype(np.int64) * width + values
+    size = (int(codes.max()) + 1) * width if len(codes) else 0
+    if size <= 4 * len(keys) + 1_000_000:  # small enough for a table of seen pairs
+        seen = np.zeros(size, dtype=bool)
+        seen[keys] = True
+        return np.flatnonzero(seen)
+    return np.asarray(pd.unique(keys))
+
+
 def _uniq_lists(codes: np.ndarray, n: int, col: Coded) -> list[list[str]]:
     """Per group: the sorted distinct ``str`` of its values that are not missing."""
     out: list[set[str]] = [set() for _ in range(n)]
     width = max(1, len(col.values))
     shown = [None if _missing(v) else str(v) for v in col.values]
-    pairs = pd.unique(codes.astype(np.int64) * width + col.codes)
+    pairs = _distinct_pairs(codes, col.codes, width)
     for g, v in zip((pairs // width).tolist(), (pairs % width).tolist(), strict=True):
         if shown[v] is not None:
             out[g].add(shown[v])
@@ -168,10 +179,19 @@ def _examples(
     return out
 
 
+def _by_group(codes: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Row positions grouped by code, keeping ``order`` (default: row order) within a group (a stable
+    sort of small integers: a radix sort)."""
+    small = codes.astype(np.int16 if len(codes) and codes.max() < 2**15 else np.int32)
+    if order is None:
+        return np.argsort(small, kind="stable")
+    return order[np.argsort(small[order], kind="stable")]
+
+
 def _samples(codes: np.ndarray, texts: np.ndarray) -> list[list[str]]:
     """Per group: the distinct texts (up to :data:`TRIAGE_TEXTS`) of its first :data:`TRIAGE_ROWS`
     rows, in row order: what triage reads."""
-    order = np.argsort(codes, kind="stable")
+    order = _by_group(codes)
     starts = _starts(codes[order])
     return [
         _distinct_texts(texts, order[a : min(b, a + TRIAGE_ROWS)].tolist(), TRIAGE_TEXTS)
@@ -257,12 +277,12 @@ def cluster_table(r: TableRows, dlq: pd.DataFrame, max_examples: int) -> pd.Data
     codes, n = r.codes, len(r.ids)
     if not len(codes):
         return empty_table()
-    tel = r.source.objects() != "dlq"
+    tel = r.source.codes != list(r.source.values).index("dlq")
     total = int(tel.sum())
     counts = np.bincount(codes, weights=tel, minlength=n).astype(np.int64)
     first = _first_positions(codes, n)
     ts_key = np.where(r.ts == NAT, _LAST, r.ts)
-    order = np.lexsort((ts_key, codes))  # by group, then time (stable: then row order)
+    order = _by_group(codes, np.argsort(ts_key, kind="stable"))  # by group, then time, then row
     starts = _starts(codes[order])
     timed = np.bincount(codes, weights=r.ts != NAT, minlength=n).astype(np.int64)
     low = ts_key[order[starts[:-1]]]
@@ -279,7 +299,7 @@ def cluster_table(r: TableRows, dlq: pd.DataFrame, max_examples: int) -> pd.Data
     ok = icodes >= 0
     if ok.any():
         width = int(icodes.max()) + 1
-        pairs = pd.unique(codes[tel][ok].astype(np.int64) * width + icodes[ok])
+        pairs = _distinct_pairs(codes[tel][ok], icodes[ok], width)
         n_inv = np.bincount(pairs // width, minlength=n).astype(np.int64)
     dlq_counts, dlq_jobs = _dlq_counts(dlq)
     ids = [str(c) for c in r.ids]

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from _helpers import cluster_reference as reference
 
 from edgeinvestigate.analysis._masking import MASKS
 from edgeinvestigate.analysis.clustering import ERROR_LEVELS, Clusters, cluster, group_texts
+from edgeinvestigate.analysis.clustering._arrow import contains
 from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.evidence.bundle import Evidence, load
 from edgeinvestigate.simulator import corpus, simulate
@@ -272,3 +274,20 @@ def test_the_grouping_kernel_as_the_reference(repeat: int) -> None:
     events = [f"event.{i % 3}" if f else None for i, f in enumerate(flags)]
     premasked = [f"<*> {t} {{n: <*>}}" if f else t for t, f in zip(texts, flags, strict=True)]
     _same_grouping(premasked, premasked=flags, partitions=events)
+
+
+def test_contains_is_substring_search() -> None:
+    """The buffer scan that finds ``"error"`` in log texts answers as ``in`` does, matches that run
+    from one text into the next (or over empty and null texts) included."""
+    rnd = random.Random(5)
+    parts = ['"', "error", '"error"', "x", "é", '"err', 'or"', "", 'r"']
+    for _ in range(3000):
+        texts = [
+            None if rnd.random() < 0.1 else "".join(rnd.choice(parts) for _ in range(rnd.randrange(4)))
+            for _ in range(rnd.randrange(1, 12))
+        ]
+        arr = pa.array(texts, pa.string())
+        if rnd.random() < 0.3 and len(arr) > 2:
+            arr = arr.slice(1)
+        want = [t is not None and '"error"' in t for t in arr.to_pylist()]
+        assert contains(arr, '"error"').tolist() == want, arr.to_pylist()

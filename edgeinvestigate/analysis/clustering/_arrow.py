@@ -8,6 +8,7 @@ and the Python objects of a result column are shared by the rows that hold the s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -20,6 +21,7 @@ __all__ = [
     "NAT",
     "Coded",
     "coded",
+    "contains",
     "first_of",
     "ns_of",
     "objects",
@@ -142,3 +144,36 @@ def coded(arr: pa.Array) -> Coded:
     values = np.asarray([*dictionary.to_pylist(), None], dtype=object)
     codes = pc.fill_null(indices, len(values) - 1).to_numpy(zero_copy_only=False).astype(np.int64)
     return Coded(codes, values)
+
+
+def contains(arr: pa.Array, needle: str) -> np.ndarray:
+    """Whether each text holds ``needle`` (null: False): one regular-expression scan of the string
+    data, several times faster than ``pc.match_substring``. A match that runs from one text into
+    the next is no match, and the text after it is checked on its own (a match in it may overlap)."""
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    n = len(arr)
+    out = np.zeros(n, dtype=bool)
+    data = arr.buffers()[2] if n else None
+    if data is None or arr.null_count == n:
+        return out
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    size = len(needle.encode("utf-8"))
+    view = memoryview(data)[offsets[0] : offsets[-1]]
+    starts = np.fromiter(
+        (m.start() for m in re.finditer(re.escape(needle.encode("utf-8")), view)), dtype=np.int64
+    )
+    if not len(starts):
+        return out
+    starts += offsets[0]
+    row = np.searchsorted(offsets, starts, side="right") - 1
+    inside = starts + size <= offsets[row + 1]
+    out[row[inside]] = True
+    if not inside.all():  # the texts a spanning match ran into: checked on their own
+        first = row[~inside] + 1
+        last = np.searchsorted(offsets, starts[~inside] + size - 1, side="right") - 1
+        spanning = np.unique(np.concatenate([np.arange(a, b + 1) for a, b in zip(first, last, strict=True)]))
+        spanning = spanning[~out[spanning]]
+        texts = arr.take(pa.array(spanning, pa.int64())).to_pylist()
+        out[spanning] = [t is not None and needle in t for t in texts]
+    return out & arr.is_valid().to_numpy(zero_copy_only=False)

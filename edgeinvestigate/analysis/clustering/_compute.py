@@ -20,13 +20,13 @@ import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import Mask, mask_typed
 from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
-from edgeinvestigate.analysis.clustering._arrow import Coded, coded, objects, utc_column
+from edgeinvestigate.analysis.clustering._arrow import Coded, objects, utc_column
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
 from edgeinvestigate.analysis.clustering._context import Context, invocation_context
 from edgeinvestigate.analysis.clustering._dlq_join import join_dlq
 from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
 from edgeinvestigate.analysis.clustering._join import join_thrown_and_logged
-from edgeinvestigate.analysis.clustering._rows import SOURCES, ErrorRows, error_rows
+from edgeinvestigate.analysis.clustering._rows import SOURCES, ErrorRows, ErrorTexts, error_rows, error_texts
 from edgeinvestigate.analysis.clustering._stored import clusters_key
 from edgeinvestigate.analysis.clustering._structured import structured_keys
 from edgeinvestigate.analysis.clustering._table import TableRows, cluster_table
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["compute_clusters"]
 
 
-def _kernel_input(rows: ErrorRows, masks: tuple[Mask, ...]) -> tuple[pa.Array, Any, Any]:
+def _kernel_input(rows: ErrorTexts, masks: tuple[Mask, ...]) -> tuple[pa.Array, Any, Any]:
     """The texts the kernel groups: a structured line's key instead of its text (see
     :mod:`._structured`), with the flags and event names that say so."""
     if not rows.structured:
@@ -154,6 +154,19 @@ def _ids_and_rules(
     return triple_cluster[tcodes], np.asarray(list(ids), dtype=object), rules[tcodes]
 
 
+def _frame(cols: dict[str, Any], names: Sequence[str]) -> pd.DataFrame:
+    """The columns ``names`` as a frame, without copies or a look for dates in the object columns."""
+    return pd.DataFrame(
+        {
+            c: cols[c]
+            if isinstance(cols[c], pd.Series)
+            else pd.Series(cols[c], dtype=cols[c].dtype, copy=False)
+            for c in names
+        },
+        copy=False,
+    )
+
+
 def compute_clusters(
     ev: Evidence,
     *,
@@ -163,13 +176,13 @@ def compute_clusters(
     masks: tuple[Mask, ...],
 ) -> Clusters:
     """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
-    rows = error_rows(ev, levels)
-    texts, premasked, events = _kernel_input(rows, masks)
+    first = error_texts(ev, levels)
+    texts, premasked, events = _kernel_input(first, masks)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
         pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
+        rows = error_rows(first, ev)
         ctx = invocation_context(rows, ev)
-        stacks = coded(rows.stack)
-        fps, fp_values = _fingerprints(stacks)
+        fps, fp_values = _fingerprints(rows.stack)
         cols: dict[str, Any] = {
             "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
             "row": rows.row,
@@ -186,7 +199,7 @@ def compute_clusters(
             "request_id": ctx.request_id,
             "ray_id": ctx.ray_id,
             "text": objects(rows.text),
-            "stack": stacks.objects(),
+            "stack": rows.stack.objects(),
         }
         grouping = pending.result()
     return _finish(ev, rows, ctx, cols, grouping, fps, fp_values, rules, levels, max_examples, masks)
@@ -236,8 +249,7 @@ def _finish(
         display = frame["display"].to_numpy()
         codes, uniq = pd.factorize(cols["cluster_id"])
         ids = np.asarray(uniq, dtype=object)
-    frame = pd.DataFrame(cols, copy=False)
-    dlq = join_dlq(ev.dlq, frame)
+    dlq = join_dlq(ev.dlq, _frame(cols, list(cols)) if len(ev.dlq) else pd.DataFrame())
     table = cluster_table(
         TableRows(
             codes=codes,
@@ -265,6 +277,6 @@ def _finish(
     cols["template"] = np.asarray([shown[c] for c in ids], dtype=object)[codes]
     if not len(codes):  # no error rows: the computed columns of an empty frame are float64 (as ever)
         cols.update({c: np.zeros(0) for c in ("key", "norm_template", "fingerprint", "cluster_id", "rule")})
-    assign = pd.DataFrame({c: cols[c] for c in ASSIGN_COLUMNS}, copy=False)
+    assign = _frame(cols, ASSIGN_COLUMNS)
     key = clusters_key(rules, masks, levels, max_examples)
     return Clusters(table, assign, dlq, masks, rules, key_template, key=key)

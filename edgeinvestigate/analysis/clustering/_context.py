@@ -71,9 +71,12 @@ def _at(values: Coded, at: np.ndarray) -> Coded:
 
 
 def _objects_at(arr: pa.Array, at: np.ndarray) -> np.ndarray:
+    """The values of the invocations ``at`` as Python objects (``nan`` where ``at`` is -1)."""
     out = np.full(len(at), _NAN, dtype=object)
-    ok = np.flatnonzero(at >= 0)
-    if len(ok):
+    ok = at >= 0
+    if arr.null_count == len(arr):  # a column the source does not fill
+        out[ok] = None
+    elif ok.any():
         out[ok] = objects(arr.take(pa.array(at[ok])))
     return out
 

@@ -24,7 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._columns import dlq_time, json_decode, json_values
-from edgeinvestigate.analysis.clustering._arrow import Coded, coded, ns_of, objects, string_array, taken
+from edgeinvestigate.analysis.clustering._arrow import (
+    Coded,
+    coded,
+    contains,
+    ns_of,
+    objects,
+    string_array,
+    taken,
+)
 from edgeinvestigate.analysis.clustering._structured import StructuredLine, structured_line
 
 if TYPE_CHECKING:
@@ -35,7 +43,9 @@ __all__ = [
     "FAILURE_LEVELS",
     "SOURCES",
     "ErrorRows",
+    "ErrorTexts",
     "error_rows",
+    "error_texts",
     "structured_error",
 ]
 
@@ -69,50 +79,84 @@ def structured_error(message: str | None, args: str | None) -> str | None:
 
 
 @dataclass
-class ErrorRows:
-    """The error rows as columns: exceptions first, then log lines, then DLQ errors, each in its
-    frame's order. ``source`` codes index :data:`SOURCES`; ``row`` is the position in that frame;
-    ``ts`` int64 nanoseconds (:data:`._arrow.NAT` when missing); ``structured`` the parts of the
-    structured lines, by position."""
+class ErrorTexts:
+    """What the grouping kernel needs of the error rows: exceptions first, then log lines, then DLQ
+    errors, each in its frame's order. ``source`` codes index :data:`SOURCES`; ``row`` is the
+    position in that frame; ``structured`` the parts of the structured lines, by position."""
 
     source: np.ndarray
     row: np.ndarray
-    invocation_id: pa.Array
-    ts: np.ndarray
     level: Coded
     text: pa.Array
-    stack: pa.Array
-    job_id: pa.Array
-    job_type: Coded
-    message_id: pa.Array
     structured: dict[int, StructuredLine] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.row)
 
 
-def error_rows(ev: Evidence, levels: Sequence[str]) -> ErrorRows:
-    """One row per clustered error (see the module docs)."""
-    found = [p for p in (_exception_rows(ev.exceptions), _log_rows(ev.logs, levels), _dlq_rows(ev.dlq)) if p]
+@dataclass
+class ErrorRows(ErrorTexts):
+    """The error rows with the columns of their frames: ``ts`` int64 nanoseconds
+    (:data:`._arrow.NAT` when missing)."""
+
+    invocation_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
+    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    stack: Coded = field(default_factory=lambda: Coded.constant(None, 0))
+    job_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
+    job_type: Coded = field(default_factory=lambda: Coded.constant(None, 0))
+    message_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
+
+
+def error_texts(ev: Evidence, levels: Sequence[str]) -> ErrorTexts:
+    """The texts of the error rows (see the module docs): what the grouping kernel needs first."""
+    found = [
+        p for p in (_exception_texts(ev.exceptions), _log_texts(ev.logs, levels), _dlq_texts(ev.dlq)) if p
+    ]
     if not found:
-        found = [_empty()]
+        n0 = np.zeros(0, dtype=np.int64)
+        return ErrorTexts(n0.astype(np.int8), n0, Coded.constant(None, 0), pa.nulls(0, pa.string()))
     structured: dict[int, StructuredLine] = {}
     at = 0
     for p in found:
         structured.update({at + i: s for i, s in p.structured.items()})
         at += len(p)
-    return ErrorRows(
+    return ErrorTexts(
         source=np.concatenate([p.source for p in found]),
         row=np.concatenate([p.row for p in found]),
-        invocation_id=pa.concat_arrays([p.invocation_id for p in found]),
-        ts=np.concatenate([p.ts for p in found]),
         level=Coded.concat([p.level for p in found]),
         text=pa.concat_arrays([p.text for p in found]),
-        stack=pa.concat_arrays([p.stack for p in found]),
-        job_id=pa.concat_arrays([p.job_id for p in found]),
-        job_type=Coded.concat([p.job_type for p in found]),
-        message_id=pa.concat_arrays([p.message_id for p in found]),
         structured=structured,
+    )
+
+
+def error_rows(texts: ErrorTexts, ev: Evidence) -> ErrorRows:
+    """The error rows ``texts`` with the columns of their frames (invocation, time, stack, job)."""
+    cols: dict[str, list[Any]] = {
+        c: [] for c in ("invocation_id", "ts", "stack", "job_id", "job_type", "message_id")
+    }
+    for code, frame, columns in (
+        (0, ev.exceptions, _exception_columns),
+        (1, ev.logs, _log_columns),
+        (2, ev.dlq, _dlq_columns),
+    ):
+        rows = texts.row[texts.source == code]
+        if len(rows):
+            for c, v in columns(frame, rows).items():
+                cols[c].append(v)
+    if not len(texts):
+        return ErrorRows(texts.source, texts.row, texts.level, texts.text, texts.structured)
+    return ErrorRows(
+        texts.source,
+        texts.row,
+        texts.level,
+        texts.text,
+        texts.structured,
+        invocation_id=pa.concat_arrays(cols["invocation_id"]),
+        ts=np.concatenate(cols["ts"]),
+        stack=Coded.concat(cols["stack"]),
+        job_id=pa.concat_arrays(cols["job_id"]),
+        job_type=Coded.concat(cols["job_type"]),
+        message_id=pa.concat_arrays(cols["message_id"]),
     )
 
 
@@ -120,18 +164,23 @@ def _none(n: int) -> pa.Array:
     return pa.nulls(n, pa.string())
 
 
-def _part(source: int, rows: np.ndarray, **cols: Any) -> ErrorRows:
-    n = len(rows)
-    cols.setdefault("stack", _none(n))
-    for name in ("job_id", "message_id"):
-        cols.setdefault(name, _none(n))
-    cols.setdefault("job_type", Coded.constant(None, n))
-    return ErrorRows(source=np.full(n, source, dtype=np.int8), row=rows.astype(np.int64), **cols)
+def _texts(
+    source: int,
+    rows: np.ndarray,
+    level: Coded,
+    text: pa.Array,
+    structured: dict[int, StructuredLine] | None = None,
+) -> ErrorTexts:
+    return ErrorTexts(
+        np.full(len(rows), source, dtype=np.int8), rows.astype(np.int64), level, text, structured or {}
+    )
 
 
-def _empty() -> ErrorRows:
-    n0 = np.zeros(0, dtype=np.int64)
-    return _part(0, n0, invocation_id=_none(0), ts=n0, level=Coded.constant(None, 0), text=_none(0))
+def _job_type(frame: pd.DataFrame, rows: np.ndarray) -> Coded:
+    s = frame["job_type"]
+    if isinstance(s.dtype, pd.CategoricalDtype):  # through the codes: only these rows are decoded
+        return coded(pa.array(s).take(pa.array(rows)))
+    return coded(taken(s, rows))
 
 
 def _exception_text(name: pa.Array, message: pa.Array) -> pa.Array:
@@ -152,20 +201,25 @@ def _exception_text(name: pa.Array, message: pa.Array) -> pa.Array:
     return out
 
 
-def _exception_rows(exc: pd.DataFrame) -> ErrorRows | None:
-    """Every exception (``name: message``, with its stack)."""
+def _exception_texts(exc: pd.DataFrame) -> ErrorTexts | None:
+    """Every exception (``name: message``)."""
     n = len(exc)
     if not n:
         return None
-    return _part(
-        0,
-        np.arange(n),
-        invocation_id=string_array(exc["invocation_id"]),
-        ts=ns_of(exc["ts"]),
-        level=Coded.constant("exception", n),
-        text=_exception_text(string_array(exc["name"]), string_array(exc["message"])),
-        stack=string_array(exc["stack"]),
-    )
+    text = _exception_text(string_array(exc["name"]), string_array(exc["message"]))
+    return _texts(0, np.arange(n), Coded.constant("exception", n), text)
+
+
+def _exception_columns(exc: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    n = len(rows)
+    return {
+        "invocation_id": taken(exc["invocation_id"], rows),
+        "ts": ns_of(exc["ts"])[rows],
+        "stack": coded(string_array(exc["stack"]) if len(rows) == len(exc) else taken(exc["stack"], rows)),
+        "job_id": _none(n),
+        "job_type": Coded.constant(None, n),
+        "message_id": _none(n),
+    }
 
 
 def _lower_levels(level: pd.Series) -> Coded:
@@ -223,7 +277,7 @@ def _per_distinct(fn: Any, message: pa.Array, args: pa.Array, at: np.ndarray) ->
     ]
 
 
-def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorRows | None:
+def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
     """Log lines of ``levels``, and any line whose structured JSON has an ``error`` field (that field
     is the text)."""
     if not len(logs):
@@ -231,10 +285,7 @@ def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorRows | None:
     level = _lower_levels(logs["level"])
     message = string_array(logs["message"])
     args = string_array(logs["args"])
-    maybe = pc.or_(
-        pc.fill_null(pc.match_substring(message, '"error"'), False),
-        pc.fill_null(pc.match_substring(args, '"error"'), False),
-    ).to_numpy(zero_copy_only=False)
+    maybe = contains(message, '"error"') | contains(args, '"error"')
     wanted = np.asarray([v in list(levels) for v in level.values], dtype=bool)
     take = wanted[level.codes]
     errors: dict[int, str] = {}
@@ -249,7 +300,8 @@ def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorRows | None:
         return None
     rows = np.flatnonzero(take)
     sel = pa.array(rows)
-    text = message.take(sel)
+    margs, mtext = args.take(sel), message.take(sel)
+    text = mtext
     has_error = np.zeros(len(rows), dtype=bool)
     if errors:  # the error field replaces the free text of those lines
         where = np.searchsorted(rows, np.fromiter(errors, dtype=np.int64, count=len(errors)))
@@ -257,32 +309,28 @@ def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorRows | None:
         fill = np.zeros(len(rows), dtype=np.int64)
         fill[where] = np.arange(len(where))
         values = pa.array(list(errors.values()), pa.string()).take(pa.array(fill))
-        text = pc.if_else(pa.array(has_error), values, text)
-    margs, mtext = args.take(sel), message.take(sel)
+        text = pc.if_else(pa.array(has_error), values, mtext)
     json_like = (_json_like(mtext) | _json_like(margs)) & ~has_error
     structured: dict[int, StructuredLine] = {}
     at = np.flatnonzero(json_like)
     if len(at):
         shapes = _per_distinct(structured_line, mtext, margs, at)
         structured = {int(i): s for i, s in zip(at, shapes, strict=True) if s is not None}
-    job_type = logs["job_type"]
-    return _part(
-        1,
-        rows,
-        invocation_id=taken(logs["invocation_id"], rows),
-        ts=ns_of(logs["ts"])[rows],
-        level=level.take(rows),
-        text=text,
-        job_id=taken(logs["job_id"], rows),
-        job_type=coded(pa.array(job_type).take(sel))
-        if isinstance(job_type.dtype, pd.CategoricalDtype)
-        else coded(taken(job_type, rows)),
-        message_id=taken(logs["message_id"], rows),
-        structured=structured,
-    )
+    return _texts(1, rows, level.take(rows), text, structured)
 
 
-def _dlq_rows(dlq: pd.DataFrame) -> ErrorRows | None:
+def _log_columns(logs: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    return {
+        "invocation_id": taken(logs["invocation_id"], rows),
+        "ts": ns_of(logs["ts"])[rows],
+        "stack": Coded.constant(None, len(rows)),
+        "job_id": taken(logs["job_id"], rows),
+        "job_type": _job_type(logs, rows),
+        "message_id": taken(logs["message_id"], rows),
+    }
+
+
+def _dlq_texts(dlq: pd.DataFrame) -> ErrorTexts | None:
     """The ``error`` text of DLQ messages sent as ``{original, error}`` envelopes."""
     if not len(dlq):
         return None
@@ -291,15 +339,16 @@ def _dlq_rows(dlq: pd.DataFrame) -> ErrorRows | None:
     if not take.any():
         return None
     rows = np.flatnonzero(take)
+    return _texts(2, rows, Coded.constant("dlq", len(rows)), err.take(pa.array(rows)))
+
+
+def _dlq_columns(dlq: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
     n = len(rows)
-    return _part(
-        2,
-        rows,
-        invocation_id=_none(n),
-        ts=ns_of(dlq_time(dlq))[rows],
-        level=Coded.constant("dlq", n),
-        text=err.take(pa.array(rows)),
-        job_id=taken(dlq["job_id"], rows),
-        job_type=coded(taken(dlq["job_type"], rows)),
-        message_id=taken(dlq["message_id"], rows),
-    )
+    return {
+        "invocation_id": _none(n),
+        "ts": ns_of(dlq_time(dlq))[rows],
+        "stack": Coded.constant(None, n),
+        "job_id": taken(dlq["job_id"], rows),
+        "job_type": _job_type(dlq, rows),
+        "message_id": taken(dlq["message_id"], rows),
+    }

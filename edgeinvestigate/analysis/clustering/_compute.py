@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,12 +21,12 @@ import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import Mask, mask_typed
 from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
-from edgeinvestigate.analysis.clustering._arrow import Coded, objects, utc_column
+from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, objects, utc_column
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
 from edgeinvestigate.analysis.clustering._context import Context, invocation_context
 from edgeinvestigate.analysis.clustering._dlq_join import join_dlq
 from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
-from edgeinvestigate.analysis.clustering._join import join_thrown_and_logged
+from edgeinvestigate.analysis.clustering._join import Candidates, candidates, join_thrown_and_logged
 from edgeinvestigate.analysis.clustering._rows import SOURCES, ErrorRows, ErrorTexts, error_rows, error_texts
 from edgeinvestigate.analysis.clustering._stored import clusters_key
 from edgeinvestigate.analysis.clustering._structured import structured_keys
@@ -167,6 +168,48 @@ def _frame(cols: dict[str, Any], names: Sequence[str]) -> pd.DataFrame:
     )
 
 
+@dataclass
+class _Prepared:
+    """What does not need the templates, computed while the kernel runs: the rows and their context,
+    the result's object columns, stack fingerprints, the thrown/logged pair candidates, the rows by
+    time."""
+
+    rows: ErrorRows
+    ctx: Context
+    cols: dict[str, Any]
+    fps: np.ndarray
+    fp_values: list[str]
+    pairs: Candidates
+    by_time: np.ndarray
+
+
+def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
+    rows = error_rows(first, ev)
+    ctx = invocation_context(rows, ev)
+    fps, fp_values = _fingerprints(rows.stack)
+    cols: dict[str, Any] = {
+        "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
+        "row": rows.row,
+        "invocation_id": objects(rows.invocation_id),
+        "ts": utc_column(rows.ts),
+        "level": rows.level.objects(),
+        "job_id": ctx.job_id,
+        "job_type": ctx.job_type.objects(),
+        "message_id": objects(rows.message_id),
+        "script": ctx.script.objects(),
+        "script_version": ctx.script_version.objects(),
+        "outcome": ctx.outcome.objects(),
+        "queue": ctx.queue.objects(),
+        "request_id": ctx.request_id,
+        "ray_id": ctx.ray_id,
+        "text": objects(rows.text),
+        "stack": rows.stack.objects(),
+    }
+    pairs = candidates(rows.source, ctx.invocation, rows.text)
+    by_time = np.argsort(np.where(rows.ts == NAT, np.iinfo(np.int64).max, rows.ts), kind="stable")
+    return _Prepared(rows, ctx, cols, fps, fp_values, pairs, by_time)
+
+
 def compute_clusters(
     ev: Evidence,
     *,
@@ -180,49 +223,26 @@ def compute_clusters(
     texts, premasked, events = _kernel_input(first, masks)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
         pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
-        rows = error_rows(first, ev)
-        ctx = invocation_context(rows, ev)
-        fps, fp_values = _fingerprints(rows.stack)
-        cols: dict[str, Any] = {
-            "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
-            "row": rows.row,
-            "invocation_id": objects(rows.invocation_id),
-            "ts": utc_column(rows.ts),
-            "level": rows.level.objects(),
-            "job_id": ctx.job_id,
-            "job_type": ctx.job_type.objects(),
-            "message_id": objects(rows.message_id),
-            "script": ctx.script.objects(),
-            "script_version": ctx.script_version.objects(),
-            "outcome": ctx.outcome.objects(),
-            "queue": ctx.queue.objects(),
-            "request_id": ctx.request_id,
-            "ray_id": ctx.ray_id,
-            "text": objects(rows.text),
-            "stack": rows.stack.objects(),
-        }
+        prep = _prepare(first, ev)
         grouping = pending.result()
-    return _finish(ev, rows, ctx, cols, grouping, fps, fp_values, rules, levels, max_examples, masks)
+    return _finish(ev, prep, grouping, rules, levels, max_examples, masks)
 
 
 def _finish(
     ev: Evidence,
-    rows: ErrorRows,
-    ctx: Context,
-    cols: dict[str, Any],
+    prep: _Prepared,
     grouping: Grouping,
-    fps: np.ndarray,
-    fp_values: list[str],
     rules: ClusterRules | None,
     levels: Sequence[str],
     max_examples: int,
     masks: tuple[Mask, ...],
 ) -> Clusters:
     """From the kernel's grouping to the result (see :func:`compute_clusters`)."""
+    rows, ctx, cols, fp_values = prep.rows, prep.ctx, prep.cols, prep.fp_values
     templates = list(grouping.templates)
     labels = np.asarray(grouping.labels, dtype=np.int64)
-    fps = _attach_unstacked(labels, fps, fp_values)
-    joined = join_thrown_and_logged(rows.source, ctx.invocation, rows.text, labels, fps, templates, fp_values)
+    fps = _attach_unstacked(labels, prep.fps, fp_values)
+    joined = join_thrown_and_logged(prep.pairs, rows.source, rows.text, labels, fps, templates, fp_values)
     key_template = {
         k: joined.templates.get(t, t)
         for k, t in zip(
@@ -256,6 +276,7 @@ def _finish(
             ids=ids,
             source=Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)),
             ts=rows.ts,
+            by_time=prep.by_time,
             texts=cols["text"],
             text=rows.text,
             display=display,

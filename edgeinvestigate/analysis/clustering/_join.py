@@ -25,7 +25,7 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["JOIN_SHARE", "Joined", "join_thrown_and_logged"]
+__all__ = ["JOIN_SHARE", "Candidates", "Joined", "candidates", "join_thrown_and_logged"]
 
 #: the share of a logged template's rows that must pair with one exception cluster for it to join
 JOIN_SHARE: Final = 0.5
@@ -79,9 +79,33 @@ def _may_match(text: pa.Array, lpos: np.ndarray, epos: np.ndarray) -> np.ndarray
     return ok
 
 
+@dataclass
+class Candidates:
+    """What the join needs before the templates are known: the log rows it counts, and the (log row,
+    exception row) pairs of one invocation whose texts may match (see :func:`_may_match`)."""
+
+    logs: np.ndarray
+    lpos: np.ndarray
+    epos: np.ndarray
+
+
+def candidates(source: np.ndarray, invocation: np.ndarray, text: pa.Array) -> Candidates:
+    """The pairs a logged error and a thrown one may form (``source`` codes: 0 exception, 1 log;
+    ``invocation`` numbers, ``-1`` for none)."""
+    exc = np.flatnonzero((source == 0) & (invocation >= 0))
+    logs = np.flatnonzero((source == 1) & (invocation >= 0) & text.is_valid().to_numpy(zero_copy_only=False))
+    if not len(exc) or not len(logs):
+        none = np.zeros(0, dtype=np.int64)
+        return Candidates(logs, none, none)
+    li, ei = _pairs(invocation[logs], invocation[exc], int(invocation.max()) + 1)
+    lpos, epos = logs[li], exc[ei]
+    keep = _may_match(text, lpos, epos)
+    return Candidates(logs, lpos[keep], epos[keep])
+
+
 def join_thrown_and_logged(
+    found: Candidates,
     source: np.ndarray,
-    invocation: np.ndarray,
     text: pa.Array,
     labels: np.ndarray,
     fingerprints: np.ndarray,
@@ -90,20 +114,12 @@ def join_thrown_and_logged(
 ) -> Joined:
     """Join logged errors to the exception cluster their invocations threw (see the module docs).
 
-    ``source`` codes (0 exception, 1 log), ``invocation`` numbers (``-1``: none), ``labels`` index
-    ``templates``, ``fingerprints`` index ``fp_values``."""
+    ``found``: the :func:`candidates` of these rows; ``labels`` index ``templates``,
+    ``fingerprints`` index ``fp_values``."""
     joined_from = np.full(len(labels), -1, dtype=np.int64)
     unchanged = Joined(labels, fingerprints, joined_from, {})
-    exc = np.flatnonzero((source == 0) & (invocation >= 0))
-    logs = np.flatnonzero((source == 1) & (invocation >= 0) & text.is_valid().to_numpy(zero_copy_only=False))
-    if not len(exc) or not len(logs):
-        return unchanged
-    li, ei = _pairs(invocation[logs], invocation[exc], int(invocation.max()) + 1)
-    lpos, epos = logs[li], exc[ei]
-    keep = labels[lpos] != labels[epos]
-    lpos, epos = lpos[keep], epos[keep]
-    keep = _may_match(text, lpos, epos)
-    lpos, epos = lpos[keep], epos[keep]
+    keep = labels[found.lpos] != labels[found.epos]
+    lpos, epos = found.lpos[keep], found.epos[keep]
     if len(lpos):
         ts = text.take(pa.array(lpos)).to_pylist()
         es = text.take(pa.array(epos)).to_pylist()
@@ -115,7 +131,7 @@ def join_thrown_and_logged(
         lpos, epos = lpos[same], epos[same]
     if not len(lpos):
         return unchanged
-    n_rows = np.bincount(labels[logs], minlength=len(templates))
+    n_rows = np.bincount(labels[found.logs], minlength=len(templates))
     # distinct (log row, exception template, exception fingerprint), counted per (log template, ...)
     hit = np.unique(np.stack([lpos, labels[epos], fingerprints[epos]], axis=1), axis=0)
     combos, n = np.unique(

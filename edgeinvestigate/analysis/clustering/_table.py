@@ -60,12 +60,14 @@ _LAST: Final = np.iinfo(np.int64).max
 @dataclass
 class TableRows:
     """What the table is made of, per error row: the cluster (``codes`` index ``ids``) and the
-    columns it reads (``texts`` as Python objects, ``ts`` int64 nanoseconds)."""
+    columns it reads (``texts`` as Python objects, ``ts`` int64 nanoseconds, ``by_time`` the rows
+    in a stable order by time, rows without one last)."""
 
     codes: np.ndarray
     ids: np.ndarray
     source: Coded
     ts: np.ndarray
+    by_time: np.ndarray
     texts: np.ndarray
     text: pa.Array
     display: np.ndarray
@@ -282,7 +284,7 @@ def cluster_table(r: TableRows, dlq: pd.DataFrame, max_examples: int) -> pd.Data
     counts = np.bincount(codes, weights=tel, minlength=n).astype(np.int64)
     first = _first_positions(codes, n)
     ts_key = np.where(r.ts == NAT, _LAST, r.ts)
-    order = _by_group(codes, np.argsort(ts_key, kind="stable"))  # by group, then time, then row
+    order = _by_group(codes, r.by_time)  # by group, then time (none last), then row
     starts = _starts(codes[order])
     timed = np.bincount(codes, weights=r.ts != NAT, minlength=n).astype(np.int64)
     low = ts_key[order[starts[:-1]]]

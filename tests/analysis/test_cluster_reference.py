@@ -19,6 +19,8 @@ from _helpers import cluster_reference as reference
 from edgeinvestigate.analysis._masking import MASKS
 from edgeinvestigate.analysis.clustering import ERROR_LEVELS, Clusters, cluster, group_texts
 from edgeinvestigate.analysis.clustering._arrow import contains
+from edgeinvestigate.analysis.clustering._rows import _maybe_object
+from edgeinvestigate.analysis.clustering._structured import _object_of
 from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.evidence.bundle import Evidence, load
 from edgeinvestigate.simulator import corpus, simulate
@@ -291,3 +293,44 @@ def test_contains_is_substring_search() -> None:
             arr = arr.slice(1)
         want = [t is not None and '"error"' in t for t in arr.to_pylist()]
         assert contains(arr, '"error"').tolist() == want, arr.to_pylist()
+
+
+def test_lines_skipped_as_not_json_objects_are_not() -> None:
+    """The byte test that spares the JSON parser most log lines (raw console arguments ``["text"]``)
+    never skips a line that holds a JSON object, or an array of one (or of its JSON text)."""
+    rnd = random.Random(7)
+    parts = [
+        "[",
+        "]",
+        "{",
+        "}",
+        '"',
+        " ",
+        "\n",
+        "\u00a0",
+        "\\",
+        "1",
+        "a",
+        ",",
+        ":",
+        '{"a": 1}',
+        '"{\\"a\\": 1}"',
+    ]
+    texts = [
+        '["{\\"event\\": \\"x\\"}"]',
+        '[" {\\"event\\": \\"x\\"}"]',
+        '["\\n{\\"event\\": \\"x\\"}"]',
+        '[{"event": "x"}]',
+        '[ {"event": "x"} ]',
+        '["text", {"a": 1}]',
+        *("".join(rnd.choice(parts) for _ in range(rnd.randrange(1, 9))) for _ in range(20_000)),
+    ]
+    maybe = _maybe_object(pa.array(texts, pa.string()))
+    objects = 0
+    for text, kept in zip(texts, maybe.tolist(), strict=True):
+        if _object_of(text) is not None:
+            assert kept, text
+            objects += 1
+    assert maybe[:5].all()
+    assert objects > 100
+    assert maybe.sum() < 0.5 * len(texts)

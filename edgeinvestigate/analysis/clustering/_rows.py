@@ -238,11 +238,22 @@ _MAYBE_SPACE[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = Tru
 _MAYBE_SPACE[0x80:] = True
 
 
-def _json_like(arr: pa.Array) -> np.ndarray:
-    """Which texts may hold a JSON object or array: ``text.lstrip()[:1] in ("{", "[")`` exactly
-    (Python's whitespace included), and ending in ``}`` or ``]`` after whitespace (a text that does
-    not cannot parse as one). Read from the first and last byte of each text; in Python only for the
-    texts that start or end with whitespace or a non-ASCII character."""
+#: after ``[``: bytes that may begin an array whose one item is an object (or the JSON text of one):
+#: ``{``, a string's ``"``, whitespace; any other (a number, a literal, ``[``, ``]``) cannot
+_ITEM_OK: Final = _MAYBE_SPACE.copy()
+_ITEM_OK[[0x7B, 0x22]] = True
+#: after ``["``: the first character of the string, when it may start with ``{`` after whitespace
+_STRING_OK: Final = _MAYBE_SPACE.copy()
+_STRING_OK[[0x7B, 0x5C]] = True  # "{" and an escape ("\n", "\u0020")
+
+
+def _maybe_object(arr: pa.Array) -> np.ndarray:
+    """Which texts may hold a JSON object, or an array whose one item is one (what
+    :func:`._structured.structured_line` parses): ``text.lstrip()[:1] in ("{", "[")`` exactly
+    (Python's whitespace included), ending in ``}`` or ``]`` after whitespace (a text that does not
+    cannot parse as one), and not an array whose first item cannot be an object (``["text ...`` as
+    raw console arguments are written, ``[1, ...``). Read from the first and last bytes of each
+    text; in Python only for the texts that start or end with whitespace or a non-ASCII character."""
     if arr.offset or arr.type != pa.string():
         arr = pa.concat_arrays([arr.cast(pa.string())])
     n = len(arr)
@@ -263,7 +274,13 @@ def _json_like(arr: pa.Array) -> np.ndarray:
         if maybe.any():
             hit[maybe] = [exact(t) for t in objects(arr.take(pa.array(nonempty[maybe])))]
         nonempty = nonempty[hit]
-    out[nonempty] = True
+    # arrays (starting with "[" right away, so at least "[" and "]"): look at their first item
+    start = offsets[nonempty]
+    array = raw[start] == 0x5B
+    second = raw[np.where(array, start + 1, start)]
+    third = raw[np.where(array & (second == 0x22), start + 2, start)]  # "[" '"' ... "]": 3+ bytes
+    cannot = array & (~_ITEM_OK[second] | ((second == 0x22) & ~_STRING_OK[third]))
+    out[nonempty[~cannot]] = True
     return out
 
 
@@ -310,7 +327,7 @@ def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
         fill[where] = np.arange(len(where))
         values = pa.array(list(errors.values()), pa.string()).take(pa.array(fill))
         text = pc.if_else(pa.array(has_error), values, mtext)
-    json_like = (_json_like(mtext) | _json_like(margs)) & ~has_error
+    json_like = (_maybe_object(mtext) | _maybe_object(margs)) & ~has_error
     structured: dict[int, StructuredLine] = {}
     at = np.flatnonzero(json_like)
     if len(at):

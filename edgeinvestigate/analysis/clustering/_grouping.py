@@ -89,12 +89,12 @@ def group_texts(
         dedup_first = False
     if dedup_first:
         enc = pc.dictionary_encode(arr)
-        raw_keys, key_parts = _keys(enc.dictionary, masks)
-        kenc = pc.dictionary_encode(raw_keys)
+        raw_keys, key_parts, kenc = _keys(enc.dictionary, masks)
+        kenc = kenc if kenc is not None else pc.dictionary_encode(raw_keys)
         key_labels = kenc.indices.to_numpy(zero_copy_only=False)[enc.indices.to_numpy(zero_copy_only=False)]
     else:
-        raw_keys, key_parts = _keys(arr, masks)
-        kenc = pc.dictionary_encode(raw_keys)
+        raw_keys, key_parts, kenc = _keys(arr, masks)
+        kenc = kenc if kenc is not None else pc.dictionary_encode(raw_keys)
         key_labels = kenc.indices.to_numpy(zero_copy_only=False)
     keys: list[str] = kenc.dictionary.to_pylist()
     partition = [""] * len(keys)
@@ -135,9 +135,12 @@ def is_bare(key: str) -> bool:
 _ANY_PLACEHOLDER = re.compile(r"<[A-Za-z0-9_*]+>")
 
 
-def _keys(values: pa.Array, masks: tuple[Mask, ...]) -> tuple[pa.Array, dict[int, str]]:
-    """The grouping key of each text: masked (premasked ones as they are), bare ones named; and the
-    partition of each premasked entry (by position)."""
+def _keys(
+    values: pa.Array, masks: tuple[Mask, ...]
+) -> tuple[pa.Array, dict[int, str], pa.DictionaryArray | None]:
+    """The grouping key of each text: masked (premasked ones as they are), bare ones named; the
+    partition of each premasked entry (by position); and the keys dictionary-encoded when that was
+    done on the way (else ``None``)."""
     pre = pc.starts_with(values, _PREMASKED)
     masked = mask_keys(values, masks)
     parts: dict[int, str] = {}
@@ -154,13 +157,13 @@ def _keys(values: pa.Array, masks: tuple[Mask, ...]) -> tuple[pa.Array, dict[int
     stripped = pc.replace_substring_regex(enc.dictionary, _ANY_PLACEHOLDER.pattern, "")
     bare_keys = pc.invert(pc.match_substring_regex(stripped, _BARE.pattern))
     if not pc.any(bare_keys).as_py():
-        return masked, parts
+        return masked, parts, enc
     bare = pc.fill_null(pc.take(bare_keys, enc.indices), False)
     named = [
         bare_key(raw[len(_PREMASKED) :].partition(_SEP)[2] if raw.startswith(_PREMASKED) else raw, masks)
         for raw in values.filter(bare).to_pylist()
     ]
-    return pc.replace_with_mask(masked, bare, pa.array(named, pa.string())), parts
+    return pc.replace_with_mask(masked, bare, pa.array(named, pa.string())), parts, None
 
 
 def text_key(text: str, masks: tuple[Mask, ...] = MASKS) -> str:

@@ -234,15 +234,18 @@ def run_bundle(args: argparse.Namespace, msgs: list[str], truth: list[int]) -> b
     return speed >= TARGET_SPEEDUP and ga >= TARGET_GA
 
 
+# VmHWM, not getrusage: Linux keeps ru_maxrss across fork + exec, so a child of this big process would
+# report this process's peak
 _RSS = """
-import resource, sys
+import sys
 import edgeinvestigate as ei
 ev = ei.Evidence.open(sys.argv[1])
 if sys.argv[2] == "cluster":
     ei.cluster(ev, stored=False)
 else:
     ev.invocations, ev.logs, ev.exceptions, ev.dlq
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+with open("/proc/self/status") as status:
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
 """
 
 

@@ -23,6 +23,7 @@ from edgeinvestigate.analysis.clustering._rows import _maybe_object
 from edgeinvestigate.analysis.clustering._structured import _object_of
 from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.evidence.bundle import Evidence, load
+from edgeinvestigate.models.frames import conform
 from edgeinvestigate.simulator import corpus, simulate
 from edgeinvestigate.simulator._simulate import LAYOUT
 from edgeinvestigate.sources.api.dlq_frame import dlq_frame_from_file
@@ -248,6 +249,23 @@ def test_the_reference_on_every_kind_of_row(seed: int, hex_ids: bool, tmp_path: 
     assert (got.dlq["cluster_join"].nunique()) >= 3
     ev.in_storage_order().save(tmp_path / "b")
     _check(Evidence.open(tmp_path / "b"))
+    _check(_rechunked(ev))
+
+
+def _rechunked(ev: Evidence) -> Evidence:
+    """The same evidence with its frames' columns in many chunks (as large bundles are read: one per
+    row group)."""
+
+    def chunked(df: pd.DataFrame, name: str) -> pd.DataFrame:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        return conform(pa.Table.from_batches(table.to_batches(max_chunksize=97)), name)
+
+    return Evidence(
+        invocations=chunked(ev.invocations, "invocations"),
+        logs=chunked(ev.logs, "logs"),
+        exceptions=chunked(ev.exceptions, "exceptions"),
+        dlq=chunked(ev.dlq, "dlq"),
+    )
 
 
 def _same_grouping(texts: Any, **kw: Any) -> None:

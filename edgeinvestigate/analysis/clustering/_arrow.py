@@ -26,6 +26,7 @@ __all__ = [
     "ns_of",
     "objects",
     "string_array",
+    "string_chunks",
     "taken",
     "utc_column",
 ]
@@ -34,31 +35,42 @@ __all__ = [
 NAT: Final = np.iinfo(np.int64).min
 
 
-def string_array(s: pd.Series) -> pa.Array:
-    """A column (arrow-backed, categorical or object) as one Arrow string array, nulls kept."""
+def string_chunks(s: pd.Series) -> pa.ChunkedArray:
+    """A column (arrow-backed, categorical or object) as Arrow strings in the chunks it holds (the
+    row groups of a saved bundle: nothing is copied), nulls kept."""
     if isinstance(s.dtype, pd.CategoricalDtype):
         arr: Any = pa.array(s)
     elif hasattr(s.array, "__arrow_array__"):
         arr = s.array.__arrow_array__()
     else:
         arr = pa.array(s.astype(object).where(s.notna(), None), type=pa.string(), from_pandas=True)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if not isinstance(arr, pa.ChunkedArray):
+        arr = pa.chunked_array([arr])
     if pa.types.is_dictionary(arr.type):
-        arr = arr.dictionary_decode()
+        arr = pa.chunked_array([c.dictionary_decode() for c in arr.chunks], arr.type.value_type)
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
     return arr
 
 
-def taken(s: pd.Series, rows: np.ndarray) -> pa.Array:
+def string_array(s: pd.Series) -> pa.Array:
+    """A column (arrow-backed, categorical or object) as one Arrow string array, nulls kept."""
+    arr = string_chunks(s)
+    return arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+
+
+def taken(s: pd.Series | pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
     """The ``rows`` of a column as an Arrow string array (a categorical is taken by its codes first,
-    and only those rows are decoded)."""
+    and only those rows are decoded; chunks are not joined first)."""
     sel = pa.array(rows, pa.int64())
-    if isinstance(s.dtype, pd.CategoricalDtype):
+    if isinstance(s, pa.Array):
+        return s.take(sel)
+    if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
         arr: pa.Array = pa.array(s).take(sel)
         return arr.dictionary_decode().cast(pa.string())
-    return string_array(s).take(sel)
+    chunks = s if isinstance(s, pa.ChunkedArray) else string_chunks(s)
+    out = chunks.take(sel)
+    return out.combine_chunks() if out.num_chunks != 1 else out.chunk(0)
 
 
 def objects(arr: pa.Array) -> np.ndarray:
@@ -124,14 +136,15 @@ class Coded:
 
     def where_missing(self, other: Coded) -> Coded:
         """This column where its value is not missing (``None``/``nan``), else ``other``'s."""
-        missing = np.asarray([v is None or (isinstance(v, float) and np.isnan(v)) for v in self.values])
-        if not len(self.codes) or not missing[self.codes].any():
+        missing = np.asarray(
+            [v is None or (isinstance(v, float) and np.isnan(v)) for v in self.values], dtype=bool
+        )
+        fill = missing[self.codes] if len(self.codes) else np.zeros(0, dtype=bool)
+        if not fill.any():
             return self
-        both = Coded.concat([self, other])
-        fill = missing[self.codes]
-        codes = both.codes[: len(self.codes)].copy()
-        codes[fill] = both.codes[len(self.codes) :][fill]
-        return Coded(codes, both.values)
+        codes = self.codes.copy()
+        codes[fill] = other.codes[fill] + len(self.values)
+        return Coded(codes, np.concatenate([self.values, other.values]))
 
 
 def coded(arr: pa.Array) -> Coded:
@@ -146,10 +159,13 @@ def coded(arr: pa.Array) -> Coded:
     return Coded(codes, values)
 
 
-def contains(arr: pa.Array, needle: str) -> np.ndarray:
+def contains(arr: pa.Array | pa.ChunkedArray, needle: str) -> np.ndarray:
     """Whether each text holds ``needle`` (null: False): one regular-expression scan of the string
     data, several times faster than ``pc.match_substring``. A match that runs from one text into
     the next is no match, and the text after it is checked on its own (a match in it may overlap)."""
+    if isinstance(arr, pa.ChunkedArray):
+        parts = [contains(c, needle) for c in arr.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
     n = len(arr)

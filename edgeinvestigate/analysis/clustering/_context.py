@@ -84,9 +84,16 @@ def _objects_at(arr: pa.Array, at: np.ndarray) -> np.ndarray:
 def invocation_context(rows: ErrorRows, ev: Evidence) -> Context:
     """The context of every error row (see the module docs)."""
     inv, logs = ev.invocations, ev.logs
-    (row_code, inv_code, log_code), n = codes_of(
-        rows.invocation_id, _column(inv, "invocation_id"), _column(logs, "invocation_id")
+    # a log row's invocation is its line's: only the other rows' ids are numbered besides the frames'
+    is_log = rows.source == 1
+    other = np.flatnonzero(~is_log)
+    ids = rows.invocation_id if not is_log.any() else rows.invocation_id.take(pa.array(other))
+    (other_code, inv_code, log_code), n = codes_of(
+        ids, _column(inv, "invocation_id"), _column(logs, "invocation_id")
     )
+    row_code = np.full(len(rows), -1, dtype=np.int64)
+    row_code[other] = other_code
+    row_code[is_log] = log_code[rows.row[is_log]]
     at = np.full(len(row_code), -1, dtype=np.int64)  # the row's invocation: its first row in invocations
     has = row_code >= 0
     if n:

@@ -31,6 +31,7 @@ from edgeinvestigate.analysis.clustering._arrow import (
     ns_of,
     objects,
     string_array,
+    string_chunks,
     taken,
 )
 from edgeinvestigate.analysis.clustering._structured import StructuredLine, structured_line
@@ -284,13 +285,14 @@ def _maybe_object(arr: pa.Array) -> np.ndarray:
     return out
 
 
-def _per_distinct(fn: Any, message: pa.Array, args: pa.Array, at: np.ndarray) -> list[Any]:
+def _per_distinct(
+    fn: Any, message: pa.Array | pa.ChunkedArray, args: pa.Array | pa.ChunkedArray, at: np.ndarray
+) -> list[Any]:
     """``fn(message, args)`` of the rows ``at``, computed once per distinct pair."""
-    sel = pa.array(at, pa.int64())
     seen: dict[tuple[Any, Any], Any] = {}
     return [
         seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), fn(m, a))
-        for m, a in zip(objects(message.take(sel)), objects(args.take(sel)), strict=True)
+        for m, a in zip(objects(taken(message, at)), objects(taken(args, at)), strict=True)
     ]
 
 
@@ -300,8 +302,8 @@ def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
     if not len(logs):
         return None
     level = _lower_levels(logs["level"])
-    message = string_array(logs["message"])
-    args = string_array(logs["args"])
+    message = string_chunks(logs["message"])
+    args = string_chunks(logs["args"])
     maybe = contains(message, '"error"') | contains(args, '"error"')
     wanted = np.asarray([v in list(levels) for v in level.values], dtype=bool)
     take = wanted[level.codes]
@@ -316,8 +318,7 @@ def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
     if not take.any():
         return None
     rows = np.flatnonzero(take)
-    sel = pa.array(rows)
-    margs, mtext = args.take(sel), message.take(sel)
+    margs, mtext = taken(args, rows), taken(message, rows)
     text = mtext
     has_error = np.zeros(len(rows), dtype=bool)
     if errors:  # the error field replaces the free text of those lines

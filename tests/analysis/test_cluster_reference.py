@@ -19,6 +19,7 @@ from _helpers import cluster_reference as reference
 from edgeinvestigate.analysis._masking import MASKS
 from edgeinvestigate.analysis.clustering import ERROR_LEVELS, Clusters, cluster, group_texts
 from edgeinvestigate.analysis.clustering._arrow import contains
+from edgeinvestigate.analysis.clustering._ids import codes_of
 from edgeinvestigate.analysis.clustering._rows import _maybe_object
 from edgeinvestigate.analysis.clustering._structured import _object_of
 from edgeinvestigate.analysis.rules import ClusterRules
@@ -208,7 +209,8 @@ def _mixed(seed: int, n: int, hex_ids: bool) -> Evidence:
             logs.append({"invocation_id": iid(i), "ts": at, "level": "log", "message": "job failed",
                          "args": json.dumps(["job failed", body])})  # fmt: skip
         elif kind == 3:  # bare values
-            bare = rnd.choice(["42", "0f8fad5b-d9cb-469f-a165-708677280012", "[1, 2]", ""])
+            empty = "" if hex_ids else None  # an empty text, or none at all (a template of such rows only)
+            bare = rnd.choice(["42", "0f8fad5b-d9cb-469f-a165-708677280012", "[1, 2]", empty])
             logs.append({"invocation_id": iid(i), "ts": at, "level": "error", "message": bare})
         elif kind == 4:  # exceptions: name in the message, no name, no message, no stack
             name, message = rnd.choice([("Error", f"Error: {err}"), (None, err), ("Error", None), ("E", err)])
@@ -352,3 +354,17 @@ def test_lines_skipped_as_not_json_objects_are_not() -> None:
     assert maybe[:5].all()
     assert objects > 100
     assert maybe.sum() < 0.5 * len(texts)
+
+
+def test_invocation_ids_are_numbered_by_their_exact_text() -> None:
+    """Hex ids are read as numbers, but an id in upper case is another id (the string path)."""
+    lower = pa.array(["00000000000000ab", None, "00000000000000ab", "0000000000000001"], pa.string())
+    upper = pa.array(["00000000000000AB", "00000000000000ab", "x"], pa.string())
+    (a, b), n = codes_of(lower, upper)
+    assert n == 4
+    assert a.tolist()[:3] == [a[0], -1, a[0]]
+    assert b[1] == a[0]
+    assert len({a[0], a[3], b[0], b[2]}) == 4
+    (c,), m = codes_of(lower)
+    assert m == 2
+    assert c.tolist() == [c[0], -1, c[0], c[3]]

@@ -5,8 +5,9 @@ changes it too, in the same commit, and says so.
 
 It copies the code that the fast path replaced (error rows and their invocation context, the
 thrown/logged join, the DLQ joins, the cluster table, ``compute_clusters``, and the grouping kernel's
-``group_texts`` and ``_keys``) and imports the rest (masks, the template step, templates, triage rules,
-rules files) from the package.
+``group_texts`` and ``_keys``, and ``mask_keys``, its masking pass in DuckDB) and imports the rest
+(the masks and their regular expressions, the template step, templates, triage rules, rules files) from
+the package.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ import pyarrow.compute as pc
 
 from edgeinvestigate.analysis import triage
 from edgeinvestigate.analysis._columns import as_object, dlq_time, json_decode, json_values, utc_series
-from edgeinvestigate.analysis._masking import MASKS, Mask, mask_keys, mask_typed
+from edgeinvestigate.analysis._masking import (
+    MASKS,
+    MAX_TEXT,
+    PLACEHOLDER,
+    Mask,
+    _prepasses,
+    _sql_literal,
+    combined_pattern,
+    mask_typed,
+)
 from edgeinvestigate.analysis._templates import (
     cluster_id_for,
     display_template,
@@ -49,6 +59,54 @@ from edgeinvestigate.models.frames import empty_frame
 if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
+
+# --- _masking.py (mask_keys: the masking pass of the kernel, one DuckDB query) ---------------------
+
+
+def _duckdb_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
+    import duckdb
+
+    expr = "t"
+    for m in _prepasses(masks):
+        replaced = f"regexp_replace({expr}, {_sql_literal(m.pattern)}, {_sql_literal(m.key)}, 'g')"
+        expr = f"CASE WHEN contains({expr}, {_sql_literal(m.guard)}) THEN {replaced} ELSE {expr} END"
+    expr = f"regexp_replace({expr}, {_sql_literal(combined_pattern(masks))}, '{PLACEHOLDER}', 'g')"
+    con = duckdb.connect(config={"threads": 2})
+    con.execute("SET enable_progress_bar = false")  # it would print on stdout after ~2 s
+    try:
+        con.register("texts", pa.table({"t": arr}))
+        result = con.sql(f"SELECT {expr} AS k FROM texts").to_arrow_table().column("k").combine_chunks()
+    finally:
+        con.close()
+    return result.cast(pa.string())
+
+
+def _arrow_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
+    for m in _prepasses(masks):
+        has = pc.match_substring(arr, m.guard)
+        arr = pc.if_else(has, pc.replace_substring_regex(arr, m.pattern, m.key), arr)
+    return pc.replace_substring_regex(arr, combined_pattern(masks), PLACEHOLDER)
+
+
+def mask_keys(texts: pa.Array | pa.ChunkedArray, masks: tuple[Mask, ...] = MASKS) -> pa.Array:
+    """Vectorised masking: every variable part of every text becomes ``<*>``.
+
+    Texts are cut to :data:`MAX_TEXT` characters first. Nulls stay null. Large inputs run in DuckDB
+    on two threads; small ones in pyarrow (same RE2 engine, no start-up cost).
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if texts.type != pa.string():
+        texts = texts.cast(pa.string())
+    if len(texts) == 0:
+        return pa.array([], type=pa.string())
+    longest = pc.max(pc.binary_length(texts)).as_py() or 0
+    if longest > MAX_TEXT:  # bytes >= characters: only then can a text be too long
+        texts = pc.utf8_slice_codeunits(texts, 0, MAX_TEXT)
+    if len(texts) < 20_000:
+        return _arrow_keys(texts, masks)
+    return _duckdb_keys(texts, masks)
+
 
 # --- _grouping.py (the kernel: group_texts and the keys it makes) -----------------------------
 

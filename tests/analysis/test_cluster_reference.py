@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 from _helpers import cluster_reference as reference
 
+from edgeinvestigate.analysis import _masking
 from edgeinvestigate.analysis._masking import MASKS
 from edgeinvestigate.analysis.clustering import ERROR_LEVELS, Clusters, cluster, group_texts
 from edgeinvestigate.analysis.clustering._arrow import contains
@@ -368,3 +369,14 @@ def test_invocation_ids_are_numbered_by_their_exact_text() -> None:
     (c,), m = codes_of(lower)
     assert m == 2
     assert c.tolist() == [c[0], -1, c[0], c[3]]
+
+
+def test_masking_in_many_batches_keeps_every_key_in_its_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB masks the texts in record batches (in parallel); the keys come back in their rows'
+    order, as one batch gave them."""
+    msgs, _ = corpus(30_000, seed=6, n_templates=80)
+    texts = pa.array([*msgs, "::1 from fe80::1", "x" * 2500 + " 42", None, ""], pa.string())
+    want = reference.mask_keys(texts)
+    monkeypatch.setattr(_masking, "_BATCH_ROWS", 997)
+    monkeypatch.setattr(_masking, "_MAX_BATCHES", 1000)
+    assert _masking.mask_keys(texts).equals(want)

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import Mask, mask_typed
 from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
-from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, objects, utc_column
+from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, first_of, objects, utc_column
 from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
 from edgeinvestigate.analysis.clustering._context import Context, invocation_context
 from edgeinvestigate.analysis.clustering._dlq_join import join_dlq
@@ -183,6 +183,19 @@ class _Prepared:
     by_time: np.ndarray
 
 
+def _shared_strings(arr: pa.Array, codes: np.ndarray) -> np.ndarray:
+    """The Python strings of ``arr`` (``None`` for nulls), one object per distinct value: ``codes``
+    number the values (``-1``: null), so rows with the same code share the string of the first."""
+    n = int(codes.max()) + 1 if len(codes) else 0
+    first = first_of(codes, n)
+    present = np.flatnonzero(first >= 0)
+    values = np.full(n + 1, None, dtype=object)  # the last one: the value of code -1
+    if len(present):
+        values[present] = objects(arr.take(pa.array(first[present])))
+    out: np.ndarray = values[codes]
+    return out
+
+
 def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
     rows = error_rows(first, ev)
     ctx = invocation_context(rows, ev)
@@ -190,7 +203,7 @@ def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
     cols: dict[str, Any] = {
         "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
         "row": rows.row,
-        "invocation_id": objects(rows.invocation_id),
+        "invocation_id": _shared_strings(rows.invocation_id, ctx.invocation),
         "ts": utc_column(rows.ts),
         "level": rows.level.objects(),
         "job_id": ctx.job_id,

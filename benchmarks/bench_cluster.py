@@ -13,7 +13,9 @@ targets: >= 2x Drain3's lines/s with all masking on, and GA >= 0.97.
 ``--bundle`` also measures ``ei.cluster`` end to end on an evidence bundle holding the same messages
 (``cluster_bundle.py``: error log lines and exceptions in invocations, plus chatter lines to skip):
 open the bundle, read its frames, cluster (``stored=False``), against Drain3 on the same messages, in
-interleaved runs; and reading the clusters ``collect`` stored in the bundle instead.
+interleaved runs, the ratio printed side by side with the targets; reading the clusters ``collect``
+stored in the bundle instead; and the peak memory (RSS) of a fresh process that opens the bundle and
+clusters it.
 
 Drain3 is a benchmark-only dependency (the ``dev`` extra). Ratios, not absolute timings, are what
 the README quotes: absolute numbers depend on the machine.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -223,7 +226,39 @@ def run_bundle(args: argparse.Namespace, msgs: list[str], truth: list[int]) -> b
         f"cpu time: ei.cluster end to end {c_e2e:.2f} s (both cores), drain3 {c_d:.2f} s (one core): "
         f"{c_d / c_e2e:.2f}x in CPU (a machine shared with other work slows wall times unevenly)"
     )
+    opened, clustered = peak_rss(plain)
+    print(
+        f"peak RSS of a fresh process: {clustered:,.0f} MB to open the bundle and cluster it "
+        f"({opened:,.0f} MB to open it and read its frames)"
+    )
     return speed >= TARGET_SPEEDUP and ga >= TARGET_GA
+
+
+# VmHWM, not getrusage: Linux keeps ru_maxrss across fork + exec, so a child of this big process would
+# report this process's peak
+_RSS = """
+import sys
+import edgeinvestigate as ei
+ev = ei.Evidence.open(sys.argv[1])
+if sys.argv[2] == "cluster":
+    ei.cluster(ev, stored=False)
+else:
+    ev.invocations, ev.logs, ev.exceptions, ev.dlq
+with open("/proc/self/status") as status:
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+"""
+
+
+def peak_rss(path: Path) -> tuple[float, float]:
+    """Peak RSS in MB of a fresh process that opens the bundle and reads its frames, and of one that
+    also clusters it (``stored=False``)."""
+    out = []
+    for what in ("read", "cluster"):
+        done = subprocess.run(
+            [sys.executable, "-c", _RSS, str(path), what], capture_output=True, text=True, check=True
+        )
+        out.append(int(done.stdout.split()[-1]) / 1024)
+    return out[0], out[1]
 
 
 if __name__ == "__main__":

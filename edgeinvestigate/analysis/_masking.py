@@ -17,8 +17,8 @@ template step, which makes a slot variable only when it sees three or more diffe
 Two ways to apply them:
 
 * :func:`mask_keys` (vectorised): every variable part becomes ``<*>`` (IPv6 addresses ``<ipv6>``).
-  This is the grouping key; it runs in DuckDB on all rows at once (both cores), on the distinct raw
-  texts only.
+  This is the grouping key; it runs in DuckDB on all rows at once (both cores: the texts are handed
+  over in several record batches), on the distinct raw texts only.
 * :func:`mask_typed` (one message, Python): every variable part becomes ``<name>`` (``<uuid>``,
   ``<int>``...) and the steps are recorded; used for the readable template of each cluster and by
   ``Clusters.explain``.
@@ -244,6 +244,11 @@ def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+#: texts per record batch handed to DuckDB (at least), and at most this many batches
+_BATCH_ROWS: Final = 50_000
+_MAX_BATCHES: Final = 8
+
+
 def _duckdb_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
     import duckdb
 
@@ -254,8 +259,12 @@ def _duckdb_keys(arr: pa.Array, masks: tuple[Mask, ...]) -> pa.Array:
     expr = f"regexp_replace({expr}, {_sql_literal(combined_pattern(masks))}, '{PLACEHOLDER}', 'g')"
     con = duckdb.connect(config={"threads": 2})
     con.execute("SET enable_progress_bar = false")  # it would print on stdout after ~2 s
+    # DuckDB scans an Arrow table one record batch per thread: one batch would use one core. The rows
+    # come back in their order (preserve_insertion_order, the default).
+    size = max(_BATCH_ROWS, -(-len(arr) // _MAX_BATCHES))
+    batches = [pa.record_batch([arr.slice(i, size)], names=["t"]) for i in range(0, len(arr), size)]
     try:
-        con.register("texts", pa.table({"t": arr}))
+        con.register("texts", pa.Table.from_batches(batches, pa.schema([("t", arr.type)])))
         result = con.sql(f"SELECT {expr} AS k FROM texts").to_arrow_table().column("k").combine_chunks()
     finally:
         con.close()

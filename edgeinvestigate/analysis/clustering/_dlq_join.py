@@ -102,37 +102,47 @@ def job_join(dlq: pd.DataFrame, todo: Iterable[int], tel: pd.DataFrame) -> dict[
     delivery attempts; a replay of the job gets a new id), else with its job id, no later than its
     ``last_attempt`` (plus :data:`DLQ_LOG_SKEW`) when the DLQ message records it. ``enqueued_at`` is
     no bound: a message moved by the runtime may keep the time it was first sent."""
-    index: dict[tuple[str, str], np.ndarray] = {}
     ts = pd.DatetimeIndex(tel["ts"]).as_unit("ns").asi8
     job = as_object(dlq["job_id"]).to_numpy()
     mid = as_object(dlq["message_id"]).to_numpy()
-    wanted = list({str(v) for v in (*job, *mid) if v is not None})  # only ids a DLQ message has
+    wanted = np.asarray(
+        list({str(v) for v in (*job, *mid) if v is not None}), dtype=object
+    )  # ids a DLQ message has
+    groups: dict[tuple[str, str], tuple[int, int]] = {}  # (column, id) -> its rows in ``positions``
+    parts: list[np.ndarray] = []
+    at = 0
     for col in ("message_id", "job_id"):
         present = (tel[col].notna() & tel[col].astype(object).isin(wanted)).to_numpy()
         if not present.any():
             continue
-        keys = pd.Series(np.flatnonzero(present), index=tel[col].astype(object)[present].astype(str))
-        for key, rows in keys.groupby(level=0, sort=False):
-            index[(col, str(key))] = rows.to_numpy()
-    if not index:
+        pos = np.flatnonzero(present)
+        codes, keys = pd.factorize(tel[col].astype(object)[present].astype(str).to_numpy())
+        order = np.argsort(codes, kind="stable")  # each id's rows together, in order
+        bounds = np.searchsorted(codes[order], np.arange(len(keys) + 1))
+        groups.update({(col, str(k)): (at + bounds[j], at + bounds[j + 1]) for j, k in enumerate(keys)})
+        parts.append(pos[order])
+        at += len(pos)
+    if not groups:
         return {}
+    positions = np.concatenate(parts)
     last = pd.DatetimeIndex(utc_series(dlq["last_attempt"])).as_unit("ns")
     bound = (last + DLQ_LOG_SKEW).asi8
     known = last.notna()
     out: dict[int, int] = {}
     for i in todo:
-        pos: np.ndarray | None = None
+        span: tuple[int, int] | None = None
         for col, key in (
             ("message_id", mid[i]),
             ("job_id", job[i]),
             ("job_id", mid[i]),
             ("message_id", job[i]),
         ):
-            if key is not None and (col, str(key)) in index:
-                pos = index[(col, str(key))]
+            if key is not None and (col, str(key)) in groups:
+                span = groups[(col, str(key))]
                 break
-        if pos is None:
+        if span is None:
             continue
+        pos = positions[span[0] : span[1]]
         if known[i]:
             early = pos[ts[pos] <= bound[i]]
             pos = early if len(early) else pos

@@ -89,12 +89,12 @@ def group_texts(
         dedup_first = False
     if dedup_first:
         enc = pc.dictionary_encode(arr)
-        raw_keys, key_parts = _keys(enc.dictionary, masks)
-        kenc = pc.dictionary_encode(raw_keys)
+        raw_keys, key_parts, kenc = _keys(enc.dictionary, masks)
+        kenc = kenc if kenc is not None else pc.dictionary_encode(raw_keys)
         key_labels = kenc.indices.to_numpy(zero_copy_only=False)[enc.indices.to_numpy(zero_copy_only=False)]
     else:
-        raw_keys, key_parts = _keys(arr, masks)
-        kenc = pc.dictionary_encode(raw_keys)
+        raw_keys, key_parts, kenc = _keys(arr, masks)
+        kenc = kenc if kenc is not None else pc.dictionary_encode(raw_keys)
         key_labels = kenc.indices.to_numpy(zero_copy_only=False)
     keys: list[str] = kenc.dictionary.to_pylist()
     partition = [""] * len(keys)
@@ -135,30 +135,35 @@ def is_bare(key: str) -> bool:
 _ANY_PLACEHOLDER = re.compile(r"<[A-Za-z0-9_*]+>")
 
 
-def _keys(values: pa.Array, masks: tuple[Mask, ...]) -> tuple[pa.Array, dict[int, str]]:
-    """The grouping key of each text: masked (premasked ones as they are), bare ones named; and the
-    partition of each premasked entry (by position)."""
+def _keys(
+    values: pa.Array, masks: tuple[Mask, ...]
+) -> tuple[pa.Array, dict[int, str], pa.DictionaryArray | None]:
+    """The grouping key of each text: masked (premasked ones as they are), bare ones named; the
+    partition of each premasked entry (by position); and the keys dictionary-encoded when that was
+    done on the way (else ``None``)."""
     pre = pc.starts_with(values, _PREMASKED)
     masked = mask_keys(values, masks)
     parts: dict[int, str] = {}
-    if pc.any(pre).as_py():
-        raw = values.to_pylist()
-        out = masked.to_pylist()
-        for i in np.flatnonzero(pre.to_numpy(zero_copy_only=False)):
-            part, _, key = raw[i][len(_PREMASKED) :].partition(_SEP)
-            out[int(i)] = key
-            parts[int(i)] = part
-        masked = pa.array(out, pa.string())
-    stripped = pc.replace_substring_regex(masked, _ANY_PLACEHOLDER.pattern, "")
-    bare = pc.invert(pc.match_substring_regex(stripped, _BARE.pattern))
-    if not pc.any(bare).as_py():
-        return masked, parts
-    out = masked.to_pylist()
-    raw = values.to_pylist()
-    for i in np.flatnonzero(bare.to_numpy(zero_copy_only=False)):
-        text = raw[i][len(_PREMASKED) :].partition(_SEP)[2] if raw[i].startswith(_PREMASKED) else raw[i]
-        out[i] = bare_key(text, masks)
-    return pa.array(out, pa.string()), parts
+    if pc.any(pre).as_py():  # only the premasked entries go through Python
+        keys = []
+        at = np.flatnonzero(pre.to_numpy(zero_copy_only=False))
+        for i, raw in zip(at.tolist(), values.filter(pre).to_pylist(), strict=True):
+            part, _, key = raw[len(_PREMASKED) :].partition(_SEP)
+            keys.append(key)
+            parts[i] = part
+        masked = pc.replace_with_mask(masked, pre, pa.array(keys, pa.string()))
+    # which keys are placeholders alone: decided once per distinct key
+    enc = pc.dictionary_encode(masked)
+    stripped = pc.replace_substring_regex(enc.dictionary, _ANY_PLACEHOLDER.pattern, "")
+    bare_keys = pc.invert(pc.match_substring_regex(stripped, _BARE.pattern))
+    if not pc.any(bare_keys).as_py():
+        return masked, parts, enc
+    bare = pc.fill_null(pc.take(bare_keys, enc.indices), False)
+    named = [
+        bare_key(raw[len(_PREMASKED) :].partition(_SEP)[2] if raw.startswith(_PREMASKED) else raw, masks)
+        for raw in values.filter(bare).to_pylist()
+    ]
+    return pc.replace_with_mask(masked, bare, pa.array(named, pa.string())), parts, None
 
 
 def text_key(text: str, masks: tuple[Mask, ...] = MASKS) -> str:

@@ -1,24 +1,40 @@
-"""Error rows from the evidence frames: what is clustered, and the invocation context of each row.
+"""Error rows from the evidence frames: what is clustered.
 
 One error row per exception, per ``error``/``warn`` log line (or log line whose structured JSON
 carries an ``error`` field, which is used instead of the free text), and per DLQ ``error`` text.
 A structured ``error``/``warn`` line without an ``error`` field keeps its text and gets its parts
 (event name, message field, keys) in ``structured`` (:mod:`._structured`): it is clustered by them.
+
+Vectorised: the frames are read as Arrow arrays and integer codes (:mod:`._arrow`); Python runs per
+row only where it must (the JSON of a line that mentions ``"error"`` or starts like JSON, once per
+distinct line). Times stay int64 nanoseconds.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from edgeinvestigate.analysis._columns import as_object, dlq_time, json_decode, json_values, utc_series
-from edgeinvestigate.analysis.clustering._structured import structured_line
-from edgeinvestigate.analysis.deploys import invocation_versions
+from edgeinvestigate.analysis._columns import dlq_time, json_decode, json_values
+from edgeinvestigate.analysis.clustering._arrow import (
+    Coded,
+    coded,
+    contains,
+    ns_of,
+    objects,
+    string_array,
+    string_chunks,
+    taken,
+)
+from edgeinvestigate.analysis.clustering._structured import StructuredLine, structured_line
 
 if TYPE_CHECKING:
     from edgeinvestigate.evidence.bundle import Evidence
@@ -26,9 +42,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_LEVELS",
     "FAILURE_LEVELS",
-    "ROW_COLUMNS",
+    "SOURCES",
+    "ErrorRows",
+    "ErrorTexts",
     "error_rows",
-    "invocation_context",
+    "error_texts",
     "structured_error",
 ]
 
@@ -37,6 +55,8 @@ __all__ = [
 FAILURE_LEVELS: Final = ("exception", "error")
 #: log levels whose free text is clustered (structured lines with an ``error`` field always are)
 ERROR_LEVELS: Final = ("error", "warn")
+#: the ``source`` of an error row, by its code
+SOURCES: Final = ("exception", "log", "dlq")
 
 
 def structured_error(message: str | None, args: str | None) -> str | None:
@@ -59,189 +79,294 @@ def structured_error(message: str | None, args: str | None) -> str | None:
     return None
 
 
-def _exception_text(name: Any, message: Any) -> str:
-    name = "" if name is None else str(name)
-    message = "" if message is None else str(message)
-    if not name or message.startswith(name):
-        return message
-    return f"{name}: {message}" if message else name
+@dataclass
+class ErrorTexts:
+    """What the grouping kernel needs of the error rows: exceptions first, then log lines, then DLQ
+    errors, each in its frame's order. ``source`` codes index :data:`SOURCES`; ``row`` is the
+    position in that frame; ``structured`` the parts of the structured lines, by position."""
+
+    source: np.ndarray
+    row: np.ndarray
+    level: Coded
+    text: pa.Array
+    structured: dict[int, StructuredLine] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.row)
 
 
-#: the columns of the error rows, in order
-ROW_COLUMNS: Final = (
-    "source",
-    "row",
-    "invocation_id",
-    "ts",
-    "level",
-    "text",
-    "stack",
-    "job_id",
-    "job_type",
-    "message_id",
-    "structured",
-)
+@dataclass
+class ErrorRows(ErrorTexts):
+    """The error rows with the columns of their frames: ``ts`` int64 nanoseconds
+    (:data:`._arrow.NAT` when missing)."""
+
+    invocation_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
+    ts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    stack: Coded = field(default_factory=lambda: Coded.constant(None, 0))
+    job_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
+    job_type: Coded = field(default_factory=lambda: Coded.constant(None, 0))
+    message_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
 
 
-def error_rows(ev: Evidence, levels: Sequence[str]) -> pd.DataFrame:
-    """One row per clustered error: source, row, invocation_id, ts, text, stack, job fields."""
-    cols = list(ROW_COLUMNS)
-    found = (_exception_rows(ev.exceptions), _log_rows(ev.logs, levels), _dlq_rows(ev.dlq))
-    parts = [part for part in found if part is not None]
-    if not parts:
-        out = pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
-        out["row"] = out["row"].astype(np.int64)
-        out["ts"] = pd.Series(dtype="datetime64[ms, UTC]")
-        return out
-    out = pd.concat(parts, ignore_index=True)
-    out["ts"] = pd.to_datetime(out["ts"], utc=True)
-    return out[cols]
-
-
-def _exception_rows(exc: pd.DataFrame) -> pd.DataFrame | None:
-    """Every exception (``name: message``, with its stack)."""
-    if not len(exc):
-        return None
-    return pd.DataFrame(
-        {
-            "source": "exception",
-            "row": np.arange(len(exc)),
-            "invocation_id": as_object(exc["invocation_id"]).to_numpy(),
-            "ts": utc_series(exc["ts"]).to_numpy(),
-            "level": "exception",
-            "text": [
-                _exception_text(a, b)
-                for a, b in zip(as_object(exc["name"]), as_object(exc["message"]), strict=True)
-            ],
-            "stack": as_object(exc["stack"]).to_numpy(),
-            "job_id": None,
-            "job_type": None,
-            "message_id": None,
-            "structured": None,
-        }
+def error_texts(ev: Evidence, levels: Sequence[str]) -> ErrorTexts:
+    """The texts of the error rows (see the module docs): what the grouping kernel needs first."""
+    found = [
+        p for p in (_exception_texts(ev.exceptions), _log_texts(ev.logs, levels), _dlq_texts(ev.dlq)) if p
+    ]
+    if not found:
+        n0 = np.zeros(0, dtype=np.int64)
+        return ErrorTexts(n0.astype(np.int8), n0, Coded.constant(None, 0), pa.nulls(0, pa.string()))
+    structured: dict[int, StructuredLine] = {}
+    at = 0
+    for p in found:
+        structured.update({at + i: s for i, s in p.structured.items()})
+        at += len(p)
+    return ErrorTexts(
+        source=np.concatenate([p.source for p in found]),
+        row=np.concatenate([p.row for p in found]),
+        level=Coded.concat([p.level for p in found]),
+        text=pa.concat_arrays([p.text for p in found]),
+        structured=structured,
     )
 
 
-def _log_rows(logs: pd.DataFrame, levels: Sequence[str]) -> pd.DataFrame | None:
+def error_rows(texts: ErrorTexts, ev: Evidence) -> ErrorRows:
+    """The error rows ``texts`` with the columns of their frames (invocation, time, stack, job)."""
+    cols: dict[str, list[Any]] = {
+        c: [] for c in ("invocation_id", "ts", "stack", "job_id", "job_type", "message_id")
+    }
+    for code, frame, columns in (
+        (0, ev.exceptions, _exception_columns),
+        (1, ev.logs, _log_columns),
+        (2, ev.dlq, _dlq_columns),
+    ):
+        rows = texts.row[texts.source == code]
+        if len(rows):
+            for c, v in columns(frame, rows).items():
+                cols[c].append(v)
+    if not len(texts):
+        return ErrorRows(texts.source, texts.row, texts.level, texts.text, texts.structured)
+    return ErrorRows(
+        texts.source,
+        texts.row,
+        texts.level,
+        texts.text,
+        texts.structured,
+        invocation_id=pa.concat_arrays(cols["invocation_id"]),
+        ts=np.concatenate(cols["ts"]),
+        stack=Coded.concat(cols["stack"]),
+        job_id=pa.concat_arrays(cols["job_id"]),
+        job_type=Coded.concat(cols["job_type"]),
+        message_id=pa.concat_arrays(cols["message_id"]),
+    )
+
+
+def _none(n: int) -> pa.Array:
+    return pa.nulls(n, pa.string())
+
+
+def _texts(
+    source: int,
+    rows: np.ndarray,
+    level: Coded,
+    text: pa.Array,
+    structured: dict[int, StructuredLine] | None = None,
+) -> ErrorTexts:
+    return ErrorTexts(
+        np.full(len(rows), source, dtype=np.int8), rows.astype(np.int64), level, text, structured or {}
+    )
+
+
+def _job_type(frame: pd.DataFrame, rows: np.ndarray) -> Coded:
+    s = frame["job_type"]
+    if isinstance(s.dtype, pd.CategoricalDtype):  # through the codes: only these rows are decoded
+        return coded(pa.array(s).take(pa.array(rows)))
+    return coded(taken(s, rows))
+
+
+def _exception_text(name: pa.Array, message: pa.Array) -> pa.Array:
+    """``name: message``, or the message alone when it starts with the name (or there is no name);
+    the name alone when there is no message. Vectorised once per distinct name."""
+    names = coded(name)
+    message = pc.fill_null(message, "")
+    name = pc.fill_null(name, "")
+    keep = pc.equal(name, "").to_numpy(zero_copy_only=False).copy()
+    order = np.argsort(names.codes, kind="stable")
+    bounds = np.searchsorted(names.codes[order], np.arange(len(names.values) + 1))
+    for code, value in enumerate(names.values):
+        rows = order[bounds[code] : bounds[code + 1]]
+        if value and len(rows):
+            keep[rows] = pc.starts_with(message.take(pa.array(rows)), value).to_numpy(zero_copy_only=False)
+    joined = pc.if_else(pc.equal(message, ""), name, pc.binary_join_element_wise(name, message, ": "))
+    out: pa.Array = pc.if_else(pa.array(keep), message, joined)
+    return out
+
+
+def _exception_texts(exc: pd.DataFrame) -> ErrorTexts | None:
+    """Every exception (``name: message``)."""
+    n = len(exc)
+    if not n:
+        return None
+    text = _exception_text(string_array(exc["name"]), string_array(exc["message"]))
+    return _texts(0, np.arange(n), Coded.constant("exception", n), text)
+
+
+def _exception_columns(exc: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    n = len(rows)
+    return {
+        "invocation_id": taken(exc["invocation_id"], rows),
+        "ts": ns_of(exc["ts"])[rows],
+        "stack": coded(string_array(exc["stack"]) if len(rows) == len(exc) else taken(exc["stack"], rows)),
+        "job_id": _none(n),
+        "job_type": Coded.constant(None, n),
+        "message_id": _none(n),
+    }
+
+
+def _lower_levels(level: pd.Series) -> Coded:
+    """Each log line's level in lower case (Python's ``str.lower``, once per distinct level), ``""``
+    when missing."""
+    arr = pa.array(level) if isinstance(level.dtype, pd.CategoricalDtype) else string_array(level)
+    levels = coded(arr)
+    values = np.asarray(["" if v is None else str(v).lower() for v in levels.values], dtype=object)
+    return Coded(levels.codes, values)
+
+
+#: bytes a text may start or end with and still be JSON after Python's ``strip()``: ASCII whitespace,
+#: and any byte of a multi-byte character (it may be a Unicode space): those texts are checked in Python
+_MAYBE_SPACE: Final = np.zeros(256, dtype=bool)
+_MAYBE_SPACE[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = True
+_MAYBE_SPACE[0x80:] = True
+
+
+#: after ``[``: bytes that may begin an array whose one item is an object (or the JSON text of one):
+#: ``{``, a string's ``"``, whitespace; any other (a number, a literal, ``[``, ``]``) cannot
+_ITEM_OK: Final = _MAYBE_SPACE.copy()
+_ITEM_OK[[0x7B, 0x22]] = True
+#: after ``["``: the first character of the string, when it may start with ``{`` after whitespace
+_STRING_OK: Final = _MAYBE_SPACE.copy()
+_STRING_OK[[0x7B, 0x5C]] = True  # "{" and an escape ("\n", "\u0020")
+
+
+def _maybe_object(arr: pa.Array) -> np.ndarray:
+    """Which texts may hold a JSON object, or an array whose one item is one (what
+    :func:`._structured.structured_line` parses): ``text.lstrip()[:1] in ("{", "[")`` exactly
+    (Python's whitespace included), ending in ``}`` or ``]`` after whitespace (a text that does not
+    cannot parse as one), and not an array whose first item cannot be an object (``["text ...`` as
+    raw console arguments are written, ``[1, ...``). Read from the first and last bytes of each
+    text; in Python only for the texts that start or end with whitespace or a non-ASCII character."""
+    if arr.offset or arr.type != pa.string():
+        arr = pa.concat_arrays([arr.cast(pa.string())])
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1)
+    data = arr.buffers()[2]
+    out = np.zeros(n, dtype=bool)
+    nonempty = np.flatnonzero((offsets[1:] > offsets[:-1]) & arr.is_valid().to_numpy(zero_copy_only=False))
+    if data is None or not len(nonempty):
+        return out
+    raw = np.frombuffer(data, dtype=np.uint8)
+    for last, chars, exact in (
+        (False, (0x7B, 0x5B), lambda t: t.lstrip()[:1] in ("{", "[")),
+        (True, (0x7D, 0x5D), lambda t: t.rstrip()[-1:] in ("}", "]")),
+    ):
+        byte = raw[offsets[nonempty + 1] - 1] if last else raw[offsets[nonempty]]
+        hit = (byte == chars[0]) | (byte == chars[1])
+        maybe = _MAYBE_SPACE[byte] & ~hit
+        if maybe.any():
+            hit[maybe] = [exact(t) for t in objects(arr.take(pa.array(nonempty[maybe])))]
+        nonempty = nonempty[hit]
+    # arrays (starting with "[" right away, so at least "[" and "]"): look at their first item
+    start = offsets[nonempty]
+    array = raw[start] == 0x5B
+    second = raw[np.where(array, start + 1, start)]
+    third = raw[np.where(array & (second == 0x22), start + 2, start)]  # "[" '"' ... "]": 3+ bytes
+    cannot = array & (~_ITEM_OK[second] | ((second == 0x22) & ~_STRING_OK[third]))
+    out[nonempty[~cannot]] = True
+    return out
+
+
+def _per_distinct(
+    fn: Any, message: pa.Array | pa.ChunkedArray, args: pa.Array | pa.ChunkedArray, at: np.ndarray
+) -> list[Any]:
+    """``fn(message, args)`` of the rows ``at``, computed once per distinct pair."""
+    seen: dict[tuple[Any, Any], Any] = {}
+    return [
+        seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), fn(m, a))
+        for m, a in zip(objects(taken(message, at)), objects(taken(args, at)), strict=True)
+    ]
+
+
+def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
     """Log lines of ``levels``, and any line whose structured JSON has an ``error`` field (that field
     is the text)."""
     if not len(logs):
         return None
-    level = as_object(logs["level"]).fillna("").str.lower()
-    message = as_object(logs["message"])
-    args = as_object(logs["args"])
-    maybe = (message.fillna("").str.contains('"error"', regex=False)) | (
-        args.fillna("").str.contains('"error"', regex=False)
-    )
-    err_field = pd.Series([None] * len(logs), index=logs.index, dtype=object)
+    level = _lower_levels(logs["level"])
+    message = string_chunks(logs["message"])
+    args = string_chunks(logs["args"])
+    maybe = contains(message, '"error"') | contains(args, '"error"')
+    wanted = np.asarray([v in list(levels) for v in level.values], dtype=bool)
+    take = wanted[level.codes]
+    errors: dict[int, str] = {}
     if maybe.any():
-        idx = np.flatnonzero(maybe.to_numpy())
-        err_field.iloc[idx] = [
-            structured_error(m, a) for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
-        ]
-    take = (level.isin(list(levels)) | err_field.notna()).to_numpy()
+        idx = np.flatnonzero(maybe)
+        found = _per_distinct(structured_error, message, args, idx)
+        errors = {int(i): t for i, t in zip(idx, found, strict=True) if t is not None}
+        if errors:
+            take = take.copy()
+            take[np.fromiter(errors, dtype=np.int64, count=len(errors))] = True
     if not take.any():
         return None
-    text = err_field.where(err_field.notna(), message)
-    shapes = pd.Series([None] * len(logs), index=logs.index, dtype=object)
-    json_like = (
-        message.fillna("").str.lstrip().str[:1].isin(["{", "["])
-        | args.fillna("").str.lstrip().str[:1].isin(["{", "["])
-    ) & err_field.isna()
-    idx = np.flatnonzero(json_like.to_numpy() & take)
-    if len(idx):
-        seen: dict[tuple[Any, Any], Any] = {}  # structured lines repeat: parse each distinct one once
-        shapes.iloc[idx] = [
-            seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), structured_line(m, a))
-            for m, a in zip(message.iloc[idx], args.iloc[idx], strict=True)
-        ]
-    return pd.DataFrame(
-        {
-            "source": "log",
-            "row": np.flatnonzero(take),
-            "invocation_id": as_object(logs["invocation_id"]).to_numpy()[take],
-            "ts": utc_series(logs["ts"]).to_numpy()[take],
-            "level": level.to_numpy()[take],
-            "text": text.to_numpy()[take],
-            "stack": None,
-            "job_id": as_object(logs["job_id"]).to_numpy()[take],
-            "job_type": as_object(logs["job_type"]).to_numpy()[take],
-            "message_id": as_object(logs["message_id"]).to_numpy()[take],
-            "structured": shapes.to_numpy()[take],
-        }
-    )
+    rows = np.flatnonzero(take)
+    margs, mtext = taken(args, rows), taken(message, rows)
+    text = mtext
+    has_error = np.zeros(len(rows), dtype=bool)
+    if errors:  # the error field replaces the free text of those lines
+        where = np.searchsorted(rows, np.fromiter(errors, dtype=np.int64, count=len(errors)))
+        has_error[where] = True
+        fill = np.zeros(len(rows), dtype=np.int64)
+        fill[where] = np.arange(len(where))
+        values = pa.array(list(errors.values()), pa.string()).take(pa.array(fill))
+        text = pc.if_else(pa.array(has_error), values, mtext)
+    json_like = (_maybe_object(mtext) | _maybe_object(margs)) & ~has_error
+    structured: dict[int, StructuredLine] = {}
+    at = np.flatnonzero(json_like)
+    if len(at):
+        shapes = _per_distinct(structured_line, mtext, margs, at)
+        structured = {int(i): s for i, s in zip(at, shapes, strict=True) if s is not None}
+    return _texts(1, rows, level.take(rows), text, structured)
 
 
-def _dlq_rows(dlq: pd.DataFrame) -> pd.DataFrame | None:
+def _log_columns(logs: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    return {
+        "invocation_id": taken(logs["invocation_id"], rows),
+        "ts": ns_of(logs["ts"])[rows],
+        "stack": Coded.constant(None, len(rows)),
+        "job_id": taken(logs["job_id"], rows),
+        "job_type": _job_type(logs, rows),
+        "message_id": taken(logs["message_id"], rows),
+    }
+
+
+def _dlq_texts(dlq: pd.DataFrame) -> ErrorTexts | None:
     """The ``error`` text of DLQ messages sent as ``{original, error}`` envelopes."""
     if not len(dlq):
         return None
-    err = as_object(dlq["error"])
-    take = err.notna().to_numpy()
+    err = string_array(dlq["error"])
+    take = err.is_valid().to_numpy(zero_copy_only=False)
     if not take.any():
         return None
-    return pd.DataFrame(
-        {
-            "source": "dlq",
-            "row": np.flatnonzero(take),
-            "invocation_id": None,
-            "ts": dlq_time(dlq).to_numpy()[take],
-            "level": "dlq",
-            "text": err.to_numpy()[take],
-            "stack": None,
-            "job_id": as_object(dlq["job_id"]).to_numpy()[take],
-            "job_type": as_object(dlq["job_type"]).to_numpy()[take],
-            "message_id": as_object(dlq["message_id"]).to_numpy()[take],
-            "structured": None,
-        }
-    )
+    rows = np.flatnonzero(take)
+    return _texts(2, rows, Coded.constant("dlq", len(rows)), err.take(pa.array(rows)))
 
 
-def _column(frame: pd.DataFrame, name: str) -> pd.Series:
-    """A column as plain objects; all null when the frame predates it (bundles of older releases)."""
-    if name in frame:
-        return as_object(frame[name])
-    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
-
-
-def invocation_context(ev: Evidence) -> pd.DataFrame:
-    """Per invocation: script, version, outcome, request and ray id, the first job type its logs
-    name, and its job id when its logs name exactly one (a batch invocation's job-less lines belong
-    to no single job).
-
-    ``script_version`` is the invocation's, else the version its structured log lines name (a
-    ``deploy``/``version`` field; see :mod:`edgeinvestigate.analysis.deploys`)."""
-    inv = ev.invocations
-    base = pd.DataFrame(
-        {
-            "invocation_id": as_object(inv["invocation_id"]),
-            "script": as_object(inv["script"]),
-            "script_version": invocation_versions(inv, ev.logs)["version"].to_numpy(),
-            "outcome": as_object(inv["outcome"]),
-            "queue": as_object(inv["queue"]),
-            "request_id": _column(inv, "request_id"),
-            "ray_id": _column(inv, "ray_id"),
-        }
-    ).drop_duplicates("invocation_id")
-    logs = ev.logs
-    if len(logs):
-        lj = pd.DataFrame(
-            {
-                "invocation_id": as_object(logs["invocation_id"]),
-                "inv_job_id": as_object(logs["job_id"]),
-                "inv_job_type": as_object(logs["job_type"]),
-            }
-        )
-        jt = lj.dropna(subset=["inv_job_type"]).drop_duplicates("invocation_id")[
-            ["invocation_id", "inv_job_type"]
-        ]
-        ids = lj.dropna(subset=["inv_job_id", "invocation_id"]).drop_duplicates(
-            ["invocation_id", "inv_job_id"]
-        )
-        one = ids.groupby("invocation_id", sort=False)["inv_job_id"].transform("size") == 1
-        ji = ids[one.to_numpy()][["invocation_id", "inv_job_id"]]
-        base = base.merge(jt, on="invocation_id", how="outer").merge(ji, on="invocation_id", how="outer")
-    else:
-        base["inv_job_type"] = None
-        base["inv_job_id"] = None
-    return base
+def _dlq_columns(dlq: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
+    n = len(rows)
+    return {
+        "invocation_id": _none(n),
+        "ts": ns_of(dlq_time(dlq))[rows],
+        "stack": Coded.constant(None, n),
+        "job_id": taken(dlq["job_id"], rows),
+        "job_type": _job_type(dlq, rows),
+        "message_id": taken(dlq["message_id"], rows),
+    }

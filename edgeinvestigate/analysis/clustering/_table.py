@@ -1,21 +1,29 @@
 """The cluster table: one row per cluster (:data:`CLUSTER_COLUMNS`), most frequent first.
 
-``examples`` are the cluster's first distinct texts; ``example_events`` the event behind each of them
-(:func:`example_events`: time, source, script, invocation, and the ``request_id`` / ``ray_id`` its
-source carries, so the same event can be opened in Cloudflare's dashboard).
+``examples`` are the cluster's first distinct texts (by time, then text); ``example_events`` the
+event behind each of them (its first row with that text, one whose invocation has a request or ray
+id first: time, source, script, invocation, and the ``request_id`` / ``ray_id`` its source carries,
+so the same event can be opened in Cloudflare's dashboard).
+
+Built with group codes and numpy (no per-cluster frames): the rows are grouped by cluster once, and
+every column is a count, a min/max, or a handful of distinct (cluster, value) pairs; Python looks
+only at the first rows of each cluster (examples, the texts triage reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from edgeinvestigate.analysis import triage
+from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, utc_column
 
-__all__ = ["CLUSTER_COLUMNS", "EVENT_FIELDS", "cluster_table", "example_events"]
+__all__ = ["CLUSTER_COLUMNS", "EVENT_FIELDS", "TableRows", "cluster_table", "empty_table"]
 
 #: the columns of ``Clusters.table``, in order
 CLUSTER_COLUMNS: Final = (
@@ -40,120 +48,295 @@ CLUSTER_COLUMNS: Final = (
     "rule",
     "example_events",
 )
-
-
-def _uniq(values: Iterable[Any]) -> list[str]:
-    return sorted({str(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))})
-
-
 #: the fields of one example event
 EVENT_FIELDS: Final = ("ts", "source", "script", "invocation_id", "request_id", "ray_id", "text")
+#: texts triage reads: the distinct texts (up to ``TRIAGE_TEXTS``) of a cluster's first rows
+TRIAGE_ROWS: Final = 200
+TRIAGE_TEXTS: Final = 25
+_LIMIT_OUTCOMES: Final = ("exceededCpu", "exceededMemory")
+_LAST: Final = np.iinfo(np.int64).max
+
+
+@dataclass
+class TableRows:
+    """What the table is made of, per error row: the cluster (``codes`` index ``ids``) and the
+    columns it reads (``texts`` as Python objects, ``ts`` int64 nanoseconds, ``by_time`` the rows
+    in a stable order by time, rows without one last)."""
+
+    codes: np.ndarray
+    ids: np.ndarray
+    source: Coded
+    ts: np.ndarray
+    by_time: np.ndarray
+    texts: np.ndarray
+    text: pa.Array
+    display: np.ndarray
+    fingerprint: np.ndarray
+    rule: np.ndarray
+    invocation: np.ndarray
+    invocation_id: np.ndarray
+    job_type: Coded
+    script: Coded
+    script_version: Coded
+    outcome: Coded
+    request_id: np.ndarray
+    ray_id: np.ndarray
+
+
+def empty_table() -> pd.DataFrame:
+    table = pd.DataFrame({c: pd.Series(dtype=object) for c in CLUSTER_COLUMNS})
+    for c in ("count", "n_dlq_messages", "n_dlq_jobs", "n_invocations"):
+        table[c] = table[c].astype(np.int64)
+    table["share"] = table["share"].astype(float)
+    for c in ("first_seen", "last_seen"):
+        table[c] = pd.Series(dtype="datetime64[ns, UTC]")
+    return table
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
 
 
 def _plain(value: Any) -> str | None:
-    return (
-        None
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
-        else str(value)
-    )
+    return None if _missing(value) else str(value)
 
 
-def example_events(g: pd.DataFrame, examples: list[str]) -> list[dict[str, str | None]]:
-    """The event behind each example text: its first row with that text, one whose invocation has
-    a request or ray id first (a DLQ error has none), as JSON-ready dicts of :data:`EVENT_FIELDS`."""
-    if not examples:
-        return []
-    cand = g[g["text"].astype(str).isin(examples)]
-    has_id = cand["request_id"].notna() | cand["ray_id"].notna()
-    cand = cand.assign(_no_id=~has_id, _text=cand["text"].astype(str)).sort_values(
-        ["_no_id", "ts"], kind="stable", na_position="last"
-    )
-    first = cand.drop_duplicates("_text").set_index("_text")
-    out = []
-    for text in examples:
-        if text not in first.index:
-            continue
-        row = first.loc[text]
-        ts = row["ts"]
-        out.append(
-            {
-                "ts": None if pd.isna(ts) else pd.Timestamp(ts).isoformat(),
-                "source": _plain(row["source"]),
-                "script": _plain(row["script"]),
-                "invocation_id": _plain(row["invocation_id"]),
-                "request_id": _plain(row["request_id"]),
-                "ray_id": _plain(row["ray_id"]),
-                "text": text[:500],
-            }
-        )
+def _starts(sorted_codes: np.ndarray) -> np.ndarray:
+    """Where each group begins in codes sorted by group (plus the end)."""
+    return np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1, len(sorted_codes)]
+
+
+def _first_positions(codes: np.ndarray, n: int) -> np.ndarray:
+    """The position of the first row of each code."""
+    first = np.full(n, -1, dtype=np.int64)
+    pos = np.arange(len(codes))[::-1]
+    first[codes[pos]] = pos
+    return first
+
+
+def _distinct_pairs(codes: np.ndarray, values: np.ndarray, width: int) -> np.ndarray:
+    """The distinct ``codes * width + values`` (both non-negative)."""
+    keys = codes.astype(np.int64) * width + values
+    size = (int(codes.max()) + 1) * width if len(codes) else 0
+    if size <= 4 * len(keys) + 1_000_000:  # small enough for a table of seen pairs
+        seen = np.zeros(size, dtype=bool)
+        seen[keys] = True
+        return np.flatnonzero(seen)
+    return np.asarray(pd.unique(keys))
+
+
+def _uniq_lists(codes: np.ndarray, n: int, col: Coded) -> list[list[str]]:
+    """Per group: the sorted distinct ``str`` of its values that are not missing."""
+    out: list[set[str]] = [set() for _ in range(n)]
+    width = max(1, len(col.values))
+    shown = [None if _missing(v) else str(v) for v in col.values]
+    pairs = _distinct_pairs(codes, col.codes, width)
+    for g, v in zip((pairs // width).tolist(), (pairs % width).tolist(), strict=True):
+        if shown[v] is not None:
+            out[g].add(shown[v])
+    return [sorted(s) for s in out]
+
+
+def _distinct_texts(texts: np.ndarray, positions: list[int], k: int) -> list[str]:
+    """The first ``k`` distinct texts (as ``str``) of the rows at ``positions``, in that order."""
+    seen: dict[str, None] = {}
+    for i in positions:
+        seen.setdefault(str(texts[i]), None)
+        if len(seen) >= k:
+            break
+    return list(seen)
+
+
+def _examples(
+    order: np.ndarray, starts: np.ndarray, ts_key: np.ndarray, texts: np.ndarray, k: int
+) -> list[list[str]]:
+    """Per group: its first ``k`` distinct texts ordered by (time, text), rows without a time last
+    and rows without a text last among those of their time (``order``: rows by group, then time).
+
+    Only each group's earliest rows (and rows tied with the last of them) are ordered by text in
+    Python. A group whose earliest rows hold fewer than ``k`` distinct texts is looked at by the
+    first row of each of its texts."""
+    head = max(32, 8 * k)
+
+    def by_time_text(i: int) -> tuple[int, bool, str]:
+        t = texts[i]
+        return int(ts_key[i]), t is None, "" if t is None else str(t)
+
+    out: list[list[str]] = []
+    for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
+        stop = min(b, a + head)
+        if stop < b:  # rows tied in time with the last candidate are candidates too
+            last = ts_key[order[stop - 1]]
+            stop = a + int(np.searchsorted(ts_key[order[a:b]], last, side="right"))
+        shown = _distinct_texts(texts, sorted(order[a:stop].tolist(), key=by_time_text), k)
+        if len(shown) < k and stop < b:
+            # few distinct texts among many rows: the first row of each text (in time order), and of
+            # those the texts up to the k-th first time (ties included), ordered by (time, text)
+            every = order[a:b]
+            firsts = every[~pd.Series(texts[every], dtype=object).duplicated().to_numpy()]
+            if len(firsts) > k:
+                firsts = firsts[ts_key[firsts] <= ts_key[firsts[k - 1]]]
+            shown = _distinct_texts(texts, sorted(firsts.tolist(), key=by_time_text), k)
+        out.append(shown)
     return out
 
 
-def cluster_table(rows: pd.DataFrame, dlq: pd.DataFrame, max_examples: int) -> pd.DataFrame:
-    if rows.empty:
-        table = pd.DataFrame({c: pd.Series(dtype=object) for c in CLUSTER_COLUMNS})
-        for c in ("count", "n_dlq_messages", "n_dlq_jobs", "n_invocations"):
-            table[c] = table[c].astype(np.int64)
-        table["share"] = table["share"].astype(float)
-        for c in ("first_seen", "last_seen"):
-            table[c] = pd.Series(dtype="datetime64[ns, UTC]")
-        return table
-    telemetry = rows["source"] != "dlq"
-    total = int(telemetry.sum())
-    dlq_counts = (
-        dlq.dropna(subset=["cluster_id"]).groupby("cluster_id", observed=True).size()
-        if len(dlq) and "cluster_id" in dlq
-        else pd.Series(dtype=np.int64)
-    )
-    dlq_jobs = (
+def _by_group(codes: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Row positions grouped by code, keeping ``order`` (default: row order) within a group (a stable
+    sort of small integers: a radix sort)."""
+    small = codes.astype(np.int16 if len(codes) and codes.max() < 2**15 else np.int32)
+    if order is None:
+        return np.argsort(small, kind="stable")
+    return order[np.argsort(small[order], kind="stable")]
+
+
+def _samples(codes: np.ndarray, texts: np.ndarray) -> list[list[str]]:
+    """Per group: the distinct texts (up to :data:`TRIAGE_TEXTS`) of its first :data:`TRIAGE_ROWS`
+    rows, in row order: what triage reads."""
+    order = _by_group(codes)
+    starts = _starts(codes[order])
+    return [
+        _distinct_texts(texts, order[a : min(b, a + TRIAGE_ROWS)].tolist(), TRIAGE_TEXTS)
+        for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True)
+    ]
+
+
+def _example_events(
+    r: TableRows, ts_key: np.ndarray, examples: list[list[str]]
+) -> list[list[dict[str, Any]]]:
+    """Per group, the event behind each example text: its first row with that text, rows whose
+    invocation has a request or ray id first, then by time (none last), then in row order."""
+    wanted = sorted({t for ex in examples for t in ex})
+    out: list[list[dict[str, Any]]] = [[] for _ in examples]
+    if not wanted:
+        return out
+    index = pc.index_in(r.text, value_set=pa.array(wanted, pa.string()))
+    idx = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if "None" in wanted:  # str(None): a row without a text shows as "None"
+        idx[r.text.is_null().to_numpy(zero_copy_only=False)] = wanted.index("None")
+    width = len(wanted)
+    allowed = np.asarray([g * width + wanted.index(t) for g, ex in enumerate(examples) for t in ex])
+    cand = np.flatnonzero(idx >= 0)
+    keys = r.codes[cand].astype(np.int64) * width + idx[cand]
+    ok = np.isin(keys, allowed)
+    cand, keys = cand[ok], keys[ok]
+    no_id = pd.isna(r.request_id[cand]) & pd.isna(r.ray_id[cand])
+    order = np.lexsort((cand, ts_key[cand], no_id, keys))
+    firsts = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
+    chosen = dict(zip(keys[firsts].tolist(), cand[firsts].tolist(), strict=True))
+    source, script = r.source.objects(), r.script.values
+    for g, ex in enumerate(examples):
+        for t in ex:
+            i = chosen[g * width + wanted.index(t)]
+            ts = int(r.ts[i])
+            out[g].append(
+                {
+                    "ts": None if ts == NAT else pd.Timestamp(ts, unit="ns", tz="UTC").isoformat(),
+                    "source": _plain(source[i]),
+                    "script": _plain(script[r.script.codes[i]]),
+                    "invocation_id": _plain(r.invocation_id[i]),
+                    "request_id": _plain(r.request_id[i]),
+                    "ray_id": _plain(r.ray_id[i]),
+                    "text": t[:500],
+                }
+            )
+    return out
+
+
+def _dlq_counts(dlq: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    if not len(dlq) or "cluster_id" not in dlq:
+        empty = pd.Series(dtype=np.int64)
+        return empty, empty
+    counts = dlq.dropna(subset=["cluster_id"]).groupby("cluster_id", observed=True).size()
+    jobs = (
         dlq.dropna(subset=["cluster_id", "job_id"])
         .astype({"job_id": object})
         .groupby("cluster_id", observed=True)["job_id"]
         .nunique()
-        if len(dlq) and "cluster_id" in dlq
-        else pd.Series(dtype=np.int64)
     )
-    records = []
-    for cid, g in rows.groupby("cluster_id", sort=False):
-        tel = g[g["source"] != "dlq"]
-        examples_src = g.sort_values(["ts", "text"], na_position="last")["text"]
-        examples = list(dict.fromkeys(str(t) for t in examples_src))[:max_examples]
-        events = example_events(g, examples)
-        sample = list(dict.fromkeys(str(t) for t in g["text"].head(200)))[:25]
-        kind, kind_rule = triage.classify_many(sample)
-        # an unclassified cluster is a limit hit when most of its rows come from invocations that hit
-        # a limit (one warn line that happened to be logged by such an invocation does not make it one)
-        if not kind_rule and g["outcome"].astype(object).isin(["exceededCpu", "exceededMemory"]).mean() > 0.5:
-            kind, kind_rule = "permanent", "resource-limit"
-        records.append(
-            {
-                "cluster_id": cid,
-                "template": g["display"].iloc[0],
-                "count": len(tel),
-                "share": (len(tel) / total) if total else 0.0,
-                "first_seen": g["ts"].min(),
-                "last_seen": g["ts"].max(),
-                "job_types": _uniq(g["job_type"]),
-                "scripts": _uniq(g["script"]),
-                "script_versions": _uniq(g["script_version"]),
-                "outcomes": _uniq(g["outcome"]),
-                "n_dlq_messages": int(dlq_counts.get(cid, 0)),
-                "n_dlq_jobs": int(dlq_jobs.get(cid, 0)),
-                "examples": [e[:500] for e in examples],
-                "kind": kind,
-                "kind_rule": kind_rule,
-                "n_invocations": int(tel["invocation_id"].dropna().nunique()),
-                "sources": _uniq(g["source"]),
-                "fingerprint": str(g["fingerprint"].iloc[0]),
-                "rule": str(g["rule"].iloc[0]),
-                "example_events": events,
-            }
-        )
+    return counts, jobs
+
+
+def _kinds(samples: list[list[str]], limit_share: np.ndarray) -> tuple[list[str], list[str]]:
+    """Each group's kind and the rule behind it (an unclassified cluster is a limit hit when most of
+    its rows come from invocations that hit a limit: one warn line that happened to be logged by
+    such an invocation does not make it one)."""
+    kinds = triage.classify_texts([t for s in samples for t in s])  # one pass over all the samples
+    at = np.cumsum([0] + [len(s) for s in samples])
+    kind: list[str] = []
+    rule: list[str] = []
+    for g in range(len(samples)):
+        k, why = triage.vote(kinds[at[g] : at[g + 1]])
+        if not why and limit_share[g] > 0.5:
+            k, why = "permanent", "resource-limit"
+        kind.append(k)
+        rule.append(why)
+    return kind, rule
+
+
+def cluster_table(r: TableRows, dlq: pd.DataFrame, max_examples: int) -> pd.DataFrame:
+    """The table of the error rows ``r`` (see the module docs)."""
+    codes, n = r.codes, len(r.ids)
+    if not len(codes):
+        return empty_table()
+    tel = r.source.codes != list(r.source.values).index("dlq")
+    total = int(tel.sum())
+    counts = np.bincount(codes, weights=tel, minlength=n).astype(np.int64)
+    first = _first_positions(codes, n)
+    ts_key = np.where(r.ts == NAT, _LAST, r.ts)
+    order = _by_group(codes, r.by_time)  # by group, then time (none last), then row
+    starts = _starts(codes[order])
+    timed = np.bincount(codes, weights=r.ts != NAT, minlength=n).astype(np.int64)
+    low = ts_key[order[starts[:-1]]]
+    high = ts_key[order[starts[:-1] + np.maximum(timed, 1) - 1]]
+    first_seen = np.where(timed > 0, low, NAT)
+    last_seen = np.where(timed > 0, high, NAT)
+    examples = _examples(order, starts, ts_key, r.texts, max_examples)
+    events = _example_events(r, ts_key, examples)
+    limited = np.asarray([v in _LIMIT_OUTCOMES for v in r.outcome.values], dtype=bool)[r.outcome.codes]
+    limit_share = np.bincount(codes, weights=limited, minlength=n) / np.bincount(codes, minlength=n)
+    kind, kind_rule = _kinds(_samples(codes, r.texts), limit_share)
+    n_inv = np.zeros(n, dtype=np.int64)
+    icodes = r.invocation[tel]
+    ok = icodes >= 0
+    if ok.any():
+        width = int(icodes.max()) + 1
+        pairs = _distinct_pairs(codes[tel][ok], icodes[ok], width)
+        n_inv = np.bincount(pairs // width, minlength=n).astype(np.int64)
+    dlq_counts, dlq_jobs = _dlq_counts(dlq)
+    ids = [str(c) for c in r.ids]
+    table = pd.DataFrame(
+        {
+            "cluster_id": np.asarray(r.ids, dtype=object),
+            "template": r.display[first],
+            "count": counts,
+            "share": counts / total if total else np.zeros(n),
+            "first_seen": utc_column(first_seen),
+            "last_seen": utc_column(last_seen),
+            "job_types": _objects(_uniq_lists(codes, n, r.job_type)),
+            "scripts": _objects(_uniq_lists(codes, n, r.script)),
+            "script_versions": _objects(_uniq_lists(codes, n, r.script_version)),
+            "outcomes": _objects(_uniq_lists(codes, n, r.outcome)),
+            "n_dlq_messages": np.asarray([int(dlq_counts.get(c, 0)) for c in ids], dtype=np.int64),
+            "n_dlq_jobs": np.asarray([int(dlq_jobs.get(c, 0)) for c in ids], dtype=np.int64),
+            "examples": _objects([[e[:500] for e in ex] for ex in examples]),
+            "kind": np.asarray(kind, dtype=object),
+            "kind_rule": np.asarray(kind_rule, dtype=object),
+            "n_invocations": n_inv,
+            "sources": _objects(_uniq_lists(codes, n, r.source)),
+            "fingerprint": np.asarray([str(f) for f in r.fingerprint[first]], dtype=object),
+            "rule": np.asarray([str(f) for f in r.rule[first]], dtype=object),
+            "example_events": _objects(events),
+        }
+    )
     # clusters known only from DLQ joins are already in rows (dlq source); order: count, dlq, id
-    table = pd.DataFrame.from_records(records, columns=list(CLUSTER_COLUMNS))
-    table = table.sort_values(
+    return table.sort_values(
         ["count", "n_dlq_messages", "cluster_id"], ascending=[False, False, True], kind="stable"
     ).reset_index(drop=True)
-    table["first_seen"] = pd.to_datetime(table["first_seen"], utc=True)
-    table["last_seen"] = pd.to_datetime(table["last_seen"], utc=True)
-    return table
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A list of lists as a 1-d object array (one list per element)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out

@@ -1,0 +1,316 @@
+"""The clustering itself, in memory: error rows -> grouping kernel -> stack fingerprints -> thrown and
+logged errors joined -> ids, rules, readable templates -> DLQ joins -> the cluster table.
+
+Columns stay Arrow arrays and integer codes (:mod:`._arrow`) until the result frames are assembled:
+a template, a fingerprint, a cluster id or a rule is computed once per distinct value and shared by
+its rows. The grouping kernel (DuckDB and Arrow, which release the GIL) runs in a thread while this
+one joins the invocation context and reads the columns as Python objects: on two cores they overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from edgeinvestigate.analysis._masking import Mask, mask_typed
+from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
+from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, first_of, objects, utc_column
+from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
+from edgeinvestigate.analysis.clustering._context import Context, invocation_context
+from edgeinvestigate.analysis.clustering._dlq_join import join_dlq
+from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
+from edgeinvestigate.analysis.clustering._join import Candidates, candidates, join_thrown_and_logged
+from edgeinvestigate.analysis.clustering._rows import SOURCES, ErrorRows, ErrorTexts, error_rows, error_texts
+from edgeinvestigate.analysis.clustering._stored import clusters_key
+from edgeinvestigate.analysis.clustering._structured import structured_keys
+from edgeinvestigate.analysis.clustering._table import TableRows, cluster_table
+
+if TYPE_CHECKING:
+    from edgeinvestigate.analysis.rules import ClusterRules
+    from edgeinvestigate.evidence.bundle import Evidence
+
+__all__ = ["compute_clusters"]
+
+
+def _kernel_input(rows: ErrorTexts, masks: tuple[Mask, ...]) -> tuple[pa.Array, Any, Any]:
+    """The texts the kernel groups: a structured line's key instead of its text (see
+    :mod:`._structured`), with the flags and event names that say so."""
+    if not rows.structured:
+        return rows.text, None, None
+    at = np.fromiter(rows.structured, dtype=np.int64, count=len(rows.structured))
+    shapes = list(rows.structured.values())
+    flags = np.zeros(len(rows), dtype=bool)
+    flags[at] = True
+    texts = pc.replace_with_mask(rows.text, pa.array(flags), pa.array(structured_keys(shapes, masks)))
+    events: list[str | None] = [None] * len(rows)
+    for i, s in zip(at.tolist(), shapes, strict=True):
+        events[i] = s.event or ""
+    return texts, flags, events
+
+
+def _fingerprints(stacks: Coded) -> tuple[np.ndarray, list[str]]:
+    """Each row's stack fingerprint (a code into the distinct fingerprints, ``""`` first), computed
+    once per distinct stack."""
+    fp_values: dict[str, int] = {"": 0}
+    per_stack = np.asarray(
+        [
+            fp_values.setdefault(stack_fingerprint(s), len(fp_values)) if s is not None else 0
+            for s in stacks.values
+        ],
+        dtype=np.int64,
+    )
+    return per_stack[stacks.codes], list(fp_values)
+
+
+def _attach_unstacked(labels: np.ndarray, fps: np.ndarray, fp_values: list[str]) -> np.ndarray:
+    """Rows without a stack join the most frequent stack cluster of the same template (ties: the
+    smallest fingerprint)."""
+    has = fps != 0
+    if not has.any() or has.all():
+        return fps
+    width = len(fp_values)
+    pairs, counts = np.unique(labels[has] * width + fps[has], return_counts=True)
+    best: dict[int, tuple[int, str, int]] = {}
+    for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+        label, fp = divmod(pair, width)
+        key = (-n, fp_values[fp], fp)
+        if label not in best or key < best[label]:
+            best[label] = key
+    per_label = np.zeros(int(labels.max()) + 1, dtype=np.int64)
+    for label, (_n, _fp, fp) in best.items():
+        per_label[label] = fp
+    out = fps.copy()
+    out[~has] = per_label[labels[~has]]
+    return out
+
+
+def _display(
+    labels: np.ndarray,
+    joined_from: np.ndarray,
+    rows: ErrorRows,
+    templates: list[str],
+    masks: tuple[Mask, ...],
+) -> np.ndarray:
+    """The readable template of each row's template: the typed masking of its smallest raw text (a
+    structured line: its typed cluster text; rows joined from a logged error: only when the template
+    has no other rows; the first such row when several hold it), with the slots the template step
+    generalised shown as ``<*>``."""
+    shown = np.full(len(templates), None, dtype=object)
+    if not len(labels):
+        return shown[labels]
+    own = joined_from < 0
+    has_own = np.bincount(labels[own], minlength=len(templates)) > 0
+    cand = own | ~has_own[labels]
+    pos = np.flatnonzero(cand)
+    text = rows.text if len(pos) == len(labels) else rows.text.take(pa.array(pos))
+    mins = pa.table({"l": labels[pos], "t": text}).group_by("l").aggregate([("t", "min")])
+    smallest: list[str | None] = [None] * len(templates)
+    for label, value in zip(mins.column("l").to_pylist(), mins.column("t_min").to_pylist(), strict=True):
+        smallest[label] = value
+    # the rows that hold their template's smallest text: by a hash lookup of each text among them
+    distinct = pc.unique(mins.column("t_min").combine_chunks().drop_null())
+    at = pc.fill_null(pc.index_in(text, value_set=distinct), -1).to_numpy(zero_copy_only=False)
+    lookup = {v: i for i, v in enumerate(distinct.to_pylist())}
+    want = np.asarray([lookup.get(v, -2) if v is not None else -1 for v in smallest], dtype=np.int64)
+    is_rep = at == want[labels[pos]]  # a template whose texts are all missing: its rows without one
+    reps = pos[is_rep]
+    first = np.full(len(templates), -1, dtype=np.int64)
+    first[labels[reps[::-1]]] = reps[::-1]
+    for label in np.flatnonzero(first >= 0).tolist():
+        i = int(first[label])
+        shape = rows.structured.get(i)
+        typed = shape.typed(masks) if shape is not None else mask_typed(str(smallest[label]), masks)[0]
+        shown[label] = display_template(templates[label], typed)
+    return shown[labels]
+
+
+def _ids_and_rules(
+    labels: np.ndarray, fps: np.ndarray, joined_from: np.ndarray, templates: list[str], fp_values: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: its cluster (a code into the distinct ids, in order of first appearance), and its
+    rule; each computed once per distinct (template, fingerprint, joined from)."""
+    width_j = len(templates) + 1
+    triple = (labels * len(fp_values) + fps) * width_j + (joined_from + 1)
+    tcodes, uniq = pd.factorize(triple)
+    ids: dict[str, int] = {}
+    triple_cluster = np.zeros(len(uniq), dtype=np.int64)
+    rules = np.empty(len(uniq), dtype=object)
+    for k, value in enumerate(uniq.tolist()):
+        pair, j = divmod(value, width_j)
+        label, fp = divmod(pair, len(fp_values))
+        t, f = templates[label], fp_values[fp]
+        triple_cluster[k] = ids.setdefault(cluster_id_for(t, f), len(ids))
+        rules[k] = (
+            f"template {t!r}"
+            + (f" + stack fingerprint {f}" if f else "")
+            + (f" (logged as {templates[j - 1]!r} by the invocations that threw it)" if j else "")
+        )
+    return triple_cluster[tcodes], np.asarray(list(ids), dtype=object), rules[tcodes]
+
+
+def _frame(cols: dict[str, Any], names: Sequence[str]) -> pd.DataFrame:
+    """The columns ``names`` as a frame, without copies or a look for dates in the object columns."""
+    return pd.DataFrame(
+        {
+            c: cols[c]
+            if isinstance(cols[c], pd.Series)
+            else pd.Series(cols[c], dtype=cols[c].dtype, copy=False)
+            for c in names
+        },
+        copy=False,
+    )
+
+
+@dataclass
+class _Prepared:
+    """What does not need the templates, computed while the kernel runs: the rows and their context,
+    the result's object columns, stack fingerprints, the thrown/logged pair candidates, the rows by
+    time."""
+
+    rows: ErrorRows
+    ctx: Context
+    cols: dict[str, Any]
+    fps: np.ndarray
+    fp_values: list[str]
+    pairs: Candidates
+    by_time: np.ndarray
+
+
+def _shared_strings(arr: pa.Array, codes: np.ndarray) -> np.ndarray:
+    """The Python strings of ``arr`` (``None`` for nulls), one object per distinct value: ``codes``
+    number the values (``-1``: null), so rows with the same code share the string of the first."""
+    n = int(codes.max()) + 1 if len(codes) else 0
+    first = first_of(codes, n)
+    present = np.flatnonzero(first >= 0)
+    values = np.full(n + 1, None, dtype=object)  # the last one: the value of code -1
+    if len(present):
+        values[present] = objects(arr.take(pa.array(first[present])))
+    out: np.ndarray = values[codes]
+    return out
+
+
+def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
+    rows = error_rows(first, ev)
+    ctx = invocation_context(rows, ev)
+    fps, fp_values = _fingerprints(rows.stack)
+    cols: dict[str, Any] = {
+        "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
+        "row": rows.row,
+        "invocation_id": _shared_strings(rows.invocation_id, ctx.invocation),
+        "ts": utc_column(rows.ts),
+        "level": rows.level.objects(),
+        "job_id": ctx.job_id,
+        "job_type": ctx.job_type.objects(),
+        "message_id": objects(rows.message_id),
+        "script": ctx.script.objects(),
+        "script_version": ctx.script_version.objects(),
+        "outcome": ctx.outcome.objects(),
+        "queue": ctx.queue.objects(),
+        "request_id": ctx.request_id,
+        "ray_id": ctx.ray_id,
+        "text": objects(rows.text),
+        "stack": rows.stack.objects(),
+    }
+    pairs = candidates(rows.source, ctx.invocation, rows.text)
+    by_time = np.argsort(np.where(rows.ts == NAT, np.iinfo(np.int64).max, rows.ts), kind="stable")
+    return _Prepared(rows, ctx, cols, fps, fp_values, pairs, by_time)
+
+
+def compute_clusters(
+    ev: Evidence,
+    *,
+    rules: ClusterRules | None,
+    levels: Sequence[str],
+    max_examples: int,
+    masks: tuple[Mask, ...],
+) -> Clusters:
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
+    first = error_texts(ev, levels)
+    texts, premasked, events = _kernel_input(first, masks)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
+        pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
+        prep = _prepare(first, ev)
+        grouping = pending.result()
+    return _finish(ev, prep, grouping, rules, levels, max_examples, masks)
+
+
+def _finish(
+    ev: Evidence,
+    prep: _Prepared,
+    grouping: Grouping,
+    rules: ClusterRules | None,
+    levels: Sequence[str],
+    max_examples: int,
+    masks: tuple[Mask, ...],
+) -> Clusters:
+    """From the kernel's grouping to the result (see :func:`compute_clusters`)."""
+    rows, ctx, cols, fp_values = prep.rows, prep.ctx, prep.cols, prep.fp_values
+    templates = list(grouping.templates)
+    labels = np.asarray(grouping.labels, dtype=np.int64)
+    fps = _attach_unstacked(labels, prep.fps, fp_values)
+    joined = join_thrown_and_logged(prep.pairs, rows.source, rows.text, labels, fps, templates, fp_values)
+    key_template = {
+        k: joined.templates.get(t, t)
+        for k, t in zip(
+            grouping.keys, np.asarray(templates, dtype=object)[grouping.key_template], strict=True
+        )
+    }
+    codes, ids, rule = _ids_and_rules(
+        joined.labels, joined.fingerprints, joined.joined_from, templates, fp_values
+    )
+    tpl = np.asarray(templates, dtype=object)
+    cols["key"] = np.asarray(grouping.keys, dtype=object)[grouping.key_labels]
+    cols["norm_template"] = tpl[joined.labels]
+    cols["fingerprint"] = np.asarray(fp_values, dtype=object)[joined.fingerprints]
+    cols["cluster_id"] = ids[codes]
+    cols["rule"] = rule
+    display = _display(joined.labels, joined.joined_from, rows, templates, masks)
+    if rules is not None:
+        frame = pd.DataFrame(
+            {c: cols[c] for c in ("text", "norm_template", "cluster_id", "rule")} | {"display": display},
+            copy=False,
+        )
+        frame = rules.apply(frame)
+        cols["cluster_id"], cols["rule"] = frame["cluster_id"].to_numpy(), frame["rule"].to_numpy()
+        display = frame["display"].to_numpy()
+        codes, uniq = pd.factorize(cols["cluster_id"])
+        ids = np.asarray(uniq, dtype=object)
+    dlq = join_dlq(ev.dlq, _frame(cols, list(cols)) if len(ev.dlq) else pd.DataFrame())
+    table = cluster_table(
+        TableRows(
+            codes=codes,
+            ids=ids,
+            source=Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)),
+            ts=rows.ts,
+            by_time=prep.by_time,
+            texts=cols["text"],
+            text=rows.text,
+            display=display,
+            fingerprint=cols["fingerprint"],
+            rule=cols["rule"],
+            invocation=ctx.invocation,
+            invocation_id=cols["invocation_id"],
+            job_type=ctx.job_type,
+            script=ctx.script,
+            script_version=ctx.script_version,
+            outcome=ctx.outcome,
+            request_id=ctx.request_id,
+            ray_id=ctx.ray_id,
+        ),
+        dlq,
+        max_examples,
+    )
+    shown = dict(zip(table["cluster_id"], table["template"], strict=True))
+    cols["template"] = np.asarray([shown[c] for c in ids], dtype=object)[codes]
+    if not len(codes):  # no error rows: the computed columns of an empty frame are float64 (as ever)
+        cols.update({c: np.zeros(0) for c in ("key", "norm_template", "fingerprint", "cluster_id", "rule")})
+    assign = _frame(cols, ASSIGN_COLUMNS)
+    key = clusters_key(rules, masks, levels, max_examples)
+    return Clusters(table, assign, dlq, masks, rules, key_template, key=key)

@@ -141,7 +141,9 @@ class _Exc(msgspec.Struct, gc=False):
     stack: _Str = UNSET
 
 
-class Record(msgspec.Struct, gc=False):
+class _RecordFields(msgspec.Struct, gc=False):
+    """The fields of a record the loaders read (each record struct below says how Logs/Exceptions decode)."""
+
     EventTimestampMs: _Time | None = None
     EventType: str | None = None
     Outcome: str | None = None
@@ -152,41 +154,24 @@ class Record(msgspec.Struct, gc=False):
     Entrypoint: str | None = None
     DispatchNamespace: str | None = None
     Event: _Event | None = None
+
+
+class Record(_RecordFields, gc=False):
     Logs: list[_Log] | None = None
     Exceptions: list[_Exc] | None = None
 
 
-class RecordCounts(msgspec.Struct, gc=False):
+class RecordCounts(_RecordFields, gc=False):
     """The same record when only the invocations frame is wanted: logs/exceptions only counted."""
 
-    EventTimestampMs: _Time | None = None
-    EventType: str | None = None
-    Outcome: str | None = None
-    ScriptName: str | None = None
-    ScriptVersion: _Version | None = None
-    CPUTimeMs: float | None = None
-    WallTimeMs: float | None = None
-    Entrypoint: str | None = None
-    DispatchNamespace: str | None = None
-    Event: _Event | None = None
     Logs: list[msgspec.Raw] | None = None
     Exceptions: list[msgspec.Raw] | None = None
 
 
-class RecordMarked(msgspec.Struct, gc=False):
+class RecordMarked(_RecordFields, gc=False):
     """A record with ``<<<Logpush: ... truncated>>>`` markers past the 16,384-character cap: an entry
     of ``Logs`` or ``Exceptions`` may be the marker string itself (``_logpush_markers`` cuts them)."""
 
-    EventTimestampMs: _Time | None = None
-    EventType: str | None = None
-    Outcome: str | None = None
-    ScriptName: str | None = None
-    ScriptVersion: _Version | None = None
-    CPUTimeMs: float | None = None
-    WallTimeMs: float | None = None
-    Entrypoint: str | None = None
-    DispatchNamespace: str | None = None
-    Event: _Event | None = None
     Logs: list[_Log | str] | None = None
     Exceptions: list[_Exc | str] | None = None
 

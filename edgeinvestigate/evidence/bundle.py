@@ -53,6 +53,7 @@ from edgeinvestigate.models.frames import conform, empty_frame
 from edgeinvestigate.models.load_report import FileReport, Issue, LoadReport
 from edgeinvestigate.sources.archive import load_archives, split_archive_specs
 from edgeinvestigate.sources.files._context import ALL_FRAMES, MAX_RECORD_BYTES
+from edgeinvestigate.sources.files._split import SPLIT_ALLOWED
 from edgeinvestigate.sources.files._worker import (
     LoadResult,
     claim_back,
@@ -387,6 +388,7 @@ def load(
     in ``ev.report``. ``frames``: build only some of ``invocations``/``logs``/``exceptions`` (the
     others are empty; invocation counts stay exact). ``jobs``: processes for large inputs (default:
     up to the CPU count when there is more than ~48 MB of Logpush data in several files).
+    ``jobs=1`` reads everything in this process (no helper for one large file either).
     ``dedupe``: when several formats (tail, TraceItems, Logpush, Workers Logs) hold the same
     invocation, keep one copy with its logs and exceptions; the counts dropped per source pair are
     in ``ev.report.duplicates`` (see :mod:`edgeinvestigate.evidence._dedupe`).
@@ -409,7 +411,11 @@ def load(
     plan, passed = _plan(paths, source)
     since_ms, until_ms = _ms(s), _ms(u)
     archives = load_archives(archive_urls, s, u, strict=strict, frames=wanted, margin=archive_margin)
-    results = _run(plan, since_ms, until_ms, strict, wanted, jobs, max_record_bytes)
+    token = SPLIT_ALLOWED.set(jobs != 1)  # jobs=1: one process, also for one large file
+    try:
+        results = _run(plan, since_ms, until_ms, strict, wanted, jobs, max_record_bytes)
+    finally:
+        SPLIT_ALLOWED.reset(token)
     results += [(None, rep, None) for rep in passed]
     results += [r for a in archives for r in a.results]
 

@@ -261,3 +261,24 @@ def test_no_split_inside_a_worker_or_for_a_small_file(
     assert _split.should_split(path) == (_split._cores() >= 2)
     monkeypatch.setattr(_split.multiprocessing, "parent_process", lambda: object())
     assert not _split.should_split(path)  # a worker of ei.load's pool loads whole files
+
+
+def test_jobs_1_reads_a_large_file_in_this_process(
+    sample_logpush: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ei.load(jobs=1)`` (``collect --jobs 1``) starts no helper, also for one large file."""
+    calls: list[Path] = []
+
+    def counted(path: Path, *args: object, **kwargs: object) -> object:
+        calls.append(path)
+        return real(path, *args, **kwargs)
+
+    real = _logpush.load_split
+    monkeypatch.setattr(_logpush, "load_split", counted)
+    with split_everything():
+        one = ei.load(sample_logpush, jobs=1)
+        assert calls == []
+        split = ei.load(sample_logpush)
+        assert calls  # the same load without jobs=1 does split
+    for name in FRAMES:
+        pd.testing.assert_frame_equal(one.frame(name), split.frame(name))

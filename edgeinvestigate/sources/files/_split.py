@@ -22,6 +22,7 @@ parses; later loads find it ready.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import multiprocessing
 import os
@@ -41,7 +42,7 @@ from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
 from edgeinvestigate.sources.files._split_helper import Slots, helper, inbox
 
-__all__ = ["SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split"]
+__all__ = ["SPLIT_ALLOWED", "SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split"]
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,14 @@ def _scratch(text_size: int) -> str | None:
     return "/dev/shm" if st.f_bavail * st.f_frsize > 2 * text_size else None  # noqa: S108
 
 
+#: False while a load was asked to use one process (``ei.load(jobs=1)``, ``collect --jobs 1``)
+SPLIT_ALLOWED: Final[contextvars.ContextVar[bool]] = contextvars.ContextVar("split_allowed", default=True)
+
+
 def should_split(path: Path) -> bool:
     """Whether to parse ``path`` with a helper process (see the module docstring)."""
+    if not SPLIT_ALLOWED.get():
+        return False
     if sys.platform == "win32" or _cores() < 2 or multiprocessing.parent_process() is not None:
         return False  # one core, or a worker of ei.load's pool (or this helper): whole files each
     if multiprocessing.active_children():  # ei.load's pool is loading other files right now

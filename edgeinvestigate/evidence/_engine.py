@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
 
-from edgeinvestigate.evidence._frames import frame_file, storage_order
+from edgeinvestigate.evidence._frames import frame_file, sort_in_place, storage_order
 from edgeinvestigate.evidence._sql import connect, register_all
 from edgeinvestigate.evidence._store import Derived
 
@@ -44,16 +44,16 @@ class EvidenceEngine:
         return dataclasses.replace(self, **ordered)  # type: ignore[type-var]
 
     def sort_for_storage(self) -> None:
-        """Put ``invocations``, ``logs`` and ``exceptions`` in storage order in place, one frame at a
-        time (each unsorted frame is replaced by its sorted copy, so at most one extra frame is held:
-        for the evidence a command has just loaded and owns; :meth:`in_storage_order` leaves ``self``
-        alone)."""
+        """Put ``invocations``, ``logs`` and ``exceptions`` in storage order in place, one column at a
+        time (each unsorted frame is rebuilt sorted while its columns are dropped, so at most one
+        column is held twice: for the evidence a command has just loaded and owns; a frame object
+        taken from it before is emptied; :meth:`in_storage_order` leaves ``self`` alone)."""
         if self._derived:
             raise ValueError("sort_for_storage() would move the rows that derived frames point at")
         for name in _FRAMES:
-            ordered = storage_order({name: self.frame(name)}, names=(name,))
+            ordered = sort_in_place(self.frame(name))
             if ordered is not None:
-                setattr(self, name, ordered[name])
+                setattr(self, name, ordered)
 
     @property
     def bundle_path(self) -> Path | None:

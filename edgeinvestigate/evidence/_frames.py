@@ -34,6 +34,7 @@ __all__ = [
     "frame_file",
     "frame_rows",
     "note",
+    "sort_in_place",
     "storage_order",
 ]
 
@@ -142,6 +143,20 @@ def _ts_order(df: pd.DataFrame) -> np.ndarray | None:
     if bool(np.all(ints[1:] >= ints[:-1])):
         return None
     return np.argsort(ints, kind="stable")
+
+
+def sort_in_place(df: pd.DataFrame) -> pd.DataFrame | None:
+    """``df`` in storage order, built column by column while ``df``'s columns are dropped (so at most
+    one column is held twice; ``df`` is left without columns), or ``None`` when it is sorted already
+    (``df`` untouched). For a frame nobody else holds."""
+    order = _ts_order(df)
+    if order is None:
+        return None
+    taken: dict[str, pd.Series] = {}
+    for col in list(df.columns):
+        taken[col] = df[col].take(order).reset_index(drop=True)
+        del df[col]
+    return pd.DataFrame(taken, copy=False)
 
 
 def storage_order(

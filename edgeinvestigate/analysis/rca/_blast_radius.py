@@ -43,6 +43,18 @@ TENANT_FIELDS: Final = (
 )
 
 
+def log_field(message: Any, args: Any, fields: Sequence[str]) -> tuple[str, str] | None:
+    """The first of ``fields`` (and its value) found in the JSON of a log line's message or args."""
+    for text in (message, args):
+        if not isinstance(text, str) or "{" not in text:
+            continue
+        for o in json_values(text):
+            hit = _find_field(o, fields)
+            if hit:
+                return hit
+    return None
+
+
 def _find_field(obj: Any, fields: Sequence[str]) -> tuple[str, str] | None:
     """The first of ``fields`` in a JSON object, or in its ``payload``/``data``/``body``/``original``."""
     if isinstance(obj, dict):
@@ -91,19 +103,11 @@ def find_payload_fields(ev: Evidence, clusters: Clusters, fields: Sequence[str])
         args = as_object(logs["args"]).to_numpy()
         msgs = as_object(logs["message"]).to_numpy()
         for r, job, cid in zip(log_rows["row"], log_rows["job_id"], log_rows["cluster_id"], strict=True):
-            for text in (msgs[r], args[r]):
-                if not text or "{" not in str(text):
-                    continue
-                hit = None
-                for o in json_values(text):
-                    hit = _find_field(o, fields)
-                    if hit:
-                        break
-                if hit:
-                    rows.append(
-                        {"job_id": job, "cluster_id": cid, "field": hit[0], "value": hit[1], "source": "log"}
-                    )
-                    break
+            hit = log_field(msgs[r], args[r], fields)
+            if hit:
+                rows.append(
+                    {"job_id": job, "cluster_id": cid, "field": hit[0], "value": hit[1], "source": "log"}
+                )
     return pd.DataFrame(rows, columns=["job_id", "cluster_id", "field", "value", "source"])
 
 

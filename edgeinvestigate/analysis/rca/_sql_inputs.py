@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from edgeinvestigate.analysis._columns import as_object, json_values
+from edgeinvestigate.analysis._columns import as_object
 from edgeinvestigate.analysis.deploys import _KEY_RE, log_versions
-from edgeinvestigate.analysis.rca._blast_radius import _find_field, dlq_payload_fields
+from edgeinvestigate.analysis.rca._blast_radius import dlq_payload_fields, log_field
 
 if TYPE_CHECKING:
     from edgeinvestigate.analysis.clustering import Clusters
@@ -94,17 +94,7 @@ def payload_fields_sql(engine: Engine, clusters: Clusters, fields: Sequence[str]
     for job, cid, msg, args in zip(
         as_object(cand["job_id"]), as_object(cand["cluster_id"]), cand["message"], cand["args"], strict=True
     ):
-        for text in (msg, args):
-            if not isinstance(text, str) or "{" not in text:
-                continue
-            hit = None
-            for o in json_values(text):
-                hit = _find_field(o, fields)
-                if hit:
-                    break
-            if hit:
-                rows.append(
-                    {"job_id": job, "cluster_id": cid, "field": hit[0], "value": hit[1], "source": "log"}
-                )
-                break
+        hit = log_field(msg, args, fields)
+        if hit:
+            rows.append({"job_id": job, "cluster_id": cid, "field": hit[0], "value": hit[1], "source": "log"})
     return pd.DataFrame(rows, columns=columns)

@@ -113,6 +113,16 @@ def _billable(size: int) -> int:
     return max(1, -(-size // CHUNK_BYTES))
 
 
+#: add one minute's operations of a queue to its counters (the row is created on first use)
+_ADD_OPS = (
+    "INSERT INTO analytics_ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (queue_id, minute_ms, action, consumer_type, outcome) DO UPDATE SET "
+    "count = count + excluded.count, bytes = bytes + excluded.bytes, "
+    "billable = billable + excluded.billable, lag_sum = lag_sum + excluded.lag_sum, "
+    "retry_sum = retry_sum + excluded.retry_sum, max_size = MAX(max_size, excluded.max_size)"
+)
+
+
 class Analytics:
     """The analytics tables of one sandbox database."""
 
@@ -145,11 +155,7 @@ class Analytics:
             return
         lag = sum(max(0, now - ts) for _, ts, _ in items) if action != "WriteMessage" else 0
         conn.execute(
-            "INSERT INTO analytics_ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (queue_id, minute_ms, action, consumer_type, outcome) DO UPDATE SET "
-            "count = count + excluded.count, bytes = bytes + excluded.bytes, "
-            "billable = billable + excluded.billable, lag_sum = lag_sum + excluded.lag_sum, "
-            "retry_sum = retry_sum + excluded.retry_sum, max_size = MAX(max_size, excluded.max_size)",
+            _ADD_OPS,
             (
                 account_id,
                 queue_id,
@@ -278,11 +284,7 @@ class Analytics:
             n = int(g.get("count", 0))
             size = int((g.get("max") or {}).get("messageSize", 0))
             conn.execute(
-                "INSERT INTO analytics_ops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (queue_id, minute_ms, action, consumer_type, outcome) DO UPDATE SET "
-                "count = count + excluded.count, bytes = bytes + excluded.bytes, "
-                "billable = billable + excluded.billable, lag_sum = lag_sum + excluded.lag_sum, "
-                "retry_sum = retry_sum + excluded.retry_sum, max_size = MAX(max_size, excluded.max_size)",
+                _ADD_OPS,
                 (
                     account_id,
                     qid,

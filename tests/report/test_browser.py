@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _helpers.browser import reap_playwright_driver
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
@@ -41,7 +42,7 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
-    _reap_playwright_driver()
+    reap_playwright_driver()
 
 
 def _render(browser: Any, html: Path) -> dict[str, Any]:
@@ -189,17 +190,3 @@ def test_no_mode_bar_button_can_send_a_chart_off_the_machine(
     assert leaky == [], f"{notebook}.html offers to send a chart away: {leaky}"
     assert r["requests"] == [], f"{notebook}.html sent requests when its mode-bar buttons were clicked"
     assert r["popups"] == [], f"{notebook}.html opened a window: {r['popups']}"
-
-
-def _reap_playwright_driver() -> None:
-    """Playwright's driver process exits just after ``sync_playwright()`` closes; its ``Popen`` object can
-    be collected while it is still exiting, and that ResourceWarning would land in whichever test runs
-    next. Wait for the driver and collect it here, where it belongs."""
-    import gc
-    import time
-    import warnings
-
-    time.sleep(0.5)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="subprocess .* is still running", category=ResourceWarning)
-        gc.collect()

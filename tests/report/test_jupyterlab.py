@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from _helpers.browser import reap_playwright_driver
 
 from edgeinvestigate.report.runner import notebooks_dir
 
@@ -100,7 +101,7 @@ def browser(lab: str) -> Iterator[Any]:
             yield b
         finally:
             b.close()
-    _reap_playwright_driver()
+    reap_playwright_driver()
 
 
 def test_double_click_opens_triage_py_as_a_notebook(lab: str, browser: Any) -> None:
@@ -121,17 +122,3 @@ def test_double_click_opens_triage_py_as_a_notebook(lab: str, browser: Any) -> N
     assert page.locator(".jp-NotebookPanel .jp-CodeCell").count() > 0
     assert page.locator(".jp-FileEditor").count() == 0, "triage.py opened in the text editor"
     page.close()
-
-
-def _reap_playwright_driver() -> None:
-    """Playwright's driver process exits just after ``sync_playwright()`` closes; its ``Popen`` object can
-    be collected while it is still exiting, and that ResourceWarning would land in whichever test runs
-    next. Wait for the driver and collect it here, where it belongs."""
-    import gc
-    import time
-    import warnings
-
-    time.sleep(0.5)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="subprocess .* is still running", category=ResourceWarning)
-        gc.collect()

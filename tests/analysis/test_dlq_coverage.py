@@ -3,13 +3,13 @@ their notes, the CLI's text and the Markdown summary."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from _helpers.peek import as_peeked
 from click.testing import CliRunner
 
 import edgeinvestigate as ei
@@ -32,16 +32,7 @@ def snapshot_and_peek(tmp_path_factory: pytest.TempPathFactory) -> tuple[Evidenc
     ev = load([out / "traceitems" / "traceitems.jsonl"], strict=True)
     dlq = dlq_frame_from_file(out / "dlq" / "messages.json")
     full = ev.with_dlq(dlq)
-    head = dlq.sort_values("enqueued_at", kind="stable").head(PEEK).reset_index(drop=True)
-    peek = ev.with_dlq(head)
-    record = {
-        "queue": "jobs-dlq",
-        "mode": "peek",
-        "messages": PEEK,
-        "backlog_count": len(dlq),
-        "complete": False,
-    }
-    peek = dataclasses.replace(peek, manifest={**peek.manifest, "dlq_collections": [record]})
+    peek = as_peeked(ev, dlq, PEEK)
     return full, peek, json.loads(summary.ground_truth.read_text())
 
 

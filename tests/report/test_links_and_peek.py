@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from _helpers.peek import as_peeked
 
 import edgeinvestigate as ei
 from edgeinvestigate.analysis.deeplinks import DASHBOARD
@@ -65,16 +66,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Reports:
     path.write_text(json.dumps(events))
     ev = ei.load([path], strict=True)
     dlq = dlq_frame_from_file(root / "sim" / "dlq" / "messages.json")
-    ev = ev.with_dlq(dlq.sort_values("enqueued_at", kind="stable").head(PEEK).reset_index(drop=True))
-    record = {
-        "queue": "jobs-dlq",
-        "mode": "peek",
-        "messages": PEEK,
-        "backlog_count": len(dlq),
-        "complete": False,
-    }
-    manifest = {**ev.manifest, "account_id": truth["account_id"], "dlq_collections": [record]}
-    bundle = dataclasses.replace(ev, manifest=manifest).save(root / "bundle")
+    bundle = as_peeked(ev, dlq, PEEK, account_id=truth["account_id"]).save(root / "bundle")
     runs = {}
     for name in NOTEBOOKS:
         params = {"to_queue": "jobs"} if name == "dlq-replay" else None

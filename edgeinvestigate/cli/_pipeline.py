@@ -32,7 +32,8 @@ def note(text: str) -> None:
 
 
 def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -> tuple[Evidence, Clusters]:
-    """Cluster ``ev`` (in storage order) and return it holding the clusters, ready to be saved."""
+    """Sort ``ev`` for storage (in place), cluster it and return it holding the clusters, ready to be
+    saved."""
     from edgeinvestigate.analysis.clustering import cluster, store_clusters
 
     ev.sort_for_storage()  # in place: the loaded evidence is this command's own

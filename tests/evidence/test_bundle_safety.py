@@ -173,6 +173,22 @@ def test_open_refuses_a_frame_file_linked_from_another_saved(tmp_path, data_dir)
     assert ei.Evidence.open(mine).equals(ei.Evidence.open(other))
 
 
+def test_a_frame_file_changed_after_open_is_refused_when_first_read(tmp_path, data_dir):
+    """Frames are read on first use: the file is checked again then (a link, a deleted file, a file
+    with other rows), with the file named."""
+    mine, other = _saved(tmp_path, data_dir, "mine"), _saved(tmp_path, data_dir, "other")
+    ev = ei.Evidence.open(mine)
+    (mine / "logs.parquet").unlink()
+    (mine / "logs.parquet").symlink_to(other / "logs.parquet")
+    with pytest.raises(BundleError, match=r"its logs frame file logs\.parquet is a symbolic link"):
+        _ = ev.logs
+    ev = ei.Evidence.open(other)
+    (other / "exceptions.parquet").unlink()
+    with pytest.raises(BundleError, match=r"exceptions frame file exceptions\.parquet is missing"):
+        _ = ev.exceptions
+    assert len(ev.invocations)  # the other frames still read
+
+
 def test_open_refuses_a_linked_or_hostile_manifest(tmp_path, data_dir):
     out = _saved(tmp_path, data_dir)
     manifest = (out / "manifest.json").read_text()

@@ -25,6 +25,7 @@ title = "Incident report"  # the report's title
 incident_id = ""  # your incident id, e.g. INC-123
 replay_plan = ""  # a replay plan.json whose results to include
 top_n = 5  # findings and clusters to include
+findings_file = ""  # the bundle's findings.json (from investigate): reported instead of analysing again
 
 # %%
 import json
@@ -36,12 +37,22 @@ import edgeinvestigate as ei
 from edgeinvestigate.analysis import plots
 from edgeinvestigate.analysis.queue_plots import queue_health, queue_health_table
 from edgeinvestigate.report import views
-from edgeinvestigate.report.kernel import dlq_size, emit, note, open_bundle, pre, say, show, table
+from edgeinvestigate.report.kernel import (
+    dlq_size,
+    emit,
+    findings_of,
+    note,
+    open_bundle,
+    pre,
+    say,
+    show,
+    table,
+)
 
 ev = open_bundle(bundle, since=since, until=until)
 clusters = ei.cluster(ev)  # the clusters stored in the bundle (computed in memory when it has none)
 note(clusters.note)
-findings = ei.analyze(ev, clusters=clusters)
+findings = findings_of(ev, clusters, findings_file, since=since, until=until)  # or ei.analyze
 inc = findings.incident
 heading = title if title != "Incident report" else inc.title
 say("<h2>{id}{title}</h2>", id=f"{incident_id}: " if incident_id else "", title=heading)

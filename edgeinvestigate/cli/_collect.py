@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -272,6 +274,7 @@ def collect(
     ev, clusters = cluster_and_store(got.ev, rules=rules, progress=progress)
     with progress.step(f"writing the bundle to {out}"):
         dest = ev.save(out, overwrite=overwrite, inputs=got.inputs)
+    got.done()
     report_collected(ev, got.shown)
     rows = ev.manifest["rows"]
     click.echo(
@@ -280,7 +283,7 @@ def collect(
         + "".join(f", {rows[n]} {n.replace('_', ' ')} rows" for n in ev.extra)
         + f", {len(clusters)} error clusters"
     )
-    warn_collected(ev, since, until)
+    warn_collected(ev.report, since, until)
 
 
 @dataclasses.dataclass
@@ -290,6 +293,13 @@ class Gathered:
     ev: Any
     inputs: list[Any]
     shown: list[str]
+    #: the folder the telemetry was loaded through (removed by :meth:`done`)
+    spool: Path | None = None
+
+    def done(self) -> None:
+        """After ``ev.save()``: remove the spool (its frame files were copied into the bundle)."""
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def gather(
@@ -358,6 +368,7 @@ def gather(
     if archive_inputs(specs, s, u):  # s3:// archives: --dry-run (lists, reads nothing), logging
         return None
     check_destination(out, inputs=inputs, overwrite=overwrite)
+    spool = _spool_next_to(out) if specs else None
 
     shown: list[str] = []  # warnings printed on stderr already (kept in the manifest notes)
 
@@ -395,13 +406,23 @@ def gather(
             worker_metrics=worker_metrics,
             queue_metrics_files=queue_metrics_file,
             max_record_bytes=max_record_bytes,
+            spool=spool,
             **archive_load_options(),
         )
     if keep_secrets:
         warn("--keep-secrets: credentials in the telemetry are stored verbatim; treat the bundle as a secret")
     # load_dlq logged each of its warnings once (shown as "warning: ..." on stderr)
     shown.extend(w for c in ev.manifest.get("dlq_collections", []) for w in c["warnings"])
-    return Gathered(ev=ev, inputs=inputs, shown=shown)
+    return Gathered(ev=ev, inputs=inputs, shown=shown, spool=spool)
+
+
+def _spool_next_to(out: Path) -> Path:
+    """A new folder beside the bundle ``out`` (same disk) to load the telemetry through; removed
+    when the command ends, whatever happens (see :mod:`edgeinvestigate.evidence._spool`)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spool = Path(tempfile.mkdtemp(prefix=f".{out.name}.spool-", dir=out.parent))
+    click.get_current_context().call_on_close(lambda: shutil.rmtree(spool, ignore_errors=True))
+    return spool
 
 
 def _size(spec: Any) -> int:
@@ -427,9 +448,10 @@ def report_collected(ev: Any, shown: list[str]) -> None:
         )
 
 
-def warn_collected(ev: Any, since: str | None, until: str | None) -> None:
-    """Warnings after a collect: nothing in the window, records that could not be loaded."""
-    telemetry = [f for f in ev.report.files if f.source != DLQ_FILE_SOURCE]
+def warn_collected(report: Any, since: str | None, until: str | None) -> None:
+    """Warnings after a collect (``report``: its load report): nothing in the window, records that
+    could not be loaded."""
+    telemetry = [f for f in report.files if f.source != DLQ_FILE_SOURCE]
     n_read, n_filtered = sum(f.records for f in telemetry), sum(f.filtered for f in telemetry)
     if n_filtered and n_filtered == n_read:
         click.echo(
@@ -438,8 +460,8 @@ def warn_collected(ev: Any, since: str | None, until: str | None) -> None:
             "telemetry; check the window (times are UTC unless they carry an offset)",
             err=True,
         )
-    if ev.report.skipped:
+    if report.skipped:
         click.echo(
-            f"warning: {ev.report.skipped} records could not be loaded; see the list above and manifest.json",
+            f"warning: {report.skipped} records could not be loaded; see the list above and manifest.json",
             err=True,
         )

@@ -79,6 +79,7 @@ def investigate(
         note,
         open_clusters,
         reopen,
+        write_investigation_report,
     )
     from edgeinvestigate.cli._progress import Progress
 
@@ -96,6 +97,7 @@ def investigate(
     out.mkdir(parents=True, exist_ok=True)
     with progress.step(f"writing the bundle to {out / 'bundle'}"):
         ev.save(out / "bundle", overwrite=overwrite, inputs=got.inputs)
+    got.done()
     report_collected(ev, got.shown)
     # from here on the saved bundle is the evidence: its frames are read on first use and the
     # analysis scans its Parquet files, so the loaded frames need not stay in memory while the
@@ -104,20 +106,14 @@ def investigate(
     ev = reopen(out / "bundle")
     clusters = open_clusters(ev, rules=rules, progress=progress)
     params = {k: v for k, v in (("incident_id", incident_id), ("title", title)) if v}
-    result = investigate_bundle(
-        ev,
-        clusters,
-        out,
-        report=not no_report,
-        to_queue=to_queue,
-        report_parameters=params,
-        redact=not no_redact,
-        progress=progress,
-    )
-    rows = ev.manifest["rows"]
+    result = investigate_bundle(ev, clusters, out, to_queue=to_queue, progress=progress)
+    rows, loaded = ev.manifest["rows"], ev.report
+    del ev, clusters  # the report is made by another process, which reads the bundle itself
+    if not no_report:
+        write_investigation_report(result, parameters=params, redact=not no_redact, progress=progress)
     click.echo(
         f"evidence: {rows['invocations']} invocations, {rows['logs']} logs, {rows['exceptions']} exceptions, "
-        f"{rows['dlq']} DLQ messages; {len(clusters)} error clusters"
+        f"{rows['dlq']} DLQ messages; {result.n_clusters} error clusters"
     )
     width = terminal_width()
     click.echo("")
@@ -135,7 +131,7 @@ def investigate(
             click.echo(f"summary:  {result.report_run.summary}")
     if result.plan is not None:
         click.echo(f"plan:     {result.plan}  (DRAFT, not run: review it, then `edgeinvestigate replay run`)")
-    warn_collected(ev, opts.get("since"), opts.get("until"))
+    warn_collected(loaded, opts.get("since"), opts.get("until"))
     if result.report_run is not None:
         result.report_run.raise_for_error()
 

@@ -20,7 +20,15 @@ if TYPE_CHECKING:
     from edgeinvestigate.evidence.bundle import Evidence
     from edgeinvestigate.models.findings import Findings
 
-__all__ = ["Investigation", "cluster_and_store", "investigate_bundle", "note", "open_clusters", "reopen"]
+__all__ = [
+    "Investigation",
+    "cluster_and_store",
+    "investigate_bundle",
+    "note",
+    "open_clusters",
+    "reopen",
+    "write_investigation_report",
+]
 
 log = logging.getLogger("edgeinvestigate.note")
 
@@ -35,25 +43,40 @@ def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -
     """Sort ``ev`` for storage (in place), cluster it and return it holding the clusters, ready to be
     saved."""
     from edgeinvestigate.analysis.clustering import cluster, store_clusters
+    from edgeinvestigate.analysis.clustering._lean import lean_evidence
 
-    ev.sort_for_storage()  # in place: the loaded evidence is this command's own
+    ev.sort_for_storage()  # in place: the loaded evidence is this command's own (spooled: sorted)
     n = ev.manifest["rows"]
     with progress.step(f"clustering the errors of {n['logs']:,} log lines, {n['exceptions']:,} exceptions"):
-        clusters = cluster(ev, rules=rules, stored=False)
+        # spooled logs are read without the text clustering skips (the clusters are the same)
+        clusters = cluster(lean_evidence(ev), rules=rules, stored=False)
+    give_back_memory()  # the logs clustering read
     return store_clusters(ev, clusters), clusters
+
+
+def give_back_memory() -> None:
+    """Return the memory of what was freed to the system: Python's cycles, Arrow's pool, and the C
+    heap (glibc keeps freed pages otherwise), so the next step (or process) has it."""
+    import contextlib
+    import ctypes
+    import gc
+    import sys
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def reopen(bundle: Path) -> Evidence:
     """The bundle just written, opened again (frames read on first use), with the memory of the loaded
     frames given back to the system."""
-    import gc
-
-    import pyarrow as pa
-
     from edgeinvestigate.evidence.bundle import Evidence
 
-    gc.collect()
-    pa.default_memory_pool().release_unused()
+    give_back_memory()
     return Evidence.open(bundle)
 
 
@@ -77,7 +100,9 @@ class Investigation:
     bundle: Path
     findings_path: Path
     findings: Findings
-    clusters: Clusters
+    #: the clusters, until the report is written (:func:`write_investigation_report` drops them)
+    clusters: Clusters | None
+    n_clusters: int = 0
     report: Path | None = None
     report_run: Any = None
     plan: Path | None = None
@@ -86,17 +111,9 @@ class Investigation:
 
 
 def investigate_bundle(
-    ev: Evidence,
-    clusters: Clusters,
-    out: Path,
-    *,
-    report: bool,
-    to_queue: str | None,
-    report_parameters: dict[str, str],
-    redact: bool,
-    progress: Progress,
+    ev: Evidence, clusters: Clusters, out: Path, *, to_queue: str | None, progress: Progress
 ) -> Investigation:
-    """After ``ev`` (with ``clusters``) was saved to ``out/bundle``: findings, draft plan, report."""
+    """After ``ev`` (with ``clusters``) was saved to ``out/bundle``: findings and draft plan."""
     from edgeinvestigate.analysis.rca import analyze
 
     bundle = out / "bundle"
@@ -104,21 +121,28 @@ def investigate_bundle(
         findings = analyze(ev, clusters)
     findings_path = out / "findings.json"
     findings_path.write_text(findings.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    result = Investigation(out, bundle, findings_path, findings, clusters)
+    result = Investigation(out, bundle, findings_path, findings, clusters, n_clusters=len(clusters))
     if to_queue:
         _draft_plan(result, ev, to_queue, progress)
-    if report:
-        from edgeinvestigate.report.runner import write_report
-
-        run = write_report(
-            bundle,
-            out / "report",
-            parameters=report_parameters,
-            redact=redact,
-            progress=progress.enabled,
-        )
-        result.report, result.report_run = run.html, run
     return result
+
+
+def write_investigation_report(
+    result: Investigation, *, parameters: dict[str, str], redact: bool, progress: Progress
+) -> None:
+    """The incident report of ``result``'s bundle (``out/report``), made by another process: call it
+    once this process holds nothing of the evidence (the clusters are dropped here), so the two
+    never hold it together."""
+    from edgeinvestigate.report.runner import write_report
+
+    result.clusters = None
+    give_back_memory()
+    # the kernel reports the findings just written instead of analysing the bundle again
+    parameters = {**parameters, "findings_file": str(result.findings_path)}
+    run = write_report(
+        result.bundle, result.out / "report", parameters=parameters, redact=redact, progress=progress.enabled
+    )
+    result.report, result.report_run = run.html, run
 
 
 def _draft_plan(result: Investigation, ev: Evidence, to_queue: str, progress: Progress) -> None:
@@ -129,7 +153,10 @@ def _draft_plan(result: Investigation, ev: Evidence, to_queue: str, progress: Pr
         result.notes.append(f"no DLQ messages were collected: no replay plan to {to_queue!r} was written")
         return
     with progress.step("choosing the clusters a fix made safe, drafting their replay"):
-        safe = default_selection(ev, clusters=result.clusters, findings=result.findings)
+        clusters = result.clusters
+        if clusters is None:
+            raise RuntimeError("draft the plan before the report drops the clusters")
+        safe = default_selection(ev, clusters=clusters, findings=result.findings)
         if not safe:
             result.notes.append(
                 "no cluster with DLQ messages was judged safe to replay: no replay plan was written "
@@ -138,7 +165,7 @@ def _draft_plan(result: Investigation, ev: Evidence, to_queue: str, progress: Pr
             return
         result.selected = [(c.cluster_id, c.reason) for c in safe]
         chosen = {c.cluster_id for c in safe}
-        dlq = result.clusters.dlq
+        dlq = clusters.dlq
         in_chosen = dlq[dlq["cluster_id"].isin(chosen)]
         queues = in_chosen["queue"].astype(object).dropna().value_counts()
         if queues.empty:

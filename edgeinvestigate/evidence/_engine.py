@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
 
-from edgeinvestigate.evidence._frames import frame_file, sort_in_place, storage_order
+from edgeinvestigate.evidence._frames import SORTED_FRAMES, frame_file, sort_in_place, storage_order
 from edgeinvestigate.evidence._sql import connect, register_all
 from edgeinvestigate.evidence._store import Derived
 
@@ -33,15 +33,31 @@ class EvidenceEngine:
 
         def frame(self, name: str) -> pd.DataFrame: ...
 
+    def copy_with(self, **changes: Any) -> Self:
+        """``dataclasses.replace(self, **changes)`` that leaves the frames not changed as they are: a
+        frame still in its Parquet file (an opened or spooled bundle's) is not read to be copied."""
+        kept = {n: self.__dict__[f"_frame_{n}"] for n in _FRAMES if n not in changes}
+        return dataclasses.replace(self, **kept, **changes)  # type: ignore[type-var]
+
     # --- storage order -------------------------------------------------------------------------
+    def _unsorted(self) -> dict[str, pd.DataFrame]:
+        """The frames whose order must be checked: all but those written in storage order by the
+        spool (:mod:`._spool`) and not read since."""
+        return {
+            n: self.frame(n)
+            for n in _FRAMES
+            if not getattr(self.__dict__.get(f"_frame_{n}"), "in_storage_order", False)
+        }
+
     def in_storage_order(self) -> Self:
         """This evidence with ``invocations``, ``logs`` and ``exceptions`` sorted by ``ts`` (stable;
         the order a saved bundle has); ``self`` when they are sorted already. Derived frames index
         rows by position: compute them on this order (:meth:`with_derived` checks)."""
-        ordered = storage_order({n: self.frame(n) for n in _FRAMES})
+        frames = self._unsorted()
+        ordered = storage_order(frames, names=tuple(n for n in SORTED_FRAMES if n in frames))
         if ordered is None:
             return self
-        return dataclasses.replace(self, **ordered)  # type: ignore[type-var]
+        return self.copy_with(**ordered)
 
     def sort_for_storage(self) -> None:
         """Put ``invocations``, ``logs`` and ``exceptions`` in storage order in place, one column at a
@@ -50,8 +66,8 @@ class EvidenceEngine:
         taken from it before is emptied; :meth:`in_storage_order` leaves ``self`` alone)."""
         if self._derived:
             raise ValueError("sort_for_storage() would move the rows that derived frames point at")
-        for name in _FRAMES:
-            ordered = sort_in_place(self.frame(name))
+        for name, df in self._unsorted().items():
+            ordered = sort_in_place(df)
             if ordered is not None:
                 setattr(self, name, ordered)
 
@@ -78,14 +94,15 @@ class EvidenceEngine:
         ``derived/VIEW.parquet``. ``ev`` must be in storage order (``ev.in_storage_order()``): row
         positions in derived frames refer to the saved order. Evidence knows nothing of how they are
         computed; a copy made by ``dataclasses.replace`` (a time window, another DLQ) drops them."""
-        if storage_order({n: self.frame(n) for n in _FRAMES}) is not None:
+        own = self._unsorted()
+        if storage_order(own, names=tuple(n for n in SORTED_FRAMES if n in own)) is not None:
             raise ValueError(
                 "derived frames must be computed on evidence in storage order: use ev.in_storage_order()"
             )
         clash = set(frames) & set(_FRAMES)
         if clash:
             raise ValueError(f"derived frame names {sorted(clash)} are names of evidence frames")
-        out = dataclasses.replace(self)  # type: ignore[type-var]
+        out = self.copy_with()
         out._derived = {
             **self._derived,
             name: Derived(name=name, key=key, frames=dict(frames), info=dict(info or {})),

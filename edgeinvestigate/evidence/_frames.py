@@ -57,6 +57,8 @@ class StoredFrame:
     path: Path
     rows: int
     reader: Callable[[], pd.DataFrame]
+    #: written in storage order by this process (the spool): saved by copying the file as it is
+    in_storage_order: bool = False
 
     def read(self) -> pd.DataFrame:
         if self.rows >= LARGE_FRAME_ROWS:

@@ -14,7 +14,6 @@ credential; only those go through the Python rules.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,7 +26,7 @@ from edgeinvestigate.models.credentials import CredentialMasker, env_secrets
 if TYPE_CHECKING:  # pragma: no cover
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["TEXT_COLUMNS", "mask_secrets"]
+__all__ = ["TEXT_COLUMNS", "mask_secrets", "mask_table", "mask_values"]
 
 #: frame -> the text columns of telemetry that may carry a credential
 TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -87,8 +86,39 @@ def _like(values: pa.ChunkedArray, col: pd.Series) -> pd.Series:
     return pd.Series(values.to_pandas(), index=col.index).astype(col.dtype)
 
 
+def mask_values(values: pa.ChunkedArray, secrets: list[str]) -> tuple[pa.ChunkedArray | None, int]:
+    """``values`` (Arrow strings) with their credentials masked, and how many were masked; ``None``
+    when nothing changed. Only the candidate rows become Python strings; only the chunks that change
+    are rebuilt (writing cell by cell into an Arrow column copies the whole column each time)."""
+    rows = np.flatnonzero(_candidates(values, secrets).to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return None, 0
+    masker = CredentialMasker(secrets)
+    texts = values.take(pa.array(rows)).to_pylist()
+    new = [masker.text(t) if isinstance(t, str) else t for t in texts]
+    changed = np.asarray([a != b for a, b in zip(texts, new, strict=True)], dtype=bool)
+    if not changed.any():
+        return None, masker.count
+    fixed = _replaced(values, rows[changed], [t for t, c in zip(new, changed, strict=True) if c])
+    return fixed, masker.count
+
+
+def mask_table(table: pa.Table, name: str, secrets: list[str]) -> tuple[pa.Table, int]:
+    """A telemetry frame ``name`` as an Arrow table (string text columns) with its credentials
+    masked, and how many were masked (what :func:`mask_secrets` does to the pandas frame)."""
+    masked = 0
+    for col in TEXT_COLUMNS.get(name, ()):
+        if col not in table.column_names or not table.num_rows:
+            continue
+        fixed, n = mask_values(table.column(col), secrets)
+        masked += n
+        if fixed is not None:
+            table = table.set_column(table.schema.get_field_index(col), col, fixed)
+    return table, masked
+
+
 def mask_secrets(ev: Evidence) -> Evidence:
-    """``ev`` with credentials masked in its telemetry text columns (counted in the manifest)."""
+    """``ev`` with credentials in its telemetry text columns masked (counted in the manifest)."""
     secrets = env_secrets()
     counts: dict[str, int] = {}
     replaced: dict[str, pd.DataFrame] = {}
@@ -99,30 +129,14 @@ def mask_secrets(ev: Evidence) -> Evidence:
         for col in columns:
             if col not in df.columns or df.empty:
                 continue
-            values = _arrow_strings(df[col])
-            rows = np.flatnonzero(_candidates(values, secrets).to_numpy(zero_copy_only=False))
-            if not len(rows):
-                continue
-            masker = CredentialMasker(secrets)
-            if out is None:
-                out = df.copy(deep=False)  # columns are replaced whole, never written into
-            # only the candidate rows become Python strings; the chunks that change are rebuilt
-            # (writing cell by cell into an Arrow-backed column copies the whole column each time)
-            texts = values.take(pa.array(rows)).to_pylist()
-            new = [masker.text(t) if isinstance(t, str) else t for t in texts]
-            changed = np.asarray([a != b for a, b in zip(texts, new, strict=True)], dtype=bool)
-            if changed.any():
-                fixed = _replaced(values, rows[changed], [t for t, c in zip(new, changed, strict=True) if c])
+            fixed, n = mask_values(_arrow_strings(df[col]), secrets)
+            masked += n
+            if fixed is not None:
+                if out is None:
+                    out = df.copy(deep=False)  # columns are replaced whole, never written into
                 out[col] = _like(fixed, df[col])
-            masked += masker.count
         counts[name] = masked
         if out is not None:
             replaced[name] = out
     manifest = {**ev.manifest, "secrets_masked": {**counts, "kept": False}}
-    return dataclasses.replace(
-        ev,
-        invocations=replaced.get("invocations", ev.invocations),
-        logs=replaced.get("logs", ev.logs),
-        exceptions=replaced.get("exceptions", ev.exceptions),
-        manifest=manifest,
-    )
+    return ev.copy_with(**replaced, manifest=manifest)

@@ -18,12 +18,9 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -32,10 +29,8 @@ from typing import Any, Final
 import pandas as pd
 import pyarrow as pa
 
-from edgeinvestigate import errors
-from edgeinvestigate._time import parse_time
 from edgeinvestigate._version import __version__
-from edgeinvestigate.errors import BundleError, ConfigError, EdgeInvestigateError, LoadError, ParseError
+from edgeinvestigate.errors import BundleError
 from edgeinvestigate.evidence._bundle_files import (
     BUNDLE_FORMAT,
     check_destination,
@@ -48,34 +43,17 @@ from edgeinvestigate.evidence._dedupe import drop_cross_source
 from edgeinvestigate.evidence._engine import EvidenceEngine
 from edgeinvestigate.evidence._extra import EXTRA_FRAMES, merge_extra, open_extra, save_extra
 from edgeinvestigate.evidence._frames import FrameSlot, StoredFrame, frame_rows
+from edgeinvestigate.evidence._loading import PathLike, PathSpec, load_results, raise_error
 from edgeinvestigate.evidence._store import Derived, read_derived, write_derived, write_frame
 from edgeinvestigate.models.frames import conform, empty_frame
-from edgeinvestigate.models.load_report import FileReport, Issue, LoadReport
-from edgeinvestigate.sources.archive import load_archives, split_archive_specs
+from edgeinvestigate.models.load_report import LoadReport
 from edgeinvestigate.sources.files._context import ALL_FRAMES, MAX_RECORD_BYTES
-from edgeinvestigate.sources.files._split import SPLIT_ALLOWED
-from edgeinvestigate.sources.files._worker import (
-    LoadResult,
-    claim_back,
-    init_claims,
-    load_claimed,
-    load_one,
-    read_ipc,
-)
-from edgeinvestigate.sources.registry import SOURCES, walk_inputs
 
 __all__ = ["BUNDLE_FORMAT", "Evidence", "check_destination", "concat_frames", "is_bundle", "load"]
 
 log = logging.getLogger(__name__)
 
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
-#: inputs of a parallel-capable source bigger than this are read by several processes
-PARALLEL_MIN_BYTES: Final = 48 * 1024 * 1024
-#: this process loads files too while the workers run (tests turn it off to exercise the workers)
-_PARENT_TAKES_SHARE = True
-
-PathLike = str | os.PathLike[str]
-PathSpec = PathLike | tuple[PathLike, str]
 
 
 def _iso(ts: pd.Timestamp | None) -> str | None:
@@ -133,7 +111,7 @@ class Evidence(EvidenceEngine):
         manifest = dict(self.manifest)
         if source:
             manifest["sources"] = [*manifest["sources"], {"path": source, "source": "dlq"}]
-        return replace(self, dlq=conform(df, "dlq"), manifest=manifest)
+        return self.copy_with(dlq=conform(df, "dlq"), manifest=manifest)
 
     @classmethod
     def merge(cls, parts: Sequence[Evidence], *, dedupe: bool = True) -> Evidence:
@@ -229,7 +207,11 @@ class Evidence(EvidenceEngine):
             manifest["frames"] = {}
             for name in FRAME_NAMES:
                 fname = f"{name}.parquet"
-                write_frame(ordered.frame(name), tmp / fname)
+                spooled = ordered.__dict__[f"_frame_{name}"]
+                if isinstance(spooled, StoredFrame) and spooled.in_storage_order:
+                    shutil.copyfile(spooled.path, tmp / fname)  # written for the bundle already
+                else:
+                    write_frame(ordered.frame(name), tmp / fname)
                 manifest["frames"][name] = fname
             manifest["frames"].update(save_extra(tmp, self.extra))
             if self._derived:
@@ -314,58 +296,6 @@ def _now() -> str:
 # --- load --------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Job:
-    path: Path
-    source: str
-    size: int
-    in_dir: bool = False
-
-
-def _plan(paths: PathSpec | Iterable[PathSpec], source: str | None) -> tuple[list[_Job], list[FileReport]]:
-    """The files to load, and a report for each path skipped inside the input folders (a dangling
-    link, a FIFO or device file, a link back to a folder read already)."""
-    if isinstance(paths, str | os.PathLike | tuple):
-        paths = [paths]
-    jobs: list[_Job] = []
-    skipped: list[FileReport] = []
-    for spec in paths:
-        name = source
-        if isinstance(spec, tuple):
-            spec, name = spec
-        if name is not None and name not in SOURCES:
-            raise ConfigError(f"unknown source {name!r}", hint=f"one of {', '.join(SOURCES)}")
-        root = Path(spec)
-        files, passed = walk_inputs(root)
-        for f in files:
-            try:
-                size = f.stat().st_size
-            except OSError:
-                size = 0  # gone since the folder was listed: load_one reports it
-            jobs.append(_Job(path=f, source=name or "", size=size, in_dir=f != root))
-        for sp in passed:
-            rep = FileReport(path=str(sp.path), source="skipped")
-            rep.add(Issue(kind="file", message=sp.why, severity=sp.severity))
-            skipped.append(rep)
-    return jobs, skipped
-
-
-def _ms(ts: pd.Timestamp | None) -> int | None:
-    return None if ts is None else int(ts.value // 1_000_000)
-
-
-def _raise(err: tuple[str, dict[str, Any]]) -> None:
-    kind, d = err
-    if kind == "parse":
-        exc: EdgeInvestigateError = ParseError("", path=d["path"], line=d["line"], offset=d["offset"])
-        exc.message = d["message"]
-        exc.args = (d["message"],)
-        exc.hint = d["hint"]
-        raise exc
-    cls = getattr(errors, kind, LoadError)
-    raise cls(d["message"], hint=d["hint"])
-
-
 def load(
     paths: PathSpec | Iterable[PathSpec],
     since: str | datetime | pd.Timestamp | None = None,
@@ -398,32 +328,13 @@ def load(
     Folders are read recursively, following symbolic links (with loop protection); a dangling
     link, a FIFO or device file inside one is skipped and listed in the report.
     """
-    s, u = parse_time(since, name="since"), parse_time(until, name="until")
-    if s is not None and u is not None and s >= u:
-        raise ConfigError(f"since ({s}) is not before until ({u})", hint="swap --since and --until")
-    wanted = tuple(f for f in ALL_FRAMES if f in frames)
-    unknown = set(frames) - set(ALL_FRAMES)
-    if unknown:
-        raise ConfigError(f"unknown frames {sorted(unknown)}", hint=f"choose from {ALL_FRAMES}")
-    if max_record_bytes < 1:
-        raise ConfigError(f"max_record_bytes must be positive, not {max_record_bytes}")
-    archive_urls, paths = split_archive_specs(paths, source)
-    plan, passed = _plan(paths, source)
-    since_ms, until_ms = _ms(s), _ms(u)
-    archives = load_archives(archive_urls, s, u, strict=strict, frames=wanted, margin=archive_margin)
-    token = SPLIT_ALLOWED.set(jobs != 1)  # jobs=1: one process, also for one large file
-    try:
-        results = _run(plan, since_ms, until_ms, strict, wanted, jobs, max_record_bytes)
-    finally:
-        SPLIT_ALLOWED.reset(token)
-    results += [(None, rep, None) for rep in passed]
-    results += [r for a in archives for r in a.results]
-
+    loaded = load_results(paths, since, until, strict, source, frames, jobs, max_record_bytes, archive_margin)
+    wanted, results = loaded.frames, loaded.results
     report = LoadReport()
     parts: dict[str, list[pa.Table]] = {n: [] for n in ALL_FRAMES}
     for tables, file_report, err in results:
         if err is not None:
-            _raise(err)
+            raise_error(err)
         report.files.append(file_report)
         if tables is not None:
             for n in ALL_FRAMES:
@@ -436,18 +347,7 @@ def load(
             out[n] = empty_frame(n)
     if dedupe:
         drop_cross_source(out, report.duplicates)
-    manifest = {
-        "created_at": _now(),
-        "window": {"since": _iso(s), "until": _iso(u)},
-        "sources": [
-            {"path": f.path, "source": f.source, "size": f.size, "sha256": f.sha256, "mtime_ns": f.mtime_ns}
-            for f in report.files
-        ],
-        "strict": strict,
-    }
-    if archives:
-        manifest["archives"] = [a.manifest() for a in archives]
-        report.notes.extend(a.note() for a in archives)
+    manifest = loaded.manifest(report, strict)
     return Evidence(
         invocations=out["invocations"],
         logs=out["logs"],
@@ -463,76 +363,6 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
         return tables[0]
     # The same columns everywhere; dictionary columns may have different dictionaries.
     return pa.concat_tables([t.select(tables[0].column_names) for t in tables], promote_options="permissive")
-
-
-def _run(
-    plan: list[_Job],
-    since_ms: int | None,
-    until_ms: int | None,
-    strict: bool,
-    frames: tuple[str, ...],
-    jobs: int | None,
-    max_record_bytes: int = MAX_RECORD_BYTES,
-) -> list[LoadResult]:
-    """Load every planned file; large Logpush inputs in this process plus worker processes."""
-    big = [j for j in plan if not j.source or SOURCES[j.source].parallel]
-    n_workers = jobs if jobs is not None else min(os.cpu_count() or 1, max(1, len(big)))
-    if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:
-        n_workers = 1
-    n_workers = min(n_workers, len(plan))
-    ctx = _mp_context()
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if ctx.get_start_method() != "fork" and main_file is not None and not os.path.exists(main_file):
-        n_workers = 1  # new worker processes re-import __main__, which is not a file (python - <<EOF)
-    args = (since_ms, until_ms, strict, frames)
-    cap = max_record_bytes
-    if n_workers <= 1:
-        return [load_one(j.path, j.source, *args, j.in_dir, cap) for j in plan]
-    # Work sharing: the workers claim files from the front of one list (biggest first), this process
-    # from the back, one file at a time, so both finish at about the same time whatever the file
-    # sizes and the workers' start-up time (nothing is queued ahead for a busy process).
-    order = sorted(range(len(plan)), key=lambda i: -plan[i].size)
-    files = [(plan[i].path, plan[i].source, plan[i].in_dir) for i in order]
-    claims = (ctx.Lock(), ctx.RawValue("q", 0), ctx.RawValue("q", len(order)))
-    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
-    tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-load-", dir=shm if shm.is_dir() else None))
-    results: dict[int, LoadResult] = {}
-    try:
-        with ProcessPoolExecutor(
-            max_workers=n_workers - 1, mp_context=ctx, initializer=init_claims, initargs=claims
-        ) as pool:
-            futures = [pool.submit(load_claimed, tmp, files, *args, cap) for _ in range(n_workers - 1)]
-            while _PARENT_TAKES_SHARE and (k := claim_back(claims)) is not None:
-                path, source, in_dir = files[k]
-                results[order[k]] = load_one(path, source, *args, in_dir, cap)
-            for fut in futures:
-                try:
-                    for k, paths, report, err in fut.result():
-                        results[order[k]] = read_ipc(paths, report, err)
-                except (BrokenProcessPool, OSError) as exc:
-                    # A worker could not start or died (e.g. a __main__ that cannot be re-imported,
-                    # or memory): the files it took are loaded below. Nothing is lost, only slower.
-                    log.warning("parallel load failed (%s); loading its files in this process", exc)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for i, job in enumerate(plan):
-        if i not in results:  # claimed by a worker that failed (or never claimed: no worker started)
-            log.warning("loading %s in this process", job.path)
-            results[i] = load_one(job.path, job.source, *args, job.in_dir, cap)
-    return [results[i] for i in range(len(plan))]
-
-
-def _mp_context() -> Any:
-    """``fork`` where it is safe and quiet (Linux, Python 3.11: workers start in milliseconds and
-    nothing is re-imported); ``forkserver`` elsewhere (Python 3.12+ warns about forking a process
-    with threads, and pandas/numpy always have some)."""
-    import multiprocessing as mp
-
-    if sys.platform == "linux" and sys.version_info < (3, 12):
-        return mp.get_context("fork")
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["edgeinvestigate.sources.files._worker"])  # no pandas in the workers
-    return ctx
 
 
 def frames_of(ev: Evidence) -> dict[str, pd.DataFrame]:

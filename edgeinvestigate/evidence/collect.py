@@ -31,6 +31,7 @@ from edgeinvestigate.evidence._collect_checks import (
     unknown_script_check,
 )
 from edgeinvestigate.evidence._secrets import mask_secrets
+from edgeinvestigate.evidence._spool import spool_load
 from edgeinvestigate.evidence.bundle import Evidence, PathSpec, load
 from edgeinvestigate.evidence.dlq import with_dlq_frames
 from edgeinvestigate.evidence.queue_metrics import with_metrics, with_metrics_file
@@ -74,6 +75,7 @@ def collect(
     queue_metrics_files: Sequence[str | Path] = (),
     keep_secrets: bool = False,
     max_record_bytes: int = MAX_RECORD_BYTES,
+    spool: Path | None = None,
 ) -> Evidence:
     """Load telemetry files and API sources into one :class:`Evidence`.
 
@@ -93,10 +95,30 @@ def collect(
     ``queue_metrics`` (queue names or ids) and ``worker_metrics`` (script names): their GraphQL
     Analytics for the window (needs ``since``; see :func:`edgeinvestigate.load_queue_metrics`);
     ``queue_metrics_files``: saved GraphQL answers of those datasets.
+    ``spool``: an empty folder of the caller's (on the disk of the bundle about to be written, and
+    removed by the caller after :meth:`Evidence.save`): local files of one telemetry format are then
+    loaded through it (:mod:`edgeinvestigate.evidence._spool`), masked and sorted as they would be
+    in memory, without ever holding the telemetry frames in memory; the result must be saved before
+    the folder is removed.
     """
     s, u = parse_time(since, name="since"), parse_time(until, name="until")
     parts: list[Evidence] = []
-    if files:
+    spooled = None
+    if files and spool is not None and not workers_logs:
+        spooled = spool_load(
+            files,
+            spool,
+            since=s,
+            until=u,
+            strict=strict,
+            jobs=jobs,
+            max_record_bytes=max_record_bytes,
+            mask=not keep_secrets,
+        )
+        if spooled is not None:
+            _check_loaded(spooled.evidence, files, dlq_files)
+            parts.append(spooled.evidence)
+    if files and spooled is None:
         parts.append(
             _load_files(
                 files,
@@ -133,13 +155,17 @@ def collect(
         ev = with_metrics(ev, queue_metrics_frames(api, queue_metrics, s, u, scripts=worker_metrics))
     for path in queue_metrics_files:
         ev = with_metrics_file(ev, path)
-    ev.report.notes.extend(overlapping_sources(ev.invocations))
+    if spooled is None:  # the spool loads one telemetry format: no source can overlap another
+        ev.report.notes.extend(overlapping_sources(ev.invocations))
     used = api if api is not None else (client if client is not None and not callable(client) else None)
     if used is not None and getattr(used, "account_id", None):
         ev.manifest["account_id"] = used.account_id  # links back to the dashboard need it
     if keep_secrets:
         ev.manifest["secrets_masked"] = {"kept": True}
         ev.report.notes.append(KEPT_SECRETS_NOTE)
+        return ev
+    if spooled is not None and spooled.masked is not None:  # masked as each file was spooled
+        ev.manifest["secrets_masked"] = {**spooled.masked, "kept": False}
         return ev
     return mask_secrets(ev)
 
@@ -170,6 +196,12 @@ def _load_files(
         archive_margin=archive_margin,
         max_record_bytes=max_record_bytes,
     )
+    _check_loaded(ev, files, dlq_files)
+    return ev
+
+
+def _check_loaded(ev: Evidence, files: Sequence[PathSpec], dlq_files: Sequence[str | Path]) -> None:
+    """Refuse a collect whose inputs held no telemetry file, or a given file that was rejected."""
     if not [f for f in ev.report.files if f.source != "skipped"]:
         given = ", ".join(str(spec[0] if isinstance(spec, tuple) else spec) for spec in files)
         passed = "; ".join(f"{f.path}: {f.issues[0].message}" for f in ev.report.files if f.issues)
@@ -179,7 +211,6 @@ def _load_files(
             ".log/.gz files or YYYYMMDD trees, and Workers Logs exports",
         )
     rejected_files_error(ev.report, collect_inputs(files, dlq_files))
-    return ev
 
 
 def _client(client: CloudflareClient | Callable[[], CloudflareClient] | None) -> CloudflareClient:

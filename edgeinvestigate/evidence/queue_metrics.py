@@ -34,15 +34,7 @@ def with_metrics(ev: Evidence, metrics: MetricsFrames) -> Evidence:
     report = replace(
         ev.report, notes=[*ev.report.notes, *(n for n in metrics.notes if n not in ev.report.notes)]
     )
-    return Evidence(
-        invocations=ev.invocations,
-        logs=ev.logs,
-        exceptions=ev.exceptions,
-        dlq=ev.dlq,
-        report=report,
-        manifest=manifest,
-        extra=extra,
-    )
+    return ev.copy_with(report=report, manifest=manifest, extra=extra)
 
 
 def load_queue_metrics(

@@ -1,8 +1,9 @@
 """Check a notebook's parameters against the bundle before a kernel starts.
 
 Types and names are checked by :mod:`edgeinvestigate.report.params`; this module checks what only
-the bundle can tell: that a ``cluster_id`` or the ``clusters`` to replay exist in it, and that the
-``job_types`` occur in it. A wrong id is refused with the close matches, before anything is written,
+the bundle can tell: that a ``cluster_id`` or the ``clusters`` to replay exist in it, that the
+``job_types`` occur in it, and that a ``findings_file`` was made from it (:func:`saved_findings`).
+A wrong id is refused with the close matches, before anything is written,
 instead of a half-written report minutes later.
 """
 
@@ -10,11 +11,53 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgeinvestigate.errors import NotebookParameterError
 from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["check_against_bundle"]
+if TYPE_CHECKING:
+    from edgeinvestigate.models.findings import Findings
+
+__all__ = ["check_against_bundle", "saved_findings"]
+
+#: a findings.json's totals and the bundle manifest's row counts that must agree
+_SAME_COUNTS = (("invocations", "invocations"), ("log_lines", "logs"), ("exceptions", "exceptions"))
+
+
+def saved_findings(path: str, rows: dict[str, Any], *, since: str = "", until: str = "") -> Findings:
+    """The findings in ``path`` (``analyze --format json``, or what ``investigate`` wrote) when they
+    were made from a bundle with these row counts (``manifest["rows"]``) over the whole of it."""
+    from pydantic import ValidationError
+
+    from edgeinvestigate.models.findings import Findings
+
+    hint = (
+        "leave findings_file empty to analyse the bundle in the report, or give "
+        "the bundle's own findings.json"
+    )
+    if since or until:
+        raise NotebookParameterError(
+            "findings_file holds the findings of the whole bundle: it cannot be used with since/until",
+            hint=hint,
+        )
+    try:
+        findings = Findings.model_validate_json(Path(path).read_bytes())
+    except (OSError, ValidationError, ValueError) as exc:
+        raise NotebookParameterError(
+            f"findings_file {path} is not a findings.json: {exc}", hint=hint
+        ) from exc
+    off = [
+        f"{ours} {findings.totals.get(ours)} != {rows.get(theirs)}"
+        for ours, theirs in _SAME_COUNTS
+        if findings.totals.get(ours) != rows.get(theirs)
+    ]
+    if off:
+        raise NotebookParameterError(
+            f"findings_file {path} was not made from this bundle ({', '.join(off)})", hint=hint
+        )
+    return findings
 
 
 def _unknown(wanted: Iterable[str], known: set[str]) -> list[str]:
@@ -36,9 +79,13 @@ def check_against_bundle(notebook: str, params: object, evidence: Evidence | Non
     if one:
         cluster_ids.append(one)
     job_types = [str(t) for t in getattr(params, "job_types", []) or []]
-    if not cluster_ids and not job_types:
+    findings_file = str(getattr(params, "findings_file", "") or "")
+    if not cluster_ids and not job_types and not findings_file:
         return
     ev = evidence if evidence is not None else _open(str(getattr(params, "bundle", "") or ""))
+    if findings_file:
+        since, until = (str(getattr(params, k, "") or "") for k in ("since", "until"))
+        saved_findings(findings_file, ev.manifest["rows"], since=since, until=until)
     problems: list[str] = []
     if cluster_ids:
         from edgeinvestigate.analysis.clustering import cluster

@@ -30,6 +30,7 @@ __all__ = [
     "cluster_views",
     "dlq_size",
     "emit",
+    "findings_of",
     "note",
     "open_bundle",
     "pre",
@@ -261,6 +262,20 @@ def dlq_size(ev: Evidence) -> str:
     if backlog > held:
         return f"{held:,} of {backlog:,} ({why})"
     return f"{held:,} of more ({why})"
+
+
+def findings_of(
+    ev: Evidence, clusters: Any, findings_file: str = "", *, since: str = "", until: str = ""
+) -> Any:
+    """The findings a notebook reports: those in ``findings_file`` (the bundle's own findings.json,
+    checked against it) when given, else :func:`edgeinvestigate.analyze` of ``ev``."""
+    if not findings_file:
+        from edgeinvestigate.analysis.rca import analyze
+
+        return analyze(ev, clusters=clusters)
+    from edgeinvestigate.report._preflight import saved_findings
+
+    return saved_findings(findings_file, ev.manifest["rows"], since=since, until=until)
 
 
 def open_bundle(bundle: str = "", *, since: str = "", until: str = "") -> Evidence:

@@ -187,6 +187,12 @@ class IncidentReportParameters(NotebookParameters):
         "", description="a replay plan.json whose results to include", json_schema_extra={"path": "file"}
     )
     top_n: int = Field(5, ge=1, le=50, description="how many findings and clusters to include")
+    findings_file: str = Field(
+        "",
+        description="the bundle's findings.json (written by investigate or analyze --format json) to "
+        "report instead of analysing the bundle again; not with since/until",
+        json_schema_extra={"path": "file"},
+    )
 
 
 PARAMETER_MODELS: dict[str, type[NotebookParameters]] = {

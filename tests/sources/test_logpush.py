@@ -164,7 +164,7 @@ def test_parallel_load_equals_sequential(tmp_path, data_dir, monkeypatch):
                 fh.write(json.dumps(r) + "\n")
     seq = ei.load(tmp_path, jobs=1)
     par = ei.load(tmp_path, jobs=2)  # this process and a worker share the files
-    from edgeinvestigate.evidence import bundle as evidence
+    from edgeinvestigate.evidence import _loading as evidence
 
     monkeypatch.setattr(evidence, "_PARENT_TAKES_SHARE", False)
     workers = ei.load(tmp_path, jobs=2)  # every file through a worker and the Arrow IPC hand-over
@@ -183,7 +183,7 @@ def test_parallel_load_survives_a_dying_worker(tmp_path, data_dir, monkeypatch, 
             for r in recs:
                 fh.write(json.dumps(dict(r, EventTimestampMs=r["EventTimestampMs"] + i)) + "\n")
     seq = ei.load(tmp_path, jobs=1)
-    from edgeinvestigate.evidence import bundle as evidence
+    from edgeinvestigate.evidence import _loading as evidence
     from edgeinvestigate.sources.files import _worker
 
     if evidence._mp_context().get_start_method() != "fork":

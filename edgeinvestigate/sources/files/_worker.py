@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,16 +199,25 @@ def load_claimed(
     strict: bool,
     frames: tuple[str, ...],
     max_record_bytes: int = MAX_RECORD_BYTES,
-) -> list[tuple[int, dict[str, str] | None, FileReport, ErrorData | None]]:
+    write: Callable[[Path, dict[str, pa.Table]], Any] | None = None,
+) -> list[tuple[int, Any, FileReport, ErrorData | None]]:
     """In a worker: load files claimed from the front of ``files`` until none is left; each file's
-    tables go to Arrow IPC files named ``prefix/<index>.*``. Returns ``(index, paths, report, err)``."""
+    tables go to Arrow IPC files named ``prefix/<index>.*`` (or, with ``write``, wherever
+    ``write(prefix/<index>, tables)`` puts them: what it returns is handed back). Returns
+    ``(index, paths, report, err)``."""
     if _claims is None:
         raise RuntimeError("load_claimed runs in a worker started with init_claims")
     out = []
     while (k := claim_front(_claims)) is not None:
         path, source, in_dir = files[k]
-        paths, report, err = load_one_to_ipc(
-            prefix / str(k), path, source, since_ms, until_ms, strict, frames, in_dir, max_record_bytes
-        )
+        if write is None:
+            paths, report, err = load_one_to_ipc(
+                prefix / str(k), path, source, since_ms, until_ms, strict, frames, in_dir, max_record_bytes
+            )
+        else:
+            tables, report, err = load_one(
+                path, source, since_ms, until_ms, strict, frames, in_dir, max_record_bytes
+            )
+            paths = None if tables is None else write(prefix / str(k), tables)
         out.append((k, paths, report, err))
     return out

@@ -45,7 +45,11 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_path_parameters_are_declared() -> None:
-    assert path_parameters("incident-report") == {"bundle": "dir", "replay_plan": "file"}
+    assert path_parameters("incident-report") == {
+        "bundle": "dir",
+        "replay_plan": "file",
+        "findings_file": "file",
+    }
     assert path_parameters("dlq-replay") == {"bundle": "dir", "plan_out": "output"}
     assert path_parameters("triage") == {"bundle": "dir"}
 
@@ -169,3 +173,58 @@ def test_triage_report_of_a_peek_bundle_shows_the_backlog(tmp_path: Path) -> Non
     run.raise_for_error()
     page = run.html.read_text()
     assert f"<b>{held:,} of 566 (peek sees the head only)</b> messages in the dead-letter queue" in page
+
+
+def _findings_json(bundle: Path, where: Path, **edit: int) -> Path:
+    ev = ei.Evidence.open(bundle)
+    findings = ei.analyze(ev, clusters=ei.cluster(ev))
+    findings.totals.update(edit)
+    where.write_text(findings.model_dump_json())
+    return where
+
+
+def test_the_bundles_own_findings_are_handed_to_the_kernel(
+    bundle: Path, tmp_path: Path, papermill_params: list[dict[str, Any]]
+) -> None:
+    path = _findings_json(bundle, tmp_path / "findings.json")
+    with pytest.raises(_Stop):
+        nbmod.write_report(bundle, tmp_path / "rep", parameters={"findings_file": str(path)})
+    (seen,) = papermill_params
+    assert seen["findings_file"] == str(path)
+    ev = ei.Evidence.open(bundle)
+    assert kernel.findings_of(ev, None, str(path)).totals == ei.analyze(ev).totals
+
+
+@pytest.mark.parametrize(
+    ("edit", "params", "message"),
+    [
+        ({"invocations": 1}, {}, "was not made from this bundle (invocations 1 != "),
+        ({}, {"since": "2026-11-27T14:00Z"}, "cannot be used with since/until"),
+    ],
+)
+def test_findings_of_another_bundle_or_window_are_refused_before_a_kernel_starts(
+    bundle: Path,
+    tmp_path: Path,
+    papermill_params: list[dict[str, Any]],
+    edit: dict[str, int],
+    params: dict[str, str],
+    message: str,
+) -> None:
+    path = _findings_json(bundle, tmp_path / "findings.json", **edit)
+    with pytest.raises(NotebookParameterError, match="findings_file") as info:
+        nbmod.write_report(bundle, tmp_path / "rep", parameters={"findings_file": str(path), **params})
+    assert message in info.value.message
+    assert info.value.hint
+    assert papermill_params == []
+    assert not (tmp_path / "rep").exists()
+
+
+def test_a_findings_file_that_is_not_findings_is_refused(
+    bundle: Path, tmp_path: Path, papermill_params: list[dict[str, Any]]
+) -> None:
+    (tmp_path / "findings.json").write_text('{"hypotheses": "no"}')
+    with pytest.raises(NotebookParameterError, match=r"is not a findings\.json"):
+        nbmod.write_report(
+            bundle, tmp_path / "rep", parameters={"findings_file": str(tmp_path / "findings.json")}
+        )
+    assert papermill_params == []

@@ -2,8 +2,7 @@
 
 The canonical invocation id is 16 hex digits (xxh3-64 of the source record): such columns are read
 straight from the Arrow buffers as uint64 numbers (a lookup per byte, vectorised), and the numbers
-are factorised (once per run of equal ids). Any other id (a source with its own ids) takes Arrow's
-hash of the strings.
+are factorised. Any other id (a source with its own ids) takes Arrow's hash of the strings.
 """
 
 from __future__ import annotations
@@ -55,19 +54,6 @@ def _hex16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return out, valid
 
 
-def _factorize_runs(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """``pd.factorize`` codes (in order of first appearance) and their number, hashing only the first
-    value of each run of equal values: the rows of one invocation are mostly next to each other."""
-    if len(values) < 2:
-        found, uniques = pd.factorize(values)
-        return found, len(uniques)
-    heads = np.empty(len(values), dtype=bool)
-    heads[0] = True
-    np.not_equal(values[1:], values[:-1], out=heads[1:])
-    found, uniques = pd.factorize(values[heads])
-    return found[np.cumsum(heads) - 1], len(uniques)
-
-
 def codes_of(*arrays: pa.Array) -> tuple[list[np.ndarray], int]:
     """One integer code per distinct string across ``arrays`` (``-1`` for null), and how many."""
     decoded = [_hex16(a) for a in arrays]
@@ -75,7 +61,9 @@ def codes_of(*arrays: pa.Array) -> tuple[list[np.ndarray], int]:
         values = np.concatenate([d[0] for d in decoded if d is not None])
         valid = np.concatenate([d[1] for d in decoded if d is not None])
         codes = np.full(len(values), -1, dtype=np.int64)
-        codes[valid], n = _factorize_runs(values[valid])
+        found, uniques = pd.factorize(values[valid])
+        codes[valid] = found
+        n = len(uniques)
     else:
         enc = pc.dictionary_encode(pa.concat_arrays([a.cast(pa.string()) for a in arrays]))
         codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -64,9 +64,7 @@ def _column(frame: pd.DataFrame, name: str) -> pa.Array:
 def _at(values: Coded, at: np.ndarray) -> Coded:
     """The values of the invocations ``at`` (``nan`` where ``at`` is -1)."""
     out = np.append(values.values, _NAN)
-    codes = np.full(len(at), len(out) - 1, dtype=np.int64)
-    ok = at >= 0
-    codes[ok] = values.codes[at[ok]]
+    codes: np.ndarray = np.append(values.codes, len(out) - 1)[at]  # -1: the last one, nan
     return Coded(codes, out)
 
 

@@ -242,10 +242,11 @@ def _example_events(
         return out
     index = pc.index_in(r.text, value_set=pa.array(wanted, pa.string()))
     idx = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if "None" in wanted:  # str(None): a row without a text shows as "None"
-        idx[r.text.is_null().to_numpy(zero_copy_only=False)] = wanted.index("None")
+    at = {t: i for i, t in enumerate(wanted)}
+    if "None" in at:  # str(None): a row without a text shows as "None"
+        idx[r.text.is_null().to_numpy(zero_copy_only=False)] = at["None"]
     width = len(wanted)
-    allowed = np.asarray([g * width + wanted.index(t) for g, ex in enumerate(examples) for t in ex])
+    allowed = np.asarray([g * width + at[t] for g, ex in enumerate(examples) for t in ex])
     cand = np.flatnonzero(idx >= 0)
     keys = r.codes[cand].astype(np.int64) * width + idx[cand]
     ok = np.isin(keys, allowed)
@@ -254,16 +255,15 @@ def _example_events(
     order = np.lexsort((cand, ts_key[cand], no_id, keys))
     firsts = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
     chosen = dict(zip(keys[firsts].tolist(), cand[firsts].tolist(), strict=True))
-    source, script = r.source.objects(), r.script.values
     for g, ex in enumerate(examples):
         for t in ex:
-            i = chosen[g * width + wanted.index(t)]
+            i = chosen[g * width + at[t]]
             ts = int(r.ts[i])
             out[g].append(
                 {
                     "ts": None if ts == NAT else pd.Timestamp(ts, unit="ns", tz="UTC").isoformat(),
-                    "source": _plain(source[i]),
-                    "script": _plain(script[r.script.codes[i]]),
+                    "source": _plain(r.source.values[r.source.codes[i]]),
+                    "script": _plain(r.script.values[r.script.codes[i]]),
                     "invocation_id": _plain(r.invocation_id[i]),
                     "request_id": _plain(r.request_id[i]),
                     "ray_id": _plain(r.ray_id[i]),

@@ -255,7 +255,8 @@ _MAX_BATCHES: Final = 8
 
 
 #: the in-memory DuckDB database the masking queries run in, by process id: opening one costs more
-#: than masking 10,000 texts, so it is opened once per process (a forked child opens its own)
+#: than masking 10,000 texts, so it is opened once per process. A forked child opens its own and
+#: leaves its parent's alone (closing it would wait for threads that are not in the child).
 _DATABASE: dict[int, duckdb.DuckDBPyConnection] = {}
 _DATABASE_LOCK: Final = threading.Lock()
 
@@ -263,12 +264,10 @@ _DATABASE_LOCK: Final = threading.Lock()
 def _database() -> duckdb.DuckDBPyConnection:
     import duckdb
 
-    pid = os.getpid()
     with _DATABASE_LOCK:
-        con = _DATABASE.get(pid)
+        con = _DATABASE.get(os.getpid())
         if con is None:
-            _DATABASE.clear()  # a parent's database: its threads are not in this process
-            con = _DATABASE[pid] = duckdb.connect(config={"threads": 2})
+            con = _DATABASE[os.getpid()] = duckdb.connect(config={"threads": 2})
     return con
 
 

@@ -380,3 +380,55 @@ def test_masking_in_many_batches_keeps_every_key_in_its_place(monkeypatch: pytes
     monkeypatch.setattr(_masking, "_BATCH_ROWS", 997)
     monkeypatch.setattr(_masking, "_MAX_BATCHES", 1000)
     assert _masking.mask_keys(texts).equals(want)
+
+
+def _keys_in_child(texts: pa.Array, out: Any) -> None:
+    out.send(_masking.mask_keys(texts).to_pylist())
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # Python 3.12+: fork with threads
+def test_masking_in_threads_and_in_a_forked_child() -> None:
+    """The masking queries share one DuckDB database per process: callers in several threads get
+    their own keys, and a child forked after the parent masked opens its own database."""
+    import multiprocessing
+    import threading
+
+    msgs, _ = corpus(25_000, seed=8, n_templates=60)
+    texts = pa.array(msgs, pa.string())
+    want = reference.mask_keys(texts)
+    got: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(_masking.mask_keys(texts).equals(want))) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [True, True, True]
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_keys_in_child, args=(texts, send))
+    child.start()
+    keys = receive.recv() if receive.poll(120) else None
+    child.join(30)
+    assert child.exitcode == 0
+    assert keys == want.to_pylist()
+
+
+def test_distinct_values_per_group_both_ways() -> None:
+    """The invocations counted per cluster: one group after the other (many rows per group) and by
+    distinct pairs (few), both as a set of (group, value) pairs counts them; negative values never."""
+    import numpy as np
+
+    from edgeinvestigate.analysis.clustering._table import _by_group, _distinct_per_group
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        m, n = int(rng.integers(0, 4000)), int(rng.integers(1, 40))
+        codes = rng.integers(0, n, m)
+        values = rng.integers(-1, int(rng.integers(1, 300)), m)
+        order = _by_group(codes, rng.permutation(m))
+        want = np.zeros(n, dtype=np.int64)
+        for g, v in {(int(g), int(v)) for g, v in zip(codes, values, strict=True) if v >= 0}:
+            want[g] += 1
+        assert _distinct_per_group(codes, order, values, n).tolist() == want.tolist()

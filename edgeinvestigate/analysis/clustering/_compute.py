@@ -114,21 +114,37 @@ def _display(
     smallest: list[str | None] = [None] * len(templates)
     for label, value in zip(mins.column("l").to_pylist(), mins.column("t_min").to_pylist(), strict=True):
         smallest[label] = value
-    # the rows that hold their template's smallest text: by a hash lookup of each text among them
-    distinct = pc.unique(mins.column("t_min").combine_chunks().drop_null())
-    at = pc.fill_null(pc.index_in(text, value_set=distinct), -1).to_numpy(zero_copy_only=False)
-    lookup = {v: i for i, v in enumerate(distinct.to_pylist())}
-    want = np.asarray([lookup.get(v, -2) if v is not None else -1 for v in smallest], dtype=np.int64)
-    is_rep = at == want[labels[pos]]  # a template whose texts are all missing: its rows without one
-    reps = pos[is_rep]
-    first = np.full(len(templates), -1, dtype=np.int64)
-    first[labels[reps[::-1]]] = reps[::-1]
-    for label in np.flatnonzero(first >= 0).tolist():
-        i = int(first[label])
-        shape = rows.structured.get(i)
+    first = _first_holders(labels, pos, text, rows, smallest)
+    for label in mins.column("l").to_pylist():
+        shape = rows.structured.get(int(first[label]))
         typed = shape.typed(masks) if shape is not None else mask_typed(str(smallest[label]), masks)[0]
         shown[label] = display_template(templates[label], typed)
     return shown[labels]
+
+
+def _first_holders(
+    labels: np.ndarray, pos: np.ndarray, text: pa.Array, rows: ErrorRows, smallest: list[str | None]
+) -> np.ndarray:
+    """Per template that holds a structured line: the first row of ``pos`` (``text`` are theirs) that
+    holds its smallest text (a template whose texts are all missing: its first row without one);
+    ``-1`` for the others, whose display does not depend on the row."""
+    first = np.full(len(smallest), -1, dtype=np.int64)
+    if not rows.structured:
+        return first
+    need = np.zeros(len(smallest), dtype=bool)
+    need[labels[np.fromiter(rows.structured, dtype=np.int64, count=len(rows.structured))]] = True
+    sub = np.flatnonzero(need[labels[pos]])
+    if len(sub) < len(pos):
+        pos, text = pos[sub], text.take(pa.array(sub))
+    # the rows that hold their template's smallest text: by a hash lookup of each text among them
+    distinct = pc.unique(pa.array([v for v, ok in zip(smallest, need, strict=True) if ok], pa.string()))
+    distinct = distinct.drop_null()
+    at = pc.fill_null(pc.index_in(text, value_set=distinct), -1).to_numpy(zero_copy_only=False)
+    lookup = {v: i for i, v in enumerate(distinct.to_pylist())}
+    want = np.asarray([lookup.get(v, -2) if v is not None else -1 for v in smallest], dtype=np.int64)
+    reps = pos[at == want[labels[pos]]]
+    first[labels[reps[::-1]]] = reps[::-1]
+    return first
 
 
 def _ids_and_rules(

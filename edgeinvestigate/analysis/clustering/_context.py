@@ -64,9 +64,7 @@ def _column(frame: pd.DataFrame, name: str) -> pa.Array:
 def _at(values: Coded, at: np.ndarray) -> Coded:
     """The values of the invocations ``at`` (``nan`` where ``at`` is -1)."""
     out = np.append(values.values, _NAN)
-    codes = np.full(len(at), len(out) - 1, dtype=np.int64)
-    ok = at >= 0
-    codes[ok] = values.codes[at[ok]]
+    codes: np.ndarray = np.append(values.codes, len(out) - 1)[at]  # -1: the last one, nan
     return Coded(codes, out)
 
 
@@ -183,11 +181,10 @@ def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.nd
     idx = np.flatnonzero(ok)
     if not len(idx):
         return out
-    enc = pc.dictionary_encode(jobs.take(pa.array(idx)))
-    width = max(1, len(enc.dictionary))
-    jcode = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    pairs = pd.unique(log_code[idx] * width + jcode)  # distinct (invocation, job)
-    counts = np.bincount(pairs // width, minlength=n)
-    only = pairs[counts[pairs // width] == 1]
-    out[only // width] = objects(enc.dictionary.take(pa.array(only % width)))
+    # one job when every line's job id equals the first one of its invocation (no hash of the ids)
+    inv, named = log_code[idx], jobs.take(pa.array(idx))
+    first = first_of(inv, n)
+    same = pc.equal(named, named.take(pa.array(first[inv]))).to_numpy(zero_copy_only=False)
+    only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
+    out[only] = objects(named.take(pa.array(first[only])))
     return out

@@ -40,15 +40,21 @@ def _hex16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     buffers = arr.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4)
     lengths = np.diff(offsets)
-    if not np.all(lengths[valid] == 16) or not np.all(lengths[~valid] == 0):
+    nulls = arr.null_count
+    if nulls == 0:  # no masks to apply
+        if not np.all(lengths == 16):
+            return None
+    elif not np.all(lengths[valid] == 16) or not np.all(lengths[~valid] == 0):
         return None
-    if not valid.any():
+    if nulls == n:
         return np.zeros(n, dtype=np.uint64), valid
     data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     packed = _PAIR[data.view("<u2")]  # one byte per two digits, most significant first
     if packed.max() == 256:
         return None  # not lowercase hex
     values = packed.astype(np.uint8).view(">u8").astype(np.uint64)
+    if nulls == 0:
+        return values, valid
     out = np.zeros(n, dtype=np.uint64)
     out[valid] = values
     return out, valid
@@ -60,9 +66,12 @@ def codes_of(*arrays: pa.Array) -> tuple[list[np.ndarray], int]:
     if all(d is not None for d in decoded):
         values = np.concatenate([d[0] for d in decoded if d is not None])
         valid = np.concatenate([d[1] for d in decoded if d is not None])
-        codes = np.full(len(values), -1, dtype=np.int64)
-        found, uniques = pd.factorize(values[valid])
-        codes[valid] = found
+        if valid.all():
+            codes, uniques = pd.factorize(values)
+        else:
+            codes = np.full(len(values), -1, dtype=np.int64)
+            codes[valid], uniques = pd.factorize(values[valid])
+        codes = codes.astype(np.int64, copy=False)
         n = len(uniques)
     else:
         enc = pc.dictionary_encode(pa.concat_arrays([a.cast(pa.string()) for a in arrays]))

@@ -125,6 +125,36 @@ def _distinct_pairs(codes: np.ndarray, values: np.ndarray, width: int) -> np.nda
     return np.asarray(pd.unique(keys))
 
 
+def _distinct_per_group(codes: np.ndarray, order: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per group ``0..n-1``: how many distinct values (``>= 0``; a negative one is not counted) its
+    rows hold. ``order`` has the rows grouped by code.
+
+    With few groups, one group after the other: each writes its row positions into a table indexed
+    by value, and a row counts when its value's entry is its own position (the value's last row in
+    the group); no hash of (group, value) pairs. With many groups, the distinct pairs."""
+    counts = np.zeros(n, dtype=np.int64)
+    grouped = values[order]
+    keep = grouped >= 0
+    if not keep.any():
+        return counts
+    grouped, group, width = grouped[keep], codes[order][keep], int(grouped.max()) + 1
+    if n * _ROWS_PER_GROUP > len(grouped):
+        pairs = _distinct_pairs(group, grouped, width)
+        return np.bincount(pairs // width, minlength=n).astype(np.int64)
+    bounds = np.searchsorted(group, np.arange(n + 1))
+    seen = np.full(width, -1, dtype=np.int64)
+    pos = np.arange(len(grouped))
+    for g in np.flatnonzero(np.diff(bounds)).tolist():
+        a, b = int(bounds[g]), int(bounds[g + 1])
+        seen[grouped[a:b]] = pos[a:b]
+        counts[g] = np.count_nonzero(seen[grouped[a:b]] == pos[a:b])
+    return counts
+
+
+#: rows per group from which :func:`_distinct_per_group` goes one group after the other
+_ROWS_PER_GROUP: Final = 64
+
+
 def _uniq_lists(codes: np.ndarray, n: int, col: Coded) -> list[list[str]]:
     """Per group: the sorted distinct ``str`` of its values that are not missing."""
     out: list[set[str]] = [set() for _ in range(n)]
@@ -212,10 +242,11 @@ def _example_events(
         return out
     index = pc.index_in(r.text, value_set=pa.array(wanted, pa.string()))
     idx = pc.fill_null(index, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    if "None" in wanted:  # str(None): a row without a text shows as "None"
-        idx[r.text.is_null().to_numpy(zero_copy_only=False)] = wanted.index("None")
+    at = {t: i for i, t in enumerate(wanted)}
+    if "None" in at:  # str(None): a row without a text shows as "None"
+        idx[r.text.is_null().to_numpy(zero_copy_only=False)] = at["None"]
     width = len(wanted)
-    allowed = np.asarray([g * width + wanted.index(t) for g, ex in enumerate(examples) for t in ex])
+    allowed = np.asarray([g * width + at[t] for g, ex in enumerate(examples) for t in ex])
     cand = np.flatnonzero(idx >= 0)
     keys = r.codes[cand].astype(np.int64) * width + idx[cand]
     ok = np.isin(keys, allowed)
@@ -224,16 +255,15 @@ def _example_events(
     order = np.lexsort((cand, ts_key[cand], no_id, keys))
     firsts = order[np.r_[True, keys[order][1:] != keys[order][:-1]]]
     chosen = dict(zip(keys[firsts].tolist(), cand[firsts].tolist(), strict=True))
-    source, script = r.source.objects(), r.script.values
     for g, ex in enumerate(examples):
         for t in ex:
-            i = chosen[g * width + wanted.index(t)]
+            i = chosen[g * width + at[t]]
             ts = int(r.ts[i])
             out[g].append(
                 {
                     "ts": None if ts == NAT else pd.Timestamp(ts, unit="ns", tz="UTC").isoformat(),
-                    "source": _plain(source[i]),
-                    "script": _plain(script[r.script.codes[i]]),
+                    "source": _plain(r.source.values[r.source.codes[i]]),
+                    "script": _plain(r.script.values[r.script.codes[i]]),
                     "invocation_id": _plain(r.invocation_id[i]),
                     "request_id": _plain(r.request_id[i]),
                     "ray_id": _plain(r.ray_id[i]),
@@ -296,13 +326,7 @@ def cluster_table(r: TableRows, dlq: pd.DataFrame, max_examples: int) -> pd.Data
     limited = np.asarray([v in _LIMIT_OUTCOMES for v in r.outcome.values], dtype=bool)[r.outcome.codes]
     limit_share = np.bincount(codes, weights=limited, minlength=n) / np.bincount(codes, minlength=n)
     kind, kind_rule = _kinds(_samples(codes, r.texts), limit_share)
-    n_inv = np.zeros(n, dtype=np.int64)
-    icodes = r.invocation[tel]
-    ok = icodes >= 0
-    if ok.any():
-        width = int(icodes.max()) + 1
-        pairs = _distinct_pairs(codes[tel][ok], icodes[ok], width)
-        n_inv = np.bincount(pairs // width, minlength=n).astype(np.int64)
+    n_inv = _distinct_per_group(codes, order, np.where(tel, r.invocation, -1), n)
     dlq_counts, dlq_jobs = _dlq_counts(dlq)
     ids = [str(c) for c in r.ids]
     table = pd.DataFrame(

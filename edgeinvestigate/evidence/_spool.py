@@ -221,4 +221,6 @@ def _row_groups(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.
 
 
 def _read(path: Path, name: str) -> pd.DataFrame:
-    return conform(pq.read_table(path), name)
+    df = conform(pq.read_table(path, pre_buffer=False), name)
+    pa.default_memory_pool().release_unused()  # the file's pages, decoded: given back
+    return df

@@ -285,15 +285,25 @@ def _maybe_object(arr: pa.Array) -> np.ndarray:
     return out
 
 
+#: rows whose texts are Python strings at a time in :func:`_per_distinct`
+DISTINCT_CHUNK: Final = 64 * 1024
+
+
 def _per_distinct(
     fn: Any, message: pa.Array | pa.ChunkedArray, args: pa.Array | pa.ChunkedArray, at: np.ndarray
 ) -> list[Any]:
-    """``fn(message, args)`` of the rows ``at``, computed once per distinct pair."""
-    seen: dict[tuple[Any, Any], Any] = {}
-    return [
-        seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), fn(m, a))
-        for m, a in zip(objects(taken(message, at)), objects(taken(args, at)), strict=True)
-    ]
+    """``fn(message, args)`` of the rows ``at``, computed once per distinct pair (in pieces of
+    :data:`DISTINCT_CHUNK` rows: only those rows' texts are Python strings at a time, and ``fn``'s
+    results, which are short, are what is kept)."""
+    out: list[Any] = []
+    for lo in range(0, len(at), DISTINCT_CHUNK):
+        rows = at[lo : lo + DISTINCT_CHUNK]
+        seen: dict[tuple[Any, Any], Any] = {}
+        out.extend(
+            seen[(m, a)] if (m, a) in seen else seen.setdefault((m, a), fn(m, a))
+            for m, a in zip(objects(taken(message, rows)), objects(taken(args, rows)), strict=True)
+        )
+    return out
 
 
 def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:

@@ -72,7 +72,7 @@ __all__ = [
 
 FRAME_NAMES: Final = ("invocations", "logs", "exceptions", "dlq")
 #: DuckDB's memory limit unless ``EDGEINVESTIGATE_DUCKDB_MEMORY`` says otherwise (it spills past it)
-DEFAULT_MEMORY: Final = "1GB"
+DEFAULT_MEMORY: Final = "512MB"
 #: a frame: a pandas frame in memory, or the path of its Parquet file
 FrameSpec = pd.DataFrame | Path
 

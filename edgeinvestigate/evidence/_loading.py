@@ -208,6 +208,8 @@ def _run(
     ``write`` (with ``spool``, a folder of its own): each file's tables are handed to
     ``write(spool/<n>, tables)`` as soon as they are loaded, in whichever process loaded them, and
     what it returns stands for them in the results (the spool of :mod:`._spool`)."""
+    if (write is None) != (spool is None):
+        raise ValueError("write and spool go together")
     big = [j for j in plan if not j.source or SOURCES[j.source].parallel]
     n_workers = jobs if jobs is not None else min(os.cpu_count() or 1, max(1, len(big)))
     if jobs is None and sum(j.size for j in big) < PARALLEL_MIN_BYTES:

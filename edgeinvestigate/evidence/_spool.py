@@ -126,6 +126,7 @@ def spool_load(
     ``spool`` (see the module docs); ``None`` when the inputs must be loaded in memory."""
     from edgeinvestigate.evidence.bundle import Evidence
 
+    paths = [paths] if isinstance(paths, str | os.PathLike | tuple) else list(paths)  # read twice
     if not _one_format(paths):
         return None
     parts_dir = spool / "parts"

@@ -153,3 +153,9 @@ def test_a_failed_collect_leaves_neither_bundle_nor_spool(
     assert f"{paths[1]}:42: invalid JSON" in err
     assert "nothing was written" in err
     assert list((tmp_path / "cases").iterdir()) == []
+
+
+def test_inputs_given_as_a_generator_are_all_loaded(tmp_path: Path, data_dir: Path) -> None:
+    got = spool_load((p for p in [data_dir / "logpush"]), tmp_path / "spool", max_record_bytes=CAP)
+    assert got is not None
+    assert len(got.evidence.invocations) == len(ei.load(data_dir / "logpush").invocations) > 0

@@ -282,3 +282,31 @@ def test_jobs_1_reads_a_large_file_in_this_process(
         assert calls  # the same load without jobs=1 does split
     for name in FRAMES:
         pd.testing.assert_frame_equal(one.frame(name), split.frame(name))
+
+
+def test_truncation_markers_among_other_angle_brackets_match_the_reference(tmp_path: Path) -> None:
+    """The fast path finds marker lines by their first byte (``<``): a ``<`` that starts no marker
+    (HTML in a message, ``<<<`` alone), two markers on one line and a marker on the last line are
+    cut exactly as the per-record path cuts them."""
+    rng = random.Random(17)
+    recs = [shaped_record(rng, i) for i in range(400)]
+    log_marker = {
+        "Level": "log",
+        "Message": ["<<<Logpush: messages truncated>>>"],
+        "TimestampMs": 1795780800500,
+    }
+    recs[3]["Logs"] = [{"Level": "warn", "Message": ["<html><<< not a marker"], "TimestampMs": 1795780800400}]
+    recs[5]["Logs"] = [log_marker, log_marker]
+    recs[5]["Exceptions"] = [{"name": "Error", "message": "<<<Logpush: exception messages truncated>>>"}]
+    recs[-1]["Logs"] = [log_marker]
+    path = _write(tmp_path / "markers.log", recs)
+    with reference_path():
+        ref = ei.load((path, "logpush"))
+    with sequential():
+        fast = ei.load((path, "logpush"))
+    _assert_same(fast, ref)
+    inv = ref.invocations
+    assert bool(inv["truncated"].iloc[5])
+    assert bool(inv["truncated"].iloc[-1])
+    assert not bool(inv["truncated"].iloc[3])
+    assert (ref.logs["message"] == "<html><<< not a marker").sum() == 1

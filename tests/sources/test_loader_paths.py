@@ -15,7 +15,10 @@ import contextlib
 import gzip
 import json
 import logging
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -310,3 +313,22 @@ def test_truncation_markers_among_other_angle_brackets_match_the_reference(tmp_p
     assert bool(inv["truncated"].iloc[-1])
     assert not bool(inv["truncated"].iloc[3])
     assert (ref.logs["message"] == "<html><<< not a marker").sum() == 1
+
+
+def test_the_helper_keeps_pandas_out_and_pyarrow_converts_without_it() -> None:
+    """The helper refuses pandas (pyarrow would import it on its first conversion: ~0.2 s per new
+    helper); the batches it builds are the same without it (the split tests above compare them)."""
+    code = (
+        "import sys\n"
+        "from edgeinvestigate.sources.files._split_helper import keep_pandas_out\n"
+        "keep_pandas_out()\n"
+        "from edgeinvestigate.sources.files._logpush import warm_up\n"
+        "warm_up()\n"
+        "try:\n"
+        "    import pandas\n"
+        "except ModuleNotFoundError:\n"
+        "    print('no pandas', 'pandas' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this package, as the helper gets it
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["no", "pandas", "False"]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-__all__ = ["NO_STOP", "Helper", "Slots", "helper", "inbox", "serve"]
+__all__ = ["NO_STOP", "Helper", "Slots", "helper", "inbox", "keep_pandas_out", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ _SERVE: Final = (
     "from multiprocessing.connection import Connection\n"
     "r, w = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)\n"
     "sys.path[:] = r.recv()\n"
-    "from edgeinvestigate.sources.files._split_helper import serve\n"
+    "from edgeinvestigate.sources.files._split_helper import keep_pandas_out, serve\n"
+    "keep_pandas_out()\n"
     "serve(r, w, r.recv())\n"
 )
 
@@ -115,6 +116,25 @@ class Slots:
 
 
 # --- the server (in the helper process) ----------------------------------------------------------
+
+
+class _NoPandas:
+    """A meta path finder that refuses ``pandas`` (see :func:`keep_pandas_out`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("the split helper builds Arrow batches only", name=name)
+        return None
+
+
+def keep_pandas_out() -> None:
+    """In the helper: refuse to import pandas. It builds Arrow record batches only, but pyarrow
+    imports pandas on its first conversion from Python objects (to recognise pandas inputs), which
+    cost each new helper ~0.2 s of CPU and as long before it could take its first unit; without
+    pandas pyarrow converts lists the same way."""
+    if not any(f is _NoPandas for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas)
 
 
 def serve(r: Connection, w: Connection, warm_up: Callable[[], None] | None = None) -> None:

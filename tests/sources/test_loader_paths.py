@@ -332,3 +332,46 @@ def test_the_helper_keeps_pandas_out_and_pyarrow_converts_without_it() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this package, as the helper gets it
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.split() == ["no", "pandas", "False"]
+
+
+def test_job_fields_of_every_type_and_key_spelling_match_the_reference(tmp_path: Path) -> None:
+    """Job fields in a ``JSON.stringify`` string, in an object argument and in a later argument, with
+    the other key spellings and values of other types: the fast path reads them as the per-record
+    path does (first key that is not null, ids as text, attempts as 32-bit integers)."""
+    jobs: list[dict[str, Any]] = [
+        {"jobId": "job_1", "type": "EMAIL_DELIVERY", "attempt": 2, "messageId": "m1"},
+        {"jobId": 12345, "jobType": "DATA_SYNC", "attempts": "3", "message_id": 99},
+        {"jobId": None, "job_id": "job_2", "type": None, "job_type": "WEBHOOK", "attempt": 2.0},
+        {"jobId": 1.5, "type": 7, "attempt": True, "messageId": None},
+        {"job_id": "job_3", "attempt": 2**40, "attempts": 4},
+        {"jobId": ["a"], "type": {"x": 1}, "attempt": "12345678901"},
+        {"event": "no job fields"},
+    ]
+    recs = []
+    for i, job in enumerate(jobs):
+        for args in (
+            [json.dumps(job)],
+            [job],
+            ["label", job, 3],
+            [7, json.dumps(job)],
+            ["{not json", job],
+        ):
+            recs.append(
+                {
+                    "EventTimestampMs": 1795780800000 + i,
+                    "EventType": "queue",
+                    "Event": {"Queue": {"QueueName": "jobs", "BatchSize": 1}},
+                    "Outcome": "ok",
+                    "ScriptName": "jobs-consumer",
+                    "Logs": [{"Level": "log", "Message": args, "TimestampMs": 1795780800001 + i}],
+                }
+            )
+    path = _write(tmp_path / "jobs.log", recs)
+    with reference_path():
+        ref = ei.load((path, "logpush"))
+    with sequential():
+        fast = ei.load((path, "logpush"))
+    _assert_same(fast, ref)
+    logs = ref.logs
+    assert set(logs["job_id"].dropna()) == {"job_1", "12345", "job_2", "job_3"}
+    assert set(logs["attempt"].dropna()) == {2, 3}

@@ -3,10 +3,11 @@
 The helper is a small server started once per process on first use: a new interpreter
 (``sys.executable -c ...``, never a fork of this process, whose heap would be shared copy-on-write and
 copied page by page while both run; never re-importing ``__main__``, as a ``multiprocessing`` child
-would), which imports the loaders and then waits for jobs on a pipe. Each job runs in a child it forks
-(so the memory of a job is returned when the job ends, and the server stays small); the child sends the
-answer. The server runs in its own session (Ctrl-C in a terminal stops this process, which closes the
-pipe, which ends the server) and exits when this process does.
+would), which imports the loaders (never pandas: :func:`keep_pandas_out`) and then waits for jobs on a
+pipe. Each job runs in a child it forks (so the memory of a job is returned when the job ends, and the
+server stays small); the child sends the answer. The server runs in its own session (Ctrl-C in a
+terminal stops this process, which closes the pipe, which ends the server) and exits when this process
+does.
 
 :class:`Claims` are the counters both processes read and write: the next unit nobody claimed yet and
 the unit to stop before, in a 16-byte file in ``/dev/shm`` under an ``flock``.

@@ -15,7 +15,10 @@ import contextlib
 import gzip
 import json
 import logging
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +285,93 @@ def test_jobs_1_reads_a_large_file_in_this_process(
         assert calls  # the same load without jobs=1 does split
     for name in FRAMES:
         pd.testing.assert_frame_equal(one.frame(name), split.frame(name))
+
+
+def test_truncation_markers_among_other_angle_brackets_match_the_reference(tmp_path: Path) -> None:
+    """The fast path finds marker lines by their first byte (``<``): a ``<`` that starts no marker
+    (HTML in a message, ``<<<`` alone), two markers on one line and a marker on the last line are
+    cut exactly as the per-record path cuts them."""
+    rng = random.Random(17)
+    recs = [shaped_record(rng, i) for i in range(400)]
+    log_marker = {
+        "Level": "log",
+        "Message": ["<<<Logpush: messages truncated>>>"],
+        "TimestampMs": 1795780800500,
+    }
+    recs[3]["Logs"] = [{"Level": "warn", "Message": ["<html><<< not a marker"], "TimestampMs": 1795780800400}]
+    recs[5]["Logs"] = [log_marker, log_marker]
+    recs[5]["Exceptions"] = [{"name": "Error", "message": "<<<Logpush: exception messages truncated>>>"}]
+    recs[-1]["Logs"] = [log_marker]
+    path = _write(tmp_path / "markers.log", recs)
+    with reference_path():
+        ref = ei.load((path, "logpush"))
+    with sequential():
+        fast = ei.load((path, "logpush"))
+    _assert_same(fast, ref)
+    inv = ref.invocations
+    assert bool(inv["truncated"].iloc[5])
+    assert bool(inv["truncated"].iloc[-1])
+    assert not bool(inv["truncated"].iloc[3])
+    assert (ref.logs["message"] == "<html><<< not a marker").sum() == 1
+
+
+def test_the_helper_keeps_pandas_out_and_pyarrow_converts_without_it() -> None:
+    """The helper refuses pandas (pyarrow would import it on its first conversion: ~0.2 s per new
+    helper); the batches it builds are the same without it (the split tests above compare them)."""
+    code = (
+        "import sys\n"
+        "from edgeinvestigate.sources.files._split_helper import keep_pandas_out\n"
+        "keep_pandas_out()\n"
+        "from edgeinvestigate.sources.files._logpush import warm_up\n"
+        "warm_up()\n"
+        "try:\n"
+        "    import pandas\n"
+        "except ModuleNotFoundError:\n"
+        "    print('no pandas', 'pandas' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this package, as the helper gets it
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["no", "pandas", "False"]
+
+
+def test_job_fields_of_every_type_and_key_spelling_match_the_reference(tmp_path: Path) -> None:
+    """Job fields in a ``JSON.stringify`` string, in an object argument and in a later argument, with
+    the other key spellings and values of other types: the fast path reads them as the per-record
+    path does (first key that is not null, ids as text, attempts as 32-bit integers)."""
+    jobs: list[dict[str, Any]] = [
+        {"jobId": "job_1", "type": "EMAIL_DELIVERY", "attempt": 2, "messageId": "m1"},
+        {"jobId": 12345, "jobType": "DATA_SYNC", "attempts": "3", "message_id": 99},
+        {"jobId": None, "job_id": "job_2", "type": None, "job_type": "WEBHOOK", "attempt": 2.0},
+        {"jobId": 1.5, "type": 7, "attempt": True, "messageId": None},
+        {"job_id": "job_3", "attempt": 2**40, "attempts": 4},
+        {"jobId": ["a"], "type": {"x": 1}, "attempt": "12345678901"},
+        {"event": "no job fields"},
+    ]
+    recs = []
+    for i, job in enumerate(jobs):
+        for args in (
+            [json.dumps(job)],
+            [job],
+            ["label", job, 3],
+            [7, json.dumps(job)],
+            ["{not json", job],
+        ):
+            recs.append(
+                {
+                    "EventTimestampMs": 1795780800000 + i,
+                    "EventType": "queue",
+                    "Event": {"Queue": {"QueueName": "jobs", "BatchSize": 1}},
+                    "Outcome": "ok",
+                    "ScriptName": "jobs-consumer",
+                    "Logs": [{"Level": "log", "Message": args, "TimestampMs": 1795780800001 + i}],
+                }
+            )
+    path = _write(tmp_path / "jobs.log", recs)
+    with reference_path():
+        ref = ei.load((path, "logpush"))
+    with sequential():
+        fast = ei.load((path, "logpush"))
+    _assert_same(fast, ref)
+    logs = ref.logs
+    assert set(logs["job_id"].dropna()) == {"job_1", "12345", "job_2", "job_3"}
+    assert set(logs["attempt"].dropna()) == {2, 3}

@@ -172,17 +172,25 @@ def _decode(lines: list[bytes], block: bytes, bad: set[int], full: bool) -> list
     return out
 
 
-def _lines_with(block: bytes, needle: bytes) -> list[int]:
-    """The lines of ``block`` (0-based) that hold ``needle``."""
-    at = block.find(needle)
-    if at < 0:
-        return []
+def _lines_with(block: bytes, lines: list[bytes], needle: bytes) -> list[int]:
+    """The lines of ``block`` (0-based; ``lines`` is ``block`` split at its newlines) that hold
+    ``needle``. Its first byte is looked for (``memchr``: ~20x faster than searching for the whole
+    needle, and rare in records), the hits placed by their offsets among the line ends, computed
+    only when there is a hit (no scan of the block for newlines)."""
+    head = needle[:1]
     found = []
+    at = block.find(head)
     while at >= 0:
-        found.append(at)
-        at = block.find(needle, at + len(needle))
-    newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-    return sorted(set(np.searchsorted(newlines, found).tolist()))
+        if block.startswith(needle, at):
+            found.append(at)
+            at += len(needle)
+        else:
+            at += 1
+        at = block.find(head, at)
+    if not found:
+        return []
+    ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1)
+    return sorted(set(np.searchsorted(ends, found, side="right").tolist()))
 
 
 def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block) -> int | None:
@@ -200,7 +208,7 @@ def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block
         return None
     flags: dict[int, tuple[bool, bool]] = {}
     if b"<" in block:  # memchr first: most blocks have no "<" at all
-        for k in _lines_with(block, MARKER_B):  # truncation markers, cut as the general path cuts them
+        for k in _lines_with(block, lines, MARKER_B):  # truncation markers, cut as the general path cuts them
             r = recs[k] if full else None
             if r is None:  # a marker entry in place of an object, or only counts were decoded
                 try:

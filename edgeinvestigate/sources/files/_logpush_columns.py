@@ -235,50 +235,64 @@ def _job_source(a: Any) -> dict[str, Any] | None:
     return None
 
 
-def _job_columns(ids: list[Any], types: list[Any], atts: list[Any], mids: list[Any]) -> list[list[Any]]:
-    """Job field values as the frames hold them (``_coerce.job_fields_of``: text, 32-bit attempts)."""
-    return [
-        [x if x is None or type(x) is str else text_of(x) for x in ids],
-        [x if x is None or type(x) is str else text_of(x) for x in types],
-        [x if x is None or (type(x) is int and -(2**31) <= x < 2**31) else int_of(x) for x in atts],
-        [x if x is None or type(x) is str else text_of(x) for x in mids],
-    ]
+_I32_LO, _I32_HI = -(2**31), 2**31
 
 
 def _job_fields(
-    msgs: list[Any], decoded: list[Any], structured: list[int], others: list[int]
+    msgs: list[Any], structured: list[int], src_pos: list[int], srcs: list[dict[str, Any]]
 ) -> tuple[list[int], dict[str, list[Any]]]:
-    """Job fields of the log rows that can have them: ``structured`` (one string argument that starts
-    with ``{``) in typed batch decodes, ``others`` (objects or several arguments) from their decoded
-    arguments; both by the rules of ``_coerce.lift_job_fields``."""
+    """Job fields of the log rows that can have them, by the rules of ``_coerce.lift_job_fields``
+    (the first key that is not null, then as text or as a 32-bit attempt, ``_coerce.job_fields_of``):
+    ``structured`` (one string argument that starts with ``{``) in typed batch decodes, and the
+    objects ``srcs`` found in the other rows' arguments (rows ``src_pos``, :func:`_job_source`).
+    One pass per column: a value that is already a string (an attempt an int of 32 bits) is taken as
+    it is, anything else goes through the fallback keys and the conversion."""
     jobs = _jobs_of([msgs[i] for i in structured])
     if None in jobs:  # not JSON after all: no job fields
         structured = [i for i, j in zip(structured, jobs, strict=True) if j is not None]
         jobs = [j for j in jobs if j is not None]
-    cols = _job_columns(
-        [j.jobId if j.jobId is not None else j.job_id for j in jobs],
-        [
-            j.type if j.type is not None else (j.jobType if j.jobType is not None else j.job_type)
-            for j in jobs
-        ],
-        [j.attempt if j.attempt is not None else j.attempts for j in jobs],
-        [j.messageId if j.messageId is not None else j.message_id for j in jobs],
-    )
-    found = [_job_source(decoded[i]) for i in others]
-    pos = structured + [i for i, d in zip(others, found, strict=True) if d is not None]
-    srcs = [d for d in found if d is not None]
-    more = _job_columns(
-        [x if (x := d.get("jobId")) is not None else d.get("job_id") for d in srcs],
+    lo, hi = _I32_LO, _I32_HI
+    cols: list[list[Any]] = [
+        [x if type(x := j.jobId) is str else text_of(x if x is not None else j.job_id) for j in jobs],
         [
             x
-            if (x := d.get("type")) is not None
-            else (x if (x := d.get("jobType")) is not None else d.get("job_type"))
+            if type(x := j.type) is str
+            else text_of(x if x is not None else (j.jobType if j.jobType is not None else j.job_type))
+            for j in jobs
+        ],
+        [
+            x if type(x := j.attempt) is int and lo <= x < hi else int_of(x if x is not None else j.attempts)
+            for j in jobs
+        ],
+        [x if type(x := j.messageId) is str else text_of(x if x is not None else j.message_id) for j in jobs],
+    ]
+    more: list[list[Any]] = [
+        [
+            x if type(x := d.get("jobId")) is str else text_of(x if x is not None else d.get("job_id"))
             for d in srcs
         ],
-        [x if (x := d.get("attempt")) is not None else d.get("attempts") for d in srcs],
-        [x if (x := d.get("messageId")) is not None else d.get("message_id") for d in srcs],
-    )
-    return pos, {c: a + b for c, a, b in zip(JOB_COLS, cols, more, strict=True)}
+        [
+            x
+            if type(x := d.get("type")) is str
+            else text_of(
+                x if x is not None else (x if (x := d.get("jobType")) is not None else d.get("job_type"))
+            )
+            for d in srcs
+        ],
+        [
+            x
+            if type(x := d.get("attempt")) is int and lo <= x < hi
+            else int_of(x if x is not None else d.get("attempts"))
+            for d in srcs
+        ],
+        [
+            x
+            if type(x := d.get("messageId")) is str
+            else text_of(x if x is not None else d.get("message_id"))
+            for d in srcs
+        ],
+    ]
+    return structured + src_pos, {c: a + b for c, a, b in zip(JOB_COLS, cols, more, strict=True)}
 
 
 def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa.Array]:
@@ -295,15 +309,25 @@ def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa
     others = [i for i, m in enumerate(msgs) if m is None]
     structured = [i for i, m in enumerate(msgs) if m and m[0] == "{"]
     enc = _encode
+    src_pos: list[int] = []  # rows whose arguments hold an object to read job fields from
+    srcs: list[dict[str, Any]] = []
     for i in others:  # several arguments, or not a string: joined, objects as compact JSON
         a = decoded[i]
-        if type(a) is not list:
-            msgs[i] = join_args(a)
-        elif len(a) == 1:  # one object (or number, null ...): its JSON text
-            msgs[i] = enc(a[0]).decode()
-        else:
+        if type(a) is list:
+            if len(a) == 1:  # one object (or number, null ...): its JSON text
+                x = a[0]
+                msgs[i] = enc(x).decode()
+                if type(x) is dict:
+                    src_pos.append(i)
+                    srcs.append(x)
+                continue
             msgs[i] = " ".join([x if type(x) is str else enc(x).decode() for x in a])
-    pos, job_vals = _job_fields(msgs, decoded, structured, others)
+        else:
+            msgs[i] = join_args(a)
+        if (d := _job_source(a)) is not None:
+            src_pos.append(i)
+            srcs.append(d)
+    pos, job_vals = _job_fields(msgs, structured, src_pos, srcs)
     n = len(flat)
     owners = np.repeat(np.arange(len(n_logs), dtype=np.int32), n_logs)
     ts = [

@@ -3,10 +3,11 @@
 The helper is a small server started once per process on first use: a new interpreter
 (``sys.executable -c ...``, never a fork of this process, whose heap would be shared copy-on-write and
 copied page by page while both run; never re-importing ``__main__``, as a ``multiprocessing`` child
-would), which imports the loaders and then waits for jobs on a pipe. Each job runs in a child it forks
-(so the memory of a job is returned when the job ends, and the server stays small); the child sends the
-answer. The server runs in its own session (Ctrl-C in a terminal stops this process, which closes the
-pipe, which ends the server) and exits when this process does.
+would), which imports the loaders (never pandas: :func:`keep_pandas_out`) and then waits for jobs on a
+pipe. Each job runs in a child it forks (so the memory of a job is returned when the job ends, and the
+server stays small); the child sends the answer. The server runs in its own session (Ctrl-C in a
+terminal stops this process, which closes the pipe, which ends the server) and exits when this process
+does.
 
 :class:`Claims` are the counters both processes read and write: the next unit nobody claimed yet and
 the unit to stop before, in a 16-byte file in ``/dev/shm`` under an ``flock``.
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-__all__ = ["NO_STOP", "Helper", "Slots", "helper", "inbox", "serve"]
+__all__ = ["NO_STOP", "Helper", "Slots", "helper", "inbox", "keep_pandas_out", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ _SERVE: Final = (
     "from multiprocessing.connection import Connection\n"
     "r, w = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)\n"
     "sys.path[:] = r.recv()\n"
-    "from edgeinvestigate.sources.files._split_helper import serve\n"
+    "from edgeinvestigate.sources.files._split_helper import keep_pandas_out, serve\n"
+    "keep_pandas_out()\n"
     "serve(r, w, r.recv())\n"
 )
 
@@ -115,6 +117,25 @@ class Slots:
 
 
 # --- the server (in the helper process) ----------------------------------------------------------
+
+
+class _NoPandas:
+    """A meta path finder that refuses ``pandas`` (see :func:`keep_pandas_out`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError("the split helper builds Arrow batches only", name=name)
+        return None
+
+
+def keep_pandas_out() -> None:
+    """In the helper: refuse to import pandas. It builds Arrow record batches only, but pyarrow
+    imports pandas on its first conversion from Python objects (to recognise pandas inputs), which
+    cost each new helper ~0.2 s of CPU and as long before it could take its first unit; without
+    pandas pyarrow converts lists the same way."""
+    if not any(f is _NoPandas for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas)
 
 
 def serve(r: Connection, w: Connection, warm_up: Callable[[], None] | None = None) -> None:

@@ -76,7 +76,8 @@ def canonical_table(table: pa.Table, name: str) -> pa.Table:
 def write_part(prefix: Path, tables: dict[str, pa.Table], *, mask: bool) -> dict[str, Any]:
     """One loaded file's telemetry tables as Parquet parts ``prefix.<frame>.parquet`` (canonical,
     credentials masked unless not ``mask``). Runs in whichever process loaded the file; returns the
-    files and the credentials masked per frame."""
+    files, the credentials masked per frame, and the ``error`` that stopped the writing (a full disk,
+    say: reported by the process that reads the results, as data, so a worker's error is not lost)."""
     secrets = env_secrets() if mask else []
     files: dict[str, str] = {}
     masked: dict[str, int] = {}
@@ -88,9 +89,12 @@ def write_part(prefix: Path, tables: dict[str, pa.Table], *, mask: bool) -> dict
         if mask:
             table, masked[name] = mask_table(table, name, secrets)
         path = f"{prefix}.{name}.parquet"
-        pq.write_table(table, path, compression="lz4")
+        try:
+            pq.write_table(table, path, compression="lz4")
+        except OSError as exc:
+            return {"files": files, "masked": masked, "error": f"{path}: {exc.strerror or exc}"}
         files[name] = path
-    return {"files": files, "masked": masked}
+    return {"files": files, "masked": masked, "error": None}
 
 
 def _one_format(paths: PathSpec | Iterable[PathSpec]) -> bool:
@@ -124,6 +128,8 @@ def spool_load(
 ) -> Spooled | None:
     """:func:`~edgeinvestigate.evidence.bundle.load` (then masking and sorting) through the folder
     ``spool`` (see the module docs); ``None`` when the inputs must be loaded in memory."""
+    import duckdb
+
     from edgeinvestigate.evidence.bundle import Evidence
 
     paths = [paths] if isinstance(paths, str | os.PathLike | tuple) else list(paths)  # read twice
@@ -144,6 +150,8 @@ def spool_load(
             raise_error(err)
         report.files.append(file_report)
         if written is not None:
+            if written["error"]:
+                raise _spool_error(spool, written["error"], file_report.path)
             for name, path in written["files"].items():
                 parts[name].append((k, path))
             for name, n in written["masked"].items():
@@ -153,7 +161,10 @@ def spool_load(
     frames: dict[str, Any] = {}  # frames read on first use
     for name in SORTED_FRAMES:
         dest = frames_dir / f"{name}.parquet"
-        rows = sort_parts(parts[name], name, dest)
+        try:
+            rows = sort_parts(parts[name], name, dest)
+        except (OSError, duckdb.Error) as exc:
+            raise _spool_error(spool, f"sorting the {name} frame: {exc}") from exc
         for _, path in parts[name]:
             os.unlink(path)
         frames[name] = StoredFrame(
@@ -166,6 +177,16 @@ def spool_load(
         manifest=loaded.manifest(report, strict),
     )
     return Spooled(ev, masked if mask else None)
+
+
+def _spool_error(spool: Path, what: str, source: str = "") -> LoadError:
+    return LoadError(
+        f"cannot write the telemetry to the spool {spool}"
+        + (f" while loading {source}" if source else "")
+        + f": {what}",
+        hint="the spool is a temporary folder beside the bundle (--out) and holds about the size of the "
+        "bundle: free space on that disk or choose another --out; nothing was written",
+    )
 
 
 def sort_parts(parts: list[tuple[int, str]], name: str, dest: Path) -> int:

@@ -159,3 +159,32 @@ def test_inputs_given_as_a_generator_are_all_loaded(tmp_path: Path, data_dir: Pa
     got = spool_load((p for p in [data_dir / "logpush"]), tmp_path / "spool", max_record_bytes=CAP)
     assert got is not None
     assert len(got.evidence.invocations) == len(ei.load(data_dir / "logpush").invocations) > 0
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_full_disk_is_a_clear_error_and_nothing_is_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    import errno
+
+    import pyarrow.parquet as pq
+
+    write_corpus(tmp_path / "in", 600, files=4)
+    real = pq.write_table
+
+    def full(table: object, where: object, **kw: object) -> None:
+        if ".spool-" in str(where):  # the spool's parts only (forked workers inherit this)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(table, where, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pq, "write_table", full)
+    out = tmp_path / "cases" / "bundle"
+    code, _, err = run(
+        capsys, "collect", "--logpush", str(tmp_path / "in"), "--jobs", jobs, "--out", str(out)
+    )
+    assert code != 0
+    assert "cannot write the telemetry to the spool" in err
+    assert "No space left on device" in err
+    assert "nothing was written" in err
+    assert "Traceback" not in err
+    assert list((tmp_path / "cases").iterdir()) == []

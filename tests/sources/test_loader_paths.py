@@ -69,6 +69,17 @@ def _assert_same(a: Any, b: Any) -> None:
     ]
 
 
+def _fast_equals_reference(path: Path) -> Any:
+    """The Logpush file ``path`` loaded by the per-record reference path, after checking that the
+    fast path (one process) loads the same."""
+    with reference_path():
+        ref = ei.load((path, "logpush"))
+    with sequential():
+        fast = ei.load((path, "logpush"))
+    _assert_same(fast, ref)
+    return ref
+
+
 def _write(path: Path, records: list[Any], *, gz: bool = False, lines: list[bytes] | None = None) -> Path:
     data = b"".join(
         json.dumps(r, separators=(",", ":"), ensure_ascii=False).encode() + b"\n" for r in records
@@ -302,12 +313,7 @@ def test_truncation_markers_among_other_angle_brackets_match_the_reference(tmp_p
     recs[5]["Logs"] = [log_marker, log_marker]
     recs[5]["Exceptions"] = [{"name": "Error", "message": "<<<Logpush: exception messages truncated>>>"}]
     recs[-1]["Logs"] = [log_marker]
-    path = _write(tmp_path / "markers.log", recs)
-    with reference_path():
-        ref = ei.load((path, "logpush"))
-    with sequential():
-        fast = ei.load((path, "logpush"))
-    _assert_same(fast, ref)
+    ref = _fast_equals_reference(_write(tmp_path / "markers.log", recs))
     inv = ref.invocations
     assert bool(inv["truncated"].iloc[5])
     assert bool(inv["truncated"].iloc[-1])
@@ -366,12 +372,7 @@ def test_job_fields_of_every_type_and_key_spelling_match_the_reference(tmp_path:
                     "Logs": [{"Level": "log", "Message": args, "TimestampMs": 1795780800001 + i}],
                 }
             )
-    path = _write(tmp_path / "jobs.log", recs)
-    with reference_path():
-        ref = ei.load((path, "logpush"))
-    with sequential():
-        fast = ei.load((path, "logpush"))
-    _assert_same(fast, ref)
+    ref = _fast_equals_reference(_write(tmp_path / "jobs.log", recs))
     logs = ref.logs
     assert set(logs["job_id"].dropna()) == {"job_1", "12345", "job_2", "job_3"}
     assert set(logs["attempt"].dropna()) == {2, 3}

@@ -85,6 +85,17 @@ def test_spooled_frames_equal_the_in_memory_ones_on_the_sample(tmp_path: Path, d
     _assert_same(got.evidence, _in_memory([data_dir / "logpush"], tmp_path / "memory"))
 
 
+@pytest.mark.parametrize("fmt", ["tail", "traceitems", "workers_logs"])
+def test_spooled_frames_equal_the_in_memory_ones_for_every_format(
+    tmp_path: Path, data_dir: Path, fmt: str
+) -> None:
+    """Each folder holds several files (and layouts) of one format: spooled like Logpush."""
+    got = spool_load([data_dir / fmt], tmp_path / "spool", max_record_bytes=CAP)
+    assert got is not None
+    assert len(got.evidence.invocations) > 0
+    _assert_same(got.evidence, _in_memory([data_dir / fmt], tmp_path / "memory"))
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_spooled_frames_equal_on_every_shape_out_of_order_with_credentials(tmp_path: Path, jobs: int) -> None:
     paths = _with_credentials(tmp_path / "in", files=6)

@@ -197,7 +197,8 @@ def sort_parts(parts: list[tuple[int, str]], name: str, dest: Path) -> int:
         write_frame(empty_frame(name), dest)
         return 0
     schema = arrow_schema(name)
-    con = connect(memory_limit=os.environ.get(MEMORY_ENV) or SPOOL_MEMORY_LIMIT)
+    # spilling beside the parts (the bundle's disk), not in the system's temp folder (often memory)
+    con = connect(memory_limit=os.environ.get(MEMORY_ENV) or SPOOL_MEMORY_LIMIT, spill=dest.parent / "sort")
     try:
         con.execute("CREATE TEMP TABLE part_order (filename VARCHAR, part INTEGER)")
         con.executemany("INSERT INTO part_order VALUES (?, ?)", [[path, k] for k, path in parts])

@@ -37,14 +37,18 @@ THREADS_ENV: Final = "EDGEINVESTIGATE_DUCKDB_THREADS"
 MEMORY_ENV: Final = "EDGEINVESTIGATE_DUCKDB_MEMORY"
 
 
-def connect(*, threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection set up for the evidence (see the module docs)."""
+def connect(
+    *, threads: int | None = None, memory_limit: str | None = None, spill: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection set up for the evidence (see the module docs); ``spill``: the folder it
+    spills to past its memory limit (default: a folder of this user's in the system's temp folder)."""
     import duckdb
 
     n = threads or int(os.environ.get(THREADS_ENV) or DEFAULT_THREADS)
     limit = memory_limit or os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
     uid = os.getuid() if hasattr(os, "getuid") else 0
-    spill = Path(tempfile.gettempdir()) / f"edgeinvestigate-duckdb-{uid}"  # only used when spilling
+    if spill is None:  # only used when spilling
+        spill = Path(tempfile.gettempdir()) / f"edgeinvestigate-duckdb-{uid}"
     con = duckdb.connect(
         config={"threads": n, "memory_limit": limit, "temp_directory": str(spill)},
     )

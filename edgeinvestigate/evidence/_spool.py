@@ -163,6 +163,12 @@ def spool_load(
         dest = frames_dir / f"{name}.parquet"
         try:
             rows = sort_parts(parts[name], name, dest)
+        except duckdb.OutOfMemoryException as exc:
+            raise LoadError(
+                f"sorting the {name} frame in the spool {spool} ran out of DuckDB's memory: {exc}",
+                hint=f"give it more with {MEMORY_ENV} (default {SPOOL_MEMORY_LIMIT} for this sort; it "
+                "spills to disk past it, but needs some to start); nothing was written",
+            ) from exc
         except (OSError, duckdb.Error) as exc:
             raise _spool_error(spool, f"sorting the {name} frame: {exc}") from exc
         for _, path in parts[name]:

@@ -199,3 +199,16 @@ def test_a_full_disk_is_a_clear_error_and_nothing_is_left(
     assert "nothing was written" in err
     assert "Traceback" not in err
     assert list((tmp_path / "cases").iterdir()) == []
+
+
+def test_too_little_memory_for_the_sort_says_which_setting_to_raise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_corpus(tmp_path / "in", 3000, files=2)
+    monkeypatch.setenv("EDGEINVESTIGATE_DUCKDB_MEMORY", "1MB")
+    out = tmp_path / "cases" / "bundle"
+    code, _, err = run(capsys, "collect", "--logpush", str(tmp_path / "in"), "--out", str(out))
+    assert code != 0
+    assert "ran out of DuckDB's memory" in err
+    assert "EDGEINVESTIGATE_DUCKDB_MEMORY" in err
+    assert list((tmp_path / "cases").iterdir()) == []

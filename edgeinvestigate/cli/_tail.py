@@ -111,6 +111,9 @@ def tail(
         version_id=version_id,
     )
     previous = signal.signal(signal.SIGTERM, _sigterm)
+    # Ctrl-C too, also when this process was started with SIGINT ignored (a background job of a shell
+    # script): Python installs no handler of its own then, and the tail would never be deleted
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with CloudflareClient.from_env(
             api_url=api_url, account_id=account_id, token_file=token_file
@@ -128,6 +131,7 @@ def tail(
             )
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     # result.warnings were logged as they happened (the CLI's warning handler showed them once)
     click.echo(result.summary())
     if result.stopped == "interrupted":

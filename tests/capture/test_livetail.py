@@ -219,9 +219,17 @@ def test_filter_building() -> None:
         build_filters(outcomes=["exploded"])
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell gives a background job of a script
+
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_cli_ctrl_c_deletes_the_tail(sb, tmp_path: Path, sig: int) -> None:
+@pytest.mark.parametrize(
+    ("sig", "ignored"), [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)]
+)
+def test_cli_ctrl_c_deletes_the_tail(sb, tmp_path: Path, sig: int, ignored: bool) -> None:
+    """Ctrl-C and SIGTERM stop the tail and delete it, also in a process started with SIGINT ignored
+    (a background job of a shell script; Python then installs no Ctrl-C handler of its own)."""
     out = tmp_path / "cli.ndjson"
     env = dict(
         os.environ, CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ACCOUNT_ID=ACCOUNT, CLOUDFLARE_API_BASE_URL=sb.url
@@ -242,6 +250,7 @@ def test_cli_ctrl_c_deletes_the_tail(sb, tmp_path: Path, sig: int) -> None:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_ignore_sigint if ignored else None,
     )
     try:
         inject(sb, [tail_event(0, outcome="exception"), tail_event(1)], min_clients=1)

@@ -79,13 +79,7 @@ def _given(inv: pd.DataFrame, v: pd.DataFrame, given: Sequence[Deployment]) -> l
     out: list[Deploy] = []
     for i, (version, at) in enumerate(given):
         before = v[v["ts"] < at] if len(v) else v
-        prev_given: str | None
-        if i > 0:
-            prev_given = given[i - 1][0]
-        elif len(before):
-            prev_given = str(before["script_version"].iloc[-1])
-        else:
-            prev_given = None
+        last_before = str(before["script_version"].iloc[-1]) if len(before) else None
         ran = (v["script_version"] == version) if len(v) else pd.Series(dtype=bool)
         if len(v) and ran.any():
             after = int(ran.sum())
@@ -93,17 +87,22 @@ def _given(inv: pd.DataFrame, v: pd.DataFrame, given: Sequence[Deployment]) -> l
             until = given[i + 1][1] if i + 1 < len(given) else None
             ts = inv["ts"] if len(inv) else pd.Series(dtype="datetime64[ns, UTC]")
             after = int(((ts >= at) & ((ts < until) if until is not None else True)).sum())
-        out.append(
-            Deploy(
-                script=None,
-                version=version,
-                previous_version=prev_given,
-                at=pydt(as_utc(at)),
-                invocations_after=after,
-                source="given",
-            )
-        )
+        out.append(given_deploy(given, i, last_before, after))
     return out
+
+
+def given_deploy(given: Sequence[Deployment], i: int, last_before: str | None, after: int) -> Deploy:
+    """The marker of the ``i``-th given deployment (both engines): the version before it is the
+    given one before it, else the last version the data ran before it (``last_before``)."""
+    version, at = given[i]
+    return Deploy(
+        script=None,
+        version=version,
+        previous_version=given[i - 1][0] if i > 0 else last_before,
+        at=pydt(as_utc(at)),
+        invocations_after=after,
+        source="given",
+    )
 
 
 def cluster_shifts(

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from edgeinvestigate.analysis.deploys import Deployment
-from edgeinvestigate.analysis.rca._deploys import unique_markers
+from edgeinvestigate.analysis.rca._deploys import given_deploy, unique_markers
 from edgeinvestigate.analysis.rca._values import as_utc, pydt
 from edgeinvestigate.models.findings import Deploy
 
@@ -103,23 +103,8 @@ def _given(engine: Engine, given: Sequence[Deployment]) -> list[Deploy]:
             version=version,
             until=pd.Timestamp(until).value / 1e6 if until is not None else _FAR,
         )
-        prev_given: str | None
-        if i > 0:
-            prev_given = given[i - 1][0]
-        elif r["last_before"] is not None:
-            prev_given = str(r["last_before"])
-        else:
-            prev_given = None
         ran = int(r["ran"] or 0)
         after = ran if int(r["with_version"] or 0) and ran else int(r["after"] or 0)
-        out.append(
-            Deploy(
-                script=None,
-                version=version,
-                previous_version=prev_given,
-                at=pydt(as_utc(at)),
-                invocations_after=after,
-                source="given",
-            )
-        )
+        last_before = str(r["last_before"]) if r["last_before"] is not None else None
+        out.append(given_deploy(given, i, last_before, after))
     return out

@@ -34,6 +34,7 @@ from edgeinvestigate.evidence._loading import PathSpec, load_results, plan_files
 from edgeinvestigate.evidence._secrets import mask_table
 from edgeinvestigate.evidence._sql import MEMORY_ENV, connect
 from edgeinvestigate.evidence._store import ROW_GROUP_ROWS, write_frame
+from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models.credentials import env_secrets
 from edgeinvestigate.models.frames import FRAMES, arrow_schema, conform, empty_frame
 from edgeinvestigate.models.load_report import LoadReport
@@ -53,7 +54,7 @@ class Spooled:
     """What :func:`spool_load` made: the evidence (its telemetry frames in ``spool/frames/``) and
     the credentials masked per frame (``None`` when they were kept)."""
 
-    evidence: Any  # Evidence (bundle.py imports nothing of this module; typed loosely to keep it so)
+    evidence: Evidence
     masked: dict[str, int] | None = field(default=None)
 
 
@@ -129,8 +130,6 @@ def spool_load(
     """:func:`~edgeinvestigate.evidence.bundle.load` (then masking and sorting) through the folder
     ``spool`` (see the module docs); ``None`` when the inputs must be loaded in memory."""
     import duckdb
-
-    from edgeinvestigate.evidence.bundle import Evidence
 
     paths = [paths] if isinstance(paths, str | os.PathLike | tuple) else list(paths)  # read twice
     if not _one_format(paths):

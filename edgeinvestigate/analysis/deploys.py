@@ -33,6 +33,7 @@ from edgeinvestigate.errors import ConfigError
 
 __all__ = [
     "VERSION_KEYS",
+    "VERSION_KEY_RE",
     "DeploySource",
     "Deployment",
     "invocation_versions",
@@ -47,7 +48,8 @@ DeploySource = Literal["script_version", "log_field", "given"]
 #: a user-given deployment: (version, time)
 Deployment = tuple[str, pd.Timestamp]
 
-_KEY_RE: Final = '"(?:' + "|".join(VERSION_KEYS) + r')"\s*:'
+#: a line that may name a version (a JSON key of :data:`VERSION_KEYS`), as an RE2/Python regex
+VERSION_KEY_RE: Final = '"(?:' + "|".join(VERSION_KEYS) + r')"\s*:'
 _HINT: Final = "write it as VERSION@TIME, e.g. --deploy v42@2026-11-27T14:05Z (time in ISO-8601 or epoch)"
 _decoder: Final = msgspec.json.Decoder()
 
@@ -146,7 +148,7 @@ def log_versions(logs: pd.DataFrame, invocation_ids: Iterable[Any] | None = None
         return empty
     msg = logs["message"]
     arr = pa.array(msg.astype(object).where(msg.notna(), None), type=pa.string(), from_pandas=True)
-    hit = pc.fill_null(pc.match_substring_regex(arr, _KEY_RE), False).to_numpy(zero_copy_only=False)
+    hit = pc.fill_null(pc.match_substring_regex(arr, VERSION_KEY_RE), False).to_numpy(zero_copy_only=False)
     if not hit.any():
         return empty
     sub = logs.loc[hit, ["invocation_id", "message", "args"]]

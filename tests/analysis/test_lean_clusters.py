@@ -1,11 +1,15 @@
-"""Clustering the lean logs (:mod:`edgeinvestigate.analysis.clustering._lean`: the text of the lines
-clustering never reads left out) gives the same clusters, rows and DLQ joins as the full logs, on
-every simulator scenario collected through the spool, for every choice of levels."""
+"""Clustering the lean logs (:mod:`edgeinvestigate.analysis.clustering._lean`: only the lines clustering
+needs, and the text only of those it reads) gives the same clusters, rows and DLQ joins as the full
+logs, on every simulator scenario collected through the spool, for every choice of levels, and when
+the versions come from log lines."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -30,8 +34,9 @@ def _same(got: Clusters, want: Clusters) -> None:
     assert got.key == want.key
 
 
-def _spooled(tmp: Path, name: str) -> Evidence:
-    simulate(name, tmp / "sim", seed=5, invocations=1200, formats=("logpush", "dlq"))
+def _spooled(tmp: Path, name: str, *, simulated: bool = True) -> Evidence:
+    if simulated:
+        simulate(name, tmp / "sim", seed=5, invocations=1200, formats=("logpush", "dlq"))
     got = spool_load([tmp / "sim" / LAYOUT["logpush"]], tmp / "spool", max_record_bytes=8 << 20)
     assert got is not None
     ev: Evidence = got.evidence
@@ -45,11 +50,23 @@ def test_lean_logs_cluster_as_the_full_logs(name: str, tmp_path: Path) -> None:
     lean = lean_evidence(ev)
     assert lean is not ev
     full = ev.logs  # read whole (the spooled evidence is left as it was by lean_evidence)
-    dropped = lean.logs["message"].isna() & full["message"].notna()
-    assert dropped.any(), "nothing was left out: the test would compare nothing"
+    _left_out(lean.logs, full)
     want = cluster(ev, stored=False)
     assert len(want.table) > 1
     _same(cluster(lean, stored=False), want)
+
+
+def _left_out(lean: pd.DataFrame, full: pd.DataFrame) -> None:
+    """The lean logs are lines of the full logs, in order, and leave out lines and texts."""
+    at = lean.index.to_numpy()
+    assert len(lean) < len(full), "no line was left out: the test would compare nothing"
+    assert (np.diff(at) > 0).all()
+    same = full.iloc[at]
+    for c in ("invocation_id", "ts", "level", "job_id", "job_type"):
+        assert same[c].astype(object).tolist() == lean[c].astype(object).tolist(), c
+    kept = lean["message"].notna().to_numpy()
+    assert not kept.all(), "every kept line has its text: the test would compare nothing"
+    assert same["message"].to_numpy()[kept].tolist() == lean["message"].to_numpy()[kept].tolist()
 
 
 @pytest.mark.parametrize("levels", [("error",), ("error", "warn", "log", "info")])
@@ -65,3 +82,26 @@ def test_evidence_in_memory_is_left_as_it_is(tmp_path: Path) -> None:
     ev = _spooled(tmp_path, "default")
     in_memory = ev.copy_with(logs=ev.logs)
     assert lean_evidence(in_memory) is in_memory
+
+
+def test_versions_named_by_info_lines(tmp_path: Path) -> None:
+    """Invocations without a ``ScriptVersion`` take the version their log lines name; the lean logs
+    keep those lines (and their text) although clustering reads no other text of them."""
+    simulate("bad-deploy", tmp_path / "sim", seed=5, invocations=1200, formats=("logpush", "dlq"))
+    for path in (tmp_path / "sim" / LAYOUT["logpush"]).rglob("*.gz"):
+        records = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+        for i, rec in enumerate(records):
+            tag = (rec.pop("ScriptVersion", None) or {}).get("Tag") or "v0"
+            if i % 2 and rec.get("Logs"):  # half name their version in an info line, as the first line
+                t = rec["Logs"][0]["TimestampMs"]
+                line = json.dumps({"event": "boot", "deploy": tag})
+                rec["Logs"].insert(0, {"Level": "info", "Message": [line], "TimestampMs": t})
+        path.write_bytes(gzip.compress(b"\n".join(json.dumps(r).encode() for r in records)))
+    ev = _spooled(tmp_path, "bad-deploy", simulated=False)
+    lean = lean_evidence(ev)
+    _left_out(lean.logs, ev.logs)
+    assert lean.logs["message"].str.contains('"deploy"').sum() > 10
+    want = cluster(ev, stored=False)
+    assert want.assign["script_version"].notna().sum() > 10, "no version came from a log line"
+    assert ev.invocations["script_version"].isna().all()
+    _same(cluster(lean, stored=False), want)

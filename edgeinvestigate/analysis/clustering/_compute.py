@@ -27,7 +27,14 @@ from edgeinvestigate.analysis.clustering._context import Context, invocation_con
 from edgeinvestigate.analysis.clustering._dlq_join import join_dlq
 from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
 from edgeinvestigate.analysis.clustering._join import Candidates, candidates, join_thrown_and_logged
-from edgeinvestigate.analysis.clustering._rows import SOURCES, ErrorRows, ErrorTexts, error_rows, error_texts
+from edgeinvestigate.analysis.clustering._rows import (
+    SOURCES,
+    ErrorRows,
+    ErrorTexts,
+    error_rows,
+    error_texts,
+    frame_rows,
+)
 from edgeinvestigate.analysis.clustering._stored import clusters_key
 from edgeinvestigate.analysis.clustering._structured import structured_keys
 from edgeinvestigate.analysis.clustering._table import TableRows, cluster_table
@@ -218,7 +225,7 @@ def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
     fps, fp_values = _fingerprints(rows.stack)
     cols: dict[str, Any] = {
         "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
-        "row": rows.row,
+        "row": frame_rows(rows, ev.logs),
         "invocation_id": _shared_strings(rows.invocation_id, ctx.invocation),
         "ts": utc_column(rows.ts),
         "level": rows.level.objects(),

@@ -1,12 +1,20 @@
-"""The logs clustering reads, without the free text it never looks at.
+"""The logs clustering reads: only the lines it needs, and the text only of those it reads.
 
-Clustering looks at every log line's level, job and invocation, but at the text (``message``,
-``args``) only of the lines of an error level and of those whose text may hold a structured error
-field (``"error"`` in the message or the arguments: see :mod:`._rows`). On a busy day the other
-lines' text is most of the bytes of the evidence. For evidence whose logs are still in the file the
-spool wrote (:mod:`edgeinvestigate.evidence._spool`), :func:`lean_evidence` reads the logs with that
-text left out (null), and the invocations with only the columns of an error row's context: the
-clusters and their rows are the same (the tests compare), in a fraction of the memory.
+Clustering reads the text (``message``, ``args``) only of the lines of an error level and of those
+whose text may hold a structured error field (``"error"`` in the message or the arguments: see
+:mod:`._rows`). Of the other lines it needs only a few, for an error row's context
+(:mod:`._context`): per invocation that has an error row (a clustered line or an exception), its
+first line naming a job type and the first line of each job id it names; the first line naming a
+job type among the lines without an invocation; and the lines that may name a version
+(:data:`~edgeinvestigate.analysis.deploys.VERSION_KEYS`, with their text), which give the version of
+an invocation that has none. On a busy day the other lines are most of the evidence.
+
+For evidence whose logs are still in the file the spool wrote
+(:mod:`edgeinvestigate.evidence._spool`), :func:`lean_evidence` reads, in DuckDB, only those lines,
+with the text left out (null) where clustering does not read it. The lean logs frame's index holds
+each line's position in the full frame (``Clusters.assign["row"]`` is that position), and the
+invocations are read with only the columns of an error row's context: the clusters and their rows
+are the same as from the full logs (the tests compare), in a fraction of the memory.
 """
 
 from __future__ import annotations
@@ -18,17 +26,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from edgeinvestigate.analysis.clustering._rows import ERROR_LEVELS
+from edgeinvestigate.analysis.clustering._rows import ERROR_LEVELS, POSITIONS
+from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
 from edgeinvestigate.evidence._frames import StoredFrame
-from edgeinvestigate.models.frames import conform
+from edgeinvestigate.evidence._sql import connect
+from edgeinvestigate.models.frames import LOGS, conform
 
 if TYPE_CHECKING:
+    import duckdb
+
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["lean_evidence", "lean_logs"]
+__all__ = ["LEAN_MEMORY_LIMIT", "lean_evidence", "lean_logs"]
 
 #: the text columns that may hold a structured error field
 TEXT: tuple[str, ...] = ("message", "args")
@@ -42,17 +53,23 @@ CONTEXT: tuple[str, ...] = (
 )  # fmt: skip
 #: what a line's text holds when it may carry a structured error field (see ``structured_error``)
 ERROR_FIELD = '"error"'
-#: rows read at a time
-BATCH_ROWS = 128 * 1024
+#: DuckDB's memory while it picks the lines (it spills beyond)
+LEAN_MEMORY_LIMIT = "768MB"
 
 
 def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> Evidence:
-    """``ev`` with its logs read without the text of the lines clustering (with ``levels``) skips;
-    ``ev`` itself unless its logs are a spooled file not read yet."""
+    """``ev`` with the lean logs (see the module docs) for clustering with ``levels``; ``ev`` itself
+    unless its logs are a spooled file not read yet."""
     value = ev.__dict__.get("_frame_logs")
     if not (isinstance(value, StoredFrame) and value.in_storage_order):
         return ev
-    lean: dict[str, pd.DataFrame] = {"logs": lean_logs(value.path, levels)}
+    exc = ev.__dict__.get("_frame_exceptions")
+    thrown: Path | pa.Table
+    if isinstance(exc, StoredFrame):
+        thrown = exc.path
+    else:
+        thrown = pa.table({"invocation_id": pa.array(ev.exceptions["invocation_id"], pa.string())})
+    lean: dict[str, pd.DataFrame] = {"logs": lean_logs(value.path, levels, thrown=thrown)}
     inv = ev.__dict__.get("_frame_invocations")
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
         table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
@@ -61,36 +78,84 @@ def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> Evidenc
     return ev.copy_with(**lean)
 
 
-def _clustered(batch: pa.RecordBatch, levels: Sequence[str]) -> pa.Array:
-    """Which lines of ``batch`` clustering may read the text of."""
-    level = batch.column("level")
-    wanted = [v for v in pc.unique(level).to_pylist() if v is not None and v.lower() in levels]
-    keep = pc.is_in(level, value_set=pa.array(wanted, type=pa.string()))
-    for col in TEXT:
-        keep = pc.or_(keep, pc.match_substring(batch.column(col), ERROR_FIELD))
-    return pc.fill_null(keep, False)
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def lean_logs(path: Path, levels: Sequence[str] = ERROR_LEVELS) -> pd.DataFrame:
-    """The logs frame of the Parquet file ``path`` with ``message``, ``args`` and ``message_id`` null
-    on the lines clustering does not read the text of (neither of ``levels`` nor holding an error
-    field), and ``attempt`` null on every line."""
-    pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole column chunks
-    batches = []
-    for batch in pf.iter_batches(batch_size=BATCH_ROWS):
-        keep = _clustered(batch, levels)
-        # a null index takes a null: only the kept texts are copied (if_else copies them all)
-        mask = keep.to_numpy(zero_copy_only=False)
-        at = pa.array(np.cumsum(mask) - 1, mask=~mask)
+def _levels(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) -> list[str]:
+    """The distinct levels of the lines whose lower case (Python's) is one of ``levels``."""
+    found = con.execute(f"SELECT DISTINCT level FROM {scan} WHERE level IS NOT NULL").fetchall()
+    return [v for (v,) in found if v.lower() in levels]
+
+
+def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) -> pa.Table:
+    """The lines of the lean logs: ``row`` (position) and ``text`` (whether their text is read)."""
+    wanted = ", ".join(_quote(v) for v in _levels(con, scan, levels)) or "NULL"
+    read = " OR ".join(f"contains({c}, {_quote(ERROR_FIELD)})" for c in TEXT)
+    sql = f"""
+        WITH l AS (
+            SELECT file_row_number AS row, invocation_id, job_id, job_type IS NOT NULL AS typed,
+                   coalesce(level IN ({wanted}) OR {read}, false) AS read,
+                   coalesce(regexp_matches(message, {_quote(VERSION_KEY_RE)}), false) AS version
+            FROM {scan}
+        ),
+        erring AS (
+            SELECT invocation_id FROM l WHERE read AND invocation_id IS NOT NULL
+            UNION SELECT invocation_id FROM thrown WHERE invocation_id IS NOT NULL
+        ),
+        context AS (
+            SELECT * FROM l WHERE invocation_id IS NULL OR invocation_id IN (SELECT invocation_id FROM erring)
+        )
+        SELECT row, read OR version AS text FROM l WHERE read OR version OR row = 0
+        UNION ALL SELECT min(row), false FROM context WHERE typed GROUP BY invocation_id
+        UNION ALL SELECT min(row), false FROM context WHERE job_id IS NOT NULL GROUP BY invocation_id, job_id
+    """
+    return con.sql(sql).to_arrow_table()
+
+
+def lean_logs(
+    path: Path, levels: Sequence[str] = ERROR_LEVELS, *, thrown: Path | pa.Table | None = None
+) -> pd.DataFrame:
+    """The lean logs (see the module docs) of the logs Parquet file ``path``, for clustering with
+    ``levels``: the lines clustering needs, in their order, indexed by their position in the file
+    (an index named :data:`._rows.POSITIONS`); ``message``, ``args`` and ``message_id`` null where
+    it does not read the text, ``attempt`` null.
+    ``thrown``: the exceptions (a Parquet file or a table with their ``invocation_id``)."""
+    con = connect(threads=2, memory_limit=LEAN_MEMORY_LIMIT)
+    try:
+        scan = f"read_parquet({_quote(str(path))}, file_row_number = true)"
+        if thrown is None:
+            thrown = pa.table({"invocation_id": pa.nulls(0, pa.string())})
+        if isinstance(thrown, Path):
+            thrown_scan = f"read_parquet({_quote(str(thrown))})"
+            con.execute(f"CREATE VIEW thrown AS SELECT invocation_id FROM {thrown_scan}")
+        else:
+            con.register("thrown", thrown)
+        picked = _picked(con, scan, levels)
+        rows = picked.column("row").to_numpy()
+        text = picked.column("text").to_numpy(zero_copy_only=False)
+        order = np.argsort(rows, kind="stable")
+        rows, text = rows[order], text[order]
+        first = np.ones(len(rows), dtype=bool)
+        first[1:] = rows[1:] != rows[:-1]
+        text = np.logical_or.reduceat(text, np.flatnonzero(first)) if len(rows) else text
+        rows = rows[first]
+        con.register("keep", pa.table({"row": rows, "text": text}))
         cols = [
-            batch.column(c).filter(keep).take(at)
+            f"CASE WHEN keep.text THEN l.{c} END AS {c}"
             if c in LEFT_OUT
-            else pa.nulls(len(batch), batch.schema.field(c).type)
+            else f"NULL AS {c}"
             if c in UNUSED_LOGS
-            else batch.column(c)
-            for c in batch.schema.names
+            else f"l.{c}"
+            for c in LOGS
         ]
-        batches.append(pa.RecordBatch.from_arrays(cols, schema=batch.schema))
-        if len(batches) % 8 == 0:
-            pa.default_memory_pool().release_unused()  # the full texts read so far
-    return conform(pa.Table.from_batches(batches, schema=pf.schema_arrow), "logs")
+        table = con.sql(
+            f"SELECT keep.row AS _row, {', '.join(cols)} FROM {scan} AS l "
+            "JOIN keep ON l.file_row_number = keep.row ORDER BY keep.row"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    index = table.column("_row").to_numpy()
+    frame = conform(table.drop_columns(["_row"]), "logs")
+    frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
+    return frame

@@ -47,6 +47,7 @@ __all__ = [
     "ErrorTexts",
     "error_rows",
     "error_texts",
+    "frame_rows",
     "structured_error",
 ]
 
@@ -57,6 +58,9 @@ FAILURE_LEVELS: Final = ("exception", "error")
 ERROR_LEVELS: Final = ("error", "warn")
 #: the ``source`` of an error row, by its code
 SOURCES: Final = ("exception", "log", "dlq")
+#: the name of a logs frame's index that holds each line's position in the full logs (the lean logs
+#: of :mod:`._lean` hold only some lines)
+POSITIONS: Final = "_full_logs_row"
 
 
 def structured_error(message: str | None, args: str | None) -> str | None:
@@ -159,6 +163,17 @@ def error_rows(texts: ErrorTexts, ev: Evidence) -> ErrorRows:
         job_type=Coded.concat(cols["job_type"]),
         message_id=pa.concat_arrays(cols["message_id"]),
     )
+
+
+def frame_rows(texts: ErrorTexts, logs: pd.DataFrame) -> np.ndarray:
+    """Each error row's position in its frame: ``texts.row``, with a log line's taken from the
+    index of ``logs`` when that holds the lines' positions in the full logs (:data:`POSITIONS`)."""
+    if logs.index.name != POSITIONS:
+        return texts.row
+    out = texts.row.copy()
+    is_log = texts.source == 1
+    out[is_log] = logs.index.to_numpy()[texts.row[is_log]]
+    return out
 
 
 def _none(n: int) -> pa.Array:

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from edgeinvestigate.analysis._columns import as_object
-from edgeinvestigate.analysis.deploys import _KEY_RE, log_versions
+from edgeinvestigate.analysis.deploys import VERSION_KEY_RE, log_versions
 from edgeinvestigate.analysis.rca._blast_radius import dlq_payload_fields, log_field
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ def register_inputs(engine: Engine, errors: pd.DataFrame) -> int:
     register_errors(engine, errors)
     versions = pd.DataFrame()
     if engine.one("unversioned")["n"]:
-        candidates = engine.df("version_candidates", key_re=_KEY_RE)
+        candidates = engine.df("version_candidates", key_re=VERSION_KEY_RE)
         versions = log_versions(candidates) if len(candidates) else candidates
     if not len(versions):
         versions = pd.DataFrame({"invocation_id": pd.Series([], dtype=object), "version": []})

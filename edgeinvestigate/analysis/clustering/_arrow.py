@@ -27,6 +27,7 @@ __all__ = [
     "objects",
     "string_array",
     "string_chunks",
+    "take_chunks",
     "taken",
     "utc_column",
 ]
@@ -60,17 +61,57 @@ def string_array(s: pd.Series) -> pa.Array:
 
 
 def taken(s: pd.Series | pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
-    """The ``rows`` of a column as an Arrow string array (a categorical is taken by its codes first,
-    and only those rows are decoded; chunks are not joined first)."""
-    sel = pa.array(rows, pa.int64())
+    """The ``rows`` of a column as an Arrow string array, in the order asked (rows may repeat), nulls
+    kept. A categorical is taken by its codes first, and only those rows are decoded. A chunked
+    column is taken from each chunk apart (:func:`take_chunks`): its chunks are never joined, so a
+    column whose texts hold more than 2 GiB together is taken as well as a small one. The rows
+    taken must hold less than 2 GiB of text together (one ``string`` array: 32-bit offsets), else
+    Arrow's ``ArrowInvalid`` "offset overflow" is raised."""
     if isinstance(s, pa.Array):
-        return s.take(sel)
+        return s.take(pa.array(rows, pa.int64()))
     if isinstance(s, pd.Series) and isinstance(s.dtype, pd.CategoricalDtype):
-        arr: pa.Array = pa.array(s).take(sel)
+        arr: pa.Array = pa.array(s).take(pa.array(rows, pa.int64()))
         return arr.dictionary_decode().cast(pa.string())
-    chunks = s if isinstance(s, pa.ChunkedArray) else string_chunks(s)
-    out = chunks.take(sel)
-    return out.combine_chunks() if out.num_chunks != 1 else out.chunk(0)
+    return take_chunks(s if isinstance(s, pa.ChunkedArray) else string_chunks(s), rows)
+
+
+def take_chunks(chunks: pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``chunks.take(rows)`` as one array, without joining the chunks first (which
+    ``ChunkedArray.take`` does: a string column of more than 2 GiB overflows its 32-bit offsets
+    however few rows are taken). Each chunk's rows are taken from that chunk and only the taken
+    pieces are joined. Sorted ``rows`` (the common case) are split at the chunk bounds; others are
+    grouped by chunk (a stable sort of the chunk numbers) and put back in the order asked. A row out of
+    ``0..len(chunks)-1`` raises ``IndexError``; the taken rows must fit one array of the type (for
+    ``string``: less than 2 GiB of text), else Arrow's ``ArrowInvalid`` is raised."""
+    at = np.asarray(rows, dtype=np.int64)
+    if at.ndim != 1:
+        raise ValueError(f"rows must be one-dimensional, not of shape {at.shape}")
+    n = len(chunks)
+    if len(at) and (at.min() < 0 or at.max() >= n):
+        bad = at[(at < 0) | (at >= n)][0]
+        raise IndexError(f"row {bad} is out of bounds for a column of {n} rows")
+    if chunks.num_chunks == 1:
+        return chunks.chunk(0).take(pa.array(at))
+    if not len(at):
+        return pa.array([], chunks.type)
+    bounds = np.cumsum([0, *(len(c) for c in chunks.chunks)], dtype=np.int64)
+    back: np.ndarray | None = None
+    if np.all(at[1:] >= at[:-1]):
+        cut = np.searchsorted(at, bounds)  # the rows of chunk i: at[cut[i] : cut[i + 1]]
+    else:  # grouped by chunk, in the order asked within each chunk; ``back`` restores that order
+        which = np.searchsorted(bounds, at, side="right") - 1  # an empty chunk's bound is passed over
+        order = np.argsort(which, kind="stable")
+        at = at[order]
+        back = np.empty(len(order), dtype=np.int64)
+        back[order] = np.arange(len(order), dtype=np.int64)
+        cut = np.concatenate([[0], np.cumsum(np.bincount(which, minlength=chunks.num_chunks))])
+    pieces = [
+        chunks.chunk(i).take(pa.array(at[cut[i] : cut[i + 1]] - bounds[i]))
+        for i in range(chunks.num_chunks)
+        if cut[i + 1] > cut[i]
+    ]
+    out: pa.Array = pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
+    return out if back is None else out.take(pa.array(back))
 
 
 def objects(arr: pa.Array) -> np.ndarray:
@@ -147,9 +188,17 @@ class Coded:
         return Coded(codes, np.concatenate([self.values, other.values]))
 
 
-def coded(arr: pa.Array) -> Coded:
-    """An Arrow array (a dictionary array included) as :class:`Coded`, nulls as ``None``."""
-    if pa.types.is_dictionary(arr.type):
+def coded(arr: pa.Array | pa.ChunkedArray) -> Coded:
+    """An Arrow array (a dictionary array included) as :class:`Coded`, nulls as ``None``. A chunked
+    array is encoded across its chunks without joining them (a text column of more than 2 GiB whose
+    distinct values are fewer): the codes and values of the joined array."""
+    if isinstance(arr, pa.ChunkedArray):
+        if pa.types.is_dictionary(arr.type):
+            arr = pa.chunked_array([c.dictionary_decode() for c in arr.chunks], arr.type.value_type)
+        enc = pc.dictionary_encode(arr)  # one dictionary, the final one, in every chunk
+        dictionary = enc.chunk(0).dictionary if enc.num_chunks else pa.array([], arr.type)
+        indices: Any = pa.chunked_array([c.indices for c in enc.chunks], pa.int32())
+    elif pa.types.is_dictionary(arr.type):
         dictionary, indices = arr.dictionary, arr.indices
     else:
         enc = pc.dictionary_encode(arr)

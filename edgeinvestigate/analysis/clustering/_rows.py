@@ -231,7 +231,7 @@ def _exception_columns(exc: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
     return {
         "invocation_id": taken(exc["invocation_id"], rows),
         "ts": ns_of(exc["ts"])[rows],
-        "stack": coded(string_array(exc["stack"]) if len(rows) == len(exc) else taken(exc["stack"], rows)),
+        "stack": coded(string_chunks(exc["stack"]) if len(rows) == len(exc) else taken(exc["stack"], rows)),
         "job_id": _none(n),
         "job_type": Coded.constant(None, n),
         "message_id": _none(n),

@@ -42,14 +42,14 @@ def note(text: str) -> None:
 def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -> tuple[Evidence, Clusters]:
     """Sort ``ev`` for storage (in place), cluster it and return it holding the clusters, ready to be
     saved."""
-    from edgeinvestigate.analysis.clustering import cluster, store_clusters
-    from edgeinvestigate.analysis.clustering._lean import lean_evidence
+    from edgeinvestigate.analysis.clustering import store_clusters
+    from edgeinvestigate.analysis.clustering._lean import cluster_lean
 
     ev.sort_for_storage()  # in place: the loaded evidence is this command's own (spooled: sorted)
     n = ev.manifest["rows"]
     with progress.step(f"clustering the errors of {n['logs']:,} log lines, {n['exceptions']:,} exceptions"):
-        # spooled logs are read without the text clustering skips (the clusters are the same)
-        clusters = cluster(lean_evidence(ev), rules=rules, stored=False)
+        # spooled logs are read without the lines and texts clustering skips (the same clusters)
+        clusters = cluster_lean(ev, rules=rules)
     give_back_memory()  # the logs clustering read
     return store_clusters(ev, clusters), clusters
 

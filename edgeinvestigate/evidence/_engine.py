@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import pandas as pd
+import pyarrow as pa
 
 from edgeinvestigate.evidence._frames import SORTED_FRAMES, frame_file, sort_in_place, storage_order
 from edgeinvestigate.evidence._sql import connect, register_all
@@ -84,7 +85,7 @@ class EvidenceEngine:
     def with_derived(
         self,
         name: str,
-        frames: Mapping[str, pd.DataFrame],
+        frames: Mapping[str, pd.DataFrame | pa.Table],
         *,
         key: str,
         info: Mapping[str, Any] | None = None,
@@ -120,12 +121,12 @@ class EvidenceEngine:
         con: duckdb.DuckDBPyConnection | None = self.__dict__.get("_duckdb")
         if con is None:
             con = connect()
-            frames: dict[str, pd.DataFrame | Path] = {}
+            frames: dict[str, pd.DataFrame | pa.Table | Path] = {}
             for n in _FRAMES:
                 frames[n] = frame_file(self, n) or self.frame(n)
             for d in self._derived.values():
                 for view in d.frames:
-                    frames[view] = d.file(view) or d.frame(view)
+                    frames[view] = d.file(view) or d.table_or_frame(view)
             register_all(con, frames)
             self.__dict__["_duckdb"] = con
         return con

@@ -77,13 +77,16 @@ def register_frame(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) 
 
 def register_all(
     con: duckdb.DuckDBPyConnection,
-    frames: Mapping[str, pd.DataFrame | Path],
+    frames: Mapping[str, pd.DataFrame | pa.Table | Path],
     extra: Mapping[str, Any] | None = None,
 ) -> None:
-    """Views for ``frames`` (a Parquet path or a pandas frame each) and for ``extra`` frames."""
+    """Views for ``frames`` (a Parquet path, a pandas frame or an Arrow table each) and for
+    ``extra`` frames."""
     for name, value in frames.items():
         if isinstance(value, Path):
             view_parquet(con, name, value)
+        elif isinstance(value, pa.Table):
+            con.register(name, value)
         else:
             register_frame(con, name, value)
     for name, value in (extra or {}).items():

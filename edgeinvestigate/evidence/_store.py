@@ -54,7 +54,8 @@ class Derived:
 
     name: str
     key: str
-    frames: dict[str, pd.DataFrame | StoredFrame]
+    #: a frame: pandas, an Arrow table (as computed; written as it is), or still in the bundle
+    frames: dict[str, pd.DataFrame | pa.Table | StoredFrame]
     info: dict[str, Any] = field(default_factory=dict)
 
     def frame(self, view: str) -> pd.DataFrame:
@@ -63,12 +64,21 @@ class Derived:
         if isinstance(value, StoredFrame):
             value = value.read()
             self.frames[view] = value
+        elif isinstance(value, pa.Table):
+            return value.to_pandas()
         return value
+
+    def table_or_frame(self, view: str) -> pd.DataFrame | pa.Table:
+        """One derived frame held in memory as it is (an Arrow table stays one)."""
+        value = self.frames[view]
+        return value if isinstance(value, pa.Table) else self.frame(view)
 
     def arrow(self, view: str, *, dictionary: tuple[str, ...] = ()) -> pa.Table:
         """One derived frame as an Arrow table (``dictionary``: columns to read dictionary-encoded,
         as Parquet stores them), without pandas."""
         value = self.frames[view]
+        if isinstance(value, pa.Table):
+            return value
         if not isinstance(value, StoredFrame):
             return pa.Table.from_pandas(value, preserve_index=False)
         try:
@@ -82,9 +92,10 @@ class Derived:
         return value.path if isinstance(value, StoredFrame) else None
 
 
-def write_frame(df: pd.DataFrame, path: Path) -> None:
-    """One frame as a Parquet file written for scanning (zstd, row groups with statistics)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def write_frame(df: pd.DataFrame | pa.Table, path: Path) -> None:
+    """One frame (pandas or Arrow) as a Parquet file written for scanning (zstd, row groups with
+    statistics)."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     pq.write_table(
         table,
         path,
@@ -106,7 +117,7 @@ def write_derived(dest: Path, ev: Any) -> dict[str, Any]:
         rows: dict[str, int] = {}
         for view in d.frames:
             rel = f"{DERIVED_DIR}/{view}.parquet"
-            df = d.frame(view)
+            df = d.table_or_frame(view)
             write_frame(df, dest / rel)
             files[view] = rel
             rows[view] = len(df)

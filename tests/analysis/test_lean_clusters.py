@@ -1,20 +1,21 @@
 """Clustering the lean logs (:mod:`edgeinvestigate.analysis.clustering._lean`: only the lines clustering
-needs, and the text only of those it reads) gives the same clusters, rows and DLQ joins as the full
-logs, on every simulator scenario collected through the spool, for every choice of levels, and when
-the versions come from log lines."""
+needs, read in batches whose error texts are taken and whose texts are then dropped) gives the same
+clusters, rows and DLQ joins as the full logs, on every simulator scenario collected through the
+spool, for every choice of levels, with small batches, and when the versions come from log lines."""
 
 from __future__ import annotations
 
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from edgeinvestigate.analysis.clustering import Clusters, cluster
-from edgeinvestigate.analysis.clustering._lean import lean_evidence
+from edgeinvestigate.analysis.clustering import Clusters, _lean, cluster
+from edgeinvestigate.analysis.clustering._lean import cluster_lean, lean_evidence
 from edgeinvestigate.evidence._spool import spool_load
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.simulator import simulate
@@ -47,13 +48,21 @@ def _spooled(tmp: Path, name: str, *, simulated: bool = True) -> Evidence:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_lean_logs_cluster_as_the_full_logs(name: str, tmp_path: Path) -> None:
     ev = _spooled(tmp_path, name)
-    lean = lean_evidence(ev)
-    assert lean is not ev
-    full = ev.logs  # read whole (the spooled evidence is left as it was by lean_evidence)
-    _left_out(lean.logs, full)
-    want = cluster(ev, stored=False)
+    _check(ev)
+
+
+def _check(ev: Evidence, **kw: Any) -> tuple[pd.DataFrame, Clusters]:
+    """Cluster ``ev`` from the lean logs and from the full ones: the same; returns the lean logs and
+    the clusters."""
+    found = lean_evidence(ev, **kw)
+    assert found is not None
+    got = cluster_lean(ev, **kw)
+    full = ev.logs  # read whole (the spooled evidence is left as it was by the lean reads)
+    _left_out(found[0].logs, full)
+    want = cluster(ev, stored=False, **kw)
     assert len(want.table) > 1
-    _same(cluster(lean, stored=False), want)
+    _same(got, want)
+    return found[0].logs, got
 
 
 def _left_out(lean: pd.DataFrame, full: pd.DataFrame) -> None:
@@ -69,19 +78,25 @@ def _left_out(lean: pd.DataFrame, full: pd.DataFrame) -> None:
     assert same["message"].to_numpy()[kept].tolist() == lean["message"].to_numpy()[kept].tolist()
 
 
+def test_small_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines read in many batches (error texts taken batch by batch) cluster the same."""
+    monkeypatch.setattr(_lean, "BATCH_ROWS", 37)
+    ev = _spooled(tmp_path, "default")
+    n = len(lean_evidence(ev)[0].logs)  # type: ignore[index]
+    assert n > 10 * 37
+    _check(ev)
+
+
 @pytest.mark.parametrize("levels", [("error",), ("error", "warn", "log", "info")])
 def test_other_levels(levels: tuple[str, ...], tmp_path: Path) -> None:
-    ev = _spooled(tmp_path, "default")
-    _same(
-        cluster(lean_evidence(ev, levels), levels=levels, stored=False),
-        cluster(ev, levels=levels, stored=False),
-    )
+    _check(_spooled(tmp_path, "default"), levels=levels)
 
 
 def test_evidence_in_memory_is_left_as_it_is(tmp_path: Path) -> None:
     ev = _spooled(tmp_path, "default")
     in_memory = ev.copy_with(logs=ev.logs)
-    assert lean_evidence(in_memory) is in_memory
+    assert lean_evidence(in_memory) is None
+    _same(cluster_lean(in_memory), cluster(in_memory, stored=False))
 
 
 def test_versions_named_by_info_lines(tmp_path: Path) -> None:
@@ -98,10 +113,7 @@ def test_versions_named_by_info_lines(tmp_path: Path) -> None:
                 rec["Logs"].insert(0, {"Level": "info", "Message": [line], "TimestampMs": t})
         path.write_bytes(gzip.compress(b"\n".join(json.dumps(r).encode() for r in records)))
     ev = _spooled(tmp_path, "bad-deploy", simulated=False)
-    lean = lean_evidence(ev)
-    _left_out(lean.logs, ev.logs)
-    assert lean.logs["message"].str.contains('"deploy"').sum() > 10
-    want = cluster(ev, stored=False)
-    assert want.assign["script_version"].notna().sum() > 10, "no version came from a log line"
+    logs, got = _check(ev)
+    assert logs["message"].str.contains('"deploy"').sum() > 10, "the version lines lost their text"
+    assert got.assign["script_version"].notna().sum() > 10, "no version came from a log line"
     assert ev.invocations["script_version"].isna().all()
-    _same(cluster(lean, stored=False), want)

@@ -55,9 +55,9 @@ from edgeinvestigate.analysis.clustering._join import JOIN_SHARE
 from edgeinvestigate.analysis.clustering._rows import ERROR_LEVELS, FAILURE_LEVELS
 from edgeinvestigate.analysis.clustering._stored import (
     STORED_NAME,
-    bundle_rules,
     clusters_key,
     read_stored,
+    rules_of,
     store_clusters,
     why_computed,
 )
@@ -101,12 +101,7 @@ def cluster(
     none at all). ``redact=True`` masks the examples. ``stored=False`` always computes (the
     stored clusters of a bundle are exactly what this computes for the same key).
     """
-    from edgeinvestigate.analysis.rules import ClusterRules  # pydantic: imported when clustering runs
-
-    if rules is None:
-        rules = bundle_rules(ev)
-    elif not isinstance(rules, ClusterRules):
-        rules = ClusterRules.load(rules)
+    rules = rules_of(ev, rules)
     key = clusters_key(rules, masks, levels, max_examples)
     result = read_stored(ev, key, rules, masks) if stored else None
     if result is None:

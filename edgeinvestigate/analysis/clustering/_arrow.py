@@ -20,15 +20,20 @@ import pyarrow.compute as pc
 __all__ = [
     "NAT",
     "Coded",
+    "Objects",
     "coded",
     "contains",
+    "dictionary_of",
     "first_of",
+    "missing",
     "ns_of",
     "objects",
     "string_array",
     "string_chunks",
     "take_chunks",
     "taken",
+    "taken_at",
+    "timestamps",
     "utc_column",
 ]
 
@@ -118,6 +123,57 @@ def objects(arr: pa.Array) -> np.ndarray:
     """Python strings (``None`` for nulls) of an Arrow string array."""
     out: np.ndarray = arr.to_numpy(zero_copy_only=False)
     return out
+
+
+def taken_at(arr: pa.Array, at: np.ndarray) -> pa.Array:
+    """The values of ``arr`` at positions ``at`` (null where ``at`` is negative)."""
+    if not len(arr) or arr.null_count == len(arr):
+        return pa.nulls(len(at), arr.type)
+    out: pa.Array = arr.take(pa.array(at, pa.int64(), mask=at < 0))
+    return out
+
+
+class Objects:
+    """The Python objects (``None`` for nulls) of an Arrow array, made only for the rows asked:
+    ``objects[i]`` one, ``objects[rows]`` (positions or a mask) an object array of them."""
+
+    def __init__(self, arr: pa.Array) -> None:
+        self.arr = arr
+
+    def __len__(self) -> int:
+        return len(self.arr)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, int | np.integer):
+            return self.arr[int(key)].as_py()
+        rows = np.asarray(key)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return objects(self.arr.take(pa.array(rows, pa.int64())))
+
+
+def missing(value: Any) -> bool:
+    """``None`` or ``nan``: a missing value (what pandas takes for one in an object column)."""
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def dictionary_of(codes: np.ndarray, values: Any) -> pa.DictionaryArray:
+    """``values[codes]`` as an Arrow dictionary array of strings: a value used by several codes is
+    one entry, a missing one (``None``, ``nan``) a null, a negative code a null."""
+    vals = np.asarray(values, dtype=object)
+    gone = np.fromiter((missing(v) for v in vals), dtype=bool, count=len(vals))
+    vals = vals.copy()
+    vals[gone] = None
+    vcodes, uniq = pd.factorize(vals, use_na_sentinel=True)
+    per_code = np.append(vcodes, -1)  # a negative code: the last one, null
+    idx = per_code[np.where(codes < 0, len(vcodes), codes)].astype(np.int32)
+    dictionary = pa.array([str(v) for v in uniq], pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(idx, pa.int32(), mask=idx < 0), dictionary)
+
+
+def timestamps(ns: np.ndarray) -> pa.Array:
+    """int64 nanoseconds (:data:`NAT` for missing) as an Arrow ``timestamp[ns, UTC]`` array."""
+    return pa.array(ns, pa.int64(), mask=ns == NAT).cast(pa.timestamp("ns", tz="UTC"))
 
 
 def ns_of(s: pd.Series) -> np.ndarray:

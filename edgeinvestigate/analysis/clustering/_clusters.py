@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from edgeinvestigate.analysis import triage
 from edgeinvestigate.analysis._masking import MASKS, PLACEHOLDER, Mask, mask_typed
 from edgeinvestigate.analysis._templates import in_app_frames, stack_fingerprint, tokens
+from edgeinvestigate.analysis.clustering._arrow import NAT, utc_column
 from edgeinvestigate.analysis.clustering._dlq_join import TYPE_TIME_WINDOW, job_join
 from edgeinvestigate.analysis.clustering._grouping import EMPTY_TEXT, text_key
 from edgeinvestigate.analysis.clustering._rows import structured_error
@@ -22,7 +25,7 @@ from edgeinvestigate.errors import ConfigError
 if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
 
-__all__ = ["ASSIGN_COLUMNS", "Clusters", "Explanation"]
+__all__ = ["ASSIGN_COLUMNS", "Clusters", "Explanation", "assign_frame"]
 
 #: the columns of ``Clusters.assign``, in order
 ASSIGN_COLUMNS: Final = (
@@ -49,6 +52,29 @@ ASSIGN_COLUMNS: Final = (
     "cluster_id",
     "rule",
 )
+
+
+def assign_frame(table: pa.Table, columns: tuple[str, ...] = ASSIGN_COLUMNS) -> pd.DataFrame:
+    """``Clusters.assign`` (its ``columns``) from the error rows as an Arrow table, as computed or as
+    stored: ``row`` int64, ``ts`` ``datetime64[ns, UTC]``, the others Python objects (``None`` for
+    a missing value); a dictionary-encoded column's rows share one object per value."""
+    data: dict[str, Any] = {}
+    for c in columns:
+        col = table.column(c)
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        if c == "row":
+            data[c] = col.to_numpy(zero_copy_only=False).astype(np.int64)
+        elif c == "ts":
+            ns = pc.cast(col, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+            data[c] = utc_column(pc.fill_null(ns, NAT).to_numpy())
+        elif pa.types.is_dictionary(col.type):
+            values = np.asarray([*col.dictionary.to_pylist(), None], dtype=object)
+            data[c] = values[pc.fill_null(col.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
+        elif pa.types.is_null(col.type):
+            data[c] = np.full(len(col), None, dtype=object)
+        else:
+            data[c] = col.to_numpy(zero_copy_only=False)
+    return pd.DataFrame(data, copy=False)
 
 
 def _shape_of(text: str) -> StructuredLine | None:
@@ -138,7 +164,9 @@ class Clusters:
 
     ``table``: one row per cluster (:data:`CLUSTER_COLUMNS`), most frequent first.
     ``assign``: one row per error row (``source`` exception|log|dlq, ``row`` in that frame, ``ts``,
-    ``text``, ``template``, ``cluster_id``, ``rule``, job and invocation fields).
+    ``text``, ``template``, ``cluster_id``, ``rule``, job and invocation fields). ``rows`` holds
+    them as computed or stored: an Arrow table, made a pandas frame when ``assign`` is first used
+    (:meth:`error_rows` makes one of some columns only), or that frame.
     ``dlq``: the DLQ frame with ``cluster_id`` and ``cluster_join``.
     ``key``: the digest of the settings and code that made them; ``origin``: ``"stored"`` (read from
     the bundle) or ``"computed"``; ``note``: why they were computed although the bundle is on disk
@@ -146,7 +174,7 @@ class Clusters:
     """
 
     table: pd.DataFrame
-    assign: pd.DataFrame
+    rows: pd.DataFrame | pa.Table
     dlq: pd.DataFrame
     masks: tuple[Mask, ...] = MASKS
     rules: ClusterRules | None = None
@@ -161,9 +189,36 @@ class Clusters:
 
     def __repr__(self) -> str:
         return (
-            f"<Clusters {len(self.table)} clusters of {len(self.assign)} error rows; "
+            f"<Clusters {len(self.table)} clusters of {len(self.rows)} error rows; "
             f"{len(self.dlq)} DLQ messages>"
         )
+
+    @property
+    def assign(self) -> pd.DataFrame:
+        """The error rows as a pandas frame (see the class docs), made once."""
+        if isinstance(self.rows, pa.Table):
+            self.rows = assign_frame(self.rows)
+        return self.rows
+
+    def rows_table(self) -> pa.Table:
+        """The error rows as an Arrow table (what the bundle stores), without a pandas frame when
+        they are one already."""
+        if isinstance(self.rows, pa.Table):
+            return self.rows
+        return pa.Table.from_pandas(self.rows, preserve_index=False)
+
+    def error_rows(self, columns: tuple[str, ...], *, dlq: bool = True) -> pd.DataFrame:
+        """A pandas frame of the error rows with ``columns`` only (as in ``assign``), without the DLQ
+        rows unless ``dlq``: what a caller reads of a large clustering, without all of ``assign``."""
+        if isinstance(self.rows, pa.Table):
+            table = self.rows
+            if not dlq and table.num_rows:
+                source = table.column("source")
+                keep = pc.fill_null(pc.not_equal(source.cast(pa.string()), "dlq"), True)
+                table = table.filter(keep)
+            return assign_frame(table, columns)
+        frame = self.rows if dlq else self.rows[self.rows["source"] != "dlq"]
+        return frame[list(columns)].copy()
 
     @property
     def ids(self) -> list[str]:

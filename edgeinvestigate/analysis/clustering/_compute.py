@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,15 @@ import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import Mask, mask_typed
 from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
-from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, first_of, objects, utc_column
-from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
+from edgeinvestigate.analysis.clustering._arrow import (
+    NAT,
+    Coded,
+    Objects,
+    dictionary_of,
+    objects,
+    timestamps,
+)
+from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters, assign_frame
 from edgeinvestigate.analysis.clustering._context import Context, invocation_context
 from edgeinvestigate.analysis.clustering._dlq_join import join_dlq
 from edgeinvestigate.analysis.clustering._grouping import Grouping, group_texts
@@ -44,6 +51,9 @@ if TYPE_CHECKING:
     from edgeinvestigate.evidence.bundle import Evidence
 
 __all__ = ["compute_clusters"]
+
+#: the columns of the error rows the DLQ join reads
+_DLQ_JOIN: Final = ("source", "row", "ts", "level", "text", "job_id", "job_type", "message_id", "cluster_id")
 
 
 def _kernel_input(rows: ErrorTexts, masks: tuple[Mask, ...]) -> tuple[pa.Array, Any, Any]:
@@ -156,7 +166,7 @@ def _first_holders(
 
 def _ids_and_rules(
     labels: np.ndarray, fps: np.ndarray, joined_from: np.ndarray, templates: list[str], fp_values: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, Coded]:
     """Per row: its cluster (a code into the distinct ids, in order of first appearance), and its
     rule; each computed once per distinct (template, fingerprint, joined from)."""
     width_j = len(templates) + 1
@@ -175,75 +185,60 @@ def _ids_and_rules(
             + (f" + stack fingerprint {f}" if f else "")
             + (f" (logged as {templates[j - 1]!r} by the invocations that threw it)" if j else "")
         )
-    return triple_cluster[tcodes], np.asarray(list(ids), dtype=object), rules[tcodes]
-
-
-def _frame(cols: dict[str, Any], names: Sequence[str]) -> pd.DataFrame:
-    """The columns ``names`` as a frame, without copies or a look for dates in the object columns."""
-    return pd.DataFrame(
-        {
-            c: cols[c]
-            if isinstance(cols[c], pd.Series)
-            else pd.Series(cols[c], dtype=cols[c].dtype, copy=False)
-            for c in names
-        },
-        copy=False,
-    )
+    return triple_cluster[tcodes], np.asarray(list(ids), dtype=object), Coded(tcodes, rules)
 
 
 @dataclass
 class _Prepared:
     """What does not need the templates, computed while the kernel runs: the rows and their context,
-    the result's object columns, stack fingerprints, the thrown/logged pair candidates, the rows by
-    time."""
+    stack fingerprints, the thrown/logged pair candidates, the rows by time, their frame rows."""
 
     rows: ErrorRows
     ctx: Context
-    cols: dict[str, Any]
     fps: np.ndarray
     fp_values: list[str]
     pairs: Candidates
     by_time: np.ndarray
-
-
-def _shared_strings(arr: pa.Array, codes: np.ndarray) -> np.ndarray:
-    """The Python strings of ``arr`` (``None`` for nulls), one object per distinct value: ``codes``
-    number the values (``-1``: null), so rows with the same code share the string of the first."""
-    n = int(codes.max()) + 1 if len(codes) else 0
-    first = first_of(codes, n)
-    present = np.flatnonzero(first >= 0)
-    values = np.full(n + 1, None, dtype=object)  # the last one: the value of code -1
-    if len(present):
-        values[present] = objects(arr.take(pa.array(first[present])))
-    out: np.ndarray = values[codes]
-    return out
+    frame_row: np.ndarray
 
 
 def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
     rows = error_rows(first, ev)
     ctx = invocation_context(rows, ev)
     fps, fp_values = _fingerprints(rows.stack)
-    cols: dict[str, Any] = {
-        "source": Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)).objects(),
-        "row": frame_rows(rows, ev.logs),
-        "invocation_id": _shared_strings(rows.invocation_id, ctx.invocation),
-        "ts": utc_column(rows.ts),
-        "level": rows.level.objects(),
-        "job_id": ctx.job_id,
-        "job_type": ctx.job_type.objects(),
-        "message_id": objects(rows.message_id),
-        "script": ctx.script.objects(),
-        "script_version": ctx.script_version.objects(),
-        "outcome": ctx.outcome.objects(),
-        "queue": ctx.queue.objects(),
-        "request_id": ctx.request_id,
-        "ray_id": ctx.ray_id,
-        "text": objects(rows.text),
-        "stack": rows.stack.objects(),
-    }
     pairs = candidates(rows.source, ctx.invocation, rows.text)
     by_time = np.argsort(np.where(rows.ts == NAT, np.iinfo(np.int64).max, rows.ts), kind="stable")
-    return _Prepared(rows, ctx, cols, fps, fp_values, pairs, by_time)
+    return _Prepared(rows, ctx, fps, fp_values, pairs, by_time, frame_rows(rows, ev.logs))
+
+
+def _coded(c: Coded) -> pa.DictionaryArray:
+    return dictionary_of(c.codes, c.values)
+
+
+def _rows_table(prep: _Prepared, computed: dict[str, pa.Array]) -> pa.Table:
+    """The error rows (:data:`ASSIGN_COLUMNS`) as an Arrow table: columns with few distinct values
+    dictionary-encoded, the others as their frames hold them."""
+    rows, ctx = prep.rows, prep.ctx
+    cols: dict[str, pa.Array] = {
+        "source": _coded(Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object))),
+        "row": pa.array(prep.frame_row, pa.int64()),
+        "invocation_id": rows.invocation_id,
+        "ts": timestamps(rows.ts),
+        "level": _coded(rows.level),
+        "job_id": ctx.job_id,
+        "job_type": _coded(ctx.job_type),
+        "message_id": rows.message_id,
+        "script": _coded(ctx.script),
+        "script_version": _coded(ctx.script_version),
+        "outcome": _coded(ctx.outcome),
+        "queue": _coded(ctx.queue),
+        "request_id": ctx.request_id,
+        "ray_id": ctx.ray_id,
+        "text": rows.text,
+        "stack": _coded(rows.stack),
+        **computed,
+    }
+    return pa.table({c: cols[c] for c in ASSIGN_COLUMNS})
 
 
 def compute_clusters(
@@ -253,9 +248,11 @@ def compute_clusters(
     levels: Sequence[str],
     max_examples: int,
     masks: tuple[Mask, ...],
+    logged: ErrorTexts | None = None,
 ) -> Clusters:
-    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
-    first = error_texts(ev, levels)
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored);
+    ``logged``: the error texts of ``ev.logs`` when computed already (see :mod:`._lean`)."""
+    first = error_texts(ev, levels, logged)
     texts, premasked, events = _kernel_input(first, masks)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
         pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
@@ -274,7 +271,7 @@ def _finish(
     masks: tuple[Mask, ...],
 ) -> Clusters:
     """From the kernel's grouping to the result (see :func:`compute_clusters`)."""
-    rows, ctx, cols, fp_values = prep.rows, prep.ctx, prep.cols, prep.fp_values
+    rows, ctx, fp_values = prep.rows, prep.ctx, prep.fp_values
     templates = list(grouping.templates)
     labels = np.asarray(grouping.labels, dtype=np.int64)
     fps = _attach_unstacked(labels, prep.fps, fp_values)
@@ -289,51 +286,65 @@ def _finish(
         joined.labels, joined.fingerprints, joined.joined_from, templates, fp_values
     )
     tpl = np.asarray(templates, dtype=object)
-    cols["key"] = np.asarray(grouping.keys, dtype=object)[grouping.key_labels]
-    cols["norm_template"] = tpl[joined.labels]
-    cols["fingerprint"] = np.asarray(fp_values, dtype=object)[joined.fingerprints]
-    cols["cluster_id"] = ids[codes]
-    cols["rule"] = rule
     display = _display(joined.labels, joined.joined_from, rows, templates, masks)
     if rules is not None:
         frame = pd.DataFrame(
-            {c: cols[c] for c in ("text", "norm_template", "cluster_id", "rule")} | {"display": display},
+            {
+                "text": objects(rows.text),
+                "norm_template": tpl[joined.labels],
+                "cluster_id": ids[codes],
+                "rule": rule.objects(),
+                "display": display,
+            },
             copy=False,
         )
         frame = rules.apply(frame)
-        cols["cluster_id"], cols["rule"] = frame["cluster_id"].to_numpy(), frame["rule"].to_numpy()
         display = frame["display"].to_numpy()
-        codes, uniq = pd.factorize(cols["cluster_id"])
+        codes, uniq = pd.factorize(frame["cluster_id"].to_numpy())
         ids = np.asarray(uniq, dtype=object)
-    dlq = join_dlq(ev.dlq, _frame(cols, list(cols)) if len(ev.dlq) else pd.DataFrame())
+        rcodes, runiq = pd.factorize(frame["rule"].to_numpy())
+        rule = Coded(rcodes, np.asarray(runiq, dtype=object))
+    computed = {
+        "key": dictionary_of(grouping.key_labels, grouping.keys),
+        "norm_template": dictionary_of(joined.labels, tpl),
+        "fingerprint": dictionary_of(joined.fingerprints, fp_values),
+        "cluster_id": dictionary_of(codes, ids),
+        "rule": _coded(rule),
+    }
+    source = Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object))
+    table_rows = _rows_table(prep, {**computed, "template": pa.nulls(len(codes), pa.string())})
+    dlq = join_dlq(ev.dlq, assign_frame(table_rows, _DLQ_JOIN) if len(ev.dlq) else pd.DataFrame())
     table = cluster_table(
         TableRows(
             codes=codes,
             ids=ids,
-            source=Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object)),
+            source=source,
             ts=rows.ts,
             by_time=prep.by_time,
-            texts=cols["text"],
+            texts=Objects(rows.text),
             text=rows.text,
             display=display,
-            fingerprint=cols["fingerprint"],
-            rule=cols["rule"],
+            fingerprint=Objects(computed["fingerprint"]),
+            rule=Objects(computed["rule"]),
             invocation=ctx.invocation,
-            invocation_id=cols["invocation_id"],
+            invocation_id=Objects(rows.invocation_id),
             job_type=ctx.job_type,
             script=ctx.script,
             script_version=ctx.script_version,
             outcome=ctx.outcome,
-            request_id=ctx.request_id,
-            ray_id=ctx.ray_id,
+            request_id=Objects(ctx.request_id),
+            ray_id=Objects(ctx.ray_id),
         ),
         dlq,
         max_examples,
     )
-    shown = dict(zip(table["cluster_id"], table["template"], strict=True))
-    cols["template"] = np.asarray([shown[c] for c in ids], dtype=object)[codes]
-    if not len(codes):  # no error rows: the computed columns of an empty frame are float64 (as ever)
-        cols.update({c: np.zeros(0) for c in ("key", "norm_template", "fingerprint", "cluster_id", "rule")})
-    assign = _frame(cols, ASSIGN_COLUMNS)
     key = clusters_key(rules, masks, levels, max_examples)
-    return Clusters(table, assign, dlq, masks, rules, key_template, key=key)
+    if not len(codes):  # no error rows: the computed columns of an empty frame are float64 (as ever)
+        empty = assign_frame(table_rows)
+        for c in ("key", "norm_template", "fingerprint", "cluster_id", "rule"):
+            empty[c] = np.zeros(0)
+        return Clusters(table, empty, dlq, masks, rules, key_template, key=key)
+    shown = dict(zip(table["cluster_id"], table["template"], strict=True))
+    template = dictionary_of(codes, np.asarray([shown[c] for c in ids], dtype=object))
+    table_rows = table_rows.set_column(ASSIGN_COLUMNS.index("template"), "template", template)
+    return Clusters(table, table_rows, dlq, masks, rules, key_template, key=key)

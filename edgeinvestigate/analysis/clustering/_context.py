@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeinvestigate.analysis.clustering._arrow import Coded, coded, first_of, objects, string_array
+from edgeinvestigate.analysis.clustering._arrow import Coded, coded, first_of, objects, string_array, taken_at
 from edgeinvestigate.analysis.clustering._ids import codes_of
 from edgeinvestigate.analysis.deploys import log_versions
 
@@ -39,17 +39,18 @@ _NAN: Final = float("nan")
 @dataclass
 class Context:
     """Per error row: its invocation's number (``-1``: no invocation id) and context columns;
-    ``job_type``/``job_id`` are the row's own, else its invocation's."""
+    ``job_type``/``job_id`` are the row's own, else its invocation's. The per-row strings stay Arrow
+    (null: not known, whether the invocation says nothing or is not known at all)."""
 
     invocation: np.ndarray
     script: Coded
     script_version: Coded
     outcome: Coded
     queue: Coded
-    request_id: np.ndarray
-    ray_id: np.ndarray
+    request_id: pa.Array
+    ray_id: pa.Array
     job_type: Coded
-    job_id: np.ndarray
+    job_id: pa.Array
 
 
 def _column(frame: pd.DataFrame, name: str) -> pa.Array:
@@ -66,17 +67,6 @@ def _at(values: Coded, at: np.ndarray) -> Coded:
     out = np.append(values.values, _NAN)
     codes: np.ndarray = np.append(values.codes, len(out) - 1)[at]  # -1: the last one, nan
     return Coded(codes, out)
-
-
-def _objects_at(arr: pa.Array, at: np.ndarray) -> np.ndarray:
-    """The values of the invocations ``at`` as Python objects (``nan`` where ``at`` is -1)."""
-    out = np.full(len(at), _NAN, dtype=object)
-    ok = at >= 0
-    if arr.null_count == len(arr):  # a column the source does not fill
-        out[ok] = None
-    elif ok.any():
-        out[ok] = objects(arr.take(pa.array(at[ok])))
-    return out
 
 
 def invocation_context(rows: ErrorRows, ev: Evidence) -> Context:
@@ -106,10 +96,10 @@ def invocation_context(rows: ErrorRows, ev: Evidence) -> Context:
         script_version=script_version,
         outcome=_at(coded(_column(inv, "outcome")), at),
         queue=_at(coded(_column(inv, "queue")), at),
-        request_id=_objects_at(_column(inv, "request_id"), at),
-        ray_id=_objects_at(_column(inv, "ray_id"), at),
+        request_id=taken_at(_column(inv, "request_id"), at),
+        ray_id=taken_at(_column(inv, "ray_id"), at),
         job_type=rows.job_type,
-        job_id=objects(rows.job_id),
+        job_id=rows.job_id,
     )
     _fill_jobs(ctx, rows, logs, log_code, n, at)
     return ctx
@@ -142,10 +132,11 @@ def _fill_jobs(
     """``job_type``/``job_id`` from the invocation where the row has none: the first job type its log
     lines name; its job id when they name exactly one."""
     m = len(at)
+    single: pa.Array | None = None
+    lacking = rows.job_id.is_null().to_numpy(zero_copy_only=False) & (ctx.invocation >= 0)
     if not len(logs):  # the context has no job columns to join: None for a known invocation
         known = np.where(at >= 0, 0, 1)
         jt = Coded(known, np.asarray([None, _NAN], dtype=object))
-        ji = jt.objects()
     else:
         types = coded(_column(logs, "job_type"))
         typed = np.asarray([v is not None for v in types.values], dtype=bool)[types.codes]
@@ -157,22 +148,17 @@ def _fill_jobs(
         if len(null_first):
             per_row[~has] = null_first[0]
         jt = _at(types, per_row)
-        ji = np.full(m, _NAN, dtype=object)
-        lacking = rows.job_id.is_null().to_numpy(zero_copy_only=False) & has
         if lacking.any():
             single = _single_jobs(logs, log_code, n, ctx.invocation[lacking])
-            ji[lacking] = single[ctx.invocation[lacking]]
     ctx.job_type = ctx.job_type.where_missing(jt)
-    missing = rows.job_id.is_null().to_numpy(zero_copy_only=False)
-    if missing.any():
-        ctx.job_id = ctx.job_id.copy()
-        ctx.job_id[missing] = ji[missing]
+    if single is not None:
+        ctx.job_id = pc.coalesce(rows.job_id, taken_at(single, np.where(lacking, ctx.invocation, -1)))
 
 
-def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.ndarray) -> np.ndarray:
-    """Per invocation number: its job id when its log lines name exactly one (``nan`` otherwise),
-    for the ``needed`` numbers."""
-    out = np.full(n, _NAN, dtype=object)
+def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.ndarray) -> pa.Array:
+    """Per invocation number: its job id when its log lines name exactly one (null otherwise), for
+    the ``needed`` numbers."""
+    pick = np.full(n, -1, dtype=np.int64)  # per invocation: the line whose job id is its one job id
     want = np.zeros(n, dtype=bool)
     want[needed] = True
     jobs = _column(logs, "job_id")
@@ -180,11 +166,11 @@ def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.nd
     ok[ok] = want[log_code[ok]]
     idx = np.flatnonzero(ok)
     if not len(idx):
-        return out
+        return taken_at(jobs, pick)
     # one job when every line's job id equals the first one of its invocation (no hash of the ids)
     inv, named = log_code[idx], jobs.take(pa.array(idx))
     first = first_of(inv, n)
     same = pc.equal(named, named.take(pa.array(first[inv]))).to_numpy(zero_copy_only=False)
     only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
-    out[only] = objects(named.take(pa.array(first[only])))
-    return out
+    pick[only] = idx[first[only]]
+    return taken_at(jobs, pick)

@@ -10,9 +10,11 @@ job type among the lines without an invocation; and the lines that may name a ve
 an invocation that has none. On a busy day the other lines are most of the evidence.
 
 For evidence whose logs are still in the file the spool wrote
-(:mod:`edgeinvestigate.evidence._spool`), :func:`lean_evidence` reads, in DuckDB, only those lines,
-with the text left out (null) where clustering does not read it. The lean logs frame's index holds
-each line's position in the full frame (``Clusters.assign["row"]`` is that position), and the
+(:mod:`edgeinvestigate.evidence._spool`), :func:`cluster_lean` clusters as
+:func:`~edgeinvestigate.analysis.clustering.cluster` does, but DuckDB reads only those lines, in
+batches: the error texts of a batch are taken (:func:`._rows.log_texts`) and its texts dropped
+(but those that name a version) before the next is read. The lean logs frame's index holds each
+line's position in the full frame (``Clusters.assign["row"]`` is that position), and the
 invocations are read with only the columns of an error row's context: the clusters and their rows
 are the same as from the full logs (the tests compare), in a fraction of the memory.
 """
@@ -20,15 +22,27 @@ are the same as from the full logs (the tests compare), in a fraction of the mem
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from edgeinvestigate.analysis.clustering._rows import ERROR_LEVELS, POSITIONS
+from edgeinvestigate.analysis._masking import MASKS, Mask
+from edgeinvestigate.analysis.clustering._clusters import Clusters
+from edgeinvestigate.analysis.clustering._compute import compute_clusters
+from edgeinvestigate.analysis.clustering._rows import (
+    ERROR_LEVELS,
+    POSITIONS,
+    ErrorTexts,
+    joined_texts,
+    log_texts,
+)
+from edgeinvestigate.analysis.clustering._stored import rules_of
 from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
 from edgeinvestigate.evidence._frames import StoredFrame
 from edgeinvestigate.evidence._sql import connect
@@ -37,9 +51,10 @@ from edgeinvestigate.models.frames import LOGS, conform
 if TYPE_CHECKING:
     import duckdb
 
+    from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["LEAN_MEMORY_LIMIT", "lean_evidence", "lean_logs"]
+__all__ = ["LEAN_MEMORY_LIMIT", "LeanLogs", "cluster_lean", "lean_evidence", "lean_logs"]
 
 #: the text columns that may hold a structured error field
 TEXT: tuple[str, ...] = ("message", "args")
@@ -55,27 +70,59 @@ CONTEXT: tuple[str, ...] = (
 ERROR_FIELD = '"error"'
 #: DuckDB's memory while it picks the lines (it spills beyond)
 LEAN_MEMORY_LIMIT = "768MB"
+#: lines read at a time
+BATCH_ROWS = 256 * 1024
 
 
-def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> Evidence:
-    """``ev`` with the lean logs (see the module docs) for clustering with ``levels``; ``ev`` itself
-    unless its logs are a spooled file not read yet."""
+@dataclass
+class LeanLogs:
+    """The lean logs (see the module docs): ``frame`` (texts null but on the lines that may name a
+    version) and ``texts``, the error texts of its lines (``row``: positions in ``frame``)."""
+
+    frame: pd.DataFrame
+    texts: ErrorTexts
+
+
+def cluster_lean(
+    ev: Evidence,
+    *,
+    rules: ClusterRules | str | Path | None = None,
+    levels: Sequence[str] = ERROR_LEVELS,
+    max_examples: int = 3,
+    masks: tuple[Mask, ...] = MASKS,
+) -> Clusters:
+    """``cluster(ev, ..., stored=False)``: the same clusters, read from the lean logs when ``ev``'s
+    logs are a spooled file not read yet (see the module docs)."""
+    rules = rules_of(ev, rules)
+    lean = lean_evidence(ev, levels)
+    if lean is None:
+        return compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
+    small, logged = lean
+    return compute_clusters(
+        small, rules=rules, levels=levels, max_examples=max_examples, masks=masks, logged=logged
+    )
+
+
+def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[Evidence, ErrorTexts] | None:
+    """``ev`` with the lean logs (see the module docs) for clustering with ``levels``, and the error
+    texts of those logs; ``None`` unless its logs are a spooled file not read yet."""
     value = ev.__dict__.get("_frame_logs")
     if not (isinstance(value, StoredFrame) and value.in_storage_order):
-        return ev
+        return None
     exc = ev.__dict__.get("_frame_exceptions")
     thrown: Path | pa.Table
     if isinstance(exc, StoredFrame):
         thrown = exc.path
     else:
         thrown = pa.table({"invocation_id": pa.array(ev.exceptions["invocation_id"], pa.string())})
-    lean: dict[str, pd.DataFrame] = {"logs": lean_logs(value.path, levels, thrown=thrown)}
+    logs = lean_logs(value.path, levels, thrown=thrown)
+    lean: dict[str, pd.DataFrame] = {"logs": logs.frame}
     inv = ev.__dict__.get("_frame_invocations")
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
         table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
         lean["invocations"] = conform(table, "invocations")
     pa.default_memory_pool().release_unused()  # what was read and left out, given back
-    return ev.copy_with(**lean)
+    return ev.copy_with(**lean), logs.texts
 
 
 def _quote(text: str) -> str:
@@ -89,7 +136,8 @@ def _levels(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
 
 
 def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) -> pa.Table:
-    """The lines of the lean logs: ``row`` (position) and ``text`` (whether their text is read)."""
+    """The lines of the lean logs: ``row`` (position), ``text`` (whether their text is read) and
+    ``version`` (whether they may name a version)."""
     wanted = ", ".join(_quote(v) for v in _levels(con, scan, levels)) or "NULL"
     read = " OR ".join(f"contains({c}, {_quote(ERROR_FIELD)})" for c in TEXT)
     sql = f"""
@@ -106,21 +154,23 @@ def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
         context AS (
             SELECT * FROM l WHERE invocation_id IS NULL OR invocation_id IN (SELECT invocation_id FROM erring)
         )
-        SELECT row, read OR version AS text FROM l WHERE read OR version OR row = 0
-        UNION ALL SELECT min(row), false FROM context WHERE typed GROUP BY invocation_id
-        UNION ALL SELECT min(row), false FROM context WHERE job_id IS NOT NULL GROUP BY invocation_id, job_id
+        SELECT row, read OR version AS text, version FROM l WHERE read OR version OR row = 0
+        UNION ALL SELECT min(row), false, false FROM context WHERE typed GROUP BY invocation_id
+        UNION ALL SELECT min(row), false, false FROM context WHERE job_id IS NOT NULL
+            GROUP BY invocation_id, job_id
     """
     return con.sql(sql).to_arrow_table()
 
 
 def lean_logs(
     path: Path, levels: Sequence[str] = ERROR_LEVELS, *, thrown: Path | pa.Table | None = None
-) -> pd.DataFrame:
+) -> LeanLogs:
     """The lean logs (see the module docs) of the logs Parquet file ``path``, for clustering with
     ``levels``: the lines clustering needs, in their order, indexed by their position in the file
-    (an index named :data:`._rows.POSITIONS`); ``message``, ``args`` and ``message_id`` null where
-    it does not read the text, ``attempt`` null.
-    ``thrown``: the exceptions (a Parquet file or a table with their ``invocation_id``)."""
+    (an index named :data:`._rows.POSITIONS`), and their error texts; ``message`` and ``args`` null
+    but on the lines that may name a version, ``message_id`` null on the lines whose text clustering
+    does not read, ``attempt`` null. ``thrown``: the exceptions (a Parquet file or a table with
+    their ``invocation_id``)."""
     con = connect(threads=2, memory_limit=LEAN_MEMORY_LIMIT)
     try:
         scan = f"read_parquet({_quote(str(path))}, file_row_number = true)"
@@ -131,16 +181,7 @@ def lean_logs(
             con.execute(f"CREATE VIEW thrown AS SELECT invocation_id FROM {thrown_scan}")
         else:
             con.register("thrown", thrown)
-        picked = _picked(con, scan, levels)
-        rows = picked.column("row").to_numpy()
-        text = picked.column("text").to_numpy(zero_copy_only=False)
-        order = np.argsort(rows, kind="stable")
-        rows, text = rows[order], text[order]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = rows[1:] != rows[:-1]
-        text = np.logical_or.reduceat(text, np.flatnonzero(first)) if len(rows) else text
-        rows = rows[first]
-        con.register("keep", pa.table({"row": rows, "text": text}))
+        con.register("keep", _kept(_picked(con, scan, levels)))
         cols = [
             f"CASE WHEN keep.text THEN l.{c} END AS {c}"
             if c in LEFT_OUT
@@ -149,13 +190,58 @@ def lean_logs(
             else f"l.{c}"
             for c in LOGS
         ]
-        table = con.sql(
-            f"SELECT keep.row AS _row, {', '.join(cols)} FROM {scan} AS l "
+        reader = con.sql(
+            f"SELECT keep.row AS _row, keep.version AS _version, {', '.join(cols)} FROM {scan} AS l "
             "JOIN keep ON l.file_row_number = keep.row ORDER BY keep.row"
-        ).to_arrow_table()
+        ).to_arrow_reader(BATCH_ROWS)
+        batches: list[pa.RecordBatch] = []
+        texts: list[ErrorTexts | None] = []
+        at = 0
+        for batch in reader:
+            found = log_texts(
+                conform(pa.Table.from_batches([batch]).drop_columns(["_row", "_version"]), "logs"), levels
+            )
+            if found:
+                found.row = found.row + at
+                texts.append(found)
+            batches.append(_without_texts(batch))
+            at += batch.num_rows
     finally:
         con.close()
-    index = table.column("_row").to_numpy()
-    frame = conform(table.drop_columns(["_row"]), "logs")
+    table = pa.Table.from_batches(batches, schema=batches[0].schema if batches else None) if batches else None
+    if table is None:
+        frame = conform(pa.table({c: pa.nulls(0, t) for c, t in LOGS.items()}), "logs")
+        index = np.zeros(0, dtype=np.int64)
+    else:
+        index = table.column("_row").to_numpy()
+        frame = conform(table.drop_columns(["_row", "_version"]), "logs")
     frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
-    return frame
+    logged = joined_texts(texts)
+    return LeanLogs(frame, logged)
+
+
+def _kept(picked: pa.Table) -> pa.Table:
+    """The picked lines, each once (in order; its text read and version flags or-ed)."""
+    rows = picked.column("row").to_numpy()
+    order = np.argsort(rows, kind="stable")
+    rows = rows[order]
+    flags = {c: picked.column(c).to_numpy(zero_copy_only=False)[order] for c in ("text", "version")}
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = rows[1:] != rows[:-1]
+    starts = np.flatnonzero(first)
+    if len(rows):
+        flags = {c: np.logical_or.reduceat(v, starts) for c, v in flags.items()}
+    return pa.table({"row": rows[first], **flags})
+
+
+def _without_texts(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with its texts null but on the lines that may name a version (which
+    :func:`~edgeinvestigate.analysis.deploys.log_versions` reads)."""
+    version = batch.column("_version")
+    keep = pc.fill_null(version, False)
+    mask = keep.to_numpy(zero_copy_only=False)
+    at = pa.array(np.cumsum(mask) - 1, mask=~mask)  # a null index takes a null: only kept texts copied
+    cols = [
+        batch.column(c).filter(keep).take(at) if c in TEXT else batch.column(c) for c in batch.schema.names
+    ]
+    return pa.RecordBatch.from_arrays(cols, schema=batch.schema)

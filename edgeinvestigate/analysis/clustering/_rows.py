@@ -48,6 +48,8 @@ __all__ = [
     "error_rows",
     "error_texts",
     "frame_rows",
+    "joined_texts",
+    "log_texts",
     "structured_error",
 ]
 
@@ -112,11 +114,17 @@ class ErrorRows(ErrorTexts):
     message_id: pa.Array = field(default_factory=lambda: pa.nulls(0, pa.string()))
 
 
-def error_texts(ev: Evidence, levels: Sequence[str]) -> ErrorTexts:
-    """The texts of the error rows (see the module docs): what the grouping kernel needs first."""
-    found = [
-        p for p in (_exception_texts(ev.exceptions), _log_texts(ev.logs, levels), _dlq_texts(ev.dlq)) if p
-    ]
+def error_texts(ev: Evidence, levels: Sequence[str], logged: ErrorTexts | None = None) -> ErrorTexts:
+    """The texts of the error rows (see the module docs): what the grouping kernel needs first.
+    ``logged``: those of the log lines when computed already (:func:`log_texts` of ``ev.logs``)."""
+    if logged is None:
+        logged = log_texts(ev.logs, levels)
+    return joined_texts([_exception_texts(ev.exceptions), logged, _dlq_texts(ev.dlq)])
+
+
+def joined_texts(parts: Sequence[ErrorTexts | None]) -> ErrorTexts:
+    """The error texts ``parts`` one after the other (``None``: none)."""
+    found = [p for p in parts if p]
     if not found:
         n0 = np.zeros(0, dtype=np.int64)
         return ErrorTexts(n0.astype(np.int8), n0, Coded.constant(None, 0), pa.nulls(0, pa.string()))
@@ -321,7 +329,7 @@ def _per_distinct(
     return out
 
 
-def _log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
+def log_texts(logs: pd.DataFrame, levels: Sequence[str]) -> ErrorTexts | None:
     """Log lines of ``levels``, and any line whose structured JSON has an ``error`` field (that field
     is the text)."""
     if not len(logs):

@@ -31,11 +31,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from edgeinvestigate.analysis._masking import Mask
-from edgeinvestigate.analysis.clustering._clusters import ASSIGN_COLUMNS, Clusters
+from edgeinvestigate.analysis.clustering._clusters import Clusters
 from edgeinvestigate.analysis.clustering._table import CLUSTER_COLUMNS
 
 if TYPE_CHECKING:
@@ -49,6 +47,7 @@ __all__ = [
     "clusters_key",
     "code_version",
     "read_stored",
+    "rules_of",
     "store_clusters",
     "why_computed",
 ]
@@ -119,7 +118,7 @@ def store_clusters(ev: Evidence, clusters: Clusters) -> Evidence:
     dlq = clusters.dlq
     frames = {
         "clusters": clusters.table,
-        "cluster_rows": clusters.assign,
+        "cluster_rows": clusters.rows_table(),
         "cluster_dlq": pd.DataFrame(
             {
                 "row": np.arange(len(dlq), dtype=np.int64),
@@ -143,7 +142,7 @@ def store_clusters(ev: Evidence, clusters: Clusters) -> Evidence:
         "rules": _rules_json(clusters.rules),
         "rules_unused": clusters.rules.unused() if clusters.rules is not None else [],
         "clusters": len(clusters.table),
-        "error_rows": len(clusters.assign),
+        "error_rows": len(clusters.rows),
     }
     return ev.with_derived(STORED_NAME, frames, key=clusters.key, info=info)
 
@@ -160,6 +159,16 @@ def bundle_rules(ev: Evidence) -> ClusterRules | None:
         return ClusterRules.model_validate(data)
     except ValueError:
         return None
+
+
+def rules_of(ev: Evidence, rules: ClusterRules | str | Path | None) -> ClusterRules | None:
+    """The rules to cluster ``ev`` with: ``rules`` (a rules file is loaded); ``None`` means the
+    rules its stored clusters were made with (:func:`bundle_rules`)."""
+    from edgeinvestigate.analysis.rules import ClusterRules  # pydantic: imported when clustering runs
+
+    if rules is None:
+        return bundle_rules(ev)
+    return rules if isinstance(rules, ClusterRules) else ClusterRules.load(rules)
 
 
 def why_computed(ev: Evidence, key: str) -> str:
@@ -196,31 +205,6 @@ _REPEATED: Final = (
     "cluster_id",
     "rule",
 )
-
-
-def _assign(table: pa.Table) -> pd.DataFrame:
-    """``Clusters.assign`` from the stored ``cluster_rows`` table (the dtypes clustering gives)."""
-    data: dict[str, Any] = {}
-    for c in ASSIGN_COLUMNS:
-        col = table.column(c).combine_chunks()
-        if c == "row":
-            data[c] = col.to_numpy(zero_copy_only=False).astype(np.int64)
-        elif c == "ts":
-            ns = pc.cast(col, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
-            data[c] = utc_column(pc.fill_null(ns, np.iinfo(np.int64).min).to_numpy())
-        elif pa.types.is_dictionary(col.type):
-            values = np.asarray([*col.dictionary.to_pylist(), None], dtype=object)
-            data[c] = values[pc.fill_null(col.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
-        elif pa.types.is_null(col.type):
-            data[c] = np.full(len(col), None, dtype=object)
-        else:
-            data[c] = col.to_numpy(zero_copy_only=False)
-    return pd.DataFrame(data, copy=False)
-
-
-def utc_column(ns: np.ndarray) -> pd.Series:
-    """int64 nanoseconds (``NaT`` as the minimum) as a ``datetime64[ns, UTC]`` column."""
-    return pd.Series(ns.view("datetime64[ns]")).dt.tz_localize("UTC")
 
 
 def _objects(s: pd.Series) -> np.ndarray:
@@ -260,7 +244,7 @@ def read_stored(
     )
     for c in _LIST_COLUMNS:
         table[c] = table[c].astype(object)
-    assign = _assign(d.arrow("cluster_rows", dictionary=_REPEATED))
+    rows = d.arrow("cluster_rows", dictionary=_REPEATED)  # a pandas frame when `assign` is used
     dlq = ev.dlq.copy()
     dlq["cluster_id"] = _objects(cd["cluster_id"])
     dlq["cluster_join"] = _objects(cd["cluster_join"])
@@ -272,4 +256,4 @@ def read_stored(
             f"merge[{i}]" for i in range(len(rules.merge))
         ]
         rules._used = {n for n in names if n not in unused}
-    return Clusters(table, assign, dlq, masks, rules, key_template, key=key, origin="stored")
+    return Clusters(table, rows, dlq, masks, rules, key_template, key=key, origin="stored")

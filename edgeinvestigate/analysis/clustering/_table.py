@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeinvestigate.analysis import triage
-from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, utc_column
+from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, Objects, utc_column
 
 __all__ = ["CLUSTER_COLUMNS", "EVENT_FIELDS", "TableRows", "cluster_table", "empty_table"]
 
@@ -60,27 +60,28 @@ _LAST: Final = np.iinfo(np.int64).max
 @dataclass
 class TableRows:
     """What the table is made of, per error row: the cluster (``codes`` index ``ids``) and the
-    columns it reads (``texts`` as Python objects, ``ts`` int64 nanoseconds, ``by_time`` the rows
-    in a stable order by time, rows without one last)."""
+    columns it reads (``texts`` and the other :class:`Objects` give Python objects of the rows
+    asked, ``ts`` int64 nanoseconds, ``by_time`` the rows in a stable order by time, rows without
+    one last)."""
 
     codes: np.ndarray
     ids: np.ndarray
     source: Coded
     ts: np.ndarray
     by_time: np.ndarray
-    texts: np.ndarray
+    texts: Objects
     text: pa.Array
     display: np.ndarray
-    fingerprint: np.ndarray
-    rule: np.ndarray
+    fingerprint: Objects
+    rule: Objects
     invocation: np.ndarray
-    invocation_id: np.ndarray
+    invocation_id: Objects
     job_type: Coded
     script: Coded
     script_version: Coded
     outcome: Coded
-    request_id: np.ndarray
-    ray_id: np.ndarray
+    request_id: Objects
+    ray_id: Objects
 
 
 def empty_table() -> pd.DataFrame:
@@ -167,18 +168,28 @@ def _uniq_lists(codes: np.ndarray, n: int, col: Coded) -> list[list[str]]:
     return [sorted(s) for s in out]
 
 
-def _distinct_texts(texts: np.ndarray, positions: list[int], k: int) -> list[str]:
+def _distinct_texts(texts: Objects, positions: list[int], k: int) -> list[str]:
     """The first ``k`` distinct texts (as ``str``) of the rows at ``positions``, in that order."""
     seen: dict[str, None] = {}
-    for i in positions:
-        seen.setdefault(str(texts[i]), None)
+    for t in texts[np.asarray(positions, dtype=np.int64)] if positions else ():
+        seen.setdefault(str(t), None)
         if len(seen) >= k:
             break
     return list(seen)
 
 
+def _by_time_text(rows: np.ndarray, ts_key: np.ndarray, texts: Objects) -> list[int]:
+    """``rows`` ordered by (time, text), rows without a text last among those of their time."""
+    values = texts[rows]
+    keys = [
+        (int(ts_key[i]), t is None, "" if t is None else str(t), n)
+        for n, (i, t) in enumerate(zip(rows.tolist(), values, strict=True))
+    ]
+    return [int(rows[key[3]]) for key in sorted(keys)]
+
+
 def _examples(
-    order: np.ndarray, starts: np.ndarray, ts_key: np.ndarray, texts: np.ndarray, k: int
+    order: np.ndarray, starts: np.ndarray, ts_key: np.ndarray, texts: Objects, k: int
 ) -> list[list[str]]:
     """Per group: its first ``k`` distinct texts ordered by (time, text), rows without a time last
     and rows without a text last among those of their time (``order``: rows by group, then time).
@@ -187,18 +198,13 @@ def _examples(
     Python. A group whose earliest rows hold fewer than ``k`` distinct texts is looked at by the
     first row of each of its texts."""
     head = max(32, 8 * k)
-
-    def by_time_text(i: int) -> tuple[int, bool, str]:
-        t = texts[i]
-        return int(ts_key[i]), t is None, "" if t is None else str(t)
-
     out: list[list[str]] = []
     for a, b in zip(starts[:-1].tolist(), starts[1:].tolist(), strict=True):
         stop = min(b, a + head)
         if stop < b:  # rows tied in time with the last candidate are candidates too
             last = ts_key[order[stop - 1]]
             stop = a + int(np.searchsorted(ts_key[order[a:b]], last, side="right"))
-        shown = _distinct_texts(texts, sorted(order[a:stop].tolist(), key=by_time_text), k)
+        shown = _distinct_texts(texts, _by_time_text(order[a:stop], ts_key, texts), k)
         if len(shown) < k and stop < b:
             # few distinct texts among many rows: the first row of each text (in time order), and of
             # those the texts up to the k-th first time (ties included), ordered by (time, text)
@@ -206,7 +212,7 @@ def _examples(
             firsts = every[~pd.Series(texts[every], dtype=object).duplicated().to_numpy()]
             if len(firsts) > k:
                 firsts = firsts[ts_key[firsts] <= ts_key[firsts[k - 1]]]
-            shown = _distinct_texts(texts, sorted(firsts.tolist(), key=by_time_text), k)
+            shown = _distinct_texts(texts, _by_time_text(firsts, ts_key, texts), k)
         out.append(shown)
     return out
 
@@ -220,7 +226,7 @@ def _by_group(codes: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     return order[np.argsort(small[order], kind="stable")]
 
 
-def _samples(codes: np.ndarray, texts: np.ndarray) -> list[list[str]]:
+def _samples(codes: np.ndarray, texts: Objects) -> list[list[str]]:
     """Per group: the distinct texts (up to :data:`TRIAGE_TEXTS`) of its first :data:`TRIAGE_ROWS`
     rows, in row order: what triage reads."""
     order = _by_group(codes)

@@ -43,7 +43,7 @@ better than one 9 minutes later). Retries of the same job do not inflate a score
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pandas as pd
 
@@ -73,6 +73,23 @@ if TYPE_CHECKING:
 
 __all__ = ["BUCKETS_S", "ENGINES", "FAILURE_LEVELS", "TENANT_FIELDS", "analyze", "choose_bucket"]
 
+#: the columns of the error rows (``Clusters.assign``) the analysis reads: on a busy day the others
+#: (texts, templates, rules) are most of its memory
+ERROR_ROW_COLUMNS: Final = (
+    "source",
+    "row",
+    "invocation_id",
+    "ts",
+    "level",
+    "job_id",
+    "job_type",
+    "message_id",
+    "script",
+    "script_version",
+    "outcome",
+    "queue",
+    "cluster_id",
+)
 #: how the aggregates are computed: ``sql`` (DuckDB over the frames) or ``pandas`` (in memory; the
 #: reference the SQL is checked against)
 ENGINES = ("sql", "pandas")
@@ -104,7 +121,7 @@ def analyze(
     given = parse_deployments(deployments)
     if clusters is None:
         clusters = _cluster(ev)
-    errors = clusters.assign[clusters.assign["source"] != "dlq"].copy()
+    errors = clusters.error_rows(ERROR_ROW_COLUMNS, dlq=False)
     errors["ts"] = utc_series(errors["ts"]) if len(errors) else pd.Series(dtype="datetime64[ns, UTC]")
     options: dict[str, Any] = {
         "tenant_fields": tenant_fields,

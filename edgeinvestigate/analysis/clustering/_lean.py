@@ -21,7 +21,7 @@ are the same as from the full logs (the tests compare), in a fraction of the mem
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -170,7 +170,11 @@ def lean_logs(
     (an index named :data:`._rows.POSITIONS`), and their error texts; ``message`` and ``args`` null
     but on the lines that may name a version, ``message_id`` null on the lines whose text clustering
     does not read, ``attempt`` null. ``thrown``: the exceptions (a Parquet file or a table with
-    their ``invocation_id``)."""
+    their ``invocation_id``).
+
+    DuckDB picks the lines (a scan that holds little); pyarrow reads them, a row group at a time,
+    into Arrow's own memory (what DuckDB hands over stays in DuckDB's allocator as long as any
+    column of its batch lives)."""
     con = connect(threads=2, memory_limit=LEAN_MEMORY_LIMIT)
     try:
         scan = f"read_parquet({_quote(str(path))}, file_row_number = true)"
@@ -181,43 +185,64 @@ def lean_logs(
             con.execute(f"CREATE VIEW thrown AS SELECT invocation_id FROM {thrown_scan}")
         else:
             con.register("thrown", thrown)
-        con.register("keep", _kept(_picked(con, scan, levels)))
-        cols = [
-            f"CASE WHEN keep.text THEN l.{c} END AS {c}"
-            if c in LEFT_OUT
-            else f"NULL AS {c}"
-            if c in UNUSED_LOGS
-            else f"l.{c}"
-            for c in LOGS
-        ]
-        reader = con.sql(
-            f"SELECT keep.row AS _row, keep.version AS _version, {', '.join(cols)} FROM {scan} AS l "
-            "JOIN keep ON l.file_row_number = keep.row ORDER BY keep.row"
-        ).to_arrow_reader(BATCH_ROWS)
-        batches: list[pa.RecordBatch] = []
-        texts: list[ErrorTexts | None] = []
-        at = 0
-        for batch in reader:
-            found = log_texts(
-                conform(pa.Table.from_batches([batch]).drop_columns(["_row", "_version"]), "logs"), levels
-            )
-            if found:
-                found.row = found.row + at
-                texts.append(found)
-            batches.append(_without_texts(batch))
-            at += batch.num_rows
+        kept = _kept(_picked(con, scan, levels))
     finally:
         con.close()
-    table = pa.Table.from_batches(batches, schema=batches[0].schema if batches else None) if batches else None
-    if table is None:
-        frame = conform(pa.table({c: pa.nulls(0, t) for c, t in LOGS.items()}), "logs")
-        index = np.zeros(0, dtype=np.int64)
+    batches: list[pa.RecordBatch] = []
+    texts: list[ErrorTexts | None] = []
+    at = 0
+    for batch in _read_kept(path, kept):
+        lines = pa.Table.from_batches([batch]).drop_columns(["_row", "_version"])
+        found = log_texts(conform(lines, "logs"), levels)
+        if found:
+            found.row = found.row + at
+            texts.append(found)
+        batches.append(_without_texts(batch))
+        at += batch.num_rows
+        if len(batches) % 16 == 0:
+            pa.default_memory_pool().release_unused()  # the texts read so far
+    if batches:
+        table = pa.Table.from_batches(batches)
     else:
-        index = table.column("_row").to_numpy()
-        frame = conform(table.drop_columns(["_row", "_version"]), "logs")
+        table = pa.table({"_row": pa.array([], pa.int64()), "_version": pa.array([], pa.bool_())})
+    index = table.column("_row").to_numpy()
+    frame = conform(table.drop_columns(["_row", "_version"]), "logs")
     frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
-    logged = joined_texts(texts)
-    return LeanLogs(frame, logged)
+    return LeanLogs(frame, joined_texts(texts))
+
+
+def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:
+    """The lines ``kept`` of the logs file ``path``, a row group at a time, with ``_row`` (their
+    position) and ``_version``; ``message``, ``args`` and ``message_id`` null where their ``text``
+    is not read, ``attempt`` null."""
+    rows = kept.column("row").to_numpy()
+    text = kept.column("text").to_numpy(zero_copy_only=False)
+    version = kept.column("version").to_numpy(zero_copy_only=False)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole column chunks
+    names = [c for c in LOGS if c not in UNUSED_LOGS]
+    lo = 0
+    for g in range(pf.metadata.num_row_groups):
+        hi = lo + pf.metadata.row_group(g).num_rows
+        a, b = np.searchsorted(rows, [lo, hi])
+        if a < b:
+            local = pa.array(rows[a:b] - lo, pa.int64())
+            group = pf.read_row_group(g, columns=names).take(local)
+            read = text[a:b]
+            at = pa.array(np.cumsum(read) - 1, mask=~read)  # a null index takes a null
+            cols = {
+                "_row": pa.array(rows[a:b], pa.int64()),
+                "_version": pa.array(version[a:b], pa.bool_()),
+            }
+            for c, typ in LOGS.items():
+                if c in UNUSED_LOGS:
+                    cols[c] = pa.nulls(b - a, typ)
+                elif c in LEFT_OUT:
+                    col = group.column(c).combine_chunks()
+                    cols[c] = col.filter(pa.array(read)).take(at)
+                else:
+                    cols[c] = group.column(c).combine_chunks()
+            yield pa.RecordBatch.from_pydict(cols)
+        lo = hi
 
 
 def _kept(picked: pa.Table) -> pa.Table:

@@ -50,7 +50,10 @@ if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["compute_clusters"]
+__all__ = ["OVERLAP_ROWS", "compute_clusters", "finish", "prepare"]
+
+#: up to this many error rows the grouping kernel runs in a thread beside the rest (see :func:`prepare`)
+OVERLAP_ROWS: Final = 2_000_000
 
 #: the columns of the error rows the DLQ join reads
 _DLQ_JOIN: Final = ("source", "row", "ts", "level", "text", "job_id", "job_type", "message_id", "cluster_id")
@@ -248,21 +251,31 @@ def compute_clusters(
     levels: Sequence[str],
     max_examples: int,
     masks: tuple[Mask, ...],
-    logged: ErrorTexts | None = None,
 ) -> Clusters:
-    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored);
-    ``logged``: the error texts of ``ev.logs`` when computed already (see :mod:`._lean`)."""
-    first = error_texts(ev, levels, logged)
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
+    prep, grouping = prepare(error_texts(ev, levels), ev, masks)
+    return finish(ev.dlq, prep, grouping, rules, levels, max_examples, masks)
+
+
+def prepare(first: ErrorTexts, ev: Evidence, masks: tuple[Mask, ...]) -> tuple[_Prepared, Grouping]:
+    """The error rows ``first`` of ``ev`` grouped by the kernel, and what else does not need the
+    templates (:class:`_Prepared`): all that reads the frames of ``ev``. Up to
+    :data:`OVERLAP_ROWS` rows, the kernel runs in a thread beside the rest (on two cores they
+    overlap); more run one after the other, so that their memory does not add up."""
     texts, premasked, events = _kernel_input(first, masks)
+    if len(first) > OVERLAP_ROWS:
+        grouping = group_texts(texts, masks, premasked=premasked, partitions=events)
+        del texts, premasked, events
+        return _prepare(first, ev), grouping
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
         pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
         prep = _prepare(first, ev)
         grouping = pending.result()
-    return _finish(ev, prep, grouping, rules, levels, max_examples, masks)
+    return prep, grouping
 
 
-def _finish(
-    ev: Evidence,
+def finish(
+    dlq_frame: pd.DataFrame,
     prep: _Prepared,
     grouping: Grouping,
     rules: ClusterRules | None,
@@ -270,7 +283,8 @@ def _finish(
     max_examples: int,
     masks: tuple[Mask, ...],
 ) -> Clusters:
-    """From the kernel's grouping to the result (see :func:`compute_clusters`)."""
+    """From the kernel's grouping to the result (see :func:`compute_clusters`); ``dlq_frame``: the
+    DLQ frame of the evidence (the only frame this reads)."""
     rows, ctx, fp_values = prep.rows, prep.ctx, prep.fp_values
     templates = list(grouping.templates)
     labels = np.asarray(grouping.labels, dtype=np.int64)
@@ -313,7 +327,7 @@ def _finish(
     }
     source = Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object))
     table_rows = _rows_table(prep, {**computed, "template": pa.nulls(len(codes), pa.string())})
-    dlq = join_dlq(ev.dlq, assign_frame(table_rows, _DLQ_JOIN) if len(ev.dlq) else pd.DataFrame())
+    dlq = join_dlq(dlq_frame, assign_frame(table_rows, _DLQ_JOIN) if len(dlq_frame) else pd.DataFrame())
     table = cluster_table(
         TableRows(
             codes=codes,

@@ -23,7 +23,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeinvestigate.analysis.clustering._arrow import Coded, coded, first_of, objects, string_array, taken_at
+from edgeinvestigate.analysis.clustering._arrow import (
+    Coded,
+    coded,
+    first_of,
+    objects,
+    string_array,
+    string_chunks,
+    taken_at,
+)
 from edgeinvestigate.analysis.clustering._ids import codes_of
 from edgeinvestigate.analysis.deploys import log_versions
 
@@ -62,6 +70,14 @@ def _column(frame: pd.DataFrame, name: str) -> pa.Array:
     return pa.array(s) if isinstance(s.dtype, pd.CategoricalDtype) else string_array(s)
 
 
+def _chunks(frame: pd.DataFrame, name: str) -> pa.ChunkedArray:
+    """A string column as the Arrow chunks it holds (nothing joined or copied); all null when the
+    frame predates it."""
+    if name not in frame:
+        return pa.chunked_array([pa.nulls(len(frame), pa.string())])
+    return string_chunks(frame[name])
+
+
 def _at(values: Coded, at: np.ndarray) -> Coded:
     """The values of the invocations ``at`` (``nan`` where ``at`` is -1)."""
     out = np.append(values.values, _NAN)
@@ -77,7 +93,7 @@ def invocation_context(rows: ErrorRows, ev: Evidence) -> Context:
     other = np.flatnonzero(~is_log)
     ids = rows.invocation_id if not is_log.any() else rows.invocation_id.take(pa.array(other))
     (other_code, inv_code, log_code), n = codes_of(
-        ids, _column(inv, "invocation_id"), _column(logs, "invocation_id")
+        ids, _chunks(inv, "invocation_id"), _chunks(logs, "invocation_id")
     )
     row_code = np.full(len(rows), -1, dtype=np.int64)
     row_code[other] = other_code
@@ -157,20 +173,24 @@ def _fill_jobs(
 
 def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.ndarray) -> pa.Array:
     """Per invocation number: its job id when its log lines name exactly one (null otherwise), for
-    the ``needed`` numbers."""
-    pick = np.full(n, -1, dtype=np.int64)  # per invocation: the line whose job id is its one job id
-    want = np.zeros(n, dtype=bool)
-    want[needed] = True
-    jobs = _column(logs, "job_id")
-    ok = (log_code >= 0) & jobs.is_valid().to_numpy(zero_copy_only=False)
-    ok[ok] = want[log_code[ok]]
-    idx = np.flatnonzero(ok)
-    if not len(idx):
-        return taken_at(jobs, pick)
-    # one job when every line's job id equals the first one of its invocation (no hash of the ids)
-    inv, named = log_code[idx], jobs.take(pa.array(idx))
-    first = first_of(inv, n)
-    same = pc.equal(named, named.take(pa.array(first[inv]))).to_numpy(zero_copy_only=False)
-    only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
-    pick[only] = idx[first[only]]
-    return taken_at(jobs, pick)
+    the ``needed`` numbers. The job ids are compared by their dictionary codes (no copy of them)."""
+    want = np.zeros(n, dtype=np.int8)
+    want[needed] = 1
+    enc = pc.dictionary_encode(_chunks(logs, "job_id"))
+    dictionary = enc.chunk(0).dictionary if enc.num_chunks else pa.array([], pa.string())
+    job = np.concatenate(
+        [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False) for c in enc.chunks]
+        or [np.zeros(0, np.int32)]
+    )
+    del enc
+    pick = np.full(n, -1, dtype=np.int64)  # per invocation: the code of its one job id
+    idx = np.flatnonzero((log_code >= 0) & (job >= 0))
+    idx = idx[want[log_code[idx]] == 1]
+    if len(idx):
+        # one job when every line's job id equals the first one of its invocation
+        inv, named = log_code[idx], job[idx]
+        first = first_of(inv, n)
+        same = named == named[first[inv]]
+        only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
+        pick[only] = named[first[only]]
+    return taken_at(dictionary, pick)

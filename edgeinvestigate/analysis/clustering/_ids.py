@@ -24,6 +24,8 @@ _HEX[np.frombuffer(b"abcdef", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint
 #: two hex digits (as one little-endian uint16 of their bytes) -> the byte they spell; 256 if either
 #: is not a lowercase hex digit
 _LO, _HI = np.arange(65536) & 0xFF, np.arange(65536) >> 8
+#: ids decoded at a time
+HEX_CHUNK: Final = 1 << 20
 _PAIR: Final = np.where(
     (_HEX[_LO] != 255) & (_HEX[_HI] != 255), _HEX[_LO].astype(np.uint16) * 16 + _HEX[_HI], 256
 ).astype(np.uint16)
@@ -49,10 +51,13 @@ def _hex16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     if nulls == n:
         return np.zeros(n, dtype=np.uint64), valid
     data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    packed = _PAIR[data.view("<u2")]  # one byte per two digits, most significant first
-    if packed.max() == 256:
-        return None  # not lowercase hex
-    values = packed.astype(np.uint8).view(">u8").astype(np.uint64)
+    values = np.empty(n - nulls, dtype=np.uint64)
+    for lo in range(0, len(values), HEX_CHUNK):  # a piece at a time: the lookups take 4x the ids
+        piece = data[lo * 16 : (lo + HEX_CHUNK) * 16]
+        packed = _PAIR[piece.view("<u2")]  # one byte per two digits, most significant first
+        if packed.max() == 256:
+            return None  # not lowercase hex
+        values[lo : lo + HEX_CHUNK] = packed.astype(np.uint8).view(">u8")
     if nulls == 0:
         return values, valid
     out = np.zeros(n, dtype=np.uint64)
@@ -60,12 +65,16 @@ def _hex16(arr: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
     return out, valid
 
 
-def codes_of(*arrays: pa.Array) -> tuple[list[np.ndarray], int]:
-    """One integer code per distinct string across ``arrays`` (``-1`` for null), and how many."""
-    decoded = [_hex16(a) for a in arrays]
+def codes_of(*arrays: pa.Array | pa.ChunkedArray) -> tuple[list[np.ndarray], int]:
+    """One integer code per distinct string across ``arrays`` (``-1`` for null), and how many. A
+    chunked array is read chunk by chunk (not joined first)."""
+    pieces = [list(a.chunks) if isinstance(a, pa.ChunkedArray) else [a] for a in arrays]
+    flat = [c for p in pieces for c in p]
+    decoded = [_hex16(a) for a in flat]
     if all(d is not None for d in decoded):
-        values = np.concatenate([d[0] for d in decoded if d is not None])
-        valid = np.concatenate([d[1] for d in decoded if d is not None])
+        values = np.concatenate([d[0] for d in decoded if d is not None] or [np.zeros(0, np.uint64)])
+        valid = np.concatenate([d[1] for d in decoded if d is not None] or [np.zeros(0, bool)])
+        del decoded
         if valid.all():
             codes, uniques = pd.factorize(values)
         else:
@@ -74,8 +83,11 @@ def codes_of(*arrays: pa.Array) -> tuple[list[np.ndarray], int]:
         codes = codes.astype(np.int64, copy=False)
         n = len(uniques)
     else:
-        enc = pc.dictionary_encode(pa.concat_arrays([a.cast(pa.string()) for a in arrays]))
-        codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-        n = len(enc.dictionary)
-    bounds = np.cumsum([len(a) for a in arrays])[:-1]
+        enc = pc.dictionary_encode(pa.chunked_array([a.cast(pa.string()) for a in flat], pa.string()))
+        codes = np.concatenate(
+            [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False) for c in enc.chunks]
+            or [np.zeros(0, np.int64)]
+        ).astype(np.int64)
+        n = len(enc.chunk(0).dictionary) if enc.num_chunks else 0
+    bounds = np.cumsum([sum(len(c) for c in p) for p in pieces])[:-1]
     return np.split(codes, bounds), n

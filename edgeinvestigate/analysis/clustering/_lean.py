@@ -34,11 +34,12 @@ import pyarrow.parquet as pq
 
 from edgeinvestigate.analysis._masking import MASKS, Mask
 from edgeinvestigate.analysis.clustering._clusters import Clusters
-from edgeinvestigate.analysis.clustering._compute import compute_clusters
+from edgeinvestigate.analysis.clustering._compute import compute_clusters, finish, prepare
 from edgeinvestigate.analysis.clustering._rows import (
     ERROR_LEVELS,
     POSITIONS,
     ErrorTexts,
+    error_texts,
     joined_texts,
     log_texts,
 )
@@ -94,13 +95,21 @@ def cluster_lean(
     """``cluster(ev, ..., stored=False)``: the same clusters, read from the lean logs when ``ev``'s
     logs are a spooled file not read yet (see the module docs)."""
     rules = rules_of(ev, rules)
-    lean = lean_evidence(ev, levels)
-    if lean is None:
+    found = lean_evidence(ev, levels)
+    if found is None:
         return compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
-    small, logged = lean
-    return compute_clusters(
-        small, rules=rules, levels=levels, max_examples=max_examples, masks=masks, logged=logged
-    )
+    # each step lets go of what the next does not read: the lean texts once joined, the lean frames
+    # once the rows and their context are taken (only the DLQ frame is read after)
+    small, logged = found
+    del found
+    first = error_texts(small, levels, logged)
+    del logged
+    prep, grouping = prepare(first, small, masks)
+    del first
+    dlq = small.dlq
+    del small
+    pa.default_memory_pool().release_unused()
+    return finish(dlq, prep, grouping, rules, levels, max_examples, masks)
 
 
 def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[Evidence, ErrorTexts] | None:

@@ -191,13 +191,18 @@ def empty_frame(frame: str) -> pd.DataFrame:
     return conform(pa.table({k: pa.array([], type=t) for k, t in FRAMES[frame].items()}), frame)
 
 
-def conform(data: pa.Table | pd.DataFrame, frame: str) -> pd.DataFrame:
+def conform(
+    data: pa.Table | pd.DataFrame, frame: str, *, only: tuple[str, ...] | None = None
+) -> pd.DataFrame:
     """Cast a table or frame to the canonical columns, order and dtypes of ``frame``.
 
     Missing columns become nulls; extra columns are dropped. The result uses pyarrow-backed
-    dtypes, with categoricals for the columns listed in :data:`CATEGORICAL`.
+    dtypes, with categoricals for the columns listed in :data:`CATEGORICAL`. ``only``: just these
+    of the canonical columns (a reader that needs a few: no nulls made for the others).
     """
     spec = FRAMES[frame]
+    if only is not None:
+        spec = {name: typ for name, typ in spec.items() if name in only}
     table = pa.Table.from_pandas(data, preserve_index=False) if isinstance(data, pd.DataFrame) else data
     n = table.num_rows
     categorical = CATEGORICAL.get(frame, ())
@@ -217,6 +222,8 @@ def conform(data: pa.Table | pd.DataFrame, frame: str) -> pd.DataFrame:
     table = pa.table(cols, names=list(spec))
     df = table.to_pandas(types_mapper=pd.ArrowDtype)
     for name in categorical:
+        if name not in spec:
+            continue
         if name in cats:
             df[name] = cats[name]
         else:

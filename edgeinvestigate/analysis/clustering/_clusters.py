@@ -72,9 +72,18 @@ def assign_frame(table: pa.Table, columns: tuple[str, ...] = ASSIGN_COLUMNS) -> 
             data[c] = values[pc.fill_null(col.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
         elif pa.types.is_null(col.type):
             data[c] = np.full(len(col), None, dtype=object)
+        elif c in _SHARED:  # one object per distinct value
+            enc = pc.dictionary_encode(col)
+            values = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
+            data[c] = values[pc.fill_null(enc.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
         else:
             data[c] = col.to_numpy(zero_copy_only=False)
     return pd.DataFrame(data, copy=False)
+
+
+#: string columns of the error rows whose values repeat (an invocation's, a job's): made one Python
+#: string per distinct value
+_SHARED: Final = ("invocation_id", "job_id", "message_id", "request_id", "ray_id")
 
 
 def _shape_of(text: str) -> StructuredLine | None:

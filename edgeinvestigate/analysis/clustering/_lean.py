@@ -129,7 +129,7 @@ def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[E
     inv = ev.__dict__.get("_frame_invocations")
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
         table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
-        lean["invocations"] = conform(table, "invocations")
+        lean["invocations"] = conform(table, "invocations", only=CONTEXT)
     pa.default_memory_pool().release_unused()  # what was read and left out, given back
     return ev.copy_with(**lean), logs.texts
 
@@ -178,7 +178,7 @@ def lean_logs(
     ``levels``: the lines clustering needs, in their order, indexed by their position in the file
     (an index named :data:`._rows.POSITIONS`), and their error texts; ``message`` and ``args`` null
     but on the lines that may name a version, ``message_id`` null on the lines whose text clustering
-    does not read, ``attempt`` null. ``thrown``: the exceptions (a Parquet file or a table with
+    does not read, and without ``attempt``. ``thrown``: the exceptions (a Parquet file or a table with
     their ``invocation_id``).
 
     DuckDB picks the lines (a scan that holds little); pyarrow reads them, a row group at a time,
@@ -215,7 +215,8 @@ def lean_logs(
     else:
         table = pa.table({"_row": pa.array([], pa.int64()), "_version": pa.array([], pa.bool_())})
     index = table.column("_row").to_numpy()
-    frame = conform(table.drop_columns(["_row", "_version"]), "logs")
+    used = tuple(c for c in LOGS if c not in UNUSED_LOGS)
+    frame = conform(table.drop_columns(["_row", "_version"]), "logs", only=used)
     frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
     return LeanLogs(frame, joined_texts(texts))
 
@@ -223,7 +224,7 @@ def lean_logs(
 def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:
     """The lines ``kept`` of the logs file ``path``, a row group at a time, with ``_row`` (their
     position) and ``_version``; ``message``, ``args`` and ``message_id`` null where their ``text``
-    is not read, ``attempt`` null."""
+    is not read, and without ``attempt``."""
     rows = kept.column("row").to_numpy()
     text = kept.column("text").to_numpy(zero_copy_only=False)
     version = kept.column("version").to_numpy(zero_copy_only=False)
@@ -242,10 +243,8 @@ def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:
                 "_row": pa.array(rows[a:b], pa.int64()),
                 "_version": pa.array(version[a:b], pa.bool_()),
             }
-            for c, typ in LOGS.items():
-                if c in UNUSED_LOGS:
-                    cols[c] = pa.nulls(b - a, typ)
-                elif c in LEFT_OUT:
+            for c in names:
+                if c in LEFT_OUT:
                     col = group.column(c).combine_chunks()
                     cols[c] = col.filter(pa.array(read)).take(at)
                 else:

@@ -83,10 +83,8 @@ ERROR_ROW_COLUMNS: Final = (
     "level",
     "job_id",
     "job_type",
-    "message_id",
     "script",
     "script_version",
-    "outcome",
     "queue",
     "cluster_id",
 )

@@ -88,6 +88,8 @@ ERROR_ROW_COLUMNS: Final = (
     "queue",
     "cluster_id",
 )
+#: the columns of the error rows the incident reads
+INCIDENT_COLUMNS: Final = ("ts", "cluster_id", "invocation_id", "job_id")
 #: how the aggregates are computed: ``sql`` (DuckDB over the frames) or ``pandas`` (in memory; the
 #: reference the SQL is checked against)
 ENGINES = ("sql", "pandas")
@@ -195,7 +197,7 @@ def _findings(
         hypotheses=hyps,
         incident=build_incident(
             (parts.n_invocations, parts.n_failed),
-            errors,
+            errors[list(INCIDENT_COLUMNS)],  # what it reads: its selections copy fewer columns
             dlq,
             hyps,
             freq,

@@ -66,7 +66,7 @@ def _bad_deploy(ctx: Context, d: Deploy, new: list[ClusterShift]) -> RawHypothes
     share_on = [s.share_on_version for s in new if s.share_on_version is not None]
     jobs = impact_jobs(g)
     types = sorted({str(x) for x in g["job_type"].dropna()})
-    top_cid = max(cids, key=lambda c: len(by_cluster.get(c, [])))
+    top_cid = max(cids, key=by_cluster.size)
     tpl = str(info[top_cid]["template"]) if top_cid in info else ""
     window_end = g["ts"].max() + freq
     sentence = (

@@ -3,9 +3,11 @@ that an earlier kind already explains."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
 import pandas as pd
 
 from edgeinvestigate.analysis.rca._values import records
@@ -16,6 +18,7 @@ __all__ = [
     "MIN_ERRORS",
     "MIN_JOBS",
     "MIN_SHARE",
+    "ClusterRows",
     "Context",
     "RawHypothesis",
     "impact_jobs",
@@ -36,6 +39,30 @@ MIN_BURST_RATIO: Final = 4.0
 #: a hypothesis before it is ranked: the fields of :class:`~edgeinvestigate.models.findings.Hypothesis`
 #: but ``rank`` and ``confidence``, plus ``fit`` (how well the evidence fits)
 RawHypothesis = dict[str, Any]
+
+
+class ClusterRows(Mapping[str, pd.DataFrame]):
+    """The error rows of each cluster (by cluster id, in id order), taken from ``errors`` when asked:
+    a busy day's clusters hold millions of rows, and a copy of each kept at once would double them."""
+
+    def __init__(self, errors: pd.DataFrame) -> None:
+        self.errors = errors
+        found = errors.groupby("cluster_id", sort=True).indices if len(errors) else {}
+        self.positions: dict[str, np.ndarray] = {str(k): np.asarray(v) for k, v in sorted(found.items())}
+
+    def __getitem__(self, cluster_id: str) -> pd.DataFrame:
+        return self.errors.iloc[self.positions[cluster_id]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def size(self, cluster_id: str) -> int:
+        """The number of rows of a cluster (0 for none), without taking them."""
+        found = self.positions.get(cluster_id)
+        return 0 if found is None else len(found)
 
 
 @dataclass
@@ -62,7 +89,7 @@ class Context:
     end: Any
     span: pd.Timedelta
     #: the error rows of each cluster
-    by_cluster: dict[str, pd.DataFrame]
+    by_cluster: ClusterRows
     used: set[str] = field(default_factory=set)
 
     @classmethod
@@ -94,9 +121,7 @@ class Context:
             # the window is the evidence's, not only its errors' (an error that starts mid-window is new)
             start, end = min(start, inv["ts"].min()), max(end, inv["ts"].max())
         span = (end - start) if start is not None else pd.Timedelta(0)
-        by_cluster: dict[str, pd.DataFrame] = (
-            {str(cid): g for cid, g in errors.groupby("cluster_id", sort=True)} if len(errors) else {}
-        )
+        by_cluster = ClusterRows(errors)
         return cls(
             errors=errors,
             deploys=deploys,

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeinvestigate._memory import give_back_memory
+
 if TYPE_CHECKING:
     from edgeinvestigate.analysis.clustering import Clusters
     from edgeinvestigate.cli._progress import Progress
@@ -52,23 +54,6 @@ def cluster_and_store(ev: Evidence, *, rules: Path | None, progress: Progress) -
         clusters = cluster_lean(ev, rules=rules)
     give_back_memory()  # the logs clustering read
     return store_clusters(ev, clusters), clusters
-
-
-def give_back_memory() -> None:
-    """Return the memory of what was freed to the system: Python's cycles, Arrow's pool, and the C
-    heap (glibc keeps freed pages otherwise), so the next step (or process) has it."""
-    import contextlib
-    import ctypes
-    import gc
-    import sys
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl): nothing to trim
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def reopen(bundle: Path) -> Evidence:

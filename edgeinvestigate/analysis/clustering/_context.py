@@ -30,6 +30,7 @@ from edgeinvestigate.analysis.clustering._arrow import (
     objects,
     string_array,
     string_chunks,
+    taken,
     taken_at,
 )
 from edgeinvestigate.analysis.clustering._ids import codes_of
@@ -171,26 +172,34 @@ def _fill_jobs(
         ctx.job_id = pc.coalesce(rows.job_id, taken_at(single, np.where(lacking, ctx.invocation, -1)))
 
 
+#: job ids compared at a time in :func:`_single_jobs`
+COMPARE_ROWS: Final = 1 << 20
+
+
 def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.ndarray) -> pa.Array:
     """Per invocation number: its job id when its log lines name exactly one (null otherwise), for
-    the ``needed`` numbers. The job ids are compared by their dictionary codes (no copy of them)."""
-    want = np.zeros(n, dtype=np.int8)
-    want[needed] = 1
-    enc = pc.dictionary_encode(_chunks(logs, "job_id"))
-    dictionary = enc.chunk(0).dictionary if enc.num_chunks else pa.array([], pa.string())
-    job = np.concatenate(
-        [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False) for c in enc.chunks]
-        or [np.zeros(0, np.int32)]
-    )
-    del enc
-    pick = np.full(n, -1, dtype=np.int64)  # per invocation: the code of its one job id
-    idx = np.flatnonzero((log_code >= 0) & (job >= 0))
-    idx = idx[want[log_code[idx]] == 1]
+    the ``needed`` numbers. Each line's job id is compared with the first one of its invocation, a
+    piece of :data:`COMPARE_ROWS` lines at a time (no hash or copy of all the ids)."""
+    want = np.zeros(n, dtype=bool)
+    want[needed] = True
+    jobs = _chunks(logs, "job_id")
+    valid = jobs.is_valid().to_numpy(zero_copy_only=False) if len(jobs) else np.zeros(0, dtype=bool)
+    idx = np.flatnonzero((log_code >= 0) & valid)
+    idx = idx[want[log_code[idx]]]
+    pick = np.full(n, -1, dtype=np.int64)  # per invocation: the line whose job id is its one job id
     if len(idx):
-        # one job when every line's job id equals the first one of its invocation
-        inv, named = log_code[idx], job[idx]
+        inv = log_code[idx]
         first = first_of(inv, n)
-        same = named == named[first[inv]]
+        ref = idx[first[inv]]  # each line's invocation's first line with a job id
+        same = np.empty(len(idx), dtype=bool)
+        for lo in range(0, len(idx), COMPARE_ROWS):
+            hi = lo + COMPARE_ROWS
+            equal = pc.equal(taken(jobs, idx[lo:hi]), taken(jobs, ref[lo:hi]))
+            same[lo:hi] = equal.to_numpy(zero_copy_only=False)
         only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
-        pick[only] = named[first[only]]
-    return taken_at(dictionary, pick)
+        pick[only] = idx[first[only]]
+    has = pick >= 0
+    found = taken(jobs, pick[has]) if has.any() else pa.nulls(0, pa.string())
+    at = np.full(n, -1, dtype=np.int64)
+    at[has] = np.arange(int(has.sum()))
+    return taken_at(found, at) if len(found) else pa.nulls(n, pa.string())

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from edgeinvestigate._memory import give_back_memory
 from edgeinvestigate.analysis._masking import MASKS, Mask
 from edgeinvestigate.analysis.clustering._clusters import Clusters
 from edgeinvestigate.analysis.clustering._compute import compute_clusters, finish, prepare
@@ -102,13 +103,14 @@ def cluster_lean(
     # once the rows and their context are taken (only the DLQ frame is read after)
     small, logged = found
     del found
+    give_back_memory()  # what reading the lean logs freed
     first = error_texts(small, levels, logged)
     del logged
     prep, grouping = prepare(first, small, masks)
     del first
     dlq = small.dlq
     del small
-    pa.default_memory_pool().release_unused()
+    give_back_memory()
     return finish(dlq, prep, grouping, rules, levels, max_examples, masks)
 
 

@@ -220,14 +220,22 @@ class Clusters:
         """A pandas frame of the error rows with ``columns`` only (as in ``assign``), without the DLQ
         rows unless ``dlq``: what a caller reads of a large clustering, without all of ``assign``."""
         if isinstance(self.rows, pa.Table):
-            table = self.rows
-            if not dlq and table.num_rows:
-                source = table.column("source")
-                keep = pc.fill_null(pc.not_equal(source.cast(pa.string()), "dlq"), True)
-                table = table.filter(keep)
-            return assign_frame(table, columns)
+            return assign_frame(self.error_table(columns, dlq=dlq), columns)
         frame = self.rows if dlq else self.rows[self.rows["source"] != "dlq"]
         return frame[list(columns)].copy()
+
+    def error_table(self, columns: tuple[str, ...], *, dlq: bool = True) -> pa.Table:
+        """The error rows' ``columns`` as an Arrow table (the rows of :meth:`error_rows`, in its order);
+        only those columns are copied, and only when DLQ rows are left out."""
+        table = self.rows_table()
+        wanted = list(dict.fromkeys([*columns, "source"]))
+        table = table.select(wanted)
+        if not dlq and table.num_rows:
+            source = table.column("source").cast(pa.string())
+            keep = pc.fill_null(pc.not_equal(source, "dlq"), True)
+            if not pc.all(keep).as_py():
+                table = table.filter(keep)
+        return table.select(list(columns))
 
     @property
     def ids(self) -> list[str]:

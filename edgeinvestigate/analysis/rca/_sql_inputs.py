@@ -45,25 +45,29 @@ def _strings(s: pd.Series) -> pa.Array:
         return pa.array(text.to_numpy(), type=pa.string(), from_pandas=True)
 
 
-def register_errors(engine: Engine, errors: pd.DataFrame) -> None:
+def register_errors(engine: Engine, errors: pd.DataFrame, table: pa.Table | None = None) -> None:
     """The error rows (``errors``: non-DLQ rows of ``Clusters.assign``, ``ts`` in UTC) as the
-    relation ``errors``."""
+    relation ``errors``; ``table``: the same rows as an Arrow table (``Clusters.error_table``),
+    whose string columns are taken as they are instead of made again from ``errors``' objects."""
     ts = pd.DatetimeIndex(errors["ts"]) if len(errors) else pd.DatetimeIndex([], tz="UTC")
     ms = ts.as_unit("ms").asi8 if len(ts) else np.zeros(0, dtype=np.int64)
-    cols: dict[str, pa.Array] = {
+    cols: dict[str, pa.Array | pa.ChunkedArray] = {
         "pos": pa.array(np.arange(len(errors), dtype=np.int64)),
         "ts_ms": pa.array(ms, mask=np.asarray(ts.isna()) if len(ts) else None, type=pa.int64()),
         "row": pa.array(errors["row"].to_numpy(dtype=np.int64) if len(errors) else [], type=pa.int64()),
     }
     for c in ERROR_COLUMNS:
-        cols[c] = _strings(errors[c]) if c in errors else pa.nulls(len(errors), pa.string())
+        if table is not None and c in table.column_names and len(table) == len(errors):
+            cols[c] = table.column(c)
+        else:
+            cols[c] = _strings(errors[c]) if c in errors else pa.nulls(len(errors), pa.string())
     engine.register("errors", pa.table(cols))
 
 
-def register_inputs(engine: Engine, errors: pd.DataFrame) -> int:
-    """Register ``errors``, the versions log lines name, and build ``inv`` and ``deliveries``;
-    returns the number of rows of ``inv``."""
-    register_errors(engine, errors)
+def register_inputs(engine: Engine, errors: pd.DataFrame, table: pa.Table | None = None) -> int:
+    """Register ``errors`` (``table``: see :func:`register_errors`), the versions log lines name,
+    and build ``inv`` and ``deliveries``; returns the number of rows of ``inv``."""
+    register_errors(engine, errors, table)
     versions = pd.DataFrame()
     if engine.one("unversioned")["n"]:
         candidates = engine.df("version_candidates", key_re=VERSION_KEY_RE)

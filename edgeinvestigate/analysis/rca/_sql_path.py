@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from edgeinvestigate.analysis.deploys import Deployment
 from edgeinvestigate.analysis.rca._blast_radius import blast_radius_from_counts
@@ -16,7 +17,7 @@ from edgeinvestigate.analysis.rca._deploys import cluster_shift, shift_window
 from edgeinvestigate.analysis.rca._limits import LIMIT_NAMES, NEAR, lifted_types, limit_hit, what_hit
 from edgeinvestigate.analysis.rca._parts import Parts, Window, window_of
 from edgeinvestigate.analysis.rca._sql_deploys import deploy_markers_sql
-from edgeinvestigate.analysis.rca._sql_inputs import payload_fields_sql, register_inputs
+from edgeinvestigate.analysis.rca._sql_inputs import ERROR_COLUMNS, payload_fields_sql, register_inputs
 from edgeinvestigate.analysis.rca._storms import StormPart, storms_from_buckets
 from edgeinvestigate.analysis.rca._timeline import attempt_bins
 from edgeinvestigate.analysis.rca._values import pydt
@@ -64,7 +65,9 @@ def sql_parts(
     bucket_seconds: int | None,
 ) -> Parts:
     """Every aggregate of the findings, by SQL over the frames registered in ``engine``."""
-    register_inputs(engine, errors)
+    # the error rows' strings as the clusters hold them (an Arrow table: no copy made from objects)
+    held = isinstance(clusters.rows, pa.Table)
+    register_inputs(engine, errors, clusters.error_table(ERROR_COLUMNS, dlq=False) if held else None)
     rows = engine.one("frame_rows")
     summary = engine.one("inv_summary")
     win = window_of(ts_of(summary["ts_min"]), ts_of(summary["ts_max"]), errors, bucket_seconds)

@@ -9,7 +9,7 @@ one joins the invocation context and reads the columns as Python objects: on two
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -205,8 +205,10 @@ class _Prepared:
     frame_row: np.ndarray
 
 
-def _prepare(first: ErrorTexts, ev: Evidence) -> _Prepared:
+def _prepare(first: ErrorTexts, ev: Evidence, let_go: Callable[[], None] | None = None) -> _Prepared:
     rows = error_rows(first, ev)
+    if let_go is not None:
+        let_go()
     ctx = invocation_context(rows, ev)
     fps, fp_values = _fingerprints(rows.stack)
     pairs = candidates(rows.source, ctx.invocation, rows.text)
@@ -257,19 +259,23 @@ def compute_clusters(
     return finish(ev.dlq, prep, grouping, rules, levels, max_examples, masks)
 
 
-def prepare(first: ErrorTexts, ev: Evidence, masks: tuple[Mask, ...]) -> tuple[_Prepared, Grouping]:
+def prepare(
+    first: ErrorTexts, ev: Evidence, masks: tuple[Mask, ...], let_go: Callable[[], None] | None = None
+) -> tuple[_Prepared, Grouping]:
     """The error rows ``first`` of ``ev`` grouped by the kernel, and what else does not need the
     templates (:class:`_Prepared`): all that reads the frames of ``ev``. Up to
     :data:`OVERLAP_ROWS` rows, the kernel runs in a thread beside the rest (on two cores they
-    overlap); more run one after the other, so that their memory does not add up."""
+    overlap); more run one after the other, so that their memory does not add up. ``let_go`` is
+    called once the rows' own columns are taken, before their invocation context is joined (which
+    reads only ``invocations`` and the ``invocation_id``, job and text columns of ``logs``)."""
     texts, premasked, events = _kernel_input(first, masks)
     if len(first) > OVERLAP_ROWS:
         grouping = group_texts(texts, masks, premasked=premasked, partitions=events)
         del texts, premasked, events
-        return _prepare(first, ev), grouping
+        return _prepare(first, ev, let_go), grouping
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
         pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
-        prep = _prepare(first, ev)
+        prep = _prepare(first, ev, let_go)
         grouping = pending.result()
     return prep, grouping
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,8 @@ UNUSED_LOGS: tuple[str, ...] = ("attempt",)
 CONTEXT: tuple[str, ...] = (
     "invocation_id", "ts", "script", "script_version", "queue", "outcome", "request_id", "ray_id",
 )  # fmt: skip
+#: the logs columns the invocation context reads (:mod:`._context`: jobs, and versions named in text)
+CONTEXT_LOGS: tuple[str, ...] = ("invocation_id", "job_id", "job_type", "message", "args")
 #: what a line's text holds when it may carry a structured error field (see ``structured_error``)
 ERROR_FIELD = '"error"'
 #: DuckDB's memory while it picks the lines (it spills beyond)
@@ -106,12 +109,20 @@ def cluster_lean(
     give_back_memory()  # what reading the lean logs freed
     first = error_texts(small, levels, logged)
     del logged
-    prep, grouping = prepare(first, small, masks)
+    prep, grouping = prepare(first, small, masks, partial(_let_go, small))
     del first
     dlq = small.dlq
     del small
     give_back_memory()
     return finish(dlq, prep, grouping, rules, levels, max_examples, masks)
+
+
+def _let_go(small: Evidence) -> None:
+    """Drop what the invocation context does not read of the lean evidence (its own copy): the
+    exceptions, and the logs columns but :data:`CONTEXT_LOGS`."""
+    small.exceptions = small.exceptions.iloc[:0]
+    small.logs = small.logs[[c for c in small.logs.columns if c in CONTEXT_LOGS]]
+    give_back_memory()
 
 
 def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[Evidence, ErrorTexts] | None:

@@ -63,6 +63,7 @@ from edgeinvestigate.analysis.rca._notes import NO_DEPLOY_INFO, no_telemetry_not
 from edgeinvestigate.analysis.rca._pandas_path import pandas_parts
 from edgeinvestigate.analysis.rca._parts import Parts
 from edgeinvestigate.analysis.rca._queue_health import queue_findings, with_queue_health
+from edgeinvestigate.analysis.rca._sql_inputs import ERROR_COLUMNS
 from edgeinvestigate.analysis.rca._values import as_utc, pydt, records
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.models.findings import ClusterSummary, Findings, Hypothesis
@@ -73,21 +74,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BUCKETS_S", "ENGINES", "FAILURE_LEVELS", "TENANT_FIELDS", "analyze", "choose_bucket"]
 
-#: the columns of the error rows (``Clusters.assign``) the analysis reads: on a busy day the others
-#: (texts, templates, rules) are most of its memory
-ERROR_ROW_COLUMNS: Final = (
-    "source",
-    "row",
-    "invocation_id",
-    "ts",
-    "level",
-    "job_id",
-    "job_type",
-    "script",
-    "script_version",
-    "queue",
-    "cluster_id",
-)
+#: the columns of the error rows (``Clusters.assign``) the analysis reads: those the SQL engine reads,
+#: the time and the row; on a busy day the others (texts, templates, rules) are most of their memory
+ERROR_ROW_COLUMNS: Final = ("row", "ts", *ERROR_COLUMNS)
 #: the columns of the error rows the incident reads
 INCIDENT_COLUMNS: Final = ("ts", "cluster_id", "invocation_id", "job_id")
 #: how the aggregates are computed: ``sql`` (DuckDB over the frames) or ``pandas`` (in memory; the

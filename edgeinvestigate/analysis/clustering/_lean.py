@@ -11,9 +11,10 @@ an invocation that has none. On a busy day the other lines are most of the evide
 
 For evidence whose logs are still in the file the spool wrote
 (:mod:`edgeinvestigate.evidence._spool`), :func:`cluster_lean` clusters as
-:func:`~edgeinvestigate.analysis.clustering.cluster` does, but DuckDB reads only those lines, in
-batches: the error texts of a batch are taken (:func:`._rows.log_texts`) and its texts dropped
-(but those that name a version) before the next is read. The lean logs frame's index holds each
+:func:`~edgeinvestigate.analysis.clustering.cluster` does, but reads only those lines: DuckDB picks
+them (one scan that holds little), pyarrow reads them a row group at a time, the error texts of each
+batch are taken (:func:`._rows.log_texts`) and its texts dropped (but those that may name a version)
+before the next is read. The lean logs frame's index holds each
 line's position in the full frame (``Clusters.assign["row"]`` is that position), and the
 invocations are read with only the columns of an error row's context: the clusters and their rows
 are the same as from the full logs (the tests compare), in a fraction of the memory.

@@ -235,10 +235,8 @@ class Coded:
 
     def where_missing(self, other: Coded) -> Coded:
         """This column where its value is not missing (``None``/``nan``), else ``other``'s."""
-        missing = np.asarray(
-            [v is None or (isinstance(v, float) and np.isnan(v)) for v in self.values], dtype=bool
-        )
-        fill = missing[self.codes] if len(self.codes) else np.zeros(0, dtype=bool)
+        gone = np.asarray([missing(v) for v in self.values], dtype=bool)
+        fill = gone[self.codes] if len(self.codes) else np.zeros(0, dtype=bool)
         if not fill.any():
             return self
         codes = self.codes.copy()

@@ -67,13 +67,10 @@ def assign_frame(table: pa.Table, columns: tuple[str, ...] = ASSIGN_COLUMNS) -> 
         elif c == "ts":
             ns = pc.cast(col, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
             data[c] = utc_column(pc.fill_null(ns, NAT).to_numpy())
-        elif pa.types.is_dictionary(col.type):
-            values = np.asarray([*col.dictionary.to_pylist(), None], dtype=object)
-            data[c] = values[pc.fill_null(col.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
         elif pa.types.is_null(col.type):
             data[c] = np.full(len(col), None, dtype=object)
-        elif c in _SHARED:  # one object per distinct value
-            enc = pc.dictionary_encode(col)
+        elif pa.types.is_dictionary(col.type) or c in _SHARED:  # one object per distinct value
+            enc = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
             values = np.asarray([*enc.dictionary.to_pylist(), None], dtype=object)
             data[c] = values[pc.fill_null(enc.indices, len(values) - 1).to_numpy(zero_copy_only=False)]
         else:
@@ -227,9 +224,11 @@ class Clusters:
     def error_table(self, columns: tuple[str, ...], *, dlq: bool = True) -> pa.Table:
         """The error rows' ``columns`` as an Arrow table (the rows of :meth:`error_rows`, in its order);
         only those columns are copied, and only when DLQ rows are left out."""
-        table = self.rows_table()
         wanted = list(dict.fromkeys([*columns, "source"]))
-        table = table.select(wanted)
+        if isinstance(self.rows, pa.Table):
+            table = self.rows.select(wanted)
+        else:  # only these columns are made Arrow
+            table = pa.Table.from_pandas(self.rows[wanted], preserve_index=False)
         if not dlq and table.num_rows:
             source = table.column("source").cast(pa.string())
             keep = pc.fill_null(pc.not_equal(source, "dlq"), True)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from edgeinvestigate.analysis import triage
-from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, Objects, utc_column
+from edgeinvestigate.analysis.clustering._arrow import NAT, Coded, Objects, missing, utc_column
 
 __all__ = ["CLUSTER_COLUMNS", "EVENT_FIELDS", "TableRows", "cluster_table", "empty_table"]
 
@@ -95,7 +95,7 @@ def empty_table() -> pd.DataFrame:
 
 
 def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+    return missing(v) or v is pd.NA
 
 
 def _plain(value: Any) -> str | None:

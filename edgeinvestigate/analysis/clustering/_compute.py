@@ -1,10 +1,11 @@
 """The clustering itself, in memory: error rows -> grouping kernel -> stack fingerprints -> thrown and
 logged errors joined -> ids, rules, readable templates -> DLQ joins -> the cluster table.
 
-Columns stay Arrow arrays and integer codes (:mod:`._arrow`) until the result frames are assembled:
-a template, a fingerprint, a cluster id or a rule is computed once per distinct value and shared by
-its rows. The grouping kernel (DuckDB and Arrow, which release the GIL) runs in a thread while this
-one joins the invocation context and reads the columns as Python objects: on two cores they overlap.
+Columns stay Arrow arrays and integer codes (:mod:`._arrow`), and the error rows of the result are an
+Arrow table (``Clusters.rows``): a template, a fingerprint, a cluster id or a rule is computed once
+per distinct value and shared by its rows. The grouping kernel (DuckDB and Arrow, which release the
+GIL) runs in a thread while this one joins the invocation context: on two cores they overlap (up to
+:data:`OVERLAP_ROWS` error rows; more run one after the other, see :func:`prepare`).
 """
 
 from __future__ import annotations
@@ -222,10 +223,10 @@ def _coded(c: Coded) -> pa.DictionaryArray:
 
 def _rows_table(prep: _Prepared, computed: dict[str, pa.Array]) -> pa.Table:
     """The error rows (:data:`ASSIGN_COLUMNS`) as an Arrow table: columns with few distinct values
-    dictionary-encoded, the others as their frames hold them."""
+    dictionary-encoded, the others as their frames hold them; ``computed``: the columns the
+    clustering made (source, templates, ids, rules)."""
     rows, ctx = prep.rows, prep.ctx
     cols: dict[str, pa.Array] = {
-        "source": _coded(Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object))),
         "row": pa.array(prep.frame_row, pa.int64()),
         "invocation_id": rows.invocation_id,
         "ts": timestamps(rows.ts),
@@ -324,14 +325,15 @@ def finish(
         ids = np.asarray(uniq, dtype=object)
         rcodes, runiq = pd.factorize(frame["rule"].to_numpy())
         rule = Coded(rcodes, np.asarray(runiq, dtype=object))
+    source = Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object))
     computed = {
+        "source": _coded(source),
         "key": dictionary_of(grouping.key_labels, grouping.keys),
         "norm_template": dictionary_of(joined.labels, tpl),
         "fingerprint": dictionary_of(joined.fingerprints, fp_values),
         "cluster_id": dictionary_of(codes, ids),
         "rule": _coded(rule),
     }
-    source = Coded(rows.source.astype(np.int64), np.asarray(SOURCES, dtype=object))
     table_rows = _rows_table(prep, {**computed, "template": pa.nulls(len(codes), pa.string())})
     dlq = join_dlq(dlq_frame, assign_frame(table_rows, _DLQ_JOIN) if len(dlq_frame) else pd.DataFrame())
     table = cluster_table(

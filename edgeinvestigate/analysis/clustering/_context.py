@@ -199,7 +199,5 @@ def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.nd
         only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
         pick[only] = idx[first[only]]
     has = pick >= 0
-    found = taken(jobs, pick[has]) if has.any() else pa.nulls(0, pa.string())
-    at = np.full(n, -1, dtype=np.int64)
-    at[has] = np.arange(int(has.sum()))
-    return taken_at(found, at) if len(found) else pa.nulls(n, pa.string())
+    at = np.where(has, np.cumsum(has) - 1, -1)  # per invocation: its place among the ids taken
+    return taken_at(taken(jobs, pick[has]), at)

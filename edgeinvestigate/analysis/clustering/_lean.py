@@ -64,8 +64,10 @@ __all__ = ["LEAN_MEMORY_LIMIT", "LeanLogs", "cluster_lean", "lean_evidence", "le
 TEXT: tuple[str, ...] = ("message", "args")
 #: the columns left out (null) of the lines clustering does not read the text of
 LEFT_OUT: tuple[str, ...] = (*TEXT, "message_id")
-#: logs columns clustering never reads (null on every line)
+#: logs columns clustering never reads (not read at all)
 UNUSED_LOGS: tuple[str, ...] = ("attempt",)
+#: the logs columns read
+READ_LOGS: tuple[str, ...] = tuple(c for c in LOGS if c not in UNUSED_LOGS)
 #: the invocations columns clustering reads (the context of an error row); the others are left out
 CONTEXT: tuple[str, ...] = (
     "invocation_id", "ts", "script", "script_version", "queue", "outcome", "request_id", "ray_id",
@@ -144,7 +146,6 @@ def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[E
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
         table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
         lean["invocations"] = conform(table, "invocations", only=CONTEXT)
-    pa.default_memory_pool().release_unused()  # what was read and left out, given back
     return ev.copy_with(**lean), logs.texts
 
 
@@ -177,6 +178,7 @@ def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
         context AS (
             SELECT * FROM l WHERE invocation_id IS NULL OR invocation_id IN (SELECT invocation_id FROM erring)
         )
+        -- the first line too: the lean logs are empty only when the logs are
         SELECT row, read OR version AS text, version FROM l WHERE read OR version OR row = 0
         UNION ALL SELECT min(row), false, false FROM context WHERE typed GROUP BY invocation_id
         UNION ALL SELECT min(row), false, false FROM context WHERE job_id IS NOT NULL
@@ -229,8 +231,7 @@ def lean_logs(
     else:
         table = pa.table({"_row": pa.array([], pa.int64()), "_version": pa.array([], pa.bool_())})
     index = table.column("_row").to_numpy()
-    used = tuple(c for c in LOGS if c not in UNUSED_LOGS)
-    frame = conform(table.drop_columns(["_row", "_version"]), "logs", only=used)
+    frame = conform(table.drop_columns(["_row", "_version"]), "logs", only=READ_LOGS)
     frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
     return LeanLogs(frame, joined_texts(texts))
 
@@ -243,26 +244,20 @@ def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:
     text = kept.column("text").to_numpy(zero_copy_only=False)
     version = kept.column("version").to_numpy(zero_copy_only=False)
     pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole column chunks
-    names = [c for c in LOGS if c not in UNUSED_LOGS]
     lo = 0
     for g in range(pf.metadata.num_row_groups):
         hi = lo + pf.metadata.row_group(g).num_rows
         a, b = np.searchsorted(rows, [lo, hi])
         if a < b:
             local = pa.array(rows[a:b] - lo, pa.int64())
-            group = pf.read_row_group(g, columns=names).take(local)
-            read = text[a:b]
-            at = pa.array(np.cumsum(read) - 1, mask=~read)  # a null index takes a null
+            group = pf.read_row_group(g, columns=list(READ_LOGS)).take(local)
             cols = {
                 "_row": pa.array(rows[a:b], pa.int64()),
                 "_version": pa.array(version[a:b], pa.bool_()),
             }
-            for c in names:
-                if c in LEFT_OUT:
-                    col = group.column(c).combine_chunks()
-                    cols[c] = col.filter(pa.array(read)).take(at)
-                else:
-                    cols[c] = group.column(c).combine_chunks()
+            for c in READ_LOGS:
+                col = group.column(c).combine_chunks()
+                cols[c] = _only_where(col, text[a:b]) if c in LEFT_OUT else col
             yield pa.RecordBatch.from_pydict(cols)
         lo = hi
 
@@ -284,11 +279,14 @@ def _kept(picked: pa.Table) -> pa.Table:
 def _without_texts(batch: pa.RecordBatch) -> pa.RecordBatch:
     """``batch`` with its texts null but on the lines that may name a version (which
     :func:`~edgeinvestigate.analysis.deploys.log_versions` reads)."""
-    version = batch.column("_version")
-    keep = pc.fill_null(version, False)
-    mask = keep.to_numpy(zero_copy_only=False)
-    at = pa.array(np.cumsum(mask) - 1, mask=~mask)  # a null index takes a null: only kept texts copied
-    cols = [
-        batch.column(c).filter(keep).take(at) if c in TEXT else batch.column(c) for c in batch.schema.names
-    ]
+    keep = pc.fill_null(batch.column("_version"), False).to_numpy(zero_copy_only=False)
+    cols = [_only_where(batch.column(c), keep) if c in TEXT else batch.column(c) for c in batch.schema.names]
     return pa.RecordBatch.from_arrays(cols, schema=batch.schema)
+
+
+def _only_where(col: pa.Array, keep: np.ndarray) -> pa.Array:
+    """``col`` with its values null where ``keep`` is False; only the kept values are copied (a null
+    index takes a null; ``if_else`` would copy them all)."""
+    at = pa.array(np.cumsum(keep) - 1, mask=~keep)
+    out: pa.Array = col.filter(pa.array(keep)).take(at)
+    return out

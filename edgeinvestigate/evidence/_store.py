@@ -17,7 +17,7 @@ Frames (the contract, documented in the README, "The evidence bundle"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -73,19 +73,29 @@ class Derived:
         value = self.frames[view]
         return value if isinstance(value, pa.Table) else self.frame(view)
 
-    def arrow(self, view: str, *, dictionary: tuple[str, ...] = ()) -> pa.Table:
+    def arrow(
+        self, view: str, *, dictionary: tuple[str, ...] = (), columns: Sequence[str] | None = None
+    ) -> pa.Table:
         """One derived frame as an Arrow table (``dictionary``: columns to read dictionary-encoded,
-        as Parquet stores them), without pandas."""
+        as Parquet stores them), without pandas; ``columns``: only these (only they are read)."""
         value = self.frames[view]
         if isinstance(value, pa.Table):
-            return value
+            return value if columns is None else value.select(list(columns))
         if not isinstance(value, StoredFrame):
-            return pa.Table.from_pandas(value, preserve_index=False)
+            frame = value if columns is None else value[list(columns)]
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        wanted = list(columns) if columns is not None else None
+        encoded = [c for c in dictionary if wanted is None or c in wanted]
         try:
-            table: pa.Table = pq.read_table(value.path, read_dictionary=list(dictionary) or None)
+            table: pa.Table = pq.read_table(value.path, columns=wanted, read_dictionary=encoded or None)
         except (OSError, pa.ArrowException) as exc:
             raise BundleError(f"cannot read {value.path}: {exc}", hint=_RECREATE) from exc
         return table
+
+    def rows(self, view: str) -> int:
+        """The number of rows of one derived frame (a stored one is not read)."""
+        value = self.frames[view]
+        return value.rows if isinstance(value, StoredFrame) else len(value)
 
     def file(self, view: str) -> Path | None:
         value = self.frames[view]

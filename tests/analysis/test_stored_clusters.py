@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 import edgeinvestigate as ei
@@ -17,6 +18,7 @@ from edgeinvestigate.analysis import triage
 from edgeinvestigate.analysis._masking import MASKS
 from edgeinvestigate.analysis.clustering import STORED_NAME, cluster, store_clusters
 from edgeinvestigate.analysis.clustering._stored import clusters_key
+from edgeinvestigate.analysis.clustering._stored_rows import StoredRows
 from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.simulator import corpus
@@ -62,6 +64,44 @@ def test_stored_clusters_are_exactly_what_clustering_computes(
     fresh = Evidence.open(tmp_path / "b")
     cluster(fresh)
     assert not isinstance(fresh.__dict__["_frame_logs"], pd.DataFrame)
+
+
+def test_stored_rows_stay_in_the_bundle_until_columns_are_asked(
+    default_incident: tuple[Evidence, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ev, _ = default_incident
+    opened = _saved(ev, tmp_path / "b")
+    computed = cluster(opened, stored=False)
+    stored = cluster(opened)
+    assert isinstance(stored.rows, StoredRows)
+    assert len(stored.rows) == len(computed.assign) > 0
+    read: list[list[str] | None] = []
+    real = pq.read_table
+
+    def spy(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "cluster_rows.parquet":
+            read.append(kwargs.get("columns"))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_table", spy)
+    columns = ("ts", "invocation_id", "cluster_id")
+    # a few columns: only those (and `source`, to leave out the DLQ rows) are read, values as computed
+    got = stored.error_rows(columns, dlq=False)
+    assert read == [["ts", "invocation_id", "cluster_id", "source"]]
+    pd.testing.assert_frame_equal(got, computed.error_rows(columns, dlq=False), check_exact=True)
+    table = stored.error_table(("job_id",))
+    assert table.equals(computed.error_table(("job_id",)))
+    assert isinstance(stored.rows, StoredRows)  # still in the bundle
+    # `assign` reads them all, once, and holds that frame
+    pd.testing.assert_frame_equal(stored.assign, computed.assign, check_exact=True)
+    assert isinstance(stored.rows, pd.DataFrame)
+    assert read[-1] is None
+    # a rows file gone from under an opened bundle: a clear error that names it
+    other = cluster(opened)
+    (tmp_path / "b" / "derived" / "cluster_rows.parquet").unlink()
+    with pytest.raises(ei.BundleError, match=r"cluster_rows\.parquet") as caught:
+        other.error_rows(columns)
+    assert "edgeinvestigate collect" in str(caught.value.hint)
 
 
 def test_rules_give_the_key_and_the_bundle_keeps_the_rules_it_was_clustered_with(

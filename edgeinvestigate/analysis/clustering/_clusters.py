@@ -19,6 +19,7 @@ from edgeinvestigate.analysis.clustering._arrow import NAT, utc_column
 from edgeinvestigate.analysis.clustering._dlq_join import TYPE_TIME_WINDOW, job_join
 from edgeinvestigate.analysis.clustering._grouping import EMPTY_TEXT, text_key
 from edgeinvestigate.analysis.clustering._rows import structured_error
+from edgeinvestigate.analysis.clustering._stored_rows import StoredRows
 from edgeinvestigate.analysis.clustering._structured import StructuredLine, structured_keys, structured_line
 from edgeinvestigate.errors import ConfigError
 
@@ -171,8 +172,9 @@ class Clusters:
     ``table``: one row per cluster (:data:`CLUSTER_COLUMNS`), most frequent first.
     ``assign``: one row per error row (``source`` exception|log|dlq, ``row`` in that frame, ``ts``,
     ``text``, ``template``, ``cluster_id``, ``rule``, job and invocation fields). ``rows`` holds
-    them as computed or stored: an Arrow table, made a pandas frame when ``assign`` is first used
-    (:meth:`error_rows` makes one of some columns only), or that frame.
+    them: as computed, an Arrow table; as stored, still in the bundle (:class:`StoredRows`, of
+    which :meth:`error_rows` and :meth:`error_table` read only the columns asked); either is made a
+    pandas frame when ``assign`` is first used, and ``rows`` is then that frame.
     ``dlq``: the DLQ frame with ``cluster_id`` and ``cluster_join``.
     ``key``: the digest of the settings and code that made them; ``origin``: ``"stored"`` (read from
     the bundle) or ``"computed"``; ``note``: why they were computed although the bundle is on disk
@@ -180,7 +182,7 @@ class Clusters:
     """
 
     table: pd.DataFrame
-    rows: pd.DataFrame | pa.Table
+    rows: pd.DataFrame | pa.Table | StoredRows
     dlq: pd.DataFrame
     masks: tuple[Mask, ...] = MASKS
     rules: ClusterRules | None = None
@@ -202,8 +204,8 @@ class Clusters:
     @property
     def assign(self) -> pd.DataFrame:
         """The error rows as a pandas frame (see the class docs), made once."""
-        if isinstance(self.rows, pa.Table):
-            self.rows = assign_frame(self.rows)
+        if not isinstance(self.rows, pd.DataFrame):
+            self.rows = assign_frame(self.rows_table())
         return self.rows
 
     def rows_table(self) -> pa.Table:
@@ -211,12 +213,14 @@ class Clusters:
         they are one already."""
         if isinstance(self.rows, pa.Table):
             return self.rows
+        if isinstance(self.rows, StoredRows):
+            return self.rows.read()
         return pa.Table.from_pandas(self.rows, preserve_index=False)
 
     def error_rows(self, columns: tuple[str, ...], *, dlq: bool = True) -> pd.DataFrame:
         """A pandas frame of the error rows with ``columns`` only (as in ``assign``), without the DLQ
         rows unless ``dlq``: what a caller reads of a large clustering, without all of ``assign``."""
-        if isinstance(self.rows, pa.Table):
+        if not isinstance(self.rows, pd.DataFrame):
             return assign_frame(self.error_table(columns, dlq=dlq), columns)
         frame = self.rows if dlq else self.rows[self.rows["source"] != "dlq"]
         return frame[list(columns)].copy()
@@ -227,6 +231,8 @@ class Clusters:
         wanted = list(dict.fromkeys([*columns, "source"]))
         if isinstance(self.rows, pa.Table):
             table = self.rows.select(wanted)
+        elif isinstance(self.rows, StoredRows):  # only these columns are read
+            table = self.rows.read(wanted)
         else:  # only these columns are made Arrow
             table = pa.Table.from_pandas(self.rows[wanted], preserve_index=False)
         if not dlq and table.num_rows:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from edgeinvestigate.analysis._masking import Mask
 from edgeinvestigate.analysis.clustering._clusters import Clusters
+from edgeinvestigate.analysis.clustering._stored_rows import StoredRows
 from edgeinvestigate.analysis.clustering._table import CLUSTER_COLUMNS
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ def read_stored(
     )
     for c in _LIST_COLUMNS:
         table[c] = table[c].astype(object)
-    rows = d.arrow("cluster_rows", dictionary=_REPEATED)  # a pandas frame when `assign` is used
+    rows = StoredRows(d, "cluster_rows", _REPEATED)  # read when asked; a pandas frame once `assign` is used
     dlq = ev.dlq.copy()
     dlq["cluster_id"] = _objects(cd["cluster_id"])
     dlq["cluster_join"] = _objects(cd["cluster_join"])

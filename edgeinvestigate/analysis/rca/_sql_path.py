@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from edgeinvestigate.analysis.deploys import Deployment
 from edgeinvestigate.analysis.rca._blast_radius import blast_radius_from_counts
@@ -65,8 +64,8 @@ def sql_parts(
     bucket_seconds: int | None,
 ) -> Parts:
     """Every aggregate of the findings, by SQL over the frames registered in ``engine``."""
-    # the error rows' strings as the clusters hold them (an Arrow table: no copy made from objects)
-    held = isinstance(clusters.rows, pa.Table)
+    # the error rows' strings as Arrow (computed or still in the bundle): no copy made from objects
+    held = not isinstance(clusters.rows, pd.DataFrame)
     register_inputs(engine, errors, clusters.error_table(ERROR_COLUMNS, dlq=False) if held else None)
     rows = engine.one("frame_rows")
     summary = engine.one("inv_summary")

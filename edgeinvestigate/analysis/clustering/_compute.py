@@ -206,11 +206,13 @@ class _Prepared:
     frame_row: np.ndarray
 
 
-def _prepare(first: ErrorTexts, ev: Evidence, let_go: Callable[[], None] | None = None) -> _Prepared:
+def _prepare(
+    first: ErrorTexts, ev: Evidence, let_go: Callable[[], None] | None, jobs: pa.Table | None
+) -> _Prepared:
     rows = error_rows(first, ev)
     if let_go is not None:
         let_go()
-    ctx = invocation_context(rows, ev)
+    ctx = invocation_context(rows, ev, jobs)
     fps, fp_values = _fingerprints(rows.stack)
     pairs = candidates(rows.source, ctx.invocation, rows.text)
     by_time = np.argsort(np.where(rows.ts == NAT, np.iinfo(np.int64).max, rows.ts), kind="stable")
@@ -261,22 +263,27 @@ def compute_clusters(
 
 
 def prepare(
-    first: ErrorTexts, ev: Evidence, masks: tuple[Mask, ...], let_go: Callable[[], None] | None = None
+    first: ErrorTexts,
+    ev: Evidence,
+    masks: tuple[Mask, ...],
+    let_go: Callable[[], None] | None = None,
+    jobs: pa.Table | None = None,
 ) -> tuple[_Prepared, Grouping]:
     """The error rows ``first`` of ``ev`` grouped by the kernel, and what else does not need the
     templates (:class:`_Prepared`): all that reads the frames of ``ev``. Up to
     :data:`OVERLAP_ROWS` rows, the kernel runs in a thread beside the rest (on two cores they
     overlap); more run one after the other, so that their memory does not add up. ``let_go`` is
     called once the rows' own columns are taken, before their invocation context is joined (which
-    reads only ``invocations`` and the ``invocation_id``, job and text columns of ``logs``)."""
+    reads only ``invocations`` and the ``invocation_id`` and text columns of ``logs``, and their job
+    columns unless ``jobs``, the jobs of the invocations, are given: see :mod:`._context`)."""
     texts, premasked, events = _kernel_input(first, masks)
     if len(first) > OVERLAP_ROWS:
         grouping = group_texts(texts, masks, premasked=premasked, partitions=events)
         del texts, premasked, events
-        return _prepare(first, ev, let_go), grouping
+        return _prepare(first, ev, let_go, jobs), grouping
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grouping") as pool:
         pending = pool.submit(group_texts, texts, masks, premasked=premasked, partitions=events)
-        prep = _prepare(first, ev, let_go)
+        prep = _prepare(first, ev, let_go, jobs)
         grouping = pending.result()
     return prep, grouping
 

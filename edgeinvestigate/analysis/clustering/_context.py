@@ -7,7 +7,10 @@ batch invocation's job-less lines belong to no single job). ``script_version`` i
 else the version its structured log lines name (a ``deploy``/``version`` field; see
 :mod:`edgeinvestigate.analysis.deploys`).
 
-The invocation ids of the rows, the invocations and the log lines are numbered once, in one pass
+The jobs of each invocation are one SQL aggregate over the log lines (:data:`JOBS_SELECT`): DuckDB
+runs it over the logs in memory (:func:`invocation_jobs`) or, for the lean logs
+(:mod:`._lean`), in the same scan of the logs file that picks their lines, where it holds little.
+The invocation ids of the rows, the invocations and the jobs are numbered once, in one pass
 (:mod:`._ids`); the rest is integer work. A value the context does not have is ``None`` when the
 invocation is known and says nothing, ``nan`` when the row's invocation is not known at all: what a
 left join of the rows with the context table gives (and what this computed before it was vectorised).
@@ -30,7 +33,6 @@ from edgeinvestigate.analysis.clustering._arrow import (
     objects,
     string_array,
     string_chunks,
-    taken,
     taken_at,
 )
 from edgeinvestigate.analysis.clustering._ids import codes_of
@@ -86,19 +88,15 @@ def _at(values: Coded, at: np.ndarray) -> Coded:
     return Coded(codes, out)
 
 
-def invocation_context(rows: ErrorRows, ev: Evidence) -> Context:
-    """The context of every error row (see the module docs)."""
-    inv, logs = ev.invocations, ev.logs
-    # a log row's invocation is its line's: only the other rows' ids are numbered besides the frames'
-    is_log = rows.source == 1
-    other = np.flatnonzero(~is_log)
-    ids = rows.invocation_id if not is_log.any() else rows.invocation_id.take(pa.array(other))
-    (other_code, inv_code, log_code), n = codes_of(
-        ids, _chunks(inv, "invocation_id"), _chunks(logs, "invocation_id")
+def invocation_context(rows: ErrorRows, ev: Evidence, jobs: pa.Table | None = None) -> Context:
+    """The context of every error row (see the module docs); ``jobs``: the jobs of the rows'
+    invocations (:func:`invocation_jobs`), when computed already."""
+    inv = ev.invocations
+    if jobs is None:
+        jobs = invocation_jobs(ev.logs)
+    (row_code, inv_code, job_code), n = codes_of(
+        rows.invocation_id, _chunks(inv, "invocation_id"), jobs.column("invocation_id")
     )
-    row_code = np.full(len(rows), -1, dtype=np.int64)
-    row_code[other] = other_code
-    row_code[is_log] = log_code[rows.row[is_log]]
     at = np.full(len(row_code), -1, dtype=np.int64)  # the row's invocation: its first row in invocations
     has = row_code >= 0
     if n:
@@ -118,8 +116,43 @@ def invocation_context(rows: ErrorRows, ev: Evidence) -> Context:
         job_type=rows.job_type,
         job_id=rows.job_id,
     )
-    _fill_jobs(ctx, rows, logs, log_code, n, at)
+    _fill_jobs(ctx, rows, jobs, job_code, n)
     return ctx
+
+
+#: per invocation id of the log lines ``{lines}`` (``row``: a line's position; the lines without an
+#: invocation id are one group too): the first job type they name, and their job id when they name
+#: exactly one
+JOBS_SELECT: Final = """
+    SELECT invocation_id,
+           arg_min(job_type, row) FILTER (WHERE job_type IS NOT NULL) AS job_type,
+           CASE WHEN count(DISTINCT job_id) = 1 THEN min(job_id) END AS job_id
+    FROM {lines} GROUP BY invocation_id
+"""
+#: DuckDB's memory while it computes the jobs of the logs in memory (it spills beyond)
+JOBS_MEMORY_LIMIT: Final = "512MB"
+
+
+def invocation_jobs(logs: pd.DataFrame) -> pa.Table:
+    """The jobs of the invocations of ``logs`` (:data:`JOBS_SELECT`): ``invocation_id``,
+    ``job_type``, ``job_id``, computed by DuckDB over the frame's columns (not copied)."""
+    from edgeinvestigate.evidence._sql import connect
+
+    lines = pa.table(
+        {
+            "row": pa.array(np.arange(len(logs), dtype=np.int64)),
+            "invocation_id": _chunks(logs, "invocation_id"),
+            "job_type": _column(logs, "job_type").cast(pa.string()),
+            "job_id": _chunks(logs, "job_id"),
+        }
+    )
+    con = connect(threads=2, memory_limit=JOBS_MEMORY_LIMIT)
+    try:
+        con.register("lines", lines)
+        jobs: pa.Table = con.sql(JOBS_SELECT.format(lines="lines")).to_arrow_table()
+    finally:
+        con.close()
+    return jobs
 
 
 def _versions(rows: ErrorRows, ev: Evidence, at: np.ndarray, has: np.ndarray) -> Coded:
@@ -143,61 +176,18 @@ def _versions(rows: ErrorRows, ev: Evidence, at: np.ndarray, has: np.ndarray) ->
     return Coded(codes, np.concatenate([out.values, versions[1:]]))
 
 
-def _fill_jobs(
-    ctx: Context, rows: ErrorRows, logs: pd.DataFrame, log_code: np.ndarray, n: int, at: np.ndarray
-) -> None:
-    """``job_type``/``job_id`` from the invocation where the row has none: the first job type its log
-    lines name; its job id when they name exactly one."""
-    m = len(at)
-    single: pa.Array | None = None
-    lacking = rows.job_id.is_null().to_numpy(zero_copy_only=False) & (ctx.invocation >= 0)
-    if not len(logs):  # the context has no job columns to join: None for a known invocation
-        known = np.where(at >= 0, 0, 1)
-        jt = Coded(known, np.asarray([None, _NAN], dtype=object))
-    else:
-        types = coded(_column(logs, "job_type"))
-        typed = np.asarray([v is not None for v in types.values], dtype=bool)[types.codes]
-        first = first_of(log_code, n, typed) if n else np.zeros(0, dtype=np.int64)
-        null_first = np.flatnonzero((log_code < 0) & typed)
-        per_row = np.full(m, -1, dtype=np.int64)
-        has = ctx.invocation >= 0
-        per_row[has] = first[ctx.invocation[has]]
-        if len(null_first):
-            per_row[~has] = null_first[0]
-        jt = _at(types, per_row)
-        if lacking.any():
-            single = _single_jobs(logs, log_code, n, ctx.invocation[lacking])
-    ctx.job_type = ctx.job_type.where_missing(jt)
-    if single is not None:
-        ctx.job_id = pc.coalesce(rows.job_id, taken_at(single, np.where(lacking, ctx.invocation, -1)))
-
-
-#: job ids compared at a time in :func:`_single_jobs`
-COMPARE_ROWS: Final = 1 << 20
-
-
-def _single_jobs(logs: pd.DataFrame, log_code: np.ndarray, n: int, needed: np.ndarray) -> pa.Array:
-    """Per invocation number: its job id when its log lines name exactly one (null otherwise), for
-    the ``needed`` numbers. Each line's job id is compared with the first one of its invocation, a
-    piece of :data:`COMPARE_ROWS` lines at a time (no hash or copy of all the ids)."""
-    want = np.zeros(n, dtype=bool)
-    want[needed] = True
-    jobs = _chunks(logs, "job_id")
-    valid = jobs.is_valid().to_numpy(zero_copy_only=False) if len(jobs) else np.zeros(0, dtype=bool)
-    idx = np.flatnonzero((log_code >= 0) & valid)
-    idx = idx[want[log_code[idx]]]
-    pick = np.full(n, -1, dtype=np.int64)  # per invocation: the line whose job id is its one job id
-    if len(idx):
-        inv = log_code[idx]
-        first = first_of(inv, n)
-        ref = idx[first[inv]]  # each line's invocation's first line with a job id
-        same = np.empty(len(idx), dtype=bool)
-        for lo in range(0, len(idx), COMPARE_ROWS):
-            hi = lo + COMPARE_ROWS
-            equal = pc.equal(taken(jobs, idx[lo:hi]), taken(jobs, ref[lo:hi]))
-            same[lo:hi] = equal.to_numpy(zero_copy_only=False)
-        only = np.flatnonzero((first >= 0) & (np.bincount(inv[~same], minlength=n) == 0))
-        pick[only] = idx[first[only]]
-    has = pick >= 0
-    at = np.where(has, np.cumsum(has) - 1, -1)  # per invocation: its place among the ids taken
-    return taken_at(taken(jobs, pick[has]), at)
+def _fill_jobs(ctx: Context, rows: ErrorRows, jobs: pa.Table, job_code: np.ndarray, n: int) -> None:
+    """``job_type``/``job_id`` from the invocation's ``jobs`` where the row has none; a row without an
+    invocation id takes the job type of the lines without one."""
+    per_inv = first_of(job_code, n) if n else np.zeros(0, dtype=np.int64)
+    per_row = np.full(len(ctx.invocation), -1, dtype=np.int64)  # the row's invocation's row in jobs
+    has = ctx.invocation >= 0
+    per_row[has] = per_inv[ctx.invocation[has]]
+    no_id = np.flatnonzero(job_code < 0)
+    if len(no_id):
+        per_row[~has] = no_id[0]
+    ctx.job_type = ctx.job_type.where_missing(_at(coded(jobs.column("job_type")), per_row))
+    lacking = rows.job_id.is_null().to_numpy(zero_copy_only=False) & has
+    if lacking.any():
+        single = jobs.column("job_id").combine_chunks()
+        ctx.job_id = pc.coalesce(rows.job_id, taken_at(single, np.where(lacking, per_row, -1)))

@@ -2,12 +2,12 @@
 
 Clustering reads the text (``message``, ``args``) only of the lines of an error level and of those
 whose text may hold a structured error field (``"error"`` in the message or the arguments: see
-:mod:`._rows`). Of the other lines it needs only a few, for an error row's context
-(:mod:`._context`): per invocation that has an error row (a clustered line or an exception), its
-first line naming a job type and the first line of each job id it names; the first line naming a
-job type among the lines without an invocation; and the lines that may name a version
+:mod:`._rows`). Of the other lines it needs only those that may name a version
 (:data:`~edgeinvestigate.analysis.deploys.VERSION_KEYS`, with their text), which give the version of
-an invocation that has none. On a busy day the other lines are most of the evidence.
+an invocation that has none, and the jobs of the invocations whose error rows do not name theirs
+(an exception, a line without a job type or id): the first job type their lines name and their one
+job id (:data:`._context.JOBS_SELECT`), which DuckDB computes in the same scan. On a busy day the
+other lines are most of the evidence.
 
 For evidence whose logs are still in the file the spool wrote
 (:mod:`edgeinvestigate.evidence._spool`), :func:`cluster_lean` clusters as
@@ -38,6 +38,7 @@ from edgeinvestigate._memory import give_back_memory
 from edgeinvestigate.analysis._masking import MASKS, Mask
 from edgeinvestigate.analysis.clustering._clusters import Clusters
 from edgeinvestigate.analysis.clustering._compute import compute_clusters, finish, prepare
+from edgeinvestigate.analysis.clustering._context import JOBS_SELECT
 from edgeinvestigate.analysis.clustering._rows import (
     ERROR_LEVELS,
     POSITIONS,
@@ -72,8 +73,8 @@ READ_LOGS: tuple[str, ...] = tuple(c for c in LOGS if c not in UNUSED_LOGS)
 CONTEXT: tuple[str, ...] = (
     "invocation_id", "ts", "script", "script_version", "queue", "outcome", "request_id", "ray_id",
 )  # fmt: skip
-#: the logs columns the invocation context reads (:mod:`._context`: jobs, and versions named in text)
-CONTEXT_LOGS: tuple[str, ...] = ("invocation_id", "job_id", "job_type", "message", "args")
+#: the logs columns the invocation context reads, its jobs given (:mod:`._context`: versions named in text)
+CONTEXT_LOGS: tuple[str, ...] = ("invocation_id", "message", "args")
 #: what a line's text holds when it may carry a structured error field (see ``structured_error``)
 ERROR_FIELD = '"error"'
 #: DuckDB's memory while it picks the lines (it spills beyond)
@@ -89,6 +90,8 @@ class LeanLogs:
 
     frame: pd.DataFrame
     texts: ErrorTexts
+    #: the jobs of the invocations of error rows that lack a job (see :mod:`._context`)
+    jobs: pa.Table
 
 
 def cluster_lean(
@@ -107,12 +110,13 @@ def cluster_lean(
         return compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
     # each step lets go of what the next does not read: the lean texts once joined, the lean frames
     # once the rows and their context are taken (only the DLQ frame is read after)
-    small, logged = found
+    small, logged, jobs = found
     del found
     give_back_memory()  # what reading the lean logs freed
     first = error_texts(small, levels, logged)
     del logged
-    prep, grouping = prepare(first, small, masks, partial(_let_go, small))
+    prep, grouping = prepare(first, small, masks, partial(_let_go, small), jobs)
+    del jobs
     del first
     dlq = small.dlq
     del small
@@ -128,9 +132,12 @@ def _let_go(small: Evidence) -> None:
     give_back_memory()
 
 
-def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[Evidence, ErrorTexts] | None:
-    """``ev`` with the lean logs (see the module docs) for clustering with ``levels``, and the error
-    texts of those logs; ``None`` unless its logs are a spooled file not read yet."""
+def lean_evidence(
+    ev: Evidence, levels: Sequence[str] = ERROR_LEVELS
+) -> tuple[Evidence, ErrorTexts, pa.Table] | None:
+    """``ev`` with the lean logs (see the module docs) for clustering with ``levels``, the error
+    texts of those logs and the jobs of their invocations; ``None`` unless its logs are a spooled
+    file not read yet."""
     value = ev.__dict__.get("_frame_logs")
     if not (isinstance(value, StoredFrame) and value.in_storage_order):
         return None
@@ -146,7 +153,7 @@ def lean_evidence(ev: Evidence, levels: Sequence[str] = ERROR_LEVELS) -> tuple[E
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
         table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
         lean["invocations"] = conform(table, "invocations", only=CONTEXT)
-    return ev.copy_with(**lean), logs.texts
+    return ev.copy_with(**lean), logs.texts, logs.jobs
 
 
 def _quote(text: str) -> str:
@@ -160,29 +167,34 @@ def _levels(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
 
 
 def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) -> pa.Table:
-    """The lines of the lean logs: ``row`` (position), ``text`` (whether their text is read) and
-    ``version`` (whether they may name a version)."""
+    """In one scan of the logs: the lines of the lean logs (``row``, their position; ``text``,
+    whether their text is read; ``version``, whether they may name a version), and the jobs of the
+    invocations that need them (``row`` null; ``invocation_id``, ``job_type``, ``job_id``: see
+    :data:`._context.JOBS_SELECT`): those of the exceptions and of the lines read that lack a job
+    type or id, and the lines without an invocation id."""
     wanted = ", ".join(_quote(v) for v in _levels(con, scan, levels)) or "NULL"
     read = " OR ".join(f"contains({c}, {_quote(ERROR_FIELD)})" for c in TEXT)
     sql = f"""
         WITH l AS (
-            SELECT file_row_number AS row, invocation_id, job_id, job_type IS NOT NULL AS typed,
+            SELECT file_row_number AS row, invocation_id, job_id, job_type::VARCHAR AS job_type,
                    coalesce(level IN ({wanted}) OR {read}, false) AS read,
                    coalesce(regexp_matches(message, {_quote(VERSION_KEY_RE)}), false) AS version
             FROM {scan}
         ),
-        erring AS (
-            SELECT invocation_id FROM l WHERE read AND invocation_id IS NOT NULL
+        needing AS (
+            SELECT invocation_id FROM l
+            WHERE read AND invocation_id IS NOT NULL AND (job_type IS NULL OR job_id IS NULL)
             UNION SELECT invocation_id FROM thrown WHERE invocation_id IS NOT NULL
         ),
         context AS (
-            SELECT * FROM l WHERE invocation_id IS NULL OR invocation_id IN (SELECT invocation_id FROM erring)
+            SELECT * FROM l
+            WHERE invocation_id IS NULL OR invocation_id IN (SELECT invocation_id FROM needing)
         )
         -- the first line too: the lean logs are empty only when the logs are
-        SELECT row, read OR version AS text, version FROM l WHERE read OR version OR row = 0
-        UNION ALL SELECT min(row), false, false FROM context WHERE typed GROUP BY invocation_id
-        UNION ALL SELECT min(row), false, false FROM context WHERE job_id IS NOT NULL
-            GROUP BY invocation_id, job_id
+        SELECT row, read OR version AS text, version,
+               NULL::VARCHAR AS invocation_id, NULL::VARCHAR AS job_type, NULL::VARCHAR AS job_id
+        FROM l WHERE read OR version OR row = 0
+        UNION ALL SELECT NULL, NULL, NULL, * FROM ({JOBS_SELECT.format(lines="context")})
     """
     return con.sql(sql).to_arrow_table()
 
@@ -210,9 +222,13 @@ def lean_logs(
             con.execute(f"CREATE VIEW thrown AS SELECT invocation_id FROM {thrown_scan}")
         else:
             con.register("thrown", thrown)
-        kept = _kept(_picked(con, scan, levels))
+        picked = _picked(con, scan, levels)
     finally:
         con.close()
+    is_job = picked.column("row").is_null()
+    jobs = picked.filter(is_job).select(["invocation_id", "job_type", "job_id"])
+    kept = _kept(picked.filter(pc.invert(is_job)))
+    del picked, is_job
     batches: list[pa.RecordBatch] = []
     texts: list[ErrorTexts | None] = []
     at = 0
@@ -233,7 +249,7 @@ def lean_logs(
     index = table.column("_row").to_numpy()
     frame = conform(table.drop_columns(["_row", "_version"]), "logs", only=READ_LOGS)
     frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
-    return LeanLogs(frame, joined_texts(texts))
+    return LeanLogs(frame, joined_texts(texts), jobs)
 
 
 def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:

@@ -59,10 +59,24 @@ def _check(ev: Evidence, **kw: Any) -> tuple[pd.DataFrame, Clusters]:
     got = cluster_lean(ev, **kw)
     full = ev.logs  # read whole (the spooled evidence is left as it was by the lean reads)
     _left_out(found[0].logs, full)
+    # the exceptions' stacks and names are read once per distinct value, the same values
+    lean_exc = found[0].exceptions
+    for c in ("name", "stack"):
+        assert isinstance(lean_exc[c].dtype, pd.CategoricalDtype), c
+        assert _objects(lean_exc[c]) == _objects(ev.exceptions[c]), c
+    # the jobs: one row per invocation that needs them (those with exceptions or job-less error
+    # lines; at most every invocation, and the lines without an invocation id)
+    jobs = found[2]
+    assert jobs.column_names == ["invocation_id", "job_type", "job_id"]
+    assert 0 < jobs.num_rows <= ev.invocations["invocation_id"].nunique() + 1
     want = cluster(ev, stored=False, **kw)
     assert len(want.table) > 1
     _same(got, want)
     return found[0].logs, got
+
+
+def _objects(s: pd.Series) -> list[Any]:
+    return [None if pd.isna(v) else v for v in s.astype(object)]
 
 
 def _left_out(lean: pd.DataFrame, full: pd.DataFrame) -> None:

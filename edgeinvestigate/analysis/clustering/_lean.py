@@ -51,7 +51,7 @@ from edgeinvestigate.analysis.clustering._stored import rules_of
 from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
 from edgeinvestigate.evidence._frames import StoredFrame
 from edgeinvestigate.evidence._sql import connect
-from edgeinvestigate.models.frames import LOGS, conform
+from edgeinvestigate.models.frames import EXCEPTIONS, LOGS, conform
 
 if TYPE_CHECKING:
     import duckdb
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["LEAN_MEMORY_LIMIT", "LeanLogs", "cluster_lean", "lean_evidence", "lean_logs"]
+__all__ = ["LEAN_MEMORY_LIMIT", "LeanLogs", "cluster_lean", "lean_evidence", "lean_exceptions", "lean_logs"]
 
 #: the text columns that may hold a structured error field
 TEXT: tuple[str, ...] = ("message", "args")
@@ -77,6 +77,8 @@ CONTEXT: tuple[str, ...] = (
 CONTEXT_LOGS: tuple[str, ...] = ("invocation_id", "message", "args")
 #: what a line's text holds when it may carry a structured error field (see ``structured_error``)
 ERROR_FIELD = '"error"'
+#: the exceptions columns read dictionary-encoded: their values repeat (a stack per code path)
+REPEATED_EXCEPTIONS: tuple[str, ...] = ("name", "stack")
 #: DuckDB's memory while it picks the lines (it spills beyond)
 LEAN_MEMORY_LIMIT = "768MB"
 #: lines read at a time
@@ -149,11 +151,29 @@ def lean_evidence(
         thrown = pa.table({"invocation_id": pa.array(ev.exceptions["invocation_id"], pa.string())})
     logs = lean_logs(value.path, levels, thrown=thrown)
     lean: dict[str, pd.DataFrame] = {"logs": logs.frame}
+    if isinstance(exc, StoredFrame) and exc.in_storage_order:
+        lean["exceptions"] = lean_exceptions(exc.path)
     inv = ev.__dict__.get("_frame_invocations")
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
         table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
         lean["invocations"] = conform(table, "invocations", only=CONTEXT)
     return ev.copy_with(**lean), logs.texts, logs.jobs
+
+
+def lean_exceptions(path: Path) -> pd.DataFrame:
+    """The exceptions of the Parquet file ``path`` with :data:`REPEATED_EXCEPTIONS` categorical (read
+    dictionary-encoded: each distinct stack is held once, not once per exception)."""
+    table = pq.read_table(path, read_dictionary=list(REPEATED_EXCEPTIONS), pre_buffer=False)
+    others = tuple(c for c in EXCEPTIONS if c not in REPEATED_EXCEPTIONS)
+    frame = conform(
+        table.drop_columns([c for c in REPEATED_EXCEPTIONS if c in table.column_names]),
+        "exceptions",
+        only=others,
+    )
+    for c in REPEATED_EXCEPTIONS:
+        col = table.column(c) if c in table.column_names else pa.nulls(table.num_rows, pa.string())
+        frame[c] = col.to_pandas() if pa.types.is_dictionary(col.type) else pd.Categorical(col.to_pandas())
+    return frame[list(EXCEPTIONS)]
 
 
 def _quote(text: str) -> str:

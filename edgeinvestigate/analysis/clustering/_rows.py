@@ -200,11 +200,12 @@ def _texts(
     )
 
 
-def _job_type(frame: pd.DataFrame, rows: np.ndarray) -> Coded:
-    s = frame["job_type"]
-    if isinstance(s.dtype, pd.CategoricalDtype):  # through the codes: only these rows are decoded
+def _coded_rows(s: pd.Series, rows: np.ndarray) -> Coded:
+    """The ``rows`` of a column as :class:`Coded`; a categorical through its codes, decoding no row
+    (a stack is one per code path: its distinct values are few, its rows many)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
         return coded(pa.array(s).take(pa.array(rows)))
-    return coded(taken(s, rows))
+    return coded(string_chunks(s) if len(rows) == len(s) else taken(s, rows))
 
 
 def _exception_text(name: pa.Array, message: pa.Array) -> pa.Array:
@@ -239,7 +240,7 @@ def _exception_columns(exc: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
     return {
         "invocation_id": taken(exc["invocation_id"], rows),
         "ts": ns_of(exc["ts"])[rows],
-        "stack": coded(string_chunks(exc["stack"]) if len(rows) == len(exc) else taken(exc["stack"], rows)),
+        "stack": _coded_rows(exc["stack"], rows),
         "job_id": _none(n),
         "job_type": Coded.constant(None, n),
         "message_id": _none(n),
@@ -376,7 +377,7 @@ def _log_columns(logs: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
         "ts": ns_of(logs["ts"])[rows],
         "stack": Coded.constant(None, len(rows)),
         "job_id": taken(logs["job_id"], rows),
-        "job_type": _job_type(logs, rows),
+        "job_type": _coded_rows(logs["job_type"], rows),
         "message_id": taken(logs["message_id"], rows),
     }
 
@@ -400,6 +401,6 @@ def _dlq_columns(dlq: pd.DataFrame, rows: np.ndarray) -> dict[str, Any]:
         "ts": ns_of(dlq_time(dlq))[rows],
         "stack": Coded.constant(None, n),
         "job_id": taken(dlq["job_id"], rows),
-        "job_type": _job_type(dlq, rows),
+        "job_type": _coded_rows(dlq["job_type"], rows),
         "message_id": taken(dlq["message_id"], rows),
     }

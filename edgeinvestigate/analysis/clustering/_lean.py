@@ -71,7 +71,7 @@ UNUSED_LOGS: tuple[str, ...] = ("attempt",)
 READ_LOGS: tuple[str, ...] = tuple(c for c in LOGS if c not in UNUSED_LOGS)
 #: the invocations columns clustering reads (the context of an error row); the others are left out
 CONTEXT: tuple[str, ...] = (
-    "invocation_id", "ts", "script", "script_version", "queue", "outcome", "request_id", "ray_id",
+    "invocation_id", "script", "script_version", "queue", "outcome", "request_id", "ray_id",
 )  # fmt: skip
 #: the logs columns the invocation context reads, its jobs given (:mod:`._context`: versions named in text)
 CONTEXT_LOGS: tuple[str, ...] = ("invocation_id", "message", "args")
@@ -117,6 +117,7 @@ def cluster_lean(
     give_back_memory()  # what reading the lean logs freed
     first = error_texts(small, levels, logged)
     del logged
+    give_back_memory()  # the texts' parts, now joined
     prep, grouping = prepare(first, small, masks, partial(_let_go, small), jobs)
     del jobs
     del first

@@ -32,7 +32,7 @@ from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._frames import SORTED_FRAMES, StoredFrame
 from edgeinvestigate.evidence._loading import PathSpec, load_results, plan_files, raise_error
 from edgeinvestigate.evidence._secrets import mask_table
-from edgeinvestigate.evidence._sql import MEMORY_ENV, connect
+from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
 from edgeinvestigate.evidence._store import ROW_GROUP_ROWS, write_frame
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models.credentials import env_secrets
@@ -203,7 +203,7 @@ def sort_parts(parts: list[tuple[int, str]], name: str, dest: Path) -> int:
         return 0
     schema = arrow_schema(name)
     # spilling beside the parts (the bundle's disk), not in the system's temp folder (often memory)
-    con = connect(memory_limit=os.environ.get(MEMORY_ENV) or SPOOL_MEMORY_LIMIT, spill=dest.parent / "sort")
+    con = connect(memory_limit=memory_limit(SPOOL_MEMORY_LIMIT), spill=dest.parent / "sort")
     try:
         con.execute("CREATE TEMP TABLE part_order (filename VARCHAR, part INTEGER)")
         con.executemany("INSERT INTO part_order VALUES (?, ?)", [[path, k] for k, path in parts])

@@ -29,12 +29,25 @@ import pyarrow as pa
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["DEFAULT_MEMORY_LIMIT", "DEFAULT_THREADS", "connect", "register_frame", "view_parquet"]
+__all__ = [
+    "DEFAULT_MEMORY_LIMIT",
+    "DEFAULT_THREADS",
+    "connect",
+    "memory_limit",
+    "register_frame",
+    "view_parquet",
+]
 
 DEFAULT_THREADS: Final = 2
 DEFAULT_MEMORY_LIMIT: Final = "1GB"
 THREADS_ENV: Final = "EDGEINVESTIGATE_DUCKDB_THREADS"
 MEMORY_ENV: Final = "EDGEINVESTIGATE_DUCKDB_MEMORY"
+
+
+def memory_limit(default: str) -> str:
+    """DuckDB's memory limit for a step whose own limit is ``default`` (a sort, a scan that holds
+    little): :data:`MEMORY_ENV` wins when set."""
+    return os.environ.get(MEMORY_ENV) or default
 
 
 def connect(

@@ -16,6 +16,7 @@ import pytest
 
 from edgeinvestigate.analysis.clustering import Clusters, _compute, _lean, cluster
 from edgeinvestigate.analysis.clustering._lean import cluster_lean, lean_evidence
+from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._spool import spool_load
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.simulator import simulate
@@ -133,3 +134,19 @@ def test_versions_named_by_info_lines(tmp_path: Path) -> None:
     assert logs["message"].str.contains('"deploy"').sum() > 10, "the version lines lost their text"
     assert got.assign["script_version"].notna().sum() > 10, "no version came from a log line"
     assert ev.invocations["script_version"].isna().all()
+
+
+def test_too_little_memory_for_the_pick_says_which_setting_to_raise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ev = _spooled(tmp_path, "default")
+    logs = ev.__dict__["_frame_logs"].path
+    # the variable wins over the pick's own limit: too little, and the error says what to raise
+    monkeypatch.setenv("EDGEINVESTIGATE_DUCKDB_MEMORY", "1MB")
+    with pytest.raises(LoadError, match="ran out of DuckDB's memory") as caught:
+        cluster_lean(ev)
+    assert str(logs) in str(caught.value)
+    assert "EDGEINVESTIGATE_DUCKDB_MEMORY" in caught.value.hint
+    # enough, and the same clusters as ever
+    monkeypatch.setenv("EDGEINVESTIGATE_DUCKDB_MEMORY", "256MB")
+    _check(ev)

@@ -129,14 +129,15 @@ JOBS_SELECT: Final = """
            CASE WHEN count(DISTINCT job_id) = 1 THEN min(job_id) END AS job_id
     FROM {lines} GROUP BY invocation_id
 """
-#: DuckDB's memory while it computes the jobs of the logs in memory (it spills beyond)
+#: DuckDB's memory while it computes the jobs of the logs in memory (it spills beyond; the
+#: ``EDGEINVESTIGATE_DUCKDB_MEMORY`` variable wins when set)
 JOBS_MEMORY_LIMIT: Final = "512MB"
 
 
 def invocation_jobs(logs: pd.DataFrame) -> pa.Table:
     """The jobs of the invocations of ``logs`` (:data:`JOBS_SELECT`): ``invocation_id``,
     ``job_type``, ``job_id``, computed by DuckDB over the frame's columns (not copied)."""
-    from edgeinvestigate.evidence._sql import connect
+    from edgeinvestigate.evidence._sql import connect, memory_limit
 
     lines = pa.table(
         {
@@ -146,7 +147,7 @@ def invocation_jobs(logs: pd.DataFrame) -> pa.Table:
             "job_id": _chunks(logs, "job_id"),
         }
     )
-    con = connect(threads=2, memory_limit=JOBS_MEMORY_LIMIT)
+    con = connect(threads=2, memory_limit=memory_limit(JOBS_MEMORY_LIMIT))
     try:
         con.register("lines", lines)
         jobs: pa.Table = con.sql(JOBS_SELECT.format(lines="lines")).to_arrow_table()

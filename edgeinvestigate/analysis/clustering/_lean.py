@@ -49,8 +49,9 @@ from edgeinvestigate.analysis.clustering._rows import (
 )
 from edgeinvestigate.analysis.clustering._stored import rules_of
 from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
+from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._frames import StoredFrame
-from edgeinvestigate.evidence._sql import connect
+from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
 from edgeinvestigate.models.frames import EXCEPTIONS, LOGS, conform
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ CONTEXT_LOGS: tuple[str, ...] = ("invocation_id", "message", "args")
 ERROR_FIELD = '"error"'
 #: the exceptions columns read dictionary-encoded: their values repeat (a stack per code path)
 REPEATED_EXCEPTIONS: tuple[str, ...] = ("name", "stack")
-#: DuckDB's memory while it picks the lines (it spills beyond)
+#: DuckDB's memory while it picks the lines (it spills beyond; the ``EDGEINVESTIGATE_DUCKDB_MEMORY``
+#: variable wins when set)
 LEAN_MEMORY_LIMIT = "768MB"
 #: lines read at a time
 BATCH_ROWS = 256 * 1024
@@ -233,7 +235,9 @@ def lean_logs(
     DuckDB picks the lines (a scan that holds little); pyarrow reads them, a row group at a time,
     into Arrow's own memory (what DuckDB hands over stays in DuckDB's allocator as long as any
     column of its batch lives)."""
-    con = connect(threads=2, memory_limit=LEAN_MEMORY_LIMIT)
+    import duckdb
+
+    con = connect(threads=2, memory_limit=memory_limit(LEAN_MEMORY_LIMIT))
     try:
         scan = f"read_parquet({_quote(str(path))}, file_row_number = true)"
         if thrown is None:
@@ -244,6 +248,12 @@ def lean_logs(
         else:
             con.register("thrown", thrown)
         picked = _picked(con, scan, levels)
+    except duckdb.OutOfMemoryException as exc:
+        raise LoadError(
+            f"picking the log lines to cluster from {path} ran out of DuckDB's memory: {exc}",
+            hint=f"give it more with {MEMORY_ENV} (default {LEAN_MEMORY_LIMIT} for this step; it spills "
+            "to disk past it, but needs some to start)",
+        ) from exc
     finally:
         con.close()
     is_job = picked.column("row").is_null()

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgeinvestigate.errors import BundleError
+from edgeinvestigate.models.frames import dictionary_columns
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -159,7 +160,7 @@ def read_frame_table(src: Path, name: str, manifest: dict[str, Any]) -> pa.Table
     :func:`checked_frame_file`."""
     fpath, n_rows = checked_frame_file(src, name, manifest)
     try:
-        table = pq.read_table(fpath)
+        table = pq.read_table(fpath, read_dictionary=dictionary_columns(name))
     except (OSError, pa.ArrowException) as exc:
         raise BundleError(f"cannot read {fpath}: {exc}", hint=_RECREATE) from exc
     if table.num_rows != n_rows:

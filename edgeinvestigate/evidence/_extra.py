@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from edgeinvestigate.errors import BundleError
 from edgeinvestigate.models.analytics import METRIC_FRAMES
-from edgeinvestigate.models.frames import conform
+from edgeinvestigate.models.frames import conform, dictionary_columns
 
 __all__ = ["EXTRA_FRAMES", "merge_extra", "open_extra", "save_extra"]
 
@@ -56,7 +56,7 @@ def open_extra(src: Path, manifest: Mapping[str, Any]) -> dict[str, pd.DataFrame
                 hint=f"restore {rel} from a copy of the bundle, or re-create the bundle with collect",
             )
         try:
-            out[name] = conform(pq.read_table(path), name)
+            out[name] = conform(pq.read_table(path, read_dictionary=dictionary_columns(name)), name)
         except (OSError, pa.ArrowException) as exc:
             raise BundleError(f"cannot read {path}: {exc}", hint="re-create the bundle with collect") from exc
         expected = (manifest.get("rows") or {}).get(name)

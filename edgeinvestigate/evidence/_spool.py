@@ -36,7 +36,7 @@ from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
 from edgeinvestigate.evidence._store import ROW_GROUP_ROWS, write_frame
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models.credentials import env_secrets
-from edgeinvestigate.models.frames import FRAMES, arrow_schema, conform, empty_frame
+from edgeinvestigate.models.frames import FRAMES, arrow_schema, conform, dictionary_columns, empty_frame
 from edgeinvestigate.models.load_report import LoadReport
 from edgeinvestigate.sources.archive import split_archive_specs
 from edgeinvestigate.sources.files._context import ALL_FRAMES
@@ -249,6 +249,6 @@ def _row_groups(reader: pa.RecordBatchReader, schema: pa.Schema) -> Iterator[pa.
 
 
 def _read(path: Path, name: str) -> pd.DataFrame:
-    df = conform(pq.read_table(path, pre_buffer=False), name)
+    df = conform(pq.read_table(path, pre_buffer=False, read_dictionary=dictionary_columns(name)), name)
     pa.default_memory_pool().release_unused()  # the file's pages, decoded: given back
     return df

@@ -78,6 +78,7 @@ __all__ = [
     "LOGS",
     "TRIGGERS",
     "conform",
+    "dictionary_columns",
     "empty_frame",
 ]
 
@@ -189,6 +190,13 @@ def arrow_schema(frame: str) -> pa.Schema:
 def empty_frame(frame: str) -> pd.DataFrame:
     """An empty frame with the canonical columns and dtypes."""
     return conform(pa.table({k: pa.array([], type=t) for k, t in FRAMES[frame].items()}), frame)
+
+
+def dictionary_columns(frame: str) -> list[str]:
+    """The columns of ``frame`` to read from Parquet dictionary-encoded (``read_dictionary``): its
+    categoricals, which :func:`conform` then takes as they are. Read as plain strings, a column of a
+    few distinct values takes a string per row first (10M invocations: 0.7 GB for four columns)."""
+    return list(CATEGORICAL.get(frame, ()))
 
 
 def conform(

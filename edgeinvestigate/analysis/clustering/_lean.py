@@ -52,7 +52,7 @@ from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
 from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._frames import StoredFrame
 from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
-from edgeinvestigate.models.frames import EXCEPTIONS, LOGS, conform
+from edgeinvestigate.models.frames import EXCEPTIONS, LOGS, conform, dictionary_columns
 
 if TYPE_CHECKING:
     import duckdb
@@ -158,7 +158,12 @@ def lean_evidence(
         lean["exceptions"] = lean_exceptions(exc.path)
     inv = ev.__dict__.get("_frame_invocations")
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
-        table = pq.read_table(inv.path, columns=list(CONTEXT), pre_buffer=False)
+        table = pq.read_table(
+            inv.path,
+            columns=list(CONTEXT),
+            pre_buffer=False,
+            read_dictionary=dictionary_columns("invocations"),
+        )
         lean["invocations"] = conform(table, "invocations", only=CONTEXT)
     return ev.copy_with(**lean), logs.texts, logs.jobs
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from edgeinvestigate.analysis.clustering import Clusters, _compute, _lean, cluster
-from edgeinvestigate.analysis.clustering._lean import cluster_lean, lean_evidence
+from edgeinvestigate.analysis.clustering._lean import CONTEXT, cluster_lean, lean_evidence
 from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._spool import spool_load
 from edgeinvestigate.evidence.bundle import Evidence
@@ -49,7 +49,11 @@ def _spooled(tmp: Path, name: str, *, simulated: bool = True) -> Evidence:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_lean_logs_cluster_as_the_full_logs(name: str, tmp_path: Path) -> None:
     ev = _spooled(tmp_path, name)
+    found = lean_evidence(ev)
     _check(ev)
+    # invocations without an error row are left out
+    assert found is not None
+    assert len(found[0].invocations) < len(ev.invocations)
 
 
 def _check(ev: Evidence, **kw: Any) -> tuple[pd.DataFrame, Clusters]:
@@ -69,6 +73,13 @@ def _check(ev: Evidence, **kw: Any) -> tuple[pd.DataFrame, Clusters]:
     # lines; at most every invocation, and the lines without an invocation id)
     jobs = found[2]
     assert jobs.column_names == ["invocation_id", "job_type", "job_id"]
+    # the invocations: the first row of each one with an error row (and of those without an id)
+    inv, lean_inv = ev.invocations, found[0].invocations
+    firsts = inv[~inv["invocation_id"].duplicated()].set_index("invocation_id", drop=False)
+    ids = lean_inv["invocation_id"].dropna()
+    for c in CONTEXT:
+        want = _objects(firsts.loc[ids.to_numpy(), c])
+        assert _objects(lean_inv.loc[ids.index, c]) == want, c
     assert 0 < jobs.num_rows <= ev.invocations["invocation_id"].nunique() + 1
     want = cluster(ev, stored=False, **kw)
     assert len(want.table) > 1

@@ -14,15 +14,17 @@ For evidence whose logs are still in the file the spool wrote
 :func:`~edgeinvestigate.analysis.clustering.cluster` does, but reads only those lines: DuckDB picks
 them (one scan that holds little), pyarrow reads them a row group at a time, the error texts of each
 batch are taken (:func:`._rows.log_texts`) and its texts dropped (but those that may name a version)
-before the next is read. The lean logs frame's index holds each
-line's position in the full frame (``Clusters.assign["row"]`` is that position), and the
-invocations are read with only the columns of an error row's context: the clusters and their rows
-are the same as from the full logs (the tests compare), in a fraction of the memory.
+before the next is read. The lean logs frame's index holds each line's position in the full frame
+(``Clusters.assign["row"]`` is that position). Of the invocations, only the first row of each one
+that has an error row is read (:func:`lean_invocations`), with only the columns of an error row's
+context; the exceptions with their stacks dictionary-encoded (:func:`lean_exceptions`). The clusters
+and their rows are the same as from the full frames (the tests compare), in a fraction of the memory.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -60,7 +62,15 @@ if TYPE_CHECKING:
     from edgeinvestigate.analysis.rules import ClusterRules
     from edgeinvestigate.evidence.bundle import Evidence
 
-__all__ = ["LEAN_MEMORY_LIMIT", "LeanLogs", "cluster_lean", "lean_evidence", "lean_exceptions", "lean_logs"]
+__all__ = [
+    "LEAN_MEMORY_LIMIT",
+    "LeanLogs",
+    "cluster_lean",
+    "lean_evidence",
+    "lean_exceptions",
+    "lean_invocations",
+    "lean_logs",
+]
 
 #: the text columns that may hold a structured error field
 TEXT: tuple[str, ...] = ("message", "args")
@@ -96,6 +106,8 @@ class LeanLogs:
     texts: ErrorTexts
     #: the jobs of the invocations of error rows that lack a job (see :mod:`._context`)
     jobs: pa.Table
+    #: the distinct invocation ids of the error rows (of the lines read and of the exceptions)
+    erring: pa.ChunkedArray
 
 
 def cluster_lean(
@@ -158,13 +170,7 @@ def lean_evidence(
         lean["exceptions"] = lean_exceptions(exc.path)
     inv = ev.__dict__.get("_frame_invocations")
     if isinstance(inv, StoredFrame) and inv.in_storage_order:
-        table = pq.read_table(
-            inv.path,
-            columns=list(CONTEXT),
-            pre_buffer=False,
-            read_dictionary=dictionary_columns("invocations"),
-        )
-        lean["invocations"] = conform(table, "invocations", only=CONTEXT)
+        lean["invocations"] = lean_invocations(inv.path, logs.erring)
     return ev.copy_with(**lean), logs.texts, logs.jobs
 
 
@@ -196,7 +202,8 @@ def _levels(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
 
 def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) -> pa.Table:
     """In one scan of the logs: the lines of the lean logs (``row``, their position; ``text``,
-    whether their text is read; ``version``, whether they may name a version), and the jobs of the
+    whether their text is read; ``version``, whether they may name a version; ``invocation_id`` of
+    the lines read), and the jobs of the
     invocations that need them (``row`` null; ``invocation_id``, ``job_type``, ``job_id``: see
     :data:`._context.JOBS_SELECT`): those of the exceptions and of the lines read that lack a job
     type or id, and the lines without an invocation id."""
@@ -220,7 +227,8 @@ def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
         )
         -- the first line too: the lean logs are empty only when the logs are
         SELECT row, read OR version AS text, version,
-               NULL::VARCHAR AS invocation_id, NULL::VARCHAR AS job_type, NULL::VARCHAR AS job_id
+               CASE WHEN read THEN invocation_id END AS invocation_id,
+               NULL::VARCHAR AS job_type, NULL::VARCHAR AS job_id
         FROM l WHERE read OR version OR row = 0
         UNION ALL SELECT NULL, NULL, NULL, * FROM ({JOBS_SELECT.format(lines="context")})
     """
@@ -240,10 +248,7 @@ def lean_logs(
     DuckDB picks the lines (a scan that holds little); pyarrow reads them, a row group at a time,
     into Arrow's own memory (what DuckDB hands over stays in DuckDB's allocator as long as any
     column of its batch lives)."""
-    import duckdb
-
-    con = connect(threads=2, memory_limit=memory_limit(LEAN_MEMORY_LIMIT))
-    try:
+    with _connection(path) as con:
         scan = f"read_parquet({_quote(str(path))}, file_row_number = true)"
         if thrown is None:
             thrown = pa.table({"invocation_id": pa.nulls(0, pa.string())})
@@ -253,14 +258,11 @@ def lean_logs(
         else:
             con.register("thrown", thrown)
         picked = _picked(con, scan, levels)
-    except duckdb.OutOfMemoryException as exc:
-        raise LoadError(
-            f"picking the log lines to cluster from {path} ran out of DuckDB's memory: {exc}",
-            hint=f"give it more with {MEMORY_ENV} (default {LEAN_MEMORY_LIMIT} for this step; it spills "
-            "to disk past it, but needs some to start)",
-        ) from exc
-    finally:
-        con.close()
+        con.register("picked", picked)
+        erring = con.sql(
+            "SELECT DISTINCT invocation_id FROM picked WHERE row IS NOT NULL AND invocation_id IS NOT NULL"
+            " UNION SELECT invocation_id FROM thrown WHERE invocation_id IS NOT NULL"
+        ).to_arrow_table()
     is_job = picked.column("row").is_null()
     jobs = picked.filter(is_job).select(["invocation_id", "job_type", "job_id"])
     kept = _kept(picked.filter(pc.invert(is_job)))
@@ -285,7 +287,61 @@ def lean_logs(
     index = table.column("_row").to_numpy()
     frame = conform(table.drop_columns(["_row", "_version"]), "logs", only=READ_LOGS)
     frame.index = pd.Index(index, dtype=np.int64, name=POSITIONS)
-    return LeanLogs(frame, joined_texts(texts), jobs)
+    return LeanLogs(frame, joined_texts(texts), jobs, erring.column("invocation_id"))
+
+
+@contextmanager
+def _connection(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB connection for a lean read of ``path`` (:data:`LEAN_MEMORY_LIMIT`, unless
+    :data:`~edgeinvestigate.evidence._sql.MEMORY_ENV` says otherwise), closed after; running out of
+    its memory is a :class:`~edgeinvestigate.errors.LoadError` that says what to raise."""
+    import duckdb
+
+    con = connect(threads=2, memory_limit=memory_limit(LEAN_MEMORY_LIMIT))
+    try:
+        yield con
+    except duckdb.OutOfMemoryException as exc:
+        raise LoadError(
+            f"picking the rows to cluster from {path} ran out of DuckDB's memory: {exc}",
+            hint=f"give it more with {MEMORY_ENV} (default {LEAN_MEMORY_LIMIT} for this step; it spills "
+            "to disk past it, but needs some to start)",
+        ) from exc
+    finally:
+        con.close()
+
+
+def lean_invocations(path: Path, erring: pa.ChunkedArray) -> pd.DataFrame:
+    """The invocations clustering reads from the Parquet file ``path`` (:data:`CONTEXT` columns): the
+    first row of each invocation id in ``erring`` (those of the error rows), and the first row without
+    an invocation id, in their order (where the context looks an error row's invocation up)."""
+    with _connection(path) as con:
+        con.register("erring", pa.table({"invocation_id": erring}))
+        scan = f"read_parquet({_quote(str(path))}, file_row_number = true)"
+        picked = con.sql(
+            f"SELECT min(file_row_number) AS row FROM {scan}"
+            " WHERE invocation_id IS NULL OR invocation_id IN (SELECT invocation_id FROM erring)"
+            " GROUP BY invocation_id ORDER BY row"
+        ).to_arrow_table()
+    rows = picked.column("row").to_numpy()
+    pf = pq.ParquetFile(path, pre_buffer=False, read_dictionary=dictionary_columns("invocations"))
+    parts = [part for _, _, part in _row_groups(pf, rows, CONTEXT)]
+    table = pa.concat_tables(parts) if parts else pa.table({c: pa.array([], pa.string()) for c in CONTEXT})
+    return conform(table, "invocations", only=CONTEXT)
+
+
+def _row_groups(
+    pf: pq.ParquetFile, rows: np.ndarray, columns: Sequence[str]
+) -> Iterator[tuple[int, int, pa.Table]]:
+    """Per row group of ``pf`` that holds some of ``rows`` (positions in the file, ascending): the
+    slice ``rows[a:b]`` it holds, and those rows of ``columns`` (one row group read at a time)."""
+    lo = 0
+    for g in range(pf.metadata.num_row_groups):
+        hi = lo + pf.metadata.row_group(g).num_rows
+        a, b = np.searchsorted(rows, [lo, hi])
+        if a < b:
+            local = pa.array(rows[a:b] - lo, pa.int64())
+            yield int(a), int(b), pf.read_row_group(g, columns=list(columns)).take(local)
+        lo = hi
 
 
 def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:
@@ -296,22 +352,15 @@ def _read_kept(path: Path, kept: pa.Table) -> Iterator[pa.RecordBatch]:
     text = kept.column("text").to_numpy(zero_copy_only=False)
     version = kept.column("version").to_numpy(zero_copy_only=False)
     pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering holds whole column chunks
-    lo = 0
-    for g in range(pf.metadata.num_row_groups):
-        hi = lo + pf.metadata.row_group(g).num_rows
-        a, b = np.searchsorted(rows, [lo, hi])
-        if a < b:
-            local = pa.array(rows[a:b] - lo, pa.int64())
-            group = pf.read_row_group(g, columns=list(READ_LOGS)).take(local)
-            cols = {
-                "_row": pa.array(rows[a:b], pa.int64()),
-                "_version": pa.array(version[a:b], pa.bool_()),
-            }
-            for c in READ_LOGS:
-                col = group.column(c).combine_chunks()
-                cols[c] = _only_where(col, text[a:b]) if c in LEFT_OUT else col
-            yield pa.RecordBatch.from_pydict(cols)
-        lo = hi
+    for a, b, group in _row_groups(pf, rows, READ_LOGS):
+        cols = {
+            "_row": pa.array(rows[a:b], pa.int64()),
+            "_version": pa.array(version[a:b], pa.bool_()),
+        }
+        for c in READ_LOGS:
+            col = group.column(c).combine_chunks()
+            cols[c] = _only_where(col, text[a:b]) if c in LEFT_OUT else col
+        yield pa.RecordBatch.from_pydict(cols)
 
 
 def _kept(picked: pa.Table) -> pa.Table:

@@ -207,12 +207,16 @@ class _Prepared:
 
 
 def _prepare(
-    first: ErrorTexts, ev: Evidence, let_go: Callable[[], None] | None, jobs: pa.Table | None
+    first: ErrorTexts, ev: Evidence, let_go: Callable[[str], None] | None, jobs: pa.Table | None
 ) -> _Prepared:
     rows = error_rows(first, ev)
     if let_go is not None:
-        let_go()
+        let_go("rows")
     ctx = invocation_context(rows, ev, jobs)
+    # the rows' own job columns are read by the context only, which holds them filled in
+    rows.job_id, rows.job_type = ctx.job_id, ctx.job_type
+    if let_go is not None:
+        let_go("context")
     fps, fp_values = _fingerprints(rows.stack)
     pairs = candidates(rows.source, ctx.invocation, rows.text)
     by_time = np.argsort(np.where(rows.ts == NAT, np.iinfo(np.int64).max, rows.ts), kind="stable")
@@ -266,16 +270,18 @@ def prepare(
     first: ErrorTexts,
     ev: Evidence,
     masks: tuple[Mask, ...],
-    let_go: Callable[[], None] | None = None,
+    let_go: Callable[[str], None] | None = None,
     jobs: pa.Table | None = None,
 ) -> tuple[_Prepared, Grouping]:
     """The error rows ``first`` of ``ev`` grouped by the kernel, and what else does not need the
     templates (:class:`_Prepared`): all that reads the frames of ``ev``. Up to
     :data:`OVERLAP_ROWS` rows, the kernel runs in a thread beside the rest (on two cores they
     overlap); more run one after the other, so that their memory does not add up. ``let_go`` is
-    called once the rows' own columns are taken, before their invocation context is joined (which
-    reads only ``invocations`` and the ``invocation_id`` and text columns of ``logs``, and their job
-    columns unless ``jobs``, the jobs of the invocations, are given: see :mod:`._context`)."""
+    called with ``"rows"`` once the rows' own columns are taken, before their invocation context is
+    joined (which reads only ``invocations`` and the ``invocation_id`` and text columns of ``logs``,
+    and their job columns unless ``jobs``, the jobs of the invocations, are given: see
+    :mod:`._context`), and with ``"context"`` once it is (what is left reads only the index of
+    ``logs``)."""
     texts, premasked, events = _kernel_input(first, masks)
     if len(first) > OVERLAP_ROWS:
         grouping = group_texts(texts, masks, premasked=premasked, partitions=events)

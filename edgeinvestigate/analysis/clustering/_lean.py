@@ -141,11 +141,17 @@ def cluster_lean(
     return finish(dlq, prep, grouping, rules, levels, max_examples, masks)
 
 
-def _let_go(small: Evidence) -> None:
-    """Drop what the invocation context does not read of the lean evidence (its own copy): the
-    exceptions, and the logs columns but :data:`CONTEXT_LOGS`."""
-    small.exceptions = small.exceptions.iloc[:0]
-    small.logs = small.logs[[c for c in small.logs.columns if c in CONTEXT_LOGS]]
+def _let_go(small: Evidence, step: str) -> None:
+    """Drop what the next step does not read of the lean evidence (its own copy): once the error rows
+    are taken (``step="rows"``), the exceptions and the logs columns but :data:`CONTEXT_LOGS`; once
+    their context is joined (``"context"``), the invocations and the logs columns (their index,
+    the lines' positions, is kept)."""
+    if step == "rows":
+        small.exceptions = small.exceptions.iloc[:0]
+        small.logs = small.logs[[c for c in small.logs.columns if c in CONTEXT_LOGS]]
+    else:
+        small.invocations = small.invocations.iloc[:0]
+        small.logs = small.logs[[]]
     give_back_memory()
 
 

@@ -119,7 +119,10 @@ def error_texts(ev: Evidence, levels: Sequence[str], logged: ErrorTexts | None =
     ``logged``: those of the log lines when computed already (:func:`log_texts` of ``ev.logs``)."""
     if logged is None:
         logged = log_texts(ev.logs, levels)
-    return joined_texts([_exception_texts(ev.exceptions), logged, _dlq_texts(ev.dlq)])
+    parts = [_exception_texts(ev.exceptions), logged, _dlq_texts(ev.dlq)]
+    # what making the exceptions' texts took is given back before the parts are joined (a copy)
+    pa.default_memory_pool().release_unused()
+    return joined_texts(parts)
 
 
 def joined_texts(parts: Sequence[ErrorTexts | None]) -> ErrorTexts:

@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import MAX_ISSUES_PER_FILE, FileReport, Issue
+from edgeinvestigate.sources.files._arrow_pool import system_pool
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
 from edgeinvestigate.sources.files._split_helper import Slots, helper, inbox
@@ -248,6 +249,12 @@ def _helper(path: str, params: dict[str, Any], out: str, read_unit: UnitReader) 
     import gc
 
     gc.disable()
+    with system_pool():  # see _arrow_pool
+        return _helper_units(path, params, out, read_unit)
+
+
+def _helper_units(path: str, params: dict[str, Any], out: str, read_unit: UnitReader) -> dict[str, Any]:
+    """The helper's loop (see :func:`_helper`)."""
     messages = inbox()
     slots = Slots(f"{out}.slots")
     ctx = FileContext(report=FileReport(path=path, source=params["source"]), **params)

@@ -91,7 +91,7 @@ class Lines:
     def line_of(self, offsets: list[int]) -> list[int]:
         """The line (index) each byte offset of the block falls in."""
         ends = np.array(self.stops, dtype=np.int64) + 1
-        return np.searchsorted(ends, offsets, side="right").tolist()  # type: ignore[no-any-return]
+        return np.searchsorted(ends, offsets, side="right").tolist()
 
     def ids(self) -> list[str]:
         """:func:`~edgeinvestigate.sources.files._rows.record_id` of every line."""

@@ -25,6 +25,7 @@ from typing import Final
 import pyarrow as pa
 
 import edgeinvestigate.sources.files._reading as _reading
+from edgeinvestigate.sources.files._arrow_pool import system_pool
 from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, parse_ms
 from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
 from edgeinvestigate.sources.files._logpush_block import (
@@ -73,15 +74,16 @@ def load_logpush(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        # both processes must cut the same units: the block size is read here, once
-        units = partial(_units, block_size=_reading.BLOCK_SIZE)
-        if blocks is None and should_split(path):
-            chunks = load_split(path, ctx, units, _read_unit, _reading.BLOCK_SIZE, warm_up)
-        if chunks is None:
-            chunks = {"invocations": [], "logs": [], "exceptions": []}
-            line = 1
-            for block, size in blocks if blocks is not None else units(path, ctx):
-                line = _read_unit(block, size, line, chunks, ctx)
+        with system_pool():  # see _arrow_pool: fewer page faults than the default pool
+            # both processes must cut the same units: the block size is read here, once
+            units = partial(_units, block_size=_reading.BLOCK_SIZE)
+            if blocks is None and should_split(path):
+                chunks = load_split(path, ctx, units, _read_unit, _reading.BLOCK_SIZE, warm_up)
+            if chunks is None:
+                chunks = {"invocations": [], "logs": [], "exceptions": []}
+                line = 1
+                for block, size in blocks if blocks is not None else units(path, ctx):
+                    line = _read_unit(block, size, line, chunks, ctx)
     finally:
         if gc_was_enabled:
             gc.enable()

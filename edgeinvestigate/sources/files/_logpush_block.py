@@ -10,7 +10,6 @@ outside ``since``/``until`` are counted and dropped before their columns are bui
 
 from __future__ import annotations
 
-import bisect
 import re
 from itertools import repeat
 from typing import Any, Final
@@ -38,7 +37,7 @@ from edgeinvestigate.sources.files._logpush_structs import (
 )
 from edgeinvestigate.sources.files._rows import Rows
 
-__all__ = ["cut_markers", "fast_block", "general_fast", "trigger_from_event", "valid_utf8"]
+__all__ = ["Lines", "cut_markers", "fast_block", "general_fast", "trigger_from_event", "valid_utf8"]
 
 _TRIGGER_OR_NONE: Final[dict[str | None, str | None]] = {None: None}
 _TRIGGER_OR_NONE.update(EVENT_TYPES)
@@ -59,6 +58,46 @@ def valid_utf8(data: bytes) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
+
+
+class Lines:
+    """The lines of a block, found without splitting it: the offsets of its newlines (one vectorised
+    scan; ``bytes.split`` compares byte by byte and copies every line), each line cut out only when
+    it is asked for (the general path, a marker) and hashed through a memoryview (no copy)."""
+
+    __slots__ = ("block", "starts", "stops")
+
+    def __init__(self, block: bytes) -> None:
+        stops = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+        if not block.endswith(b"\n"):  # the last line has no newline
+            stops = np.append(stops, len(block))
+        starts = np.empty_like(stops)
+        starts[:1] = 0
+        starts[1:] = stops[:-1] + 1
+        self.block = block
+        self.starts: list[int] = starts.tolist()
+        self.stops: list[int] = stops.tolist()
+
+    def __len__(self) -> int:
+        return len(self.stops)
+
+    def __getitem__(self, k: int) -> bytes:
+        return self.block[self.starts[k] : self.stops[k]]
+
+    def span(self, start: int, stop: int) -> bytes:
+        """Lines ``start`` to ``stop - 1`` as one piece of the block (their newlines between them)."""
+        return self.block[self.starts[start] : self.stops[stop - 1]]
+
+    def line_of(self, offsets: list[int]) -> list[int]:
+        """The line (index) each byte offset of the block falls in."""
+        ends = np.array(self.stops, dtype=np.int64) + 1
+        return np.searchsorted(ends, offsets, side="right").tolist()
+
+    def ids(self) -> list[str]:
+        """:func:`~edgeinvestigate.sources.files._rows.record_id` of every line."""
+        mv = memoryview(self.block)
+        h = xxhash.xxh3_64_hexdigest
+        return [h(mv[a:b]) for a, b in zip(self.starts, self.stops, strict=True)]
 
 
 def trigger_from_event(ev: Any) -> str:
@@ -127,23 +166,22 @@ def cut_markers(r: Any) -> tuple[bool, bool] | None:
     return truncated, had_exceptions and not r.Exceptions
 
 
-def _bad_line(exc: Exception, lines: list[bytes], start: int, stop: int) -> int | None:
-    """The line (index into ``lines``) a batch decode of ``lines[start:stop]`` failed on, from the
-    decoder's message; ``None`` when it does not say (the line-by-line path finds it)."""
+def _bad_line(exc: Exception, lines: Lines, start: int, stop: int) -> int | None:
+    """The line (index into ``lines``) a batch decode of lines ``start`` to ``stop - 1`` failed on,
+    from the decoder's message; ``None`` when it does not say (the line-by-line path finds it)."""
     text = str(exc)
     if m := _AT_LINE.search(text):
         k = start + int(m.group(1))
         return k if k < stop else None
     if m := _AT_BYTE.search(text):
-        ends = np.cumsum([len(x) + 1 for x in lines[start:stop]])
-        k = start + bisect.bisect_right(ends.tolist(), int(m.group(1)))
+        k = lines.line_of([lines.starts[start] + int(m.group(1))])[0]
         return k if k < stop else None
     if "truncated" in text:  # the last line ends early
         return stop - 1
     return None
 
 
-def _decode(lines: list[bytes], block: bytes, bad: set[int], full: bool) -> list[Any] | None:
+def _decode(lines: Lines, block: bytes, bad: set[int], full: bool) -> list[Any] | None:
     """Typed records of ``lines`` in batch decodes; a line whose record the typed decode refuses is
     added to ``bad`` and stands as ``None``. ``None``: the block needs the line-by-line path (blank
     lines, or too many bad ones)."""
@@ -154,7 +192,7 @@ def _decode(lines: list[bytes], block: bytes, bad: set[int], full: bool) -> list
     while start < n:
         stop = min([k for k in bad if k >= start], default=n)
         if start < stop:
-            body = block if not bad and stop - start == n else b"\n".join(lines[start:stop])
+            body = block if not bad and stop - start == n else lines.span(start, stop)
             try:
                 recs = decode(body)
             except DECODE_ERRORS as exc:
@@ -172,11 +210,10 @@ def _decode(lines: list[bytes], block: bytes, bad: set[int], full: bool) -> list
     return out
 
 
-def _lines_with(block: bytes, lines: list[bytes], needle: bytes) -> list[int]:
-    """The lines of ``block`` (0-based; ``lines`` is ``block`` split at its newlines) that hold
-    ``needle``. Its first byte is looked for (``memchr``: ~20x faster than searching for the whole
-    needle, and rare in records), the hits placed by their offsets among the line ends, computed
-    only when there is a hit (no scan of the block for newlines)."""
+def _lines_with(block: bytes, lines: Lines, needle: bytes) -> list[int]:
+    """The lines of ``block`` (0-based) that hold ``needle``. Its first byte is looked for
+    (``memchr``: ~20x faster than searching for the whole needle, and rare in records), the hits
+    placed by their offsets among the line ends."""
     head = needle[:1]
     found = []
     at = block.find(head)
@@ -189,8 +226,7 @@ def _lines_with(block: bytes, lines: list[bytes], needle: bytes) -> list[int]:
         at = block.find(head, at)
     if not found:
         return []
-    ends = np.cumsum(np.fromiter(map(len, lines), dtype=np.int64, count=len(lines)) + 1)
-    return sorted(set(np.searchsorted(ends, found, side="right").tolist()))
+    return sorted(set(lines.line_of(found)))
 
 
 def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block) -> int | None:
@@ -199,9 +235,7 @@ def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block
     line-by-line path (invalid UTF-8, blank lines, many malformed lines), which reports what it finds."""
     if not block.isascii() and not valid_utf8(block):
         return None  # a line with invalid UTF-8: found and reported line by line
-    lines = block.split(b"\n")
-    if not lines[-1]:
-        lines.pop()  # the newline that ends the block
+    lines = Lines(block)
     full = "logs" in ctx.frames or "exceptions" in ctx.frames
     recs = _decode(lines, block, set(), full)
     if recs is None:
@@ -239,7 +273,7 @@ def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block
     ctx.report.filtered += n_typed - n_kept
     ctx.report.invocations += n_kept
     if n_typed == len(recs) and keep is None:  # the common case: every line a record, all kept
-        rows.inv["invocation_id"] = list(map(xxhash.xxh3_64_hexdigest, lines))  # = record_id(line)
+        rows.inv["invocation_id"] = lines.ids()
         rows.inv["ts"] = ts  # as written: flush_block reads s, ns and RFC 3339 too
         rows.inv["trigger"] = trig
         st.recs = recs
@@ -251,7 +285,7 @@ def fast_block(block: bytes, line0: int, rows: Rows, ctx: FileContext, st: Block
 
 
 def _merge(
-    lines: list[bytes],
+    lines: Lines,
     line0: int,
     recs: list[Any],
     trig: list[Any],

@@ -299,10 +299,10 @@ def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa
     u = UNSET
     flat = [lg for r in st.recs if (ls := r.Logs) for lg in ls]
     # every argument array was validated with its record and has no newline: one batch decode, and
-    # the "args" column (the arrays as written) cut from the same bytes by Arrow
-    joined = b"\n".join([lg.Message for lg in flat])
-    decoded = decode_any_lines(joined) if flat else []
-    args = _split_lines(joined, len(flat))
+    # the "args" column (the arrays as written) made of the same bytes
+    raws = [lg.Message for lg in flat]
+    decoded = decode_any_lines(b"\n".join(raws)) if flat else []
+    args = _args_array(raws)
     msgs: list[Any] = [
         a[0] if type(a) is list and len(a) == 1 and type(a[0]) is str else None for a in decoded
     ]
@@ -345,14 +345,19 @@ def _log_columns(st: Block, n_logs: list[int], ctx: FileContext) -> dict[str, pa
     return cols
 
 
-def _split_lines(joined: bytes, n: int) -> pa.Array:
-    """The ``n`` lines of ``joined`` as a string array (UTF-8 checked by the cast)."""
-    if not n:
-        return pa.array([], pa.string())
-    lines = pc.split_pattern(pa.array([joined], pa.binary()), pattern=b"\n").flatten()
-    if len(lines) != n:  # cannot happen (no argument array holds a newline); never trust it blindly
-        raise ValueError(f"{len(lines)} argument arrays where {n} were expected")
-    return lines.cast(pa.string())
+def _args_array(raws: list[msgspec.Raw]) -> pa.Array:
+    """The argument arrays as written, as a string array built from their bytes and lengths (no
+    conversion of Python objects; UTF-8 checked unless the bytes are ASCII)."""
+    n = len(raws)
+    data = b"".join(raws)
+    if len(data) >= 2**31:  # cannot happen (a block is a few MiB); never trust it blindly
+        raise ValueError(f"{len(data)} bytes of argument arrays in one block")
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, raws), dtype=np.int32, count=n), out=offsets[1:])
+    arr = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    if not data.isascii():
+        arr.validate(full=True)  # pa.ArrowInvalid: the block is read again line by line
+    return arr
 
 
 def _exception_columns(st: Block, n_exc: list[int], ctx: FileContext) -> dict[str, pa.Array]:

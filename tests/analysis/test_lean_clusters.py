@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from edgeinvestigate.analysis.clustering import Clusters, _compute, _lean, cluster
@@ -61,7 +62,9 @@ def _check(ev: Evidence, **kw: Any) -> tuple[pd.DataFrame, Clusters]:
     the clusters."""
     found = lean_evidence(ev, **kw)
     assert found is not None
+    pool = pa.default_memory_pool().backend_name
     got = cluster_lean(ev, **kw)
+    assert pa.default_memory_pool().backend_name == pool  # the system pool was for the clustering only
     full = ev.logs  # read whole (the spooled evidence is left as it was by the lean reads)
     _left_out(found[0].logs, full)
     # the exceptions' stacks and names are read once per distinct value, the same values

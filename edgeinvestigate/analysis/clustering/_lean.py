@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from edgeinvestigate._memory import give_back_memory
+from edgeinvestigate._memory import give_back_memory, system_pool
 from edgeinvestigate.analysis._masking import MASKS, Mask
 from edgeinvestigate.analysis.clustering._clusters import Clusters
 from edgeinvestigate.analysis.clustering._compute import compute_clusters, finish, prepare
@@ -121,24 +121,24 @@ def cluster_lean(
     """``cluster(ev, ..., stored=False)``: the same clusters, read from the lean logs when ``ev``'s
     logs are a spooled file not read yet (see the module docs)."""
     rules = rules_of(ev, rules)
-    found = lean_evidence(ev, levels)
-    if found is None:
-        return compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
-    # each step lets go of what the next does not read: the lean texts once joined, the lean frames
-    # once the rows and their context are taken (only the DLQ frame is read after)
-    small, logged, jobs = found
-    del found
-    give_back_memory()  # what reading the lean logs freed
-    first = error_texts(small, levels, logged)
-    del logged
-    give_back_memory()  # the texts' parts, now joined
-    prep, grouping = prepare(first, small, masks, partial(_let_go, small), jobs)
-    del jobs
-    del first
-    dlq = small.dlq
-    del small
-    give_back_memory()
-    return finish(dlq, prep, grouping, rules, levels, max_examples, masks)
+    with system_pool():  # see compute_clusters
+        found = lean_evidence(ev, levels)
+        if found is None:
+            return compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)
+        # each step lets go of what the next does not read: the lean texts once joined, the lean frames
+        # once the rows and their context are taken (only the DLQ frame is read after)
+        small, logged, jobs = found
+        del found
+        give_back_memory()  # what reading the lean logs freed
+        first = error_texts(small, levels, logged)
+        del logged
+        give_back_memory()  # the texts' parts, now joined
+        prep, grouping = prepare(first, small, masks, partial(_let_go, small), jobs)
+        del first, jobs
+        dlq = small.dlq
+        del small
+        give_back_memory()
+        return finish(dlq, prep, grouping, rules, levels, max_examples, masks)
 
 
 def _let_go(small: Evidence, step: str) -> None:

@@ -25,7 +25,7 @@ from typing import Final
 import pyarrow as pa
 
 import edgeinvestigate.sources.files._reading as _reading
-from edgeinvestigate.sources.files._arrow_pool import system_pool
+from edgeinvestigate._memory import system_pool
 from edgeinvestigate.sources.files._coerce import LOGPUSH_UNITS, parse_ms
 from edgeinvestigate.sources.files._context import WINDOW_LO_MS, FileContext
 from edgeinvestigate.sources.files._logpush_block import (
@@ -74,7 +74,7 @@ def load_logpush(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        with system_pool():  # see _arrow_pool: fewer page faults than the default pool
+        with system_pool():  # see _memory: fewer page faults than the default pool
             # both processes must cut the same units: the block size is read here, once
             units = partial(_units, block_size=_reading.BLOCK_SIZE)
             if blocks is None and should_split(path):

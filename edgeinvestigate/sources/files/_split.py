@@ -37,9 +37,9 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
+from edgeinvestigate._memory import system_pool
 from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import MAX_ISSUES_PER_FILE, FileReport, Issue
-from edgeinvestigate.sources.files._arrow_pool import system_pool
 from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
 from edgeinvestigate.sources.files._split_helper import Slots, helper, inbox
@@ -252,7 +252,7 @@ def _helper(path: str, params: dict[str, Any], out: str, read_unit: UnitReader) 
     import gc
 
     gc.disable()
-    with system_pool():  # see _arrow_pool
+    with system_pool():  # see _memory
         return _helper_units(path, params, out, read_unit)
 
 

@@ -1,4 +1,4 @@
-"""The memory pool Arrow uses while a Logpush file is parsed (``_arrow_pool.system_pool``)."""
+"""The memory pool Arrow uses while a Logpush file is parsed or clustering runs (``_memory.system_pool``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pyarrow as pa
 import pytest
 
-from edgeinvestigate.sources.files._arrow_pool import system_pool
+from edgeinvestigate._memory import system_pool
 
 
 def test_system_pool_inside_and_the_pool_before_after(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,8 +14,8 @@ targets: >= 2x Drain3's lines/s with all masking on, and GA >= 0.97.
 (``cluster_bundle.py``: error log lines and exceptions in invocations, plus chatter lines to skip):
 open the bundle, read its frames, cluster (``stored=False``), against Drain3 on the same messages, in
 interleaved runs, the ratio printed side by side with the targets; reading the clusters ``collect``
-stored in the bundle instead (their table and all their rows, ``Clusters.assign``); and the peak memory (RSS) of a fresh process that opens the bundle and
-clusters it.
+stored in the bundle instead (their table and all their rows, ``Clusters.assign``); and the peak
+memory (RSS) of a fresh process that opens the bundle and clusters it.
 
 Drain3 is a benchmark-only dependency (the ``dev`` extra). Ratios, not absolute timings, are what
 the README quotes: absolute numbers depend on the machine.

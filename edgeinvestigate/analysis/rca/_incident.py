@@ -4,6 +4,7 @@ peak, last error) from the evidence the leading hypotheses explain."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import pandas as pd
 
@@ -14,6 +15,8 @@ from edgeinvestigate.models.findings import Hypothesis, Impact, Incident, Incide
 __all__ = ["RetriedTimes", "build_incident"]
 
 
+#: the columns of the incident's own rows that are read (a selection copies only those)
+_KEPT: Final = ["ts", "job_id"]
 #: the times of the retried deliveries in a window [start, end)
 RetriedTimes = Callable[[pd.Timestamp, pd.Timestamp], pd.Series]
 
@@ -41,7 +44,7 @@ def build_incident(
     cids = {c for h in leading for c in h.cluster_ids}
     involved, extra = _involved(leading, cids, errors, dlq, hits=hits, retried=retried)
     if not leading and len(errors):
-        involved = errors[failure.to_numpy()]
+        involved = errors.loc[failure.to_numpy(), _KEPT]
     events = pd.concat([involved["ts"], *[utc_series(x) for x in extra]]) if len(involved) or extra else None
     if events is not None:
         events = events.dropna()
@@ -78,14 +81,18 @@ def _involved(
 ) -> tuple[pd.DataFrame, list[pd.Series]]:
     """The error rows the leading hypotheses explain, and the times of their evidence that is not an
     error row."""
-    involved = errors[errors["cluster_id"].isin(cids)] if cids and len(errors) else errors.iloc[:0]
+    if cids and len(errors):
+        involved = errors.loc[errors["cluster_id"].isin(cids).to_numpy(), _KEPT]
+    else:
+        involved = errors.loc[:, _KEPT].iloc[:0]
     extra: list[pd.Series] = []  # times of incident evidence that is not an error row
     for h in leading:
         if h.kind == "limit_hit" and len(hits):
             extra.append(hits["ts"])
             if not h.cluster_ids and len(errors):  # the errors those invocations logged or threw
                 hit_ids = set(hits["invocation_id"])
-                involved = pd.concat([involved, errors[errors["invocation_id"].isin(hit_ids)]])
+                hit = errors["invocation_id"].isin(hit_ids).to_numpy()
+                involved = pd.concat([involved, errors.loc[hit, _KEPT]])
         elif h.kind == "retry_storm" and h.window is not None:
             times = retried(pd.Timestamp(h.window.start), pd.Timestamp(h.window.end))
             if len(times):
@@ -110,8 +117,10 @@ def _detection(
     incident's own rows and evidence, e.g. retries logged at warn or limit hits) clearly exceeds the
     usual background: the median bucket before the first incident event. Warn noise outside the
     incident is no part of the signal."""
-    own = errors[failure.to_numpy() | errors.index.isin(involved.index)] if len(errors) else errors
-    signal = pd.concat([own["ts"] if len(own) else events.iloc[:0], *[utc_series(x) for x in extra]])
+    own = (
+        errors["ts"][failure.to_numpy() | errors.index.isin(involved.index)] if len(errors) else errors["ts"]
+    )
+    signal = pd.concat([own if len(own) else events.iloc[:0], *[utc_series(x) for x in extra]])
     counts = signal.dropna().dt.floor(freq).value_counts().sort_index()
     idx = pd.date_range(counts.index.min(), counts.index.max(), freq=freq)
     counts = counts.reindex(idx, fill_value=0)

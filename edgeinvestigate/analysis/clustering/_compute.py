@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -210,9 +211,7 @@ class _Prepared:
 def _prepare(
     first: ErrorTexts, ev: Evidence, let_go: Callable[[str], None] | None, jobs: pa.Table | None
 ) -> _Prepared:
-    rows = error_rows(first, ev)
-    if let_go is not None:
-        let_go("rows")
+    rows = error_rows(first, ev, None if let_go is None else partial(let_go, "rows"))
     ctx = invocation_context(rows, ev, jobs)
     # the rows' own job columns are read by the context only, which holds them filled in
     rows.job_id, rows.job_type = ctx.job_id, ctx.job_type
@@ -281,11 +280,11 @@ def prepare(
     templates (:class:`_Prepared`): all that reads the frames of ``ev``. Up to
     :data:`OVERLAP_ROWS` rows, the kernel runs in a thread beside the rest (on two cores they
     overlap); more run one after the other, so that their memory does not add up. ``let_go`` is
-    called with ``"rows"`` once the rows' own columns are taken, before their invocation context is
-    joined (which reads only ``invocations`` and the ``invocation_id`` and text columns of ``logs``,
-    and their job columns unless ``jobs``, the jobs of the invocations, are given: see
-    :mod:`._context`), and with ``"context"`` once it is (what is left reads only the index of
-    ``logs``)."""
+    called with ``"rows"`` once the rows' own columns are taken, before they are joined (their
+    invocation context reads only ``invocations`` and the ``invocation_id`` and text columns of
+    ``logs``, and their job columns unless ``jobs``, the jobs of the invocations, are given: see
+    :mod:`._context`), and with ``"context"`` once the context is joined (what is left reads only
+    the index of ``logs``)."""
     texts, premasked, events = _kernel_input(first, masks)
     if len(first) > OVERLAP_ROWS:
         grouping = group_texts(texts, masks, premasked=premasked, partitions=events)

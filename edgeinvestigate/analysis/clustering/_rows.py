@@ -13,7 +13,7 @@ distinct line). Times stay int64 nanoseconds.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -145,8 +145,10 @@ def joined_texts(parts: Sequence[ErrorTexts | None]) -> ErrorTexts:
     )
 
 
-def error_rows(texts: ErrorTexts, ev: Evidence) -> ErrorRows:
-    """The error rows ``texts`` with the columns of their frames (invocation, time, stack, job)."""
+def error_rows(texts: ErrorTexts, ev: Evidence, taken: Callable[[], None] | None = None) -> ErrorRows:
+    """The error rows ``texts`` with the columns of their frames (invocation, time, stack, job);
+    ``taken`` is called once the rows of every frame are taken, before they are joined (the frames'
+    columns can go then: what is taken is a copy)."""
     cols: dict[str, list[Any]] = {
         c: [] for c in ("invocation_id", "ts", "stack", "job_id", "job_type", "message_id")
     }
@@ -159,6 +161,8 @@ def error_rows(texts: ErrorTexts, ev: Evidence) -> ErrorRows:
         if len(rows):
             for c, v in columns(frame, rows).items():
                 cols[c].append(v)
+    if taken is not None:
+        taken()
     if not len(texts):
         return ErrorRows(texts.source, texts.row, texts.level, texts.text, texts.structured)
     return ErrorRows(

@@ -8,12 +8,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 import edgeinvestigate as ei
+from edgeinvestigate.analysis._columns import utc_series
 from edgeinvestigate.analysis.clustering._stored import store_clusters
+from edgeinvestigate.analysis.rca import ERROR_ROW_COLUMNS
+from edgeinvestigate.analysis.rca._sql_inputs import register_inputs
 from edgeinvestigate.analysis.sql import FRAME_NAMES, connect, frame_specs, query_text
 from edgeinvestigate.errors import ConfigError
 from edgeinvestigate.evidence._frames import StoredFrame
@@ -285,3 +289,23 @@ def test_every_query_binds_to_the_documented_frame_layout() -> None:
             text = query_text(name)
             used = {p: params[p] for p in re.findall(r"\$(\w+)", text)}
             sql.con.execute("EXPLAIN " + text, used or None)
+
+
+def test_keep_only_lets_go_of_all_but_the_tables_named(tmp_path: Path) -> None:
+    ev = _scenario("default", tmp_path / "sim", 7)
+    errors = None  # noqa: F841 (a Python variable of a relation's name is never read: replacement scans are off)
+    rows = ei.cluster(ev).error_rows(ERROR_ROW_COLUMNS, dlq=False)
+    rows["ts"] = utc_series(rows["ts"])
+    with connect(threads=2) as sql:
+        sql.frames(frame_specs(ev))  # in memory: registered Arrow tables
+        sql.register("extra", pd.DataFrame({"a": [1, 2]}))
+        assert register_inputs(sql, rows) > 0  # errors, versions, and the temp tables inv, deliveries
+        n = sql.count("deliveries")
+        assert n > 0
+        sql.keep_only("deliveries")
+        # what is kept still answers; the rest is gone, and its memory with it
+        assert sql.count("deliveries") == n
+        for gone in ("extra", "errors", "inv", "log_jobs", "invocations"):
+            with pytest.raises(duckdb.CatalogException, match=gone):
+                sql.con.execute(f"SELECT count(*) FROM {gone}").fetchall()
+        assert sql._keep == []

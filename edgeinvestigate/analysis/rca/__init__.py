@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import pandas as pd
 
+from edgeinvestigate._memory import give_back_memory
 from edgeinvestigate.analysis._columns import utc_series
 from edgeinvestigate.analysis.clustering import FAILURE_LEVELS
 from edgeinvestigate.analysis.clustering import cluster as _cluster
@@ -126,7 +127,10 @@ def analyze(
     with connect() as sql:
         sql.frames(frame_specs(ev))
         parts = sql_parts(sql, ev, clusters, errors, given, **options)
-        # the hypotheses and the incident may ask for storm windows: keep the engine open until done
+        # the hypotheses and the incident may ask for storm windows (the deliveries): keep the engine
+        # open until done, with only what that reads (on a busy day the rest holds hundreds of MB)
+        sql.keep_only("deliveries")
+        give_back_memory()
         return _findings(ev, clusters, errors, parts, given)
 
 

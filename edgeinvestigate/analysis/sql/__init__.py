@@ -138,7 +138,10 @@ class Engine:
         self.con.execute(f"SET memory_limit = '{_quote(memory)}'")
         self.con.execute(f"SET temp_directory = '{_quote(self.temp_dir)}'")
         self.con.execute("SET preserve_insertion_order = false")
-        self._keep: list[Any] = []  # registered Arrow tables must outlive the connection's use
+        # the queries see the relations registered here only, never a Python variable of that name
+        self.con.execute("SET python_enable_replacements = false")
+        #: registered Arrow tables (name, table): they must outlive the connection's use of them
+        self._keep: list[tuple[str, Any]] = []
         #: (query, seconds) of every query run, in order (what to look at when an analysis is slow)
         self.timings: list[tuple[str, float]] = []
 
@@ -177,16 +180,27 @@ class Engine:
     def register(self, name: str, data: pd.DataFrame | pa.Table) -> None:
         """Make ``data`` the relation ``name`` (replacing an earlier one)."""
         table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
-        self._keep.append(table)
+        self._keep.append((name, table))
         self.con.register(name, table)
+
+    def keep_only(self, *tables: str) -> None:
+        """Let go of every relation registered from memory and every temp table but the temp tables
+        ``tables`` (the memory they hold goes back: a step that runs no more aggregates over them)."""
+        for name, _table in self._keep:
+            self.con.unregister(name)
+        self._keep.clear()
+        temp = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        for (name,) in temp:
+            if name not in tables:
+                self.con.execute(f'DROP TABLE "{_quote(name)}"')
 
     def materialize(self, name: str, query: str, **params: Any) -> int:
         """``CREATE TEMP TABLE name AS <query>`` (a query name); returns its row count."""
         t0 = time.perf_counter()
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query_text(query)}", params or None)
-        row = self.con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        rows = self.con.execute(f"SELECT count(*) FROM {name}").fetchall()  # all: the result is done
         self.timings.append((query, time.perf_counter() - t0))
-        return int(row[0]) if row else 0
+        return int(rows[0][0]) if rows else 0
 
     # --- queries -----------------------------------------------------------------------------
     def df(self, query: str, **params: Any) -> pd.DataFrame:
@@ -206,8 +220,8 @@ class Engine:
         return dict(zip(names, rows[0] if rows else [None] * len(names), strict=True))
 
     def count(self, relation: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {relation}").fetchone()
-        return int(row[0]) if row else 0
+        rows = self.con.execute(f"SELECT count(*) FROM {relation}").fetchall()  # all: the result is done
+        return int(rows[0][0]) if rows else 0
 
     def close(self) -> None:
         self.con.close()

@@ -21,7 +21,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from edgeinvestigate._memory import system_pool
 from edgeinvestigate.analysis._masking import Mask, mask_typed
 from edgeinvestigate.analysis._templates import cluster_id_for, display_template, stack_fingerprint
 from edgeinvestigate.analysis.clustering._arrow import (
@@ -261,12 +260,9 @@ def compute_clusters(
     max_examples: int,
     masks: tuple[Mask, ...],
 ) -> Clusters:
-    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored); Arrow
-    allocates from the system pool meanwhile (:func:`~edgeinvestigate._memory.system_pool`: its many
-    short-lived arrays reuse the memory the ones before freed)."""
-    with system_pool():
-        prep, grouping = prepare(error_texts(ev, levels), ev, masks)
-        return finish(ev.dlq, prep, grouping, rules, levels, max_examples, masks)
+    """The clustering itself, in memory (what :func:`cluster` does when nothing is stored)."""
+    prep, grouping = prepare(error_texts(ev, levels), ev, masks)
+    return finish(ev.dlq, prep, grouping, rules, levels, max_examples, masks)
 
 
 def prepare(

@@ -121,7 +121,9 @@ def cluster_lean(
     """``cluster(ev, ..., stored=False)``: the same clusters, read from the lean logs when ``ev``'s
     logs are a spooled file not read yet (see the module docs)."""
     rules = rules_of(ev, rules)
-    with system_pool():  # see compute_clusters
+    # Arrow allocates from the system pool meanwhile (see system_pool: the many short-lived arrays of a
+    # busy day reuse what the ones before freed; 10M events peak 0.3 GB lower, in ~10% more time)
+    with system_pool():
         found = lean_evidence(ev, levels)
         if found is None:
             return compute_clusters(ev, rules=rules, levels=levels, max_examples=max_examples, masks=masks)

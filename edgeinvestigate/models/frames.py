@@ -200,20 +200,26 @@ def dictionary_columns(frame: str) -> list[str]:
 
 
 def conform(
-    data: pa.Table | pd.DataFrame, frame: str, *, only: tuple[str, ...] | None = None
+    data: pa.Table | pd.DataFrame,
+    frame: str,
+    *,
+    only: tuple[str, ...] | None = None,
+    categorical: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Cast a table or frame to the canonical columns, order and dtypes of ``frame``.
 
     Missing columns become nulls; extra columns are dropped. The result uses pyarrow-backed
-    dtypes, with categoricals for the columns listed in :data:`CATEGORICAL`. ``only``: just these
-    of the canonical columns (a reader that needs a few: no nulls made for the others).
+    dtypes, with categoricals for the columns listed in :data:`CATEGORICAL` and in ``categorical``
+    (a reader that holds a column of repeated values, e.g. the exceptions' stacks, once per value).
+    ``only``: just these of the canonical columns (a reader that needs a few: no nulls made for the
+    others).
     """
     spec = FRAMES[frame]
     if only is not None:
         spec = {name: typ for name, typ in spec.items() if name in only}
     table = pa.Table.from_pandas(data, preserve_index=False) if isinstance(data, pd.DataFrame) else data
     n = table.num_rows
-    categorical = CATEGORICAL.get(frame, ())
+    categorical = (*CATEGORICAL.get(frame, ()), *categorical)
     cols = []
     cats: dict[str, Any] = {}
     for name, typ in spec.items():

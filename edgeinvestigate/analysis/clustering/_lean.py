@@ -54,7 +54,7 @@ from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
 from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._frames import StoredFrame
 from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
-from edgeinvestigate.models.frames import EXCEPTIONS, LOGS, conform, dictionary_columns
+from edgeinvestigate.models.frames import LOGS, conform, dictionary_columns
 
 if TYPE_CHECKING:
     import duckdb
@@ -187,16 +187,7 @@ def lean_exceptions(path: Path) -> pd.DataFrame:
     """The exceptions of the Parquet file ``path`` with :data:`REPEATED_EXCEPTIONS` categorical (read
     dictionary-encoded: each distinct stack is held once, not once per exception)."""
     table = pq.read_table(path, read_dictionary=list(REPEATED_EXCEPTIONS), pre_buffer=False)
-    others = tuple(c for c in EXCEPTIONS if c not in REPEATED_EXCEPTIONS)
-    frame = conform(
-        table.drop_columns([c for c in REPEATED_EXCEPTIONS if c in table.column_names]),
-        "exceptions",
-        only=others,
-    )
-    for c in REPEATED_EXCEPTIONS:
-        col = table.column(c) if c in table.column_names else pa.nulls(table.num_rows, pa.string())
-        frame[c] = col.to_pandas() if pa.types.is_dictionary(col.type) else pd.Categorical(col.to_pandas())
-    return frame[list(EXCEPTIONS)]
+    return conform(table, "exceptions", categorical=REPEATED_EXCEPTIONS)
 
 
 def _quote(text: str) -> str:
@@ -212,10 +203,10 @@ def _levels(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) ->
 def _picked(con: duckdb.DuckDBPyConnection, scan: str, levels: Sequence[str]) -> pa.Table:
     """In one scan of the logs: the lines of the lean logs (``row``, their position; ``text``,
     whether their text is read; ``version``, whether they may name a version; ``invocation_id`` of
-    the lines read), and the jobs of the
-    invocations that need them (``row`` null; ``invocation_id``, ``job_type``, ``job_id``: see
-    :data:`._context.JOBS_SELECT`): those of the exceptions and of the lines read that lack a job
-    type or id, and the lines without an invocation id."""
+    the lines read), and the jobs of the invocations that need them (``row`` null;
+    ``invocation_id``, ``job_type``, ``job_id``: see :data:`._context.JOBS_SELECT`): those of the
+    exceptions and of the lines read that lack a job type or id, and the lines without an
+    invocation id."""
     wanted = ", ".join(_quote(v) for v in _levels(con, scan, levels)) or "NULL"
     read = " OR ".join(f"contains({c}, {_quote(ERROR_FIELD)})" for c in TEXT)
     sql = f"""

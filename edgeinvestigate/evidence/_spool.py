@@ -32,7 +32,7 @@ from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._frames import SORTED_FRAMES, StoredFrame
 from edgeinvestigate.evidence._loading import PathSpec, load_results, plan_files, raise_error
 from edgeinvestigate.evidence._secrets import mask_table
-from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
+from edgeinvestigate.evidence._sql import connect, memory_limit, out_of_memory
 from edgeinvestigate.evidence._store import ROW_GROUP_ROWS, write_frame
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.models.credentials import env_secrets
@@ -163,11 +163,8 @@ def spool_load(
         try:
             rows = sort_parts(parts[name], name, dest)
         except duckdb.OutOfMemoryException as exc:
-            raise LoadError(
-                f"sorting the {name} frame in the spool {spool} ran out of DuckDB's memory: {exc}",
-                hint=f"give it more with {MEMORY_ENV} (default {SPOOL_MEMORY_LIMIT} for this sort; it "
-                "spills to disk past it, but needs some to start); nothing was written",
-            ) from exc
+            doing = f"sorting the {name} frame in the spool {spool}"
+            raise out_of_memory(doing, SPOOL_MEMORY_LIMIT, exc, after="; nothing was written") from exc
         except (OSError, duckdb.Error) as exc:
             raise _spool_error(spool, f"sorting the {name} frame: {exc}") from exc
         for _, path in parts[name]:

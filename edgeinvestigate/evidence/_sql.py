@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Final
 import pandas as pd
 import pyarrow as pa
 
+from edgeinvestigate.errors import LoadError
+
 if TYPE_CHECKING:
     import duckdb
 
@@ -34,6 +36,7 @@ __all__ = [
     "DEFAULT_THREADS",
     "connect",
     "memory_limit",
+    "out_of_memory",
     "register_frame",
     "view_parquet",
 ]
@@ -48,6 +51,17 @@ def memory_limit(default: str) -> str:
     """DuckDB's memory limit for a step whose own limit is ``default`` (a sort, a scan that holds
     little): :data:`MEMORY_ENV` wins when set."""
     return os.environ.get(MEMORY_ENV) or default
+
+
+def out_of_memory(doing: str, default: str, exc: Exception, *, after: str = "") -> LoadError:
+    """The error of a step (``doing``: "sorting ...", "picking ...") whose DuckDB ran out of its
+    memory (``default``: the step's own limit, see :func:`memory_limit`): it says what to raise;
+    ``after``: what the hint adds (what was left as it was)."""
+    return LoadError(
+        f"{doing} ran out of DuckDB's memory: {exc}",
+        hint=f"give it more with {MEMORY_ENV} (default {default} for this step; it spills to disk past "
+        f"it, but needs some to start){after}",
+    )
 
 
 def connect(

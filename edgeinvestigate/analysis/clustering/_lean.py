@@ -51,9 +51,8 @@ from edgeinvestigate.analysis.clustering._rows import (
 )
 from edgeinvestigate.analysis.clustering._stored import rules_of
 from edgeinvestigate.analysis.deploys import VERSION_KEY_RE
-from edgeinvestigate.errors import LoadError
 from edgeinvestigate.evidence._frames import StoredFrame
-from edgeinvestigate.evidence._sql import MEMORY_ENV, connect, memory_limit
+from edgeinvestigate.evidence._sql import connect, memory_limit, out_of_memory
 from edgeinvestigate.models.frames import LOGS, conform, dictionary_columns
 
 if TYPE_CHECKING:
@@ -301,11 +300,7 @@ def _connection(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     try:
         yield con
     except duckdb.OutOfMemoryException as exc:
-        raise LoadError(
-            f"picking the rows to cluster from {path} ran out of DuckDB's memory: {exc}",
-            hint=f"give it more with {MEMORY_ENV} (default {LEAN_MEMORY_LIMIT} for this step; it spills "
-            "to disk past it, but needs some to start)",
-        ) from exc
+        raise out_of_memory(f"picking the rows to cluster from {path}", LEAN_MEMORY_LIMIT, exc) from exc
     finally:
         con.close()
 

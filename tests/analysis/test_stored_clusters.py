@@ -19,6 +19,7 @@ from edgeinvestigate.analysis._masking import MASKS
 from edgeinvestigate.analysis.clustering import STORED_NAME, cluster, store_clusters
 from edgeinvestigate.analysis.clustering._stored import clusters_key
 from edgeinvestigate.analysis.clustering._stored_rows import StoredRows
+from edgeinvestigate.analysis.rca import ERROR_ROW_COLUMNS
 from edgeinvestigate.analysis.rules import ClusterRules
 from edgeinvestigate.evidence.bundle import Evidence
 from edgeinvestigate.simulator import corpus
@@ -92,6 +93,11 @@ def test_stored_rows_stay_in_the_bundle_until_columns_are_asked(
     table = stored.error_table(("job_id",))
     assert table.equals(computed.error_table(("job_id",)))
     assert isinstance(stored.rows, StoredRows)  # still in the bundle
+    # the analysis reads the columns it uses once (for its pandas rows and the SQL engine alike)
+    read.clear()
+    ei.analyze(opened, stored)
+    assert read == [list(dict.fromkeys([*ERROR_ROW_COLUMNS, "source"]))]
+    assert isinstance(stored.rows, StoredRows)
     # `assign` reads them all, once, and holds that frame
     pd.testing.assert_frame_equal(stored.assign, computed.assign, check_exact=True)
     assert isinstance(stored.rows, pd.DataFrame)

@@ -217,11 +217,15 @@ class Clusters:
             return self.rows.read()
         return pa.Table.from_pandas(self.rows, preserve_index=False)
 
-    def error_rows(self, columns: tuple[str, ...], *, dlq: bool = True) -> pd.DataFrame:
+    def error_rows(
+        self, columns: tuple[str, ...], *, dlq: bool = True, table: pa.Table | None = None
+    ) -> pd.DataFrame:
         """A pandas frame of the error rows with ``columns`` only (as in ``assign``), without the DLQ
-        rows unless ``dlq``: what a caller reads of a large clustering, without all of ``assign``."""
+        rows unless ``dlq``: what a caller reads of a large clustering, without all of ``assign``.
+        ``table``: those rows as :meth:`error_table` gave them, when a caller has them already (stored
+        rows are not read again)."""
         if not isinstance(self.rows, pd.DataFrame):
-            return assign_frame(self.error_table(columns, dlq=dlq), columns)
+            return assign_frame(table if table is not None else self.error_table(columns, dlq=dlq), columns)
         frame = self.rows if dlq else self.rows[self.rows["source"] != "dlq"]
         return frame[list(columns)].copy()
 

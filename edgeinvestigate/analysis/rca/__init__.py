@@ -111,7 +111,11 @@ def analyze(
     given = parse_deployments(deployments)
     if clusters is None:
         clusters = _cluster(ev)
-    errors = clusters.error_rows(ERROR_ROW_COLUMNS, dlq=False)
+    # the error rows' columns as Arrow (computed, or read once from the bundle): the pandas frame is
+    # made of them, and the SQL engine takes their strings as they are
+    held = not isinstance(clusters.rows, pd.DataFrame)
+    table = clusters.error_table(ERROR_ROW_COLUMNS, dlq=False) if held else None
+    errors = clusters.error_rows(ERROR_ROW_COLUMNS, dlq=False, table=table)
     errors["ts"] = utc_series(errors["ts"]) if len(errors) else pd.Series(dtype="datetime64[ns, UTC]")
     options: dict[str, Any] = {
         "tenant_fields": tenant_fields,
@@ -126,7 +130,7 @@ def analyze(
 
     with connect() as sql:
         sql.frames(frame_specs(ev))
-        parts = sql_parts(sql, ev, clusters, errors, given, **options)
+        parts = sql_parts(sql, ev, clusters, errors, table, given, **options)
         # the hypotheses and the incident may ask for storm windows (the deliveries): keep the engine
         # open until done, with only what that reads (on a busy day the rest holds hundreds of MB)
         sql.keep_only("deliveries")

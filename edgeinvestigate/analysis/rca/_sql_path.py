@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from edgeinvestigate.analysis.deploys import Deployment
 from edgeinvestigate.analysis.rca._blast_radius import blast_radius_from_counts
@@ -56,6 +57,7 @@ def sql_parts(
     ev: Evidence,
     clusters: Clusters,
     errors: pd.DataFrame,
+    table: pa.Table | None,
     given: Sequence[Deployment],
     *,
     tenant_fields: Sequence[str],
@@ -63,10 +65,10 @@ def sql_parts(
     wall_limit_ms: float,
     bucket_seconds: int | None,
 ) -> Parts:
-    """Every aggregate of the findings, by SQL over the frames registered in ``engine``."""
-    # the error rows' strings as Arrow (computed or still in the bundle): no copy made from objects
-    held = not isinstance(clusters.rows, pd.DataFrame)
-    register_inputs(engine, errors, clusters.error_table(ERROR_COLUMNS, dlq=False) if held else None)
+    """Every aggregate of the findings, by SQL over the frames registered in ``engine``; ``table``:
+    the error rows ``errors`` as Arrow when the clusters hold them so (their strings are taken as
+    they are, no copy made from the objects)."""
+    register_inputs(engine, errors, None if table is None else table.select(list(ERROR_COLUMNS)))
     rows = engine.one("frame_rows")
     summary = engine.one("inv_summary")
     win = window_of(ts_of(summary["ts_min"]), ts_of(summary["ts_max"]), errors, bucket_seconds)

@@ -84,22 +84,24 @@ def load_logpush(
                 line = 1
                 for block, size in blocks if blocks is not None else units(path, ctx):
                     line = _read_unit(block, size, line, chunks, ctx)
+            out: dict[str, pa.Table] = {}
+            for frame, names in (("invocations", INV_COLS), ("logs", LOG_COLS), ("exceptions", EXC_COLS)):
+                if chunks[frame]:
+                    table = pa.Table.from_batches(chunks[frame])
+                    if frame != "logs":
+                        # one chunk per column instead of one per 1 MiB block (~100 per file), which every
+                        # later pandas operation pays for; cheap here (2 ms per 100k invocations), inside the
+                        # system pool: from the default pool, fresh pages made it 50-390 ms for 1M
+                        # invocations instead of 50-100 ms. The logs (3x the rows, long strings) stay in
+                        # block chunks: combining them cost ~10% of the load, more than the slower later
+                        # operations (~6% on 300k rows) cost
+                        table = table.combine_chunks()
+                else:
+                    table = pa.table({c: arrow_column(c, []) for c in names})
+                out[frame] = table
     finally:
         if gc_was_enabled:
             gc.enable()
-    out: dict[str, pa.Table] = {}
-    for frame, names in (("invocations", INV_COLS), ("logs", LOG_COLS), ("exceptions", EXC_COLS)):
-        if chunks[frame]:
-            table = pa.Table.from_batches(chunks[frame])
-            if frame != "logs":
-                # one chunk per column instead of one per 1 MiB block (~100 per file), which every
-                # later pandas operation pays for; cheap here (2 ms per 100k invocations). The logs
-                # (3x the rows, long strings) stay in block chunks: combining them cost ~10% of the
-                # load, more than the slower later operations (~6% on 300k rows) cost
-                table = table.combine_chunks()
-        else:
-            table = pa.table({c: arrow_column(c, []) for c in names})
-        out[frame] = table
     n = out["invocations"].num_rows
     inv = out["invocations"]
     inv = inv.append_column("source", constant_dictionary(ctx.source, n))

@@ -257,14 +257,17 @@ def _categorical(col: pa.ChunkedArray) -> Any:
         col = col.cast(pa.string()).dictionary_encode()
     col = col.unify_dictionaries() if col.num_chunks > 1 else col
     dictionary = col.chunk(0).dictionary if col.num_chunks else pa.array([], pa.string())
-    indices = pa.chunked_array([c.indices for c in col.chunks], type=pa.int32()) if col.num_chunks else None
     # pandas sorts the categories of astype("category"); do the same so results do not depend on row order
     order = pc.array_sort_indices(dictionary)
     sorted_dict = dictionary.take(order)
-    remap = pa.array(np.argsort(order.to_numpy(zero_copy_only=False)).astype(np.int32))
-    if indices is None:
-        codes = np.empty(0, dtype=np.int32)
-    else:
-        codes = pc.fill_null(pc.take(remap, indices), -1).to_numpy().astype(np.int32, copy=False)
+    # the code of each dictionary entry among the sorted ones; a null row points past them, at -1
+    remap = np.empty(len(dictionary) + 1, dtype=np.int32)
+    remap[order.to_numpy()] = np.arange(len(dictionary), dtype=np.int32)
+    remap[-1] = -1
+    parts = [
+        remap[(pc.fill_null(c.indices, len(dictionary)) if c.null_count else c.indices).to_numpy()]
+        for c in col.chunks
+    ]
+    codes = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
     categories = pd.Index(sorted_dict.to_pandas(types_mapper=pd.ArrowDtype))
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False))

@@ -257,17 +257,17 @@ def _categorical(col: pa.ChunkedArray) -> Any:
         col = col.cast(pa.string()).dictionary_encode()
     col = col.unify_dictionaries() if col.num_chunks > 1 else col
     dictionary = col.chunk(0).dictionary if col.num_chunks else pa.array([], pa.string())
-    # pandas sorts the categories of astype("category"); do the same so results do not depend on row order
-    order = pc.array_sort_indices(dictionary)
-    sorted_dict = dictionary.take(order)
-    # the code of each dictionary entry among the sorted ones; a null row points past them, at -1
-    remap = np.empty(len(dictionary) + 1, dtype=np.int32)
-    remap[order.to_numpy()] = np.arange(len(dictionary), dtype=np.int32)
-    remap[-1] = -1
-    parts = [
-        remap[(pc.fill_null(c.indices, len(dictionary)) if c.null_count else c.indices).to_numpy()]
-        for c in col.chunks
-    ]
-    codes = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+    n = len(dictionary)
+    # each row's dictionary index, a null row's pointing past the entries (at -1 below)
+    parts = [(pc.fill_null(c.indices, n) if c.null_count else c.indices).to_numpy() for c in col.chunks]
+    raw = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+    # the categories are the dictionary's entries, used or not (as pandas keeps the categories of a
+    # filtered column, and a saved frame its dictionary), sorted as pandas sorts those of
+    # astype("category"), so results do not depend on row order
+    order = pc.array_sort_indices(dictionary).to_numpy()
+    sorted_dict = dictionary.take(pa.array(order))
+    remap = np.full(n + 1, -1, dtype=np.int32)
+    remap[order] = np.arange(n, dtype=np.int32)
+    codes = remap[raw]
     categories = pd.Index(sorted_dict.to_pandas(types_mapper=pd.ArrowDtype))
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False))

@@ -13,7 +13,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeinvestigate"
 ROOT = "edgeinvestigate"
-GROUND = {"errors", "_version", "_time", "_http", "_memory"}
+GROUND = {"errors", "_version", "_time", "_http", "_memory", "_scratch"}
 
 # area -> the areas it may import (besides itself and the ground floor)
 ALLOWED: dict[str, set[str]] = {

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from edgeinvestigate import errors
+from edgeinvestigate._scratch import scratch_dir
 from edgeinvestigate._time import parse_time
 from edgeinvestigate.errors import ConfigError, EdgeInvestigateError, LoadError, ParseError
 from edgeinvestigate.models.load_report import FileReport, Issue, LoadReport
@@ -237,7 +237,7 @@ def _run(
     files = [(plan[i].path, plan[i].source, plan[i].in_dir) for i in order]
     claims = (ctx.Lock(), ctx.RawValue("q", 0), ctx.RawValue("q", len(order)))
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
-    tmp = spool or Path(tempfile.mkdtemp(prefix="edgeinvestigate-load-", dir=shm if shm.is_dir() else None))
+    tmp = spool or scratch_dir("load", shm if shm.is_dir() else None)
     results: dict[int, LoadResult] = {}
     try:
         with ProcessPoolExecutor(

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 import weakref
 from functools import cache
@@ -50,6 +49,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from edgeinvestigate._scratch import scratch_dir
 from edgeinvestigate.evidence._frames import frame_file as stored_frame_file
 from edgeinvestigate.evidence._sql import MEMORY_ENV, THREADS_ENV
 from edgeinvestigate.models.frames import FRAMES, conform
@@ -122,7 +122,7 @@ class Engine:
         import duckdb
 
         self._own_temp = temp_dir is None
-        self.temp_dir = temp_dir or tempfile.mkdtemp(prefix="edgeinvestigate-sql-")
+        self.temp_dir = temp_dir or str(scratch_dir("sql"))
         # an engine that is never closed still removes its spill folder when collected or at exit
         self._cleanup = (
             weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)

@@ -28,7 +28,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from edgeinvestigate._memory import system_pool
+from edgeinvestigate._scratch import scratch_dir
 from edgeinvestigate.errors import ParseError
 from edgeinvestigate.models.load_report import MAX_ISSUES_PER_FILE, FileReport, Issue
 from edgeinvestigate.sources.files._context import FileContext
@@ -311,7 +311,7 @@ def load_split(
     ``warm_up``: run once in a new helper, before its first job (see ``_split_helper.serve``)."""
     rep = ctx.report
     start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
-    tmp = Path(tempfile.mkdtemp(prefix="edgeinvestigate-split-", dir=_scratch(_text_size(path))))
+    tmp = scratch_dir("split", _scratch(_text_size(path)))
     out = str(tmp / "part")
     params = {
         "path": ctx.path,

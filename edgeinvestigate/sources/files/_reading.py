@@ -287,10 +287,10 @@ class _LineBlocks:
         self.tail = len(piece) - last - 1
         self.head = piece[last + 1 :].lstrip()[:1] if self.containers else b""
         if self.size - self.tail >= self.block_size:
-            data = b"".join(self.buf)
-            cut = self.size - self.tail
-            block = data[:cut]
-            self.buf, self.size = ([data[cut:]], self.tail) if self.tail else ([], 0)
+            # the block copied once: its last piece joined through a view up to its last newline
+            self.buf[-1] = memoryview(piece)[: last + 1]
+            block = b"".join(self.buf)
+            self.buf, self.size = ([piece[last + 1 :]], self.tail) if self.tail else ([], 0)
             yield block, self.line if self.count_lines else 0
             if self.count_lines:
                 self.line += block.count(b"\n")

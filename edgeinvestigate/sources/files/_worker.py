@@ -15,6 +15,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,9 @@ def load_one(
             sniff=looks_like,
             max_record_bytes=max_record_bytes,
         )
+        digest = _hashing(path)
         tables = SOURCES[source].loader(path, ctx)
-        report.sha256 = sha256_file(path)
+        report.sha256 = digest()
     except ParseError as exc:
         err = {
             "message": exc.message,
@@ -145,6 +147,18 @@ def load_one(
     except EdgeInvestigateError as exc:
         return None, report, (type(exc).__name__, {"message": exc.message, "hint": exc.hint})
     return tables, report, None
+
+
+def _hashing(path: Path) -> Callable[[], str]:
+    """:func:`sha256_file` of ``path`` in a thread, while the file is parsed (reads and hashlib let go
+    of the GIL): the last part of a large load runs in one process and leaves a core to it (1M records,
+    0.1 s); calling the result waits for the digest (or raises what hashing raised)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeinvestigate-sha256")
+    try:
+        future = pool.submit(sha256_file, path)
+    finally:
+        pool.shutdown(wait=False)
+    return future.result
 
 
 def sha256_file(path: Path) -> str:

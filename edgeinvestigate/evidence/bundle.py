@@ -317,7 +317,7 @@ def load(
     :class:`~edgeinvestigate.errors.ParseError` at the first malformed record instead of listing it
     in ``ev.report``. ``frames``: build only some of ``invocations``/``logs``/``exceptions`` (the
     others are empty; invocation counts stay exact). ``jobs``: processes for large inputs (default:
-    up to the CPU count when there is more than ~48 MB of Logpush data in several files).
+    up to the CPU count when several Logpush files hold 16 MiB of text or more between them).
     ``jobs=1`` reads everything in this process (no helper for one large file either).
     ``dedupe``: when several formats (tail, TraceItems, Logpush, Workers Logs) hold the same
     invocation, keep one copy with its logs and exceptions; the counts dropped per source pair are

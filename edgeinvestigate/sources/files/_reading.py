@@ -288,8 +288,7 @@ class _LineBlocks:
         self.head = piece[last + 1 :].lstrip()[:1] if self.containers else b""
         if self.size - self.tail >= self.block_size:
             # the block copied once: its last piece joined through a view up to its last newline
-            self.buf[-1] = memoryview(piece)[: last + 1]
-            block = b"".join(self.buf)
+            block = b"".join([*self.buf[:-1], memoryview(piece)[: last + 1]])
             self.buf, self.size = ([piece[last + 1 :]], self.tail) if self.tail else ([], 0)
             yield block, self.line if self.count_lines else 0
             if self.count_lines:

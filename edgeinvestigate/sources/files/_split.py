@@ -44,7 +44,7 @@ from edgeinvestigate.sources.files._context import FileContext
 from edgeinvestigate.sources.files._reading import GZIP_MAGIC, SKIPPED_LINE
 from edgeinvestigate.sources.files._split_helper import Slots, helper, inbox
 
-__all__ = ["SPLIT_ALLOWED", "SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split"]
+__all__ = ["SPLIT_ALLOWED", "SPLIT_MIN_BYTES", "UnitReader", "load_split", "should_split", "text_size"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _text_size(path: Path) -> int:
+def text_size(path: Path) -> int:
     """The size of the file's text: a gzip file's trailer holds it (modulo 4 GiB, one member)."""
     try:
         with path.open("rb") as fh:
@@ -104,7 +104,7 @@ def should_split(path: Path) -> bool:
         return False  # one core, or a worker of ei.load's pool (or this helper): whole files each
     if multiprocessing.active_children():  # ei.load's pool is loading other files right now
         return False
-    return _text_size(path) >= SPLIT_MIN_BYTES
+    return text_size(path) >= SPLIT_MIN_BYTES
 
 
 # --- one process's share -------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def load_split(
     ``warm_up``: run once in a new helper, before its first job (see ``_split_helper.serve``)."""
     rep = ctx.report
     start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
-    tmp = scratch_dir("split", _scratch(_text_size(path)))
+    tmp = scratch_dir("split", _scratch(text_size(path)))
     out = str(tmp / "part")
     params = {
         "path": ctx.path,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +132,13 @@ def load_one(
             sniff=looks_like,
             max_record_bytes=max_record_bytes,
         )
-        digest = _hashing(path)
-        tables = SOURCES[source].loader(path, ctx)
-        report.sha256 = digest()
+        digest = _Hashing(path)
+        try:
+            tables = SOURCES[source].loader(path, ctx)
+        except BaseException:
+            digest.cancel()
+            raise
+        report.sha256 = digest.result()
     except ParseError as exc:
         err = {
             "message": exc.message,
@@ -149,22 +153,45 @@ def load_one(
     return tables, report, None
 
 
-def _hashing(path: Path) -> Callable[[], str]:
-    """:func:`sha256_file` of ``path`` in a thread, while the file is parsed (reads and hashlib let go
-    of the GIL): the last part of a large load runs in one process and leaves a core to it (1M records,
-    0.1 s); calling the result waits for the digest (or raises what hashing raised)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgeinvestigate-sha256")
-    try:
-        future = pool.submit(sha256_file, path)
-    finally:
-        pool.shutdown(wait=False)
-    return future.result
+class _Hashing:
+    """:func:`sha256_file` of a file in a thread while the file is parsed (reads and hashlib let go of
+    the GIL): the last part of a large load runs in one process and leaves a core to it (1M records,
+    0.1 s). A daemon thread that stops when :meth:`cancel` is called (the load failed): a process that
+    exits on an error does not wait for the rest of a large file to be hashed."""
+
+    def __init__(self, path: Path) -> None:
+        self._stop = threading.Event()
+        self._digest = ""
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(path,), name="edgeinvestigate-sha256", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            self._digest = sha256_file(path, self._stop)
+        except BaseException as exc:  # raised where the digest is asked for
+            self._error = exc
+
+    def result(self) -> str:
+        """The digest (waits for it), or what hashing raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._digest
+
+    def cancel(self) -> None:
+        self._stop.set()
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Path, stop: threading.Event | None = None) -> str:
+    """The sha256 of a file's bytes, read 4 MiB at a time (``""`` when ``stop`` is set before the end)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(4 * 1024 * 1024):
+            if stop is not None and stop.is_set():
+                return ""
             h.update(chunk)
     return h.hexdigest()
 

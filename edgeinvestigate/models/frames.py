@@ -257,17 +257,26 @@ def _categorical(col: pa.ChunkedArray) -> Any:
         col = col.cast(pa.string()).dictionary_encode()
     col = col.unify_dictionaries() if col.num_chunks > 1 else col
     dictionary = col.chunk(0).dictionary if col.num_chunks else pa.array([], pa.string())
-    n = len(dictionary)
-    # each row's dictionary index, a null row's pointing past the entries (at -1 below)
-    parts = [(pc.fill_null(c.indices, n) if c.null_count else c.indices).to_numpy() for c in col.chunks]
-    raw = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
     # the categories are the dictionary's entries, used or not (as pandas keeps the categories of a
     # filtered column, and a saved frame its dictionary), sorted as pandas sorts those of
     # astype("category"), so results do not depend on row order
+    n = len(dictionary)
     order = pc.array_sort_indices(dictionary).to_numpy()
     sorted_dict = dictionary.take(pa.array(order))
-    remap = np.full(n + 1, -1, dtype=np.int32)
+    remap = np.empty(n, dtype=np.int32)  # dictionary index -> code
     remap[order] = np.arange(n, dtype=np.int32)
-    codes = remap[raw]
+    # the codes written chunk by chunk into one array (no column-long temporaries: 10M rows, 40 MB)
+    codes = np.full(len(col), -1, dtype=np.int32)
+    at = 0
+    for c in col.chunks:
+        k = len(c)
+        if k and n:
+            idx = c.indices  # a null row's index is any value: clipped, then set to -1
+            values = np.frombuffer(idx.buffers()[1], dtype=np.int32, count=idx.offset + k)[idx.offset :]
+            out = codes[at : at + k]
+            np.take(remap, values, out=out, mode="clip")
+            if idx.null_count:
+                out[idx.is_null().to_numpy(zero_copy_only=False)] = -1
+        at += k
     categories = pd.Index(sorted_dict.to_pandas(types_mapper=pd.ArrowDtype))
     return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories, ordered=False))

@@ -176,6 +176,20 @@ def _findings(
     mark_partial_dlq(hyps, coverage)
     if coverage is not None:
         notes.append(coverage.note())
+    # what the hypotheses freed goes back to the system before the incident's selections are made: in
+    # a process that loaded and clustered 10M events first, glibc kept ~0.7 GB of it, and the incident
+    # peaked at 4.1 GB instead of 3.5 GB
+    give_back_memory()
+    incident = build_incident(
+        (parts.n_invocations, parts.n_failed),
+        errors[list(INCIDENT_COLUMNS)],  # what it reads: its selections copy fewer columns
+        dlq,
+        hyps,
+        freq,
+        hits=parts.hits,
+        retried=parts.retried,
+        failure=failure,
+    )
     findings = Findings(
         window=win.window,
         bucket_seconds=win.bucket,
@@ -192,16 +206,7 @@ def _findings(
         retry_storms=parts.storms,
         limit_hits=parts.limit_hits,
         hypotheses=hyps,
-        incident=build_incident(
-            (parts.n_invocations, parts.n_failed),
-            errors[list(INCIDENT_COLUMNS)],  # what it reads: its selections copy fewer columns
-            dlq,
-            hyps,
-            freq,
-            hits=parts.hits,
-            retried=parts.retried,
-            failure=failure,
-        ),
+        incident=incident,
         clusters=_summaries(table),
         deploy_sources=parts.sources,
         notes=notes,

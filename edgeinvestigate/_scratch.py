@@ -1,23 +1,28 @@
 """Scratch folders of a running job, and sweeping up those that a killed job left behind.
 
-A load hands Arrow IPC files between processes through a folder in ``/dev/shm`` (memory), and the SQL
-engine spills to a folder in the temporary folder (disk); each removes its folder when it ends. A
-process killed outright (the out-of-memory killer on a busy day, ``kill -9``, a CI timeout) cannot:
-its folder stays, and in ``/dev/shm`` it holds memory that the next attempt needs (one killed 10M-event
-load left 6.5 GB there). So a scratch folder's name carries its owner's process id and start time
-(``edgeinvestigate-<kind>-<pid>.<start>-XXXXXXXX``), and making one first removes the folders of the
-same kind, in the same place and of the same user, whose owner is gone: no process with that id, or
-one that started at another time (the id was reused), and untouched for a minute (a folder of a
-process in another PID namespace sharing the place is never taken for a fresh one's). Where
-``/proc`` is missing (not Linux), nothing is swept.
+A load hands Arrow IPC files between processes through a folder in ``/dev/shm`` (memory), the SQL
+engine spills to a folder in the temporary folder, and ``collect`` spools its frames, and saves a
+bundle, through folders beside the bundle (disk); each removes its folder when it ends. A process
+killed outright (the out-of-memory killer on a busy day, ``kill -9``, a CI timeout) cannot: its
+folder stays, and in ``/dev/shm`` it holds memory that the next attempt needs (one killed 10M-event
+load left 6.5 GB there; its spool and half-saved bundle hold gigabytes of disk).
+
+So a scratch folder's name carries its owner: ``<stem>-<pid>.<start>.<host>-XXXXXXXX`` (the stem is
+``edgeinvestigate-<kind>`` by default; ``<start>`` the process's start time, ``<host>`` a digest of the
+host name), and making one first removes the folders of the same stem, in the same place and of the
+same user, whose owner is gone: made on this host, no process with that id or one that started at
+another time (the id was reused), and untouched for a minute. A folder of another host (a shared
+disk) is never swept; where ``/proc`` is missing (not Linux), nothing is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: a folder younger than this is never swept, whatever its name says
 MIN_AGE_S: Final = 60.0
-_NAME: Final = re.compile(r"edgeinvestigate-(?P<kind>[a-z]+)-(?P<pid>\d+)\.(?P<start>\d+)-")
+_OWNER: Final = r"-(?P<pid>\d+)\.(?P<start>\d+)\.(?P<host>[0-9a-f]{8})-"
 
 
 def _start_time(pid: int) -> int | None:
@@ -44,16 +49,22 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _owner_tag() -> str:
     pid = os.getpid()
-    return f"{pid}.{_start_time(pid) or 0}"
+    return f"{pid}.{_start_time(pid) or 0}.{_host()}"
 
 
-def sweep_stale(where: Path, kind: str) -> list[Path]:
-    """Remove the scratch folders of ``kind`` in ``where`` whose owner is gone (see the module docs);
-    the folders removed."""
+def sweep_stale(where: Path, kind: str, *, stem: str | None = None) -> list[Path]:
+    """Remove the scratch folders of ``kind`` (or ``stem``) in ``where`` whose owner is gone (see the
+    module docs); the folders removed."""
     if not Path("/proc/self/stat").exists():
         return []
+    name = re.compile(re.escape(stem or f"edgeinvestigate-{kind}") + _OWNER)
+    host = _host()
     removed = []
     now = time.time()
     try:
@@ -61,8 +72,8 @@ def sweep_stale(where: Path, kind: str) -> list[Path]:
     except OSError:
         return []
     for entry in entries:
-        m = _NAME.match(entry.name)
-        if m is None or m["kind"] != kind:
+        m = name.match(entry.name)
+        if m is None or m["host"] != host:
             continue
         try:
             st = entry.stat(follow_symlinks=False)
@@ -80,9 +91,11 @@ def sweep_stale(where: Path, kind: str) -> list[Path]:
     return removed
 
 
-def scratch_dir(kind: str, where: str | Path | None = None) -> Path:
+def scratch_dir(kind: str, where: str | Path | None = None, *, stem: str | None = None) -> Path:
     """A new private folder (0700) for this process's scratch files of ``kind`` in ``where`` (default:
-    the temporary folder), after sweeping up the stale ones of that kind there. The caller removes it."""
+    the temporary folder), named ``<stem>-<owner>-XXXXXXXX`` (``stem``: ``edgeinvestigate-<kind>`` by
+    default), after sweeping up the stale ones of that stem there. The caller removes it."""
     base = Path(where) if where is not None else Path(tempfile.gettempdir())
-    sweep_stale(base, kind)
-    return Path(tempfile.mkdtemp(prefix=f"edgeinvestigate-{kind}-{_owner_tag()}-", dir=base))
+    sweep_stale(base, kind, stem=stem)
+    prefix = stem or f"edgeinvestigate-{kind}"
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-{_owner_tag()}-", dir=base))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from edgeinvestigate._scratch import scratch_dir
 from edgeinvestigate.cli._archive import INPUT, archive_inputs, archive_load_options, archive_options
 from edgeinvestigate.errors import ConfigError
 
@@ -420,7 +420,7 @@ def _spool_next_to(out: Path) -> Path:
     """A new folder beside the bundle ``out`` (same disk) to load the telemetry through; removed
     when the command ends, whatever happens (see :mod:`edgeinvestigate.evidence._spool`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    spool = Path(tempfile.mkdtemp(prefix=f".{out.name}.spool-", dir=out.parent))
+    spool = scratch_dir("spool", out.parent, stem=f".{out.name}.spool")  # a killed run's is swept
     click.get_current_context().call_on_close(lambda: shutil.rmtree(spool, ignore_errors=True))
     return spool
 

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from typing import Any, Final
 import pandas as pd
 import pyarrow as pa
 
+from edgeinvestigate._scratch import scratch_dir
 from edgeinvestigate._version import __version__
 from edgeinvestigate.errors import BundleError
 from edgeinvestigate.evidence._bundle_files import (
@@ -200,7 +200,7 @@ class Evidence(EvidenceEngine):
         dest = check_destination(path, inputs=inputs, overwrite=overwrite)
         ordered = self.in_storage_order()  # invocations, logs, exceptions sorted by ts (scans skip)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+        tmp = scratch_dir("saving", dest.parent, stem=f".{dest.name}.saving")  # a killed save's is swept
         try:
             manifest = dict(self.manifest)
             manifest["saved_at"] = _now()

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MEMORY_LIMIT",
     "DEFAULT_THREADS",
     "connect",
+    "ident",
     "memory_limit",
     "out_of_memory",
     "register_frame",
@@ -88,13 +89,14 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
+def ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
 
 
 def view_parquet(con: duckdb.DuckDBPyConnection, name: str, path: Path) -> None:
     """``name`` as a view over one Parquet file."""
-    con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT * FROM read_parquet({_quote(path)})")
+    con.execute(f"CREATE OR REPLACE VIEW {ident(name)} AS SELECT * FROM read_parquet({_quote(path)})")
 
 
 def register_frame(con: duckdb.DuckDBPyConnection, name: str, df: pd.DataFrame) -> None:

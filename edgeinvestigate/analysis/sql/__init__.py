@@ -51,7 +51,7 @@ import pyarrow as pa
 
 from edgeinvestigate._scratch import scratch_dir
 from edgeinvestigate.evidence._frames import frame_file as stored_frame_file
-from edgeinvestigate.evidence._sql import MEMORY_ENV, THREADS_ENV
+from edgeinvestigate.evidence._sql import MEMORY_ENV, THREADS_ENV, ident
 from edgeinvestigate.models.frames import FRAMES, conform
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ class Engine:
         temp = self.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
         for (name,) in temp:
             if name not in tables:
-                self.con.execute(f'DROP TABLE "{_quote(name)}"')
+                self.con.execute(f"DROP TABLE {ident(name)}")
 
     def materialize(self, name: str, query: str, **params: Any) -> int:
         """``CREATE TEMP TABLE name AS <query>`` (a query name); returns its row count."""

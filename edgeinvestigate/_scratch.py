@@ -7,12 +7,12 @@ killed outright (the out-of-memory killer on a busy day, ``kill -9``, a CI timeo
 folder stays, and in ``/dev/shm`` it holds memory that the next attempt needs (one killed 10M-event
 load left 6.5 GB there; its spool and half-saved bundle hold gigabytes of disk).
 
-So a scratch folder's name carries its owner: ``<stem>-<pid>.<start>.<host>-XXXXXXXX`` (the stem is
-``edgeinvestigate-<kind>`` by default; ``<start>`` the process's start time, ``<host>`` a digest of the
-host name), and making one first removes the folders of the same stem, in the same place and of the
-same user, whose owner is gone: made on this host, no process with that id or one that started at
-another time (the id was reused), and untouched for a minute. A folder of another host (a shared
-disk) is never swept; where ``/proc`` is missing (not Linux), nothing is.
+So a scratch folder's name carries its owner: ``<name>-<pid>.<start>.<host>-XXXXXXXX`` (``<name>``
+says what it is for, e.g. ``edgeinvestigate-load``; ``<start>`` the process's start time, ``<host>`` a
+digest of the host name), and making one first removes the folders of the same name, in the same
+place and of the same user, whose owner is gone: made on this host, no process with that id or one
+that started at another time (the id was reused), and untouched for a minute. A folder of another
+host (a shared disk) is never swept; where ``/proc`` is missing (not Linux), nothing is.
 """
 
 from __future__ import annotations
@@ -58,12 +58,12 @@ def _owner_tag() -> str:
     return f"{pid}.{_start_time(pid) or 0}.{_host()}"
 
 
-def sweep_stale(where: Path, kind: str, *, stem: str | None = None) -> list[Path]:
-    """Remove the scratch folders of ``kind`` (or ``stem``) in ``where`` whose owner is gone (see the
-    module docs); the folders removed."""
+def sweep_stale(where: Path, name: str) -> list[Path]:
+    """Remove the scratch folders called ``name`` in ``where`` whose owner is gone (see the module
+    docs); the folders removed."""
     if not Path("/proc/self/stat").exists():
         return []
-    name = re.compile(re.escape(stem or f"edgeinvestigate-{kind}") + _OWNER)
+    named = re.compile(re.escape(name) + _OWNER)
     host = _host()
     removed = []
     now = time.time()
@@ -72,7 +72,7 @@ def sweep_stale(where: Path, kind: str, *, stem: str | None = None) -> list[Path
     except OSError:
         return []
     for entry in entries:
-        m = name.match(entry.name)
+        m = named.match(entry.name)
         if m is None or m["host"] != host:
             continue
         try:
@@ -91,11 +91,10 @@ def sweep_stale(where: Path, kind: str, *, stem: str | None = None) -> list[Path
     return removed
 
 
-def scratch_dir(kind: str, where: str | Path | None = None, *, stem: str | None = None) -> Path:
-    """A new private folder (0700) for this process's scratch files of ``kind`` in ``where`` (default:
-    the temporary folder), named ``<stem>-<owner>-XXXXXXXX`` (``stem``: ``edgeinvestigate-<kind>`` by
-    default), after sweeping up the stale ones of that stem there. The caller removes it."""
+def scratch_dir(name: str, where: str | Path | None = None) -> Path:
+    """A new private folder (0700) for this process's scratch files in ``where`` (default: the
+    temporary folder), named ``<name>-<owner>-XXXXXXXX``, after sweeping up the stale ones of that
+    name there. The caller removes it."""
     base = Path(where) if where is not None else Path(tempfile.gettempdir())
-    sweep_stale(base, kind, stem=stem)
-    prefix = stem or f"edgeinvestigate-{kind}"
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-{_owner_tag()}-", dir=base))
+    sweep_stale(base, name)
+    return Path(tempfile.mkdtemp(prefix=f"{name}-{_owner_tag()}-", dir=base))

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="sw
 _KILLED = """
 import os, signal, sys
 from edgeinvestigate._scratch import scratch_dir
-d = scratch_dir("load", sys.argv[1])
+d = scratch_dir("edgeinvestigate-load", sys.argv[1])
 (d / "0.logs.arrow").write_bytes(b"x" * 4096)
 print(d, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
@@ -36,10 +36,10 @@ def test_a_killed_jobs_folder_is_swept_by_the_next_job_of_its_kind(tmp_path: Pat
     left = Path(run.stdout.strip())
     assert left.parent == tmp_path
     assert (left / "0.logs.arrow").exists()
-    other_kind = scratch_dir("split", tmp_path)  # another kind's job does not touch it
+    other_kind = scratch_dir("edgeinvestigate-split", tmp_path)  # another kind's job does not touch it
     assert left.exists()
     _age(left)
-    mine = scratch_dir("load", tmp_path)
+    mine = scratch_dir("edgeinvestigate-load", tmp_path)
     assert not left.exists()
     assert mine.exists()
     assert other_kind.exists()
@@ -70,12 +70,12 @@ def test_only_folders_whose_owner_is_gone_are_swept(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         if key != "fresh":
             _age(tmp_path / name)
-    removed = sweep_stale(tmp_path, "load")
+    removed = sweep_stale(tmp_path, "edgeinvestigate-load")
     assert sorted(p.name for p in removed) == sorted([names["dead"], names["reused_id"]])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         n for k, n in names.items() if k not in ("dead", "reused_id")
     )
-    assert sweep_stale(tmp_path / "missing", "load") == []  # no such place: nothing to do
+    assert sweep_stale(tmp_path / "missing", "edgeinvestigate-load") == []  # no such place: nothing to do
 
 
 def test_a_killed_collects_spool_and_half_saved_bundle_are_swept_by_the_next(

@@ -420,7 +420,7 @@ def _spool_next_to(out: Path) -> Path:
     """A new folder beside the bundle ``out`` (same disk) to load the telemetry through; removed
     when the command ends, whatever happens (see :mod:`edgeinvestigate.evidence._spool`)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    spool = scratch_dir("spool", out.parent, stem=f".{out.name}.spool")  # a killed run's is swept
+    spool = scratch_dir(f".{out.name}.spool", out.parent)  # a killed run's is swept
     click.get_current_context().call_on_close(lambda: shutil.rmtree(spool, ignore_errors=True))
     return spool
 

@@ -240,7 +240,7 @@ def _run(
     files = [(plan[i].path, plan[i].source, plan[i].in_dir) for i in order]
     claims = (ctx.Lock(), ctx.RawValue("q", 0), ctx.RawValue("q", len(order)))
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp below makes a private 0700 directory in it
-    tmp = spool or scratch_dir("load", shm if shm.is_dir() else None)
+    tmp = spool or scratch_dir("edgeinvestigate-load", shm if shm.is_dir() else None)
     results: dict[int, LoadResult] = {}
     try:
         with ProcessPoolExecutor(

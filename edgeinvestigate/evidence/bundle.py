@@ -200,7 +200,7 @@ class Evidence(EvidenceEngine):
         dest = check_destination(path, inputs=inputs, overwrite=overwrite)
         ordered = self.in_storage_order()  # invocations, logs, exceptions sorted by ts (scans skip)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = scratch_dir("saving", dest.parent, stem=f".{dest.name}.saving")  # a killed save's is swept
+        tmp = scratch_dir(f".{dest.name}.saving", dest.parent)  # a killed save's is swept
         try:
             manifest = dict(self.manifest)
             manifest["saved_at"] = _now()

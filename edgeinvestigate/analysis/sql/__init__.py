@@ -122,7 +122,7 @@ class Engine:
         import duckdb
 
         self._own_temp = temp_dir is None
-        self.temp_dir = temp_dir or str(scratch_dir("sql"))
+        self.temp_dir = temp_dir or str(scratch_dir("edgeinvestigate-sql"))
         # an engine that is never closed still removes its spill folder when collected or at exit
         self._cleanup = (
             weakref.finalize(self, shutil.rmtree, self.temp_dir, ignore_errors=True)

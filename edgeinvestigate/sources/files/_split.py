@@ -311,7 +311,7 @@ def load_split(
     ``warm_up``: run once in a new helper, before its first job (see ``_split_helper.serve``)."""
     rep = ctx.report
     start = (tuple(getattr(rep, c) for c in _COUNTERS), list(rep.issues))
-    tmp = scratch_dir("split", _scratch(text_size(path)))
+    tmp = scratch_dir("edgeinvestigate-split", _scratch(text_size(path)))
     out = str(tmp / "part")
     params = {
         "path": ctx.path,

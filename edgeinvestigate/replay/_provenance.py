@@ -46,11 +46,8 @@ def dlq_file(bundle: str | Path | None) -> Path | None:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _ids_in(path: Path, queue: str) -> set[str]:

@@ -12,7 +12,7 @@ import pytest
 
 import edgeinvestigate as ei
 from edgeinvestigate.errors import ParseError
-from edgeinvestigate.sources.files._worker import sha256_file
+from edgeinvestigate.sources.files._worker import HASH_IN_THREAD_BYTES, sha256_file
 
 _RECORD = (
     b'{"EventTimestampMs":1795780800000,"EventType":"queue","Outcome":"ok","ScriptName":"consumer",'
@@ -30,21 +30,25 @@ def test_every_file_reports_the_sha256_of_its_bytes(tmp_path: Path) -> None:
     plain.write_bytes(_RECORD * 50)
     packed = tmp_path / "b.log.gz"
     packed.write_bytes(gzip.compress(_RECORD * 70))
-    ev = ei.load([plain, packed])
+    big = tmp_path / "c.log"  # hashed in a thread while it is parsed
+    n_big = HASH_IN_THREAD_BYTES // len(_RECORD) + 1
+    big.write_bytes(_RECORD * n_big)
+    ev = ei.load([plain, packed, big])
     got = {Path(f.path).name: f.sha256 for f in ev.report.files}
-    assert got == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (plain, packed)}
-    assert [s["sha256"] for s in ev.manifest["sources"]] == [got["a.log"], got["b.log.gz"]]
-    assert len(ev.invocations) == 120
+    assert got == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (plain, packed, big)}
+    assert [s["sha256"] for s in ev.manifest["sources"]] == [got["a.log"], got["b.log.gz"], got["c.log"]]
+    assert len(ev.invocations) == 120 + n_big
 
 
 def test_a_failed_load_stops_hashing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.log"
-    bad.write_bytes(_RECORD * 10 + b'{"EventTimestampMs": oops}\n' + _RECORD * 10)
+    after = HASH_IN_THREAD_BYTES // len(_RECORD) + 1  # large enough to be hashed in a thread
+    bad.write_bytes(_RECORD * 10 + b'{"EventTimestampMs": oops}\n' + _RECORD * after)
     with pytest.raises(ParseError) as err:
         ei.load(bad, strict=True)
     assert err.value.line == 11
     deadline = time.monotonic() + 10
-    while _hash_threads() and time.monotonic() < deadline:  # a small file: done or stopped at once
+    while _hash_threads() and time.monotonic() < deadline:  # stopped, or done: nothing left running
         time.sleep(0.01)
     assert _hash_threads() == []
 
